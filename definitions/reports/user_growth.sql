@@ -1,0 +1,15 @@
+-- New accounts in the period, by region and channel, and how many placed an order.
+select
+    r.name as region,
+    a.acquisition_channel as channel,
+    count(*) as new_accounts,
+    count(*) filter (where exists (
+        select 1 from orders.orders o
+        where o.account_id = a.id and o.placed_at < :period_end
+    )) as ordering_accounts
+from users.accounts a
+join ref.regions r on r.id = a.region_id
+where a.created_at >= :period_start
+  and a.created_at < :period_end
+group by r.name, a.acquisition_channel
+order by new_accounts desc

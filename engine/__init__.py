@@ -1,0 +1,1 @@
+"""marketops engine: the pure core (definitions, loading, validation, planning, scheduling)."""

@@ -1,0 +1,18 @@
+"""The errors a user can cause, one hierarchy, rendered once at the CLI edge."""
+
+from __future__ import annotations
+
+
+class MarketopsError(Exception):
+    """marketops failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class DefinitionError(MarketopsError):
+    """The definitions are invalid; run `marketops validate` for every problem."""
+
+
+class UsageError(MarketopsError):
+    """The command was called with arguments that cannot work."""

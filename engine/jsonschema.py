@@ -1,0 +1,31 @@
+"""JSON Schema of each definition kind, for editors (yaml-language-server) and other tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from engine.models.backup import BackupTier
+from engine.models.report import Report
+from engine.models.schema import SchemaFile
+from engine.models.settings import Settings
+
+KINDS: dict[str, tuple[Any, str]] = {
+    "schema": (SchemaFile, "A marketops schema file (schema/<name>.yaml)"),
+    "report": (Report, "A marketops report (definitions/reports/<id>.yaml)"),
+    "backup": (BackupTier, "A marketops backup tier (definitions/backups/<id>.yaml)"),
+    "settings": (Settings, "marketops.yaml: engine settings"),
+}
+
+
+def schema_documents() -> dict[str, str]:
+    """File name -> JSON text for every definition kind."""
+    documents = {}
+    for name, (kind, title) in KINDS.items():
+        schema = TypeAdapter(kind).json_schema()
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "title": title, **{k: v for k, v in schema.items() if k != "title"}}
+        documents[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return documents

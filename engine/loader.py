@@ -1,0 +1,249 @@
+"""Load a definitions repository into a Project, collecting every problem with its position."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from engine.findings import Finding, Location
+from engine.models.backup import BackupTier
+from engine.models.base import Identifier
+from engine.models.report import Report
+from engine.models.schema import SchemaFile
+from engine.models.settings import Settings
+from engine.project import Loaded, Project, ReportSql
+from engine.yamlsource import SourceDoc, load_yaml
+
+SETTINGS_FILE = "marketops.yaml"
+SCHEMA_DIR = "schema"
+REPORTS_DIR = "definitions/reports"
+BACKUPS_DIR = "definitions/backups"
+
+M = TypeVar("M")
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: object) -> TypeAdapter[Any]:
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def _unwrap(kind: Any) -> list[Any]:
+    """The concrete types behind Annotated, Optional and unions."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(kind)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(kind) for t in _unwrap(arg)]
+    return [kind]
+
+
+def _step(kind: Any, key: str | int) -> list[Any]:
+    found: list[Any] = []
+    for concrete in _unwrap(kind):
+        origin = typing.get_origin(concrete)
+        if isinstance(concrete, type) and issubclass(concrete, BaseModel):
+            field = concrete.model_fields.get(str(key))
+            if field is not None:
+                found.append(field.annotation)
+        elif origin is dict:
+            found.append(typing.get_args(concrete)[1])
+        elif origin is list and isinstance(key, int):
+            found.append(typing.get_args(concrete)[0])
+    return found
+
+
+def allowed_keys(kind: Any, loc: Sequence[str | int]) -> list[str]:
+    """The keys a mapping at `loc` may hold, walking the model's annotations."""
+    current = [kind]
+    for key in loc:
+        stepped = [t for k in current for t in _step(k, key)]
+        if stepped:  # otherwise `key` was a union tag pydantic put in the loc
+            current = stepped
+    keys: list[str] = []
+    for kind_ in current:
+        for concrete in _unwrap(kind_):
+            if isinstance(concrete, type) and issubclass(concrete, BaseModel):
+                keys.extend(k for k in concrete.model_fields if k not in keys)
+    return keys
+
+
+def _data_path(data: Any, loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """The part of pydantic's loc that exists in the data (union tags dropped)."""
+    path: list[str | int] = []
+    current = data
+    for key in loc:
+        if isinstance(current, dict) and isinstance(key, str) and key in current:
+            current = current[key]
+            path.append(key)
+        elif isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current):
+            current = current[key]
+            path.append(key)
+    return tuple(path)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _error_finding(doc: SourceDoc, kind: Any, error: ErrorDetails) -> Finding:
+    loc = error["loc"]
+    path = _data_path(doc.data, loc)
+    if error["type"] == "extra_forbidden":
+        key = str(path[-1]) if path else str(loc[-1])
+        allowed = allowed_keys(kind, loc[:-1])
+        close = get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else (
+            f" (allowed: {', '.join(allowed)})" if allowed else "")
+        where = _dotted(path[:-1])
+        return Finding(doc.loc(path, key=True),
+                       f"{where + ': ' if where else ''}unknown key '{key}'{hint}", "model")
+    if error["type"] == "missing":
+        where = _dotted(path)
+        return Finding(doc.loc(path), f"{where + ': ' if where else ''}missing required key "
+                       f"'{loc[-1]}'", "model")
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if error["type"] in ("model_type", "dict_type") and not isinstance(error.get("input"), dict):
+        message = f"expected a mapping (key: value), got {_describe(error.get('input'))}"
+    where = _dotted(path)
+    return Finding(doc.loc(path), f"{where + ': ' if where else ''}{message}", "model")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def build_model(doc: SourceDoc, kind: Any) -> tuple[Any | None, list[Finding]]:
+    """Validate a parsed document against `kind`; every error located in the YAML."""
+    if not isinstance(doc.data, dict):
+        return None, [Finding(doc.loc(), f"expected a mapping of keys at the top, got "
+                              f"{_describe(doc.data)}", "model")]
+    try:
+        return _adapter(kind).validate_python(doc.data), []
+    except ValidationError as exc:
+        findings = [_error_finding(doc, kind, e) for e in exc.errors(include_url=False)]
+        return None, sorted(set(findings), key=Finding.sort_key)
+
+
+def _yaml_files(root: Path, folder: str) -> Iterator[Path]:
+    directory = root / folder
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.iterdir()):
+        if path.suffix in (".yaml", ".yml") and not path.name.startswith("."):
+            yield path
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _check_id(display: str, stem: str) -> Finding | None:
+    try:
+        _adapter(Identifier).validate_python(stem)
+    except ValidationError:
+        return Finding(Location(display), f"file name '{stem}' is not a valid id: use "
+                       "lowercase letters, digits and underscores", "file-name")
+    return None
+
+
+def _load_kind(root: Path, folder: str, kind: Any,
+               findings: list[Finding]) -> Iterator[tuple[str, Any, SourceDoc, Path]]:
+    seen: dict[str, str] = {}
+    for path in _yaml_files(root, folder):
+        display = _display(root, path)
+        problem = _check_id(display, path.stem)
+        if problem:
+            findings.append(problem)
+            continue
+        if path.stem in seen:
+            findings.append(Finding(Location(display), f"id '{path.stem}' is also defined by "
+                                    f"{seen[path.stem]}; rename one", "duplicate-id"))
+            continue
+        seen[path.stem] = display
+        doc, problems = load_yaml(path, display)
+        findings.extend(problems)
+        if doc is None or problems:
+            continue
+        model, problems = build_model(doc, kind)
+        findings.extend(problems)
+        if model is not None:
+            yield path.stem, model, doc, path
+
+
+def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, SourceDoc | None]:
+    path = root / SETTINGS_FILE
+    if not path.exists():
+        return Settings(), None
+    doc, problems = load_yaml(path, SETTINGS_FILE)
+    findings.extend(problems)
+    if doc is None or problems:
+        return Settings(), doc
+    model, problems = build_model(doc, Settings)
+    findings.extend(problems)
+    return (model if model is not None else Settings()), doc
+
+
+def _load_sql(root: Path, report: Report, doc: SourceDoc,
+              yaml_path: Path, findings: list[Finding]) -> ReportSql | None:
+    if report.sql is not None:
+        return ReportSql(report.sql)
+    assert report.sql_file is not None
+    sql_path = (yaml_path.parent / report.sql_file).resolve()
+    display = _display(root.resolve(), sql_path)
+    try:
+        raw = sql_path.read_bytes()
+    except IsADirectoryError:
+        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{report.sql_file}' is a "
+                                "directory", "sql-file"))
+        return None
+    except OSError as exc:
+        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{report.sql_file}' cannot "
+                                f"be read: {exc.strerror}", "sql-file"))
+        return None
+    try:
+        return ReportSql(raw.decode("utf-8").removeprefix("\ufeff"), display)
+    except UnicodeDecodeError:
+        findings.append(Finding(Location(display), "not UTF-8; save the SQL file as UTF-8",
+                                "sql-file"))
+        return None
+
+
+def load_project(root: Path) -> tuple[Project, list[Finding]]:
+    """Read every definition under `root`. Problems are returned, never raised."""
+    findings: list[Finding] = []
+    settings, settings_doc = _load_settings(root, findings)
+    project = Project(root=root, settings=settings, settings_doc=settings_doc)
+    for stem, model, doc, _ in _load_kind(root, SCHEMA_DIR, SchemaFile, findings):
+        if model.name != stem:
+            findings.append(Finding(doc.loc(("name",)), f"schema name '{model.name}' differs "
+                                    f"from its file name '{stem}'; make them the same",
+                                    "schema-name"))
+        project.schemas[model.name] = Loaded(model.name, model, doc)
+    for stem, model, doc, path in _load_kind(root, REPORTS_DIR, Report, findings):
+        sql = _load_sql(root, model, doc, path, findings)
+        project.reports[stem] = Loaded(stem, model, doc)
+        if sql is not None:
+            project.report_sql[stem] = sql
+    for stem, model, doc, _ in _load_kind(root, BACKUPS_DIR, BackupTier, findings):
+        project.backups[stem] = Loaded(stem, model, doc)
+    return project, findings

@@ -1,0 +1,157 @@
+"""A report declared in `definitions/reports/<id>.yaml`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from engine.models.base import (
+    CronExpr,
+    Duration,
+    EmailAddress,
+    Identifier,
+    Model,
+    Name,
+    TimeZoneName,
+)
+from engine.periods import CalendarPeriod
+
+
+class RollingPeriod(Model):
+    """A window of fixed length ending at the slot, e.g. the last 28 days."""
+
+    rolling: Duration
+
+
+def _period_kind(value: Any) -> str:
+    return "rolling" if isinstance(value, dict) else "calendar"
+
+
+PeriodSpec = Annotated[
+    Annotated[CalendarPeriod, Tag("calendar")] | Annotated[RollingPeriod, Tag("rolling")],
+    Discriminator(_period_kind),
+]
+
+
+class OutputFormat(str, Enum):
+    CSV = "csv"
+    XLSX = "xlsx"
+    HTML = "html"
+
+
+class ChartKind(str, Enum):
+    LINE = "line"
+    BAR = "bar"
+    AREA = "area"
+
+
+class Chart(Model):
+    """A chart rendered as PNG into the HTML summary and the mail."""
+
+    type: ChartKind = ChartKind.LINE
+    x: Identifier = Field(description="Output column for the x axis.")
+    y: list[Identifier] = Field(min_length=1, description="Output columns plotted.")
+    title: str | None = None
+
+
+class EmailRecipient(Model):
+    """Send the report by email."""
+
+    email: EmailAddress
+
+
+class WebhookRecipient(Model):
+    """Post the report to a webhook named in settings (Slack-compatible)."""
+
+    webhook: Name
+
+
+class DestinationRecipient(Model):
+    """Write the outputs to a destination named in settings."""
+
+    destination: Name
+    path: str | None = Field(None, description="Path under the destination; default "
+                             "reports/<id>/<period>/.")
+
+
+def _recipient_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("email", "webhook", "destination"):
+            if key in value:
+                return key
+    return None
+
+
+Recipient = Annotated[
+    Annotated[EmailRecipient, Tag("email")]
+    | Annotated[WebhookRecipient, Tag("webhook")]
+    | Annotated[DestinationRecipient, Tag("destination")],
+    Discriminator(_recipient_kind, custom_error_type="recipient",
+                  custom_error_message="a recipient is one of {email: ...}, {webhook: ...} "
+                  "or {destination: ...}"),
+]
+
+
+class Comparison(str, Enum):
+    GT = ">"
+    GE = ">="
+    LT = "<"
+    LE = "<="
+    EQ = "=="
+    NE = "!="
+
+
+class Alert(Model):
+    """A threshold on the output: when crossed, the delivery is an alert and reaches `notify`."""
+
+    name: Identifier
+    column: Identifier = Field(description="Output column the threshold applies to.")
+    op: Comparison
+    value: float
+    when: Literal["any_row", "all_rows"] = Field(
+        "any_row", description="Fire if any row crosses it, or only if every row does.")
+    message: str | None = None
+    notify: list[Recipient] = Field(default_factory=list,
+                                    description="Extra recipients of alert deliveries.")
+
+
+class Limits(Model):
+    """Guards on execution."""
+
+    statement_timeout: Duration = Field(timedelta(minutes=5))
+    max_rows: int = Field(1_000_000, ge=1, le=100_000_000)
+
+
+class Report(Model):
+    """A report: SQL run for a period on a cron schedule, rendered and delivered."""
+
+    title: str = Field(min_length=3)
+    description: str = Field(min_length=3)
+    owner: EmailAddress = Field(description="Who answers for it; failures alert them.")
+    cron: CronExpr
+    timezone: TimeZoneName = Field(description="IANA zone of the cron and of the period.")
+    period: PeriodSpec = Field(
+        description="previous_day/week/month/quarter/year, or {rolling: 28d}.")
+    sql: str | None = Field(None, description="The query; named parameters :period_start, "
+                            ":period_end, :slot_time, :timezone and any of `params`.")
+    sql_file: str | None = Field(None, description="Path of a .sql file, relative to this one.")
+    params: dict[Identifier, str | int | float | bool] = Field(default_factory=dict)
+    formats: list[OutputFormat] = Field(default_factory=lambda: [OutputFormat.CSV,
+                                                                 OutputFormat.HTML], min_length=1)
+    chart: Chart | None = None
+    recipients: list[Recipient] = Field(min_length=1)
+    alerts: list[Alert] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    contains_pii: bool = Field(False, description="Declared when the output holds personal "
+                               "data; such reports only go to internal domains.")
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_sql_source(self) -> Report:
+        if (self.sql is None) == (self.sql_file is None):
+            raise ValueError("give exactly one of `sql` (inline) or `sql_file`")
+        return self

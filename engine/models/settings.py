@@ -1,0 +1,101 @@
+"""Engine settings: `marketops.yaml` at the root of the definitions repository."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from engine.models.base import EmailAddress, Model, Name, SecretRef
+
+_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(^|\s)password\s*=", re.IGNORECASE)
+
+
+def _dsn(value: str) -> str:
+    if value == "embedded" or _ENV_REF.match(value):
+        return value
+    if _URL_PASSWORD.search(value) or _KV_PASSWORD.search(value):
+        raise ValueError("this DSN holds a password: put the whole DSN in an environment "
+                         "variable (dsn: ${PRIMARY_DSN}) or use PGPASSFILE")
+    return value
+
+
+Dsn = Annotated[str, AfterValidator(_dsn)]
+
+
+class Database(Model):
+    """A PostgreSQL connection."""
+
+    dsn: Dsn = Field("embedded", description="'embedded' (the bundled PostgreSQL 18), a DSN "
+                     "without a password, or ${ENV_VAR}.")
+
+
+class Databases(Model):
+    """Where backups read (primary), reports read (replica) and the ledger lives (state)."""
+
+    primary: Database = Field(default_factory=Database)
+    reports: Database | None = Field(None, description="Read replica for reports; default "
+                                     "the primary.")
+    state: Database | None = Field(None, description="Ledger database; default the primary's "
+                                   "`marketops` schema.")
+
+
+class Destination(Model):
+    """Where files go: file:// or s3://."""
+
+    url: str = Field(pattern=r"^(file|s3)://\S+$", description="file:///path or s3://bucket/prefix")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
+    region: str | None = None
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
+
+
+class Smtp(Model):
+    """The mail server reports are sent through."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretRef | None = None
+    starttls: bool = True
+    sender: EmailAddress
+    max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Above this the "
+                                   "mail links to the archived file instead of attaching it.")
+
+
+class Webhook(Model):
+    """A Slack-compatible incoming webhook; the URL is a secret."""
+
+    url: SecretRef
+    allow_pii: bool = Field(False, description="Whether reports holding PII may be posted here.")
+
+
+class ReportSettings(Model):
+    """Defaults and guards for all reports."""
+
+    destination: Name | None = Field(None, description="Where every run's outputs are archived.")
+    pii_allowed_domains: list[str] = Field(default_factory=list, description="Email domains "
+                                           "that may receive reports holding personal data.")
+
+
+class PostgresTools(Model):
+    """Which PostgreSQL client tools run backups and restores."""
+
+    bin_dir: str | None = Field(None, description="Directory of pg_dump & co.; default the "
+                                "embedded PostgreSQL's.")
+
+
+class Settings(Model):
+    """marketops.yaml: databases, destinations, mail, webhooks and keys."""
+
+    databases: Databases = Field(default_factory=Databases)
+    postgres: PostgresTools = Field(default_factory=PostgresTools)
+    destinations: dict[Name, Destination] = Field(default_factory=dict)
+    smtp: Smtp | None = None
+    webhooks: dict[Name, Webhook] = Field(default_factory=dict)
+    keys: dict[Name, SecretRef] = Field(default_factory=dict, description="Encryption keys, "
+                                        "each an ${ENV_VAR} reference.")
+    reports: ReportSettings = Field(default_factory=ReportSettings)

@@ -1,0 +1,28 @@
+"""Rules on marketops.yaml itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from engine.findings import Finding
+from engine.project import Project
+from engine.rules import rule
+from engine.rules.common import unknown_name
+
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
+
+
+@rule("settings")
+def settings_are_consistent(project: Project) -> Iterator[Finding]:
+    """The reports archive destination exists; allowed domains are domains."""
+    settings = project.settings
+    archive = settings.reports.destination
+    if archive is not None and archive not in settings.destinations:
+        yield Finding(project.settings_loc(("reports", "destination")),
+                      unknown_name("destination", archive, settings.destinations), "settings")
+    for i, domain in enumerate(settings.reports.pii_allowed_domains):
+        if not _DOMAIN.match(domain.lower()):
+            yield Finding(project.settings_loc(("reports", "pii_allowed_domains", i)),
+                          f"'{domain}' is not a domain name (write example.com, no @)",
+                          "settings")

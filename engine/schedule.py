@@ -1,0 +1,213 @@
+"""Cron schedules in a job's own IANA timezone, with Vixie cron's semantics across DST.
+
+croniter parses the expression and finds the matching days; this module turns a day's wall-clock
+times into real instants. croniter alone fires a daily 02:30 job twice on a fall-back day and
+shifts it on a spring-forward day; Vixie cron (and cronie) instead:
+- run a fixed-time job whose time falls in the skipped hour once, right after the jump;
+- run a fixed-time job whose time falls in the repeated hour once, at its first occurrence;
+- run a job whose minute or hour field starts with '*' at every real occurrence (so an hourly
+  job runs 23 or 25 times on a transition day).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from croniter.croniter import CroniterError
+
+_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_PROBE_START = datetime(2026, 1, 1)
+
+
+def normalize_cron(expr: str) -> str:
+    """Expand @daily-style macros; collapse whitespace."""
+    text = " ".join(expr.split())
+    return _MACROS.get(text.lower(), text)
+
+
+def check_cron(expr: str) -> str | None:
+    """None if `expr` is a usable cron expression, else what is wrong with it."""
+    if not isinstance(expr, str) or not expr.strip():
+        return "empty cron expression"
+    text = normalize_cron(expr)
+    if text.startswith("@"):
+        return f"unsupported cron macro '{expr}' (use @hourly, @daily, @weekly, @monthly, @yearly)"
+    fields = text.split()
+    if len(fields) not in (5, 6):
+        return (f"cron '{expr}' has {len(fields)} fields; expected 5 (minute hour day month "
+                "weekday) or 6 (the same, then seconds)")
+    try:
+        croniter.expand(text)
+        croniter(text, _PROBE_START).get_next(datetime)
+    except (CroniterError, ValueError, KeyError) as exc:
+        return f"invalid cron '{expr}': {exc}"
+    return None
+
+
+def _expand_field(values: list[int | str], full: range) -> list[int]:
+    if "*" in values:
+        return list(full)
+    return sorted(int(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron expression evaluated in an IANA timezone; all instants are aware UTC datetimes."""
+
+    cron: str
+    timezone: str
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    times: tuple[time, ...] = field(init=False, repr=False, compare=False)
+    day_expr: str = field(init=False, repr=False, compare=False)
+    wildcard: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problem = check_cron(self.cron)
+        if problem:
+            raise ValueError(problem)
+        text = normalize_cron(self.cron)
+        fields = text.split()
+        expanded, _ = croniter.expand(text)
+        minutes = _expand_field(expanded[0], range(60))
+        hours = _expand_field(expanded[1], range(24))
+        seconds = _expand_field(expanded[5], range(60)) if len(fields) == 6 else [0]
+        times = tuple(time(h, m, s) for h in hours for m in minutes for s in seconds)
+        object.__setattr__(self, "tz", ZoneInfo(self.timezone))
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "day_expr", f"0 0 {fields[2]} {fields[3]} {fields[4]}")
+        object.__setattr__(self, "wildcard", fields[0].startswith("*") or
+                           fields[1].startswith("*"))
+
+    # -- days and instants -------------------------------------------------------------------
+    def _days(self, first: date) -> Iterator[date]:
+        """Every local date from `first` on whose day fields match."""
+        if self.day_expr == "0 0 * * *":
+            day = first
+            while True:
+                yield day
+                day += timedelta(days=1)
+        it = croniter(self.day_expr, datetime.combine(first, time()) - timedelta(seconds=1))
+        while True:
+            try:
+                yield it.get_next(datetime).date()
+            except CroniterError:
+                return
+
+    def instants(self, wall: datetime) -> list[datetime]:
+        """The real instants (UTC) at which a slot for local wall time `wall` fires."""
+        early = wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        late = wall.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
+        if early == late:
+            return [early]
+        if early.astimezone(self.tz).replace(tzinfo=None) == wall:
+            # Repeated hour: fold=0 is the first occurrence.
+            return [early, late] if self.wildcard else [early]
+        # Skipped hour: wildcard jobs follow the new clock; fixed jobs run right after the jump.
+        return [] if self.wildcard else [self._transition(late, early)]
+
+    def _transition(self, before: datetime, after: datetime) -> datetime:
+        lo, hi = min(before, after), max(before, after)
+        target = hi.astimezone(self.tz).utcoffset()
+        while hi - lo > timedelta(seconds=1):
+            mid = lo + (hi - lo) / 2
+            if mid.astimezone(self.tz).utcoffset() == target:
+                hi = mid
+            else:
+                lo = mid
+        return hi.replace(microsecond=0)
+
+    def _day_instants(self, day: date) -> list[datetime]:
+        found: set[datetime] = set()
+        for t in self.times:
+            found.update(self.instants(datetime.combine(day, t)))
+        return sorted(found)
+
+    # -- iteration -----------------------------------------------------------------------------
+    def iter_after(self, after: datetime) -> Iterator[datetime]:
+        """Every slot strictly after `after`, in order, forever (or until the cron ends)."""
+        after = after.astimezone(UTC)
+        first_day = after.astimezone(self.tz).date() - timedelta(days=1)
+        pending: list[datetime] = []
+        for day in self._days(first_day):
+            # Nothing of a later day can precede this day's local midnight minus a DST shift.
+            horizon = datetime.combine(day, time()).replace(tzinfo=self.tz).astimezone(UTC)
+            while pending and pending[0] < horizon - timedelta(hours=6):
+                yield heapq.heappop(pending)
+            for instant in self._day_instants(day):
+                if instant > after:
+                    heapq.heappush(pending, instant)
+        while pending:
+            yield heapq.heappop(pending)
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first slot strictly after `after`."""
+        return next(self.iter_after(after), None)
+
+    def between(self, start: datetime, end: datetime) -> list[datetime]:
+        """Every slot in (start, end]."""
+        result = []
+        for instant in self.iter_after(start):
+            if instant > end:
+                break
+            result.append(instant)
+        return result
+
+    def gap_range(self, start: datetime, end: datetime) -> tuple[timedelta, timedelta] | None:
+        """Smallest and largest time between consecutive slots in [start, end]; None if < 2 slots.
+
+        Days without a UTC-offset change are handled from their first and last slot only, so a
+        year of an every-minute schedule costs milliseconds.
+        """
+        naive = [datetime.combine(date.min, b) - datetime.combine(date.min, a)
+                 for a, b in zip(self.times, self.times[1:], strict=False)]
+        naive_inner = (min(naive), max(naive)) if naive else None
+        low: timedelta | None = None
+        high: timedelta | None = None
+        previous: datetime | None = None
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        for day in self._days(start.astimezone(self.tz).date()):
+            if datetime.combine(day, time()).replace(tzinfo=self.tz) > end + timedelta(days=1):
+                break
+            if self._regular(day):
+                day_slots = [i for t in (self.times[0], self.times[-1])
+                             for i in self.instants(datetime.combine(day, t))]
+                inner = list(naive_inner) if naive_inner else []
+            else:
+                day_slots = self._day_instants(day)
+                inner = [b - a for a, b in zip(day_slots, day_slots[1:], strict=False)]
+            kept = [i for i in day_slots if start <= i <= end]
+            if len(kept) < len(day_slots):
+                # A day cut by the range: measure it slot by slot.
+                kept = [i for i in self._day_instants(day) if start <= i <= end]
+                inner = [b - a for a, b in zip(kept, kept[1:], strict=False)]
+            if not kept:
+                continue
+            gaps = inner + ([kept[0] - previous] if previous is not None else [])
+            for gap in gaps:
+                low = gap if low is None or gap < low else low
+                high = gap if high is None or gap > high else high
+            previous = kept[-1]
+        if low is None or high is None:
+            return None
+        return low, high
+
+    def max_gap(self, start: datetime, end: datetime) -> timedelta | None:
+        """Largest time between consecutive slots in [start, end]; None if fewer than two."""
+        found = self.gap_range(start, end)
+        return found[1] if found else None
+
+    def _regular(self, day: date) -> bool:
+        begin = datetime.combine(day, time()).replace(tzinfo=self.tz)
+        finish = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=self.tz)
+        same_offset = begin.utcoffset() == finish.utcoffset()
+        return same_offset and (finish.astimezone(UTC) - begin.astimezone(UTC)) == timedelta(
+            days=1)

@@ -1,0 +1,428 @@
+"""Report SQL checked with sqlglot against the declared schema: read-only, resolvable, traced.
+
+Positions are (line, col) within the SQL text, 1-based; callers map them onto their file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
+
+# sqlglot logs a warning for every statement it falls back to parsing as a Command;
+# we report those ourselves.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+ColumnRef = tuple[str, str, str]
+TableRef = tuple[str, str]
+
+# Statement kinds that write, lock, create, change settings or reach outside the database.
+_FORBIDDEN_NODES: dict[type[exp.Expression], str] = {
+    getattr(exp, name): label for name, label in {
+        "Insert": "INSERT writes", "Update": "UPDATE writes", "Delete": "DELETE writes",
+        "Merge": "MERGE writes", "Create": "CREATE creates objects", "Drop": "DROP removes "
+        "objects", "Alter": "ALTER changes objects", "AlterTable": "ALTER changes objects",
+        "TruncateTable": "TRUNCATE writes", "Command": "this statement is not a query",
+        "Copy": "COPY reaches files or programs", "Set": "SET changes settings",
+        "Lock": "FOR UPDATE/SHARE locks rows", "Into": "SELECT INTO creates a table",
+        "Transaction": "transaction control is not allowed", "Commit": "COMMIT is not allowed",
+        "Rollback": "ROLLBACK is not allowed", "Grant": "GRANT changes privileges",
+        "Revoke": "REVOKE changes privileges", "LoadData": "LOAD reaches files",
+        "Pragma": "PRAGMA changes settings", "Use": "USE changes the session",
+        "Analyze": "ANALYZE writes statistics", "Refresh": "REFRESH writes",
+        "Call": "CALL runs a procedure", "Execute": "EXECUTE runs dynamic SQL",
+        "Declare": "DECLARE is not allowed", "Kill": "KILL is not allowed",
+    }.items() if hasattr(exp, name)
+}
+
+# Built-in functions with side effects or reach beyond the database, by name or prefix.
+_FORBIDDEN_FUNCTIONS = {
+    "nextval": "writes a sequence", "setval": "writes a sequence",
+    "set_config": "changes settings", "pg_notify": "sends notifications",
+    "txid_current": "assigns a transaction id", "pg_current_xact_id": "assigns a transaction id",
+    "pg_read_file": "reads server files", "pg_read_binary_file": "reads server files",
+    "pg_stat_file": "reads server files", "pg_file_write": "writes server files",
+    "pg_file_rename": "renames server files", "pg_file_unlink": "deletes server files",
+    "pg_terminate_backend": "kills sessions", "pg_cancel_backend": "cancels queries",
+    "pg_reload_conf": "reloads the server configuration", "pg_rotate_logfile": "rotates logs",
+    "pg_switch_wal": "switches WAL", "pg_create_restore_point": "writes WAL",
+    "pg_backup_start": "starts a backup", "pg_backup_stop": "stops a backup",
+    "pg_promote": "promotes a standby", "pg_logical_emit_message": "writes WAL",
+    "pg_import_system_collations": "creates objects", "query_to_xml": "runs dynamic SQL",
+    "query_to_xml_and_xmlschema": "runs dynamic SQL", "query_to_xmlschema": "runs dynamic SQL",
+    "cursor_to_xml": "reads a cursor", "table_to_xml": "reads a table by name",
+    "table_to_xml_and_xmlschema": "reads a table by name", "schema_to_xml": "reads a schema",
+    "database_to_xml": "reads the whole database", "loread": "reads large objects",
+    "lowrite": "writes large objects",
+}
+_FORBIDDEN_PREFIXES = {
+    "lo_": "touches large objects", "dblink": "reaches another server",
+    "pg_ls_": "lists server files", "pg_advisory": "takes locks",
+    "pg_try_advisory": "takes locks", "pg_sleep": "sleeps", "pg_stat_reset": "resets statistics",
+    "pg_replication_": "changes replication", "pg_create_": "creates objects",
+    "pg_drop_replication": "changes replication", "pg_wal_replay_": "controls recovery",
+}
+# Aggregates whose result does not reveal an individual value.
+_OPAQUE_AGGREGATES = (exp.Count, exp.Avg, exp.Sum, exp.Stddev, exp.StddevPop, exp.StddevSamp,
+                      exp.Variance, exp.VariancePop, exp.ApproxDistinct)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The declared tables: schema -> table -> column -> type, and which columns hold PII."""
+
+    tables: dict[str, dict[str, dict[str, str]]]
+    pii: frozenset[ColumnRef] = frozenset()
+
+    def has_table(self, schema: str, table: str) -> bool:
+        return table in self.tables.get(schema, {})
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        return self.tables.get(schema, {}).get(table, {})
+
+    def schemas_with_table(self, table: str) -> list[str]:
+        return sorted(s for s, tables in self.tables.items() if table in tables)
+
+    def mapping(self) -> MappingSchema:
+        return MappingSchema(self.tables, dialect="postgres", normalize=False)
+
+
+@dataclass(frozen=True)
+class SqlProblem:
+    """A problem in the SQL text, at (line, col) within it."""
+
+    message: str
+    rule: str
+    line: int = 1
+    col: int = 1
+
+
+@dataclass
+class SqlAnalysis:
+    """What a query reads, needs and returns."""
+
+    problems: list[SqlProblem] = field(default_factory=list)
+    tables: set[TableRef] = field(default_factory=set)
+    columns: set[ColumnRef] = field(default_factory=set)
+    parameters: dict[str, tuple[int, int]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    exposed: dict[str, set[ColumnRef]] = field(default_factory=dict)
+    qualified_sql: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _pos(node: exp.Expression) -> tuple[int, int]:
+    """Best-known (line, col) of a node: its own token, else its first identifier's."""
+    for candidate in (node, *node.find_all(exp.Identifier)):
+        meta = candidate.meta if candidate.meta else {}
+        if "line" in meta:
+            line, end_col = int(meta["line"]), int(meta["col"])
+            length = int(meta.get("end", 0)) - int(meta.get("start", 0)) + 1
+            return line, max(1, end_col - length + 1)
+    return 1, 1
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return node.sql_name().lower()
+
+
+def _function_problem(name: str) -> str | None:
+    if name in _FORBIDDEN_FUNCTIONS:
+        return _FORBIDDEN_FUNCTIONS[name]
+    for prefix, why in _FORBIDDEN_PREFIXES.items():
+        if name.startswith(prefix):
+            return why
+    return None
+
+
+def _second_statement(sql: str) -> tuple[int, int]:
+    tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    seen_statement = False
+    after_semicolon = False
+    for token in tokens:
+        if token.token_type == sqlglot.TokenType.SEMICOLON:
+            after_semicolon = seen_statement
+        elif after_semicolon:
+            return token.line, max(1, token.col - len(token.text) + 1)
+        else:
+            seen_statement = True
+    return 1, 1
+
+
+def parse_single(sql: str) -> tuple[exp.Expression | None, list[SqlProblem]]:
+    """Parse exactly one PostgreSQL statement."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        description = str(first.get("description", exc)).split(" <Token")[0]
+        if description.endswith(" but got") and first.get("highlight"):
+            description += f" '{first['highlight']}'"
+        line, col = int(first.get("line") or 1), int(first.get("col") or 1)
+        col = max(1, col - len(str(first.get("highlight") or " ")) + 1)
+        return None, [SqlProblem(f"SQL does not parse: {description}", "sql-syntax", line, col)]
+    except TokenError:
+        return None, [SqlProblem("SQL does not parse: unterminated string, quoted name or "
+                                 "comment", "sql-syntax")]
+    except SqlglotError as exc:
+        return None, [SqlProblem(f"SQL does not parse: {exc}", "sql-syntax")]
+    if not statements:
+        return None, [SqlProblem("the SQL is empty", "sql-syntax")]
+    if len(statements) > 1:
+        line, col = _second_statement(sql)
+        return None, [SqlProblem(f"exactly one statement is allowed, found {len(statements)}",
+                                 "sql-single-statement", line, col)]
+    return statements[0], []
+
+
+def read_only_problems(statement: exp.Expression) -> list[SqlProblem]:
+    """Everything in the tree that writes, locks, creates, changes settings or reaches out."""
+    problems: list[SqlProblem] = []
+    if not isinstance(statement, exp.Query) or isinstance(statement, exp.Values):
+        label = _FORBIDDEN_NODES.get(type(statement), "only a SELECT query is allowed")
+        problems.append(SqlProblem(f"not a read-only query: {label}", "sql-read-only",
+                                   *_pos(statement)))
+        return problems
+    for node in statement.walk():
+        kind = type(node)
+        if kind in _FORBIDDEN_NODES:
+            problems.append(SqlProblem(f"not a read-only query: {_FORBIDDEN_NODES[kind]}",
+                                       "sql-read-only", *_pos(node)))
+        elif isinstance(node, exp.Func):
+            name = _function_name(node)
+            why = _function_problem(name)
+            if why:
+                problems.append(SqlProblem(f"function {name}() is not allowed in a report: "
+                                           f"it {why}", "sql-read-only", *_pos(node)))
+        elif isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            schema = node.this.name.lower() if isinstance(node.this, exp.Identifier | exp.Var) \
+                else ""
+            if schema != "pg_catalog":
+                problems.append(SqlProblem(
+                    f"call to {node.sql(dialect='postgres').split('(')[0]}(): user-defined "
+                    "functions can write or reach outside; only built-in functions are allowed",
+                    "sql-read-only", *_pos(node)))
+        elif isinstance(node, exp.Table) and node.args.get("catalog"):
+            problems.append(SqlProblem(f"{node.sql(dialect='postgres')} names another "
+                                       "database; reports read only this one", "sql-read-only",
+                                       *_pos(node)))
+    return problems
+
+
+def parameter_refs(statement: exp.Expression) -> tuple[dict[str, tuple[int, int]],
+                                                       list[SqlProblem]]:
+    """Named parameters (:name) used, with their first position; positional ones are refused."""
+    found: dict[str, tuple[int, int]] = {}
+    problems: list[SqlProblem] = []
+    for node in statement.find_all(exp.Placeholder, exp.Parameter):
+        name = node.name if isinstance(node, exp.Placeholder) else ""
+        if not name:
+            problems.append(SqlProblem("positional parameters ($1, ?) are not supported: use "
+                                       "named ones such as :period_start", "sql-parameters",
+                                       *_pos(node)))
+            continue
+        found.setdefault(name, _pos(node))
+    return found, problems
+
+
+def _cte_names(statement: exp.Expression) -> set[str]:
+    return {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
+
+
+def table_problems(statement: exp.Expression, catalog: Catalog) -> list[SqlProblem]:
+    """Every table read must be declared; sqlglot's qualifier would let unknown ones pass."""
+    problems: list[SqlProblem] = []
+    ctes = _cte_names(statement)
+    for table in statement.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a set-returning function in FROM, checked with the functions
+        name, schema = table.name, table.db
+        if not schema:
+            if name in ctes:
+                continue
+            where = catalog.schemas_with_table(name)
+            hint = (f"; did you mean {where[0]}.{name}?" if len(where) == 1 else
+                    f"; it exists in {', '.join(where)}" if where else "")
+            problems.append(SqlProblem(f"table '{name}' must be schema-qualified (schema.table)"
+                                       f"{hint}", "sql-unknown-table", *_pos(table)))
+        elif not catalog.has_table(schema, name):
+            problems.append(SqlProblem(_unknown_table(catalog, schema, name),
+                                       "sql-unknown-table", *_pos(table)))
+    return problems
+
+
+def _unknown_table(catalog: Catalog, schema: str, name: str) -> str:
+    from difflib import get_close_matches
+
+    if schema not in catalog.tables:
+        close = get_close_matches(schema, list(catalog.tables), n=1)
+        hint = f"; did you mean {close[0]}.{name}?" if close else ""
+        return f"unknown table {schema}.{name}: no schema '{schema}' is declared in schema/{hint}"
+    close = get_close_matches(name, list(catalog.tables[schema]), n=1)
+    hint = f"; did you mean {schema}.{close[0]}?" if close else ""
+    return f"unknown table {schema}.{name}: not declared in schema/{schema}.yaml{hint}"
+
+
+def _find_column(statement: exp.Expression, name: str) -> exp.Column | None:
+    for column in statement.find_all(exp.Column):
+        if column.name == name and column.table:
+            return column
+    return None
+
+
+def _source_for(scope: Scope, alias: str) -> exp.Table | Scope | None:
+    current: Scope | None = scope
+    while current is not None:
+        if alias in current.sources:
+            source = current.sources[alias]
+            return source if isinstance(source, exp.Table | Scope) else None
+        current = current.parent
+    return None
+
+
+def _scope_outputs(scope: Scope) -> list[str]:
+    expression = scope.expression
+    if isinstance(expression, exp.Query):
+        return list(expression.named_selects)
+    return []
+
+
+def _candidates(scope: Scope, name: str, catalog: Catalog) -> list[str]:
+    found = []
+    for alias, source in scope.sources.items():
+        if isinstance(source, exp.Table):
+            if name in catalog.columns(source.db, source.name):
+                found.append(alias)
+        elif isinstance(source, Scope) and name in _scope_outputs(source):
+            found.append(alias)
+    return found
+
+
+def column_problems(qualified: exp.Expression, catalog: Catalog,
+                    analysis: SqlAnalysis) -> list[SqlProblem]:
+    """Unknown and ambiguous columns; records every (schema, table, column) read."""
+    problems: list[SqlProblem] = []
+    for scope in traverse_scope(qualified):
+        for column in scope.columns:
+            if not column.table:
+                here = _candidates(scope, column.name, catalog)
+                outer = scope.parent
+                while not here and outer is not None:
+                    here = _candidates(outer, column.name, catalog)
+                    outer = outer.parent
+                if len(here) > 1:
+                    problems.append(SqlProblem(
+                        f"column '{column.name}' is ambiguous: it is in "
+                        f"{', '.join(sorted(here))}; qualify it (alias.{column.name})",
+                        "sql-ambiguous-column", *_pos(column)))
+                elif not here:
+                    tables = ", ".join(sorted(
+                        f"{s.db}.{s.name}" for s in scope.sources.values()
+                        if isinstance(s, exp.Table))) or "no table"
+                    problems.append(SqlProblem(
+                        f"unknown column '{column.name}' (reading {tables})",
+                        "sql-unknown-column", *_pos(column)))
+                continue
+            source = _source_for(scope, column.table)
+            if isinstance(source, exp.Table):
+                if column.name not in catalog.columns(source.db, source.name):
+                    problems.append(SqlProblem(
+                        f"unknown column {source.db}.{source.name}.{column.name}",
+                        "sql-unknown-column", *_pos(column)))
+                else:
+                    analysis.columns.add((source.db, source.name, column.name))
+    return problems
+
+
+def _exposed(expression: exp.Expression, scope: Scope, depth: int = 0) -> Iterator[ColumnRef]:
+    """Base columns whose individual values can appear in `expression`'s result."""
+    if depth > 32:
+        return
+    for column in expression.find_all(exp.Column):
+        aggregate = column.find_ancestor(*_OPAQUE_AGGREGATES)
+        if aggregate is not None and _within(aggregate, expression):
+            continue
+        source = _source_for(scope, column.table) if column.table else None
+        if isinstance(source, exp.Table):
+            yield (source.db, source.name, column.name)
+        elif isinstance(source, Scope):
+            yield from _exposed_output(source, column.name, depth + 1)
+
+
+def _within(node: exp.Expression, root: exp.Expression) -> bool:
+    current: exp.Expression | None = node
+    while current is not None:
+        if current is root:
+            return True
+        current = current.parent
+    return False
+
+
+def _exposed_output(scope: Scope, name: str, depth: int,
+                    index: int | None = None) -> Iterator[ColumnRef]:
+    expression = scope.expression
+    if index is None and isinstance(expression, exp.Query):
+        names = list(expression.named_selects)
+        index = names.index(name) if name in names else None
+    if isinstance(expression, exp.SetOperation):
+        for branch in scope.set_operation_scopes:
+            yield from _exposed_output(branch, name, depth + 1, index)
+        return
+    if isinstance(expression, exp.Select) and index is not None \
+            and index < len(expression.selects):
+        yield from _exposed(expression.selects[index], scope, depth)
+
+
+def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
+    """Parse, check and trace one report query against the catalog."""
+    analysis = SqlAnalysis()
+    statement, problems = parse_single(sql)
+    if statement is None:
+        analysis.problems = problems
+        return analysis
+    analysis.problems.extend(read_only_problems(statement))
+    analysis.parameters, parameter_problems = parameter_refs(statement)
+    analysis.problems.extend(parameter_problems)
+    unknown_tables = table_problems(statement, catalog)
+    analysis.problems.extend(unknown_tables)
+    if analysis.problems:
+        return analysis
+    for table in statement.find_all(exp.Table):
+        if table.db:
+            analysis.tables.add((table.db, table.name))
+    try:
+        qualified = qualify(statement.copy(), schema=catalog.mapping(), dialect="postgres",
+                            validate_qualify_columns=False, identify=False,
+                            quote_identifiers=False)
+    except OptimizeError as exc:
+        text = str(exc)
+        position = (1, 1)
+        if text.startswith("Unknown column: "):
+            column = _find_column(statement, text.removeprefix("Unknown column: ").strip())
+            if column is not None:
+                position = _pos(column)
+                text = f"Unknown column {column.table}.{column.name}"
+        analysis.problems.append(SqlProblem(text[0].lower() + text[1:], "sql-unknown-column",
+                                            *position))
+        return analysis
+    analysis.problems.extend(column_problems(qualified, catalog, analysis))
+    if analysis.problems:
+        return analysis
+    analysis.qualified_sql = qualified.sql(dialect="postgres")
+    root = traverse_scope(qualified)[-1]
+    analysis.outputs = _scope_outputs(root)
+    for name in analysis.outputs:
+        analysis.exposed[name] = set(_exposed_output(root, name, 0))
+    return analysis

@@ -1,0 +1,1 @@
+"""marketops runners: the side effects (SQL, PostgreSQL tools, storage, delivery)."""
