@@ -110,6 +110,20 @@ def _error_finding(doc: SourceDoc, kind: Any, error: ErrorDetails) -> Finding:
         where = _dotted(path[:-1])
         return Finding(doc.loc(path, key=True),
                        f"{where + ': ' if where else ''}unknown key '{key}'{hint}", "model")
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = error.get("ctx") or {}
+        key = str(ctx.get("discriminator", "")).strip("'\"")
+        node = doc.data
+        for part in path:
+            node = node[part]
+        if isinstance(node, dict) and key in node:
+            tags = [t.strip(" '\"") for t in str(ctx.get("expected_tags", "")).split(",")]
+            close = get_close_matches(str(node[key]), tags, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return Finding(doc.loc((*path, key)), f"{_dotted((*path, key))}: '{node[key]}' is "
+                           f"not one of {', '.join(tags)}{hint}", "model")
+        return Finding(doc.loc(path), f"{_dotted(path) + ': ' if path else ''}missing required "
+                       f"key '{key}'", "model")
     if error["type"] == "missing":
         where = _dotted(path)
         return Finding(doc.loc(path), f"{where + ': ' if where else ''}missing required key "

@@ -221,19 +221,35 @@ def read_only_problems(statement: exp.Expression) -> list[SqlProblem]:
     return problems
 
 
-def parameter_refs(statement: exp.Expression) -> tuple[dict[str, tuple[int, int]],
-                                                       list[SqlProblem]]:
+def _token_positions(sql: str) -> tuple[dict[str, tuple[int, int]], list[tuple[int, int]]]:
+    """Where each :name and each positional $n / ? sits in the text (the tree has no positions)."""
+    named: dict[str, tuple[int, int]] = {}
+    positional: list[tuple[int, int]] = []
+    tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    for token, following in zip(tokens, [*tokens[1:], None], strict=True):
+        start = (token.line, max(1, token.col - len(token.text) + 1))
+        if token.token_type == sqlglot.TokenType.COLON and following is not None:
+            named.setdefault(following.text, start)
+        elif token.token_type in (sqlglot.TokenType.PARAMETER, sqlglot.TokenType.PLACEHOLDER):
+            positional.append(start)
+    return named, positional
+
+
+def parameter_refs(sql: str, statement: exp.Expression) -> tuple[dict[str, tuple[int, int]],
+                                                                 list[SqlProblem]]:
     """Named parameters (:name) used, with their first position; positional ones are refused."""
+    named, positional = _token_positions(sql)
     found: dict[str, tuple[int, int]] = {}
     problems: list[SqlProblem] = []
     for node in statement.find_all(exp.Placeholder, exp.Parameter):
         name = node.name if isinstance(node, exp.Placeholder) else ""
         if not name:
+            line, col = positional.pop(0) if positional else (1, 1)
             problems.append(SqlProblem("positional parameters ($1, ?) are not supported: use "
                                        "named ones such as :period_start", "sql-parameters",
-                                       *_pos(node)))
+                                       line, col))
             continue
-        found.setdefault(name, _pos(node))
+        found.setdefault(name, named.get(name, (1, 1)))
     return found, problems
 
 
@@ -393,7 +409,7 @@ def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
         analysis.problems = problems
         return analysis
     analysis.problems.extend(read_only_problems(statement))
-    analysis.parameters, parameter_problems = parameter_refs(statement)
+    analysis.parameters, parameter_problems = parameter_refs(sql, statement)
     analysis.problems.extend(parameter_problems)
     unknown_tables = table_problems(statement, catalog)
     analysis.problems.extend(unknown_tables)
