@@ -148,7 +148,7 @@ def _syntax_finding(file: str, exc: yaml.YAMLError) -> Finding:
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    if "alias" in problem:
+    if "alias" in problem or "alias" in str(context):
         message += "; a value starting with '*' must be quoted, e.g. cron: \"*/5 * * * *\""
     elif "\\t" in problem or "tab" in problem:
         message += "; indent with spaces, YAML does not allow tabs"

@@ -27,11 +27,11 @@ class RollingPeriod(Model):
 
 
 def _period_kind(value: Any) -> str:
-    return "rolling" if isinstance(value, dict) else "calendar"
+    return "rolling-period" if isinstance(value, dict) else "calendar-period"
 
 
 PeriodSpec = Annotated[
-    Annotated[CalendarPeriod, Tag("calendar")] | Annotated[RollingPeriod, Tag("rolling")],
+    Annotated[CalendarPeriod, Tag("calendar-period")] | Annotated[RollingPeriod, Tag("rolling-period")],
     Discriminator(_period_kind),
 ]
 
@@ -81,14 +81,14 @@ def _recipient_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         for key in ("email", "webhook", "destination"):
             if key in value:
-                return key
+                return f"{key}-recipient"
     return None
 
 
 Recipient = Annotated[
-    Annotated[EmailRecipient, Tag("email")]
-    | Annotated[WebhookRecipient, Tag("webhook")]
-    | Annotated[DestinationRecipient, Tag("destination")],
+    Annotated[EmailRecipient, Tag("email-recipient")]
+    | Annotated[WebhookRecipient, Tag("webhook-recipient")]
+    | Annotated[DestinationRecipient, Tag("destination-recipient")],
     Discriminator(_recipient_kind, custom_error_type="recipient",
                   custom_error_message="a recipient is one of {email: ...}, {webhook: ...} "
                   "or {destination: ...}"),
