@@ -31,7 +31,7 @@ M = TypeVar("M")
 _ADAPTERS: dict[object, TypeAdapter[Any]] = {}
 
 
-def _adapter(kind: object) -> TypeAdapter[Any]:
+def _adapter(kind: Any) -> TypeAdapter[Any]:
     if kind not in _ADAPTERS:
         _ADAPTERS[kind] = TypeAdapter(kind)
     return _ADAPTERS[kind]

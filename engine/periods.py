@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 
-class CalendarPeriod(str, Enum):
+class CalendarPeriod(StrEnum):
     """A whole calendar unit before the one holding the slot (weeks start on Monday, ISO 8601)."""
 
     PREVIOUS_DAY = "previous_day"

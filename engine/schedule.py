@@ -12,6 +12,7 @@ shifts it on a spring-forward day; Vixie cron (and cronie) instead:
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -183,12 +184,12 @@ class Schedule:
                 inner = list(naive_inner) if naive_inner else []
             else:
                 day_slots = self._day_instants(day)
-                inner = [b - a for a, b in zip(day_slots, day_slots[1:], strict=False)]
+                inner = [b - a for a, b in itertools.pairwise(day_slots)]
             kept = [i for i in day_slots if start <= i <= end]
             if len(kept) < len(day_slots):
                 # A day cut by the range: measure it slot by slot.
                 kept = [i for i in self._day_instants(day) if start <= i <= end]
-                inner = [b - a for a, b in zip(kept, kept[1:], strict=False)]
+                inner = [b - a for a, b in itertools.pairwise(kept)]
             if not kept:
                 continue
             gaps = inner + ([kept[0] - previous] if previous is not None else [])

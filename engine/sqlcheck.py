@@ -24,7 +24,7 @@ ColumnRef = tuple[str, str, str]
 TableRef = tuple[str, str]
 
 # Statement kinds that write, lock, create, change settings or reach outside the database.
-_FORBIDDEN_NODES: dict[type[exp.Expression], str] = {
+_FORBIDDEN_NODES: dict[type[exp.Expr], str] = {
     getattr(exp, name): label for name, label in {
         "Insert": "INSERT writes", "Update": "UPDATE writes", "Delete": "DELETE writes",
         "Merge": "MERGE writes", "Create": "CREATE creates objects", "Drop": "DROP removes "
@@ -91,7 +91,8 @@ class Catalog:
         return sorted(s for s, tables in self.tables.items() if table in tables)
 
     def mapping(self) -> MappingSchema:
-        return MappingSchema(self.tables, dialect="postgres", normalize=False)
+        tables: dict[str, object] = dict(self.tables)
+        return MappingSchema(tables, dialect="postgres", normalize=False)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class SqlAnalysis:
         return not self.problems
 
 
-def _pos(node: exp.Expression) -> tuple[int, int]:
+def _pos(node: exp.Expr) -> tuple[int, int]:
     """Best-known (line, col) of a node: its own token, else its first identifier's."""
     for candidate in (node, *node.find_all(exp.Identifier)):
         meta = candidate.meta if candidate.meta else {}
@@ -161,7 +162,7 @@ def _second_statement(sql: str) -> tuple[int, int]:
     return 1, 1
 
 
-def parse_single(sql: str) -> tuple[exp.Expression | None, list[SqlProblem]]:
+def parse_single(sql: str) -> tuple[exp.Expr | None, list[SqlProblem]]:
     """Parse exactly one PostgreSQL statement."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
@@ -187,7 +188,7 @@ def parse_single(sql: str) -> tuple[exp.Expression | None, list[SqlProblem]]:
     return statements[0], []
 
 
-def read_only_problems(statement: exp.Expression) -> list[SqlProblem]:
+def read_only_problems(statement: exp.Expr) -> list[SqlProblem]:
     """Everything in the tree that writes, locks, creates, changes settings or reaches out."""
     problems: list[SqlProblem] = []
     if not isinstance(statement, exp.Query) or isinstance(statement, exp.Values):
@@ -235,7 +236,7 @@ def _token_positions(sql: str) -> tuple[dict[str, tuple[int, int]], list[tuple[i
     return named, positional
 
 
-def parameter_refs(sql: str, statement: exp.Expression) -> tuple[dict[str, tuple[int, int]],
+def parameter_refs(sql: str, statement: exp.Expr) -> tuple[dict[str, tuple[int, int]],
                                                                  list[SqlProblem]]:
     """Named parameters (:name) used, with their first position; positional ones are refused."""
     named, positional = _token_positions(sql)
@@ -253,11 +254,11 @@ def parameter_refs(sql: str, statement: exp.Expression) -> tuple[dict[str, tuple
     return found, problems
 
 
-def _cte_names(statement: exp.Expression) -> set[str]:
+def _cte_names(statement: exp.Expr) -> set[str]:
     return {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
 
 
-def table_problems(statement: exp.Expression, catalog: Catalog) -> list[SqlProblem]:
+def table_problems(statement: exp.Expr, catalog: Catalog) -> list[SqlProblem]:
     """Every table read must be declared; sqlglot's qualifier would let unknown ones pass."""
     problems: list[SqlProblem] = []
     ctes = _cte_names(statement)
@@ -291,7 +292,7 @@ def _unknown_table(catalog: Catalog, schema: str, name: str) -> str:
     return f"unknown table {schema}.{name}: not declared in schema/{schema}.yaml{hint}"
 
 
-def _find_column(statement: exp.Expression, name: str) -> exp.Column | None:
+def _find_column(statement: exp.Expr, name: str) -> exp.Column | None:
     for column in statement.find_all(exp.Column):
         if column.name == name and column.table:
             return column
@@ -326,7 +327,7 @@ def _candidates(scope: Scope, name: str, catalog: Catalog) -> list[str]:
     return found
 
 
-def column_problems(qualified: exp.Expression, catalog: Catalog,
+def column_problems(qualified: exp.Expr, catalog: Catalog,
                     analysis: SqlAnalysis) -> list[SqlProblem]:
     """Unknown and ambiguous columns; records every (schema, table, column) read."""
     problems: list[SqlProblem] = []
@@ -362,7 +363,7 @@ def column_problems(qualified: exp.Expression, catalog: Catalog,
     return problems
 
 
-def _exposed(expression: exp.Expression, scope: Scope, depth: int = 0) -> Iterator[ColumnRef]:
+def _exposed(expression: exp.Expr, scope: Scope, depth: int = 0) -> Iterator[ColumnRef]:
     """Base columns whose individual values can appear in `expression`'s result."""
     if depth > 32:
         return
@@ -377,8 +378,8 @@ def _exposed(expression: exp.Expression, scope: Scope, depth: int = 0) -> Iterat
             yield from _exposed_output(source, column.name, depth + 1)
 
 
-def _within(node: exp.Expression, root: exp.Expression) -> bool:
-    current: exp.Expression | None = node
+def _within(node: exp.Expr, root: exp.Expr) -> bool:
+    current: exp.Expr | None = node
     while current is not None:
         if current is root:
             return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field
@@ -33,7 +33,7 @@ class Retention(Model):
                                      "keep rules). For WAL, how long segments are kept.")
 
 
-class Codec(str, Enum):
+class Codec(StrEnum):
     ZSTD = "zstd"
     GZIP = "gzip"
     NONE = "none"
@@ -99,7 +99,7 @@ class PhysicalBaseTier(_ScheduledTier):
 
 
 class WalArchiveTier(_Tier):
-    """Continuous WAL archiving (archive_command = marketops wal-push) for point-in-time recovery."""
+    """Continuous WAL archiving (archive_command = marketops wal-push) for PITR."""
 
     kind: Literal["wal_archive"]
     destination: Name

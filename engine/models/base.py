@@ -63,9 +63,10 @@ CronExpr = Annotated[
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         close = get_close_matches(value, sorted(available_timezones()), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else " (use an IANA name like Europe/Berlin)"
+        hint = (f"; did you mean '{close[0]}'?" if close
+                else " (use an IANA name like Europe/Berlin)")
         raise ValueError(f"unknown IANA timezone '{value}'{hint}") from None
     return value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
@@ -31,18 +31,19 @@ def _period_kind(value: Any) -> str:
 
 
 PeriodSpec = Annotated[
-    Annotated[CalendarPeriod, Tag("calendar-period")] | Annotated[RollingPeriod, Tag("rolling-period")],
+    Annotated[CalendarPeriod, Tag("calendar-period")]
+    | Annotated[RollingPeriod, Tag("rolling-period")],
     Discriminator(_period_kind),
 ]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     CSV = "csv"
     XLSX = "xlsx"
     HTML = "html"
 
 
-class ChartKind(str, Enum):
+class ChartKind(StrEnum):
     LINE = "line"
     BAR = "bar"
     AREA = "area"
@@ -95,7 +96,7 @@ Recipient = Annotated[
 ]
 
 
-class Comparison(str, Enum):
+class Comparison(StrEnum):
     GT = ">"
     GE = ">="
     LT = "<"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -18,7 +18,7 @@ def _pg_type(value: str) -> str:
 PgTypeName = Annotated[str, AfterValidator(_pg_type)]
 
 
-class PiiKind(str, Enum):
+class PiiKind(StrEnum):
     """What kind of personal data a column holds."""
 
     NAME = "name"
@@ -56,7 +56,7 @@ class ForeignKeyTarget(Model):
     columns: list[Identifier] = Field(min_length=1)
 
 
-class OnDelete(str, Enum):
+class OnDelete(StrEnum):
     NO_ACTION = "no action"
     RESTRICT = "restrict"
     CASCADE = "cascade"
@@ -73,7 +73,7 @@ class ForeignKey(Model):
     name: Identifier | None = Field(None, description="Constraint name; derived if omitted.")
 
 
-class IndexMethod(str, Enum):
+class IndexMethod(StrEnum):
     BTREE = "btree"
     HASH = "hash"
     GIN = "gin"

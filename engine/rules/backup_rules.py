@@ -12,8 +12,8 @@ from engine.models.backup import (
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
-    Retention,
     RestoreDrillTier,
+    Retention,
     WalArchiveTier,
 )
 from engine.project import Loaded, Project
@@ -134,10 +134,10 @@ def every_table_backed_up_daily(project: Project) -> Iterator[Finding]:
         if tier.enabled and not isinstance(tier, WalArchiveTier | RestoreDrillTier) \
                 and _is_daily(tier):
             covered |= tier_tables(project, tier)
-    for schema, loaded in project.schemas.items():
-        for name, table in loaded.model.tables.items():
+    for schema, schema_file in project.schemas.items():
+        for name, table in schema_file.model.tables.items():
             if (schema, name) not in covered and table.backup_exclude_reason is None:
-                yield Finding(loaded.loc(("tables", name), key=True), f"table {schema}.{name} "
+                yield Finding(schema_file.loc(("tables", name), key=True), f"table {schema}.{name} "
                               "is in no backup tier that runs at least daily; add it to one, "
                               "or set backup_exclude_reason", "backup-coverage")
 

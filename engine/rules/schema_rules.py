@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from engine.findings import Finding, Severity
-from engine.models.schema import Table
+from engine.models.schema import SchemaFile, Table
 from engine.pgtypes import compatible, parse_type, same_storage
 from engine.project import Loaded, Project
 from engine.rules import rule
-from engine.models.schema import SchemaFile
 
 
 def _tables(project: Project) -> Iterator[tuple[Loaded[SchemaFile], str, Table]]:
@@ -151,11 +150,11 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
                 uniques.add(tuple(sorted(unique)))
             fks: set[tuple[object, ...]] = set()
             for index, fk in enumerate(table.foreign_keys):
-                key = (tuple(fk.columns), fk.references.table, tuple(fk.references.columns))
-                if key in fks:
+                fk_key = (tuple(fk.columns), fk.references.table, tuple(fk.references.columns))
+                if fk_key in fks:
                     yield Finding(loaded.loc(("tables", name, "foreign_keys", index)),
                                   "foreign key declared twice", "schema-duplicates")
-                fks.add(key)
+                fks.add(fk_key)
             for index, idx in enumerate(table.indexes):
                 if idx.name is None:
                     continue

@@ -111,7 +111,7 @@ def test_non_utf8_bytes(tmp_path: Path) -> None:
     root = tmp_path
     check(root)
     (root / REPORT).write_bytes(b"title: caf\xe9\nowner: x\n")
-    project, findings = load_project(root)
+    _project, findings = load_project(root)
     [finding] = findings
     assert (finding.rule, finding.location.line, finding.location.col) == ("yaml-encoding", 1, 11)
     assert "0xe9" in finding.message

@@ -76,7 +76,8 @@ def test_foreign_key_integer_to_bigint_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_foreign_key_must_reference_a_key(tmp_path: Path) -> None:
-    shop = _shop("columns: [customer_id]\n        references: {table: shop.customers, columns: [id]}",
+    shop = _shop("columns: [customer_id]\n        references: {table: shop.customers, "
+                 "columns: [id]}",
                  "columns: [placed_at]\n        references: {table: shop.customers, "
                  "columns: [created_at]}")
     result = check(tmp_path, {"schema/shop.yaml": shop})

@@ -1,0 +1,35 @@
+"""`marketops impact`: the reports and tiers a schema change touches."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UsageError
+from engine.lineage import impact
+from tests.helpers import check
+
+DRILL = ("title: Drill\nowner: dba@corp.example\nkind: restore_drill\ncron: \"0 4 * * 6\"\n"
+         "tiers: [nightly]\n")
+
+
+def test_table_and_column_impact(tmp_path: Path) -> None:
+    project = check(tmp_path, {"definitions/backups/drill.yaml": DRILL}).project
+    jobs = {d.job: d.how for d in impact(project, "shop.orders")}
+    assert jobs == {"report/revenue": "reads the table",
+                    "backup/nightly": "backs it up (logical_full)",
+                    "backup/drill": "restores it in drills of nightly"}
+    column = {d.job: d.how for d in impact(project, "shop.customers.region")}
+    assert column["report/revenue"] == "returns it as 'region'"
+    assert {d.job: d.how for d in impact(project, "shop.orders.customer_id")}[
+        "report/revenue"] == "reads the column"
+    assert "report/revenue" not in {d.job for d in impact(project, "shop.customers.email")}
+
+
+def test_unknown_target(tmp_path: Path) -> None:
+    project = check(tmp_path).project
+    with pytest.raises(UsageError, match=r"did you mean shop\.orders"):
+        impact(project, "shop.order")
+    with pytest.raises(UsageError, match="did you mean total"):
+        impact(project, "shop.orders.totl")
+    with pytest.raises(UsageError, match=r"schema\.table"):
+        impact(project, "orders")
