@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -178,9 +179,10 @@ class Schedule:
         for day in self._days(start.astimezone(self.tz).date()):
             if datetime.combine(day, time()).replace(tzinfo=self.tz) > end + timedelta(days=1):
                 break
-            if self._regular(day):
-                day_slots = [i for t in (self.times[0], self.times[-1])
-                             for i in self.instants(datetime.combine(day, t))]
+            offset = _steady_offset(self.timezone, day)
+            if offset is not None:
+                day_slots = [(datetime.combine(day, t) - offset).replace(tzinfo=UTC)
+                             for t in (self.times[0], self.times[-1])]
                 inner = list(naive_inner) if naive_inner else []
             else:
                 day_slots = self._day_instants(day)
@@ -206,9 +208,16 @@ class Schedule:
         found = self.gap_range(start, end)
         return found[1] if found else None
 
-    def _regular(self, day: date) -> bool:
-        begin = datetime.combine(day, time()).replace(tzinfo=self.tz)
-        finish = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=self.tz)
-        same_offset = begin.utcoffset() == finish.utcoffset()
-        return same_offset and (finish.astimezone(UTC) - begin.astimezone(UTC)) == timedelta(
-            days=1)
+
+
+@lru_cache(maxsize=65536)
+def _steady_offset(timezone: str, day: date) -> timedelta | None:
+    """The UTC offset of a local day that has no offset change, else None."""
+    tz = ZoneInfo(timezone)
+    begin = datetime.combine(day, time()).replace(tzinfo=tz)
+    finish = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=tz)
+    offset = begin.utcoffset()
+    if offset != finish.utcoffset() or \
+            finish.astimezone(UTC) - begin.astimezone(UTC) != timedelta(days=1):
+        return None
+    return offset

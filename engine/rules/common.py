@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from difflib import get_close_matches
+from functools import lru_cache
 
 from engine.schedule import Schedule
 
@@ -27,6 +28,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str], where: str = "marke
     return f"unknown {kind} '{name}'{hint}"
 
 
+@lru_cache(maxsize=1024)
 def gap_range(cron: str, timezone: str) -> tuple[timedelta, timedelta] | None:
     """Smallest and largest time between two runs over a year."""
     return Schedule(cron, timezone).gap_range(YEAR_START, YEAR_END)
