@@ -133,6 +133,228 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
                f"{'' if check or stale else ' (unchanged)'}")
 
 
+_DSN_OPTION = click.option(
+    "--dsn", envvar="MARKETOPS_DSN", default=None,
+    help="Database to use instead of databases.primary in marketops.yaml.")
+
+
+@cli.group()
+def db() -> None:
+    """The embedded PostgreSQL 18 server (used when a DSN says `embedded`).
+
+    \b
+    Example:
+      marketops db start && psql "$(marketops db dsn)"
+    """
+
+
+def _server(obj: dict[str, Any]) -> Any:
+    from engine.loader import load_project
+    from engine.validate import ValidationResult
+    from engine.wiring import embedded_server
+
+    project, _ = load_project(obj["root"])
+    return embedded_server(obj["root"], ValidationResult(project, []))
+
+
+@db.command("start")
+@click.pass_obj
+def db_start(obj: dict[str, Any]) -> None:
+    """Start the embedded server (or reuse it when it runs already).
+
+    \b
+    Example:
+      marketops db start
+    """
+    from runners.database import ensure_database
+
+    server = _server(obj)
+    started = server.start()
+    ensure_database(server.dsn("postgres"), server.database)
+    click.echo(f"{'started' if started else 'already running'}: {server.dsn()}")
+    click.echo(f"data: {server.data_dir}  log: {server.log_file}")
+    click.echo(f'connect: psql "{server.dsn()}"')
+
+
+@db.command("stop")
+@click.pass_obj
+def db_stop(obj: dict[str, Any]) -> None:
+    """Stop the embedded server cleanly.
+
+    \b
+    Example:
+      marketops db stop
+    """
+    server = _server(obj)
+    click.echo("stopped" if server.stop() else "not running")
+
+
+@db.command("status")
+@click.pass_obj
+def db_status(obj: dict[str, Any]) -> None:
+    """Say whether the embedded server runs; exit 1 when it does not.
+
+    \b
+    Example:
+      marketops db status
+    """
+    server = _server(obj)
+    running = server.is_running()
+    click.echo(f"{'running' if running else 'not running'}: {server.dsn()} ({server.data_dir})")
+    sys.exit(0 if running else 1)
+
+
+@db.command("dsn")
+@click.pass_obj
+def db_dsn(obj: dict[str, Any]) -> None:
+    """Print the embedded server's DSN.
+
+    \b
+    Example:
+      psql "$(marketops db dsn)"
+    """
+    click.echo(_server(obj).dsn())
+
+
+@cli.group()
+def schema() -> None:
+    """The declared schema against real databases: DDL, apply, pull, diff.
+
+    \b
+    Example:
+      marketops schema diff
+    """
+
+
+@schema.command("ddl")
+@click.pass_obj
+def schema_ddl(obj: dict[str, Any]) -> None:
+    """Print the DDL that creates the declared schemas in an empty database.
+
+    \b
+    Example:
+      marketops schema ddl > marketplace.sql
+    """
+    from engine.ddl import create_all
+    from engine.wiring import valid_definitions
+
+    result = valid_definitions(obj["root"])
+    statements = create_all(s.model for s in result.project.schemas.values())
+    click.echo("\n\n".join(statements))
+
+
+def _live(dsn: str, names: list[str] | None = None) -> Any:
+    from runners.database import connect
+    from runners.introspect import pull
+
+    with connect(dsn) as conn:
+        return pull(conn, names)
+
+
+@schema.command("apply")
+@_DSN_OPTION
+@click.pass_obj
+def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
+    """Create what is declared but missing, in one transaction; never drops or alters.
+
+    Applying twice changes nothing. Exit 1 if drift remains that needs a migration.
+
+    \b
+    Example:
+      marketops schema apply --dsn postgresql://app@db.internal/shop
+    """
+    from engine.schemadiff import apply_statements, diff
+    from engine.wiring import primary_target, valid_definitions
+    from runners.database import execute_script, mask_dsn
+
+    result = valid_definitions(obj["root"])
+    target = primary_target(obj["root"], result, dsn)
+    declared = {name: s.model for name, s in result.project.schemas.items()}
+    live = _live(target.dsn, list(declared))
+    statements = apply_statements(declared, live.schemas)
+    if statements:
+        execute_script(target.dsn, statements)
+    click.echo(f"applied {len(statements)} statement(s) to {mask_dsn(target.dsn)}")
+    remaining = [d for d in diff(declared, _live(target.dsn, list(declared)).schemas)
+                 if d.kind != "extra schema"]
+    for drift in remaining:
+        click.echo(f"  needs a migration: {drift}")
+    sys.exit(1 if remaining else 0)
+
+
+@schema.command("pull")
+@_DSN_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the YAML files; default <root>/schema.")
+@click.option("--schema", "names", multiple=True, help="Only these schemas (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.pass_obj
+def schema_pull(obj: dict[str, Any], dsn: str | None, out: Path | None,
+                names: tuple[str, ...], force: bool) -> None:
+    """Write schema YAML from a live database, to adopt marketops on an existing one.
+
+    \b
+    Example:
+      marketops schema pull --dsn postgresql://app@db.internal/shop --out schema/
+    """
+    from engine.loader import load_project
+    from engine.schema_yaml import render
+    from engine.validate import ValidationResult
+    from engine.wiring import primary_target
+
+    project, _ = load_project(obj["root"])
+    target = primary_target(obj["root"], ValidationResult(project, []), dsn)
+    pulled = _live(target.dsn, list(names) or None)
+    directory = out or obj["root"] / "schema"
+    existing = [directory / f"{n}.yaml" for n in pulled.schemas
+                if (directory / f"{n}.yaml").exists()]
+    if existing and not force:
+        raise UsageError(f"{len(existing)} file(s) exist, e.g. {existing[0]}; use --force to "
+                         "overwrite (pii tags and descriptions there would be lost) or --out")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, schema_file in pulled.schemas.items():
+        (directory / f"{name}.yaml").write_text(render(schema_file), encoding="utf-8")
+    tables = sum(len(s.tables) for s in pulled.schemas.values())
+    click.echo(f"wrote {len(pulled.schemas)} schema file(s), {tables} tables, to {directory}")
+    for note in pulled.notes:
+        click.echo(f"  note: {note}")
+    if pulled.schemas:
+        click.echo("  next: tag personal data with pii: and set owners, then marketops validate")
+
+
+@schema.command("diff")
+@_DSN_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def schema_diff(obj: dict[str, Any], dsn: str | None, fmt: str) -> None:
+    """Report drift between the YAML and a live database; exit 1 on any drift.
+
+    \b
+    Example:
+      marketops schema diff --dsn postgresql://app@db.internal/shop
+    """
+    from engine.schemadiff import diff
+    from engine.wiring import primary_target, valid_definitions
+    from runners.database import mask_dsn
+
+    result = valid_definitions(obj["root"])
+    target = primary_target(obj["root"], result, dsn)
+    declared = {name: s.model for name, s in result.project.schemas.items()}
+    drift = diff(declared, _live(target.dsn).schemas)
+    if fmt == "json":
+        click.echo(json.dumps({"database": mask_dsn(target.dsn), "drift": [
+            {"kind": d.kind, "target": d.target, "declared": d.declared, "live": d.live}
+            for d in drift]}, indent=2))
+    elif drift:
+        click.echo(f"{len(drift)} difference(s) between schema/ and {mask_dsn(target.dsn)}:")
+        for item in drift:
+            click.echo(f"  {item}")
+    else:
+        click.echo(f"no drift: schema/ matches {mask_dsn(target.dsn)}")
+    sys.exit(1 if drift else 0)
+
+
 @cli.command()
 def demo() -> None:
     """Run the whole product on an embedded PostgreSQL with generated data.

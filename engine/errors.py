@@ -16,3 +16,15 @@ class DefinitionError(MarketopsError):
 
 class UsageError(MarketopsError):
     """The command was called with arguments that cannot work."""
+
+
+class DatabaseError(MarketopsError):
+    """The database could not be reached or refused a statement."""
+
+
+class EmbeddedServerError(MarketopsError):
+    """The embedded PostgreSQL server could not be started or stopped."""
+
+
+class SchemaDriftError(MarketopsError):
+    """The live database differs from the declared schema in a way apply cannot fix."""

@@ -88,10 +88,19 @@ class PostgresTools(Model):
                                 "embedded PostgreSQL's.")
 
 
+class EmbeddedServer(Model):
+    """The bundled PostgreSQL 18 used when a DSN says `embedded`."""
+
+    data_dir: str = Field("var/pg", description="Data directory, relative to marketops.yaml.")
+    port: int = Field(54329, ge=1024, le=65535, description="TCP port on 127.0.0.1.")
+    database: str = Field("marketplace", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class Settings(Model):
     """marketops.yaml: databases, destinations, mail, webhooks and keys."""
 
     databases: Databases = Field(default_factory=Databases)
+    embedded: EmbeddedServer = Field(default_factory=EmbeddedServer)
     postgres: PostgresTools = Field(default_factory=PostgresTools)
     destinations: dict[Name, Destination] = Field(default_factory=dict)
     smtp: Smtp | None = None

@@ -1,0 +1,68 @@
+"""PostgreSQL connections: the one module that imports psycopg."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from engine.errors import DatabaseError
+
+APPLICATION_NAME = "marketops"
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
+
+Connection = psycopg.Connection[Any]
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ***, safe to print."""
+    return _PASSWORD.sub(lambda m: f"{m.group(1) or m.group(2)}***" + ("@" if m.group(1) else ""),
+                         dsn)
+
+
+@contextmanager
+def connect(dsn: str, *, autocommit: bool = False,
+            application: str = APPLICATION_NAME) -> Iterator[Connection]:
+    """A connection, closed on exit; connection failures become one clear DatabaseError."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=autocommit, application_name=application,
+                               connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreachable"
+        raise DatabaseError(f"cannot connect to {mask_dsn(dsn)}: {reason}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def ensure_database(dsn_admin: str, name: str) -> bool:
+    """Create database `name` if missing (connecting through `dsn_admin`); True if created."""
+    with connect(dsn_admin, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        conn.execute(pgsql.SQL("create database {}").format(pgsql.Identifier(name)))
+        return True
+
+
+def execute_script(dsn: str, statements: Sequence[str]) -> None:
+    """Run statements in one transaction: all of them or none."""
+    with connect(dsn) as conn:
+        try:
+            with conn.transaction():
+                for statement in statements:
+                    conn.execute(statement.encode())
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{exc.diag.message_primary or exc} "
+                                f"(while running: {statement.strip()[:160]})") from None
+
+
+def query(conn: Connection, text: str, params: Sequence[Any] | dict[str, Any] = ()
+          ) -> list[tuple[Any, ...]]:
+    """All rows of a query."""
+    return conn.execute(text, params).fetchall()
