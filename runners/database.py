@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
 
 from engine.errors import DatabaseError
 
@@ -22,6 +23,11 @@ def mask_dsn(dsn: str) -> str:
     """The DSN with any password replaced by ***, safe to print."""
     return _PASSWORD.sub(lambda m: f"{m.group(1) or m.group(2)}***" + ("@" if m.group(1) else ""),
                          dsn)
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same connection parameters, another database."""
+    return make_conninfo(dsn, dbname=database)
 
 
 @contextmanager

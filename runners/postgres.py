@@ -66,9 +66,14 @@ class EmbeddedServer:
     # -- process control --------------------------------------------------------------------
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         argv = [str(embedded_bin_dir() / tool), *args]
+        # As root, drop to the server's user *and* group: keeping gid 0 would make root-owned
+        # directories check their (empty) group bits instead of the "other" bits we opened.
+        identity: dict[str, object] = {}
+        if _as_root():
+            identity = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []}
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  check=False, cwd="/", user=SYSTEM_USER if _as_root() else None)
+                                  check=False, cwd="/", **identity)  # type: ignore[call-overload]
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedServerError(f"{tool} did not finish within {timeout:.0f}s; see "
                                       f"{self.log_file}") from exc
