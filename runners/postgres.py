@@ -68,12 +68,12 @@ class EmbeddedServer:
         argv = [str(embedded_bin_dir() / tool), *args]
         # As root, drop to the server's user *and* group: keeping gid 0 would make root-owned
         # directories check their (empty) group bits instead of the "other" bits we opened.
-        identity: dict[str, object] = {}
-        if _as_root():
-            identity = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []}
+        root = _as_root()
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  check=False, cwd="/", **identity)  # type: ignore[call-overload]
+                                  check=False, cwd="/", user=SYSTEM_USER if root else None,
+                                  group=SYSTEM_USER if root else None,
+                                  extra_groups=[] if root else None)
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedServerError(f"{tool} did not finish within {timeout:.0f}s; see "
                                       f"{self.log_file}") from exc
