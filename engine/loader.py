@@ -91,6 +91,15 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+def _value_at(data: Any, path: Sequence[str | int]) -> Any:
+    for key in path:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _dotted(path: Sequence[str | int]) -> str:
     text = ""
     for key in path:
@@ -108,6 +117,9 @@ def _error_finding(doc: SourceDoc, kind: Any, error: ErrorDetails) -> Finding:
         hint = f"; did you mean '{close[0]}'?" if close else (
             f" (allowed: {', '.join(allowed)})" if allowed else "")
         where = _dotted(path[:-1])
+        if path[:-1] in doc.flow_mappings and _value_at(doc.data, path) is None:
+            hint = ("; in a {flow: mapping} a comma ends the value before it: quote text "
+                    "that contains commas")
         return Finding(doc.loc(path, key=True),
                        f"{where + ': ' if where else ''}unknown key '{key}'{hint}", "model")
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):

@@ -28,6 +28,7 @@ class SourceDoc:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     block_scalars: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    flow_mappings: set[Path_] = field(default_factory=set)
 
     def loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
         """Location of the value (or its key) at `path`, or of the nearest enclosing value."""
@@ -99,6 +100,8 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         self.stack.add(id(node))
+        if node.flow_style:
+            self.doc.flow_mappings.add(path)
         try:
             self.constructor.flatten_mapping(node)
             result: dict[str, Any] = {}

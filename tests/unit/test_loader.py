@@ -151,3 +151,13 @@ def test_recursive_alias_and_alias_bombs_do_not_hang() -> None:
 def test_env_references_stay_unresolved(tmp_path: Path, monkeypatch: object) -> None:
     result = check(tmp_path)
     assert result.project.settings.keys["k1"] == "${BACKUP_KEY}"
+
+
+def test_comma_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
+    from tests.helpers import SHOP
+
+    shop = SHOP.replace("region: {type: text}", "region: {type: text, description: north, south}")
+    result = check(tmp_path, {"schema/shop.yaml": shop})
+    [finding] = by_rule(result, "model")
+    assert "unknown key 'south'" in finding.message
+    assert "a comma ends the value" in finding.message
