@@ -355,16 +355,76 @@ def schema_diff(obj: dict[str, Any], dsn: str | None, fmt: str) -> None:
     sys.exit(1 if drift else 0)
 
 
+def _print_rows(summary: Any) -> None:
+    by_schema: dict[str, list[int]] = {}
+    for table, rows in summary.rows.items():
+        by_schema.setdefault(table.split(".")[0], []).append(rows)
+    click.echo(f"{'schema':<12} {'tables':>6} {'rows':>12}")
+    for name, counts in sorted(by_schema.items()):
+        click.echo(f"{name:<12} {len(counts):>6} {sum(counts):>12,}")
+    total = sum(summary.rows.values())
+    click.echo(f"{'total':<12} {len(summary.rows):>6} {total:>12,}  "
+               f"({summary.seconds:.1f} s, {total / max(summary.seconds, 1e-9):,.0f} rows/s)")
+
+
+@cli.command("demo-data")
+@_DSN_OPTION
+@click.option("--scale", type=click.FloatRange(0.0001, 100), default=0.01, show_default=True,
+              help="1 = about one million orders.")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="The same seed (and --until) gives the same data.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day of data (exclusive); default today (UTC).")
+@click.pass_obj
+def demo_data(obj: dict[str, Any], dsn: str | None, scale: float, seed: int,
+              until: Any) -> None:
+    """Fill every declared table with a year of realistic marketplace data.
+
+    Replaces the rows of the declared tables (applying the schema first where needed).
+
+    \b
+    Example:
+      marketops demo-data --scale 0.1 --seed 7
+    """
+    from engine.wiring import demo_data as run_demo_data
+    from runners.database import mask_dsn
+
+    summary = run_demo_data(obj["root"], dsn, scale=scale, seed=seed,
+                            until=until.date() if until else None)
+    click.echo(f"generated demo data in {mask_dsn(summary.dsn)} (scale {scale}, seed {seed})")
+    _print_rows(summary)
+
+
 @cli.command()
-def demo() -> None:
-    """Run the whole product on an embedded PostgreSQL with generated data.
+@click.option("--scale", type=click.FloatRange(0.0001, 100), default=0.01, show_default=True,
+              help="Size of the generated data; 1 = about one million orders.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.pass_obj
+def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
+    """Run marketops on an embedded PostgreSQL with realistic generated data.
+
+    Starts the embedded server under ./var/ (reusing it if it runs), applies the schema,
+    generates the data and says where everything is.
 
     \b
     Example:
       marketops demo
     """
-    click.echo("marketops demo is not built yet: it arrives with the marketplace schema and "
-               "data generator. Meanwhile: marketops validate")
+    from engine.wiring import demo_data as run_demo_data
+    from engine.wiring import embedded_server, valid_definitions
+
+    result = valid_definitions(obj["root"])
+    server = embedded_server(obj["root"], result)
+    click.echo(f"starting the embedded PostgreSQL 18 in {server.data_dir} ...")
+    summary = run_demo_data(obj["root"], "embedded", scale=scale, seed=seed, until=None)
+    project = result.project
+    tables = sum(len(s.model.tables) for s in project.schemas.values())
+    click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
+               f"({summary.applied_statements} DDL statements applied)")
+    _print_rows(summary)
+    click.echo(f"data directory: {server.data_dir}")
+    click.echo(f'connect:        psql "{server.dsn()}"')
+    click.echo("next:           marketops schema diff   |   marketops db stop")
 
 
 def main() -> None:

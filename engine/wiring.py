@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from engine.errors import DefinitionError, UsageError
@@ -63,3 +64,42 @@ def primary_target(root: Path, result: ValidationResult, dsn_override: str | Non
         ensure_database(server.dsn("postgres"), server.database)
         return Target(server.dsn(), server)
     return Target(resolve_env(dsn, "databases.primary.dsn"))
+
+
+@dataclass(frozen=True)
+class DemoDataSummary:
+    """Rows generated per table, where, and how long it took."""
+
+    dsn: str
+    rows: dict[str, int]
+    seconds: float
+    applied_statements: int
+
+
+def apply_schema(result: ValidationResult, dsn: str) -> int:
+    """Create whatever the declared schema lacks in `dsn`; the number of statements run."""
+    from engine.schemadiff import apply_statements
+    from runners.database import connect, execute_script
+    from runners.introspect import pull
+
+    declared = {name: s.model for name, s in result.project.schemas.items()}
+    with connect(dsn) as conn:
+        live = pull(conn, list(declared)).schemas
+    statements = apply_statements(declared, live)
+    if statements:
+        execute_script(dsn, statements)
+    return len(statements)
+
+
+def demo_data(root: Path, dsn_override: str | None, *, scale: float, seed: int,
+              until: date | None) -> DemoDataSummary:
+    """Apply the schema where needed, then replace every declared table's rows."""
+    from runners.demodata import generate
+
+    result = valid_definitions(root)
+    target = primary_target(root, result, dsn_override)
+    applied = apply_schema(result, target.dsn)
+    tables = [f"{s}.{t}" for s, loaded in result.project.schemas.items()
+              for t in loaded.model.tables]
+    generated = generate(target.dsn, tables, scale=scale, seed=seed, until=until)
+    return DemoDataSummary(target.dsn, generated.rows, generated.seconds, applied)
