@@ -1,0 +1,88 @@
+"""Database commands as a user runs them: demo, db, schema apply/diff/pull/ddl."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runners.database import connect
+from tests.conftest import free_port
+from tests.integration.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Path]:
+    """A copy of the repository's definitions whose embedded server has its own port."""
+    root = tmp_path_factory.mktemp("demo")
+    for name in ("schema", "definitions", "jsonschema"):
+        shutil.copytree(repo_root / name, root / name)
+    settings = (repo_root / "marketops.yaml").read_text()
+    (root / "marketops.yaml").write_text(settings + f"embedded:\n  port: {free_port()}\n")
+    yield root
+    run("db", "stop", cwd=root)
+
+
+def test_demo_end_to_end(demo_root: Path) -> None:
+    result = run("demo", "--scale", "0.001", cwd=demo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "12 schemas, 109 tables" in out
+    assert "total" in out and 'connect:        psql "postgresql://postgres@127.0.0.1:' in out
+    assert str(demo_root / "var" / "pg") in out
+    # Reused on a second run, and the data is replaced, not doubled.
+    again = run("demo", "--scale", "0.001", cwd=demo_root)
+    assert again.returncode == 0, again.stderr
+    assert "(0 DDL statements applied)" in again.stdout
+    status = run("db", "status", cwd=demo_root)
+    assert status.returncode == 0 and status.stdout.startswith("running")
+    diff = run("schema", "diff", cwd=demo_root)
+    assert diff.returncode == 0, diff.stdout
+    assert diff.stdout.startswith("no drift")
+
+
+def test_schema_diff_reports_drift_and_exits_1(demo_root: Path) -> None:
+    dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    run("db", "start", cwd=demo_root)
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("alter table content.pages add column draft boolean")
+    try:
+        result = run("schema", "diff", "--dsn", dsn, cwd=demo_root)
+        assert result.returncode == 1
+        assert "content.pages.draft: extra column (boolean)" in result.stdout
+    finally:
+        with connect(dsn, autocommit=True) as conn:
+            conn.execute("alter table content.pages drop column draft")
+
+
+def test_schema_pull_refuses_to_overwrite(demo_root: Path, tmp_path: Path) -> None:
+    refused = run("schema", "pull", cwd=demo_root)
+    assert refused.returncode == 1 and "use --force" in refused.stderr
+    pulled = run("schema", "pull", "--out", str(tmp_path / "pulled"), cwd=demo_root)
+    assert pulled.returncode == 0, pulled.stderr
+    assert len(list((tmp_path / "pulled").glob("*.yaml"))) == 12
+
+
+def test_schema_ddl_prints_dependency_order(demo_root: Path) -> None:
+    result = run("schema", "ddl", cwd=demo_root)
+    assert result.returncode == 0
+    text = result.stdout
+    assert text.index("CREATE SCHEMA admin;") < text.index("CREATE TABLE admin.admins")
+    assert text.rindex("CREATE TABLE") < text.index("FOREIGN KEY")
+
+
+def test_database_down_is_one_clear_line(tmp_path: Path) -> None:
+    port = free_port()
+    result = run("schema", "diff", "--dsn", f"postgresql://nobody@127.0.0.1:{port}/x")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot connect to postgresql://nobody@127.0.0.1:{port}/x")
+    assert "Traceback" not in result.stderr
+
+
+def test_password_in_dsn_is_masked(tmp_path: Path) -> None:
+    port = free_port()
+    result = run("schema", "diff", "--dsn", f"postgresql://app:s3cr3t@127.0.0.1:{port}/x")
+    assert "s3cr3t" not in result.stdout + result.stderr
+    assert "app:***@" in result.stderr
