@@ -169,6 +169,13 @@ class Schedule:
         Days without a UTC-offset change are handled from their first and last slot only, so a
         year of an every-minute schedule costs milliseconds.
         """
+        if self.day_expr == "0 0 * * *" and len(self.times) <= 48 and \
+                end - start > timedelta(days=7):
+            return self._every_day_gap_range(start.astimezone(UTC), end.astimezone(UTC))
+        return self._day_by_day_gap_range(start, end)
+
+    def _day_by_day_gap_range(self, start: datetime, end: datetime
+                              ) -> tuple[timedelta, timedelta] | None:
         naive = [datetime.combine(date.min, b) - datetime.combine(date.min, a)
                  for a, b in zip(self.times, self.times[1:], strict=False)]
         naive_inner = (min(naive), max(naive)) if naive else None
@@ -202,6 +209,30 @@ class Schedule:
         if low is None or high is None:
             return None
         return low, high
+
+    def _every_day_gap_range(self, start: datetime, end: datetime
+                             ) -> tuple[timedelta, timedelta]:
+        """gap_range for schedules that fire every day: all days without an offset change look
+        alike, so only the days around transitions (and the range's ends) are computed."""
+        first_day = start.astimezone(self.tz).date()
+        last_day = end.astimezone(self.tz).date()
+        span = (datetime.combine(date.min, self.times[-1])
+                - datetime.combine(date.min, self.times[0]))
+        gaps = [timedelta(days=1) - span]
+        gaps.extend(datetime.combine(date.min, b) - datetime.combine(date.min, a)
+                    for a, b in itertools.pairwise(self.times))
+        special: set[date] = {first_day, first_day + timedelta(days=1),
+                              last_day - timedelta(days=1), last_day}
+        day = first_day
+        while day <= last_day:
+            if _steady_offset(self.timezone, day) is None:
+                special.update(day + timedelta(days=k) for k in (-1, 0, 1))
+            day += timedelta(days=1)
+        for window_start in sorted(special):
+            window = [i for d in (window_start, window_start + timedelta(days=1))
+                      for i in self._day_instants(d) if start <= i <= end]
+            gaps.extend(b - a for a, b in itertools.pairwise(sorted(window)))
+        return min(gaps), max(gaps)
 
     def max_gap(self, start: datetime, end: datetime) -> timedelta | None:
         """Largest time between consecutive slots in [start, end]; None if fewer than two."""

@@ -80,6 +80,7 @@ class Catalog:
 
     tables: dict[str, dict[str, dict[str, str]]]
     pii: frozenset[ColumnRef] = frozenset()
+    _mapping: MappingSchema | None = field(default=None, compare=False, repr=False)
 
     def has_table(self, schema: str, table: str) -> bool:
         return table in self.tables.get(schema, {})
@@ -91,8 +92,13 @@ class Catalog:
         return sorted(s for s, tables in self.tables.items() if table in tables)
 
     def mapping(self) -> MappingSchema:
-        tables: dict[str, object] = dict(self.tables)
-        return MappingSchema(tables, dialect="postgres", normalize=False)
+        """sqlglot's view of the catalog, built once (it is costly for 100+ tables)."""
+        if self._mapping is None:
+            tables: dict[str, object] = dict(self.tables)
+            object.__setattr__(self, "_mapping",
+                               MappingSchema(tables, dialect="postgres", normalize=False))
+        assert self._mapping is not None
+        return self._mapping
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.schedule import Schedule, check_cron
 
@@ -118,3 +120,17 @@ def test_gap_range_over_a_year() -> None:
 def test_bad_cron(expr: str, needle: str) -> None:
     problem = check_cron(expr)
     assert problem is not None and needle in problem
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours=st.sets(st.integers(0, 23), min_size=1, max_size=6),
+       minutes=st.sets(st.integers(0, 59), min_size=1, max_size=3),
+       zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney",
+                             "Asia/Kolkata", "UTC", "America/Santiago"]),
+       wildcard_hour=st.booleans())
+def test_every_day_shortcut_matches_the_day_by_day_computation(
+        hours: set[int], minutes: set[int], zone: str, wildcard_hour: bool) -> None:
+    hour_field = "*" if wildcard_hour else ",".join(map(str, sorted(hours)))
+    schedule = Schedule(f"{','.join(map(str, sorted(minutes)))} {hour_field} * * *", zone)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    assert schedule.gap_range(start, end) == schedule._day_by_day_gap_range(start, end)
