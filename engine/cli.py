@@ -275,11 +275,14 @@ def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
     if statements:
         execute_script(target.dsn, statements)
     click.echo(f"applied {len(statements)} statement(s) to {mask_dsn(target.dsn)}")
-    remaining = [d for d in diff(declared, _live(target.dsn, list(declared)).schemas)
-                 if d.kind != "extra schema"]
-    for drift in remaining:
-        click.echo(f"  needs a migration: {drift}")
-    sys.exit(1 if remaining else 0)
+    drift = diff(declared, _live(target.dsn, list(declared)).schemas)
+    conflicts = [d for d in drift if not d.kind.startswith("extra")]
+    for item in drift:
+        if item.kind.startswith("extra"):
+            click.echo(f"  left alone (not declared): {item}")
+    for item in conflicts:
+        click.echo(f"  needs a migration: {item}")
+    sys.exit(1 if conflicts else 0)
 
 
 @schema.command("pull")
