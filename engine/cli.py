@@ -133,6 +133,71 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
                f"{'' if check or stale else ' (unchanged)'}")
 
 
+class _Instant(click.ParamType):
+    """An ISO 8601 time; without an offset it is read as UTC."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from datetime import UTC, datetime
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"'{value}' is not an ISO 8601 time such as 2026-03-01T06:00+01:00",
+                      param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+INSTANT = _Instant()
+
+
+@cli.command()
+@click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
+@click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
+@click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fmt: str) -> None:
+    """Dry run: every slot that would fire between two times, in order, and what it runs.
+
+    \b
+    Example:
+      marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/daily_revenue
+    """
+    from engine.jobs import jobs as all_jobs
+    from engine.planner import plan as make_plan
+    from engine.wiring import valid_definitions
+
+    if end <= start:
+        raise UsageError("--until must be after --from")
+    result = valid_definitions(obj["root"])
+    available = all_jobs(result.project)
+    unknown = [j for j in job_ids if j not in available]
+    if unknown:
+        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
+    selected = [available[j] for j in job_ids] if job_ids else list(available.values())
+    slots = list(make_plan(selected, start, end))
+    if fmt == "json":
+        click.echo(json.dumps({"from": start.isoformat(), "until": end.isoformat(),
+                               "slots": [s.as_dict() for s in slots]}, indent=2))
+        return
+    for planned in slots:
+        entry = planned.as_dict()
+        period = entry["period"]
+        covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
+                  if period else "")
+        click.echo(f"{entry['slot']}  {planned.job.id}{covers}")
+        lines = planned.action().splitlines()
+        more = " ..." if len(lines) > 1 else ""
+        click.echo(f"    {lines[0]}{more}")
+    click.echo(f"{len(slots)} slot(s)")
+
+
 _DSN_OPTION = click.option(
     "--dsn", envvar="MARKETOPS_DSN", default=None,
     help="Database to use instead of databases.primary in marketops.yaml.")

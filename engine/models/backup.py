@@ -15,6 +15,7 @@ from engine.models.base import (
     Identifier,
     Model,
     Name,
+    RunPolicy,
     TimeZoneName,
 )
 
@@ -57,6 +58,7 @@ class _Tier(Model):
     description: str | None = None
     owner: EmailAddress = Field(description="Who answers for it; failures alert them.")
     enabled: bool = True
+    run: RunPolicy = Field(default_factory=RunPolicy)
 
 
 class _ScheduledTier(_Tier):

@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from difflib import get_close_matches
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from engine.schedule import check_cron
 
@@ -125,3 +132,19 @@ def _name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_name),
                  WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"})]
+
+
+class RunPolicy(Model):
+    """How the service runs a job's slots: lateness, overlap, retries (Kubernetes CronJob terms)."""
+
+    misfire_grace: Duration = Field(default=timedelta(minutes=15), description=(
+        "A slot missed by less than this (service or database down) still runs, once; older "
+        "missed slots are recorded as skipped."))
+    overlap: Literal["forbid", "allow", "replace"] = Field(
+        "forbid", description="When the previous run is still going: skip (forbid), run "
+        "alongside (allow), or cancel the previous (replace).")
+    retries: int = Field(3, ge=0, le=20, description="Retries after a transient failure.")
+    retry_backoff: Duration = Field(default=timedelta(seconds=30), description=(
+        "First retry delay; doubles each attempt, with jitter."))
+    timeout: Duration = Field(default=timedelta(hours=2), description="A run taking longer "
+                              "is stopped and fails.")

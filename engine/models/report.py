@@ -15,6 +15,7 @@ from engine.models.base import (
     Identifier,
     Model,
     Name,
+    RunPolicy,
     TimeZoneName,
 )
 from engine.periods import CalendarPeriod
@@ -27,7 +28,8 @@ class RollingPeriod(Model):
 
 
 def _period_kind(value: Any) -> str:
-    return "rolling-period" if isinstance(value, dict) else "calendar-period"
+    rolling = isinstance(value, dict | RollingPeriod)
+    return "rolling-period" if rolling else "calendar-period"
 
 
 PeriodSpec = Annotated[
@@ -79,10 +81,9 @@ class DestinationRecipient(Model):
 
 
 def _recipient_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        for key in ("email", "webhook", "destination"):
-            if key in value:
-                return f"{key}-recipient"
+    for key in ("email", "webhook", "destination"):
+        if (isinstance(value, dict) and key in value) or hasattr(value, key):
+            return f"{key}-recipient"
     return None
 
 
@@ -150,6 +151,7 @@ class Report(Model):
                                "data; such reports only go to internal domains.")
     enabled: bool = True
     tags: list[str] = Field(default_factory=list)
+    run: RunPolicy = Field(default_factory=RunPolicy)
 
     @model_validator(mode="after")
     def _one_sql_source(self) -> Report:
