@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,14 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
                f"{'' if check or stale else ' (unchanged)'}")
 
 
-class _Instant(click.ParamType):
+class _Instant(click.ParamType[datetime]):
     """An ISO 8601 time; without an offset it is read as UTC."""
 
     name = "time"
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
-        from datetime import UTC, datetime
+        from datetime import UTC
 
         if isinstance(value, datetime):
             return value
