@@ -1,0 +1,278 @@
+"""The run ledger in PostgreSQL: one row per (job, slot), claimed exactly once across replicas.
+
+Claims are `INSERT ... ON CONFLICT DO NOTHING` on the unique (job, slot); a claim carries a
+lease renewed by heartbeat, and a run whose worker died is taken over once its lease expires
+(`FOR UPDATE SKIP LOCKED`). All times come from the database clock, shared by every replica.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+SCHEMA = "marketops"
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "runs and deliveries", """
+        create table marketops.runs (
+            id bigint generated always as identity primary key,
+            job text not null,
+            slot timestamptz not null,
+            status text not null check (status in
+                ('running', 'retrying', 'succeeded', 'failed', 'skipped', 'cancelled')),
+            trigger text not null default 'schedule',
+            attempt integer not null default 0,
+            worker text,
+            claimed_at timestamptz,
+            heartbeat_at timestamptz,
+            lease_until timestamptz,
+            started_at timestamptz,
+            finished_at timestamptz,
+            next_attempt_at timestamptz,
+            error text,
+            outputs jsonb not null default '{}',
+            definition_hash text not null,
+            git_commit text,
+            unique (job, slot)
+        );
+        create index runs_pending on marketops.runs (status, lease_until, next_attempt_at)
+            where status in ('running', 'retrying');
+        create index runs_job_slot on marketops.runs (job, slot desc);
+        create table marketops.deliveries (
+            run_id bigint not null references marketops.runs (id),
+            recipient text not null,
+            status text not null check (status in ('pending', 'sent', 'failed')),
+            attempts integer not null default 0,
+            last_error text,
+            sent_at timestamptz,
+            primary key (run_id, recipient)
+        );
+    """),
+]
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the ledger needs of a (psycopg, autocommit) connection."""
+
+    def execute(self, query: Any, params: Any = ...) -> Cursor: ...
+
+
+@dataclass(frozen=True)
+class Run:
+    """A claimed run: which slot, which attempt."""
+
+    id: int
+    job: str
+    slot: datetime
+    attempt: int
+    trigger: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A ledger row as status pages show it."""
+
+    id: int
+    job: str
+    slot: datetime
+    status: str
+    attempt: int
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    outputs: dict[str, Any]
+    trigger: str
+
+
+_RECORD_COLUMNS = ("id, job, slot, status, attempt, worker, started_at, finished_at, error, "
+                   "outputs, trigger")
+
+
+def _record(row: Any) -> RunRecord:
+    return RunRecord(id=row[0], job=row[1], slot=row[2], status=row[3], attempt=row[4],
+                     worker=row[5], started_at=row[6], finished_at=row[7], error=row[8],
+                     outputs=row[9] or {}, trigger=row[10])
+
+
+class Ledger:
+    """Run history and slot claims; `connect` yields an autocommit connection."""
+
+    def __init__(self, connect: Callable[[], AbstractContextManager[Connection]]) -> None:
+        self._connect = connect
+
+    def _conn(self) -> AbstractContextManager[Connection]:
+        return self._connect()
+
+    # -- migrations ------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations, serialized by an advisory lock; the versions applied."""
+        applied: list[int] = []
+        with self._conn() as conn:
+            conn.execute("select pg_advisory_lock(hashtext('marketops.migrations'))")
+            try:
+                conn.execute(f"create schema if not exists {SCHEMA}")
+                conn.execute(f"""create table if not exists {SCHEMA}.migrations (
+                    version integer primary key, description text not null,
+                    applied_at timestamptz not null default now())""")
+                done = {row[0] for row in
+                        conn.execute(f"select version from {SCHEMA}.migrations").fetchall()}
+                for version, description, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    conn.execute("begin")
+                    try:
+                        conn.execute(sql.encode())
+                        conn.execute(f"insert into {SCHEMA}.migrations (version, description) "
+                                     "values (%s, %s)", (version, description))
+                        conn.execute("commit")
+                    except Exception:
+                        conn.execute("rollback")
+                        raise
+                    applied.append(version)
+            finally:
+                conn.execute("select pg_advisory_unlock(hashtext('marketops.migrations'))")
+        return applied
+
+    # -- claims ------------------------------------------------------------------------------
+    def claim(self, job: str, slot: datetime, worker: str, lease: timedelta,
+              definition_hash: str, git_commit: str | None = None,
+              trigger: str = "schedule") -> Run | None:
+        """Take the slot if nobody has: the run, or None when it exists already."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                insert into {SCHEMA}.runs (job, slot, status, trigger, attempt, worker,
+                    claimed_at, heartbeat_at, lease_until, started_at, definition_hash, git_commit)
+                values (%s, %s, 'running', %s, 1, %s, now(), now(), now() + %s, now(), %s, %s)
+                on conflict (job, slot) do nothing
+                returning id, job, slot, attempt, trigger""",
+                (job, slot, trigger, worker, lease, definition_hash, git_commit)).fetchone()
+        return Run(*row) if row else None
+
+    def record_skipped(self, job: str, slot: datetime, reason: str, definition_hash: str,
+                       trigger: str = "schedule") -> bool:
+        """Record a slot that will not run (missed, coalesced, overlapping); False if known."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                insert into {SCHEMA}.runs (job, slot, status, trigger, error, definition_hash,
+                    finished_at)
+                values (%s, %s, 'skipped', %s, %s, %s, now())
+                on conflict (job, slot) do nothing returning id""",
+                (job, slot, trigger, reason, definition_hash)).fetchone()
+        return row is not None
+
+    def take_over(self, worker: str, lease: timedelta, jobs: list[str]) -> Run | None:
+        """A run whose lease expired (its worker died) or whose retry is due, now ours."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                with candidate as (
+                    select id from {SCHEMA}.runs
+                    where job = any(%s) and (
+                        (status = 'running' and lease_until < now())
+                        or (status = 'retrying' and next_attempt_at <= now()))
+                    order by slot limit 1 for update skip locked)
+                update {SCHEMA}.runs r set
+                    error = case when r.status = 'running'
+                        then concat_ws('; ', r.error, 'lease of ' || r.worker || ' expired')
+                        else r.error end,
+                    status = 'running', attempt = r.attempt + 1, worker = %s,
+                    heartbeat_at = now(), lease_until = now() + %s, started_at = now(),
+                    next_attempt_at = null
+                from candidate where r.id = candidate.id
+                returning r.id, r.job, r.slot, r.attempt, r.trigger""",
+                (jobs, worker, lease)).fetchone()
+        return Run(*row) if row else None
+
+    def heartbeat(self, run_id: int, worker: str, lease: timedelta) -> bool:
+        """Extend our lease; False when the run is no longer ours (taken over, cancelled)."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set heartbeat_at = now(), lease_until = now() + %s
+                where id = %s and worker = %s and status = 'running' returning id""",
+                (lease, run_id, worker)).fetchone()
+        return row is not None
+
+    def finish(self, run_id: int, worker: str, status: str, error: str | None = None,
+               outputs: dict[str, Any] | None = None) -> bool:
+        """Record the result; False when the run was no longer ours."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set status = %s, error = %s, outputs = %s,
+                    finished_at = now(), lease_until = null
+                where id = %s and worker = %s and status = 'running' returning id""",
+                (status, error, json.dumps(outputs or {}), run_id, worker)).fetchone()
+        return row is not None
+
+    def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str) -> bool:
+        """Hand the run back for another attempt after `delay`."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set status = 'retrying', error = %s, lease_until = null,
+                    next_attempt_at = now() + %s
+                where id = %s and worker = %s and status = 'running' returning id""",
+                (error, delay, run_id, worker)).fetchone()
+        return row is not None
+
+    def cancel_running(self, job: str, reason: str) -> int:
+        """Cancel a job's running runs (overlap: replace); their workers see it at heartbeat."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""
+                update {SCHEMA}.runs set status = 'cancelled', error = %s, finished_at = now(),
+                    lease_until = null
+                where job = %s and status = 'running' returning id""", (reason, job)).fetchall()
+        return len(rows)
+
+    # -- queries ------------------------------------------------------------------------------
+    def is_running(self, job: str) -> bool:
+        """Whether a run of `job` holds a live lease."""
+        with self._conn() as conn:
+            row = conn.execute(f"""select 1 from {SCHEMA}.runs where job = %s and
+                status = 'running' and lease_until >= now() limit 1""", (job,)).fetchone()
+        return row is not None
+
+    def last_slot(self, job: str) -> datetime | None:
+        """The latest slot recorded for a job, whatever its status."""
+        with self._conn() as conn:
+            row = conn.execute(f"select max(slot) from {SCHEMA}.runs where job = %s",
+                               (job,)).fetchone()
+        return row[0] if row else None
+
+    def runs(self, job: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Newest runs first."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"select {_RECORD_COLUMNS} from {SCHEMA}.runs "
+                "where (%s::text is null or job = %s) order by slot desc, id desc limit %s",
+                (job, job, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def latest_by_job(self) -> dict[str, RunRecord]:
+        """The newest non-skipped run of every job."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""
+                select distinct on (job) {_RECORD_COLUMNS} from {SCHEMA}.runs
+                where status <> 'skipped' order by job, slot desc, id desc""").fetchall()
+        return {r[1]: _record(r) for r in rows}
+
+    def last_success(self) -> dict[str, datetime]:
+        """When each job last succeeded (finish time)."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""select job, max(finished_at) from {SCHEMA}.runs
+                where status = 'succeeded' group by job""").fetchall()
+        return {job: at for job, at in rows}
+
+    def counts(self) -> Iterator[tuple[str, str, int]]:
+        """(job, status, count) for metrics."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""select job, status, count(*) from {SCHEMA}.runs
+                group by job, status order by job, status""").fetchall()
+        yield from ((job, status, int(n)) for job, status, n in rows)

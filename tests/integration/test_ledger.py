@@ -1,0 +1,107 @@
+"""The ledger on PostgreSQL: migrations, exactly-once claims, leases and takeover."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.ledger import Ledger
+from runners.database import connect
+
+SLOT = datetime(2026, 3, 1, 5, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+def ledger(new_database: Callable[..., str]) -> Ledger:
+    dsn = new_database()
+    ledger = Ledger(lambda: connect(dsn, autocommit=True))
+    assert ledger.migrate() == [1]
+    return ledger
+
+
+def test_migrations_are_applied_once(ledger: Ledger) -> None:
+    assert ledger.migrate() == []
+
+
+def test_concurrent_migrations_do_not_collide(new_database: Callable[..., str]) -> None:
+    dsn = new_database()
+    results: list[list[int]] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        Ledger(lambda: connect(dsn, autocommit=True)).migrate())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [[], [], [], [1]]
+
+
+def test_a_slot_is_claimed_once_among_many_workers(ledger: Ledger) -> None:
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker(name: str) -> None:
+        barrier.wait()
+        if ledger.claim("report/x", SLOT, name, LEASE, "h1"):
+            winners.append(name)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    [record] = ledger.runs("report/x")
+    assert (record.status, record.worker, record.attempt) == ("running", winners[0], 1)
+
+
+def test_finish_heartbeat_and_lost_runs(ledger: Ledger) -> None:
+    run = ledger.claim("report/x", SLOT, "a", LEASE, "h1")
+    assert run is not None
+    assert ledger.heartbeat(run.id, "a", LEASE)
+    assert not ledger.heartbeat(run.id, "b", LEASE)  # not b's run
+    assert ledger.finish(run.id, "a", "succeeded", outputs={"rows": 3})
+    assert not ledger.finish(run.id, "a", "failed")  # already finished
+    [record] = ledger.runs("report/x")
+    assert (record.status, record.outputs) == ("succeeded", {"rows": 3})
+    assert ledger.claim("report/x", SLOT, "c", LEASE, "h1") is None  # same slot never again
+
+
+def test_expired_lease_is_taken_over(ledger: Ledger) -> None:
+    run = ledger.claim("report/x", SLOT, "dead", timedelta(seconds=-1), "h1")
+    assert run is not None
+    assert ledger.take_over("other", LEASE, ["report/y"]) is None  # not a job of ours
+    taken = ledger.take_over("alive", LEASE, ["report/x"])
+    assert taken is not None and (taken.id, taken.attempt) == (run.id, 2)
+    assert not ledger.heartbeat(run.id, "dead", LEASE)
+    [record] = ledger.runs("report/x")
+    assert record.worker == "alive" and "lease of dead expired" in (record.error or "")
+
+
+def test_retries_come_back_when_due(ledger: Ledger) -> None:
+    run = ledger.claim("report/x", SLOT, "a", LEASE, "h1")
+    assert run is not None
+    assert ledger.retry_later(run.id, "a", timedelta(hours=1), "connection lost")
+    assert ledger.take_over("b", LEASE, ["report/x"]) is None  # not yet due
+    run2 = ledger.claim("report/x", SLOT + timedelta(days=1), "a", LEASE, "h1")
+    assert run2 is not None
+    assert ledger.retry_later(run2.id, "a", timedelta(seconds=0), "smtp down")
+    again = ledger.take_over("b", LEASE, ["report/x"])
+    assert again is not None and again.id == run2.id and again.attempt == 2
+
+
+def test_skipped_slots_and_queries(ledger: Ledger) -> None:
+    assert ledger.record_skipped("report/x", SLOT, "missed: service down", "h1")
+    assert not ledger.record_skipped("report/x", SLOT, "again", "h1")
+    assert ledger.claim("report/x", SLOT, "a", LEASE, "h1") is None
+    assert ledger.last_slot("report/x") == SLOT
+    assert ledger.latest_by_job() == {}
+    later = ledger.claim("report/x", SLOT + timedelta(days=1), "a", LEASE, "h1")
+    assert later is not None and ledger.is_running("report/x")
+    ledger.cancel_running("report/x", "replaced")
+    assert not ledger.is_running("report/x")
+    assert dict(((j, s), n) for j, s, n in ledger.counts()) == {
+        ("report/x", "cancelled"): 1, ("report/x", "skipped"): 1}
