@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,61 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
         more = " ..." if len(lines) > 1 else ""
         click.echo(f"    {lines[0]}{more}")
     click.echo(f"{len(slots)} slot(s)")
+
+
+@cli.command("run")
+@click.argument("job_id", metavar="JOB")
+@click.option("--at", type=INSTANT, default=None,
+              help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.pass_obj
+def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
+    """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
+
+    The same slot always covers the same period, so running it again, now or in a year,
+    produces the same output.
+
+    \b
+    Example:
+      marketops run report/daily_revenue --at 2026-03-01T06:00+01:00
+    """
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from engine.execution import execute_run
+    from engine.jobs import jobs as all_jobs
+    from engine.wiring import (
+        Executor,
+        database_dsn,
+        latest_slot,
+        ledger_for,
+        valid_definitions,
+        worker_name,
+    )
+
+    result = valid_definitions(obj["root"])
+    available = all_jobs(result.project)
+    job = available.get(job_id)
+    if job is None:
+        raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
+    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"))
+    if not executor.supports(job):
+        raise UsageError(f"{job_id}: backup runners are not built yet")
+    slot = latest_slot(job, at or dt.now(UTC))
+    ledger = ledger_for(database_dsn(obj["root"], result, "state"))
+    worker = worker_name()
+    lease = timedelta(seconds=60)
+    run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, trigger="manual") or \
+        ledger.reclaim(job.id, slot, worker, lease, job.definition_hash)
+    if run is None:
+        raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
+    outcome = execute_run(ledger, executor, job, run, worker, lease)
+    local = slot.astimezone(job.schedule.tz) if job.schedule else slot
+    click.echo(f"{job_id} slot {local.isoformat()}: {outcome.status}"
+               + (f": {outcome.error}" if outcome.error else ""))
+    if outcome.outputs:
+        click.echo(f"  rows: {outcome.outputs['rows']:,}  directory: "
+                   f"{outcome.outputs['directory']}")
+    sys.exit(0 if outcome.status == "succeeded" else 1)
 
 
 _DSN_OPTION = click.option(

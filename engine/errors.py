@@ -28,3 +28,11 @@ class EmbeddedServerError(MarketopsError):
 
 class SchemaDriftError(MarketopsError):
     """The live database differs from the declared schema in a way apply cannot fix."""
+
+
+class JobError(MarketopsError):
+    """A job failed in a way retrying will not fix."""
+
+
+class TransientError(MarketopsError):
+    """A job failed for a reason that may pass (connection lost, server restarting)."""

@@ -158,6 +158,21 @@ class Ledger:
                 (job, slot, trigger, worker, lease, definition_hash, git_commit)).fetchone()
         return Run(*row) if row else None
 
+    def reclaim(self, job: str, slot: datetime, worker: str, lease: timedelta,
+                definition_hash: str, trigger: str = "manual") -> Run | None:
+        """Run a recorded slot again (manual run, backfill); None while it is running."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set status = 'running', attempt = attempt + 1,
+                    worker = %s, trigger = %s, claimed_at = now(), heartbeat_at = now(),
+                    lease_until = now() + %s, started_at = now(), finished_at = null,
+                    next_attempt_at = null, error = null, definition_hash = %s
+                where job = %s and slot = %s
+                  and (status <> 'running' or lease_until < now())
+                returning id, job, slot, attempt, trigger""",
+                (worker, trigger, lease, definition_hash, job, slot)).fetchone()
+        return Run(*row) if row else None
+
     def record_skipped(self, job: str, slot: datetime, reason: str, definition_hash: str,
                        trigger: str = "schedule") -> bool:
         """Record a slot that will not run (missed, coalesced, overlapping); False if known."""

@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import DefinitionError, UsageError
+from engine.jobs import Job
+from engine.ledger import Ledger
 from engine.validate import ValidationResult, validate
 from runners.postgres import EmbeddedServer
+
+if TYPE_CHECKING:
+    from runners.report import ReportRequest
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -103,3 +109,104 @@ def demo_data(root: Path, dsn_override: str | None, *, scale: float, seed: int,
               for t in loaded.model.tables]
     generated = generate(target.dsn, tables, scale=scale, seed=seed, until=until)
     return DemoDataSummary(target.dsn, generated.rows, generated.seconds, applied)
+
+
+def local_destination(root: Path, result: ValidationResult, name: str) -> Path:
+    """The directory of a file:// destination (relative URLs are relative to the root)."""
+    destination = result.project.settings.destinations.get(name)
+    if destination is None:
+        raise UsageError(f"unknown destination '{name}'")
+    url = destination.url
+    if not url.startswith("file://"):
+        raise UsageError(f"destination '{name}' is {url.split(':')[0]}://; object storage "
+                         "destinations are not supported yet, use file://")
+    path = Path(url.removeprefix("file://"))
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def database_dsn(root: Path, result: ValidationResult, which: str,
+                 dsn_override: str | None = None) -> str:
+    """DSN of `primary`, `reports` (falls back to primary) or `state` (falls back to primary)."""
+    databases = result.project.settings.databases
+    chosen = getattr(databases, which) if which != "primary" else None
+    if dsn_override or chosen is None:
+        return primary_target(root, result, dsn_override).dsn
+    if chosen.dsn == "embedded":
+        return primary_target(root, result, "embedded").dsn
+    return resolve_env(chosen.dsn, f"databases.{which}.dsn")
+
+
+def ledger_for(dsn: str) -> Ledger:
+    """The ledger in `dsn`, migrated."""
+    from runners.database import connect
+
+    ledger = Ledger(lambda: connect(dsn, autocommit=True, application="marketops ledger"))
+    ledger.migrate()
+    return ledger
+
+
+def worker_name() -> str:
+    """host:pid, unique among replicas."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def report_request(root: Path, result: ValidationResult, job: Job, slot: datetime,
+                   reports_dsn: str) -> ReportRequest:
+    """Everything a report run needs, resolved: SQL for the driver, parameters, paths."""
+    from engine.sqlparams import to_pyformat
+    from runners.report import ReportRequest
+
+    assert job.report is not None and job.sql is not None
+    period = job.period(slot)
+    assert period is not None
+    params: dict[str, object] = {**job.report.params, "period_start": period.start,
+                                 "period_end": period.end, "slot_time": slot,
+                                 "timezone": job.report.timezone}
+    archive = result.project.settings.reports.destination
+    if archive is None:
+        raise UsageError("reports.destination is not set in marketops.yaml")
+    label = f"{_label(period.start)}_{_label(period.end)}"
+    out_dir = local_destination(root, result, archive) / "reports" / job.name / label
+    return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
+                         job.report.limits.statement_timeout, job.report.limits.max_rows,
+                         out_dir)
+
+
+def _label(moment: datetime) -> str:
+    if moment.hour == moment.minute == moment.second == 0:
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%Y-%m-%dT%H%M%S%z")
+
+
+def latest_slot(job: Job, at: datetime) -> datetime:
+    """The latest slot of `job` at or before `at`."""
+    if job.schedule is None:
+        raise UsageError(f"{job.id} runs continuously; it has no slots")
+    for days in (2, 40, 400, 3000):
+        slots = job.schedule.between(at - timedelta(days=days), at)
+        if slots:
+            return slots[-1]
+    raise UsageError(f"{job.id} has no slot before {at.isoformat()}")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Runs a job's slot with the runner of its kind."""
+
+    root: Path
+    result: ValidationResult
+    reports_dsn: str
+
+    def supports(self, job: Job) -> bool:
+        return job.kind == "report"
+
+    def __call__(self, job: Job, slot: datetime) -> dict[str, object]:
+        from runners.report import run_report
+
+        if job.kind != "report":
+            raise UsageError(f"{job.id}: backup runners are not built yet")
+        done = run_report(report_request(self.root, self.result, job, slot, self.reports_dsn))
+        return {"rows": done.rows, "columns": done.columns, "files": done.files,
+                "directory": str(done.directory), "seconds": round(done.seconds, 3)}

@@ -1,0 +1,95 @@
+"""Running one claimed slot: heartbeat while it runs, then record the outcome in the ledger.
+
+Transient failures (connection lost) are retried with exponential backoff and jitter up to the
+job's `run.retries`; anything else fails the run at once. The result is always recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.errors import MarketopsError, TransientError
+from engine.jobs import Job
+from engine.ledger import Ledger, Run
+
+log = logging.getLogger("marketops.run")
+
+Execute = Callable[[Job, datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: succeeded, failed, retrying or lost (no longer ours)."""
+
+    status: str
+    error: str | None = None
+    outputs: dict[str, Any] | None = None
+
+
+def backoff(job: Job, attempt: int, rng: random.Random | None = None) -> timedelta:
+    """Delay before retry `attempt` + 1: base * 2^(attempt-1), jittered by +-50%."""
+    base = job.policy.retry_backoff * (2 ** max(attempt - 1, 0))
+    jitter: float = (rng or random.Random()).uniform(0.5, 1.5)
+    delay: timedelta = base * jitter
+    return min(delay, timedelta(hours=6))
+
+
+def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: str,
+                lease: timedelta) -> Outcome:
+    """Run a claimed slot to its recorded end."""
+    lost = threading.Event()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(lease.total_seconds() / 3):
+            try:
+                if not ledger.heartbeat(run.id, worker, lease):
+                    lost.set()
+                    return
+            except MarketopsError as exc:  # the state database is down: keep trying
+                log.warning("heartbeat failed: %s", exc, extra={"job": job.id, "run_id": run.id})
+
+    heart = threading.Thread(target=beat, name=f"heartbeat-{run.id}", daemon=True)
+    heart.start()
+    extra = {"job": job.id, "slot": run.slot.isoformat(), "run_id": run.id,
+             "attempt": run.attempt}
+    log.info("run started", extra=extra)
+    try:
+        outputs = execute(job, run.slot)
+    except TransientError as exc:
+        outcome = _transient(ledger, job, run, worker, str(exc))
+    except MarketopsError as exc:
+        outcome = Outcome("failed", str(exc))
+    except Exception as exc:  # a bug must still end as a recorded failure
+        log.exception("run crashed", extra=extra)
+        outcome = Outcome("failed", f"internal error: {exc!r}")
+    else:
+        outcome = Outcome("succeeded", None, outputs)
+    finally:
+        done.set()
+        heart.join()
+    if lost.is_set():
+        log.warning("run lost its lease; result not recorded", extra=extra)
+        return Outcome("lost", "lease lost")
+    if outcome.status in ("succeeded", "failed"):
+        if not ledger.finish(run.id, worker, outcome.status, outcome.error, outcome.outputs):
+            return Outcome("lost", "lease lost")
+    log.log(logging.INFO if outcome.status == "succeeded" else logging.ERROR,
+            "run %s%s", outcome.status, f": {outcome.error}" if outcome.error else "",
+            extra=extra)
+    return outcome
+
+
+def _transient(ledger: Ledger, job: Job, run: Run, worker: str, error: str) -> Outcome:
+    if run.attempt > job.policy.retries:
+        message = f"gave up after {run.attempt} attempts: {error}"
+        return Outcome("failed", message)
+    delay = backoff(job, run.attempt)
+    ledger.retry_later(run.id, worker, delay, error)
+    return Outcome("retrying", f"{error} (retry in {int(delay.total_seconds())}s)")
