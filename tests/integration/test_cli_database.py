@@ -86,3 +86,28 @@ def test_password_in_dsn_is_masked(tmp_path: Path) -> None:
     result = run("schema", "diff", "--dsn", f"postgresql://app:s3cr3t@127.0.0.1:{port}/x")
     assert "s3cr3t" not in result.stdout + result.stderr
     assert "app:***@" in result.stderr
+
+
+def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
+    run("demo", "--scale", "0.001", cwd=demo_root)
+    first = run("run", "report/daily_revenue", cwd=demo_root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "succeeded" in first.stdout
+    directory = Path(first.stdout.split("directory: ")[1].strip())
+    csv_before = (directory / "daily_revenue.csv").read_bytes()
+    assert csv_before.count(b"\n") > 1
+    second = run("run", "report/daily_revenue", cwd=demo_root)
+    assert second.returncode == 0, second.stderr
+    assert (directory / "daily_revenue.csv").read_bytes() == csv_before
+    dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    with connect(dsn) as conn:
+        rows = conn.execute("select status, attempt, trigger from marketops.runs "
+                            "where job = 'report/daily_revenue'").fetchall()
+    assert rows == [("succeeded", 2, "manual")]
+
+
+def test_run_refuses_backups_and_unknown_jobs(demo_root: Path) -> None:
+    backup = run("run", "backup/nightly_full", cwd=demo_root)
+    assert backup.returncode == 1 and "backup runners are not built yet" in backup.stderr
+    unknown = run("run", "report/nope", cwd=demo_root)
+    assert unknown.returncode == 1 and "unknown job report/nope" in unknown.stderr

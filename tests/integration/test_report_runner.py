@@ -1,0 +1,101 @@
+"""The report runner on PostgreSQL: read-only, time-limited, capped, atomic, reproducible."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.errors import JobError, TransientError
+from engine.sqlparams import to_pyformat
+from runners.database import connect
+from runners.report import ReportRequest, run_report
+from tests.conftest import free_port
+
+SETUP = """
+create schema shop;
+create table shop.orders (id int primary key, total numeric(12,2), placed_at timestamptz);
+insert into shop.orders values (1, 10.50, '2026-03-01 10:00+00'), (2, 20.00, '2026-03-01 23:30+00'),
+    (3, 5.25, '2026-03-02 08:00+00');
+create table shop.audit (note text);
+create function sneaky() returns int language sql as
+    $$ insert into shop.audit values ('written'); select 1 $$;
+"""
+
+
+@pytest.fixture
+def shop(new_database: Callable[..., str]) -> str:
+    dsn = new_database()
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute(SETUP.encode())
+    return dsn
+
+
+def _request(dsn: str, sql: str, out: Path, **changes: object) -> ReportRequest:
+    params = {"period_start": datetime(2026, 3, 1, tzinfo=UTC),
+              "period_end": datetime(2026, 3, 2, tzinfo=UTC)}
+    base = dict(report_id="daily", dsn=dsn, sql=to_pyformat(sql, set(params)), params=params,
+                statement_timeout=timedelta(seconds=30), max_rows=1000, out_dir=out)
+    base.update(changes)
+    return ReportRequest(**base)  # type: ignore[arg-type]
+
+
+def test_rows_manifest_and_reproducibility(shop: str, tmp_path: Path) -> None:
+    sql = ("select o.id, o.total, o.placed_at from shop.orders o where o.placed_at >= "
+           ":period_start and o.placed_at < :period_end order by o.id")
+    out = tmp_path / "daily" / "2026-03-01"
+    result = run_report(_request(shop, sql, out))
+    assert result.rows == 2 and result.columns == ["id", "total", "placed_at"]
+    with (out / "daily.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [["id", "total", "placed_at"], ["1", "10.50", "2026-03-01T10:00:00+00:00"],
+                    ["2", "20.00", "2026-03-01T23:30:00+00:00"]]
+    manifest = json.loads((out / "manifest.json").read_text())
+    digest = hashlib.sha256((out / "daily.csv").read_bytes()).hexdigest()
+    assert manifest["files"]["daily.csv"]["sha256"] == digest and manifest["rows"] == 2
+    again = run_report(_request(shop, sql, out))
+    assert again.files == result.files  # the same slot gives the same output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["2026-03-01"]  # no leftovers
+
+
+def test_a_write_at_run_time_is_refused_and_writes_nothing(shop: str, tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    with pytest.raises(JobError, match="read-only transaction"):
+        run_report(_request(shop, "select sneaky() as n", out))
+    with connect(shop) as conn:
+        assert conn.execute("select count(*) from shop.audit").fetchone()[0] == 0
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_statement_timeout(shop: str, tmp_path: Path) -> None:
+    with pytest.raises(JobError, match="statement timeout"):
+        run_report(_request(shop, "select pg_sleep(2) as s", tmp_path / "x",
+                            statement_timeout=timedelta(milliseconds=200)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_row_cap(shop: str, tmp_path: Path) -> None:
+    with pytest.raises(JobError, match="more than 2 rows"):
+        run_report(_request(shop, "select g from generate_series(1, 50000) g", tmp_path / "x",
+                            max_rows=2))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_database_is_transient(tmp_path: Path) -> None:
+    dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/x"
+    with pytest.raises(TransientError, match="cannot connect"):
+        run_report(_request(dsn, "select 1 as a", tmp_path / "x"))
+
+
+def test_failed_rerun_keeps_the_previous_complete_output(shop: str, tmp_path: Path) -> None:
+    out = tmp_path / "daily"
+    run_report(_request(shop, "select 1 as a", out))
+    before = (out / "manifest.json").read_text()
+    with pytest.raises(JobError):
+        run_report(_request(shop, "select 1/0 as a", out))
+    assert (out / "manifest.json").read_text() == before
