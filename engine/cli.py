@@ -254,6 +254,123 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     sys.exit(0 if outcome.status == "succeeded" else 1)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MARKETOPS_HTTP_HOST",
+              help="Address of the health/metrics/status endpoint.")
+@click.option("--port", type=int, default=8086, show_default=True, envvar="MARKETOPS_HTTP_PORT",
+              help="Port of the endpoint; 0 picks a free one.")
+@click.option("--tick", type=float, default=1.0, show_default=True,
+              help="Longest sleep between two looks at the schedule, in seconds.")
+@click.option("--worker", default=None, help="Name of this replica; default host:pid.")
+@click.option("--shutdown-grace", type=float, default=30.0, show_default=True,
+              help="Seconds running jobs get to finish after SIGTERM.")
+@click.option("--lease", type=float, default=30.0, show_default=True,
+              help="Seconds a run stays ours without a heartbeat; a dead replica's runs are "
+              "taken over after this.")
+@click.pass_obj
+def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | None,
+          shutdown_grace: float, lease: float) -> None:
+    """Run the schedule as a service until SIGTERM, with /healthz, /metrics and /status.
+
+    Several replicas may run against the same state database: each slot runs once.
+
+    \b
+    Example:
+      marketops serve --port 8086 &  curl -s localhost:8086/status.json
+    """
+    import signal
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from engine.logs import configure
+    from engine.service import Service, ServiceConfig
+    from engine.status import as_dict, render_html, render_metrics
+    from engine.wiring import (
+        Executor,
+        LiveDefinitions,
+        database_dsn,
+        durations,
+        ensure_demo_data,
+        ledger_for,
+        primary_target,
+        statuses,
+        valid_definitions,
+        worker_name,
+    )
+    from runners.httpserver import StatusServer, json_page
+
+    name = worker or worker_name()
+    configure(name)
+    root = obj["root"]
+    result = valid_definitions(root)
+    if result.project.settings.databases.primary.dsn == "embedded":
+        target = primary_target(root, result, None)
+        if ensure_demo_data(root, result, target.dsn):
+            click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
+    live = LiveDefinitions(root, result)
+    executor = Executor(root, live, database_dsn(root, result, "reports"))
+    ledger = ledger_for(database_dsn(root, result, "state"))
+    service = Service(live.load, ledger, executor,
+                      ServiceConfig(worker=name, tick_seconds=tick,
+                                    shutdown_grace=shutdown_grace,
+                                    lease=timedelta(seconds=lease)),
+                      changed=live.changed)
+
+    def now_statuses() -> list[Any]:
+        return statuses(live.result, ledger, executor.supports, dt.now(UTC))
+
+    def healthz() -> tuple[int, str, str]:
+        fresh = service.last_tick is not None and \
+            (dt.now(UTC) - service.last_tick).total_seconds() < max(10.0, 5 * tick)
+        ledger.latest_by_job()  # raises when the state database is unreachable
+        return (200, "text/plain", "ok\n") if fresh else (503, "text/plain", "loop stalled\n")
+
+    pages = {
+        "/healthz": healthz,
+        "/metrics": lambda: (200, "text/plain; version=0.0.4", render_metrics(
+            now_statuses(), list(ledger.counts()), durations(ledger))),
+        "/status": lambda: (200, "text/html", render_html(now_statuses(), name, dt.now(UTC))),
+        "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
+    }
+    http = StatusServer(host, port, pages)
+    http.start()
+    click.echo(f"serving: worker {name}, status on http://{host}:{http.port}/status", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    try:
+        service.serve()
+    finally:
+        http.stop()
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def status(obj: dict[str, Any], fmt: str) -> None:
+    """Last and next run of every job; exit 1 when any scheduled job is late or failing.
+
+    \b
+    Example:
+      marketops status --format json
+    """
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from engine.status import as_dict, render_text
+    from engine.wiring import Executor, database_dsn, ledger_for, statuses, valid_definitions
+
+    result = valid_definitions(obj["root"])
+    ledger = ledger_for(database_dsn(obj["root"], result, "state"))
+    executor = Executor(obj["root"], result, "")
+    found = statuses(result, ledger, executor.supports, dt.now(UTC))
+    if fmt == "json":
+        click.echo(json.dumps([as_dict(s) for s in found], indent=2))
+    else:
+        click.echo(render_text(found), nl=False)
+    sys.exit(0 if all(s.healthy for s in found) else 1)
+
+
 _DSN_OPTION = click.option(
     "--dsn", envvar="MARKETOPS_DSN", default=None,
     help="Database to use instead of databases.primary in marketops.yaml.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.validate import ValidationResult, validate
 from runners.postgres import EmbeddedServer
 
 if TYPE_CHECKING:
+    from engine.status import JobStatus
     from runners.report import ReportRequest
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -191,13 +193,58 @@ def latest_slot(job: Job, at: datetime) -> datetime:
     raise UsageError(f"{job.id} has no slot before {at.isoformat()}")
 
 
+class LiveDefinitions:
+    """The definitions as they are on disk now: reloaded on change, kept only when valid."""
+
+    def __init__(self, root: Path, result: ValidationResult) -> None:
+        self.root = root
+        self.result = result
+        self._signature = self.signature()
+
+    def signature(self) -> tuple[tuple[str, float, int], ...]:
+        files = [self.root / "marketops.yaml"]
+        for folder in ("schema", "definitions/reports", "definitions/backups"):
+            directory = self.root / folder
+            if directory.is_dir():
+                files.extend(sorted(directory.iterdir()))
+        found = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((str(path), stat.st_mtime, stat.st_size))
+        return tuple(found)
+
+    def changed(self) -> bool:
+        current = self.signature()
+        if current == self._signature:
+            return False
+        self._signature = current
+        return True
+
+    def load(self) -> dict[str, Job]:
+        """Validate and take the current files; DefinitionError when they are invalid."""
+        from engine.jobs import jobs
+
+        result = valid_definitions(self.root)
+        self.result = result
+        return jobs(result.project)
+
+
 @dataclass(frozen=True)
 class Executor:
     """Runs a job's slot with the runner of its kind."""
 
     root: Path
-    result: ValidationResult
+    definitions: ValidationResult | LiveDefinitions
     reports_dsn: str
+
+    @property
+    def result(self) -> ValidationResult:
+        if isinstance(self.definitions, LiveDefinitions):
+            return self.definitions.result
+        return self.definitions
 
     def supports(self, job: Job) -> bool:
         return job.kind == "report"
@@ -210,3 +257,40 @@ class Executor:
         done = run_report(report_request(self.root, self.result, job, slot, self.reports_dsn))
         return {"rows": done.rows, "columns": done.columns, "files": done.files,
                 "directory": str(done.directory), "seconds": round(done.seconds, 3)}
+
+
+def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
+             now: datetime) -> list[JobStatus]:
+    """The status of every job of the project."""
+    from engine.jobs import jobs
+    from engine.status import job_status
+
+    latest = ledger.latest_by_job()
+    success = ledger.last_success()
+    return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now)
+            for job_id, job in sorted(jobs(result.project).items())]
+
+
+def durations(ledger: Ledger) -> dict[str, float]:
+    """Seconds the latest finished run of each job took."""
+    found: dict[str, float] = {}
+    for job, record in ledger.latest_by_job().items():
+        if record.started_at and record.finished_at:
+            found[job] = (record.finished_at - record.started_at).total_seconds()
+    return found
+
+
+def ensure_demo_data(root: Path, result: ValidationResult, dsn: str) -> bool:
+    """On the embedded server, create and fill the marketplace when it is not there yet."""
+    from runners.database import connect
+
+    with connect(dsn) as conn:
+        present = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'orders' "
+            "and tablename = 'orders'").fetchone()
+        if present and present[0]:
+            rows = conn.execute("select exists (select 1 from orders.orders)").fetchone()
+            if rows and rows[0]:
+                return False
+    demo_data(root, "embedded", scale=0.01, seed=42, until=None)
+    return True

@@ -1,0 +1,45 @@
+"""Structured JSON logs: one object per line, with job, slot and run id when known."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+_FIELDS = ("job", "slot", "run_id", "attempt", "worker")
+
+
+class JsonFormatter(logging.Formatter):
+    """{"time", "level", "logger", "message", job, slot, run_id, ...}."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure(worker: str, level: int = logging.INFO) -> None:
+    """Send marketops logs to stderr as JSON lines tagged with this worker."""
+
+    class _Worker(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.worker = worker
+            return True
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(_Worker())
+    root = logging.getLogger("marketops")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,250 @@
+"""The service loop: decide which slots are due, claim them in the ledger, run them.
+
+The scheduler part is pure (times are passed in); the loop is the only place that reads the
+clock. Replicas share nothing but the ledger: each computes the same due slots, and the
+ledger's unique (job, slot) lets exactly one of them run each.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from engine.errors import MarketopsError
+from engine.execution import Execute, Outcome, execute_run
+from engine.jobs import Job
+from engine.ledger import Ledger, Run
+
+log = logging.getLogger("marketops.service")
+
+
+class Executor(Protocol):
+    def supports(self, job: Job) -> bool: ...
+    def __call__(self, job: Job, slot: datetime) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Slots to run now and slots to record as skipped, with why."""
+
+    run: list[tuple[Job, datetime]]
+    skip: list[tuple[Job, datetime, str]]
+
+
+@dataclass
+class Scheduler:
+    """Due slots per job since the last look, with misfire grace and coalescing."""
+
+    cursors: dict[str, datetime] = field(default_factory=dict)
+
+    def start(self, job: Job, last_recorded: datetime | None, now: datetime) -> None:
+        """Look from the last recorded slot (so missed slots are run or recorded), at most a
+        year back; a job with no history starts now (it has missed nothing)."""
+        if job.id not in self.cursors:
+            self.cursors[job.id] = max(last_recorded, now - timedelta(days=366)) \
+                if last_recorded else now
+
+    def due(self, jobs: list[Job], now: datetime) -> Decision:
+        """Slots in (cursor, now] of every job: the latest within grace runs; others skip."""
+        run: list[tuple[Job, datetime]] = []
+        skip: list[tuple[Job, datetime, str]] = []
+        for job in jobs:
+            if job.schedule is None or job.id not in self.cursors:
+                continue
+            slots = job.schedule.between(self.cursors[job.id], now)
+            self.cursors[job.id] = now
+            if not slots:
+                continue
+            in_grace = [s for s in slots if now - s <= job.policy.misfire_grace]
+            for slot in slots:
+                if slot not in in_grace:
+                    late = now - slot
+                    skip.append((job, slot, f"missed by {int(late.total_seconds())}s, beyond "
+                                 f"the misfire grace of {job.policy.misfire_grace}"))
+                elif slot != in_grace[-1]:
+                    latest = in_grace[-1].isoformat()
+                    skip.append((job, slot, f"coalesced into the slot at {latest}"))
+            if in_grace:
+                run.append((job, in_grace[-1]))
+        return Decision(run, skip)
+
+
+@dataclass
+class ServiceConfig:
+    worker: str
+    lease: timedelta = timedelta(seconds=30)
+    tick_seconds: float = 1.0
+    limits: dict[str, int] = field(default_factory=lambda: {"report": 2, "backup": 1})
+    shutdown_grace: float = 30.0
+    reload_seconds: float = 2.0
+
+
+class Service:
+    """Runs due slots of the supported jobs until `stop()`."""
+
+    def __init__(self, load_jobs: Callable[[], dict[str, Job]], ledger: Ledger,
+                 executor: Executor, config: ServiceConfig,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 changed: Callable[[], bool] = lambda: False) -> None:
+        self.load_jobs = load_jobs
+        self.ledger = ledger
+        self.executor = executor
+        self.config = config
+        self.clock = clock
+        self.changed = changed
+        self.scheduler = Scheduler()
+        self.jobs: dict[str, Job] = {}
+        self.pending: list[tuple[Job, datetime]] = []
+        self.active: dict[int, tuple[Job, Run, Future[Outcome]]] = {}
+        self.stopping = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=sum(config.limits.values()) + 1,
+                                       thread_name_prefix="job")
+        self.last_tick: datetime | None = None
+        self.reload_error: str | None = None
+        self._announced: set[str] = set()
+
+    # -- definitions -----------------------------------------------------------------------
+    def reload(self) -> None:
+        """Take the current definitions if they are valid; keep the last valid set if not."""
+        try:
+            loaded = self.load_jobs()
+        except MarketopsError as exc:
+            if str(exc) != self.reload_error:
+                log.error("definitions changed but are invalid; still running the last valid "
+                          "set: %s", exc)
+            self.reload_error = str(exc)
+            return
+        self.reload_error = None
+        if set(loaded) != set(self.jobs) or any(
+                loaded[j].definition_hash != self.jobs[j].definition_hash for j in loaded):
+            log.info("definitions loaded: %d jobs", len(loaded))
+        self.jobs = loaded
+        for job in loaded.values():
+            if not self.executor.supports(job) and job.id not in self._announced:
+                log.warning("%s is not scheduled: no runner for %s jobs yet", job.id, job.kind,
+                            extra={"job": job.id})
+                self._announced.add(job.id)
+
+    def runnable(self) -> list[Job]:
+        return [j for j in self.jobs.values() if self.executor.supports(j)]
+
+    # -- the loop ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass: reap finished runs, find due slots, claim and start what fits."""
+        now = self.clock()
+        self.last_tick = now
+        self._reap()
+        for job in self.runnable():
+            if job.id not in self.scheduler.cursors:
+                self.scheduler.start(job, self.ledger.last_slot(job.id), now)
+        decision = self.scheduler.due(self.runnable(), now)
+        for job, slot, reason in decision.skip:
+            if self.ledger.record_skipped(job.id, slot, reason, job.definition_hash):
+                log.warning("slot skipped: %s", reason, extra={"job": job.id,
+                                                             "slot": slot.isoformat()})
+        self.pending.extend(decision.run)
+        self._start_pending(now)
+        self._take_over()
+
+    def _capacity(self, kind: str) -> bool:
+        busy = sum(1 for job, _, _ in self.active.values() if job.kind == kind)
+        return busy < self.config.limits.get(kind, 1)
+
+    def _start_pending(self, now: datetime) -> None:
+        waiting: list[tuple[Job, datetime]] = []
+        for job, slot in self.pending:
+            if self.stopping.is_set():
+                break
+            if now - slot > job.policy.misfire_grace:
+                self.ledger.record_skipped(job.id, slot, "waited for capacity beyond the "
+                                           "misfire grace", job.definition_hash)
+                continue
+            if not self._capacity(job.kind):
+                waiting.append((job, slot))
+                continue
+            if job.policy.overlap != "allow" and self.ledger.is_running(job.id):
+                if job.policy.overlap == "forbid":
+                    self.ledger.record_skipped(job.id, slot, "previous run still running "
+                                               "(overlap: forbid)", job.definition_hash)
+                    continue
+                self.ledger.cancel_running(job.id, f"replaced by the slot at {slot.isoformat()}")
+            run = self.ledger.claim(job.id, slot, self.config.worker, self.config.lease,
+                                    job.definition_hash)
+            if run is not None:
+                self._submit(job, run)
+        self.pending = waiting
+
+    def _take_over(self) -> None:
+        jobs = self.runnable()
+        while not self.stopping.is_set() and any(self._capacity(j.kind) for j in jobs):
+            ids = [j.id for j in jobs if self._capacity(j.kind)]
+            run = self.ledger.take_over(self.config.worker, self.config.lease, ids)
+            if run is None:
+                return
+            job = self.jobs[run.job]
+            if run.attempt > job.policy.retries + 1:
+                self.ledger.finish(run.id, self.config.worker, "failed",
+                                   f"gave up after {run.attempt - 1} attempts")
+                continue
+            log.info("took over run", extra={"job": job.id, "slot": run.slot.isoformat(),
+                                             "run_id": run.id, "attempt": run.attempt})
+            self._submit(job, run)
+
+    def _submit(self, job: Job, run: Run) -> None:
+        execute: Execute = self.executor
+        future = self.pool.submit(execute_run, self.ledger, execute, job, run,
+                                  self.config.worker, self.config.lease)
+        self.active[run.id] = (job, run, future)
+
+    def _reap(self) -> None:
+        for run_id in [r for r, (_, _, f) in self.active.items() if f.done()]:
+            self.active.pop(run_id)
+
+    def serve(self) -> None:
+        """Tick until stopped; then let running jobs finish within the grace, release the rest."""
+        self.reload()
+        next_reload = 0.0
+        while not self.stopping.is_set():
+            try:
+                if self.changed() or next_reload <= 0:
+                    self.reload()
+                    next_reload = self.config.reload_seconds
+                self.tick()
+            except MarketopsError as exc:  # the state database is down: keep the loop alive
+                log.error("tick failed: %s", exc)
+            pause = self._pause()
+            self.stopping.wait(pause)
+            next_reload -= pause
+        self._shutdown()
+
+    def _pause(self) -> float:
+        """Sleep until the next slot of any job, or one tick, whichever is sooner."""
+        now = self.clock()
+        upcoming = [j.schedule.next_after(now) for j in self.runnable() if j.schedule]
+        soonest = min((t for t in upcoming if t is not None), default=None)
+        if soonest is None:
+            return self.config.tick_seconds
+        return max(0.005, min(self.config.tick_seconds, (soonest - now).total_seconds()))
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _shutdown(self) -> None:
+        log.info("stopping: %d run(s) in progress", len(self.active))
+        deadline = self.config.shutdown_grace
+        for job, run, future in list(self.active.values()):
+            try:
+                future.result(timeout=max(deadline, 0.1))
+            except TimeoutError:
+                released = self.ledger.retry_later(run.id, self.config.worker, timedelta(0),
+                                                   "released at shutdown")
+                log.warning("released unfinished run" if released else "run lost",
+                            extra={"job": job.id, "run_id": run.id})
+            except Exception as exc:  # already recorded by execute_run
+                log.error("run ended with %r", exc, extra={"job": job.id, "run_id": run.id})
+        self.pool.shutdown(wait=False, cancel_futures=True)
