@@ -34,6 +34,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             finished_at timestamptz,
             next_attempt_at timestamptz,
             error text,
+            notes text,
             outputs jsonb not null default '{}',
             definition_hash text not null,
             git_commit text,
@@ -196,9 +197,9 @@ class Ledger:
                         or (status = 'retrying' and next_attempt_at <= now()))
                     order by slot limit 1 for update skip locked)
                 update {SCHEMA}.runs r set
-                    error = case when r.status = 'running'
-                        then concat_ws('; ', r.error, 'lease of ' || r.worker || ' expired')
-                        else r.error end,
+                    notes = concat_ws('; ', r.notes, case when r.status = 'running'
+                        then 'lease of ' || r.worker || ' expired'
+                        else 'attempt ' || r.attempt || ' failed: ' || r.error end),
                     status = 'running', attempt = r.attempt + 1, worker = %s,
                     heartbeat_at = now(), lease_until = now() + %s, started_at = now(),
                     next_attempt_at = null

@@ -154,6 +154,15 @@ class Schedule:
         """The first slot strictly after `after`."""
         return next(self.iter_after(after), None)
 
+    def latest_at_or_before(self, moment: datetime) -> datetime | None:
+        """The last slot at or before `moment` (searching back up to ten years)."""
+        for window in (timedelta(minutes=2), timedelta(hours=2), timedelta(days=2),
+                       timedelta(days=40), timedelta(days=400), timedelta(days=3700)):
+            slots = self.between(moment - window, moment)
+            if slots:
+                return slots[-1]
+        return None
+
     def between(self, start: datetime, end: datetime) -> list[datetime]:
         """Every slot in (start, end]."""
         result = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from engine.jobs import Job
 from engine.ledger import RunRecord
@@ -34,9 +34,7 @@ def job_status(job: Job, supported: bool, last: RunRecord | None,
     next_run = schedule.next_after(now) if schedule else None
     expected = None
     if schedule is not None:
-        cutoff = now - job.policy.misfire_grace
-        window = schedule.between(cutoff - timedelta(days=400), cutoff)
-        expected = window[-1] if window else None
+        expected = schedule.latest_at_or_before(now - job.policy.misfire_grace)
     problem = None
     if not supported:
         problem = None  # reported as not scheduled, not as unhealthy

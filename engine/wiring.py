@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,11 +186,10 @@ def latest_slot(job: Job, at: datetime) -> datetime:
     """The latest slot of `job` at or before `at`."""
     if job.schedule is None:
         raise UsageError(f"{job.id} runs continuously; it has no slots")
-    for days in (2, 40, 400, 3000):
-        slots = job.schedule.between(at - timedelta(days=days), at)
-        if slots:
-            return slots[-1]
-    raise UsageError(f"{job.id} has no slot before {at.isoformat()}")
+    slot = job.schedule.latest_at_or_before(at)
+    if slot is None:
+        raise UsageError(f"{job.id} has no slot before {at.isoformat()}")
+    return slot
 
 
 class LiveDefinitions:

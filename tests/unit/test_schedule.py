@@ -134,3 +134,12 @@ def test_every_day_shortcut_matches_the_day_by_day_computation(
     schedule = Schedule(f"{','.join(map(str, sorted(minutes)))} {hour_field} * * *", zone)
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.gap_range(start, end) == schedule._day_by_day_gap_range(start, end)
+
+
+def test_latest_at_or_before() -> None:
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    assert Schedule("0 6 1 * *", "UTC").latest_at_or_before(at) == datetime(2026, 3, 1, 6,
+                                                                             tzinfo=UTC)
+    assert Schedule("* * * * * */2", "UTC").latest_at_or_before(at) == at
+    assert Schedule("0 0 29 2 *", "UTC").latest_at_or_before(at) == datetime(2024, 2, 29,
+                                                                              tzinfo=UTC)
