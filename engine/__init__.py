@@ -1,1 +1,6 @@
 """marketops engine: the pure core (definitions, loading, validation, planning, scheduling)."""
+
+import logging
+
+# Library logging stays silent unless `marketops serve` (or a user) configures it.
+logging.getLogger("marketops").addHandler(logging.NullHandler())

@@ -111,3 +111,29 @@ def test_run_refuses_backups_and_unknown_jobs(demo_root: Path) -> None:
     assert backup.returncode == 1 and "backup runners are not built yet" in backup.stderr
     unknown = run("run", "report/nope", cwd=demo_root)
     assert unknown.returncode == 1 and "unknown job report/nope" in unknown.stderr
+
+
+def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(
+        days=1)
+    start = end - timedelta(days=3)
+    run("demo", "--scale", "0.001", cwd=demo_root)
+    args = ("backfill", "report/daily_revenue", "--from", start.isoformat(),
+            "--until", end.isoformat())
+    result = run(*args, cwd=demo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("3 slot(s), 0 failed")
+    again = run(*args, cwd=demo_root)
+    assert again.returncode == 0
+    dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            "select count(*), min(attempt), max(attempt) from marketops.runs "
+            "where job = 'report/daily_revenue' and slot > %s and slot <= %s",
+            (start, end)).fetchone()
+    assert rows == (3, 2, 2)
+    future = run("backfill", "report/daily_revenue", "--from", start.isoformat(),
+                 "--until", (datetime.now(UTC) + timedelta(days=2)).isoformat(), cwd=demo_root)
+    assert future.returncode == 1 and "in the future" in future.stderr
