@@ -227,3 +227,49 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
+
+
+def test_live_reload_refuses_invalid_definitions_and_takes_valid_ones(tmp_path: Path,
+                                                                      shop_dsn: str) -> None:
+    root = make_project(tmp_path, every=2)
+    report = root / "definitions" / "reports" / "tick.yaml"
+    replica = start_replica(root, shop_dsn, "reloader")
+    try:
+        wait_for(lambda: any(s == "succeeded" for _, s, _, _ in _safe_runs(shop_dsn)), 30)
+        report.write_text(report.read_text().replace("timezone: UTC", "timezone: Mars/Base"))
+        broken_at = datetime.now(UTC)
+        # The last valid set keeps running.
+        wait_for(lambda: any(slot > broken_at + timedelta(seconds=3) and s == "succeeded"
+                             for slot, s, _, _ in _safe_runs(shop_dsn)), 30)
+        (root / "definitions" / "reports" / "tock.yaml").write_text(
+            report.read_text().replace("timezone: Mars/Base", "timezone: UTC"))
+        report.write_text(report.read_text().replace("timezone: Mars/Base", "timezone: UTC"))
+        wait_for(lambda: _count(shop_dsn, "report/tock") >= 2, 30)
+    finally:
+        logs = stop([replica])
+    assert "definitions changed but are invalid" in logs[0]
+    assert "unknown IANA timezone 'Mars/Base'" in logs[0]
+
+
+def _count(dsn: str, job: str) -> int:
+    try:
+        with connect(dsn) as conn:
+            return int(conn.execute("select count(*) from marketops.runs where job = %s and "
+                                    "status = 'succeeded'", (job,)).fetchone()[0])
+    except Exception:
+        return 0
+
+
+def test_overlap_forbid_skips_a_slot_while_the_previous_run_goes_on(tmp_path: Path,
+                                                                   shop_dsn: str) -> None:
+    slow = "select count(*) as n from generate_series(1, 30000000) g"
+    root = make_project(tmp_path, every=1, sql=slow)
+    replica = start_replica(root, shop_dsn, "solo")
+    try:
+        wait_for(lambda: any(s == "skipped" for _, s, _, _ in _safe_runs(shop_dsn)), 60)
+    finally:
+        stop([replica])
+    with connect(shop_dsn) as conn:
+        reasons = [r[0] for r in conn.execute(
+            "select error from marketops.runs where status = 'skipped'").fetchall()]
+    assert any("previous run still running (overlap: forbid)" in r for r in reasons)
