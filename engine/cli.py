@@ -261,7 +261,8 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
               help="Port of the endpoint; 0 picks a free one.")
 @click.option("--tick", type=float, default=1.0, show_default=True,
               help="Longest sleep between two looks at the schedule, in seconds.")
-@click.option("--worker", default=None, help="Name of this replica; default host:pid.")
+@click.option("--worker", default=None, envvar="MARKETOPS_WORKER",
+              help="Name of this replica; default host:pid.")
 @click.option("--shutdown-grace", type=float, default=30.0, show_default=True,
               help="Seconds running jobs get to finish after SIGTERM.")
 @click.option("--lease", type=float, default=30.0, show_default=True,
