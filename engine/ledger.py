@@ -262,6 +262,13 @@ class Ledger:
                                (job,)).fetchone()
         return row[0] if row else None
 
+    def last_slots(self, jobs: list[str]) -> dict[str, datetime]:
+        """The latest recorded slot of each of `jobs` that has one."""
+        with self._conn() as conn:
+            rows = conn.execute(f"select job, max(slot) from {SCHEMA}.runs where job = any(%s) "
+                                "group by job", (jobs,)).fetchall()
+        return {job: slot for job, slot in rows}
+
     def runs(self, job: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Newest runs first."""
         with self._conn() as conn:

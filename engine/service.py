@@ -38,9 +38,14 @@ class Decision:
 
 @dataclass
 class Scheduler:
-    """Due slots per job since the last look, with misfire grace and coalescing."""
+    """Due slots per job since the last look, with misfire grace and coalescing.
+
+    Each job's next fire time is cached, so a tick costs a comparison per job until a job is
+    actually due (10,000 jobs stay cheap to watch).
+    """
 
     cursors: dict[str, datetime] = field(default_factory=dict)
+    next_fire: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
 
     def start(self, job: Job, last_recorded: datetime | None, now: datetime) -> None:
         """Look from the last recorded slot (so missed slots are run or recorded), at most a
@@ -49,6 +54,15 @@ class Scheduler:
             self.cursors[job.id] = max(last_recorded, now - timedelta(days=366)) \
                 if last_recorded else now
 
+    def upcoming(self, job: Job) -> datetime | None:
+        """The job's next slot after its cursor (cached per definition)."""
+        cached = self.next_fire.get(job.id)
+        if cached is None or cached[0] != job.definition_hash:
+            assert job.schedule is not None
+            cached = (job.definition_hash, job.schedule.next_after(self.cursors[job.id]))
+            self.next_fire[job.id] = cached
+        return cached[1]
+
     def due(self, jobs: list[Job], now: datetime) -> Decision:
         """Slots in (cursor, now] of every job: the latest within grace runs; others skip."""
         run: list[tuple[Job, datetime]] = []
@@ -56,10 +70,12 @@ class Scheduler:
         for job in jobs:
             if job.schedule is None or job.id not in self.cursors:
                 continue
+            upcoming = self.upcoming(job)
+            if upcoming is None or upcoming > now:
+                continue
             slots = job.schedule.between(self.cursors[job.id], now)
             self.cursors[job.id] = now
-            if not slots:
-                continue
+            self.next_fire.pop(job.id, None)
             in_grace = [s for s in slots if now - s <= job.policy.misfire_grace]
             for slot in slots:
                 if slot not in in_grace:
@@ -139,9 +155,11 @@ class Service:
         now = self.clock()
         self.last_tick = now
         self._reap()
-        for job in self.runnable():
-            if job.id not in self.scheduler.cursors:
-                self.scheduler.start(job, self.ledger.last_slot(job.id), now)
+        fresh = [j for j in self.runnable() if j.id not in self.scheduler.cursors]
+        if fresh:
+            recorded = self.ledger.last_slots([j.id for j in fresh])
+            for job in fresh:
+                self.scheduler.start(job, recorded.get(job.id), now)
         decision = self.scheduler.due(self.runnable(), now)
         for job, slot, reason in decision.skip:
             if self.ledger.record_skipped(job.id, slot, reason, job.definition_hash):
@@ -225,7 +243,8 @@ class Service:
     def _pause(self) -> float:
         """Sleep until the next slot of any job, or one tick, whichever is sooner."""
         now = self.clock()
-        upcoming = [j.schedule.next_after(now) for j in self.runnable() if j.schedule]
+        upcoming = [self.scheduler.upcoming(j) for j in self.runnable()
+                    if j.schedule and j.id in self.scheduler.cursors]
         soonest = min((t for t in upcoming if t is not None), default=None)
         if soonest is None:
             return self.config.tick_seconds
