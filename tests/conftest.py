@@ -60,3 +60,13 @@ def new_database(pg_admin_dsn: str) -> Iterator[Callable[..., str]]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shop_dsn(new_database: Callable[..., str]) -> str:
+    """A database with a tiny shop.orders table, for service tests."""
+    dsn = new_database()
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("create schema shop; create table shop.orders (id bigint primary key, "
+                     "total numeric(12,2) not null); insert into shop.orders values (1, 2)")
+    return dsn

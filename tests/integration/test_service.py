@@ -90,15 +90,6 @@ def stop(processes: list[subprocess.Popen[str]]) -> list[str]:
     return logs
 
 
-@pytest.fixture
-def shop_dsn(new_database: Callable[..., str]) -> str:
-    dsn = new_database()
-    with connect(dsn, autocommit=True) as conn:
-        conn.execute("create schema shop; create table shop.orders (id bigint primary key, "
-                      "total numeric(12,2) not null); insert into shop.orders values (1, 2)")
-    return dsn
-
-
 def runs(dsn: str) -> list[tuple[datetime, str, int, str]]:
     with connect(dsn) as conn:
         return conn.execute("select slot, status, attempt, worker from marketops.runs "
