@@ -287,6 +287,7 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
     from engine.service import Service, ServiceConfig
     from engine.status import as_dict, render_html, render_metrics
     from engine.wiring import (
+        Alerter,
         Executor,
         LiveDefinitions,
         database_dsn,
@@ -315,7 +316,7 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
                                     lease=timedelta(seconds=lease)),
-                      changed=live.changed)
+                      changed=live.changed, on_failure=Alerter(live, ledger))
 
     def now_statuses() -> list[Any]:
         return statuses(live.result, ledger, executor.supports, dt.now(UTC))

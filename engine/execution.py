@@ -21,6 +21,7 @@ from engine.ledger import Ledger, Run
 log = logging.getLogger("marketops.run")
 
 Execute = Callable[[Job, datetime], dict[str, Any]]
+OnFailure = Callable[[Job, Run, str], None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def backoff(job: Job, attempt: int, rng: random.Random | None = None) -> timedel
 
 
 def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: str,
-                lease: timedelta) -> Outcome:
+                lease: timedelta, on_failure: OnFailure | None = None) -> Outcome:
     """Run a claimed slot to its recorded end."""
     lost = threading.Event()
     done = threading.Event()
@@ -80,6 +81,11 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
     if outcome.status in ("succeeded", "failed"):
         if not ledger.finish(run.id, worker, outcome.status, outcome.error, outcome.outputs):
             return Outcome("lost", "lease lost")
+    if outcome.status == "failed" and on_failure is not None:
+        try:
+            on_failure(job, run, outcome.error or "failed")
+        except Exception:  # an alert that cannot go out must not hide the recorded failure
+            log.exception("alerting the owners failed", extra=extra)
     log.log(logging.INFO if outcome.status == "succeeded" else logging.ERROR,
             "run %s%s", outcome.status, f": {outcome.error}" if outcome.error else "",
             extra=extra)

@@ -247,6 +247,35 @@ class Ledger:
                 where job = %s and status = 'running' returning id""", (reason, job)).fetchall()
         return len(rows)
 
+    # -- deliveries ---------------------------------------------------------------------------
+    def begin_delivery(self, run_id: int, recipient: str) -> bool:
+        """Record an attempt before sending; False when it was sent already (never twice)."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                insert into {SCHEMA}.deliveries (run_id, recipient, status, attempts)
+                values (%s, %s, 'pending', 1)
+                on conflict (run_id, recipient) do update set attempts =
+                    {SCHEMA}.deliveries.attempts + 1, status = 'pending'
+                where {SCHEMA}.deliveries.status <> 'sent'
+                returning attempts""", (run_id, recipient)).fetchone()
+        return row is not None
+
+    def finish_delivery(self, run_id: int, recipient: str, error: str | None) -> None:
+        """Record the result of a send."""
+        with self._conn() as conn:
+            conn.execute(f"""
+                update {SCHEMA}.deliveries set status = %s, last_error = %s,
+                    sent_at = case when %s then now() end
+                where run_id = %s and recipient = %s""",
+                ("failed" if error else "sent", error, error is None, run_id, recipient))
+
+    def deliveries(self, run_id: int) -> dict[str, tuple[str, int]]:
+        """recipient -> (status, attempts)."""
+        with self._conn() as conn:
+            rows = conn.execute(f"select recipient, status, attempts from {SCHEMA}.deliveries "
+                                "where run_id = %s", (run_id,)).fetchall()
+        return {r: (s, int(a)) for r, s, a in rows}
+
     # -- queries ------------------------------------------------------------------------------
     def is_running(self, job: str) -> bool:
         """Whether a run of `job` holds a live lease."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from engine.errors import MarketopsError
-from engine.execution import Execute, Outcome, execute_run
+from engine.execution import Execute, OnFailure, Outcome, execute_run
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 
@@ -106,13 +106,15 @@ class Service:
     def __init__(self, load_jobs: Callable[[], dict[str, Job]], ledger: Ledger,
                  executor: Executor, config: ServiceConfig,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 changed: Callable[[], bool] = lambda: False) -> None:
+                 changed: Callable[[], bool] = lambda: False,
+                 on_failure: OnFailure | None = None) -> None:
         self.load_jobs = load_jobs
         self.ledger = ledger
         self.executor = executor
         self.config = config
         self.clock = clock
         self.changed = changed
+        self.on_failure = on_failure
         self.scheduler = Scheduler()
         self.jobs: dict[str, Job] = {}
         self.pending: list[tuple[Job, datetime]] = []
@@ -206,8 +208,10 @@ class Service:
                 return
             job = self.jobs[run.job]
             if run.attempt > job.policy.retries + 1:
-                self.ledger.finish(run.id, self.config.worker, "failed",
-                                   f"gave up after {run.attempt - 1} attempts")
+                error = f"gave up after {run.attempt - 1} attempts"
+                self.ledger.finish(run.id, self.config.worker, "failed", error)
+                if self.on_failure is not None:
+                    self.on_failure(job, run, error)
                 continue
             log.info("took over run", extra={"job": job.id, "slot": run.slot.isoformat(),
                                              "run_id": run.id, "attempt": run.attempt})
@@ -216,7 +220,7 @@ class Service:
     def _submit(self, job: Job, run: Run) -> None:
         execute: Execute = self.executor
         future = self.pool.submit(execute_run, self.ledger, execute, job, run,
-                                  self.config.worker, self.config.lease)
+                                  self.config.worker, self.config.lease, self.on_failure)
         self.active[run.id] = (job, run, future)
 
     def _reap(self) -> None:

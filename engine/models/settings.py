@@ -81,6 +81,13 @@ class ReportSettings(Model):
                                            "that may receive reports holding personal data.")
 
 
+class Alerts(Model):
+    """Who hears about a job that failed for good (after its retries)."""
+
+    email_owners: bool = Field(True, description="Mail the job's owner (needs smtp).")
+    webhook: Name | None = Field(None, description="Also post to this webhook.")
+
+
 class PostgresTools(Model):
     """Which PostgreSQL client tools run backups and restores."""
 
@@ -108,3 +115,4 @@ class Settings(Model):
     keys: dict[Name, SecretRef] = Field(default_factory=dict, description="Encryption keys, "
                                         "each an ${ENV_VAR} reference.")
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    alerts: Alerts = Field(default_factory=Alerts)

@@ -21,6 +21,10 @@ def settings_are_consistent(project: Project) -> Iterator[Finding]:
     if archive is not None and archive not in settings.destinations:
         yield Finding(project.settings_loc(("reports", "destination")),
                       unknown_name("destination", archive, settings.destinations), "settings")
+    webhook = settings.alerts.webhook
+    if webhook is not None and webhook not in settings.webhooks:
+        yield Finding(project.settings_loc(("alerts", "webhook")),
+                      unknown_name("webhook", webhook, settings.webhooks), "settings")
     for i, domain in enumerate(settings.reports.pii_allowed_domains):
         if not _DOMAIN.match(domain.lower()):
             yield Finding(project.settings_loc(("reports", "pii_allowed_domains", i)),

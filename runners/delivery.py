@@ -1,0 +1,71 @@
+"""Delivery to people and systems: mail through SMTP, posts to Slack-compatible webhooks."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from engine.errors import MarketopsError, TransientError
+
+
+class DeliveryError(MarketopsError):
+    """A delivery was refused for good (bad address, rejected message)."""
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """A resolved SMTP configuration (password already taken from the environment)."""
+
+    host: str
+    port: int
+    sender: str
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+
+def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
+              html: str | None = None) -> None:
+    """Send one message; TransientError when the server cannot be reached (retry later)."""
+    message = EmailMessage()
+    message["From"] = server.sender
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    try:
+        with smtplib.SMTP(server.host, server.port, timeout=server.timeout) as smtp:
+            if server.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if server.username and server.password:
+                smtp.login(server.username, server.password)
+            smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError(f"recipients refused: {', '.join(exc.recipients)}") from None
+    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+        raise TransientError(f"SMTP {server.host}:{server.port} unreachable: {exc}") from None
+    except smtplib.SMTPException as exc:
+        raise DeliveryError(f"SMTP refused the message: {exc}") from None
+
+
+def post_webhook(url: str, payload: dict[str, object], timeout: float = 15.0) -> None:
+    """POST JSON; the URL is a secret, so errors never include it."""
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:
+            raise TransientError(f"webhook answered {exc.code}") from None
+        raise DeliveryError(f"webhook refused the post ({exc.code})") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransientError(f"webhook unreachable: {type(reason).__name__}") from None
