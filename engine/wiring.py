@@ -231,6 +231,13 @@ class LiveDefinitions:
         return jobs(result.project)
 
 
+def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult:
+    """The definitions in force: the latest valid set when they are live."""
+    if isinstance(definitions, LiveDefinitions):
+        return definitions.result
+    return definitions
+
+
 @dataclass(frozen=True)
 class Executor:
     """Runs a job's slot with the runner of its kind."""
@@ -241,9 +248,7 @@ class Executor:
 
     @property
     def result(self) -> ValidationResult:
-        if isinstance(self.definitions, LiveDefinitions):
-            return self.definitions.result
-        return self.definitions
+        return current(self.definitions)
 
     def supports(self, job: Job) -> bool:
         return job.kind == "report"
@@ -305,9 +310,7 @@ class Alerter:
 
     @property
     def result(self) -> ValidationResult:
-        if isinstance(self.definitions, LiveDefinitions):
-            return self.definitions.result
-        return self.definitions
+        return current(self.definitions)
 
     def __call__(self, job: Job, run: Run, error: str) -> None:
         import logging
