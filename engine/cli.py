@@ -265,12 +265,16 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
               help="Name of this replica; default host:pid.")
 @click.option("--shutdown-grace", type=float, default=30.0, show_default=True,
               help="Seconds running jobs get to finish after SIGTERM.")
+@click.option("--max-reports", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Reports running at once on this replica.")
+@click.option("--max-backups", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Backups running at once on this replica (reports never starve them).")
 @click.option("--lease", type=float, default=30.0, show_default=True,
               help="Seconds a run stays ours without a heartbeat; a dead replica's runs are "
               "taken over after this.")
 @click.pass_obj
 def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | None,
-          shutdown_grace: float, lease: float) -> None:
+          shutdown_grace: float, max_reports: int, max_backups: int, lease: float) -> None:
     """Run the schedule as a service until SIGTERM, with /healthz, /metrics and /status.
 
     Several replicas may run against the same state database: each slot runs once.
@@ -315,7 +319,8 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
-                                    lease=timedelta(seconds=lease)),
+                                    lease=timedelta(seconds=lease),
+                                    limits={"report": max_reports, "backup": max_backups}),
                       changed=live.changed, on_failure=Alerter(live, ledger))
 
     def now_statuses() -> list[Any]:
@@ -330,7 +335,8 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
     pages = {
         "/healthz": healthz,
         "/metrics": lambda: (200, "text/plain; version=0.0.4", render_metrics(
-            now_statuses(), list(ledger.counts()), durations(ledger))),
+            now_statuses(), list(ledger.counts()), durations(ledger),
+            ledger.delivery_failures())),
         "/status": lambda: (200, "text/html", render_html(now_statuses(), name, dt.now(UTC))),
         "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
     }

@@ -322,6 +322,14 @@ class Ledger:
                 where status = 'succeeded' group by job""").fetchall()
         return {job: at for job, at in rows}
 
+    def delivery_failures(self) -> dict[str, int]:
+        """Failed delivery attempts per job (recipient kind folded in the job's label)."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""select r.job, count(*) from {SCHEMA}.deliveries d
+                join {SCHEMA}.runs r on r.id = d.run_id where d.status = 'failed'
+                group by r.job""").fetchall()
+        return {job: int(n) for job, n in rows}
+
     def counts(self) -> Iterator[tuple[str, str, int]]:
         """(job, status, count) for metrics."""
         with self._conn() as conn:

@@ -75,7 +75,7 @@ def _label(value: str) -> str:
 
 
 def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]],
-                   durations: dict[str, float]) -> str:
+                   durations: dict[str, float], delivery_failures: dict[str, int]) -> str:
     """Prometheus text exposition format."""
     out = ["# HELP marketops_runs_total Runs recorded in the ledger, by job and status.",
            "# TYPE marketops_runs_total counter"]
@@ -88,6 +88,10 @@ def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]]
             "# TYPE marketops_last_run_duration_seconds gauge"]
     out += [f'marketops_last_run_duration_seconds{{job="{_label(j)}"}} {d:.3f}'
             for j, d in sorted(durations.items())]
+    out += ["# HELP marketops_delivery_failures Deliveries (mail, webhook) that failed.",
+            "# TYPE marketops_delivery_failures gauge"]
+    out += [f'marketops_delivery_failures{{job="{_label(j)}"}} {n}'
+            for j, n in sorted(delivery_failures.items())]
     out += ["# HELP marketops_job_healthy 1 when the job is on time and not failing.",
             "# TYPE marketops_job_healthy gauge"]
     out += [f'marketops_job_healthy{{job="{_label(s.job)}"}} {int(s.healthy)}'
