@@ -11,8 +11,8 @@ shifts it on a spring-forward day; Vixie cron (and cronie) instead:
 
 from __future__ import annotations
 
-import heapq
 import itertools
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -135,20 +135,26 @@ class Schedule:
 
     # -- iteration -----------------------------------------------------------------------------
     def iter_after(self, after: datetime) -> Iterator[datetime]:
-        """Every slot strictly after `after`, in order, forever (or until the cron ends)."""
+        """Every slot strictly after `after`, in order, forever (or until the cron ends).
+
+        Lazy: days without an offset change yield their slots one by one from the first one
+        after `after`, so an every-second schedule costs nothing up front. A local day's
+        slots all fall within that day's real span, so days can be chained in order.
+        """
         after = after.astimezone(UTC)
         first_day = after.astimezone(self.tz).date() - timedelta(days=1)
-        pending: list[datetime] = []
         for day in self._days(first_day):
-            # Nothing of a later day can precede this day's local midnight minus a DST shift.
-            horizon = datetime.combine(day, time()).replace(tzinfo=self.tz).astimezone(UTC)
-            while pending and pending[0] < horizon - timedelta(hours=6):
-                yield heapq.heappop(pending)
-            for instant in self._day_instants(day):
-                if instant > after:
-                    heapq.heappush(pending, instant)
-        while pending:
-            yield heapq.heappop(pending)
+            offset = _steady_offset(self.timezone, day)
+            if offset is None:
+                yield from (i for i in self._day_instants(day) if i > after)
+                continue
+            # Slots of this day are local times minus a fixed offset: compare in local time.
+            threshold = (after + offset).replace(tzinfo=None)
+            if threshold.date() > day:
+                continue
+            begin = 0 if threshold.date() < day else bisect_right(self.times, threshold.time())
+            for moment in self.times[begin:]:
+                yield (datetime.combine(day, moment) - offset).replace(tzinfo=UTC)
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first slot strictly after `after`."""

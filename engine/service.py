@@ -120,11 +120,12 @@ class Service:
         self.pending: list[tuple[Job, datetime]] = []
         self.active: dict[int, tuple[Job, Run, Future[Outcome]]] = {}
         self.stopping = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=sum(config.limits.values()) + 1,
+        self.pool = ThreadPoolExecutor(max_workers=sum(config.limits.values()) + 2,
                                        thread_name_prefix="job")
         self.last_tick: datetime | None = None
         self.reload_error: str | None = None
         self._announced: set[str] = set()
+        self._reloading: Future[dict[str, Job] | None] | None = None
 
     # -- definitions -----------------------------------------------------------------------
     def reload(self) -> None:
@@ -138,6 +139,34 @@ class Service:
             self.reload_error = str(exc)
             return
         self.reload_error = None
+        self._install(loaded)
+
+    def _reload_in_background(self) -> None:
+        """Validate off the loop thread (it can take a while); the loop swaps the result in."""
+        if self._reloading is not None and not self._reloading.done():
+            return
+
+        def load() -> dict[str, Job] | None:
+            try:
+                return self.load_jobs()
+            except MarketopsError as exc:
+                if str(exc) != self.reload_error:
+                    log.error("definitions changed but are invalid; still running the last "
+                              "valid set: %s", exc)
+                self.reload_error = str(exc)
+                return None
+
+        self._reloading = self.pool.submit(load)
+
+    def _take_reloaded(self) -> None:
+        if self._reloading is None or not self._reloading.done():
+            return
+        loaded, self._reloading = self._reloading.result(), None
+        if loaded is not None:
+            self.reload_error = None
+            self._install(loaded)
+
+    def _install(self, loaded: dict[str, Job]) -> None:
         if set(loaded) != set(self.jobs) or any(
                 loaded[j].definition_hash != self.jobs[j].definition_hash for j in loaded):
             log.info("definitions loaded: %d jobs", len(loaded))
@@ -230,18 +259,21 @@ class Service:
     def serve(self) -> None:
         """Tick until stopped; then let running jobs finish within the grace, release the rest."""
         self.reload()
-        next_reload = 0.0
+        next_check = 0.0
         while not self.stopping.is_set():
             try:
-                if self.changed() or next_reload <= 0:
-                    self.reload()
-                    next_reload = self.config.reload_seconds
+                # Definitions are re-read when their files change (checked every few seconds).
+                if next_check <= 0:
+                    next_check = self.config.reload_seconds
+                    if self.changed():
+                        self._reload_in_background()
+                self._take_reloaded()
                 self.tick()
             except MarketopsError as exc:  # the state database is down: keep the loop alive
                 log.error("tick failed: %s", exc)
             pause = self._pause()
             self.stopping.wait(pause)
-            next_reload -= pause
+            next_check -= pause
         self._shutdown()
 
     def _pause(self) -> float:

@@ -139,10 +139,11 @@ def database_dsn(root: Path, result: ValidationResult, which: str,
 
 
 def ledger_for(dsn: str) -> Ledger:
-    """The ledger in `dsn`, migrated."""
-    from runners.database import connect
+    """The ledger in `dsn`, migrated, over a small pool of connections."""
+    from runners.database import Pool
 
-    ledger = Ledger(lambda: connect(dsn, autocommit=True, application="marketops ledger"))
+    pool = Pool(dsn, application="marketops ledger")
+    ledger = Ledger(pool.connection)
     ledger.migrate()
     return ledger
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -72,3 +73,48 @@ def query(conn: Connection, text: str, params: Sequence[Any] | dict[str, Any] = 
           ) -> list[tuple[Any, ...]]:
     """All rows of a query."""
     return conn.execute(text, params).fetchall()
+
+
+class Pool:
+    """A few reusable autocommit connections for the ledger: the service loop and its
+    heartbeats talk to the state database many times a second."""
+
+    def __init__(self, dsn: str, application: str = APPLICATION_NAME, keep: int = 4) -> None:
+        self.dsn = dsn
+        self.application = application
+        self.keep = keep
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """An autocommit connection; returned to the pool unless it broke."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self.dsn, autocommit=True,
+                                       application_name=self.application, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreachable"
+                raise DatabaseError(f"cannot connect to {mask_dsn(self.dsn)}: {reason}") from None
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise DatabaseError(f"lost the connection to {mask_dsn(self.dsn)}: "
+                                f"{str(exc).strip()[:200]}") from None
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if not conn.closed and len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

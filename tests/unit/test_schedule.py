@@ -143,3 +143,21 @@ def test_latest_at_or_before() -> None:
     assert Schedule("* * * * * */2", "UTC").latest_at_or_before(at) == at
     assert Schedule("0 0 29 2 *", "UTC").latest_at_or_before(at) == datetime(2024, 2, 29,
                                                                               tzinfo=UTC)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours=st.sets(st.integers(0, 23), min_size=1, max_size=5),
+       minutes=st.sets(st.integers(0, 59), min_size=1, max_size=3),
+       zone=st.sampled_from(["Europe/Berlin", "America/Santiago", "Australia/Lord_Howe",
+                             "America/New_York", "Asia/Tehran"]),
+       wildcard_hour=st.booleans(), month=st.integers(1, 12))
+def test_lazy_iteration_matches_whole_days(hours: set[int], minutes: set[int], zone: str,
+                                           wildcard_hour: bool, month: int) -> None:
+    hour_field = "*" if wildcard_hour else ",".join(map(str, sorted(hours)))
+    schedule = Schedule(f"{','.join(map(str, sorted(minutes)))} {hour_field} * * *", zone)
+    start = datetime(2026, month, 1, 7, 13, tzinfo=UTC)
+    end = start + timedelta(days=40)
+    expected = sorted({i for d in range(-1, 42)
+                       for i in schedule._day_instants((start + timedelta(days=d)).date())
+                       if start < i <= end})
+    assert schedule.between(start, end) == expected
