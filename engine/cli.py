@@ -227,9 +227,10 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
         valid_definitions,
         worker_name,
     )
+    from runners.gitinfo import head_commit
 
     result = valid_definitions(obj["root"])
-    available = all_jobs(result.project)
+    available = all_jobs(result.project, head_commit(obj["root"]))
     job = available.get(job_id)
     if job is None:
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
@@ -240,7 +241,8 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     worker = worker_name()
     lease = timedelta(seconds=60)
-    run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, trigger="manual") or \
+    run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, job.git_commit,
+                       trigger="manual") or \
         ledger.reclaim(job.id, slot, worker, lease, job.definition_hash)
     if run is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")

@@ -29,6 +29,7 @@ class Job:
     report: Report | None = None
     sql: str | None = None
     tier: BackupTier | None = None
+    git_commit: str | None = None
 
     def period(self, slot: datetime) -> Period | None:
         """The period a report slot covers, in the report's timezone."""
@@ -48,8 +49,8 @@ def _hash(*parts: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def jobs(project: Project) -> dict[str, Job]:
-    """Every enabled job of a (valid) project, by id."""
+def jobs(project: Project, git_commit: str | None = None) -> dict[str, Job]:
+    """Every enabled job of a (valid) project, by id, tagged with the definitions' commit."""
     found: dict[str, Job] = {}
     for report_id, loaded in sorted(project.reports.items()):
         report = loaded.model
@@ -59,7 +60,8 @@ def jobs(project: Project) -> dict[str, Job]:
         found[f"report/{report_id}"] = Job(
             f"report/{report_id}", "report", report_id, report.owner,
             Schedule(report.cron, report.timezone), report.run,
-            _hash(report.model_dump_json(), sql), report=report, sql=sql)
+            _hash(report.model_dump_json(), sql), report=report, sql=sql,
+            git_commit=git_commit)
     for tier_id, tier_loaded in sorted(project.backups.items()):
         tier = tier_loaded.model
         if not tier.enabled:
@@ -68,5 +70,5 @@ def jobs(project: Project) -> dict[str, Job]:
                                                                              tier.timezone)
         found[f"backup/{tier_id}"] = Job(
             f"backup/{tier_id}", "backup", tier_id, tier.owner, schedule, tier.run,
-            _hash(tier.model_dump_json()), tier=tier)
+            _hash(tier.model_dump_json()), tier=tier, git_commit=git_commit)
     return found

@@ -223,7 +223,7 @@ class Service:
                     continue
                 self.ledger.cancel_running(job.id, f"replaced by the slot at {slot.isoformat()}")
             run = self.ledger.claim(job.id, slot, self.config.worker, self.config.lease,
-                                    job.definition_hash)
+                                    job.definition_hash, job.git_commit)
             if run is not None:
                 self._submit(job, run)
         self.pending = waiting

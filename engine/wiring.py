@@ -226,10 +226,11 @@ class LiveDefinitions:
     def load(self) -> dict[str, Job]:
         """Validate and take the current files; DefinitionError when they are invalid."""
         from engine.jobs import jobs
+        from runners.gitinfo import head_commit
 
         result = valid_definitions(self.root)
         self.result = result
-        return jobs(result.project)
+        return jobs(result.project, head_commit(self.root))
 
 
 def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult:

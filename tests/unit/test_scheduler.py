@@ -39,3 +39,19 @@ def test_missed_slots_within_grace_coalesce_and_older_are_skipped(tmp_path: Path
     assert sorted(reasons) == [7, 8, 9]
     assert reasons[9].startswith("coalesced into the slot at 2026-03-01T10:00")
     assert "beyond the misfire grace" in reasons[7] and "beyond" in reasons[8]
+
+
+def test_retry_backoff_doubles_with_bounded_jitter(tmp_path: Path) -> None:
+    import random
+
+    from engine.execution import backoff
+
+    job = _job(tmp_path)  # retry_backoff defaults to 30 s
+    rng = random.Random(7)
+    delays = [[backoff(job, attempt, rng).total_seconds() for _ in range(200)]
+              for attempt in (1, 2, 3)]
+    for attempt, values in enumerate(delays, start=1):
+        base = 30 * 2 ** (attempt - 1)
+        assert 0.5 * base <= min(values) and max(values) <= 1.5 * base
+        assert len(set(values)) > 150  # jittered, so replicas do not retry in lockstep
+    assert backoff(job, 30, rng).total_seconds() == 6 * 3600  # capped
