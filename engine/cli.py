@@ -168,7 +168,7 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
 
     \b
     Example:
-      marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/daily_revenue
+      marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/pnl_monthly
     """
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
@@ -212,7 +212,7 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
 
     \b
     Example:
-      marketops run report/daily_revenue --at 2026-03-01T06:00+01:00
+      marketops run report/pnl_monthly --at 2026-03-01T06:00+01:00
     """
     from datetime import UTC
     from datetime import datetime as dt
@@ -393,7 +393,7 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
 
     \b
     Example:
-      marketops backfill report/daily_revenue --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
+      marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
     """
     from datetime import UTC
     from datetime import datetime as dt

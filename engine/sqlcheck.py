@@ -374,14 +374,31 @@ def _exposed(expression: exp.Expr, scope: Scope, depth: int = 0) -> Iterator[Col
     if depth > 32:
         return
     for column in expression.find_all(exp.Column):
-        aggregate = column.find_ancestor(*_OPAQUE_AGGREGATES)
-        if aggregate is not None and _within(aggregate, expression):
+        if _hidden(column, expression):
             continue
         source = _source_for(scope, column.table) if column.table else None
         if isinstance(source, exp.Table):
             yield (source.db, source.name, column.name)
         elif isinstance(source, Scope):
             yield from _exposed_output(source, column.name, depth + 1)
+
+
+def _hidden(column: exp.Column, root: exp.Expr) -> bool:
+    """Whether only a count, sum or condition of the column's values reaches `root`'s result:
+    inside an opaque aggregate, its FILTER clause, or a CASE condition."""
+    child: exp.Expr = column
+    node = column.parent
+    while node is not None:
+        if isinstance(node, _OPAQUE_AGGREGATES):
+            return True
+        if isinstance(node, exp.Filter) and isinstance(node.this, _OPAQUE_AGGREGATES):
+            return True
+        if isinstance(node, exp.If) and node.this is child:
+            return True
+        if node is root:
+            return False
+        child, node = node, node.parent
+    return False
 
 
 def _within(node: exp.Expr, root: exp.Expr) -> bool:

@@ -90,19 +90,19 @@ def test_password_in_dsn_is_masked(tmp_path: Path) -> None:
 
 def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
     run("demo", "--scale", "0.001", cwd=demo_root)
-    first = run("run", "report/daily_revenue", cwd=demo_root)
+    first = run("run", "report/funnel_conversion", cwd=demo_root)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "succeeded" in first.stdout
     directory = Path(first.stdout.split("directory: ")[1].strip())
-    csv_before = (directory / "daily_revenue.csv").read_bytes()
+    csv_before = (directory / "funnel_conversion.csv").read_bytes()
     assert csv_before.count(b"\n") > 1
-    second = run("run", "report/daily_revenue", cwd=demo_root)
+    second = run("run", "report/funnel_conversion", cwd=demo_root)
     assert second.returncode == 0, second.stderr
-    assert (directory / "daily_revenue.csv").read_bytes() == csv_before
+    assert (directory / "funnel_conversion.csv").read_bytes() == csv_before
     dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
     with connect(dsn) as conn:
         rows = conn.execute("select status, attempt, trigger from marketops.runs "
-                            "where job = 'report/daily_revenue'").fetchall()
+                            "where job = 'report/funnel_conversion'").fetchall()
     assert rows == [("succeeded", 2, "manual")]
 
 
@@ -120,7 +120,7 @@ def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
         days=1)
     start = end - timedelta(days=3)
     run("demo", "--scale", "0.001", cwd=demo_root)
-    args = ("backfill", "report/daily_revenue", "--from", start.isoformat(),
+    args = ("backfill", "report/funnel_conversion", "--from", start.isoformat(),
             "--until", end.isoformat())
     result = run(*args, cwd=demo_root)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -130,7 +130,7 @@ def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
     def attempts() -> list[int]:
         with connect(dsn) as conn:
             return [r[0] for r in conn.execute(
-                "select attempt from marketops.runs where job = 'report/daily_revenue' "
+                "select attempt from marketops.runs where job = 'report/funnel_conversion' "
                 "and slot > %s and slot <= %s order by slot", (start, end)).fetchall()]
 
     before = attempts()
@@ -138,6 +138,6 @@ def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
     again = run(*args, cwd=demo_root)
     assert again.returncode == 0
     assert attempts() == [a + 1 for a in before]  # each slot once more, none added
-    future = run("backfill", "report/daily_revenue", "--from", start.isoformat(),
+    future = run("backfill", "report/funnel_conversion", "--from", start.isoformat(),
                  "--until", (datetime.now(UTC) + timedelta(days=2)).isoformat(), cwd=demo_root)
     assert future.returncode == 1 and "in the future" in future.stderr

@@ -54,3 +54,13 @@ def test_parameters_positions() -> None:
     analysis = analyze("select o.id\nfrom shop.orders o\nwhere o.total > :min and o.id::text "
                        "<> :x", CATALOG)
     assert analysis.parameters == {"min": (3, 17), "x": (3, 40)}
+
+
+def test_counting_with_filters_and_case_conditions_hides_values() -> None:
+    analysis = analyze("select count(*) filter (where c.email like '%@x') as n, "
+                       "case when c.email is null then 'none' else 'some' end as has_email "
+                       "from shop.customers c", CATALOG)
+    assert analysis.exposed == {"n": set(), "has_email": set()}
+    shown = analyze("select case when c.id > 0 then c.email end as e from shop.customers c",
+                    CATALOG)
+    assert shown.exposed["e"] == {("shop", "customers", "email")}

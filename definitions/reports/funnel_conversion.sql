@@ -1,0 +1,40 @@
+-- Sales funnel: sessions reaching each step, drop-off per step, by checkout A/B variant.
+with steps as (
+    select
+        v.name as variant,
+        s.id as session_id,
+        bool_or(f.step = 'product_view') as product_view,
+        bool_or(f.step = 'add_to_cart') as add_to_cart,
+        bool_or(f.step = 'checkout') as checkout,
+        bool_or(f.step = 'payment') as payment,
+        bool_or(f.step = 'purchase') as purchase
+    from analytics.sessions s
+    join analytics.experiment_assignments ea on ea.session_id = s.id and ea.experiment_id = 1
+    join analytics.experiment_variants v on v.id = ea.variant_id
+    left join analytics.funnel_events f on f.session_id = s.id
+    where s.started_at >= :period_start and s.started_at < :period_end
+    group by v.name, s.id
+)
+select
+    st.variant,
+    count(*) as visits,
+    count(*) filter (where st.product_view) as product_views,
+    count(*) filter (where st.add_to_cart) as carts,
+    count(*) filter (where st.checkout) as checkouts,
+    count(*) filter (where st.payment) as payments,
+    count(*) filter (where st.purchase) as purchases,
+    round(count(*) filter (where st.product_view)::numeric / nullif(count(*), 0), 4)
+        as view_rate,
+    round(count(*) filter (where st.add_to_cart)::numeric
+          / nullif(count(*) filter (where st.product_view), 0), 4) as cart_rate,
+    round(count(*) filter (where st.checkout)::numeric
+          / nullif(count(*) filter (where st.add_to_cart), 0), 4) as checkout_rate,
+    round(count(*) filter (where st.payment)::numeric
+          / nullif(count(*) filter (where st.checkout), 0), 4) as payment_rate,
+    round(count(*) filter (where st.purchase)::numeric
+          / nullif(count(*) filter (where st.payment), 0), 4) as purchase_rate,
+    round(count(*) filter (where st.purchase)::numeric / nullif(count(*), 0), 4)
+        as conversion
+from steps st
+group by st.variant
+order by st.variant
