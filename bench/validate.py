@@ -25,6 +25,9 @@ BIN = Path(sys.executable).parent
 
 
 def _wall(argv: list[str], cwd: Path, runs: int, ok: tuple[int, ...] = (0,)) -> float:
+    """Median wall time of `runs` new processes, after one unmeasured warm-up run (so both
+    tools find their files in the OS cache)."""
+    subprocess.run(argv, cwd=cwd, capture_output=True, check=False)
     times = []
     for _ in range(runs):
         start = time.perf_counter()

@@ -15,6 +15,7 @@ from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
+from sqlglot.tokenizer_core import Token
 
 # sqlglot logs a warning for every statement it falls back to parsing as a Command;
 # we report those ourselves.
@@ -121,7 +122,6 @@ class SqlAnalysis:
     parameters: dict[str, tuple[int, int]] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     exposed: dict[str, set[ColumnRef]] = field(default_factory=dict)
-    qualified_sql: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,8 +154,10 @@ def _function_problem(name: str) -> str | None:
     return None
 
 
-def _second_statement(sql: str) -> tuple[int, int]:
-    tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+_DIALECT = sqlglot.Dialect.get_or_raise("postgres")
+
+
+def _second_statement(tokens: list[Token]) -> tuple[int, int]:
     seen_statement = False
     after_semicolon = False
     for token in tokens:
@@ -168,10 +170,12 @@ def _second_statement(sql: str) -> tuple[int, int]:
     return 1, 1
 
 
-def parse_single(sql: str) -> tuple[exp.Expr | None, list[SqlProblem]]:
-    """Parse exactly one PostgreSQL statement."""
+def parse_single(sql: str, tokens: list[Token] | None = None
+                 ) -> tuple[exp.Expr | None, list[SqlProblem]]:
+    """Parse exactly one PostgreSQL statement (from its tokens, when already tokenized)."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
+        tokens = tokens if tokens is not None else _DIALECT.tokenize(sql)
+        statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         description = str(first.get("description", exc)).split(" <Token")[0]
@@ -188,7 +192,7 @@ def parse_single(sql: str) -> tuple[exp.Expr | None, list[SqlProblem]]:
     if not statements:
         return None, [SqlProblem("the SQL is empty", "sql-syntax")]
     if len(statements) > 1:
-        line, col = _second_statement(sql)
+        line, col = _second_statement(tokens)
         return None, [SqlProblem(f"exactly one statement is allowed, found {len(statements)}",
                                  "sql-single-statement", line, col)]
     return statements[0], []
@@ -228,11 +232,11 @@ def read_only_problems(statement: exp.Expr) -> list[SqlProblem]:
     return problems
 
 
-def _token_positions(sql: str) -> tuple[dict[str, tuple[int, int]], list[tuple[int, int]]]:
+def _token_positions(tokens: list[Token]
+                     ) -> tuple[dict[str, tuple[int, int]], list[tuple[int, int]]]:
     """Where each :name and each positional $n / ? sits in the text (the tree has no positions)."""
     named: dict[str, tuple[int, int]] = {}
     positional: list[tuple[int, int]] = []
-    tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
     for token, following in zip(tokens, [*tokens[1:], None], strict=True):
         start = (token.line, max(1, token.col - len(token.text) + 1))
         if token.token_type == sqlglot.TokenType.COLON and following is not None:
@@ -242,10 +246,10 @@ def _token_positions(sql: str) -> tuple[dict[str, tuple[int, int]], list[tuple[i
     return named, positional
 
 
-def parameter_refs(sql: str, statement: exp.Expr) -> tuple[dict[str, tuple[int, int]],
-                                                                 list[SqlProblem]]:
+def parameter_refs(tokens: list[Token], statement: exp.Expr
+                   ) -> tuple[dict[str, tuple[int, int]], list[SqlProblem]]:
     """Named parameters (:name) used, with their first position; positional ones are refused."""
-    named, positional = _token_positions(sql)
+    named, positional = _token_positions(tokens)
     found: dict[str, tuple[int, int]] = {}
     problems: list[SqlProblem] = []
     for node in statement.find_all(exp.Placeholder, exp.Parameter):
@@ -333,11 +337,11 @@ def _candidates(scope: Scope, name: str, catalog: Catalog) -> list[str]:
     return found
 
 
-def column_problems(qualified: exp.Expr, catalog: Catalog,
+def column_problems(scopes: list[Scope], catalog: Catalog,
                     analysis: SqlAnalysis) -> list[SqlProblem]:
     """Unknown and ambiguous columns; records every (schema, table, column) read."""
     problems: list[SqlProblem] = []
-    for scope in traverse_scope(qualified):
+    for scope in scopes:
         for column in scope.columns:
             if not column.table:
                 here = _candidates(scope, column.name, catalog)
@@ -428,12 +432,16 @@ def _exposed_output(scope: Scope, name: str, depth: int,
 def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
     """Parse, check and trace one report query against the catalog."""
     analysis = SqlAnalysis()
-    statement, problems = parse_single(sql)
-    if statement is None:
+    try:
+        tokens = _DIALECT.tokenize(sql)
+    except TokenError:
+        tokens = None
+    statement, problems = parse_single(sql, tokens)
+    if statement is None or tokens is None:
         analysis.problems = problems
         return analysis
     analysis.problems.extend(read_only_problems(statement))
-    analysis.parameters, parameter_problems = parameter_refs(sql, statement)
+    analysis.parameters, parameter_problems = parameter_refs(tokens, statement)
     analysis.problems.extend(parameter_problems)
     unknown_tables = table_problems(statement, catalog)
     analysis.problems.extend(unknown_tables)
@@ -443,7 +451,8 @@ def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
         if table.db:
             analysis.tables.add((table.db, table.name))
     try:
-        qualified = qualify(statement.copy(), schema=catalog.mapping(), dialect="postgres",
+        # In place: the parsed tree is not needed unqualified afterwards.
+        qualified = qualify(statement, schema=catalog.mapping(), dialect="postgres",
                             validate_qualify_columns=False, identify=False,
                             quote_identifiers=False)
     except OptimizeError as exc:
@@ -457,11 +466,11 @@ def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
         analysis.problems.append(SqlProblem(text[0].lower() + text[1:], "sql-unknown-column",
                                             *position))
         return analysis
-    analysis.problems.extend(column_problems(qualified, catalog, analysis))
+    scopes = traverse_scope(qualified)
+    analysis.problems.extend(column_problems(scopes, catalog, analysis))
     if analysis.problems:
         return analysis
-    analysis.qualified_sql = qualified.sql(dialect="postgres")
-    root = traverse_scope(qualified)[-1]
+    root = scopes[-1]
     analysis.outputs = _scope_outputs(root)
     for name in analysis.outputs:
         analysis.exposed[name] = set(_exposed_output(root, name, 0))
