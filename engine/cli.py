@@ -234,11 +234,12 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     job = available.get(job_id)
     if job is None:
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
-    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"))
-    if not executor.supports(job):
+    if job.kind != "report":
         raise UsageError(f"{job_id}: backup runners are not built yet")
     slot = latest_slot(job, at or dt.now(UTC))
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
+    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
+                        ledger)
     worker = worker_name()
     lease = timedelta(seconds=60)
     run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, job.git_commit,
@@ -253,6 +254,10 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     if outcome.outputs:
         click.echo(f"  rows: {outcome.outputs['rows']:,}  directory: "
                    f"{outcome.outputs['directory']}")
+        for alert in outcome.outputs.get("alerts") or []:
+            click.echo(f"  alert: {alert}")
+        for recipient, state in (outcome.outputs.get("deliveries") or {}).items():
+            click.echo(f"  {recipient}: {state}")
     sys.exit(0 if outcome.status == "succeeded" else 1)
 
 
@@ -316,8 +321,8 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
     live = LiveDefinitions(root, result)
-    executor = Executor(root, live, database_dsn(root, result, "reports"))
     ledger = ledger_for(database_dsn(root, result, "state"))
+    executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
@@ -410,10 +415,11 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     job = all_jobs(result.project).get(job_id)
     if job is None or job.schedule is None:
         raise UsageError(f"unknown or unscheduled job {job_id}")
-    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"))
-    if not executor.supports(job):
+    if job.kind != "report":
         raise UsageError(f"{job_id}: backup runners are not built yet")
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
+    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
+                        ledger)
     worker, lease = worker_name(), timedelta(seconds=60)
     failed = 0
     slots = job.schedule.between(start, end)

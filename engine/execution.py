@@ -11,7 +11,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from engine.errors import MarketopsError, TransientError
@@ -20,7 +20,7 @@ from engine.ledger import Ledger, Run
 
 log = logging.getLogger("marketops.run")
 
-Execute = Callable[[Job, datetime], dict[str, Any]]
+Execute = Callable[[Job, Run], dict[str, Any]]
 OnFailure = Callable[[Job, Run, str], None]
 
 
@@ -62,7 +62,7 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
              "attempt": run.attempt}
     log.info("run started", extra=extra)
     try:
-        outputs = execute(job, run.slot)
+        outputs = execute(job, run)
     except TransientError as exc:
         outcome = _transient(ledger, job, run, worker, str(exc))
     except MarketopsError as exc:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import DefinitionError, UsageError
+from engine.errors import DefinitionError, MarketopsError, UsageError
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.validate import ValidationResult, validate
@@ -18,7 +18,7 @@ from runners.postgres import EmbeddedServer
 
 if TYPE_CHECKING:
     from engine.status import JobStatus
-    from runners.report import ReportRequest
+    from runners.report import ReportRequest, ReportResult
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -170,11 +170,22 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     archive = result.project.settings.reports.destination
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
+    from runners.report import AlertRule, ChartSpec
+
+    report = job.report
     label = f"{_label(period.start)}_{_label(period.end)}"
     out_dir = local_destination(root, result, archive) / "reports" / job.name / label
+    chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
+                      report.chart.title or report.title) if report.chart else None
+    alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
+                             a.message or f"{a.column} {a.op.value} {a.value}")
+                   for a in report.alerts)
+    subtitle = (f"Period {period.start.isoformat()} to {period.end.isoformat()} "
+                f"({report.timezone})")
     return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
-                         job.report.limits.statement_timeout, job.report.limits.max_rows,
-                         out_dir)
+                         report.limits.statement_timeout, report.limits.max_rows, out_dir,
+                         tuple(f.value for f in report.formats), report.title, subtitle,
+                         chart, alerts)
 
 
 def _label(moment: datetime) -> str:
@@ -242,11 +253,12 @@ def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult
 
 @dataclass(frozen=True)
 class Executor:
-    """Runs a job's slot with the runner of its kind."""
+    """Runs a job's slot with the runner of its kind, then delivers what it produced."""
 
     root: Path
     definitions: ValidationResult | LiveDefinitions
     reports_dsn: str
+    ledger: Ledger | None = None
 
     @property
     def result(self) -> ValidationResult:
@@ -255,14 +267,135 @@ class Executor:
     def supports(self, job: Job) -> bool:
         return job.kind == "report"
 
-    def __call__(self, job: Job, slot: datetime) -> dict[str, object]:
+    def __call__(self, job: Job, run: Run) -> dict[str, object]:
         from runners.report import run_report
 
         if job.kind != "report":
             raise UsageError(f"{job.id}: backup runners are not built yet")
-        done = run_report(report_request(self.root, self.result, job, slot, self.reports_dsn))
-        return {"rows": done.rows, "columns": done.columns, "files": done.files,
-                "directory": str(done.directory), "seconds": round(done.seconds, 3)}
+        result = self.result
+        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
+        outputs: dict[str, object] = {
+            "rows": done.rows, "columns": done.columns, "files": done.files,
+            "directory": str(done.directory), "seconds": round(done.seconds, 3),
+            "alerts": done.alerts}
+        if self.ledger is not None:
+            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger).deliver(
+                job, run, done)
+        return outputs
+
+
+class ReportDelivery:
+    """Sends a finished report to its recipients: each (run, recipient) is recorded in the
+    ledger before and after sending, so a retry sends only what did not go out."""
+
+    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger) -> None:
+        self.root = root
+        self.result = result
+        self.ledger = ledger
+
+    def deliver(self, job: Job, run: Run, done: ReportResult) -> dict[str, str]:
+        from engine.errors import TransientError
+
+        assert job.report is not None
+        recipients = list(job.report.recipients)
+        if done.alerts:
+            for alert in job.report.alerts:
+                if any(a.startswith(f"{alert.name}:") for a in done.alerts):
+                    recipients.extend(r for r in alert.notify if r not in recipients)
+        statuses: dict[str, str] = {}
+        transient: list[str] = []
+        for recipient in recipients:
+            key, send = self._sender(job, run, done, recipient)
+            if not self.ledger.begin_delivery(run.id, key):
+                statuses[key] = "sent earlier"
+                continue
+            try:
+                send()
+            except TransientError as exc:
+                self.ledger.finish_delivery(run.id, key, str(exc))
+                statuses[key] = f"failed, will retry: {exc}"
+                transient.append(key)
+            except MarketopsError as exc:
+                self.ledger.finish_delivery(run.id, key, str(exc))
+                statuses[key] = f"failed: {exc}"
+            else:
+                self.ledger.finish_delivery(run.id, key, None)
+                statuses[key] = "sent"
+        if transient:
+            raise TransientError(f"{len(transient)} delivery(ies) failed for now: "
+                                 f"{', '.join(transient)}")
+        return statuses
+
+    def _sender(self, job: Job, run: Run, done: ReportResult,
+                recipient: object) -> tuple[str, Callable[[], None]]:
+        from engine.models.report import DestinationRecipient, EmailRecipient
+
+        if isinstance(recipient, EmailRecipient):
+            return f"email:{recipient.email}", lambda: self._mail(job, done, recipient.email)
+        if isinstance(recipient, DestinationRecipient):
+            return (f"destination:{recipient.destination}",
+                    lambda: self._copy(job, done, recipient.destination, recipient.path))
+        name = getattr(recipient, "webhook", "")
+        return f"webhook:{name}", lambda: self._post(job, done, name)
+
+    def _subject(self, job: Job, done: ReportResult) -> str:
+        assert job.report is not None
+        prefix = "[ALERT] " if done.alerts else ""
+        return f"{prefix}{job.report.title}: {done.directory.name.replace('_', ' to ')}"
+
+    def _mail(self, job: Job, done: ReportResult, address: str) -> None:
+        from runners.delivery import Attachment, SmtpServer, send_mail
+        from runners.render import summary_html
+
+        assert job.report is not None
+        smtp = self.result.project.settings.smtp
+        if smtp is None:
+            raise UsageError("a report goes to an email address but marketops.yaml has no smtp")
+        server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
+                            resolve_env(smtp.password, "smtp.password") if smtp.password
+                            else None)
+        chart_path = done.directory / f"{job.name}.png"
+        chart = chart_path.read_bytes() if chart_path.exists() else None
+        files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
+        size = sum(p.stat().st_size for p in files)
+        attach = size <= smtp.max_message_bytes
+        attachments = tuple(
+            Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
+                       "csv" if p.suffix == ".csv" else
+                       "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            for p in files) if attach else ()
+        where = "" if attach else (f" The files ({size:,} bytes) are too large to attach; they "
+                                   f"are archived at {done.directory}.")
+        html = summary_html(job.report.title, f"{done.rows:,} rows.{where}", done.columns,
+                            done.head, done.rows, chart, chart_src="cid:chart",
+                            alerts=done.alerts)
+        text = (f"{job.report.title}\n{done.rows:,} rows.{where}\n"
+                + "".join(f"Alert: {a}\n" for a in done.alerts))
+        send_mail(server, [address], self._subject(job, done), text, html, attachments,
+                  ("chart", chart) if chart else None)
+
+    def _post(self, job: Job, done: ReportResult, name: str) -> None:
+        from runners.delivery import post_webhook
+
+        hook = self.result.project.settings.webhooks[name]
+        url = resolve_env(hook.url, f"webhooks.{name}.url")
+        alerts = "".join(f"\n:warning: {a}" for a in done.alerts)
+        post_webhook(url, {"text": f"{self._subject(job, done)}: {done.rows:,} rows, "
+                                   f"archived at {done.directory}{alerts}"})
+
+    def _copy(self, job: Job, done: ReportResult, destination: str, path: str | None) -> None:
+        import shutil
+
+        base = local_destination(self.root, self.result, destination)
+        target = base / (path or f"reports/{job.name}") / done.directory.name
+        if target.resolve() == done.directory.resolve():
+            return  # the archive itself
+        staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(done.directory, staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
 
 
 def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],

@@ -30,9 +30,19 @@ class SmtpServer:
     timeout: float = 30.0
 
 
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+    maintype: str = "application"
+    subtype: str = "octet-stream"
+
+
 def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
-              html: str | None = None) -> None:
-    """Send one message; TransientError when the server cannot be reached (retry later)."""
+              html: str | None = None, attachments: tuple[Attachment, ...] = (),
+              inline_png: tuple[str, bytes] | None = None) -> None:
+    """Send one message (an HTML part with an optional inline PNG referenced as cid:<id>,
+    attachments); TransientError when the server cannot be reached (retry later)."""
     message = EmailMessage()
     message["From"] = server.sender
     message["To"] = ", ".join(to)
@@ -40,6 +50,15 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+        if inline_png is not None:
+            cid, data = inline_png
+            html_part = message.get_body(preferencelist=("html",))
+            if isinstance(html_part, EmailMessage):
+                html_part.add_related(data, maintype="image", subtype="png", cid=f"<{cid}>",
+                                      filename=f"{cid}.png")
+    for item in attachments:
+        message.add_attachment(item.data, maintype=item.maintype, subtype=item.subtype,
+                               filename=item.filename)
     try:
         with smtplib.SMTP(server.host, server.port, timeout=server.timeout) as smtp:
             if server.starttls:
@@ -48,7 +67,15 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
                 smtp.login(server.username, server.password)
             smtp.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(f"recipients refused: {', '.join(exc.recipients)}") from None
+        codes = [code for code, _ in exc.recipients.values()]
+        refused = ", ".join(f"{r} ({c})" for r, (c, _) in exc.recipients.items())
+        if all(400 <= code < 500 for code in codes):
+            raise TransientError(f"recipients deferred: {refused}") from None
+        raise DeliveryError(f"recipients refused: {refused}") from None
+    except smtplib.SMTPResponseException as exc:
+        if 400 <= exc.smtp_code < 500:  # "try again later"
+            raise TransientError(f"SMTP deferred the message ({exc.smtp_code})") from None
+        raise DeliveryError(f"SMTP refused the message ({exc.smtp_code})") from None
     except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
         raise TransientError(f"SMTP {server.host}:{server.port} unreachable: {exc}") from None
     except smtplib.SMTPException as exc:

@@ -23,8 +23,38 @@ import psycopg
 
 from engine.errors import DatabaseError, JobError, TransientError
 from runners.database import connect, mask_dsn
+from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
 FETCH_ROWS = 10_000
+CHART_ROWS = 20
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    kind: str
+    x: str
+    y: list[str]
+    title: str
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A threshold on an output column; `when` is any_row or all_rows."""
+
+    name: str
+    column: str
+    op: str
+    value: float
+    when: str
+    message: str
+
+    def crossed(self, value: Any) -> bool:
+        if value is None or isinstance(value, str):
+            return False
+        number = float(value)
+        return {">": number > self.value, ">=": number >= self.value,
+                "<": number < self.value, "<=": number <= self.value,
+                "==": number == self.value, "!=": number != self.value}[self.op]
 
 
 @dataclass(frozen=True)
@@ -38,6 +68,11 @@ class ReportRequest:
     statement_timeout: timedelta
     max_rows: int
     out_dir: Path  # the run's final directory
+    formats: tuple[str, ...] = ("csv",)
+    title: str = ""
+    subtitle: str = ""
+    chart: ChartSpec | None = None
+    alerts: tuple[AlertRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +82,8 @@ class ReportResult:
     files: dict[str, dict[str, Any]]
     seconds: float
     directory: Path
+    alerts: list[str]
+    head: list[tuple[Any, ...]]
 
 
 def _sha256(path: Path) -> str:
@@ -64,20 +101,23 @@ def _cell(value: Any) -> Any:
 
 
 def run_report(request: ReportRequest) -> ReportResult:
-    """Execute and write `<out_dir>/<id>.csv` and `manifest.json` (last, atomically)."""
+    """Execute and write the outputs and `manifest.json` (last, atomically)."""
     began = time.perf_counter()
     staging = request.out_dir.with_name(f".{request.out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    csv_path = staging / f"{request.report_id}.csv"
     try:
-        rows, columns = _query_to_csv(request, csv_path)
-        files = {csv_path.name: {"bytes": csv_path.stat().st_size,
-                                 "sha256": _sha256(csv_path), "format": "csv"}}
+        streamed = _stream(request, staging)
+        fired = [f"{a.name}: {a.message}" for a in request.alerts if streamed.fired(a)]
+        if "html" in request.formats:
+            _write_html(request, staging, streamed, fired)
+        files = {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path),
+                             "format": path.suffix.lstrip(".")}
+                 for path in sorted(staging.iterdir())}
         seconds = time.perf_counter() - began
         manifest = {
-            "report": request.report_id, "rows": rows, "columns": columns, "files": files,
-            "duration_seconds": round(seconds, 3),
+            "report": request.report_id, "rows": streamed.rows, "columns": streamed.columns,
+            "files": files, "alerts": fired, "duration_seconds": round(seconds, 3),
             "sql_sha256": hashlib.sha256(request.sql.encode()).hexdigest(),
             "parameters": {k: _cell(v) for k, v in request.params.items()},
         }
@@ -86,7 +126,20 @@ def run_report(request: ReportRequest) -> ReportResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ReportResult(rows, columns, files, seconds, request.out_dir)
+    return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
+                        streamed.head)
+
+
+def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
+                fired: list[str]) -> None:
+    chart = None
+    if request.chart is not None and streamed.head:
+        chart = chart_png(streamed.head[:CHART_ROWS], streamed.columns, request.chart.kind,
+                          request.chart.x, request.chart.y, request.chart.title)
+        (staging / f"{request.report_id}.png").write_bytes(chart)
+    (staging / f"{request.report_id}.html").write_text(
+        summary_html(request.title or request.report_id, request.subtitle, streamed.columns,
+                     streamed.head, streamed.rows, chart, alerts=fired), encoding="utf-8")
 
 
 def _replace(staging: Path, final: Path) -> None:
@@ -100,9 +153,24 @@ def _replace(staging: Path, final: Path) -> None:
         staging.rename(final)
 
 
-def _query_to_csv(request: ReportRequest, path: Path) -> tuple[int, list[str]]:
+@dataclass
+class _Streamed:
+    rows: int
+    columns: list[str]
+    head: list[tuple[Any, ...]]
+    any_crossed: dict[str, bool]
+    all_crossed: dict[str, bool]
+
+    def fired(self, alert: AlertRule) -> bool:
+        if alert.when == "all_rows":
+            return self.rows > 0 and self.all_crossed.get(alert.name, False)
+        return self.any_crossed.get(alert.name, False)
+
+
+def _stream(request: ReportRequest, staging: Path) -> _Streamed:
     timeout_ms = int(request.statement_timeout.total_seconds() * 1000)
-    rows = 0
+    state = _Streamed(0, [], [], {a.name: False for a in request.alerts},
+                      {a.name: True for a in request.alerts})
     try:
         with connect(request.dsn, application=f"marketops report/{request.report_id}") as conn:
             with conn.transaction():
@@ -111,17 +179,8 @@ def _query_to_csv(request: ReportRequest, path: Path) -> tuple[int, list[str]]:
                 with conn.cursor(name="marketops_report") as cursor:
                     cursor.itersize = FETCH_ROWS
                     cursor.execute(request.sql, request.params)
-                    columns = [c.name for c in cursor.description or []]
-                    with path.open("w", newline="", encoding="utf-8") as handle:
-                        writer = csv.writer(handle)
-                        writer.writerow(columns)
-                        while batch := cursor.fetchmany(FETCH_ROWS):
-                            rows += len(batch)
-                            if rows > request.max_rows:
-                                raise JobError(f"report/{request.report_id} returned more "
-                                               f"than {request.max_rows:,} rows "
-                                               "(limits.max_rows)")
-                            writer.writerows([_cell(v) for v in row] for row in batch)
+                    state.columns = [c.name for c in cursor.description or []]
+                    _write_rows(request, staging, cursor, state)
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         raise JobError(f"report/{request.report_id} tried to write and was refused by the "
                        f"read-only transaction: {exc.diag.message_primary}") from None
@@ -136,4 +195,46 @@ def _query_to_csv(request: ReportRequest, path: Path) -> tuple[int, list[str]]:
     except psycopg.Error as exc:
         raise JobError(f"report/{request.report_id} failed: "
                        f"{exc.diag.message_primary or exc}") from None
-    return rows, columns
+    return state
+
+
+def _write_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Streamed) -> None:
+    """CSV always; XLSX when asked, sized from the first rows; alerts checked on every row."""
+    checks = [(a, state.columns.index(a.column)) for a in request.alerts
+              if a.column in state.columns]
+    xlsx: XlsxWriter | None = None
+    pending: list[tuple[Any, ...]] = []
+    with (staging / f"{request.report_id}.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(state.columns)
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            state.rows += len(batch)
+            if state.rows > request.max_rows:
+                raise JobError(f"report/{request.report_id} returned more than "
+                               f"{request.max_rows:,} rows (limits.max_rows)")
+            writer.writerows([_cell(v) for v in row] for row in batch)
+            if len(state.head) < SAMPLE_ROWS:
+                state.head.extend(batch[: SAMPLE_ROWS - len(state.head)])
+            for alert, index in checks:
+                crossed = [alert.crossed(row[index]) for row in batch]
+                state.any_crossed[alert.name] |= any(crossed)
+                state.all_crossed[alert.name] &= all(crossed)
+            if "xlsx" in request.formats:
+                if xlsx is None:
+                    pending.extend(batch)
+                    if len(pending) >= SAMPLE_ROWS:
+                        xlsx = _open_xlsx(request, staging, state.columns, pending)
+                        pending = []
+                else:
+                    xlsx.write(batch)
+    if "xlsx" in request.formats:
+        if xlsx is None:
+            xlsx = _open_xlsx(request, staging, state.columns, pending)
+        xlsx.close()
+
+
+def _open_xlsx(request: ReportRequest, staging: Path, columns: list[str],
+               rows: list[tuple[Any, ...]]) -> XlsxWriter:
+    workbook = XlsxWriter(staging / f"{request.report_id}.xlsx", columns, rows)
+    workbook.write(rows)
+    return workbook

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import threading
 from collections.abc import Iterator
@@ -15,19 +16,36 @@ from aiosmtpd.controller import Controller
 
 
 class _Collect:
-    def __init__(self) -> None:
+    def __init__(self, refuse: set[str], defer_once: set[str]) -> None:
         self.messages: list[tuple[list[str], Message]] = []
+        self.refuse = refuse
+        self.defer_once = set(defer_once)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: Any) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        deferred = self.defer_once & set(envelope.rcpt_tos)
+        if deferred:
+            self.defer_once -= deferred
+            return "451 4.3.0 try again later"
         self.messages.append((list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.content)))
+                              email.message_from_bytes(envelope.content,
+                                                     policy=email.policy.default)))
         return "250 OK"
 
 
 @contextmanager
-def smtp_server(port: int) -> Iterator[list[tuple[list[str], Message]]]:
-    """An SMTP server on 127.0.0.1:port; yields the list of received messages."""
-    handler = _Collect()
+def smtp_server(port: int, refuse: set[str] | None = None, defer_once: set[str] | None = None
+                ) -> Iterator[list[tuple[list[str], Message]]]:
+    """An SMTP server on 127.0.0.1:port; yields the list of received messages. Addresses in
+    `refuse` are rejected for good (550); a message to one in `defer_once` is deferred (451)
+    the first time."""
+    handler = _Collect(refuse or set(), defer_once or set())
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:

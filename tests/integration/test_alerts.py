@@ -41,7 +41,7 @@ def test_terminal_failure_alerts_owner_and_webhook_exactly_once(tmp_path: Path,
     assert dict(sent) == {"email:ops@corp.example": failed, "webhook:ops": failed}
     recipients, message = mails[0]
     assert recipients == ["ops@corp.example"]
-    assert message["Subject"].startswith("[marketops] report/tick failed (slot ")
+    assert str(message["Subject"]).strip().startswith("[marketops] report/tick failed (slot ")
     body = message.get_payload()
     assert "division by zero" in body and "marketops run report/tick --at" in body
     assert "division by zero" in posts[0]["text"]
