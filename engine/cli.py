@@ -731,6 +731,27 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
                f"({summary.applied_statements} DDL statements applied)")
     _print_rows(summary)
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from engine.wiring import run_demo_reports
+
+    mailbox = (obj["root"] / "var" / "mailbox").resolve()
+    click.echo("running every report for its latest period ...")
+    reports = run_demo_reports(obj["root"], result, summary.dsn, mailbox, dt.now(UTC))
+    click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
+               "delivered")
+    for r in reports:
+        sent = sum(1 for v in r.deliveries.values() if v.startswith("sent"))
+        click.echo(f"{r.job:<29}{r.period:<25}{r.status:<10}{r.rows:>7,}  "
+                   f"{','.join(f for f in r.outputs if f != 'json'):<18}"
+                   f"{sent}/{len(r.deliveries)}")
+    archive = result.project.settings.reports.destination
+    if archive:
+        from engine.wiring import local_destination
+
+        click.echo(f"report files:   {local_destination(obj['root'], result, archive)}")
+    click.echo(f"mails (.eml):   {mailbox}")
     click.echo(f"data directory: {server.data_dir}")
     click.echo(f'connect:        psql "{server.dsn()}"')
     click.echo("next:           marketops schema diff   |   marketops db stop")

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -483,3 +483,58 @@ class Alerter:
                                                                       "run_id": run.id})
             else:
                 self.ledger.finish_delivery(run.id, recipient, None)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """One report's demo run."""
+
+    job: str
+    period: str
+    status: str
+    rows: int
+    outputs: list[str]
+    deliveries: dict[str, str]
+
+
+def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Path,
+                     now: datetime) -> list[DemoReport]:
+    """Every report for its latest period, delivered to a local mailbox started for it."""
+    import dataclasses
+
+    from engine.execution import execute_run
+    from engine.jobs import jobs
+    from engine.models.settings import Smtp
+    from runners.mailbox import LocalMailbox
+
+    ledger = ledger_for(dsn)
+    found: list[DemoReport] = []
+    with LocalMailbox(mailbox) as box:
+        settings = result.project.settings
+        webhooks = {name: hook.model_copy(update={"url": "${MARKETOPS_DEMO_WEBHOOK}"})
+                    for name, hook in settings.webhooks.items()}
+        smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
+                    sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
+        demo_settings = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
+        demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
+                                result.findings)
+        os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
+        executor = Executor(root, demo, dsn, ledger)
+        worker, lease = worker_name(), timedelta(seconds=120)
+        for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
+                          key=lambda j: j.id):
+            slot = latest_slot(job, now)
+            period = job.period(slot)
+            run = ledger.claim(job.id, slot, worker, lease, job.definition_hash,
+                               trigger="manual") or \
+                ledger.reclaim(job.id, slot, worker, lease, job.definition_hash)
+            if run is None:
+                continue
+            outcome = execute_run(ledger, executor, job, run, worker, lease)
+            outputs = outcome.outputs or {}
+            found.append(DemoReport(
+                job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
+                outcome.status, int(outputs.get("rows", 0)),
+                sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
+                dict(outputs.get("deliveries", {}))))
+    return found

@@ -32,6 +32,13 @@ def test_demo_end_to_end(demo_root: Path) -> None:
     assert "12 schemas, 109 tables" in out
     assert "total" in out and 'connect:        psql "postgresql://postgres@127.0.0.1:' in out
     assert str(demo_root / "var" / "pg") in out
+    # Every report ran for its latest period and reached its recipients.
+    lines = [line for line in out.splitlines() if line.startswith("report/")]
+    assert len(lines) == 15 and all(" succeeded " in line for line in lines), out
+    mails = sorted((demo_root / "var" / "mailbox").glob("*.eml"))
+    assert len(mails) >= 15
+    assert b"Content-Type: text/html" in mails[0].read_bytes()
+    assert (demo_root / "var" / "mailbox" / "webhooks.jsonl").read_text().count("\n") >= 3
     # Reused on a second run, and the data is replaced, not doubled.
     again = run("demo", "--scale", "0.001", cwd=demo_root)
     assert again.returncode == 0, again.stderr
