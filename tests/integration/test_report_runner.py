@@ -53,8 +53,8 @@ def test_rows_manifest_and_reproducibility(shop: str, tmp_path: Path) -> None:
     assert result.rows == 2 and result.columns == ["id", "total", "placed_at"]
     with (out / "daily.csv").open() as handle:
         rows = list(csv.reader(handle))
-    assert rows == [["id", "total", "placed_at"], ["1", "10.50", "2026-03-01T10:00:00+00:00"],
-                    ["2", "20.00", "2026-03-01T23:30:00+00:00"]]
+    assert rows == [["id", "total", "placed_at"], ["1", "10.50", "2026-03-01 10:00:00+00"],
+                    ["2", "20.00", "2026-03-01 23:30:00+00"]]
     manifest = json.loads((out / "manifest.json").read_text())
     digest = hashlib.sha256((out / "daily.csv").read_bytes()).hexdigest()
     assert manifest["files"]["daily.csv"]["sha256"] == digest and manifest["rows"] == 2
