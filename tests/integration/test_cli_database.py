@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from runners.database import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import run
+from tests.mailbox import http_sink, smtp_server
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +21,14 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iter
     root = tmp_path_factory.mktemp("demo")
     for name in ("schema", "definitions", "jsonschema"):
         shutil.copytree(repo_root / name, root / name)
-    settings = (repo_root / "marketops.yaml").read_text()
+    smtp_port, hook_port = free_port(), free_port()
+    settings = (repo_root / "marketops.yaml").read_text().replace("port: 2525",
+                                                                  f"port: {smtp_port}")
     (root / "marketops.yaml").write_text(settings + f"embedded:\n  port: {free_port()}\n")
-    yield root
+    os.environ["DATA_ALERTS_WEBHOOK_URL"] = f"http://127.0.0.1:{hook_port}/hook"
+    with smtp_server(smtp_port), http_sink(hook_port):
+        yield root
+    del os.environ["DATA_ALERTS_WEBHOOK_URL"]
     run("db", "stop", cwd=root)
 
 
@@ -100,17 +107,23 @@ def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
     first = run("run", "report/funnel_conversion", cwd=demo_root)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "succeeded" in first.stdout
-    directory = Path(first.stdout.split("directory: ")[1].strip())
+    directory = Path(first.stdout.split("directory: ")[1].splitlines()[0].strip())
     csv_before = (directory / "funnel_conversion.csv").read_bytes()
     assert csv_before.count(b"\n") > 1
     second = run("run", "report/funnel_conversion", cwd=demo_root)
     assert second.returncode == 0, second.stderr
     assert (directory / "funnel_conversion.csv").read_bytes() == csv_before
     dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    slot_rows = "select status, attempt, trigger from marketops.runs " \
+        "where job = 'report/funnel_conversion' and outputs->>'directory' = %s"
     with connect(dsn) as conn:
-        rows = conn.execute("select status, attempt, trigger from marketops.runs "
-                            "where job = 'report/funnel_conversion'").fetchall()
-    assert rows == [("succeeded", 2, "manual")]
+        [(status, attempt, trigger)] = conn.execute(slot_rows, (str(directory),)).fetchall()
+    assert (status, trigger) == ("succeeded", "manual")
+    third = run("run", "report/funnel_conversion", cwd=demo_root)
+    assert third.returncode == 0
+    with connect(dsn) as conn:
+        assert conn.execute(slot_rows, (str(directory),)).fetchall() == [
+            ("succeeded", attempt + 1, "manual")]  # the same slot, one row, one more attempt
 
 
 def test_run_refuses_backups_and_unknown_jobs(demo_root: Path) -> None:
