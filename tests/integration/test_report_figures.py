@@ -69,7 +69,7 @@ def _run(project, dsn: str, report: str, at: datetime,  # type: ignore[no-untype
 
 def test_pnl_monthly(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with connect(market, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(b"""
         insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
           (1, 1, 1, 'delivered', '2026-02-10 12:00+01', 50, 50),
           (2, 2, 2, 'delivered', '2026-02-20 12:00+01', 30, 30),
@@ -94,7 +94,7 @@ def test_pnl_monthly(project, market: str, tmp_path: Path) -> None:  # type: ign
         insert into logistics.shipments (order_id, warehouse_id, carrier_id, region_id, shipped_at, promised_at, shipping_cost)
           values (1, 1, 1, 1, '2026-02-11 10:00+01', '2026-02-13 10:00+01', 4.5);
         insert into payments.fees values (1, 0.95, '2026-02-10 12:05+01');
-        """.encode())
+        """)
     [row] = _run(project, market, "pnl_monthly", datetime(2026, 3, 1, 12, tzinfo=UTC), tmp_path)
     # February, Berlin time: orders 1 and 2 count (3 is cancelled, 4 is March).
     revenue = Decimal("50") + Decimal("25")          # 2 x 25 + (30 - 5)
@@ -114,10 +114,10 @@ def test_funnel_conversion(project, market: str, tmp_path: Path) -> None:  # typ
     reached = {1: 6, 2: 2, 3: 4, 4: 1, 5: 6}   # session -> how many steps it reached
     variant = {1: 1, 2: 1, 3: 2, 4: 2, 5: 2}
     with connect(market, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(b"""
         insert into analytics.experiments values (1, 'checkout', 'd', '2026-01-01', null);
         insert into analytics.experiment_variants values (1, 1, 'control', 0.5), (2, 1, 'one_page', 0.5);
-        """.encode())
+        """)
         for session, count in reached.items():
             conn.execute("insert into analytics.sessions (id, started_at, device) values "
                          "(%s, '2026-03-04 10:00+01', 'desktop')", (session,))
@@ -144,7 +144,7 @@ def test_funnel_conversion(project, market: str, tmp_path: Path) -> None:  # typ
 
 def test_returns_cancellations(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with connect(market, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(b"""
         insert into ref.return_reasons values (1, 'size', 'Wrong size', false), (2, 'broken', 'Broken', true);
         insert into ref.cancellation_reasons values (1, 'mind', 'Changed mind', 'customer');
         insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total)
@@ -159,7 +159,7 @@ def test_returns_cancellations(project, market: str, tmp_path: Path) -> None:  #
         insert into orders.return_items values (1, 1, 1, 10, true), (2, 2, 1, 10, true),
           (3, 3, 1, 8, false), (4, 5, 1, 10, true);
         insert into orders.cancellations values (6, 1, '2026-03-05 09:00+01', 10);
-        """.encode())
+        """)
     rows = _run(project, market, "returns_cancellations",
                 datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
     # The week 2026-03-02..03-09 (Berlin): returns 3 (broken, repeat) and 4 (size, not repeat),
@@ -173,7 +173,7 @@ def test_returns_cancellations(project, market: str, tmp_path: Path) -> None:  #
 
 def test_support_sla(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with connect(market, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(b"""
         insert into support.topics values (1, 'delivery', 'Delivery');
         insert into support.sla_policies values (1, 'normal', 60, 600);
         insert into support.tickets (id, topic_id, sla_policy_id, channel, status, created_at,
@@ -183,7 +183,7 @@ def test_support_sla(project, market: str, tmp_path: Path) -> None:  # type: ign
         insert into support.ratings values (1, 5, null, '2026-03-04 13:00+01'), (2, 2, null, '2026-03-05 12:00+01');
         insert into support.nps_responses (account_id, score, answered_at) values
           (1, 10, '2026-03-04 09:00+01'), (2, 9, '2026-03-04 09:00+01'), (3, 3, '2026-03-04 09:00+01');
-        """.encode())
+        """)
     [row] = _run(project, market, "support_sla", datetime(2026, 3, 5, 12, tzinfo=UTC), tmp_path)
     assert row == {"topic": "Delivery", "tickets": "2", "avg_first_response_minutes": "75.0",
                    "first_response_within_sla": "0.5000", "closed_within_sla": "0.5000",
