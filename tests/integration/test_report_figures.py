@@ -188,3 +188,85 @@ def test_support_sla(project, market: str, tmp_path: Path) -> None:  # type: ign
     assert row == {"topic": "Delivery", "tickets": "2", "avg_first_response_minutes": "75.0",
                    "first_response_within_sla": "0.5000", "closed_within_sla": "0.5000",
                    "avg_rating": "3.50", "ratings": "2", "nps": "33.3"}
+
+
+def test_logistics_sla(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into logistics.warehouses values (1, 'W', 1, 10);
+        insert into logistics.carriers values (1, 'Fast', 24), (2, 'Slow', 48);
+        insert into logistics.delay_reasons values (1, 'weather', 'Weather'), (2, 'capacity', 'Capacity');
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total)
+          select g, 1, 1, 'delivered', '2026-03-01', 10, 10 from generate_series(1, 4) g;
+        -- Week 2026-03-02..09 (Berlin). Fast: 2 on time. Slow: 1 late (weather), 1 on time.
+        insert into logistics.shipments (id, order_id, warehouse_id, carrier_id, region_id, shipped_at, promised_at, delivered_at, shipping_cost) values
+          (1, 1, 1, 1, 1, '2026-03-03 08:00+01', '2026-03-04 08:00+01', '2026-03-03 20:00+01', 3),
+          (2, 2, 1, 1, 1, '2026-03-03 08:00+01', '2026-03-04 08:00+01', '2026-03-04 08:00+01', 3),
+          (3, 3, 1, 2, 1, '2026-03-03 08:00+01', '2026-03-05 08:00+01', '2026-03-06 08:00+01', 3),
+          (4, 4, 1, 2, 1, '2026-03-03 08:00+01', '2026-03-05 08:00+01', '2026-03-04 08:00+01', 3);
+        insert into logistics.shipment_delays values (3, 1, 24, '2026-03-05 08:00+01');
+        insert into logistics.picking_tasks (order_id, warehouse_id, started_at, completed_at, items_picked) values
+          (1, 1, '2026-03-03 06:00+01', '2026-03-03 07:00+01', 1), (2, 1, '2026-03-03 06:00+01', '2026-03-03 09:00+01', 1),
+          (3, 1, '2026-03-03 06:00+01', '2026-03-03 08:00+01', 1), (4, 1, '2026-03-03 06:00+01', '2026-03-03 08:00+01', 1);
+        """)
+    rows = _run(project, market, "logistics_sla", datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
+    assert [(r["carrier"], r["deliveries"], r["avg_picking_hours"], r["avg_delivery_hours"],
+             r["late_deliveries"], r["late_share"], r["top_delay_reason"]) for r in rows] == [
+        ("Slow", "2", "2.00", "48.00", "1", "0.5000", "Weather"),  # (72 h + 24 h) / 2
+        ("Fast", "2", "2.00", "18.00", "0", "0.0000", "")]
+
+
+def test_user_growth(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-01-05 10:00+01', 10, 10),   -- account 1's first order, long ago
+          (2, 1, 1, 'delivered', '2026-03-04 10:00+01', 10, 10),   -- account 1 returns in the week
+          (3, 2, 2, 'delivered', '2026-03-05 10:00+01', 10, 10);   -- account 2's first order
+        """)
+    rows = _run(project, market, "user_growth", datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
+    got = {(r["region"], r["channel"]): (r["new_accounts"], r["first_time_buyers"],
+                                         r["returning_buyers"], r["accounts_total"]) for r in rows}
+    # Accounts 2 and 3 signed up in the week (Berlin); 1 long before.
+    assert got == {("North", "Organic"): ("0", "0", "1", "1"),
+                   ("South", "Social"): ("1", "1", "0", "1"),
+                   ("North", "Social"): ("1", "0", "0", "1")}
+
+
+def test_search_quality(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into analytics.sessions (id, started_at, device) select g, '2026-03-03 10:00+01', 'app' from generate_series(1, 4) g;
+        insert into analytics.searches (id, session_id, query, results_count, searched_at) values
+          (1, 1, 'Lego', 10, '2026-03-03 10:00+01'), (2, 2, 'lego', 5, '2026-03-03 10:00+01'),
+          (3, 3, 'lego', 0, '2026-03-03 10:00+01'), (4, 4, 'iphnoe', 0, '2026-03-03 10:00+01');
+        insert into analytics.search_results values (1, 1, 1, true), (1, 2, 2, false), (2, 1, 1, false);
+        insert into analytics.funnel_events (session_id, step, occurred_at) values (1, 'purchase', '2026-03-03 10:05+01');
+        """)
+    rows = _run(project, market, "search_quality", datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
+    assert [tuple(r.values()) for r in rows] == [
+        ("lego", "3", "0.3333", "0.3333", "0.3333", "0.7500"),
+        ("iphnoe", "1", "1.0000", "0.0000", "0.0000", "0.2500")]
+
+
+def test_data_quality(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into product.images (product_id, url) values (1, 'u');
+        insert into product.skus (id, product_id, code, unit_cost) values (3, null, 'ORPHAN', 1);
+        insert into product.categories values (3, 1, 'Child', 'child-2', true);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'shiped', '2026-03-04 10:00+01', 10, 10);
+        insert into product.attributes values (1, 'colour', true);
+        insert into product.product_attribute_values values (1, 1, 'red');
+        """)
+    rows = _run(project, market, "data_quality", datetime(2026, 3, 5, 12, tzinfo=UTC), tmp_path)
+    failing = {r["check_name"]: (r["failing"], r["examples"]) for r in rows}
+    assert failing["products without images"] == ("1", "2")
+    assert failing["SKUs not linked to a product"] == ("1", "ORPHAN")
+    assert failing["duplicate category names under one parent"] == ("1", "Child")
+    assert failing["orders with a status not in ref.order_statuses"] == ("1", "1=shiped")
+    assert failing["products missing a required attribute"] == ("1", "2")
+    assert failing["products without category, brand or description"] == ("2", "1, 2")
+    assert failing["orders placed in the period without an address"] == ("1", "1")
+    assert failing["products with an invalid status"] == ("0", "")
