@@ -18,9 +18,10 @@ stock as (
     select coalesce(c.parent_id, c.id) as category_id,
            count(distinct sk.id) as skus,
            count(distinct so.sku_id) as skus_out_of_stock,
-           sum(extract(epoch from least(coalesce(so.ended_at, :period_end), :period_end)
-                              - greatest(so.started_at, :period_start)) / 86400.0)
-               as stockout_days
+           coalesce(sum(extract(epoch from least(coalesce(so.ended_at, :period_end),
+                                                 :period_end)
+                                       - greatest(so.started_at, :period_start)) / 86400.0)
+                    filter (where so.id is not null), 0) as stockout_days
     from product.skus sk
     join product.products p on p.id = sk.product_id
     join product.categories c on c.id = p.category_id

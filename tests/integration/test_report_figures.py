@@ -270,3 +270,174 @@ def test_data_quality(project, market: str, tmp_path: Path) -> None:  # type: ig
     assert failing["products without category, brand or description"] == ("2", "1, 2")
     assert failing["orders placed in the period without an address"] == ("1", "1")
     assert failing["products with an invalid status"] == ("0", "")
+
+
+def test_security_audit(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into admin.admins values (1, 'a1@m.example', 'A One', true, '2025-01-01'),
+          (2, 'a2@m.example', 'A Two', true, '2025-01-01'), (3, 'a3@m.example', 'A Three', false, '2025-01-01');
+        insert into admin.audit_log (admin_id, action, entity_type, entity_id, ip_address, occurred_at)
+          select 1, 'product.delete', 'product', g, '10.1.1.1', '2026-03-04 02:00+01'::timestamptz + g * interval '1 second'
+          from generate_series(1, 25) g;
+        insert into admin.audit_log (admin_id, action, entity_type, entity_id, ip_address, occurred_at) values
+          (2, 'price.change', 'price', 1, '198.51.100.7', '2026-03-04 14:00+01'),
+          (2, 'promo.create', 'promo', 1, '10.1.1.2', '2026-03-04 14:05+01'),
+          (2, 'order.status_change', 'order', 1, '10.1.1.2', '2026-03-04 14:06+01'),
+          (3, 'product.create', 'product', 9, '10.1.1.3', '2026-03-04 10:00+01');
+        insert into admin.admin_logins (admin_id, logged_in_at, ip_address, mfa_used) values
+          (2, '2026-03-04 08:00+01', '10.1.1.2', false);
+        insert into admin.failed_access_attempts (username, admin_id, ip_address, reason, attempted_at) values
+          ('a2@m.example', 2, '10.1.1.2', 'wrong_password', '2026-03-04 07:59+01');
+        """)
+    rows = _run(project, market, "security_audit", datetime(2026, 3, 5, 12, tzinfo=UTC), tmp_path)
+    by = {r["admin_id"]: r for r in rows}
+    assert set(by) == {"1", "2", "3"}
+    assert (by["1"]["products_deleted"], by["1"]["night_actions"], by["1"]["anomalies"]) == (
+        "25", "25", "bulk deletes, night activity")
+    two = by["2"]
+    assert (two["price_changes"], two["promo_changes"], two["order_status_changes"],
+            two["logins"], two["logins_without_mfa"], two["failed_attempts"],
+            two["actions_outside_network"], two["anomalies"]) == (
+        "1", "1", "1", "1", "1", "1", "1", "unknown network")
+    assert by["3"]["anomalies"] == "inactive admin acting"
+    assert [r["admin_id"] for r in rows][:2] == ["1", "2"]  # anomalies first
+
+
+def test_retention_cohorts(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-01-05 10:00+01', 10, 10),
+          (2, 2, 1, 'delivered', '2026-01-20 10:00+01', 10, 10),
+          (3, 1, 1, 'delivered', '2026-01-13 10:00+01', 10, 10),   -- account 1, week 1
+          (4, 2, 1, 'cancelled', '2026-01-28 10:00+01', 10, 10),   -- cancelled: not activity
+          (5, 3, 1, 'delivered', '2026-02-02 10:00+01', 10, 10);
+        """)
+    rows = _run(project, market, "retention_cohorts", datetime(2026, 3, 1, 12, tzinfo=UTC), tmp_path)
+    assert [(r["cohort"], r["customers"], r["week"], r["active"], r["retention"]) for r in rows] == [
+        ("2026-01", "2", "0", "2", "1.0000"), ("2026-01", "2", "1", "1", "0.5000"),
+        ("2026-02", "1", "0", "1", "1.0000")]
+
+
+def test_promo_roi(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into marketing.ad_channels values (1, 'search');
+        insert into marketing.campaigns values (1, 'Spring', 1, '2026-02-01', '2026-03-01', 1000);
+        insert into marketing.discounts values (1, 1, 'percent', 10, 0);
+        insert into marketing.promo_codes values (1, 'SPRING', 1, null, '2026-01-01', '2026-12-31');
+        insert into marketing.ad_spend values (1, '2026-02-10', 20, 100, 10);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, discount_total, total) values
+          (1, 1, 1, 'delivered', '2026-02-10 10:00+01', 100, 10, 90),
+          (2, 2, 1, 'delivered', '2026-02-11 10:00+01', 50, 5, 45),
+          (3, 1, 1, 'delivered', '2026-02-20 10:00+01', 30, 0, 30),    -- account 1 buys again
+          (4, 3, 1, 'delivered', '2026-02-21 10:00+01', 30, 0, 30);
+        insert into marketing.promo_redemptions (promo_code_id, order_id, account_id, discount_amount, redeemed_at) values
+          (1, 1, 1, 10, '2026-02-10 10:00+01'), (1, 2, 2, 5, '2026-02-11 10:00+01');
+        """)
+    [row] = _run(project, market, "promo_roi", datetime(2026, 3, 2, 12, tzinfo=UTC), tmp_path)
+    # 2 of 4 orders; revenue 135; basket 67.50; discount 15; ROI (135 - 20 - 15) / (20 + 15).
+    assert row == {"campaign": "Spring", "promo_orders": "2", "promo_order_share": "0.5000",
+                   "revenue": "135.00", "avg_basket": "67.50", "discount_given": "15.00",
+                   "repeat_buyers_30d": "1", "ad_spend": "20.00", "roi": "2.857"}
+
+
+def test_problem_products(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into product.suppliers values (1, 'Acme', 'DE', 5);
+        insert into product.product_suppliers values (1, 1, 6, true), (2, 1, 10, true);
+        insert into ref.return_reasons values (1, 'x', 'X', true);
+        insert into support.topics values (1, 'quality', 'Quality');
+        insert into support.sla_policies values (1, 'normal', 60, 600);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'returned', '2026-03-01', 10, 10), (2, 2, 1, 'delivered', '2026-03-01', 10, 10);
+        insert into orders.order_items (id, order_id, sku_id, quantity, unit_price) values (1, 1, 1, 1, 10), (2, 2, 2, 1, 10);
+        insert into orders.returns values (1, 1, 1, 1, '2026-03-04 10:00+01', null, 'refunded');
+        insert into orders.return_items values (1, 1, 1, 10, true);
+        insert into support.tickets (topic_id, sla_policy_id, product_id, channel, status, created_at)
+          values (1, 1, 2, 'email', 'open', '2026-03-04 10:00+01');
+        insert into product.reviews (product_id, account_id, rating, created_at) values
+          (1, 1, 1, '2026-03-04 10:00+01'), (1, 2, 5, '2026-03-04 10:00+01');
+        """)
+    rows = _run(project, market, "problem_products", datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
+    # P1: 1 return (3) + 1 bad review (2) = 5; P2: 1 complaint (2) = 2.
+    assert [(r["product_id"], r["supplier"], r["returns"], r["complaints"], r["bad_reviews"],
+             r["score"]) for r in rows] == [("1", "Acme", "1", "0", "1", "5"),
+                                            ("2", "Acme", "0", "1", "0", "2")]
+
+
+def test_content_marketing(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into content.authors values (1, 'Ann', 'ann@m.example');
+        insert into content.topics values (1, 'Guides');
+        insert into content.articles values (1, 1, 'How to', 'how-to', '2026-01-01', 500);
+        insert into content.article_topics values (1, 1);
+        insert into analytics.sessions (id, account_id, started_at, device) values
+          (1, 1, '2026-02-10 10:00+01', 'app'), (2, 2, '2026-02-11 10:00+01', 'app');
+        insert into content.article_views values (1, 1, 1, '2026-02-10 10:01+01', 100),
+          (2, 1, 2, '2026-02-11 10:01+01', 50);
+        insert into content.article_clicks (article_view_id, product_id, clicked_at) values (1, 1, '2026-02-10 10:02+01');
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-02-12 10:00+01', 80, 80),    -- within 7 days of the click
+          (2, 1, 1, 'delivered', '2026-02-25 10:00+01', 99, 99);    -- too late to count
+        """)
+    [row] = _run(project, market, "content_marketing", datetime(2026, 3, 2, 12, tzinfo=UTC),
+                 tmp_path)
+    assert row == {"topic": "Guides", "author": "Ann", "articles": "1", "views": "2",
+                   "avg_seconds_on_page": "75.0", "clicks_to_catalog": "1",
+                   "click_through": "0.5000", "influenced_orders": "1",
+                   "influenced_revenue": "80.00"}
+
+
+def test_inventory_movements(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into logistics.warehouses values (1, 'Berlin', 1, 1000);
+        insert into product.suppliers values (1, 'Acme', 'DE', 5);
+        insert into inventory.storage_locations values (1, 1, 'A1', 100), (2, 1, 'A2', 100);
+        insert into inventory.stock_levels values (1, 1, 30, 0, now()), (2, 2, 20, 0, now());
+        insert into inventory.stock_movements (sku_id, location_id, kind, quantity, moved_at) values
+          (1, 1, 'receipt', 40, '2026-03-03 10:00+01'), (1, 1, 'sale', -6, '2026-03-04 10:00+01'),
+          (1, 1, 'sale', -1, '2026-03-05 10:00+01'), (2, 2, 'receipt', 5, '2026-02-01 10:00+01');
+        insert into inventory.replenishment_orders values
+          (1, 1, 1, true, '2026-03-03 10:00+01', '2026-03-05 10:00+01', '2026-03-06 10:00+01'),
+          (2, 1, 1, false, '2026-03-04 10:00+01', '2026-03-10 10:00+01', null);
+        """)
+    [row] = _run(project, market, "inventory_movements", datetime(2026, 3, 9, 12, tzinfo=UTC),
+                 tmp_path)
+    # Week of 2026-03-02 (Warsaw): in 40, out 7; SKU 1 sold 7 >= 5 (fast); SKU 2 unsold (slow).
+    assert row == {"warehouse": "Berlin", "units_in": "40", "units_out": "7", "movements": "3",
+                   "auto_replenishments": "1", "manual_replenishments": "1",
+                   "late_receipts": "1", "fast_movers": "1", "slow_movers": "1",
+                   "storage_utilisation": "0.2500"}
+
+
+def test_assortment(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into product.categories values (3, null, 'Empty', 'empty', true), (4, 3, 'Leaf', 'leaf', true);
+        insert into product.products (id, category_id, seller_id, title, created_at) values (3, 4, 1, 'P3', '2025-01-01');
+        insert into product.skus (id, product_id, code, unit_cost) values (3, 3, 'S3', 1);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-05-10 10:00+02', 60, 60);
+        insert into orders.order_items (id, order_id, sku_id, quantity, unit_price, discount) values
+          (1, 1, 1, 2, 25, 0), (2, 1, 2, 1, 10, 0);
+        -- SKU 1 out of stock for 10 days of the quarter (April to June, 91 days).
+        insert into inventory.stockouts (sku_id, started_at, ended_at) values
+          (1, '2026-06-01 00:00+02', '2026-06-11 00:00+02');
+        insert into analytics.sessions (id, started_at, device) values (1, '2026-05-01', 'app');
+        insert into analytics.product_views (session_id, product_id, viewed_at) values
+          (1, 1, '2026-05-01 10:00+02'), (1, 2, '2026-05-01 10:01+02'), (1, 1, '2026-05-02 10:00+02'),
+          (1, 1, '2026-05-03 10:00+02');
+        """)
+    rows = _run(project, market, "assortment", datetime(2026, 7, 3, 12, tzinfo=UTC), tmp_path)
+    by = {r["category"]: r for r in rows}
+    top = by["Top"]
+    assert (top["revenue"], top["units"], top["orders"], top["skus"], top["out_of_stock_share"],
+            top["avg_days_in_stock"], top["product_views"], top["view_to_purchase"],
+            top["verdict"]) == ("60.00", "3", "1", "2", "0.5000", "86.0", "4", "0.2500", "leader")
+    empty = by["Empty"]
+    assert (empty["revenue"], empty["skus"], empty["product_views"]) == ("0", "1", "0")
