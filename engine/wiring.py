@@ -386,6 +386,19 @@ class ReportDelivery:
     def _copy(self, job: Job, done: ReportResult, destination: str, path: str | None) -> None:
         import shutil
 
+        spec = self.result.project.settings.destinations[destination]
+        if spec.url.startswith("s3://"):
+            from runners.objectstore import S3Target, upload_directory
+
+            bucket = S3Target.parse(
+                spec.url, endpoint_url=spec.endpoint_url, region=spec.region,
+                access_key_id=resolve_env(spec.access_key_id, "access_key_id")
+                if spec.access_key_id else None,
+                secret_access_key=resolve_env(spec.secret_access_key, "secret_access_key")
+                if spec.secret_access_key else None)
+            upload_directory(bucket, done.directory,
+                             f"{path or 'reports/' + job.name}/{done.directory.name}")
+            return
         base = local_destination(self.root, self.result, destination)
         target = base / (path or f"reports/{job.name}") / done.directory.name
         if target.resolve() == done.directory.resolve():

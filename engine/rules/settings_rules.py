@@ -21,6 +21,10 @@ def settings_are_consistent(project: Project) -> Iterator[Finding]:
     if archive is not None and archive not in settings.destinations:
         yield Finding(project.settings_loc(("reports", "destination")),
                       unknown_name("destination", archive, settings.destinations), "settings")
+    elif archive is not None and not settings.destinations[archive].url.startswith("file://"):
+        yield Finding(project.settings_loc(("reports", "destination")),
+                      f"the reports archive '{archive}' must be a file:// destination (reports "
+                      "are copied to s3:// destinations through recipients)", "settings")
     webhook = settings.alerts.webhook
     if webhook is not None and webhook not in settings.webhooks:
         yield Finding(project.settings_loc(("alerts", "webhook")),

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from runners.database import connect
@@ -110,3 +116,54 @@ def test_smtp_deferral_is_retried_and_each_recipient_gets_one_mail(tmp_path: Pat
         rows = dict(conn.execute("select recipient, status from marketops.deliveries").fetchall())
     assert rows["email:a@corp.example"] == "sent" and rows["email:b@corp.example"] == "sent"
     assert rows["email:nobody@corp.example"] == "failed"
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on loopback."""
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                               "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+def test_copy_to_an_s3_destination(tmp_path: Path, shop_dsn: str, s3_endpoint: str) -> None:
+    import boto3
+
+    os.environ.update({"S3_KEY": "testing", "S3_SECRET": "testing"})
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="reports-bucket")
+    smtp_port, hook_port = free_port(), free_port()
+    root = _project(tmp_path, smtp_port, hook_port)
+    report = root / "definitions" / "reports" / "orders.yaml"
+    report.write_text(report.read_text().replace(
+        "  - destination: archive\n", "  - destination: bucket\n    path: shared/orders\n"))
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text().replace("destinations:\n", (
+        "destinations:\n  bucket: {url: \"s3://reports-bucket/marketops\", "
+        f"endpoint_url: \"{s3_endpoint}\", region: us-east-1, "
+        "access_key_id: \"${S3_KEY}\", secret_access_key: \"${S3_SECRET}\"}\n")))
+    with smtp_server(smtp_port, refuse={"nobody@corp.example"}), http_sink(hook_port):
+        result = _run(root, shop_dsn, hook_port)
+    assert "destination:bucket: sent" in result.stdout, result.stdout + result.stderr
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="reports-bucket")["Contents"])
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["manifest.json", "orders.csv", "orders.html",
+                                                   "orders.png", "orders.xlsx"]
+    assert all(k.startswith("marketops/shared/orders/") for k in keys)
+    body = client.get_object(Bucket="reports-bucket", Key=keys[1])["Body"].read()
+    assert body.splitlines()[0] == b"id,total"
+    assert "testing" not in result.stdout + result.stderr
