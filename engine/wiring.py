@@ -185,7 +185,17 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
                          report.limits.statement_timeout, report.limits.max_rows, out_dir,
                          tuple(f.value for f in report.formats), report.title, subtitle,
-                         chart, alerts)
+                         chart, alerts, psql_binary(result))
+
+
+def psql_binary(result: ValidationResult) -> Path | None:
+    """psql from postgres.bin_dir, else the embedded PostgreSQL's; None if neither exists."""
+    from runners.postgres import embedded_bin_dir
+
+    configured = result.project.settings.postgres.bin_dir
+    directory = Path(configured) if configured else embedded_bin_dir()
+    candidate = directory / "psql"
+    return candidate if candidate.is_file() else None
 
 
 def _label(moment: datetime) -> str:

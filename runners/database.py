@@ -26,6 +26,21 @@ def mask_dsn(dsn: str) -> str:
                          dsn)
 
 
+def without_password(dsn: str) -> tuple[str, str | None]:
+    """The DSN without its password, and the password (for PGPASSWORD, never argv)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    password = params.pop("password", None)
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None}), \
+        (str(password) if password is not None else None)
+
+
+def bind_literally(conn: Connection, sql: str, params: dict[str, Any]) -> str:
+    """The query with its parameters as SQL literals (for tools that take a query text)."""
+    return psycopg.ClientCursor(conn).mogrify(sql, params)
+
+
 def with_database(dsn: str, database: str) -> str:
     """The same connection parameters, another database."""
     return make_conninfo(dsn, dbname=database)

@@ -14,6 +14,7 @@ import pytest
 from engine.errors import JobError, TransientError
 from engine.sqlparams import to_pyformat
 from runners.database import connect
+from runners.postgres import embedded_bin_dir
 from runners.report import ReportRequest, run_report
 from tests.conftest import free_port
 
@@ -28,6 +29,12 @@ create function sneaky() returns int language sql as
 """
 
 
+@pytest.fixture(params=["psql", "psycopg"])
+def exporter(request: pytest.FixtureRequest) -> Path | None:
+    """Both ways the CSV is written: by psql's COPY, or streamed through psycopg."""
+    return embedded_bin_dir() / "psql" if request.param == "psql" else None
+
+
 @pytest.fixture
 def shop(new_database: Callable[..., str]) -> str:
     dsn = new_database()
@@ -36,20 +43,22 @@ def shop(new_database: Callable[..., str]) -> str:
     return dsn
 
 
-def _request(dsn: str, sql: str, out: Path, **changes: object) -> ReportRequest:
+def _request(dsn: str, sql: str, out: Path, psql: Path | None = None,
+             **changes: object) -> ReportRequest:
     params = {"period_start": datetime(2026, 3, 1, tzinfo=UTC),
               "period_end": datetime(2026, 3, 2, tzinfo=UTC)}
     base = dict(report_id="daily", dsn=dsn, sql=to_pyformat(sql, set(params)), params=params,
-                statement_timeout=timedelta(seconds=30), max_rows=1000, out_dir=out)
+                statement_timeout=timedelta(seconds=30), max_rows=1000, out_dir=out, psql=psql)
     base.update(changes)
     return ReportRequest(**base)  # type: ignore[arg-type]
 
 
-def test_rows_manifest_and_reproducibility(shop: str, tmp_path: Path) -> None:
+def test_rows_manifest_and_reproducibility(shop: str, tmp_path: Path,
+                                           exporter: Path | None) -> None:
     sql = ("select o.id, o.total, o.placed_at from shop.orders o where o.placed_at >= "
            ":period_start and o.placed_at < :period_end order by o.id")
     out = tmp_path / "daily" / "2026-03-01"
-    result = run_report(_request(shop, sql, out))
+    result = run_report(_request(shop, sql, out, exporter))
     assert result.rows == 2 and result.columns == ["id", "total", "placed_at"]
     with (out / "daily.csv").open() as handle:
         rows = list(csv.reader(handle))
@@ -58,44 +67,54 @@ def test_rows_manifest_and_reproducibility(shop: str, tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     digest = hashlib.sha256((out / "daily.csv").read_bytes()).hexdigest()
     assert manifest["files"]["daily.csv"]["sha256"] == digest and manifest["rows"] == 2
-    again = run_report(_request(shop, sql, out))
+    again = run_report(_request(shop, sql, out, exporter))
     assert again.files == result.files  # the same slot gives the same output
     assert sorted(p.name for p in out.parent.iterdir()) == ["2026-03-01"]  # no leftovers
 
 
-def test_a_write_at_run_time_is_refused_and_writes_nothing(shop: str, tmp_path: Path) -> None:
+def test_a_write_at_run_time_is_refused_and_writes_nothing(shop: str, tmp_path: Path,
+                                                           exporter: Path | None) -> None:
     out = tmp_path / "x"
     with pytest.raises(JobError, match="read-only transaction"):
-        run_report(_request(shop, "select sneaky() as n", out))
+        run_report(_request(shop, "select sneaky() as n", out, exporter))
     with connect(shop) as conn:
         assert conn.execute("select count(*) from shop.audit").fetchone()[0] == 0
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_statement_timeout(shop: str, tmp_path: Path) -> None:
+def test_statement_timeout(shop: str, tmp_path: Path, exporter: Path | None) -> None:
     with pytest.raises(JobError, match="statement timeout"):
-        run_report(_request(shop, "select pg_sleep(2) as s", tmp_path / "x",
+        run_report(_request(shop, "select pg_sleep(2) as s", tmp_path / "x", exporter,
                             statement_timeout=timedelta(milliseconds=200)))
     assert list(tmp_path.iterdir()) == []
 
 
-def test_row_cap(shop: str, tmp_path: Path) -> None:
+def test_row_cap(shop: str, tmp_path: Path, exporter: Path | None) -> None:
     with pytest.raises(JobError, match="more than 2 rows"):
         run_report(_request(shop, "select g from generate_series(1, 50000) g", tmp_path / "x",
+                            exporter,
                             max_rows=2))
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unreachable_database_is_transient(tmp_path: Path) -> None:
+def test_unreachable_database_is_transient(tmp_path: Path, exporter: Path | None) -> None:
     dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/x"
     with pytest.raises(TransientError, match="cannot connect"):
-        run_report(_request(dsn, "select 1 as a", tmp_path / "x"))
+        run_report(_request(dsn, "select 1 as a", tmp_path / "x", exporter))
 
 
-def test_failed_rerun_keeps_the_previous_complete_output(shop: str, tmp_path: Path) -> None:
+def test_failed_rerun_keeps_the_previous_complete_output(shop: str, tmp_path: Path,
+                                                         exporter: Path | None) -> None:
     out = tmp_path / "daily"
-    run_report(_request(shop, "select 1 as a", out))
+    run_report(_request(shop, "select 1 as a", out, exporter))
     before = (out / "manifest.json").read_text()
     with pytest.raises(JobError):
-        run_report(_request(shop, "select 1/0 as a", out))
+        run_report(_request(shop, "select 1/0 as a", out, exporter))
     assert (out / "manifest.json").read_text() == before
+
+
+def test_csv_records_with_quoted_newlines(shop: str, tmp_path: Path,
+                                          exporter: Path | None) -> None:
+    sql = "select e'two\\nlines' as a, 'x\"y' as b union all select 'plain', 'z'"
+    result = run_report(_request(shop, sql, tmp_path / "q", exporter))
+    assert result.rows == 2
