@@ -167,3 +167,20 @@ def test_copy_to_an_s3_destination(tmp_path: Path, shop_dsn: str, s3_endpoint: s
     body = client.get_object(Bucket="reports-bucket", Key=keys[1])["Body"].read()
     assert body.splitlines()[0] == b"id,total"
     assert "testing" not in result.stdout + result.stderr
+
+
+def test_mail_above_the_size_cap_links_to_the_archive(tmp_path: Path, shop_dsn: str) -> None:
+    with connect(shop_dsn, autocommit=True) as conn:
+        conn.execute("insert into shop.orders select g, g from generate_series(10, 400) g")
+    smtp_port, hook_port = free_port(), free_port()
+    root = _project(tmp_path, smtp_port, hook_port)
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text().replace(
+        "sender: reports@corp.example}", "sender: reports@corp.example, max_message_bytes: 1024}"))
+    with smtp_server(smtp_port, refuse={"nobody@corp.example"}) as mails, http_sink(hook_port):
+        result = _run(root, shop_dsn, hook_port)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, message = mails[0]
+    assert not [p for p in message.walk() if p.get_filename() in ("orders.csv", "orders.xlsx")]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "too large to attach" in text and str(tmp_path / "reports") in text
