@@ -41,6 +41,15 @@ class Job:
         return calendar_period(self.report.period, slot, tz)
 
 
+    def parameters(self, slot: datetime) -> dict[str, object]:
+        """What a report's SQL receives for a slot: its params, the period, the slot time."""
+        assert self.report is not None
+        period = self.period(slot)
+        assert period is not None
+        return {**self.report.params, "period_start": period.start,
+                "period_end": period.end, "slot_time": slot, "timezone": self.report.timezone}
+
+
 def _hash(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:

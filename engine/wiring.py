@@ -164,9 +164,7 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     assert job.report is not None and job.sql is not None
     period = job.period(slot)
     assert period is not None
-    params: dict[str, object] = {**job.report.params, "period_start": period.start,
-                                 "period_end": period.end, "slot_time": slot,
-                                 "timezone": job.report.timezone}
+    params = job.parameters(slot)
     archive = result.project.settings.reports.destination
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")

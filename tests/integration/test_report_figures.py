@@ -58,8 +58,7 @@ def _run(project, dsn: str, report: str, at: datetime,  # type: ignore[no-untype
     assert slot is not None
     period = job.period(slot)
     assert period is not None
-    params = {**job.report.params, "period_start": period.start, "period_end": period.end,
-              "slot_time": slot, "timezone": job.report.timezone}
+    params = job.parameters(slot)
     done = run_report(ReportRequest(job.name, dsn, to_pyformat(job.sql, set(params)), params,
                                     job.report.limits.statement_timeout,
                                     job.report.limits.max_rows, tmp_path / report))

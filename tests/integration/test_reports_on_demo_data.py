@@ -37,8 +37,7 @@ def test_all_fifteen_reports_return_rows(repo_root: Path, new_database: Callable
         assert slot is not None
         period = job.period(slot)
         assert period is not None
-        params = {**job.report.params, "period_start": period.start, "period_end": period.end,
-                  "slot_time": slot, "timezone": job.report.timezone}
+        params = job.parameters(slot)
         done = run_report(ReportRequest(
             job.name, dsn, to_pyformat(job.sql, set(params)), params,
             job.report.limits.statement_timeout, job.report.limits.max_rows,
