@@ -217,15 +217,14 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.execution import execute_run
     from engine.jobs import jobs as all_jobs
     from engine.wiring import (
         Executor,
         database_dsn,
         latest_slot,
         ledger_for,
+        run_slot,
         valid_definitions,
-        worker_name,
     )
     from runners.gitinfo import head_commit
 
@@ -240,14 +239,9 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
                         ledger)
-    worker = worker_name()
-    lease = timedelta(seconds=60)
-    run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, job.git_commit,
-                       trigger="manual") or \
-        ledger.reclaim(job.id, slot, worker, lease, job.definition_hash)
-    if run is None:
+    outcome = run_slot(ledger, executor, job, slot, "manual")
+    if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
-    outcome = execute_run(ledger, executor, job, run, worker, lease)
     local = slot.astimezone(job.schedule.tz) if job.schedule else slot
     click.echo(f"{job_id} slot {local.isoformat()}: {outcome.status}"
                + (f": {outcome.error}" if outcome.error else ""))
@@ -403,9 +397,8 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.execution import execute_run
     from engine.jobs import jobs as all_jobs
-    from engine.wiring import Executor, database_dsn, ledger_for, valid_definitions, worker_name
+    from engine.wiring import Executor, database_dsn, ledger_for, run_slot, valid_definitions
 
     if end <= start:
         raise UsageError("--until must be after --from")
@@ -420,17 +413,13 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
                         ledger)
-    worker, lease = worker_name(), timedelta(seconds=60)
     failed = 0
     slots = job.schedule.between(start, end)
     for slot in slots:
-        run = ledger.claim(job.id, slot, worker, lease, job.definition_hash,
-                           trigger="backfill") or \
-            ledger.reclaim(job.id, slot, worker, lease, job.definition_hash, trigger="backfill")
-        if run is None:
+        outcome = run_slot(ledger, executor, job, slot, "backfill")
+        if outcome is None:
             click.echo(f"{slot.isoformat()}: running elsewhere, left alone")
             continue
-        outcome = execute_run(ledger, executor, job, run, worker, lease)
         failed += outcome.status != "succeeded"
         rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
         click.echo(f"{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}{rows}"

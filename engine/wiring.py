@@ -17,6 +17,7 @@ from engine.validate import ValidationResult, validate
 from runners.postgres import EmbeddedServer
 
 if TYPE_CHECKING:
+    from engine.execution import Outcome
     from engine.status import JobStatus
     from runners.report import ReportRequest, ReportResult
 
@@ -200,6 +201,21 @@ def _label(moment: datetime) -> str:
     if moment.hour == moment.minute == moment.second == 0:
         return moment.strftime("%Y-%m-%d")
     return moment.strftime("%Y-%m-%dT%H%M%S%z")
+
+
+def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
+             trigger: str) -> Outcome | None:
+    """Claim one slot outside the service (manual run, backfill, demo) — or take it again
+    when it ran before — and run it to its recorded end; None while it runs elsewhere."""
+    from engine.execution import execute_run
+
+    worker, lease = worker_name(), timedelta(seconds=60)
+    run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, job.git_commit,
+                       trigger=trigger) or \
+        ledger.reclaim(job.id, slot, worker, lease, job.definition_hash, trigger=trigger)
+    if run is None:
+        return None
+    return execute_run(ledger, executor, job, run, worker, lease)
 
 
 def latest_slot(job: Job, at: datetime) -> datetime:
@@ -523,7 +539,6 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
     """Every report for its latest period, delivered to a local mailbox started for it."""
     import dataclasses
 
-    from engine.execution import execute_run
     from engine.jobs import jobs
     from engine.models.settings import Smtp
     from runners.mailbox import LocalMailbox
@@ -541,17 +556,13 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
                                 result.findings)
         os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
         executor = Executor(root, demo, dsn, ledger)
-        worker, lease = worker_name(), timedelta(seconds=120)
         for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
                           key=lambda j: j.id):
             slot = latest_slot(job, now)
             period = job.period(slot)
-            run = ledger.claim(job.id, slot, worker, lease, job.definition_hash,
-                               trigger="manual") or \
-                ledger.reclaim(job.id, slot, worker, lease, job.definition_hash)
-            if run is None:
+            outcome = run_slot(ledger, executor, job, slot, "manual")
+            if outcome is None:
                 continue
-            outcome = execute_run(ledger, executor, job, run, worker, lease)
             outputs = outcome.outputs or {}
             found.append(DemoReport(
                 job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
