@@ -1,0 +1,94 @@
+"""PostgreSQL client tools (pg_dump & co.): where they are, which version, what they can do.
+
+The embedded wheel's tools are built with zlib only (no zstd, no lz4, no TLS); a system or
+distribution bin directory may do more. Capabilities are probed, not assumed, and a tool older
+than the server it would back up is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import MarketopsError
+
+TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "pg_verifybackup",
+         "pg_combinebackup", "psql")
+_VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
+# pg_dump parses --compress before connecting: probing against a socket directory that does
+# not exist fails fast, with a compression error only when the method is unsupported.
+_PROBE_DSN = "host=/nonexistent-marketops-probe dbname=probe connect_timeout=1"
+
+
+class ToolError(MarketopsError):
+    """A PostgreSQL tool is missing, too old, or lacks what a tier needs."""
+
+
+@dataclass(frozen=True)
+class Toolset:
+    """The tools of one bin directory."""
+
+    bin_dir: Path
+    version: tuple[int, int]
+    tools: dict[str, Path]
+    compression: frozenset[str]
+
+    @property
+    def major(self) -> int:
+        return self.version[0]
+
+    def path(self, tool: str) -> Path:
+        found = self.tools.get(tool)
+        if found is None:
+            raise ToolError(f"{tool} is not in {self.bin_dir}; set postgres.bin_dir to a "
+                            f"PostgreSQL {self.major}+ bin directory that has it")
+        return found
+
+
+def _version(binary: Path) -> tuple[int, int]:
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(f"cannot run {binary}: {exc}") from None
+    match = _VERSION.search(out)
+    if not match:
+        raise ToolError(f"cannot read the version of {binary} from {out.strip()!r}")
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def _supports(pg_dump: Path, method: str) -> bool:
+    done = subprocess.run([str(pg_dump), f"--compress={method}:1", "--format=custom",
+                           "--dbname", _PROBE_DSN], capture_output=True, text=True,
+                          timeout=30, check=False)
+    return "compression" not in done.stderr and "--compress" not in done.stderr
+
+
+def discover(bin_dir: Path) -> Toolset:
+    """The tools in `bin_dir`, their version (from pg_dump) and pg_dump's compression methods."""
+    tools = {name: bin_dir / name for name in TOOLS if (bin_dir / name).is_file()}
+    if "pg_dump" not in tools:
+        raise ToolError(f"no pg_dump in {bin_dir}; set postgres.bin_dir to a PostgreSQL bin "
+                        "directory")
+    version = _version(tools["pg_dump"])
+    methods = frozenset(m for m in ("gzip", "lz4", "zstd") if _supports(tools["pg_dump"], m))
+    return Toolset(bin_dir, version, tools, methods)
+
+
+def check_server(toolset: Toolset, server_version_num: int) -> str | None:
+    """Why these tools cannot back up a server of this version, or None.
+
+    pg_dump reads older servers but not newer ones; pg_basebackup and its companions work
+    with their own major version only.
+    """
+    server_major = server_version_num // 10000
+    if toolset.major < server_major:
+        return (f"the tools in {toolset.bin_dir} are PostgreSQL {toolset.major}, older than "
+                f"the server ({server_major}); point postgres.bin_dir at PostgreSQL "
+                f"{server_major} tools")
+    if toolset.major != server_major and "pg_basebackup" in toolset.tools:
+        return (f"pg_basebackup {toolset.major} cannot take base backups of a PostgreSQL "
+                f"{server_major} server; use PostgreSQL {server_major} tools for physical tiers")
+    return None
