@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import sys
 import tempfile
 import time
@@ -26,13 +25,8 @@ from engine.ddl import create_all  # noqa: E402
 from engine.validate import validate  # noqa: E402
 from runners.database import execute_script  # noqa: E402
 from runners.demodata import generate  # noqa: E402
+from runners.mailbox import free_port  # noqa: E402
 from runners.postgres import EmbeddedServer  # noqa: E402
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -48,7 +42,7 @@ def main() -> None:
         for s, model in schemas.items() for t, table in model.tables.items()}).static_order()
     tables = list(order)
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedServer(Path(tmp) / "pg", _port())
+        server = EmbeddedServer(Path(tmp) / "pg", free_port())
         server.start()
         try:
             with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runners.mailbox import free_port  # noqa: E402
 from runners.postgres import EmbeddedServer, embedded_bin_dir  # noqa: E402
 
 QUERY = ("select t.id, t.amount, t.placed_at, t.label from bench.facts t "
@@ -44,12 +44,6 @@ print(done.rows, time.perf_counter() - began, hwm)
 """
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -64,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     biggest = max(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedServer(Path(tmp) / "pg", _port())
+        server = EmbeddedServer(Path(tmp) / "pg", free_port())
         server.start()
         try:
             dsn = server.dsn("postgres")

@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,15 +35,10 @@ from engine.jobs import Job  # noqa: E402
 from engine.models.base import RunPolicy  # noqa: E402
 from engine.schedule import Schedule  # noqa: E402
 from engine.service import Scheduler  # noqa: E402
+from runners.mailbox import free_port  # noqa: E402
 from runners.postgres import EmbeddedServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -64,7 +58,7 @@ def baseline_latency(seconds: float) -> list[float]:
 
 
 def replica_latency(seconds: float, tmp: Path) -> list[float]:
-    server = EmbeddedServer(tmp / "pg", _port())
+    server = EmbeddedServer(tmp / "pg", free_port())
     server.start()
     try:
         dsn = server.dsn("postgres")

@@ -249,11 +249,6 @@ class Schedule:
             gaps.extend(b - a for a, b in itertools.pairwise(sorted(window)))
         return min(gaps), max(gaps)
 
-    def max_gap(self, start: datetime, end: datetime) -> timedelta | None:
-        """Largest time between consecutive slots in [start, end]; None if fewer than two."""
-        found = self.gap_range(start, end)
-        return found[1] if found else None
-
 
 
 @lru_cache(maxsize=65536)

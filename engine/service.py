@@ -128,8 +128,8 @@ class Service:
         self._reloading: Future[dict[str, Job] | None] | None = None
 
     # -- definitions -----------------------------------------------------------------------
-    def reload(self) -> None:
-        """Take the current definitions if they are valid; keep the last valid set if not."""
+    def _load(self) -> dict[str, Job] | None:
+        """The current definitions, or None (logged once per distinct error) when invalid."""
         try:
             loaded = self.load_jobs()
         except MarketopsError as exc:
@@ -137,33 +137,26 @@ class Service:
                 log.error("definitions changed but are invalid; still running the last valid "
                           "set: %s", exc)
             self.reload_error = str(exc)
-            return
+            return None
         self.reload_error = None
-        self._install(loaded)
+        return loaded
+
+    def reload(self) -> None:
+        """Take the current definitions if they are valid; keep the last valid set if not."""
+        loaded = self._load()
+        if loaded is not None:
+            self._install(loaded)
 
     def _reload_in_background(self) -> None:
         """Validate off the loop thread (it can take a while); the loop swaps the result in."""
-        if self._reloading is not None and not self._reloading.done():
-            return
-
-        def load() -> dict[str, Job] | None:
-            try:
-                return self.load_jobs()
-            except MarketopsError as exc:
-                if str(exc) != self.reload_error:
-                    log.error("definitions changed but are invalid; still running the last "
-                              "valid set: %s", exc)
-                self.reload_error = str(exc)
-                return None
-
-        self._reloading = self.pool.submit(load)
+        if self._reloading is None or self._reloading.done():
+            self._reloading = self.pool.submit(self._load)
 
     def _take_reloaded(self) -> None:
         if self._reloading is None or not self._reloading.done():
             return
         loaded, self._reloading = self._reloading.result(), None
         if loaded is not None:
-            self.reload_error = None
             self._install(loaded)
 
     def _install(self, loaded: dict[str, Job]) -> None:

@@ -405,15 +405,6 @@ def _hidden(column: exp.Column, root: exp.Expr) -> bool:
     return False
 
 
-def _within(node: exp.Expr, root: exp.Expr) -> bool:
-    current: exp.Expr | None = node
-    while current is not None:
-        if current is root:
-            return True
-        current = current.parent
-    return False
-
-
 def _exposed_output(scope: Scope, name: str, depth: int,
                     index: int | None = None) -> Iterator[ColumnRef]:
     expression = scope.expression

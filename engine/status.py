@@ -35,12 +35,10 @@ def job_status(job: Job, supported: bool, last: RunRecord | None,
     expected = None
     if schedule is not None:
         expected = schedule.latest_at_or_before(now - job.policy.misfire_grace)
-    problem = None
-    if not supported:
-        problem = None  # reported as not scheduled, not as unhealthy
-    elif last is not None and last.status == "failed":
+    problem = None  # jobs without a runner are reported as not scheduled, not as unhealthy
+    if supported and last is not None and last.status == "failed":
         problem = f"last run failed: {last.error}"
-    elif expected is not None and (last is None or last.slot < expected):
+    elif supported and expected is not None and (last is None or last.slot < expected):
         problem = f"late: the slot at {expected.isoformat()} has not run"
     return JobStatus(job.id, job.kind, supported, last, last_success, next_run, expected,
                      problem)

@@ -169,7 +169,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     archive = result.project.settings.reports.destination
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
-    from runners.report import AlertRule, ChartSpec
+    from engine.alerts import AlertRule
+    from runners.report import ChartSpec
 
     report = job.report
     label = f"{_label(period.start)}_{_label(period.end)}"

@@ -46,16 +46,21 @@ def with_database(dsn: str, database: str) -> str:
     return make_conninfo(dsn, dbname=database)
 
 
-@contextmanager
-def connect(dsn: str, *, autocommit: bool = False,
-            application: str = APPLICATION_NAME) -> Iterator[Connection]:
-    """A connection, closed on exit; connection failures become one clear DatabaseError."""
+def _open(dsn: str, autocommit: bool, application: str) -> Connection:
+    """A new connection; failing to connect becomes one clear DatabaseError (password masked)."""
     try:
-        conn = psycopg.connect(dsn, autocommit=autocommit, application_name=application,
+        return psycopg.connect(dsn, autocommit=autocommit, application_name=application,
                                connect_timeout=10)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreachable"
         raise DatabaseError(f"cannot connect to {mask_dsn(dsn)}: {reason}") from None
+
+
+@contextmanager
+def connect(dsn: str, *, autocommit: bool = False,
+            application: str = APPLICATION_NAME) -> Iterator[Connection]:
+    """A connection, closed on exit; connection failures become one clear DatabaseError."""
+    conn = _open(dsn, autocommit, application)
     try:
         yield conn
     finally:
@@ -107,12 +112,7 @@ class Pool:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None or conn.closed:
-            try:
-                conn = psycopg.connect(self.dsn, autocommit=True,
-                                       application_name=self.application, connect_timeout=10)
-            except psycopg.OperationalError as exc:
-                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreachable"
-                raise DatabaseError(f"cannot connect to {mask_dsn(self.dsn)}: {reason}") from None
+            conn = _open(self.dsn, True, self.application)
         try:
             yield conn
         except psycopg.OperationalError as exc:

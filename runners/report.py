@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
 from runners.database import bind_literally, connect, mask_dsn, without_password
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
@@ -36,26 +37,6 @@ class ChartSpec:
     x: str
     y: list[str]
     title: str
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """A threshold on an output column; `when` is any_row or all_rows."""
-
-    name: str
-    column: str
-    op: str
-    value: float
-    when: str
-    message: str
-
-    def crossed(self, value: Any) -> bool:
-        if value is None or isinstance(value, str):
-            return False
-        number = float(value)
-        return {">": number > self.value, ">=": number >= self.value,
-                "<": number < self.value, "<=": number <= self.value,
-                "==": number == self.value, "!=": number != self.value}[self.op]
 
 
 @dataclass(frozen=True)

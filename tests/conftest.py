@@ -6,7 +6,6 @@ Set MARKETOPS_TEST_DSN to an admin DSN of another server to run against it inste
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,13 +13,8 @@ from pathlib import Path
 import pytest
 
 from runners.database import connect, with_database
+from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
