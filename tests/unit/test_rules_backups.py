@@ -150,12 +150,13 @@ def test_wal_base_tier_must_be_physical(tmp_path: Path) -> None:
 
 
 def test_archive_timeout_above_rpo(tmp_path: Path) -> None:
-    wal = WAL_TIER.replace("rpo: 5min", "rpo: 30s")
+    wal = WAL_TIER.replace("rpo: 5min", "rpo: 30s").replace(
+        "pitr_window: 14d", "pitr_window: 14d\narchive_timeout: 60s")
     result = check(tmp_path, {"definitions/backups/base.yaml": BASE_TIER,
                               "definitions/backups/wal.yaml": wal})
     [finding] = by_rule(result, "backup-rpo")
-    assert finding.location.line == line_of(wal, "kind:") + 0 or "archive_timeout" in \
-        finding.message
+    assert where(finding) == f"definitions/backups/wal.yaml:{line_of(wal, 'archive_timeout')}"
+    assert finding.message == "archive_timeout 1min exceeds the RPO 30s"
 
 
 def test_vault_must_not_share_the_main_destination(tmp_path: Path) -> None:
