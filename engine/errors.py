@@ -36,3 +36,7 @@ class JobError(MarketopsError):
 
 class TransientError(MarketopsError):
     """A job failed for a reason that may pass (connection lost, server restarting)."""
+
+
+class BackupError(MarketopsError):
+    """A backup, restore or verification failed; nothing incomplete was published."""

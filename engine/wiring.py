@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from engine.execution import Outcome
     from engine.status import JobStatus
     from runners.report import ReportRequest, ReportResult
+    from runners.storage import Store
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -121,10 +122,33 @@ def local_destination(root: Path, result: ValidationResult, name: str) -> Path:
         raise UsageError(f"unknown destination '{name}'")
     url = destination.url
     if not url.startswith("file://"):
-        raise UsageError(f"destination '{name}' is {url.split(':')[0]}://; object storage "
-                         "destinations are not supported yet, use file://")
+        raise UsageError(f"destination '{name}' is {url.split(':')[0]}://; this needs a "
+                         "local file:// directory")
     path = Path(url.removeprefix("file://"))
     return path if path.is_absolute() else (root / path).resolve()
+
+
+def store_for(root: Path, result: ValidationResult, name: str) -> Store:
+    """The destination `name` with its secrets read from the environment."""
+    from runners.storage import Store, StoreSpec
+
+    destination = result.project.settings.destinations.get(name)
+    if destination is None:
+        raise UsageError(f"unknown destination '{name}'")
+    if destination.url.startswith("file://"):
+        return Store(StoreSpec(name, f"file://{local_destination(root, result, name)}"))
+    options: dict[str, object] = {}
+    if destination.endpoint_url:
+        options["endpoint_url"] = destination.endpoint_url
+    if destination.region:
+        options["client_kwargs"] = {"region_name": destination.region}
+    if destination.access_key_id:
+        options["key"] = resolve_env(destination.access_key_id,
+                                     f"destinations.{name}.access_key_id")
+    if destination.secret_access_key:
+        options["secret"] = resolve_env(destination.secret_access_key,
+                                        f"destinations.{name}.secret_access_key")
+    return Store(StoreSpec(name, destination.url, options))
 
 
 def database_dsn(root: Path, result: ValidationResult, which: str,
@@ -413,16 +437,13 @@ class ReportDelivery:
 
         spec = self.result.project.settings.destinations[destination]
         if spec.url.startswith("s3://"):
-            from runners.objectstore import S3Target, upload_directory
-
-            bucket = S3Target.parse(
-                spec.url, endpoint_url=spec.endpoint_url, region=spec.region,
-                access_key_id=resolve_env(spec.access_key_id, "access_key_id")
-                if spec.access_key_id else None,
-                secret_access_key=resolve_env(spec.secret_access_key, "secret_access_key")
-                if spec.secret_access_key else None)
-            upload_directory(bucket, done.directory,
-                             f"{path or 'reports/' + job.name}/{done.directory.name}")
+            store = store_for(self.root, self.result, destination)
+            base = f"{path or 'reports/' + job.name}/{done.directory.name}"
+            files = sorted(done.directory.iterdir(), key=lambda p: (p.name == "manifest.json",
+                                                                    p.name))
+            for file in files:  # the manifest last: a copy is complete once it is there
+                with file.open("rb") as source, store.writer(f"{base}/{file.name}") as sink:
+                    shutil.copyfileobj(source, sink)
             return
         base = local_destination(self.root, self.result, destination)
         target = base / (path or f"reports/{job.name}") / done.directory.name

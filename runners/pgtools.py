@@ -77,7 +77,8 @@ def discover(bin_dir: Path) -> Toolset:
     return Toolset(bin_dir, version, tools, methods)
 
 
-def check_server(toolset: Toolset, server_version_num: int) -> str | None:
+def check_server(toolset: Toolset, server_version_num: int, *, physical: bool = False
+                 ) -> str | None:
     """Why these tools cannot back up a server of this version, or None.
 
     pg_dump reads older servers but not newer ones; pg_basebackup and its companions work
@@ -88,7 +89,38 @@ def check_server(toolset: Toolset, server_version_num: int) -> str | None:
         return (f"the tools in {toolset.bin_dir} are PostgreSQL {toolset.major}, older than "
                 f"the server ({server_major}); point postgres.bin_dir at PostgreSQL "
                 f"{server_major} tools")
-    if toolset.major != server_major and "pg_basebackup" in toolset.tools:
+    if physical and toolset.major != server_major:
         return (f"pg_basebackup {toolset.major} cannot take base backups of a PostgreSQL "
                 f"{server_major} server; use PostgreSQL {server_major} tools for physical tiers")
     return None
+
+
+def run_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
+             timeout: float | None = None, cwd: Path | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL tool; the DSN's password goes through PGPASSWORD, never argv."""
+    import os
+
+    from runners.database import mask_dsn, without_password
+
+    env = dict(os.environ)
+    argv = [str(toolset.path(tool)), *args]
+    if dsn is not None:
+        bare, password = without_password(dsn)
+        argv.append(f"--dbname={bare}")
+        if password:
+            env["PGPASSWORD"] = password
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{tool} did not finish within {timeout:.0f}s") from None
+    except OSError as exc:
+        where = mask_dsn(dsn) if dsn else toolset.bin_dir
+        raise ToolError(f"cannot run {tool} ({where}): {exc.strerror}") from None
+
+
+def tool_failure(tool: str, done: subprocess.CompletedProcess[str]) -> str:
+    """The last meaningful lines of a failed tool's stderr, on one line."""
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    return f"{tool} failed (exit {done.returncode}): " + " | ".join(lines[-3:])[:600]

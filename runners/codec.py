@@ -1,0 +1,187 @@
+"""Streaming compression (zstd, gzip) and age encryption of one file, hashing as it goes.
+
+The embedded PostgreSQL tools are built with zlib only, so zstd happens here, in the storage
+layer, for every tier. Each stored file records the codec in the manifest and two digests: of
+the raw bytes (what a restore must reproduce) and of the stored bytes (what verify re-reads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import pyrage
+import zstandard
+
+from engine.errors import BackupError
+
+CHUNK = 1 << 20
+EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
+
+
+class _Stream(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """Sizes and sha256 digests of one file before and after sealing."""
+
+    raw_size: int
+    raw_sha256: str
+    stored_size: int
+    stored_sha256: str
+
+
+class _HashingReader:
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size if size and size > 0 else CHUNK)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class _HashingWriter:
+    def __init__(self, sink: BinaryIO) -> None:
+        self.sink = sink
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        self.sink.write(data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+class _CompressingReader:
+    """Pulls raw bytes and yields them compressed (pyrage reads its input, it is not fed)."""
+
+    def __init__(self, source: _HashingReader, stream: _Stream | None) -> None:
+        self.source = source
+        self.stream = stream
+        self.pending = b""
+        self.done = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = size if size and size > 0 else CHUNK
+        while len(self.pending) < want and not self.done:
+            data = self.source.read(CHUNK)
+            if not data:
+                self.done = True
+                if self.stream is not None:
+                    self.pending += self.stream.flush()
+            elif self.stream is None:
+                self.pending += data
+            else:
+                self.pending += self.stream.compress(data)
+        out, self.pending = self.pending[:want], self.pending[want:]
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+
+def _compressor(codec: str, level: int, threads: int) -> _Stream | None:
+    if codec == "zstd":
+        return zstandard.ZstdCompressor(level=level, threads=threads).compressobj()
+    if codec == "gzip":
+        return zlib.compressobj(max(1, min(level, 9)), zlib.DEFLATED, 31)
+    return None
+
+
+def recipient(key: str) -> pyrage.x25519.Recipient:
+    """The age recipient of a key: an identity (AGE-SECRET-KEY-...) or a recipient (age1...)."""
+    try:
+        if key.startswith("AGE-SECRET-KEY-"):
+            return pyrage.x25519.Identity.from_str(key).to_public()
+        return pyrage.x25519.Recipient.from_str(key)
+    except (pyrage.IdentityError, pyrage.RecipientError, ValueError):
+        raise BackupError("the backup key is not an age key (expected AGE-SECRET-KEY-1... or "
+                          "age1...; make one with `marketops keygen`)") from None
+
+
+def identity(key: str) -> pyrage.x25519.Identity:
+    """The age identity that decrypts; a recipient-only key cannot restore."""
+    if not key.startswith("AGE-SECRET-KEY-"):
+        raise BackupError("restoring needs the secret key (AGE-SECRET-KEY-1...), not only the "
+                          "public recipient")
+    try:
+        return pyrage.x25519.Identity.from_str(key)
+    except (pyrage.IdentityError, ValueError):
+        raise BackupError("the backup key is not a valid age secret key") from None
+
+
+def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
+         key: str | None = None, threads: int = 2) -> Sealed:
+    """Compress (and encrypt, when a key is given) `source` into `sink`."""
+    raw = _HashingReader(source)
+    compressed = _CompressingReader(raw, _compressor(codec, level, threads))
+    stored = _HashingWriter(sink)
+    if key is None:
+        shutil.copyfileobj(compressed, stored, CHUNK)  # type: ignore[misc]
+    else:
+        pyrage.encrypt_io(compressed, stored, [recipient(key)])
+    return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())
+
+
+class _DecompressingWriter:
+    def __init__(self, sink: _HashingWriter, codec: str) -> None:
+        self.sink = sink
+        self.stream: zstandard.ZstdDecompressionObj | zlib._Decompress | None
+        if codec == "zstd":
+            self.stream = zstandard.ZstdDecompressor().decompressobj()
+        elif codec == "gzip":
+            self.stream = zlib.decompressobj(31)
+        else:
+            self.stream = None
+
+    def write(self, data: bytes) -> int:
+        self.sink.write(self.stream.decompress(data) if self.stream is not None else data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+def unseal(source: BinaryIO, sink: BinaryIO, *, codec: str, key: str | None = None) -> Sealed:
+    """Decrypt and decompress `source` into `sink`, hashing both sides."""
+    stored = _HashingReader(source)
+    raw = _HashingWriter(sink)
+    decompressing = _DecompressingWriter(raw, codec)
+    try:
+        if key is None:
+            shutil.copyfileobj(stored, decompressing, CHUNK)  # type: ignore[misc]
+        else:
+            pyrage.decrypt_io(stored, decompressing, [identity(key)])
+    except pyrage.DecryptError:
+        raise BackupError("cannot decrypt: wrong key or damaged file") from None
+    except OSError as exc:
+        if "decrypt" not in str(exc):
+            raise
+        raise BackupError("cannot decrypt: the stored file is damaged (age authentication "
+                          "failed)") from None
+    except (zstandard.ZstdError, zlib.error) as exc:
+        raise BackupError(f"cannot decompress ({codec}): damaged file ({exc})") from None
+    return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())

@@ -1,0 +1,243 @@
+"""Logical tiers: pg_dump (directory format, parallel) from one exported snapshot, sealed
+file by file into a destination; restores through pg_restore, into a scratch or empty database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.errors import BackupError
+from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
+from runners.codec import EXTENSIONS, seal, unseal
+from runners.database import connect, query
+from runners.pgtools import Toolset, check_server, run_tool, tool_failure
+from runners.storage import Store
+
+_SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How files are stored: codec, level, and the encryption key (name and value)."""
+
+    codec: str = "zstd"
+    level: int = 3
+    key_name: str | None = None
+    key: str | None = None
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class LogicalRequest:
+    """One logical backup of a tier: the whole database, or some schemas of it."""
+
+    tier: str
+    kind: str
+    dsn: str
+    toolset: Toolset
+    store: Store
+    sealing: Sealing
+    staging: Path
+    schemas: list[str] | None = None
+    exclude_data: list[str] = field(default_factory=list)
+    jobs: int = 2
+    definition_hash: str = ""
+    git_commit: str | None = None
+
+
+def _tables(conn: object, schemas: list[str] | None) -> list[tuple[str, str]]:
+    rows = query(conn,  # type: ignore[arg-type]
+                 "select n.nspname, c.relname from pg_class c join pg_namespace n on "
+                 "n.oid = c.relnamespace where c.relkind in ('r', 'p') and not c.relispartition"
+                 " and n.nspname <> all(%s) and n.nspname not like 'pg_temp%%' and "
+                 "(%s::text[] is null or n.nspname = any(%s)) order by 1, 2",
+                 (list(_SYSTEM), schemas, schemas))
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _external_foreign_keys(conn: object, schemas: list[str]) -> dict[str, str]:
+    """Foreign keys inside the scope that point at tables outside it (skipped in scratch)."""
+    rows = query(conn,  # type: ignore[arg-type]
+                 "select n.nspname, c.relname, k.conname, fn.nspname from pg_constraint k "
+                 "join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = "
+                 "c.relnamespace join pg_class f on f.oid = k.confrelid join pg_namespace fn "
+                 "on fn.oid = f.relnamespace where k.contype = 'f' and n.nspname = any(%s) "
+                 "and fn.nspname <> all(%s) order by 1, 2, 3", (schemas, schemas))
+    return {f"{r[0]}.{r[1]}.{r[2]}": str(r[3]) for r in rows}
+
+
+def _compress_flag(toolset: Toolset, sealing: Sealing) -> tuple[str, str]:
+    """pg_dump's --compress and the codec left to the storage layer."""
+    if sealing.codec != "none" and sealing.codec in toolset.compression:
+        return f"--compress={sealing.codec}:{sealing.level}", "none"
+    return "--compress=0", sealing.codec
+
+
+def backup_logical(request: LogicalRequest) -> Manifest:
+    """Dump, count rows in the same snapshot, seal every file, then write the manifest."""
+    started = datetime.now(UTC)
+    backup_id = new_backup_id(started)
+    request.staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{request.tier}-", dir=request.staging))
+    prefix = f"{request.tier}/{backup_id}"
+    try:
+        with connect(request.dsn, application=f"marketops backup {request.tier}") as conn:
+            version = int(query(conn, "show server_version_num")[0][0])
+            problem = check_server(request.toolset, version)
+            if problem:
+                raise BackupError(problem)
+            conn.execute("begin isolation level repeatable read read only")
+            snapshot = str(query(conn, "select pg_export_snapshot()")[0][0])
+            database = str(query(conn, "select current_database()")[0][0])
+            tables = _tables(conn, request.schemas)
+            if request.schemas is not None:
+                missing = set(request.schemas) - {s for s, _ in tables} - _schemas(conn)
+                if missing:
+                    raise BackupError(f"schema(s) {', '.join(sorted(missing))} do not exist "
+                                      f"in {database}")
+            excluded = set(request.exclude_data)
+            counts = {f"{s}.{t}": int(query(conn, f'select count(*) from "{s}"."{t}"')[0][0])
+                      for s, t in tables if f"{s}.{t}" not in excluded}
+            external = _external_foreign_keys(conn, request.schemas) if request.schemas else {}
+            compress, codec = _compress_flag(request.toolset, request.sealing)
+            args = ["--format=directory", f"--jobs={request.jobs}", f"--file={work / 'dump'}",
+                    f"--snapshot={snapshot}", "--no-sync", compress]
+            args += [f"--schema={s}" for s in request.schemas or []]
+            args += [f"--exclude-table-data={t}" for t in sorted(excluded)]
+            done = run_tool(request.toolset, "pg_dump", args, dsn=request.dsn)
+            conn.rollback()
+        if done.returncode != 0:
+            raise BackupError(tool_failure("pg_dump", done))
+        files = _seal_directory(request.store, prefix, work / "dump", codec, request.sealing)
+        manifest = Manifest(
+            tier=request.tier, kind=request.kind, backup_id=backup_id, started_at=started,
+            finished_at=datetime.now(UTC), codec=codec, encrypted_with=request.sealing.key_name,
+            files=files, backup_type="dump", row_counts=counts,
+            server_version=str(version), tool_version=".".join(map(str, request.toolset.version)),
+            database=database, definition_hash=request.definition_hash,
+            git_commit=request.git_commit,
+            details={"snapshot": snapshot, "schemas": request.schemas, "format": "directory",
+                     "dump_compression": compress.split("=", 1)[1],
+                     "excluded_data": sorted(excluded), "external_foreign_keys": external})
+        request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
+        return manifest
+    except BaseException:
+        request.store.remove(prefix)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _schemas(conn: object) -> set[str]:
+    return {str(r[0]) for r in query(conn, "select nspname from pg_namespace")}  # type: ignore[arg-type]
+
+
+def _seal_directory(store: Store, prefix: str, directory: Path, codec: str,
+                    sealing: Sealing) -> list[StoredFile]:
+    suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
+    files = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        name = relative + suffix
+        with path.open("rb") as source, store.writer(f"{prefix}/{name}") as sink:
+            sealed = seal(source, sink, codec=codec, level=sealing.level, key=sealing.key,
+                          threads=sealing.threads)
+        files.append(StoredFile(name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
+                                sealed.stored_sha256))
+    return files
+
+
+def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:
+    """The manifest of one backup; a backup without one is incomplete and refused."""
+    name = f"{tier}/{backup_id}/{MANIFEST}"
+    if not store.exists(name):
+        raise BackupError(f"backup {tier}/{backup_id} has no manifest: it is incomplete "
+                          "and cannot be restored")
+    try:
+        return Manifest.from_json(store.get_bytes(name))
+    except (ValueError, KeyError, TypeError):
+        raise BackupError(f"the manifest of {tier}/{backup_id} is damaged") from None
+
+
+def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
+    """Fetch, decrypt and decompress every file of a backup, checking both digests."""
+    if manifest.encrypted_with and key is None:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id} is encrypted with key "
+                          f"'{manifest.encrypted_with}', which is not available")
+    suffix = EXTENSIONS[manifest.codec] + (".age" if manifest.encrypted_with else "")
+    for stored in manifest.files:
+        target = directory / stored.name.removesuffix(suffix) if suffix else \
+            directory / stored.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
+                target.open("wb") as sink:
+            got = unseal(source, sink, codec=manifest.codec,
+                         key=key if manifest.encrypted_with else None)
+        if got.stored_sha256 != stored.stored_sha256 or got.raw_sha256 != stored.raw_sha256:
+            raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not "
+                              "match its manifest checksum: the stored copy is damaged")
+
+
+@dataclass(frozen=True)
+class LogicalRestore:
+    """What a logical restore did."""
+
+    database_dsn: str
+    seconds: float
+    skipped_foreign_keys: list[str]
+
+
+def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolset: Toolset,
+                    target_dsn: str, staging: Path, jobs: int = 2) -> LogicalRestore:
+    """pg_restore a logical backup into `target_dsn`, which must not hold its schemas yet."""
+    started = time.monotonic()
+    staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"restore-{manifest.tier}-", dir=staging))
+    try:
+        unseal_into(store, manifest, work / "dump", key)
+        schemas = manifest.details.get("schemas") or []
+        with connect(target_dsn, autocommit=True) as conn:
+            present = _schemas(conn)
+            clash = sorted(set(schemas) & present) if schemas else sorted(
+                {t.split(".")[0] for t in manifest.row_counts} & present - {"public"})
+            if clash:
+                raise BackupError(f"the target database already has schema(s) "
+                                  f"{', '.join(clash)}; restore into a new database "
+                                  "(--into-database) or drop them first")
+        external: dict[str, str] = manifest.details.get("external_foreign_keys") or {}
+        skipped = sorted(fk for fk, target in external.items() if target not in present)
+        args = ["--no-owner", f"--jobs={jobs}", "--exit-on-error"]
+        if skipped:
+            listing = _restore_list(toolset, work / "dump", skipped)
+            args.append(f"--use-list={listing}")
+        done = run_tool(toolset, "pg_restore", [*args, str(work / "dump")], dsn=target_dsn)
+        if done.returncode != 0:
+            raise BackupError(tool_failure("pg_restore", done))
+        return LogicalRestore(target_dsn, time.monotonic() - started, skipped)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _restore_list(toolset: Toolset, dump: Path, skipped: list[str]) -> Path:
+    """pg_restore's table of contents without the foreign keys whose targets are absent."""
+    done = run_tool(toolset, "pg_restore", ["--list", str(dump)])
+    if done.returncode != 0:
+        raise BackupError(tool_failure("pg_restore --list", done))
+    names = {tuple(fk.split(".")) for fk in skipped}
+    kept = []
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if " FK CONSTRAINT " in line and len(parts) >= 8:
+            schema, table, constraint = parts[5], parts[6], parts[7]
+            if (schema, table, constraint) in names:
+                kept.append(";" + line)  # commented out: its target schema is not here
+                continue
+        kept.append(line)
+    listing = dump.parent / "restore.list"
+    listing.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return listing

@@ -1,0 +1,145 @@
+"""Destinations (file://, s3://) through fsspec: write under a temporary name, publish last.
+
+On file:// a file is written as `.<name>.partial` and renamed when complete; on s3:// an object
+only appears when its (multipart) upload completes. A backup is listed only once its
+manifest.json exists, and the manifest is always the last file written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import fsspec
+
+from engine.errors import BackupError, TransientError
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A destination resolved from settings (secrets already read from the environment)."""
+
+    name: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _fail(spec: StoreSpec, action: str, exc: BaseException) -> BackupError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BackupError(f"destination '{spec.name}' is full while {action}; free space or "
+                           "tighten its retention (the partial file was removed)")
+    if isinstance(exc, PermissionError):
+        return BackupError(f"destination '{spec.name}' refused {action}: permission denied")
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if "Could not connect" in text or "EndpointConnectionError" in type(exc).__name__:
+        return TransientError(f"destination '{spec.name}' unreachable while {action}")  # type: ignore[return-value]
+    return BackupError(f"destination '{spec.name}' failed while {action}: {text}")
+
+
+class Store:
+    """One destination, addressed by relative names like `tier/backup-id/file`."""
+
+    def __init__(self, spec: StoreSpec) -> None:
+        self.spec = spec
+        protocol, _, rest = spec.url.partition("://")
+        self.local = protocol == "file"
+        if self.local:
+            self.fs = fsspec.filesystem("file")
+            self.root = rest.rstrip("/") or "/"
+        else:
+            self.fs = fsspec.filesystem("s3", **spec.options)
+            self.root = rest.strip("/")
+
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name}" if name else self.root
+
+    @contextlib.contextmanager
+    def writer(self, name: str) -> Iterator[BinaryIO]:
+        """A binary file that appears under `name` only if the block completes."""
+        final = self.path(name)
+        staging = final
+        if self.local:
+            head, _, tail = final.rpartition("/")
+            staging = f"{head}/.{tail}.partial-{os.getpid()}"
+            os.makedirs(head, exist_ok=True)
+        handle = None
+        try:
+            handle = self.fs.open(staging, "wb")
+            yield handle
+            handle.close()
+            if self.local:
+                os.replace(staging, final)
+        except BaseException as exc:
+            if handle is not None and self.local:
+                handle.close()
+            elif handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.discard()  # s3fs: abort the multipart upload, publish nothing
+            if self.local:
+                with contextlib.suppress(OSError):
+                    os.unlink(staging)
+            if isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(
+                    exc, BackupError):
+                raise _fail(self.spec, f"writing {name}", exc) from None
+            raise
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        with self.writer(name) as handle:
+            handle.write(data)
+
+    @contextlib.contextmanager
+    def reader(self, name: str) -> Iterator[BinaryIO]:
+        try:
+            handle = self.fs.open(self.path(name), "rb")
+        except FileNotFoundError:
+            raise BackupError(f"'{name}' is missing from destination '{self.spec.name}'") \
+                from None
+        except OSError as exc:
+            raise _fail(self.spec, f"reading {name}", exc) from None
+        with handle:
+            yield handle
+
+    def get_bytes(self, name: str) -> bytes:
+        with self.reader(name) as handle:
+            return handle.read()
+
+    def exists(self, name: str) -> bool:
+        try:
+            return bool(self.fs.exists(self.path(name)))
+        except OSError as exc:
+            raise _fail(self.spec, f"looking for {name}", exc) from None
+
+    def list(self, prefix: str) -> list[str]:
+        """Names directly under `prefix` (files and folders), without partial files."""
+        try:
+            entries = self.fs.ls(self.path(prefix), detail=False, refresh=True) \
+                if not self.local else self.fs.ls(self.path(prefix), detail=False)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _fail(self.spec, f"listing {prefix}", exc) from None
+        names = sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        return [n for n in names if not (n.startswith(".") and ".partial" in n)]
+
+    def size(self, name: str) -> int:
+        return int(self.fs.size(self.path(name)))
+
+    def remove(self, name: str) -> None:
+        """Delete a file or a whole folder (a backup); missing is fine."""
+        target = self.path(name)
+        try:
+            if self.fs.exists(target):
+                self.fs.rm(target, recursive=True)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _fail(self.spec, f"removing {name}", exc) from None
+
+    def local_path(self, name: str) -> Path | None:
+        """The file's path on disk for a file:// destination."""
+        return Path(self.path(name)) if self.local else None
