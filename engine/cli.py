@@ -233,8 +233,9 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     job = available.get(job_id)
     if job is None:
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
-    if job.kind != "report":
-        raise UsageError(f"{job_id}: backup runners are not built yet")
+    if job.schedule is None:
+        raise UsageError(f"{job_id} runs continuously (archive_command); see "
+                         "`marketops wal-setup`")
     slot = latest_slot(job, at or dt.now(UTC))
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
@@ -245,7 +246,10 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     local = slot.astimezone(job.schedule.tz) if job.schedule else slot
     click.echo(f"{job_id} slot {local.isoformat()}: {outcome.status}"
                + (f": {outcome.error}" if outcome.error else ""))
-    if outcome.outputs:
+    if outcome.outputs and job.kind == "backup":
+        for key, value in outcome.outputs.items():
+            click.echo(f"  {key}: {value}")
+    elif outcome.outputs:
         click.echo(f"  rows: {outcome.outputs['rows']:,}  directory: "
                    f"{outcome.outputs['directory']}")
         for alert in outcome.outputs.get("alerts") or []:
@@ -409,7 +413,8 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     if job is None or job.schedule is None:
         raise UsageError(f"unknown or unscheduled job {job_id}")
     if job.kind != "report":
-        raise UsageError(f"{job_id}: backup runners are not built yet")
+        raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot be "
+                         f"backfilled; run `marketops run {job_id}`")
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
                         ledger)
@@ -749,3 +754,11 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="marketops")
+
+
+from engine.cli_backup import register  # noqa: E402 - commands defined after the group
+
+register(cli)
+
+if __name__ == "__main__":  # archive_command runs `python -m engine.cli`
+    main()

@@ -78,5 +78,6 @@ class Manifest:
 
 
 def new_backup_id(now: datetime) -> str:
-    """A sortable id from the start time in UTC, e.g. 20261125T043015Z."""
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    """A sortable id from the start time in UTC, e.g. 20261125T043015.123Z."""
+    moment = now.astimezone(UTC)
+    return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"

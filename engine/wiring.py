@@ -308,19 +308,24 @@ class Executor:
     definitions: ValidationResult | LiveDefinitions
     reports_dsn: str
     ledger: Ledger | None = None
+    primary_dsn: str | None = None
 
     @property
     def result(self) -> ValidationResult:
         return current(self.definitions)
 
     def supports(self, job: Job) -> bool:
-        return job.kind == "report"
+        return job.kind == "report" or job.schedule is not None
 
     def __call__(self, job: Job, run: Run) -> dict[str, object]:
         from runners.report import run_report
 
-        if job.kind != "report":
-            raise UsageError(f"{job.id}: backup runners are not built yet")
+        if job.kind == "backup":
+            from engine.backup_wiring import run_backup
+
+            return run_backup(self.root, self.result, job,
+                              self.primary_dsn or database_dsn(self.root, self.result,
+                                                               "primary"))
         result = self.result
         done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
         outputs: dict[str, object] = {

@@ -119,6 +119,12 @@ def recipient(key: str) -> pyrage.x25519.Recipient:
                           "age1...; make one with `marketops keygen`)") from None
 
 
+def generate_key() -> tuple[str, str]:
+    """A new age identity (secret) and its public recipient."""
+    created = pyrage.x25519.Identity.generate()
+    return str(created), str(created.to_public())
+
+
 def identity(key: str) -> pyrage.x25519.Identity:
     """The age identity that decrypts; a recipient-only key cannot restore."""
     if not key.startswith("AGE-SECRET-KEY-"):

@@ -92,14 +92,7 @@ class EmbeddedServer:
     def _prepare_permissions(self) -> None:
         if not _as_root():
             return
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                            "/usr/sbin/nologin", SYSTEM_USER], check=True, capture_output=True)
-            entry = pwd.getpwnam(SYSTEM_USER)
+        self._ensure_user()
         # The server's user must traverse every parent of the data directory and the binaries.
         bin_dir = embedded_bin_dir()
         for path in (self.data_dir, bin_dir.parent):
@@ -110,7 +103,16 @@ class EmbeddedServer:
                 extra = 0o005 if item.is_dir() or os.access(item, os.X_OK) else 0o004
                 if item.stat().st_mode & extra != extra:
                     item.chmod(item.stat().st_mode | extra)
-        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        os.chown(self.data_dir, *_server_user())
+
+    def _ensure_user(self) -> None:
+        import pwd
+
+        try:
+            pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                            "/usr/sbin/nologin", SYSTEM_USER], check=True, capture_output=True)
 
     def _chown(self, path: Path) -> None:
         if _as_root():
@@ -118,6 +120,15 @@ class EmbeddedServer:
 
             entry = pwd.getpwnam(SYSTEM_USER)
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def adopt(self) -> None:
+        """Make a restored data directory the server's own (owner, mode 0700)."""
+        self.data_dir.chmod(0o700)
+        if not _as_root():
+            return
+        self._prepare_permissions()
+        for item in self.data_dir.rglob("*"):
+            self._chown(item)
 
     def initialize(self) -> None:
         """initdb a new cluster with settings fit for reports, backups and WAL archiving."""
@@ -204,3 +215,30 @@ class EmbeddedServer:
         if result.returncode != 0:
             raise EmbeddedServerError(f"pg_ctl stop failed: {result.stderr.strip()[-300:]}")
         return True
+
+
+def _server_user() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(SYSTEM_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def grant_server_access(readable: list[Path], writable: list[Path]) -> None:
+    """As root, let the server's user (who runs archive_command) read and write these paths;
+    without root the server runs as the caller and needs nothing."""
+    if not _as_root():
+        return
+    EmbeddedServer(Path("/nonexistent"), 0)._ensure_user()
+    for path in writable:
+        path.mkdir(parents=True, exist_ok=True)
+    for path in [*readable, *writable]:
+        for parent in path.parents:
+            parent.chmod(parent.stat().st_mode | 0o001)
+    for path in readable:
+        path.chmod(path.stat().st_mode | 0o005)
+    uid, gid = _server_user()
+    for path in writable:
+        path.mkdir(parents=True, exist_ok=True)
+        for item in [path, *path.rglob("*")]:
+            os.chown(item, uid, gid)

@@ -1,0 +1,509 @@
+"""The composition root for backups: tiers from the definitions joined to the runners."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import BackupError, UsageError
+from engine.jobs import Job
+from engine.models.backup import (
+    AuditVaultTier,
+    BackupTier,
+    LogicalFullTier,
+    LogicalSchemasTier,
+    PhysicalBaseTier,
+    RestoreDrillTier,
+    WalArchiveTier,
+)
+from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
+from engine.validate import ValidationResult
+from engine.wiring import resolve_env, store_for
+
+if TYPE_CHECKING:
+    from engine.manifest import Manifest
+    from runners.catalog import Catalog
+    from runners.logical import Sealing
+    from runners.pgtools import Toolset
+    from runners.storage import Store
+
+# Every heavy read of one cluster (dumps, base backups) takes this advisory lock on it.
+CLUSTER_LOCK = int.from_bytes(hashlib.sha256(b"marketops backup").digest()[:8], "big",
+                              signed=True)
+
+
+def toolset_for(result: ValidationResult) -> Toolset:
+    """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
+    from runners.pgtools import discover
+    from runners.postgres import embedded_bin_dir
+
+    configured = result.project.settings.postgres.bin_dir
+    return discover(Path(configured) if configured else embedded_bin_dir())
+
+
+def staging_for(root: Path) -> Path:
+    """Local scratch space for dumps and restores before they are sealed or started."""
+    return root / "var" / "staging"
+
+
+def backup_key(result: ValidationResult, name: str) -> str:
+    """The value of a key named in settings (from its environment variable)."""
+    ref = result.project.settings.keys.get(name)
+    if ref is None:
+        raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
+    return resolve_env(ref, f"keys.{name}")
+
+
+def sealing_for(result: ValidationResult, tier: BackupTier) -> Sealing:
+    """How a tier's files are compressed and encrypted."""
+    from runners.logical import Sealing
+
+    compression = getattr(tier, "compression", None)
+    encryption = getattr(tier, "encryption", None)
+    key = backup_key(result, encryption.key) if encryption else None
+    return Sealing(compression.codec.value if compression else "zstd",
+                   compression.level if compression else 3,
+                   encryption.key if encryption else None, key)
+
+
+def tier_of(result: ValidationResult, tier_id: str) -> BackupTier:
+    tier = result.project.backups.get(tier_id)
+    if tier is None:
+        known = ", ".join(sorted(result.project.backups))
+        raise UsageError(f"no backup tier '{tier_id}' (known: {known})")
+    return tier.model
+
+
+def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
+    destination = getattr(tier, "destination", None)
+    if destination is None:
+        raise UsageError("restore drills have no destination of their own")
+    return store_for(root, result, destination)
+
+
+def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> Catalog:
+    from runners.catalog import read_catalog
+
+    return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
+
+
+def wal_tier_for(result: ValidationResult, base_tier: str | None = None
+                 ) -> tuple[str, WalArchiveTier]:
+    """The WAL archive tier (of `base_tier`, when given)."""
+    found = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
+             if isinstance(t.model, WalArchiveTier)
+             and (base_tier is None or t.model.base_tier == base_tier)]
+    if not found:
+        raise UsageError("no wal_archive tier is declared" + (f" for {base_tier}" if base_tier
+                                                              else ""))
+    return found[0]
+
+
+def archive_command(root: Path) -> str:
+    """archive_command for postgresql.conf: this interpreter, this repository."""
+    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-push "%p"'
+
+
+def restore_command(root: Path) -> str:
+    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-fetch "%f" "%p"'
+
+
+@dataclass(frozen=True)
+class BackupRun:
+    """One tier run: the backup it produced and what retention removed."""
+
+    manifest: Manifest
+    retention: RetentionPlan
+    seconds: float
+
+    def outputs(self) -> dict[str, Any]:
+        m = self.manifest
+        return {"backup_id": m.backup_id, "type": m.backup_type, "parent": m.parent_id,
+                "raw_bytes": m.raw_bytes, "stored_bytes": m.stored_bytes,
+                "files": len(m.files), "rows": sum(m.row_counts.values()),
+                "seconds": round(self.seconds, 3), "deleted": sorted(self.retention.delete)}
+
+
+def _infos(catalog: Catalog) -> list[BackupInfo]:
+    return [BackupInfo(m.backup_id, m.finished_at, m.parent_id,
+                       m.details.get("start_wal")) for m in catalog.complete]
+
+
+def retention_plan(root: Path, result: ValidationResult, tier_id: str,
+                   now: datetime | None = None) -> RetentionPlan:
+    """What applying the tier's retention now would keep and delete."""
+    tier = tier_of(result, tier_id)
+    retention = getattr(tier, "retention", None)
+    if retention is None or isinstance(tier, WalArchiveTier):
+        raise UsageError(f"{tier_id} has no backups of its own to retain")
+    catalog = catalog_of(root, result, tier_id)
+    return plan_retention(_infos(catalog), retention, now or datetime.now(UTC))
+
+
+def apply_retention(root: Path, result: ValidationResult, tier_id: str,
+                    now: datetime | None = None) -> RetentionPlan:
+    """Delete what the tier's retention does not keep; then WAL no kept base needs."""
+    moment = now or datetime.now(UTC)
+    plan = retention_plan(root, result, tier_id, moment)
+    store = tier_store(root, result, tier_of(result, tier_id))
+    for backup_id in sorted(plan.delete):
+        store.remove(f"{tier_id}/{backup_id}")
+    tier = tier_of(result, tier_id)
+    if isinstance(tier, PhysicalBaseTier):
+        prune_wal(root, result, tier_id, plan, moment)
+    return plan
+
+
+def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: RetentionPlan,
+              now: datetime) -> list[str]:
+    """Remove archived segments older than the PITR window's base backup needs."""
+    from engine.walnames import SEGMENT, parse_segment
+    from runners.wal import stored_entries
+
+    try:
+        wal_id, wal = wal_tier_for(result, base_tier_id)
+    except UsageError:
+        return []
+    catalog = catalog_of(root, result, base_tier_id)
+    cut = wal_cutoff(_infos(catalog), set(plan.keep), wal.pitr_window, now)
+    if cut is None:
+        return []
+    first = parse_segment(cut)
+    store = store_for(root, result, wal.destination)
+    removed = []
+    for name, path in sorted(stored_entries(store, wal_id).items()):
+        if SEGMENT.match(name) and parse_segment(name).number < first.number:
+            store.remove(path)
+            removed.append(name)
+    return removed
+
+
+def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
+               ledger_note: Any = None) -> dict[str, Any]:
+    """Run one slot of a backup tier, then apply its retention."""
+    import time
+
+    tier = job.tier
+    assert tier is not None
+    started = time.monotonic()
+    if isinstance(tier, RestoreDrillTier):
+        from engine.drill_wiring import run_drill
+
+        return run_drill(root, result, job, primary_dsn)
+    if isinstance(tier, AuditVaultTier):
+        return export_audit(root, result, job.name, primary_dsn)
+    with cluster_lock(primary_dsn, job.name):
+        manifest = take_backup(root, result, job, primary_dsn)
+    plan = apply_retention(root, result, job.name)
+    return BackupRun(manifest, plan, time.monotonic() - started).outputs()
+
+
+class cluster_lock:  # noqa: N801 - used as a context manager
+    """Session advisory lock on the cluster: two dumps or base backups never overlap."""
+
+    def __init__(self, dsn: str, holder: str) -> None:
+        self.dsn = dsn
+        self.holder = holder
+        self.conn: Any = None
+
+    def __enter__(self) -> None:
+        from runners.database import connect
+
+        self.conn = connect(self.dsn, autocommit=True,
+                            application=f"marketops backup lock {self.holder}")
+        self.conn.execute("select pg_advisory_lock(%s)", (CLUSTER_LOCK,))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()  # closing the session releases the lock
+
+
+def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Manifest:
+    """One backup of a logical or physical tier (no retention, no lock)."""
+    tier = job.tier
+    assert tier is not None
+    store = tier_store(root, result, tier)
+    common = {"tier": job.name, "dsn": dsn, "toolset": toolset_for(result), "store": store,
+              "sealing": sealing_for(result, tier), "staging": staging_for(root),
+              "definition_hash": job.definition_hash, "git_commit": job.git_commit}
+    if isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
+        from runners.logical import LogicalRequest, backup_logical
+
+        excluded = _excluded_data(result, tier)
+        schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
+        return backup_logical(LogicalRequest(
+            kind=tier.kind, schemas=schemas, jobs=tier.parallel_jobs,
+            exclude_data=sorted(set(tier.exclude_tables) | set(excluded)), **common))
+    if isinstance(tier, PhysicalBaseTier):
+        from runners.catalog import read_catalog
+        from runners.physical import PhysicalRequest, backup_physical
+
+        parent = _incremental_parent(tier, read_catalog(store, job.name))
+        return backup_physical(PhysicalRequest(parent=parent, verify=tier.verify, **common))
+    raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
+
+
+def _excluded_data(result: ValidationResult, tier: LogicalFullTier | LogicalSchemasTier
+                   ) -> list[str]:
+    """Tables the schema marks as derived (backup_exclude_reason): their data is skipped."""
+    out = []
+    for schema_name, loaded in result.project.schemas.items():
+        if isinstance(tier, LogicalSchemasTier) and schema_name not in tier.schemas:
+            continue
+        for table_name, table in loaded.model.tables.items():
+            if getattr(table, "backup_exclude_reason", None):
+                out.append(f"{schema_name}.{table_name}")
+    return out
+
+
+def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog) -> Manifest | None:
+    """The backup to build on, or None when a full backup is due."""
+    if not tier.incremental or not catalog.complete:
+        return None
+    latest = catalog.complete[-1]
+    chain = catalog.chain(latest.backup_id)
+    full = chain[0]
+    if tier.full_every is not None and datetime.now(UTC) - full.started_at >= tier.full_every:
+        return None
+    return latest
+
+
+def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
+                 ) -> dict[str, Any]:
+    raise BackupError("audit vault export is not built yet")
+
+
+def light_definitions(root: Path) -> ValidationResult:
+    """Settings and tiers loaded without the SQL checks: archive_command runs per segment and
+    must start fast. Structural errors still stop it."""
+    from engine.errors import DefinitionError
+    from engine.loader import load_project
+
+    project, findings = load_project(root)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise DefinitionError(f"{errors[0].location}: {errors[0].message}; run marketops "
+                              "validate")
+    return ValidationResult(project, [])
+
+
+def wal_push(root: Path, path: Path) -> bool:
+    """archive_command: store one WAL file; False when it was archived already."""
+    from runners.wal import push
+
+    result = light_definitions(root)
+    wal_id, wal = wal_tier_for(result)
+    return push(store_for(root, result, wal.destination), wal_id, path,
+                sealing_for(result, wal))
+
+
+def wal_fetch(root: Path, name: str, target: Path) -> None:
+    """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
+    from runners.wal import fetch
+
+    result = light_definitions(root)
+    wal_id, wal = wal_tier_for(result)
+    key = backup_key(result, wal.encryption.key) if wal.encryption else None
+    fetch(store_for(root, result, wal.destination), wal_id, name, target, key)
+
+
+def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
+    """The server settings WAL archiving and incremental base backups need."""
+    wal_id, wal = wal_tier_for(result)
+    return {"wal_level": "replica", "archive_mode": "on",
+            "archive_command": archive_command(root),
+            "archive_timeout": f"{int(wal.archive_timeout.total_seconds())}s",
+            "summarize_wal": "on"}
+
+
+def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
+    """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
+    from runners.database import connect, query
+
+    with connect(dsn, autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"alter system set {name} = {_literal(value)}")
+        conn.execute("select pg_reload_conf()")
+        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
+        live = {str(r[0]): str(r[1]) for r in query(
+            conn, "select name, setting from pg_settings where name = any(%s)",
+            (["archive_mode", "wal_level"],))}
+    return bool(pending) or live.get("archive_mode") != "on" or \
+        live.get("wal_level") not in ("replica", "logical")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class DatabaseRestore:
+    """A logical restore, checked against its manifest."""
+
+    backup_id: str
+    dsn: str
+    seconds: float
+    tables: int
+    skipped_foreign_keys: list[str]
+
+
+def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
+    chosen = catalog.get(backup_id) if backup_id else catalog.latest()
+    if chosen is None:
+        raise BackupError(f"{tier_id} has no complete backup" + (f" {backup_id}" if backup_id
+                                                                else "") + " to restore")
+    return chosen
+
+
+def row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
+    from runners.database import connect, query
+
+    with connect(dsn) as conn:
+        return {t: int(query(conn, "select count(*) from {}".format(
+            ".".join(f'"{p}"' for p in t.split("."))))[0][0]) for t in tables}
+
+
+def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
+    """Tables whose restored row count differs from the manifest's."""
+    return [f"{t}: {counts.get(t)} rows restored, {n} in the manifest"
+            for t, n in sorted(manifest.row_counts.items()) if counts.get(t) != n]
+
+
+def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
+                     backup_id: str | None = None, dsn: str | None = None,
+                     server_dsn: str | None = None) -> DatabaseRestore:
+    """Restore a logical backup into `database` (created if missing) and check row counts."""
+    from runners.database import ensure_database, with_database
+    from runners.logical import restore_logical
+
+    from engine.wiring import primary_target
+
+    tier = tier_of(result, tier_id)
+    if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
+        raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
+                         "tiers (use --into DIR for physical ones)")
+    base = server_dsn or primary_target(root, result, dsn).dsn
+    ensure_database(with_database(base, "postgres"), database)
+    target = with_database(base, database)
+    store = tier_store(root, result, tier)
+    catalog = catalog_of(root, result, tier_id)
+    manifest = _pick(catalog, tier_id, backup_id)
+    key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
+    done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+                           target_dsn=target, staging=staging_for(root),
+                           jobs=tier.parallel_jobs)
+    wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
+    if wrong:
+        raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts differ: "
+                          + "; ".join(wrong[:5]))
+    return DatabaseRestore(manifest.backup_id, target, done.seconds, len(manifest.row_counts),
+                           done.skipped_foreign_keys)
+
+
+@dataclass(frozen=True)
+class ClusterRestore:
+    """A physical restore started as a server, and the point it recovered to."""
+
+    backup_id: str
+    dsn: str
+    data_dir: Path
+    recovered_to: str | None
+    seconds: float
+    chain: list[str]
+
+
+def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
+                          backup_id: str | None = None, target_time: datetime | None = None,
+                          port: int | None = None) -> ClusterRestore:
+    """Rebuild a data directory from the base backup(s) and, given a target time, the WAL
+    archive; start PostgreSQL on it on a free port."""
+    import time
+
+    from runners.mailbox import free_port
+    from runners.physical import restore_chain
+    from runners.recovery import start_restored
+
+    started = time.monotonic()
+    tier = tier_of(result, tier_id)
+    if not isinstance(tier, PhysicalBaseTier):
+        raise UsageError(f"{tier_id} is a {tier.kind} tier; --into DIR restores physical tiers")
+    catalog = catalog_of(root, result, tier_id)
+    if backup_id is None and target_time is not None:
+        usable = [m for m in catalog.complete if m.finished_at <= target_time]
+        if not usable:
+            raise BackupError(f"no {tier_id} backup finished before "
+                              f"{target_time.isoformat()}: the earliest point is "
+                              + (catalog.complete[0].finished_at.isoformat()
+                                 if catalog.complete else "none (no backups)"))
+        manifest = usable[-1]
+    else:
+        manifest = _pick(catalog, tier_id, backup_id)
+    chain = catalog.chain(manifest.backup_id)
+    if not chain or chain[0].backup_type != "full":
+        raise BackupError(f"{tier_id}/{manifest.backup_id}: its full backup is missing")
+    key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
+    restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                  toolset=toolset_for(result), staging=staging_for(root))
+    command = None
+    if target_time is not None:
+        wal_tier_for(result, tier_id)
+        command = restore_command(root)
+    recovered = start_restored(into, port or free_port(), "postgres",
+                               restore_command=command, target_time=target_time)
+    return ClusterRestore(manifest.backup_id, recovered.server.dsn("postgres"), into,
+                          recovered.recovered_to, time.monotonic() - started,
+                          [m.backup_id for m in chain])
+
+
+def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False
+                ) -> tuple[list[str], list[str]]:
+    """(problems, checked): stored files re-read against their manifests."""
+    from runners.verify import verify_backup
+
+    if what == "audit":
+        return verify_audit(root, result)
+    tier = tier_of(result, what)
+    if isinstance(tier, WalArchiveTier):
+        return verify_wal(root, result, what)
+    if isinstance(tier, AuditVaultTier):
+        return verify_audit(root, result, what)
+    catalog = catalog_of(root, result, what)
+    problems = [f"{what}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
+    problems += [f"{what}/{b}: manifest damaged" for b in catalog.damaged]
+    checked = []
+    chosen = catalog.complete if every else catalog.complete[-1:]
+    if not chosen:
+        problems.append(f"{what}: no complete backup")
+    store = tier_store(root, result, tier)
+    for manifest in chosen:
+        found = verify_backup(store, manifest)
+        problems += found
+        if not found:
+            checked.append(f"{what}/{manifest.backup_id}: {len(manifest.files)} files, "
+                           f"{manifest.stored_bytes:,} bytes")
+    return problems, checked
+
+
+def verify_wal(root: Path, result: ValidationResult, wal_id: str) -> tuple[list[str], list[str]]:
+    raise BackupError("not built yet")
+
+
+def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None
+                 ) -> tuple[list[str], list[str]]:
+    raise BackupError("not built yet")
+
+
+def prepare_archive_access(root: Path, result: ValidationResult) -> None:
+    """Let the embedded server's own user (when we run as root) run archive_command: read
+    this repository and write the WAL destination."""
+    from runners.postgres import grant_server_access
+
+    wal_id, wal = wal_tier_for(result)
+    store = store_for(root, result, wal.destination)
+    wal_dir = store.local_path(wal_id)
+    grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
+                        writable=[wal_dir] if wal_dir is not None else [])

@@ -1,0 +1,230 @@
+"""`marketops` commands for backups: backups, restore, verify, wal-push, wal-fetch, wal-setup."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.errors import MarketopsError, UsageError
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+@click.command("wal-push")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def wal_push(obj: dict[str, Any], path: Path) -> None:
+    """archive_command: store one WAL file (compressed, checksummed, encrypted).
+
+    Exit 0 once it is stored (or was already, identically); non-zero otherwise, so that
+    PostgreSQL keeps the segment and retries.
+
+    \b
+    Example (postgresql.conf):
+      archive_command = 'marketops --root /srv/marketops wal-push %p'
+    """
+    from engine.backup_wiring import wal_push as push
+
+    if not path.is_absolute():
+        path = Path.cwd() / path  # PostgreSQL runs it in the data directory
+    push(obj["root"], path)
+
+
+@click.command("wal-fetch")
+@click.argument("name")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
+    """restore_command: bring back one WAL file.
+
+    Exit 1 when the archive does not have it (PostgreSQL then ends recovery or waits);
+    exit 255 on a real error (damaged file, wrong key, destination unreachable), which makes
+    PostgreSQL stop recovery instead of mistaking it for the end of the archive.
+
+    \b
+    Example (postgresql.auto.conf of a restored cluster):
+      restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
+    """
+    from engine.backup_wiring import wal_fetch as fetch
+    from runners.wal import WalNotFound
+
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        fetch(obj["root"], name, path)
+    except WalNotFound:
+        sys.exit(1)
+    except MarketopsError as exc:
+        click.secho(f"error: wal-fetch {name}: {exc}", fg="red", err=True)
+        sys.exit(255)
+
+
+@click.command("wal-setup")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Set them with ALTER SYSTEM on the primary (then restart it if asked).")
+@click.pass_obj
+def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
+    """Print (or apply) the server settings WAL archiving and incremental backups need.
+
+    \b
+    Example:
+      marketops wal-setup --apply
+    """
+    from engine.backup_wiring import configure_archiving, wal_settings
+    from engine.wiring import primary_target, valid_definitions
+
+    result = valid_definitions(obj["root"])
+    settings = wal_settings(obj["root"], result)
+    if not apply_:
+        for name, value in settings.items():
+            click.echo(f"{name} = '{value}'")
+        return
+    target = primary_target(obj["root"], result, None)
+    restart = configure_archiving(target.dsn, settings)
+    if restart and target.server is not None:
+        target.server.stop()
+        target.server.start()
+        click.echo("applied; the embedded server was restarted")
+    elif restart:
+        click.echo("applied; restart PostgreSQL for archive_mode/wal_level to take effect")
+    else:
+        click.echo("applied (reloaded)")
+
+
+@click.command("backups")
+@click.argument("tier", required=False)
+@click.pass_obj
+def backups(obj: dict[str, Any], tier: str | None) -> None:
+    """List the complete backups of every tier (or one), oldest first.
+
+    \b
+    Example:
+      marketops backups nightly_full
+    """
+    from engine.backup_wiring import catalog_of
+    from engine.models.backup import RestoreDrillTier, WalArchiveTier
+    from engine.wiring import valid_definitions
+
+    result = valid_definitions(obj["root"])
+    tiers = [tier] if tier else sorted(
+        t for t, loaded in result.project.backups.items()
+        if not isinstance(loaded.model, (WalArchiveTier, RestoreDrillTier)))
+    for tier_id in tiers:
+        catalog = catalog_of(obj["root"], result, tier_id)
+        click.echo(f"{tier_id}: {len(catalog.complete)} backup(s)"
+                   + (f", {len(catalog.incomplete)} incomplete" if catalog.incomplete else ""))
+        for m in catalog.complete:
+            rows = f"  {sum(m.row_counts.values()):,} rows" if m.row_counts else ""
+            click.echo(f"  {m.backup_id}  {m.backup_type:<11} {_human(m.stored_bytes):>9}  "
+                       f"{(m.finished_at - m.started_at).total_seconds():6.1f}s{rows}")
+
+
+@click.command("restore")
+@click.option("--tier", required=True, help="The tier to restore from.")
+@click.option("--backup", "backup_id", default=None, help="A backup id (default: latest).")
+@click.option("--target-time", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z",
+                                                             "%Y-%m-%dT%H:%M%z",
+                                                             "%Y-%m-%dT%H:%M:%S.%f%z"]),
+              default=None, help="Point-in-time recovery target (physical tiers, ISO 8601).")
+@click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="New data directory (physical tiers).")
+@click.option("--into-database", default=None,
+              help="Database to restore a logical tier into (created; must not hold its "
+                   "schemas).")
+@click.option("--port", type=int, default=None, help="Port for the restored server.")
+@click.option("--dsn", envvar="MARKETOPS_DSN", default=None,
+              help="Server for --into-database (default: the primary's server).")
+@click.pass_obj
+def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target_time: Any,
+            into_dir: Path | None, into_database: str | None, port: int | None,
+            dsn: str | None) -> None:
+    """Restore a backup: a logical tier into a database, a physical tier (with WAL, to a
+    point in time) into a new data directory started on a free port.
+
+    \b
+    Examples:
+      marketops restore --tier users_schema --into-database users_check
+      marketops restore --tier base_weekly --target-time 2026-11-25T10:15:00+01:00 --into /srv/pitr
+    """
+    from engine.backup_wiring import restore_database, restore_point_in_time
+    from engine.wiring import valid_definitions
+
+    result = valid_definitions(obj["root"])
+    if into_dir is not None:
+        done = restore_point_in_time(obj["root"], result, tier, into_dir, backup_id=backup_id,
+                                     target_time=target_time, port=port)
+        click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
+        click.echo(f"recovered to:   {done.recovered_to or 'the end of the base backup'}")
+        click.echo(f"server running: {done.dsn}")
+        click.echo(f"stop it with:   pg_ctl stop -D {into_dir}")
+        return
+    if into_database is None:
+        raise UsageError("say where: --into-database NAME (logical tiers) or --into DIR "
+                         "(physical tiers)")
+    if target_time is not None:
+        raise UsageError("--target-time needs a physical tier and --into DIR")
+    logical = restore_database(obj["root"], result, tier, into_database, backup_id=backup_id,
+                               dsn=dsn)
+    click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
+               f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
+    for fk in logical.skipped_foreign_keys:
+        click.echo(f"  skipped foreign key {fk} (its target schema is not in this database)")
+
+
+@click.command("verify")
+@click.argument("what")
+@click.option("--all", "every", is_flag=True, help="Every backup, not only the latest.")
+@click.pass_obj
+def verify(obj: dict[str, Any], what: str, every: bool) -> None:
+    """Re-read stored backups and check them against their manifests; `audit` checks the
+    audit vault's hash chain; a WAL tier is checked for missing segments.
+
+    Exit 0 when everything checks out, 1 otherwise.
+
+    \b
+    Examples:
+      marketops verify nightly_full --all
+      marketops verify audit
+    """
+    from engine.backup_wiring import verify_tier
+    from engine.wiring import valid_definitions
+
+    result = valid_definitions(obj["root"])
+    problems, checked = verify_tier(obj["root"], result, what, every=every)
+    for line in checked:
+        click.echo(f"ok      {line}")
+    for line in problems:
+        click.secho(f"FAILED  {line}", fg="red")
+    sys.exit(1 if problems else 0)
+
+
+@click.command("keygen")
+def keygen() -> None:
+    """Print a new age key for encrypted tiers: put the secret in MARKETOPS_BACKUP_KEY (or
+    the variable your keys: entry names) and keep a copy where restores can get it.
+
+    \b
+    Example:
+      export MARKETOPS_BACKUP_KEY=$(marketops keygen | head -1)
+    """
+    from runners.codec import generate_key
+
+    secret, public = generate_key()
+    click.echo(secret)
+    click.echo(f"# public recipient: {public}", err=True)
+
+
+def register(group: click.Group) -> None:
+    """Add the backup commands to the `marketops` group."""
+    for command in (wal_push, wal_fetch, wal_setup, backups, restore, verify, keygen):
+        group.add_command(command)
+

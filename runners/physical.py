@@ -1,0 +1,256 @@
+"""Physical tiers: pg_basebackup (full or incremental, with a manifest), pg_verifybackup after
+each, stored as one sealed tar stream; restores combine a chain with pg_combinebackup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.errors import BackupError
+from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
+from engine.walnames import segment_of_lsn
+from runners.codec import EXTENSIONS, seal, unseal
+from runners.database import connect, query
+from runners.logical import Sealing
+from runners.pgtools import Toolset, check_server, run_tool, tool_failure
+from runners.storage import Store
+
+DATA = "base.tar"
+PG_MANIFEST = "backup_manifest"
+
+
+@dataclass(frozen=True)
+class PhysicalRequest:
+    """One base backup of a cluster; `parent` makes it incremental."""
+
+    tier: str
+    dsn: str
+    toolset: Toolset
+    store: Store
+    sealing: Sealing
+    staging: Path
+    parent: Manifest | None = None
+    verify: bool = True
+    definition_hash: str = ""
+    git_commit: str | None = None
+
+
+def server_problems(conn: object, *, incremental: bool, archiving: bool = False) -> list[str]:
+    """What the server must change before it can honour a physical or WAL tier."""
+    settings = {str(r[0]): str(r[1]) for r in query(
+        conn, "select name, setting from pg_settings where name = any(%s)",  # type: ignore[arg-type]
+        (["wal_level", "summarize_wal", "max_wal_senders", "archive_mode", "archive_command"],))}
+    problems = []
+    if settings.get("wal_level") not in ("replica", "logical"):
+        problems.append("set wal_level = replica (restart needed)")
+    if int(settings.get("max_wal_senders", "0")) < 2:
+        problems.append("set max_wal_senders to at least 2 (restart needed)")
+    if incremental and settings.get("summarize_wal") != "on":
+        problems.append("set summarize_wal = on for incremental backups (reload is enough)")
+    if archiving and settings.get("archive_mode") not in ("on", "always"):
+        problems.append("set archive_mode = on (restart needed)")
+    if archiving and "wal-push" not in settings.get("archive_command", ""):
+        problems.append("set archive_command = 'marketops --root <repo> wal-push %p' "
+                        "(reload is enough); `marketops wal-setup` prints the exact lines")
+    return problems
+
+
+def _pipe_tar(directory: Path) -> tuple[BinaryIO, threading.Thread, list[BaseException]]:
+    """A readable stream of `directory` as a tar archive, produced by a thread."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as sink, \
+                    tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+                for entry in sorted(directory.iterdir()):
+                    archive.add(entry, arcname=entry.name)
+        except BaseException as exc:  # handed to the reading side
+            errors.append(exc)
+
+    thread = threading.Thread(target=produce, name="tar", daemon=True)
+    thread.start()
+    return reader, thread, errors
+
+
+def _wal_range(pg_manifest: Path) -> dict[str, object]:
+    ranges = json.loads(pg_manifest.read_text(encoding="utf-8"))["WAL-Ranges"]
+    first, last = ranges[0], ranges[-1]
+    timeline = int(first["Timeline"])
+    return {"timeline": timeline, "start_lsn": first["Start-LSN"], "stop_lsn": last["End-LSN"],
+            "start_wal": segment_of_lsn(timeline, first["Start-LSN"]).name,
+            "stop_wal": segment_of_lsn(int(last["Timeline"]), last["End-LSN"]).name}
+
+
+def backup_physical(request: PhysicalRequest) -> Manifest:
+    """Take, verify and store one base backup; the manifest is written last."""
+    started = datetime.now(UTC)
+    backup_id = new_backup_id(started)
+    prefix = f"{request.tier}/{backup_id}"
+    request.staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{request.tier}-", dir=request.staging))
+    try:
+        with connect(request.dsn, autocommit=True) as conn:
+            version = int(query(conn, "show server_version_num")[0][0])
+            problem = check_server(request.toolset, version, physical=True)
+            problems = server_problems(conn, incremental=request.parent is not None)
+            segment_size = int(query(conn, "select setting::bigint from pg_settings where "
+                                           "name = 'wal_segment_size'")[0][0])
+        if problem:
+            raise BackupError(problem)
+        if problems:
+            raise BackupError(f"the server cannot honour tier {request.tier}: "
+                              + "; ".join(problems))
+        args = ["--pgdata", str(work / "base"), "--format=plain", "--wal-method=stream",
+                "--checkpoint=fast", "--manifest-checksums=SHA256", "--no-sync",
+                f"--label=marketops {prefix}"]
+        if request.parent is not None:
+            parent_manifest = work / "parent_manifest"
+            _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
+                        request.sealing.key)
+            args.append(f"--incremental={parent_manifest}")
+        done = run_tool(request.toolset, "pg_basebackup", args, dsn=request.dsn)
+        if done.returncode != 0:
+            raise BackupError(tool_failure("pg_basebackup", done))
+        if request.verify:
+            verified = run_tool(request.toolset, "pg_verifybackup", [str(work / "base")])
+            if verified.returncode != 0:
+                raise BackupError(tool_failure("pg_verifybackup", verified))
+        wal = _wal_range(work / "base" / PG_MANIFEST)
+        files = [_seal_path(request, prefix, work / "base" / PG_MANIFEST, PG_MANIFEST)]
+        stream, thread, errors = _pipe_tar(work / "base")
+        with stream:
+            files.append(_seal_stream(request, prefix, stream, DATA))
+        thread.join()
+        if errors:
+            raise BackupError(f"packing the base backup failed: {errors[0]}")
+        manifest = Manifest(
+            tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
+            finished_at=datetime.now(UTC), codec=request.sealing.codec,
+            encrypted_with=request.sealing.key_name, files=files,
+            backup_type="incremental" if request.parent else "full",
+            parent_id=request.parent.backup_id if request.parent else None,
+            server_version=str(version),
+            tool_version=".".join(map(str, request.toolset.version)),
+            details={**wal, "segment_size": segment_size, "verified": request.verify},
+            definition_hash=request.definition_hash, git_commit=request.git_commit)
+        request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
+        return manifest
+    except BaseException:
+        request.store.remove(prefix)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _suffix(sealing: Sealing) -> str:
+    return EXTENSIONS[sealing.codec] + (".age" if sealing.key else "")
+
+
+def _seal_stream(request: PhysicalRequest, prefix: str, source: BinaryIO,
+                 name: str) -> StoredFile:
+    stored_name = name + _suffix(request.sealing)
+    sealing = request.sealing
+    with request.store.writer(f"{prefix}/{stored_name}") as sink:
+        sealed = seal(source, sink, codec=sealing.codec, level=sealing.level, key=sealing.key,
+                      threads=sealing.threads)
+    return StoredFile(stored_name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
+                      sealed.stored_sha256)
+
+
+def _seal_path(request: PhysicalRequest, prefix: str, path: Path, name: str) -> StoredFile:
+    with path.open("rb") as source:
+        return _seal_stream(request, prefix, source, name)
+
+
+def _stored_name(manifest: Manifest, name: str) -> StoredFile:
+    for stored in manifest.files:
+        if stored.name.split(".")[0] == name.split(".")[0]:
+            return stored
+    raise BackupError(f"{manifest.tier}/{manifest.backup_id} lacks {name}")
+
+
+def _fetch_file(store: Store, manifest: Manifest, name: str, target: Path,
+                key: str | None) -> None:
+    stored = _stored_name(manifest, name)
+    with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
+            target.open("wb") as sink:
+        got = unseal(source, sink, codec=manifest.codec,
+                     key=key if manifest.encrypted_with else None)
+    if got.raw_sha256 != stored.raw_sha256 or got.stored_sha256 != stored.stored_sha256:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
+                          "its manifest checksum: the stored copy is damaged")
+
+
+def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
+    """Stream the sealed tar of one backup into `directory`, checking its digests."""
+    stored = _stored_name(manifest, DATA)
+    if manifest.encrypted_with and key is None:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id} is encrypted with key "
+                          f"'{manifest.encrypted_with}', which is not available")
+    read_fd, write_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def extract() -> None:
+        try:
+            with os.fdopen(read_fd, "rb") as source, \
+                    tarfile.open(fileobj=source, mode="r|") as archive:
+                archive.extractall(directory, filter="fully_trusted")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=extract, name="untar", daemon=True)
+    thread.start()
+    try:
+        with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
+                os.fdopen(write_fd, "wb") as sink:
+            got = unseal(source, sink, codec=manifest.codec,
+                         key=key if manifest.encrypted_with else None)
+    finally:
+        thread.join()
+    if got.raw_sha256 != stored.raw_sha256 or got.stored_sha256 != stored.stored_sha256:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
+                          "its manifest checksum: the stored copy is damaged")
+    if errors:
+        raise BackupError(f"unpacking {manifest.tier}/{manifest.backup_id} failed: {errors[0]}")
+
+
+def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str | None,
+                  toolset: Toolset, staging: Path) -> None:
+    """Rebuild a data directory from a full backup and its incrementals, oldest first."""
+    if target.exists() and any(target.iterdir()):
+        raise BackupError(f"{target} is not empty; restore into a new directory")
+    staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="restore-", dir=staging))
+    try:
+        if len(chain) == 1:
+            target.mkdir(parents=True, exist_ok=True)
+            _unpack(store, chain[0], target, key)
+            return
+        parts = []
+        for manifest in chain:
+            part = work / manifest.backup_id
+            part.mkdir()
+            _unpack(store, manifest, part, key)
+            parts.append(str(part))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        done = run_tool(toolset, "pg_combinebackup", [*parts, "--output", str(target),
+                                                      "--no-sync"])
+        if done.returncode != 0:
+            raise BackupError(tool_failure("pg_combinebackup", done))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

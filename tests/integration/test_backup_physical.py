@@ -1,0 +1,246 @@
+"""Physical tiers and WAL: base + incremental backups, pg_combinebackup, point-in-time
+recovery through `marketops wal-fetch`, archiving through `marketops wal-push`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from engine.backup_wiring import (
+    configure_archiving,
+    restore_point_in_time,
+    take_backup,
+    wal_settings,
+)
+from engine.jobs import jobs
+from engine.validate import ValidationResult, validate
+from runners.database import connect
+from runners.mailbox import free_port
+from runners.pgtools import discover
+from runners.postgres import EmbeddedServer, embedded_bin_dir
+from tests.helpers import write_project
+
+KEY = str(pyrage.x25519.Identity.generate())
+
+SETTINGS = """\
+destinations:
+  backups: {url: "file://./var/backups"}
+keys:
+  k1: ${MARKETOPS_TEST_BACKUP_KEY}
+"""
+BASE_TIER = """\
+title: Base backups, incremental
+owner: dba@corp.example
+kind: physical_base
+cron: "30 2 * * *"
+destination: backups
+encryption: {key: k1}
+incremental: true
+full_every: 7d
+retention: {keep_last: 20}
+rpo: 25h
+rto: 2h
+"""
+WAL_TIER = """\
+title: WAL archive
+owner: dba@corp.example
+kind: wal_archive
+destination: backups
+base_tier: base
+encryption: {key: k1}
+pitr_window: 7d
+archive_timeout: 60s
+retention: {max_age: 9d}
+rpo: 5min
+rto: 2h
+"""
+
+
+class Cluster:
+    """A project whose primary is its own embedded server, archiving through marketops."""
+
+    def __init__(self, root: Path, server: EmbeddedServer) -> None:
+        self.root = root
+        self.server = server
+        self.result: ValidationResult = validate(root)
+        assert self.result.passed(), [f.message for f in self.result.errors]
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn("postgres")
+
+    def job(self, name: str) -> object:
+        return jobs(self.result.project)[f"backup/{name}"]
+
+    def sql(self, statement: str) -> list[tuple[object, ...]]:
+        with connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def switch_and_wait(self) -> str:
+        """Close the current segment and wait until the archiver stored it."""
+        segment = str(self.sql("select pg_walfile_name(pg_switch_wal())")[0][0])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            row = self.sql("select last_archived_wal, last_failed_wal from pg_stat_archiver")[0]
+            if row[0] is not None and str(row[0]) >= segment:
+                return segment
+            time.sleep(0.2)
+        log = self.server.log_file.read_text(errors="replace")[-2000:]
+        raise AssertionError(f"{segment} was not archived; server log:\n{log}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = KEY  # the server (and archive_command) inherit it
+    root = tmp_path_factory.mktemp("physical") / "repo"
+    write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
+                         "definitions/reports/revenue.yaml": None,
+                         "definitions/backups/nightly.yaml": None,
+                         "definitions/backups/base.yaml": BASE_TIER,
+                         "definitions/backups/wal.yaml": WAL_TIER})
+    server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
+    server.start()
+    project = Cluster(root, server)
+    from engine.backup_wiring import prepare_archive_access
+
+    prepare_archive_access(root, project.result)
+    if configure_archiving(project.dsn, wal_settings(root, project.result)):
+        server.stop()
+        server.start()
+    project.sql("create table marks (id int primary key, note text)")
+    project.switch_and_wait()
+    try:
+        yield project
+    finally:
+        server.stop()
+
+
+def _dumpall(dsn: str) -> str:
+    done = subprocess.run([str(embedded_bin_dir() / "pg_dumpall"), "--dbname", dsn,
+                           "--restrict-key=marketops"], capture_output=True, text=True,
+                          check=True)
+    return done.stdout
+
+
+def test_full_plus_incremental_equals_a_full_backup_of_the_same_point(
+        cluster: Cluster, tmp_path: Path) -> None:
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'row ' || g from generate_series(1, 5000) g")
+    incremental = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    assert incremental.backup_type == "incremental" and incremental.parent_id == full.backup_id
+    assert incremental.stored_bytes < full.stored_bytes
+    # With summarize_wal, the incremental holds only changed blocks; combined, it must be
+    # indistinguishable from a new full backup of the same state.
+    cluster.sql("checkpoint")
+    from engine.backup_wiring import catalog_of
+
+    combined = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "combined",
+                                     backup_id=incremental.backup_id)
+    assert combined.chain == [full.backup_id, incremental.backup_id]
+    try:
+        chained = _dumpall(combined.dsn)
+    finally:
+        EmbeddedServer(tmp_path / "combined", 1).stop()
+    # A second full of the very same state, from a chain that starts anew.
+    from dataclasses import replace
+
+    from engine.jobs import Job
+
+    job: Job = cluster.job("base")  # type: ignore[assignment]
+    assert job.tier is not None
+    full_job = replace(job, tier=job.tier.model_copy(update={"incremental": False}))
+    second = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
+    assert second.backup_type == "full"
+    alone = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "alone",
+                                  backup_id=second.backup_id)
+    try:
+        assert _dumpall(alone.dsn) == chained
+        assert "row 5000" in chained
+    finally:
+        EmbeddedServer(tmp_path / "alone", 1).stop()
+    assert len(catalog_of(cluster.root, cluster.result, "base").complete) >= 3
+
+
+def test_point_in_time_recovery_before_and_after_a_delete(cluster: Cluster,
+                                                          tmp_path: Path) -> None:
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    time.sleep(1.1)
+    cluster.sql("insert into marks values (900001, 'marker a'), (900002, 'marker b')")
+    t1 = datetime.now(UTC)
+    time.sleep(1.1)
+    between = datetime.now(UTC)
+    time.sleep(1.1)
+    cluster.sql("delete from marks where id > 900000")
+    time.sleep(1.1)
+    after = datetime.now(UTC)
+    cluster.sql("insert into marks values (900003, 'after the delete')")  # a commit past T2
+    cluster.switch_and_wait()
+    assert t1 < between < after
+
+    early = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "early",
+                                  target_time=between)
+    try:
+        with connect(early.dsn.replace("/postgres", "/postgres")) as conn:
+            found = conn.execute("select note from marks where id > 900000 order by id").fetchall()
+        assert [r[0] for r in found] == ["marker a", "marker b"]
+        assert early.recovered_to is not None
+    finally:
+        EmbeddedServer(tmp_path / "early", 1).stop()
+
+    late = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "late",
+                                 target_time=after)
+    try:
+        with connect(late.dsn) as conn:
+            found = conn.execute("select count(*) from marks where id in (900001, 900002)"
+                                 ).fetchone()
+        assert found is not None and found[0] == 0
+    finally:
+        EmbeddedServer(tmp_path / "late", 1).stop()
+
+
+def _cli(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_wal_push_is_idempotent_and_refuses_a_different_file(cluster: Cluster,
+                                                             tmp_path: Path) -> None:
+    name = "0000000A0000000000000001"  # timeline 10: never used by the cluster itself
+    segment = tmp_path / name
+    segment.write_bytes(os.urandom(4096) * 16)
+    assert _cli(cluster.root, "wal-push", str(segment)).returncode == 0
+    again = _cli(cluster.root, "wal-push", str(segment))
+    assert again.returncode == 0, again.stderr
+    segment.write_bytes(os.urandom(4096) * 16)
+    refused = _cli(cluster.root, "wal-push", str(segment))
+    assert refused.returncode == 1
+    assert "different file of that name is already archived" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -> None:
+    name = "0000000B0000000000000001"
+    segment = tmp_path / name
+    segment.write_bytes(os.urandom(1 << 16))
+    assert _cli(cluster.root, "wal-push", str(segment)).returncode == 0
+    fetched = _cli(cluster.root, "wal-fetch", name, "RESTORED", cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "RESTORED").read_bytes() == segment.read_bytes()
+    missing = _cli(cluster.root, "wal-fetch", "0000000B0000000000000002", "X", cwd=tmp_path)
+    assert missing.returncode == 1 and not (tmp_path / "X").exists()
+    stored = next((cluster.root / "var" / "backups" / "wal").rglob(f"{name}-*"))
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    broken = _cli(cluster.root, "wal-fetch", name, "Y", cwd=tmp_path)
+    assert broken.returncode == 255, broken.stderr
+    assert "damaged" in broken.stderr and not (tmp_path / "Y").exists()
