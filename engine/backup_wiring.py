@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BackupError, UsageError
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.freshness import Freshness, WalState
 from engine.jobs import Job
 from engine.models.backup import (
     AuditVaultTier,
@@ -22,6 +23,7 @@ from engine.models.backup import (
 )
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
+from engine.walnames import DEFAULT_SEGMENT_SIZE
 from engine.wiring import resolve_env, store_for
 
 if TYPE_CHECKING:
@@ -196,30 +198,12 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
         return run_drill(root, result, job, primary_dsn)
     if isinstance(tier, AuditVaultTier):
         return export_audit(root, result, job.name, primary_dsn)
-    with cluster_lock(primary_dsn, job.name):
+    from runners.database import advisory_lock
+
+    with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
         manifest = take_backup(root, result, job, primary_dsn)
     plan = apply_retention(root, result, job.name)
     return BackupRun(manifest, plan, time.monotonic() - started).outputs()
-
-
-class cluster_lock:  # noqa: N801 - used as a context manager
-    """Session advisory lock on the cluster: two dumps or base backups never overlap."""
-
-    def __init__(self, dsn: str, holder: str) -> None:
-        self.dsn = dsn
-        self.holder = holder
-        self.conn: Any = None
-
-    def __enter__(self) -> None:
-        from runners.database import connect
-
-        self.conn = connect(self.dsn, autocommit=True,
-                            application=f"marketops backup lock {self.holder}")
-        self.conn.execute("select pg_advisory_lock(%s)", (CLUSTER_LOCK,))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            self.conn.close()  # closing the session releases the lock
 
 
 def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Manifest:
@@ -227,23 +211,25 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Man
     tier = job.tier
     assert tier is not None
     store = tier_store(root, result, tier)
-    common = {"tier": job.name, "dsn": dsn, "toolset": toolset_for(result), "store": store,
-              "sealing": sealing_for(result, tier), "staging": staging_for(root),
-              "definition_hash": job.definition_hash, "git_commit": job.git_commit}
+    toolset, sealing, staging = toolset_for(result), sealing_for(result, tier), staging_for(root)
     if isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         from runners.logical import LogicalRequest, backup_logical
 
         excluded = _excluded_data(result, tier)
         schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
         return backup_logical(LogicalRequest(
-            kind=tier.kind, schemas=schemas, jobs=tier.parallel_jobs,
-            exclude_data=sorted(set(tier.exclude_tables) | set(excluded)), **common))
+            job.name, tier.kind, dsn, toolset, store, sealing, staging, schemas=schemas,
+            exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
+            jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
+            git_commit=job.git_commit))
     if isinstance(tier, PhysicalBaseTier):
         from runners.catalog import read_catalog
         from runners.physical import PhysicalRequest, backup_physical
 
         parent = _incremental_parent(tier, read_catalog(store, job.name))
-        return backup_physical(PhysicalRequest(parent=parent, verify=tier.verify, **common))
+        return backup_physical(PhysicalRequest(
+            job.name, dsn, toolset, store, sealing, staging, parent=parent, verify=tier.verify,
+            definition_hash=job.definition_hash, git_commit=job.git_commit))
     raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
 
@@ -274,7 +260,19 @@ def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog) -> Manifest | 
 
 def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
                  ) -> dict[str, Any]:
-    raise BackupError("audit vault export is not built yet")
+    """Append the audit rows above the last exported id to the vault, batch by batch."""
+    import time
+
+    from runners.auditvault import export_batches
+
+    tier = tier_of(result, tier_id)
+    assert isinstance(tier, AuditVaultTier)
+    started = time.monotonic()
+    done = export_batches(dsn, tier_store(root, result, tier), tier_id, list(tier.tables),
+                          sealing_for(result, tier), id_column=tier.id_column,
+                          batch_rows=tier.batch_rows)
+    return {"batches": done.batches, "rows": sum(done.rows.values()),
+            "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}
 
 
 def light_definitions(root: Path) -> ValidationResult:
@@ -313,7 +311,7 @@ def wal_fetch(root: Path, name: str, target: Path) -> None:
 
 def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
     """The server settings WAL archiving and incremental base backups need."""
-    wal_id, wal = wal_tier_for(result)
+    _, wal = wal_tier_for(result)
     return {"wal_level": "replica", "archive_mode": "on",
             "archive_command": archive_command(root),
             "archive_timeout": f"{int(wal.archive_timeout.total_seconds())}s",
@@ -377,10 +375,9 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
                      backup_id: str | None = None, dsn: str | None = None,
                      server_dsn: str | None = None) -> DatabaseRestore:
     """Restore a logical backup into `database` (created if missing) and check row counts."""
+    from engine.wiring import primary_target
     from runners.database import ensure_database, with_database
     from runners.logical import restore_logical
-
-    from engine.wiring import primary_target
 
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
@@ -418,9 +415,10 @@ class ClusterRestore:
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
                           backup_id: str | None = None, target_time: datetime | None = None,
-                          port: int | None = None) -> ClusterRestore:
-    """Rebuild a data directory from the base backup(s) and, given a target time, the WAL
-    archive; start PostgreSQL on it on a free port."""
+                          port: int | None = None, replay_wal: bool = False
+                          ) -> ClusterRestore:
+    """Rebuild a data directory from the base backup(s) and, given a target time (or
+    replay_wal: to the end of the archive), the WAL archive; start PostgreSQL on it."""
     import time
 
     from runners.mailbox import free_port
@@ -449,7 +447,7 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     restore_chain(tier_store(root, result, tier), chain, into, key=key,
                   toolset=toolset_for(result), staging=staging_for(root))
     command = None
-    if target_time is not None:
+    if target_time is not None or replay_wal:
         wal_tier_for(result, tier_id)
         command = restore_command(root)
     recovered = start_restored(into, port or free_port(), "postgres",
@@ -488,13 +486,26 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
     return problems, checked
 
 
-def verify_wal(root: Path, result: ValidationResult, wal_id: str) -> tuple[list[str], list[str]]:
-    raise BackupError("not built yet")
-
-
 def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None
                  ) -> tuple[list[str], list[str]]:
-    raise BackupError("not built yet")
+    """Walk every audit vault chain: order, previous-hash links, manifests, stored rows."""
+    from runners.auditvault import verify_chain
+
+    tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
+             if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
+    if not tiers:
+        raise UsageError("no audit_vault tier is declared")
+    problems: list[str] = []
+    checked: list[str] = []
+    for tid, tier in tiers:
+        key = backup_key(result, tier.encryption.key) if tier.encryption else None
+        store = tier_store(root, result, tier)
+        for table in tier.tables:
+            found, count = verify_chain(store, tid, table, key)
+            problems += [f"{tid}: {p}" for p in found]
+            if not found:
+                checked.append(f"{tid}: {table}: {count} batch(es), chain intact")
+    return problems, checked
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
@@ -507,3 +518,99 @@ def prepare_archive_access(root: Path, result: ValidationResult) -> None:
     wal_dir = store.local_path(wal_id)
     grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
                         writable=[wal_dir] if wal_dir is not None else [])
+
+
+def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
+    """The archive's contents and (when reachable) the server's archiver."""
+    from engine.freshness import WalState
+    from runners.wal import archiver_state, stored_names
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    stored = stored_names(store_for(root, result, tier.destination), wal_id)
+    catalog = catalog_of(root, result, tier.base_tier)
+    infos = _infos(catalog)
+    first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
+                       datetime.now(UTC)) or (infos[0].start_wal if infos else None)
+    archiver = None
+    if dsn is not None:
+        from runners.database import connect
+
+        try:
+            with connect(dsn) as conn:
+                archiver = archiver_state(conn)
+        except MarketopsError:
+            archiver = None
+    from datetime import timedelta
+
+    return WalState(
+        stored, first, archiver.last_archived_wal if archiver else None,
+        timedelta(seconds=archiver.last_archived_age_s)
+        if archiver and archiver.last_archived_age_s is not None else None,
+        archiver.current_wal if archiver else None, archiver.failing if archiver else False,
+        archiver.failed_count if archiver else 0, archiver.last_failed_wal if archiver else None,
+        archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE)
+
+
+def verify_wal(root: Path, result: ValidationResult, wal_id: str,
+               dsn: str | None = None) -> tuple[list[str], list[str]]:
+    """Missing segments (by name) between the oldest needed base backup and the newest WAL,
+    and the archiver's state when the server is reachable."""
+    from engine.freshness import wal_problems
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    state = wal_state(root, result, wal_id, dsn)
+    problems, _ = wal_problems(state, tier.rpo)
+    checked = [] if problems else [
+        f"{wal_id}: {len(state.stored)} WAL file(s) from {state.first_needed or 'the start'} "
+        f"on, no gap"]
+    return [f"{wal_id}: {p}" for p in problems], checked
+
+
+def freshness(root: Path, result: ValidationResult, dsn: str | None,
+              now: datetime | None = None) -> dict[str, Freshness]:
+    """Every backup tier's newest valid backup (or WAL) against its RPO; errors reading a
+    destination are reported as the tier's problem."""
+    from engine.freshness import Freshness, backup_freshness, wal_problems
+
+    moment = now or datetime.now(UTC)
+    out: dict[str, Freshness] = {}
+    for tier_id, loaded in sorted(result.project.backups.items()):
+        tier = loaded.model
+        if isinstance(tier, RestoreDrillTier) or not tier.enabled:
+            continue
+        try:
+            if isinstance(tier, WalArchiveTier):
+                state = wal_state(root, result, tier_id, dsn)
+                problems, _ = wal_problems(state, tier.rpo)
+                age = state.last_archived_age
+                out[tier_id] = Freshness(tier_id, tier.rpo, state.last_archived, age,
+                                         "; ".join(problems) or None,
+                                         f"{len(state.stored)} WAL files")
+                continue
+            if isinstance(tier, AuditVaultTier):
+                newest = _newest_audit_batch(root, result, tier_id, tier)
+                out[tier_id] = backup_freshness(tier_id, tier.rpo, *newest, moment)
+                continue
+            latest = catalog_of(root, result, tier_id).latest()
+            out[tier_id] = backup_freshness(tier_id, tier.rpo,
+                                            latest.backup_id if latest else None,
+                                            latest.finished_at if latest else None, moment)
+        except MarketopsError as exc:
+            out[tier_id] = Freshness(tier_id, getattr(tier, "rpo", moment - moment), None, None,
+                                     f"cannot read its destination: {exc}")
+    return out
+
+
+def _newest_audit_batch(root: Path, result: ValidationResult, tier_id: str,
+                        tier: AuditVaultTier) -> tuple[str | None, datetime | None]:
+    from runners.catalog import read_catalog
+
+    store = tier_store(root, result, tier)
+    newest: tuple[str | None, datetime | None] = (None, None)
+    for table in tier.tables:
+        latest = read_catalog(store, f"{tier_id}/{table}").latest()
+        if latest and (newest[1] is None or latest.finished_at > newest[1]):
+            newest = (latest.backup_id, latest.finished_at)
+    return newest

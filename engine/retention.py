@@ -36,7 +36,7 @@ def _newest_per(backups: list[BackupInfo], count: int, key: str) -> dict[str, st
     for backup in reversed(backups):  # newest first
         moment = backup.finished_at
         bucket = {"daily": moment.strftime("%Y-%m-%d"),
-                  "weekly": "%d-W%02d" % moment.isocalendar()[:2],
+                  "weekly": "{}-W{:02d}".format(*moment.isocalendar()[:2]),
                   "monthly": moment.strftime("%Y-%m")}[key]
         if bucket in seen:
             continue

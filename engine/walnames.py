@@ -70,10 +70,5 @@ def missing_segments(stored: Iterable[str], first: Segment, last: Segment) -> li
     A segment may also be present on a later timeline (after a promotion, the switch segment
     is copied to the new timeline); only the numbers matter for recovery continuity.
     """
-    numbers = set()
-    for name in stored:
-        if SEGMENT.match(name):
-            segment = parse_segment(name, first.size)
-            if segment.timeline >= first.timeline:
-                numbers.add(segment.number)
+    numbers = {parse_segment(name, first.size).number for name in stored if SEGMENT.match(name)}
     return [s.name for s in segments_between(first, last) if s.number not in numbers]

@@ -443,11 +443,11 @@ class ReportDelivery:
         spec = self.result.project.settings.destinations[destination]
         if spec.url.startswith("s3://"):
             store = store_for(self.root, self.result, destination)
-            base = f"{path or 'reports/' + job.name}/{done.directory.name}"
+            prefix = f"{path or 'reports/' + job.name}/{done.directory.name}"
             files = sorted(done.directory.iterdir(), key=lambda p: (p.name == "manifest.json",
                                                                     p.name))
             for file in files:  # the manifest last: a copy is complete once it is there
-                with file.open("rb") as source, store.writer(f"{base}/{file.name}") as sink:
+                with file.open("rb") as source, store.writer(f"{prefix}/{file.name}") as sink:
                     shutil.copyfileobj(source, sink)
             return
         base = local_destination(self.root, self.result, destination)

@@ -41,8 +41,13 @@ def read_catalog(store: Store, tier: str) -> Catalog:
             incomplete.append(backup_id)
             continue
         try:
-            complete.append(Manifest.from_json(store.get_bytes(name)))
+            manifest = Manifest.from_json(store.get_bytes(name))
         except (ValueError, KeyError, TypeError):
             damaged.append(backup_id)
+            continue
+        if manifest.backup_id != backup_id:  # moved or swapped by hand: not trustworthy
+            damaged.append(backup_id)
+            continue
+        complete.append(manifest)
     complete.sort(key=lambda m: (m.started_at, m.backup_id))
     return Catalog(complete, incomplete, damaged)

@@ -143,7 +143,7 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
     compressed = _CompressingReader(raw, _compressor(codec, level, threads))
     stored = _HashingWriter(sink)
     if key is None:
-        shutil.copyfileobj(compressed, stored, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(compressed, stored, CHUNK)
     else:
         pyrage.encrypt_io(compressed, stored, [recipient(key)])
     return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())
@@ -178,7 +178,7 @@ def unseal(source: BinaryIO, sink: BinaryIO, *, codec: str, key: str | None = No
     decompressing = _DecompressingWriter(raw, codec)
     try:
         if key is None:
-            shutil.copyfileobj(stored, decompressing, CHUNK)  # type: ignore[misc]
+            shutil.copyfileobj(stored, decompressing, CHUNK)
         else:
             pyrage.decrypt_io(stored, decompressing, [identity(key)])
     except pyrage.DecryptError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,14 @@ def without_password(dsn: str) -> tuple[str, str | None]:
 def bind_literally(conn: Connection, sql: str, params: dict[str, Any]) -> str:
     """The query with its parameters as SQL literals (for tools that take a query text)."""
     return psycopg.ClientCursor(conn).mogrify(sql, params)
+
+
+def database_name(dsn: str) -> str:
+    """The database a DSN names (libpq's default: the user name)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    return str(params.get("dbname") or params.get("user") or "postgres")
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -133,3 +142,15 @@ class Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+@contextlib.contextmanager
+def advisory_lock(dsn: str, key: int, holder: str) -> Iterator[None]:
+    """Hold a session advisory lock on the server for the block (waiting for it if taken);
+    a crashed holder's session ends and the lock with it."""
+    with connect(dsn, autocommit=True, application=f"marketops lock {holder}") as conn:
+        conn.execute("select pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("select pg_advisory_unlock(%s)", (key,))

@@ -121,6 +121,8 @@ class AuditVaultTier(_ScheduledTier):
 
     kind: Literal["audit_vault"]
     tables: list[QualifiedTable] = Field(min_length=1)
+    id_column: Identifier = Field("id", description="Ever-increasing key rows are exported by.")
+    batch_rows: int = Field(100_000, ge=1, description="Most rows per batch file.")
 
 
 class SmokeQuery(Model):

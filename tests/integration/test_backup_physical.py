@@ -24,7 +24,6 @@ from engine.jobs import jobs
 from engine.validate import ValidationResult, validate
 from runners.database import connect
 from runners.mailbox import free_port
-from runners.pgtools import discover
 from runners.postgres import EmbeddedServer, embedded_bin_dir
 from tests.helpers import write_project
 
