@@ -152,6 +152,11 @@ def apply_retention(root: Path, result: ValidationResult, tier_id: str,
     moment = now or datetime.now(UTC)
     plan = retention_plan(root, result, tier_id, moment)
     store = tier_store(root, result, tier_of(result, tier_id))
+    # Called under the cluster lock, right after a successful backup: no other backup of
+    # this tier can be in flight, so a folder without a manifest is an interrupted run's.
+    leftovers = catalog_of(root, result, tier_id).incomplete
+    plan = RetentionPlan(plan.keep, {**plan.delete, **{b: "incomplete (interrupted run)"
+                                                       for b in leftovers}})
     for backup_id in sorted(plan.delete):
         store.remove(f"{tier_id}/{backup_id}")
     tier = tier_of(result, tier_id)
@@ -202,7 +207,7 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
 
     with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
         manifest = take_backup(root, result, job, primary_dsn)
-    plan = apply_retention(root, result, job.name)
+        plan = apply_retention(root, result, job.name)
     return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
 

@@ -58,11 +58,16 @@ class _HashingWriter:
         self.sink = sink
         self.digest = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None  # pyrage wraps it; re-raised as it was
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.size += len(data)
-        self.sink.write(data)
+        try:
+            self.sink.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
         return len(data)
 
     def writable(self) -> bool:
@@ -145,7 +150,12 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
     if key is None:
         shutil.copyfileobj(compressed, stored, CHUNK)
     else:
-        pyrage.encrypt_io(compressed, stored, [recipient(key)])
+        try:
+            pyrage.encrypt_io(compressed, stored, [recipient(key)])
+        except pyrage.EncryptError as exc:
+            if stored.error is not None:
+                raise stored.error from None
+            raise BackupError(f"encryption failed: {exc}") from None
     return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())
 
 
@@ -182,8 +192,12 @@ def unseal(source: BinaryIO, sink: BinaryIO, *, codec: str, key: str | None = No
         else:
             pyrage.decrypt_io(stored, decompressing, [identity(key)])
     except pyrage.DecryptError:
+        if raw.error is not None:
+            raise raw.error from None
         raise BackupError("cannot decrypt: wrong key or damaged file") from None
     except OSError as exc:
+        if raw.error is not None:
+            raise raw.error from None
         if "decrypt" not in str(exc):
             raise
         raise BackupError("cannot decrypt: the stored file is damaged (age authentication "
