@@ -80,11 +80,11 @@ class Store:
             elif handle is not None:
                 with contextlib.suppress(Exception):
                     handle.discard()  # s3fs: abort the multipart upload, publish nothing
+                handle.closed = True  # nothing left to flush when it is collected
             if self.local:
                 with contextlib.suppress(OSError):
                     os.unlink(staging)
-            if isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(
-                    exc, BackupError):
+            if isinstance(exc, OSError):
                 raise _fail(self.spec, f"writing {name}", exc) from None
             raise
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -13,6 +18,7 @@ from engine.ddl import create_all
 from engine.validate import validate
 from runners.database import connect, execute_script, with_database
 from runners.demodata import generate
+from runners.mailbox import free_port
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +35,25 @@ def market_template(pg_admin_dsn: str, repo_root: Path) -> Iterator[str]:
     yield name
     with connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"drop database if exists {name} with (force)".encode())
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on loopback."""
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                               "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(10)

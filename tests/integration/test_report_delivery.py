@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from openpyxl import load_workbook
 
 from runners.database import connect
@@ -116,28 +110,6 @@ def test_smtp_deferral_is_retried_and_each_recipient_gets_one_mail(tmp_path: Pat
         rows = dict(conn.execute("select recipient, status from marketops.deliveries").fetchall())
     assert rows["email:a@corp.example"] == "sent" and rows["email:b@corp.example"] == "sent"
     assert rows["email:nobody@corp.example"] == "failed"
-
-
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server on loopback."""
-    port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
-                               "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    server.terminate()
-    server.wait(10)
 
 
 def test_copy_to_an_s3_destination(tmp_path: Path, shop_dsn: str, s3_endpoint: str) -> None:

@@ -1,0 +1,50 @@
+"""Sealing: zstd/gzip/none x age, digests on both sides, damage and wrong keys refused."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from engine.errors import BackupError
+from runners.codec import generate_key, seal, unseal
+
+KEY = generate_key()[0]
+DATA = os.urandom(300_000) + b"compressible " * 50_000
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip", "none"])
+@pytest.mark.parametrize("key", [None, KEY])
+def test_round_trip(codec: str, key: str | None) -> None:
+    sink = io.BytesIO()
+    sealed = seal(io.BytesIO(DATA), sink, codec=codec, key=key)
+    assert sealed.raw_size == len(DATA) and sealed.stored_size == len(sink.getvalue())
+    if codec != "none":
+        assert sealed.stored_size < len(DATA)
+    out = io.BytesIO()
+    back = unseal(io.BytesIO(sink.getvalue()), out, codec=codec, key=key)
+    assert out.getvalue() == DATA
+    assert (back.raw_sha256, back.stored_sha256) == (sealed.raw_sha256, sealed.stored_sha256)
+
+
+def test_wrong_key_and_damage_are_refused() -> None:
+    sink = io.BytesIO()
+    seal(io.BytesIO(DATA), sink, codec="zstd", key=KEY)
+    with pytest.raises(BackupError, match="decrypt"):
+        unseal(io.BytesIO(sink.getvalue()), io.BytesIO(), codec="zstd", key=generate_key()[0])
+    damaged = bytearray(sink.getvalue())
+    damaged[len(damaged) // 2] ^= 1
+    with pytest.raises(BackupError, match=r"damaged|decrypt"):
+        unseal(io.BytesIO(bytes(damaged)), io.BytesIO(), codec="zstd", key=KEY)
+
+
+def test_public_recipient_encrypts_but_cannot_restore() -> None:
+    secret, public = generate_key()
+    sink = io.BytesIO()
+    seal(io.BytesIO(b"x" * 1000), sink, codec="zstd", key=public)
+    with pytest.raises(BackupError, match="secret key"):
+        unseal(io.BytesIO(sink.getvalue()), io.BytesIO(), codec="zstd", key=public)
+    out = io.BytesIO()
+    unseal(io.BytesIO(sink.getvalue()), out, codec="zstd", key=secret)
+    assert out.getvalue() == b"x" * 1000
