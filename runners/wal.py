@@ -130,7 +130,7 @@ def archiver_state(conn: object) -> ArchiverState:
                 "extract(epoch from now() - last_archived_time), failed_count, "
                 "last_failed_wal, coalesce(last_failed_time > coalesce(last_archived_time, "
                 "'-infinity'), false), pg_walfile_name(pg_current_wal_lsn()), "
-                "current_setting('wal_segment_size')::bigint, "
+                "(select setting::bigint from pg_settings where name = 'wal_segment_size'), "
                 "(select timeline_id from pg_control_checkpoint()) from pg_stat_archiver")[0]
     return ArchiverState(str(row[0]), str(row[1]), row[2], float(row[3])
                          if row[3] is not None else None, int(row[4]), row[5], bool(row[6]),

@@ -63,6 +63,15 @@ rto: 2h
 """
 
 
+DRILL_TIER = """\
+title: Drill of the base backups with WAL replay
+owner: dba@corp.example
+kind: restore_drill
+cron: "0 4 * * 6"
+tiers: [base]
+"""
+
+
 class Cluster:
     """A project whose primary is its own embedded server, archiving through marketops."""
 
@@ -105,7 +114,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                          "definitions/reports/revenue.yaml": None,
                          "definitions/backups/nightly.yaml": None,
                          "definitions/backups/base.yaml": BASE_TIER,
-                         "definitions/backups/wal.yaml": WAL_TIER})
+                         "definitions/backups/wal.yaml": WAL_TIER,
+                         "definitions/backups/drill.yaml": DRILL_TIER})
     server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
     server.start()
     project = Cluster(root, server)
@@ -243,3 +253,39 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
     broken = _cli(cluster.root, "wal-fetch", name, "Y", cwd=tmp_path)
     assert broken.returncode == 255, broken.stderr
     assert "damaged" in broken.stderr and not (tmp_path / "Y").exists()
+
+
+def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
+    from engine.backup_wiring import freshness, run_backup, verify_tier
+
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks values (777001, 'for the drill')")
+    cluster.switch_and_wait()
+    cluster.sql("insert into marks values (777002, 'next segment')")
+    last = cluster.switch_and_wait()
+    outputs = run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+    drilled = outputs["tiers"]["base"]
+    assert drilled["problems"] == [] and drilled["within_rto"] and drilled["seconds"] > 0
+    assert freshness(cluster.root, cluster.result, cluster.dsn)["wal"].problem is None
+
+    # Take one archived segment away (one the latest base backup needs for PITR).
+    from engine.walnames import parse_segment
+
+    gone = parse_segment(last).number - 1
+    victim = next(p for p in (cluster.root / "var" / "backups" / "wal").rglob("*")
+                  if p.is_file() and p.name[:24].isalnum() and len(p.name) > 24
+                  and p.name[:24] != last and parse_segment(p.name[:24]).number == gone)
+    name = victim.name[:24]
+    held = victim.with_name("held")
+    victim.rename(held)
+    try:
+        problems, _ = verify_tier(cluster.root, cluster.result, "wal")
+        assert any(name in p and "gap" in p for p in problems), problems
+        status = freshness(cluster.root, cluster.result, cluster.dsn)["wal"]
+        assert status.problem is not None and name in status.problem
+        from engine.errors import BackupError
+
+        with pytest.raises(BackupError, match=name):
+            run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+    finally:
+        held.rename(victim)
