@@ -619,3 +619,25 @@ def _newest_audit_batch(root: Path, result: ValidationResult, tier_id: str,
         if latest and (newest[1] is None or latest.finished_at > newest[1]):
             newest = (latest.backup_id, latest.finished_at)
     return newest
+
+
+class FreshnessCache:
+    """Backup freshness for the service's pages, re-read from the destinations at most once
+    per `ttl` seconds (listing object storage on every scrape would be slow and costly)."""
+
+    def __init__(self, root: Path, result: Any, dsn: str | None, ttl: float = 60) -> None:
+        self.root = root
+        self.result = result  # a ValidationResult, or LiveDefinitions (its .result is current)
+        self.dsn = dsn
+        self.ttl = ttl
+        self._value: dict[str, Freshness] = {}
+        self._at = float("-inf")
+
+    def __call__(self) -> dict[str, Freshness]:
+        import time
+
+        if time.monotonic() - self._at >= self.ttl:
+            current = getattr(self.result, "result", self.result)
+            self._value = freshness(self.root, current, self.dsn)
+            self._at = time.monotonic()
+        return self._value

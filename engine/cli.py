@@ -328,8 +328,13 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
                                     limits={"report": max_reports, "backup": max_backups}),
                       changed=live.changed, on_failure=Alerter(live, ledger))
 
+    from engine.backup_wiring import FreshnessCache
+
+    backup_freshness = FreshnessCache(root, live, database_dsn(root, result, "primary"))
+
     def now_statuses() -> list[Any]:
-        return statuses(live.result, ledger, executor.supports, dt.now(UTC))
+        return statuses(live.result, ledger, executor.supports, dt.now(UTC),
+                        backup_freshness())
 
     def healthz() -> tuple[int, str, str]:
         fresh = service.last_tick is not None and \
@@ -370,13 +375,15 @@ def status(obj: dict[str, Any], fmt: str) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.backup_wiring import freshness
     from engine.status import as_dict, render_text
     from engine.wiring import Executor, database_dsn, ledger_for, statuses, valid_definitions
 
     result = valid_definitions(obj["root"])
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
     executor = Executor(obj["root"], result, "")
-    found = statuses(result, ledger, executor.supports, dt.now(UTC))
+    fresh = freshness(obj["root"], result, database_dsn(obj["root"], result, "primary"))
+    found = statuses(result, ledger, executor.supports, dt.now(UTC), fresh)
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:

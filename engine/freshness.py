@@ -28,7 +28,7 @@ def backup_freshness(tier: str, rpo: timedelta, newest_id: str | None,
     if newest_at is None:
         return Freshness(tier, rpo, None, None, f"no complete backup (RPO {rpo})")
     age = now - newest_at
-    problem = f"newest backup is {_span(age)} old, RPO is {_span(rpo)}" if age > rpo else None
+    problem = f"newest backup is {span(age)} old, RPO is {span(rpo)}" if age > rpo else None
     return Freshness(tier, rpo, newest_id, age, problem)
 
 
@@ -73,14 +73,15 @@ def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]
         problems.append(f"archive lag: {waiting} completed segments not archived yet")
     # An idle server switches no segment: an old last-archived time alone is not a stall.
     if waiting > 0 and state.last_archived_age is not None and state.last_archived_age > rpo:
-        problems.append(f"archiver stalled: last segment archived {_span(state.last_archived_age)}"
-                        f" ago with {waiting} waiting, RPO is {_span(rpo)}")
+        problems.append(f"archiver stalled: last segment archived {span(state.last_archived_age)}"
+                        f" ago with {waiting} waiting, RPO is {span(rpo)}")
     if state.last_archived is None and not segments:
         problems.append("nothing archived yet: is archive_command set? (marketops wal-setup)")
     return problems, gaps
 
 
-def _span(delta: timedelta) -> str:
+def span(delta: timedelta) -> str:
+    """A short human duration: 45s, 12min, 3.5h, 2.0d."""
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds}s"

@@ -7,6 +7,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.freshness import Freshness, span
 from engine.jobs import Job
 from engine.ledger import RunRecord
 
@@ -21,6 +22,7 @@ class JobStatus:
     next_run: datetime | None
     expected_slot: datetime | None
     problem: str | None
+    freshness: Freshness | None = None
 
     @property
     def healthy(self) -> bool:
@@ -28,8 +30,10 @@ class JobStatus:
 
 
 def job_status(job: Job, supported: bool, last: RunRecord | None,
-               last_success: datetime | None, now: datetime) -> JobStatus:
-    """Late: the newest slot older than the misfire grace has not run; failing: it failed."""
+               last_success: datetime | None, now: datetime,
+               freshness: Freshness | None = None) -> JobStatus:
+    """Late: the newest slot older than the misfire grace has not run; failing: it failed;
+    stale: a backup tier's newest valid backup (or WAL) is older than its RPO."""
     schedule = job.schedule
     next_run = schedule.next_after(now) if schedule else None
     expected = None
@@ -40,19 +44,30 @@ def job_status(job: Job, supported: bool, last: RunRecord | None,
         problem = f"last run failed: {last.error}"
     elif supported and expected is not None and (last is None or last.slot < expected):
         problem = f"late: the slot at {expected.isoformat()} has not run"
-    return JobStatus(job.id, job.kind, supported, last, last_success, next_run, expected,
-                     problem)
+    if freshness is not None and freshness.problem:
+        problem = f"{problem}; {freshness.problem}" if problem else freshness.problem
+    scheduled = supported or freshness is not None  # WAL archiving runs continuously
+    return JobStatus(job.id, job.kind, scheduled, last, last_success, next_run, expected,
+                     problem, freshness)
+
+
+def _age(s: JobStatus) -> str:
+    f = s.freshness
+    if f is None:
+        return "-"
+    return f"{span(f.age) if f.age is not None else 'none'} / RPO {span(f.rpo)}"
 
 
 def render_text(statuses: list[JobStatus]) -> str:
-    lines = [f"{'job':<34} {'last run':<10} {'slot':<26} {'next run':<26} health"]
+    lines = [f"{'job':<34} {'last run':<10} {'slot':<26} {'next run':<26} "
+             f"{'backup age':<22} health"]
     for s in statuses:
         last = s.last.status if s.last else "-"
         slot = s.last.slot.isoformat(timespec="minutes") if s.last else "-"
-        nxt = s.next_run.isoformat(timespec="minutes") if s.next_run else "-"
-        health = "not scheduled (no runner yet)" if not s.scheduled else (
-            "ok" if s.healthy else s.problem)
-        lines.append(f"{s.job:<34} {last:<10} {slot:<26} {nxt:<26} {health}")
+        nxt = s.next_run.isoformat(timespec="minutes") if s.next_run else (
+            "continuous" if s.freshness is not None else "-")
+        health = "not scheduled" if not s.scheduled else ("ok" if s.healthy else s.problem)
+        lines.append(f"{s.job:<34} {last:<10} {slot:<26} {nxt:<26} {_age(s):<22} {health}")
     return "\n".join(lines) + "\n"
 
 
@@ -65,7 +80,11 @@ def as_dict(s: JobStatus) -> dict[str, object]:
                     s.last.finished_at.isoformat() if s.last.finished_at else None,
                 "error": s.last.error},
             "last_success": s.last_success.isoformat() if s.last_success else None,
-            "next_run": s.next_run.isoformat() if s.next_run else None}
+            "next_run": s.next_run.isoformat() if s.next_run else None,
+            "backup": None if s.freshness is None else {
+                "newest": s.freshness.newest, "rpo_seconds": s.freshness.rpo.total_seconds(),
+                "age_seconds": s.freshness.age.total_seconds() if s.freshness.age else None,
+                "problem": s.freshness.problem}}
 
 
 def _label(value: str) -> str:
@@ -90,6 +109,20 @@ def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]]
             "# TYPE marketops_delivery_failures gauge"]
     out += [f'marketops_delivery_failures{{job="{_label(j)}"}} {n}'
             for j, n in sorted(delivery_failures.items())]
+    out += ["# HELP marketops_backup_age_seconds Age of each tier's newest valid backup "
+            "(for WAL: of the last archived segment).",
+            "# TYPE marketops_backup_age_seconds gauge"]
+    out += [f'marketops_backup_age_seconds{{tier="{_label(s.freshness.tier)}"}} '
+            f"{s.freshness.age.total_seconds():.0f}" for s in statuses
+            if s.freshness is not None and s.freshness.age is not None]
+    out += ["# HELP marketops_backup_rpo_seconds Each tier's declared RPO.",
+            "# TYPE marketops_backup_rpo_seconds gauge"]
+    out += [f'marketops_backup_rpo_seconds{{tier="{_label(s.freshness.tier)}"}} '
+            f"{s.freshness.rpo.total_seconds():.0f}" for s in statuses if s.freshness]
+    out += ["# HELP marketops_backup_fresh 1 when the tier is within its RPO and intact.",
+            "# TYPE marketops_backup_fresh gauge"]
+    out += [f'marketops_backup_fresh{{tier="{_label(s.freshness.tier)}"}} '
+            f"{int(s.freshness.problem is None)}" for s in statuses if s.freshness]
     out += ["# HELP marketops_job_healthy 1 when the job is on time and not failing.",
             "# TYPE marketops_job_healthy gauge"]
     out += [f'marketops_job_healthy{{job="{_label(s.job)}"}} {int(s.healthy)}'
@@ -107,7 +140,8 @@ def render_html(statuses: list[JobStatus], worker: str, now: datetime) -> str:
             f"<td>{html.escape(s.last.status if s.last else '-')}</td>"
             f"<td>{html.escape(s.last.slot.isoformat(timespec='minutes') if s.last else '-')}</td>"
             f"<td>{html.escape(s.next_run.isoformat(timespec='minutes') if s.next_run else '-')}"
-            f"</td><td>{html.escape(state if s.healthy or not s.scheduled else str(s.problem))}"
+            f"</td><td>{html.escape(_age(s))}</td>"
+            f"<td>{html.escape(state if s.healthy or not s.scheduled else str(s.problem))}"
             "</td></tr>")
     unhealthy = sum(1 for s in statuses if s.scheduled and not s.healthy)
     summary = "All scheduled jobs are healthy." if not unhealthy else \
@@ -122,7 +156,7 @@ tr.problem td{{background:#fde2e2}}tr.not-scheduled td{{color:#888}}</style></he
 <p id="summary">{html.escape(summary)}</p>
 <p>worker {html.escape(worker)}, {html.escape(now.isoformat(timespec="seconds"))}</p>
 <table id="jobs"><thead><tr><th>job</th><th>last run</th><th>slot</th><th>next run</th>
-<th>health</th></tr></thead><tbody>
+<th>backup age</th><th>health</th></tr></thead><tbody>
 {"".join(rows)}
 </tbody></table></body></html>
 """

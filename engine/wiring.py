@@ -18,6 +18,7 @@ from runners.postgres import EmbeddedServer
 
 if TYPE_CHECKING:
     from engine.execution import Outcome
+    from engine.freshness import Freshness
     from engine.status import JobStatus
     from runners.report import ReportRequest, ReportResult
     from runners.storage import Store
@@ -463,14 +464,16 @@ class ReportDelivery:
 
 
 def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
-             now: datetime) -> list[JobStatus]:
-    """The status of every job of the project."""
+             now: datetime, fresh: dict[str, Freshness] | None = None) -> list[JobStatus]:
+    """The status of every job of the project (with backup freshness when given)."""
     from engine.jobs import jobs
     from engine.status import job_status
 
     latest = ledger.latest_by_job()
     success = ledger.last_success()
-    return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now)
+    fresh = fresh or {}
+    return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now,
+                       fresh.get(job.name) if job.kind == "backup" else None)
             for job_id, job in sorted(jobs(result.project).items())]
 
 

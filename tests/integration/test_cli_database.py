@@ -126,9 +126,22 @@ def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
             ("succeeded", attempt + 1, "manual")]  # the same slot, one row, one more attempt
 
 
-def test_run_refuses_backups_and_unknown_jobs(demo_root: Path) -> None:
-    backup = run("run", "backup/nightly_full", cwd=demo_root)
-    assert backup.returncode == 1 and "backup runners are not built yet" in backup.stderr
+def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> None:
+    wal = run("run", "backup/wal_archive", cwd=demo_root)
+    assert wal.returncode == 1 and "runs continuously (archive_command)" in wal.stderr
+    backfill = run("backfill", "backup/nightly_full", "--from", "2026-01-01T00:00Z",
+                   "--until", "2026-01-03T00:00Z", cwd=demo_root)
+    assert backfill.returncode == 1 and "cannot be backfilled" in backfill.stderr
+    env_key = os.environ.pop("MARKETOPS_BACKUP_KEY", None)
+    try:
+        keyless = run("run", "backup/users_schema", cwd=demo_root)
+    finally:
+        if env_key is not None:
+            os.environ["MARKETOPS_BACKUP_KEY"] = env_key
+    assert keyless.returncode == 1
+    assert "refers to ${MARKETOPS_BACKUP_KEY}, which is not set" in keyless.stdout + \
+        keyless.stderr
+    assert "Traceback" not in keyless.stderr
     unknown = run("run", "report/nope", cwd=demo_root)
     assert unknown.returncode == 1 and "unknown job report/nope" in unknown.stderr
 
