@@ -45,7 +45,8 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
       marketops validate            # check every definition, offline
       marketops impact users.accounts.email
     """
-    ctx.obj = {"root": root, "debug": debug}
+    # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
+    ctx.obj = {"root": root.resolve(), "debug": debug}
 
 
 @cli.command()
@@ -747,6 +748,25 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
         click.echo(f"{r.job:<29}{r.period:<25}{r.status:<10}{r.rows:>7,}  "
                    f"{','.join(f for f in r.outputs if f != 'json'):<18}"
                    f"{sent}/{len(r.deliveries)}")
+    from engine.backup_wiring import ensure_demo_key, run_demo_backups
+    from engine.wiring import primary_target
+
+    if ensure_demo_key(obj["root"]):
+        click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
+    click.echo("running every backup tier once, then the restore drill ...")
+    tiers = run_demo_backups(obj["root"], result, primary_target(obj["root"], result, None),
+                             dt.now(UTC))
+    click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
+               f"{'verified':<22}recovery / RTO")
+    for t in tiers:
+        from engine.cli_backup import human_size
+
+        size = human_size(t.stored_bytes) if t.stored_bytes else "-"
+        took = f"{t.seconds:.1f}s" if t.seconds else "-"
+        click.echo(f"{t.tier:<24}{t.kind:<16}{t.status:<11}{size:>10}{took:>8}  "
+                   f"{t.verified:<22}{t.recovery}")
+        if t.error:
+            click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
     if archive:
         from engine.wiring import local_destination
@@ -755,7 +775,9 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     click.echo(f"mails (.eml):   {mailbox}")
     click.echo(f"data directory: {server.data_dir}")
     click.echo(f'connect:        psql "{server.dsn()}"')
-    click.echo("next:           marketops schema diff   |   marketops db stop")
+    click.echo(f"backups:        {obj['root'] / 'var' / 'backups'}  (marketops backups)")
+    click.echo("next:           marketops status   |   marketops restore --help   |   "
+               "marketops db stop")
 
 
 def main() -> None:

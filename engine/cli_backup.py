@@ -11,7 +11,8 @@ import click
 from engine.errors import MarketopsError, UsageError
 
 
-def _human(size: float) -> str:
+def human_size(size: float) -> str:
+    """Bytes as B, kB, MB, GB, TB."""
     for unit in ("B", "kB", "MB", "GB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -124,7 +125,7 @@ def backups(obj: dict[str, Any], tier: str | None) -> None:
                    + (f", {len(catalog.incomplete)} incomplete" if catalog.incomplete else ""))
         for m in catalog.complete:
             rows = f"  {sum(m.row_counts.values()):,} rows" if m.row_counts else ""
-            click.echo(f"  {m.backup_id}  {m.backup_type:<11} {_human(m.stored_bytes):>9}  "
+            click.echo(f"  {m.backup_id}  {m.backup_type:<11} {human_size(m.stored_bytes):>9}  "
                        f"{(m.finished_at - m.started_at).total_seconds():6.1f}s{rows}")
 
 

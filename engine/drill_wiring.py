@@ -40,6 +40,7 @@ class DrillResult:
     seconds: float | None = None
     rto_seconds: float = 0
     tables_checked: int = 0
+    checked: str = ""
     smoke: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -96,6 +97,7 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
             outcome.tables_checked = done.tables
             schemas = set(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
             outcome.smoke, outcome.problems = _smoke(done.dsn, queries, schemas, result)
+            outcome.checked = f"{done.tables} tables match"
         except MarketopsError as exc:
             outcome.problems.append(str(exc))
         finally:
@@ -119,6 +121,8 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
             outcome.smoke, problems = _smoke(with_database(done_c.dsn, database), queries,
                                              None, result)
             outcome.problems += problems
+            outcome.checked = ("WAL replayed to " + (done_c.recovered_to or "backup end")
+                               if has_wal else "started")
         except MarketopsError as exc:
             outcome.problems.append(str(exc))
         finally:

@@ -50,9 +50,10 @@ class WalState:
 def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]:
     """(problems, gaps): missing segments by name, a failing or stalled archiver, lag."""
     problems: list[str] = []
+    last_archived = _as_segment(state.last_archived)
     segments = sorted((s for s in state.stored if SEGMENT.match(s)),
                       key=lambda n: parse_segment(n, state.segment_size).number)
-    last = state.last_archived or (segments[-1] if segments else None)
+    last = last_archived or (segments[-1] if segments else None)
     gaps: list[str] = []
     if state.first_needed and last and SEGMENT.match(last):
         first = parse_segment(state.first_needed, state.segment_size)
@@ -66,9 +67,9 @@ def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]
         problems.append(f"archiver failing on {state.last_failed} ({state.failed_count} "
                         "failures): segments pile up in pg_wal until it succeeds")
     waiting = 0
-    if state.current_wal and state.last_archived and SEGMENT.match(state.current_wal):
+    if state.current_wal and last_archived and SEGMENT.match(state.current_wal):
         waiting = (parse_segment(state.current_wal, state.segment_size).number
-                   - parse_segment(state.last_archived, state.segment_size).number - 1)
+                   - parse_segment(last_archived, state.segment_size).number - 1)
     if waiting > LAG_SEGMENTS:
         problems.append(f"archive lag: {waiting} completed segments not archived yet")
     # An idle server switches no segment: an old last-archived time alone is not a stall.
@@ -78,6 +79,14 @@ def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]
     if state.last_archived is None and not segments:
         problems.append("nothing archived yet: is archive_command set? (marketops wal-setup)")
     return problems, gaps
+
+
+def _as_segment(name: str | None) -> str | None:
+    """The segment a WAL file name belongs to (a .backup label names its segment first);
+    None for history files."""
+    if name and SEGMENT.match(name[:24]):
+        return name[:24]
+    return None
 
 
 def span(delta: timedelta) -> str:

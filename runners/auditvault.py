@@ -11,10 +11,10 @@ from engine.auditchain import GENESIS, Batch, chain_hash, chain_problems
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from runners.catalog import read_catalog
-from runners.codec import EXTENSIONS, seal, unseal
+from runners.codec import EXTENSIONS, Sealing, seal, unseal
 from runners.database import connect, query
-from runners.logical import Sealing
 from runners.storage import Store
+from runners.verify import verify_backup
 
 
 def _batch(manifest: Manifest) -> Batch:
@@ -56,6 +56,7 @@ class Exported:
     batches: dict[str, int]
     rows: dict[str, int]
     head: dict[str, str]
+    stored_bytes: int = 0
 
 
 def export_batches(dsn: str, store: Store, tier: str, tables: list[str], sealing: Sealing,
@@ -65,6 +66,7 @@ def export_batches(dsn: str, store: Store, tier: str, tables: list[str], sealing
     batches: dict[str, int] = {}
     rows: dict[str, int] = {}
     head: dict[str, str] = {}
+    stored = 0
     for table in tables:
         catalog = read_catalog(store, _folder(tier, table))
         chain = [_batch(m) for m in catalog.complete]
@@ -75,21 +77,22 @@ def export_batches(dsn: str, store: Store, tier: str, tables: list[str], sealing
         last = chain[-1] if chain else None
         written = total = 0
         while True:
-            batch = _export_one(dsn, store, tier, table, sealing, id_column, batch_rows, last,
-                                definition_hash)
-            if batch is None:
+            manifest = _export_one(dsn, store, tier, table, sealing, id_column, batch_rows, last,
+                                   definition_hash)
+            if manifest is None:
                 break
-            last = batch
+            batch = last = _batch(manifest)
             written += 1
             total += batch.rows
+            stored += manifest.stored_bytes
         batches[table], rows[table] = written, total
         head[table] = last.chain_hash if last else GENESIS
-    return Exported(batches, rows, head)
+    return Exported(batches, rows, head, stored)
 
 
 def _export_one(dsn: str, store: Store, tier: str, table: str, sealing: Sealing,
                 id_column: str, batch_rows: int, last: Batch | None,
-                definition_hash: str) -> Batch | None:
+                definition_hash: str) -> Manifest | None:
     schema, name = table.split(".")
     after = last.last_id if last else None
     started = datetime.now(UTC)
@@ -133,7 +136,7 @@ def _export_one(dsn: str, store: Store, tier: str, table: str, sealing: Sealing,
         except BaseException:
             store.remove(prefix)
             raise
-    return _batch(manifest)
+    return manifest
 
 
 def verify_chain(store: Store, tier: str, table: str, key: str | None) -> tuple[list[str], int]:
@@ -150,8 +153,10 @@ def verify_chain(store: Store, tier: str, table: str, key: str | None) -> tuple[
         with store.reader(name) as handle:
             raw = _DigestSink()
             if manifest.encrypted_with and key is None:
-                raise BackupError(f"the audit vault is encrypted with key "
-                                  f"'{manifest.encrypted_with}', which is not available")
+                # Without the key: the stored bytes against the manifest, not the rows.
+                found = verify_backup(store, manifest)
+                problems += [f"{table}: batch {manifest.backup_id}: {p}" for p in found]
+                continue
             try:
                 got = unseal(handle, raw, codec=manifest.codec,  # type: ignore[arg-type]
                              key=key if manifest.encrypted_with else None)

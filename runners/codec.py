@@ -28,6 +28,17 @@ class _Stream(Protocol):
 
 
 @dataclass(frozen=True)
+class Sealing:
+    """How files are stored: codec, level, and the encryption key (name and value)."""
+
+    codec: str = "zstd"
+    level: int = 3
+    key_name: str | None = None
+    key: str | None = None
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class Sealed:
     """Sizes and sha256 digests of one file before and after sealing."""
 

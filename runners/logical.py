@@ -13,23 +13,12 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import EXTENSIONS, seal, unseal
+from runners.codec import EXTENSIONS, Sealing, seal, unseal
 from runners.database import connect, query
 from runners.pgtools import Toolset, check_server, run_tool, tool_failure
 from runners.storage import Store
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
-
-
-@dataclass(frozen=True)
-class Sealing:
-    """How files are stored: codec, level, and the encryption key (name and value)."""
-
-    codec: str = "zstd"
-    level: int = 3
-    key_name: str | None = None
-    key: str | None = None
-    threads: int = 2
 
 
 @dataclass(frozen=True)

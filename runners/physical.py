@@ -18,9 +18,8 @@ from typing import BinaryIO
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.walnames import segment_of_lsn
-from runners.codec import EXTENSIONS, seal, unseal
+from runners.codec import EXTENSIONS, Sealing, seal, unseal
 from runners.database import connect, query
-from runners.logical import Sealing
 from runners.pgtools import Toolset, check_server, run_tool, tool_failure
 from runners.storage import Store
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.walnames import HISTORY, SEGMENT, is_wal_name
-from runners.codec import CHUNK, EXTENSIONS, seal, unseal
-from runners.logical import Sealing
+from runners.codec import CHUNK, EXTENSIONS, Sealing, seal, unseal
 from runners.storage import Store
 
 

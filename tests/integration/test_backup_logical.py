@@ -9,8 +9,9 @@ import pyrage
 import pytest
 
 from engine.errors import BackupError, MarketopsError
+from runners.codec import Sealing
 from runners.database import connect, with_database
-from runners.logical import LogicalRequest, Sealing, backup_logical, read_manifest, restore_logical
+from runners.logical import LogicalRequest, backup_logical, read_manifest, restore_logical
 from runners.pgtools import discover
 from runners.postgres import embedded_bin_dir
 from runners.storage import Store, StoreSpec

@@ -76,7 +76,7 @@ def test_logical_backup_and_wal_on_s3(tmp_path: Path, repo_root: Path, s3_endpoi
     segment = tmp_path / "000000010000000000000042"
     segment.write_bytes(os.urandom(1 << 16))
     key = os.environ["MARKETOPS_BACKUP_KEY"]
-    from runners.logical import Sealing
+    from runners.codec import Sealing
 
     sealing = Sealing("zstd", 3, "backup-key", key)
     assert push(store, "wal_archive", segment, sealing) is True

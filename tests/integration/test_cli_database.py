@@ -46,6 +46,19 @@ def test_demo_end_to_end(demo_root: Path) -> None:
     assert len(mails) >= 15
     assert b"Content-Type: text/html" in mails[0].read_bytes()
     assert (demo_root / "var" / "mailbox" / "webhooks.jsonl").read_text().count("\n") >= 3
+    # Every backup tier ran once and verified; the drill restored four tiers within RTO.
+    tiers = {line.split()[0]: line for line in out.splitlines()
+             if line.split() and line.split()[0] in {
+                 "base_weekly", "nightly_full", "users_schema", "orders_payments",
+                 "catalog_hourly", "support_schema", "analytics_daily", "content_schema",
+                 "audit_vault", "wal_archive"}}
+    assert len(tiers) == 10, out
+    assert all(" succeeded " in line and (" yes " in line or "chain ok" in line)
+               for name, line in tiers.items() if name != "wal_archive"), out
+    assert "no gap" in tiers["wal_archive"], out
+    drills = [line for line in out.splitlines() if line.startswith("drill:")]
+    assert len(drills) == 4 and all(" succeeded " in d and "/ RTO" in d for d in drills), out
+    assert any("WAL replayed to" in d for d in drills), out
     # Reused on a second run, and the data is replaced, not doubled.
     again = run("demo", "--scale", "0.001", cwd=demo_root)
     assert again.returncode == 0, again.stderr

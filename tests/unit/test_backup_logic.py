@@ -95,7 +95,8 @@ def test_wal_problems_name_the_gap_failure_and_lag() -> None:
     problems, _ = wal_problems(failing, timedelta(minutes=5))
     text = " | ".join(problems)
     assert "archiver failing on" in text and "archive lag: 15" in text and "stalled" in text
-    idle = WalState([*stored, Segment(1, 7).name], Segment(1, 1).name, Segment(1, 29).name,
+    idle = WalState([*stored, Segment(1, 7).name], Segment(1, 1).name,
+                    Segment(1, 29).name + ".00000028.backup",
                     timedelta(days=2), Segment(1, 30).name, False, 0, None)
     assert wal_problems(idle, timedelta(minutes=5))[0] == []  # idle is not stalled
 
