@@ -146,6 +146,30 @@ def retention_plan(root: Path, result: ValidationResult, tier_id: str,
     return plan_retention(_infos(catalog), retention, now or datetime.now(UTC))
 
 
+def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None
+                      ) -> dict[str, dict[str, Any]]:
+    """For `marketops plan --retention`: per tier, what retention keeps and would delete now,
+    including interrupted leftovers and, for base tiers, the WAL segments it would prune."""
+    moment = now or datetime.now(UTC)
+    preview: dict[str, dict[str, Any]] = {}
+    for tier_id, loaded in sorted(result.project.backups.items()):
+        tier = loaded.model
+        if isinstance(tier, (WalArchiveTier, RestoreDrillTier)):
+            continue
+        if isinstance(tier, AuditVaultTier):
+            preview[tier_id] = {"keep": {}, "delete": {}, "note": "the audit vault is "
+                                "append-only: batches are never deleted by marketops"}
+            continue
+        plan = retention_plan(root, result, tier_id, moment)
+        leftovers = catalog_of(root, result, tier_id).incomplete
+        entry: dict[str, Any] = {"keep": plan.keep, "delete": {
+            **plan.delete, **{b: "incomplete (interrupted run)" for b in leftovers}}}
+        if isinstance(tier, PhysicalBaseTier):
+            entry["wal_segments"] = prune_wal(root, result, tier_id, plan, moment, dry_run=True)
+        preview[tier_id] = entry
+    return preview
+
+
 def apply_retention(root: Path, result: ValidationResult, tier_id: str,
                     now: datetime | None = None) -> RetentionPlan:
     """Delete what the tier's retention does not keep; then WAL no kept base needs."""
@@ -166,8 +190,9 @@ def apply_retention(root: Path, result: ValidationResult, tier_id: str,
 
 
 def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: RetentionPlan,
-              now: datetime) -> list[str]:
-    """Remove archived segments older than the PITR window's base backup needs."""
+              now: datetime, *, dry_run: bool = False) -> list[str]:
+    """Remove archived segments older than the PITR window's base backup needs (or, with
+    dry_run, only name them)."""
     from engine.walnames import SEGMENT, parse_segment
     from runners.wal import stored_entries
 
@@ -184,7 +209,8 @@ def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: Ret
     removed = []
     for name, path in sorted(stored_entries(store, wal_id).items()):
         if SEGMENT.match(name) and parse_segment(name).number < first.number:
-            store.remove(path)
+            if not dry_run:
+                store.remove(path)
             removed.append(name)
     return removed
 
@@ -203,6 +229,8 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
         return run_drill(root, result, job, primary_dsn)
     if isinstance(tier, AuditVaultTier):
         return export_audit(root, result, job.name, primary_dsn)
+    if isinstance(tier, WalArchiveTier):
+        return check_wal(root, result, job.name, primary_dsn)
     from runners.database import advisory_lock
 
     with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
@@ -562,6 +590,26 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
         archiver.current_wal if archiver else None, archiver.failing if archiver else False,
         archiver.failed_count if archiver else 0, archiver.last_failed_wal if archiver else None,
         archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE)
+
+
+def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
+    """The WAL tier's scheduled check: the server must be able to honour it, the archive must
+    have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
+    from runners.database import connect
+    from runners.physical import server_problems
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    with connect(dsn) as conn:
+        setup = server_problems(conn, incremental=False, archiving=True)
+    if setup:
+        raise BackupError(f"the server cannot archive WAL for {wal_id}: " + "; ".join(setup))
+    problems, checked = verify_wal(root, result, wal_id, dsn)
+    if problems:
+        raise BackupError("; ".join(problems))
+    state = wal_state(root, result, wal_id, dsn)
+    return {"stored": len(state.stored), "last_archived": state.last_archived,
+            "checked": checked}
 
 
 def verify_wal(root: Path, result: ValidationResult, wal_id: str,

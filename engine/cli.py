@@ -163,13 +163,18 @@ INSTANT = _Instant()
 @click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--retention", is_flag=True,
+              help="Also read the destinations and list what each tier's retention would "
+                   "delete now (backups, interrupted leftovers, WAL segments).")
 @click.pass_obj
-def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fmt: str) -> None:
+def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
+         retention: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
     \b
     Example:
       marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/pnl_monthly
+      marketops plan --from 2026-11-25T00:00Z --until 2026-11-26T00:00Z --retention
     """
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
@@ -184,9 +189,19 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
         raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
     selected = [available[j] for j in job_ids] if job_ids else list(available.values())
     slots = list(make_plan(selected, start, end))
+    preview: dict[str, Any] = {}
+    if retention:
+        from engine.backup_wiring import retention_preview
+
+        preview = retention_preview(obj["root"], result)
+        if job_ids:
+            preview = {t: v for t, v in preview.items() if f"backup/{t}" in job_ids}
     if fmt == "json":
-        click.echo(json.dumps({"from": start.isoformat(), "until": end.isoformat(),
-                               "slots": [s.as_dict() for s in slots]}, indent=2))
+        payload: dict[str, Any] = {"from": start.isoformat(), "until": end.isoformat(),
+                                   "slots": [s.as_dict() for s in slots]}
+        if retention:
+            payload["retention"] = preview
+        click.echo(json.dumps(payload, indent=2))
         return
     for planned in slots:
         entry = planned.as_dict()
@@ -198,6 +213,16 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
         more = " ..." if len(lines) > 1 else ""
         click.echo(f"    {lines[0]}{more}")
     click.echo(f"{len(slots)} slot(s)")
+    for tier_id, entry in preview.items():
+        deletes = entry["delete"]
+        wal = entry.get("wal_segments") or []
+        click.echo(f"retention {tier_id}: keep {len(entry['keep'])}, delete {len(deletes)}"
+                   + (f", {len(wal)} WAL segment(s)" if wal else "")
+                   + (f" ({entry['note']})" if entry.get("note") else ""))
+        for backup_id, why in sorted(deletes.items()):
+            click.echo(f"    delete {tier_id}/{backup_id}: {why}")
+        if wal:
+            click.echo(f"    delete WAL {wal[0]} .. {wal[-1]}")
 
 
 @cli.command("run")

@@ -75,8 +75,9 @@ def jobs(project: Project, git_commit: str | None = None) -> dict[str, Job]:
         tier = tier_loaded.model
         if not tier.enabled:
             continue
-        schedule = None if isinstance(tier, WalArchiveTier) else Schedule(tier.cron,
-                                                                             tier.timezone)
+        # WAL archiving itself is continuous (archive_command); its slots are health checks.
+        schedule = Schedule(tier.check_cron, "UTC") if isinstance(tier, WalArchiveTier) \
+            else Schedule(tier.cron, tier.timezone)
         found[f"backup/{tier_id}"] = Job(
             f"backup/{tier_id}", "backup", tier_id, tier.owner, schedule, tier.run,
             _hash(tier.model_dump_json()), tier=tier, git_commit=git_commit)

@@ -315,6 +315,15 @@ class Ledger:
                 where status <> 'skipped' order by job, slot desc, id desc""").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def previous_run(self, job: str, slot: datetime) -> RunRecord | None:
+        """The newest finished, non-skipped run of `job` before `slot`."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                select {_RECORD_COLUMNS} from {SCHEMA}.runs
+                where job = %s and slot < %s and status in ('succeeded', 'failed')
+                order by slot desc, id desc limit 1""", (job, slot)).fetchone()
+        return _record(row) if row else None
+
     def last_success(self) -> dict[str, datetime]:
         """When each job last succeeded (finish time)."""
         with self._conn() as conn:

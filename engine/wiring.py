@@ -520,6 +520,11 @@ class Alerter:
         from runners.delivery import SmtpServer, post_webhook, send_mail
 
         settings = self.result.project.settings
+        if job.tier is not None and job.tier.kind == "wal_archive":
+            # A check that keeps failing for the same reason alerts once, when it starts.
+            before = self.ledger.previous_run(job.id, run.slot)
+            if before is not None and before.status == "failed" and before.error == error:
+                return
         slot = run.slot.astimezone(job.schedule.tz) if job.schedule else run.slot
         subject = f"[marketops] {job.id} failed (slot {slot.isoformat()})"
         text = (f"{job.id} failed for its slot at {slot.isoformat()} after {run.attempt} "

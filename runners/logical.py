@@ -5,6 +5,7 @@ file by file into a destination; restores through pg_restore, into a scratch or 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from runners.codec import EXTENSIONS, Sealing, seal, unseal
 from runners.database import connect, query
-from runners.pgtools import Toolset, check_server, run_tool, tool_failure
+from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
@@ -90,18 +91,26 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                     raise BackupError(f"schema(s) {', '.join(sorted(missing))} do not exist "
                                       f"in {database}")
             excluded = set(request.exclude_data)
-            counts = {f"{s}.{t}": int(query(conn, f'select count(*) from "{s}"."{t}"')[0][0])
-                      for s, t in tables if f"{s}.{t}" not in excluded}
             external = _external_foreign_keys(conn, request.schemas) if request.schemas else {}
             compress, codec = _compress_flag(request.toolset, request.sealing)
             args = ["--format=directory", f"--jobs={request.jobs}", f"--file={work / 'dump'}",
                     f"--snapshot={snapshot}", "--no-sync", compress]
             args += [f"--schema={s}" for s in request.schemas or []]
             args += [f"--exclude-table-data={t}" for t in sorted(excluded)]
-            done = run_tool(request.toolset, "pg_dump", args, dsn=request.dsn)
+            # Rows are counted in the exported snapshot while pg_dump reads the same one.
+            dump = start_tool(request.toolset, "pg_dump", args, dsn=request.dsn)
+            try:
+                counts = {f"{s}.{t}": int(query(conn, f'select count(*) from "{s}"."{t}"')[0][0])
+                          for s, t in tables if f"{s}.{t}" not in excluded}
+            except BaseException:
+                dump.kill()
+                dump.communicate()
+                raise
+            _, stderr = dump.communicate()
             conn.rollback()
-        if done.returncode != 0:
-            raise BackupError(tool_failure("pg_dump", done))
+        if dump.returncode != 0:
+            raise BackupError(tool_failure("pg_dump", subprocess.CompletedProcess(
+                dump.args, dump.returncode, "", stderr)))
         files = _seal_directory(request.store, prefix, work / "dump", codec, request.sealing)
         manifest = Manifest(
             tier=request.tier, kind=request.kind, backup_id=backup_id, started_at=started,
@@ -133,6 +142,10 @@ def _seal_directory(store: Store, prefix: str, directory: Path, codec: str,
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         name = relative + suffix
+        if codec == "none" and sealing.key is None:
+            adopted = store.adopt(path, f"{prefix}/{name}")
+            files.append(StoredFile(name, adopted[0], adopted[1], adopted[0], adopted[1]))
+            continue
         with path.open("rb") as source, store.writer(f"{prefix}/{name}") as sink:
             sealed = seal(source, sink, codec=codec, level=sealing.level, key=sealing.key,
                           threads=sealing.threads)

@@ -95,6 +95,27 @@ def check_server(toolset: Toolset, server_version_num: int, *, physical: bool = 
     return None
 
 
+def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
+               ) -> subprocess.Popen[str]:
+    """Start a PostgreSQL tool in the background (stderr captured); see run_tool."""
+    import os
+
+    from runners.database import without_password
+
+    env = dict(os.environ)
+    argv = [str(toolset.path(tool)), *args]
+    if dsn is not None:
+        bare, password = without_password(dsn)
+        argv.append(f"--dbname={bare}")
+        if password:
+            env["PGPASSWORD"] = password
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env=env)
+    except OSError as exc:
+        raise ToolError(f"cannot run {tool}: {exc.strerror}") from None
+
+
 def run_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
              timeout: float | None = None, cwd: Path | None = None,
              ) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.walnames import segment_of_lsn
 from runners.codec import EXTENSIONS, Sealing, seal, unseal
 from runners.database import connect, query
-from runners.pgtools import Toolset, check_server, run_tool, tool_failure
+from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store
 
 DATA = "base.tar"
@@ -122,18 +123,28 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         done = run_tool(request.toolset, "pg_basebackup", args, dsn=request.dsn)
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_basebackup", done))
-        if request.verify:
-            verified = run_tool(request.toolset, "pg_verifybackup", [str(work / "base")])
-            if verified.returncode != 0:
-                raise BackupError(tool_failure("pg_verifybackup", verified))
-        wal = _wal_range(work / "base" / PG_MANIFEST)
-        files = [_seal_path(request, prefix, work / "base" / PG_MANIFEST, PG_MANIFEST)]
-        stream, thread, errors = _pipe_tar(work / "base")
-        with stream:
-            files.append(_seal_stream(request, prefix, stream, DATA))
-        thread.join()
+        # pg_verifybackup reads the copy while we pack and seal it: both passes overlap.
+        verifier = start_tool(request.toolset, "pg_verifybackup", [str(work / "base")]) \
+            if request.verify else None
+        try:
+            wal = _wal_range(work / "base" / PG_MANIFEST)
+            files = [_seal_path(request, prefix, work / "base" / PG_MANIFEST, PG_MANIFEST)]
+            stream, thread, errors = _pipe_tar(work / "base")
+            with stream:
+                files.append(_seal_stream(request, prefix, stream, DATA))
+            thread.join()
+        except BaseException:
+            if verifier is not None:
+                verifier.kill()
+                verifier.communicate()
+            raise
         if errors:
             raise BackupError(f"packing the base backup failed: {errors[0]}")
+        if verifier is not None:
+            _, stderr = verifier.communicate()
+            if verifier.returncode != 0:
+                raise BackupError(tool_failure("pg_verifybackup", subprocess.CompletedProcess(
+                    verifier.args, verifier.returncode, "", stderr)))
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field
+from pydantic import Discriminator, Field, field_validator
 
 from engine.models.base import (
     CronExpr,
@@ -114,6 +114,9 @@ class WalArchiveTier(_Tier):
     compression: Compression = Field(default_factory=Compression)
     rpo: Duration
     rto: Duration
+    check_cron: CronExpr = Field("*/5 * * * *", description="How often the service checks "
+                                 "the archive (gaps, lag, a failing or stalled archiver); a "
+                                 "problem alerts the owner once, when it starts.")
 
 
 class AuditVaultTier(_ScheduledTier):
@@ -123,6 +126,13 @@ class AuditVaultTier(_ScheduledTier):
     tables: list[QualifiedTable] = Field(min_length=1)
     id_column: Identifier = Field("id", description="Ever-increasing key rows are exported by.")
     batch_rows: int = Field(100_000, ge=1, description="Most rows per batch file.")
+
+    @field_validator("retention")
+    @classmethod
+    def _append_only(cls, value: Retention) -> Retention:
+        raise ValueError("the audit vault is append-only: its batches are never deleted (each "
+                         "names the previous one's hash); remove retention, protect the "
+                         "destination with object lock or permissions instead")
 
 
 class SmokeQuery(Model):

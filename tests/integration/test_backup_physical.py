@@ -20,7 +20,7 @@ from engine.backup_wiring import (
     take_backup,
     wal_settings,
 )
-from engine.jobs import jobs
+from engine.jobs import Job, jobs
 from engine.validate import ValidationResult, validate
 from runners.database import connect
 from runners.mailbox import free_port
@@ -96,7 +96,7 @@ class Cluster:
     def switch_and_wait(self) -> str:
         """Close the current segment and wait until the archiver stored it."""
         segment = str(self.sql("select pg_walfile_name(pg_switch_wal())")[0][0])
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # each push starts a Python process; slow under load
         while time.monotonic() < deadline:
             row = self.sql("select last_archived_wal, last_failed_wal from pg_stat_archiver")[0]
             if row[0] is not None and str(row[0]) >= segment:
@@ -162,7 +162,6 @@ def test_full_plus_incremental_equals_a_full_backup_of_the_same_point(
     # A second full of the very same state, from a chain that starts anew.
     from dataclasses import replace
 
-    from engine.jobs import Job
 
     job: Job = cluster.job("base")  # type: ignore[assignment]
     assert job.tier is not None
@@ -289,3 +288,58 @@ def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Clust
             run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
     finally:
         held.rename(victim)
+
+
+def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
+    from datetime import timedelta
+
+    from engine.execution import execute_run
+    from engine.models.settings import Smtp
+    from engine.ledger import Ledger
+    from engine.wiring import Alerter, Executor
+    from tests.mailbox import smtp_server
+
+    port = free_port()
+    settings = cluster.result.project.settings.model_copy(update={"smtp": Smtp(
+        host="127.0.0.1", port=port, starttls=False, sender="marketops@corp.example")})
+    from dataclasses import replace as dc_replace
+
+    result = ValidationResult(dc_replace(cluster.result.project, settings=settings), [])
+    ledger = Ledger(lambda: connect(cluster.dsn, autocommit=True))
+    ledger.migrate()
+    executor = Executor(cluster.root, result, cluster.dsn, ledger, primary_dsn=cluster.dsn)
+    job = jobs(result.project)["backup/wal"]
+    assert job.schedule is not None  # WAL slots are health checks
+    take_backup(cluster.root, result, job_for(result, "base"), cluster.dsn)
+    last = cluster.switch_and_wait()
+    cluster.sql("insert into marks values (888001, 'x')")
+    cluster.switch_and_wait()
+    from engine.walnames import parse_segment
+
+    victim = next(p for p in (cluster.root / "var" / "backups" / "wal").rglob(f"{last}-*"))
+    assert parse_segment(last)
+    held = victim.with_name("held-aside")
+
+    def check(minute: int) -> str:
+        slot = datetime(2030, 1, 1, 0, minute, tzinfo=UTC)
+        run = ledger.claim(job.id, slot, "w", timedelta(seconds=60), job.definition_hash,
+                           None)
+        assert run is not None
+        return execute_run(ledger, executor, job, run, "w", timedelta(seconds=60),
+                           Alerter(result, ledger)).status
+
+    with smtp_server(port) as mails:
+        assert check(0) == "succeeded"
+        victim.rename(held)
+        try:
+            assert check(5) == "failed"
+            assert check(10) == "failed"  # same problem: no second alert
+        finally:
+            held.rename(victim)
+        assert check(15) == "succeeded"
+    assert len(mails) == 1, [m[1]["Subject"] for m in mails]
+    assert last in mails[0][1].get_payload()
+
+
+def job_for(result: ValidationResult, name: str) -> Job:
+    return jobs(result.project)[f"backup/{name}"]

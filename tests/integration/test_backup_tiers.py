@@ -184,3 +184,55 @@ def test_retention_keeps_the_newest_and_deletes_the_rest(
     fresh = freshness(root, result, None, later)["content_schema"]
     assert fresh.problem is not None and "RPO" in fresh.problem
     assert freshness(root, result, None)["content_schema"].problem is None
+
+
+def test_two_backups_of_one_cluster_never_overlap(repo: tuple[Path, ValidationResult],
+                                                  market_dsn: str) -> None:
+    import itertools
+    import threading
+
+    root, result = repo
+    outputs: dict[str, dict[str, object]] = {}
+
+    def run(tier: str) -> None:
+        outputs[tier] = run_backup(root, result, _job(result, tier), market_dsn)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in ("nightly_full", "support_schema",
+                                                                "users_schema")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spans = sorted((m.started_at, m.finished_at) for t in outputs
+                   for m in catalog_of(root, result, t).complete)
+    assert len(spans) == 3
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start, spans  # the advisory lock serialised them
+
+
+def test_restore_command_into_a_new_database(repo: tuple[Path, ValidationResult],
+                                             market_dsn: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root, result = repo
+    run_backup(root, result, _job(result, "support_schema"), market_dsn)
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), "restore",
+                           "--tier", "support_schema", "--into-database", "support_check",
+                           "--dsn", market_dsn], capture_output=True, text=True,
+                          env={**os.environ, "MARKETOPS_BACKUP_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    assert "row counts match the manifest" in done.stdout
+    assert "skipped foreign key support." in done.stdout  # users/orders are not in it
+    from runners.database import with_database
+
+    restored = table_fingerprints(with_database(market_dsn, "support_check"))
+    assert restored == table_fingerprints(market_dsn, ["support"])
+    again = subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), "restore",
+                            "--tier", "support_schema", "--into-database", "support_check",
+                            "--dsn", market_dsn], capture_output=True, text=True,
+                           env={**os.environ, "MARKETOPS_BACKUP_KEY": KEY})
+    assert again.returncode == 1 and "already has schema(s) support" in again.stderr
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute(b"drop database support_check with (force)")

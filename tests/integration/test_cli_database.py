@@ -140,8 +140,6 @@ def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
 
 
 def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> None:
-    wal = run("run", "backup/wal_archive", cwd=demo_root)
-    assert wal.returncode == 1 and "runs continuously (archive_command)" in wal.stderr
     backfill = run("backfill", "backup/nightly_full", "--from", "2026-01-01T00:00Z",
                    "--until", "2026-01-03T00:00Z", cwd=demo_root)
     assert backfill.returncode == 1 and "cannot be backfilled" in backfill.stderr
