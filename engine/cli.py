@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from engine.clitypes import INSTANT
 from engine.errors import MarketopsError, UsageError
 
 
@@ -135,26 +136,6 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
                f"{'' if check or stale else ' (unchanged)'}")
 
 
-class _Instant(click.ParamType[datetime]):
-    """An ISO 8601 time; without an offset it is read as UTC."""
-
-    name = "time"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
-        from datetime import UTC
-
-        if isinstance(value, datetime):
-            return value
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            self.fail(f"'{value}' is not an ISO 8601 time such as 2026-03-01T06:00+01:00",
-                      param, ctx)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-INSTANT = _Instant()
 
 
 @cli.command()

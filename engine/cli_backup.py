@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from engine.clitypes import INSTANT
 from engine.errors import MarketopsError, UsageError
 
 
@@ -132,10 +133,9 @@ def backups(obj: dict[str, Any], tier: str | None) -> None:
 @click.command("restore")
 @click.option("--tier", required=True, help="The tier to restore from.")
 @click.option("--backup", "backup_id", default=None, help="A backup id (default: latest).")
-@click.option("--target-time", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z",
-                                                             "%Y-%m-%dT%H:%M%z",
-                                                             "%Y-%m-%dT%H:%M:%S.%f%z"]),
-              default=None, help="Point-in-time recovery target (physical tiers, ISO 8601).")
+@click.option("--target-time", type=INSTANT, default=None,
+              help="Point-in-time recovery target (physical tiers), ISO 8601; UTC without "
+                   "an offset.")
 @click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="New data directory (physical tiers).")
 @click.option("--into-database", default=None,

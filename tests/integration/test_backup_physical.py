@@ -294,8 +294,8 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
     from datetime import timedelta
 
     from engine.execution import execute_run
-    from engine.models.settings import Smtp
     from engine.ledger import Ledger
+    from engine.models.settings import Smtp
     from engine.wiring import Alerter, Executor
     from tests.mailbox import smtp_server
 

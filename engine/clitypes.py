@@ -1,0 +1,30 @@
+"""Parameter types shared by the `marketops` command modules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+
+class _Instant(click.ParamType[datetime]):
+    """An ISO 8601 time; without an offset it is read as UTC."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from datetime import UTC
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"'{value}' is not an ISO 8601 time such as 2026-03-01T06:00+01:00",
+                      param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+INSTANT = _Instant()

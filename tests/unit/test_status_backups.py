@@ -1,0 +1,48 @@
+"""Backup tiers in status: age of the newest valid backup against the RPO, in text, JSON,
+Prometheus metrics and the HTML page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from engine.freshness import Freshness, backup_freshness
+from engine.jobs import Job, jobs
+from engine.status import as_dict, job_status, render_html, render_metrics, render_text
+from tests.helpers import BASE, write_project
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def _nightly(tmp_path: Path) -> Job:
+    from engine.validate import validate
+
+    root = write_project(tmp_path, dict(BASE))
+    return jobs(validate(root).project)["backup/nightly"]
+
+
+def test_a_stale_tier_is_a_problem_everywhere(tmp_path: Path) -> None:
+    job = _nightly(tmp_path)
+    stale = backup_freshness("nightly", timedelta(hours=26), "b1", NOW - timedelta(hours=30),
+                             NOW)
+    status = job_status(job, True, None, None, NOW, stale)
+    assert not status.healthy and "RPO is 26.0h" in str(status.problem)
+    text = render_text([status])
+    assert "30.0h / RPO 26.0h" in text
+    metrics = render_metrics([status], [], {}, {})
+    assert 'marketops_backup_age_seconds{tier="nightly"} 108000' in metrics
+    assert 'marketops_backup_rpo_seconds{tier="nightly"} 93600' in metrics
+    assert 'marketops_backup_fresh{tier="nightly"} 0' in metrics
+    assert as_dict(status)["backup"] == {"newest": "b1", "rpo_seconds": 93600.0,
+                                         "age_seconds": 108000.0,
+                                         "problem": status.freshness.problem}  # type: ignore[union-attr]
+    assert "30.0h / RPO 26.0h" in render_html([status], "w", NOW)
+
+
+def test_a_fresh_tier_reports_fresh(tmp_path: Path) -> None:
+    job = _nightly(tmp_path)
+    fresh = Freshness("nightly", timedelta(hours=26), "b2", timedelta(hours=1), None)
+    status = job_status(job, True, None, None, NOW, fresh)
+    metrics = render_metrics([status], [], {}, {})
+    assert 'marketops_backup_fresh{tier="nightly"} 1' in metrics
+    assert status.freshness is fresh
