@@ -309,26 +309,34 @@ def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
             "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}
 
 
-def light_definitions(root: Path) -> ValidationResult:
-    """Settings and tiers loaded without the SQL checks: archive_command runs per segment and
-    must start fast. Structural errors still stop it."""
+def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
+    """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
+    segment and must start fast, and a broken report or schema file must not stop WAL
+    archiving. Only errors in marketops.yaml, or a WAL tier that does not load, stop it."""
     from engine.errors import DefinitionError
     from engine.loader import load_project
 
     project, findings = load_project(root)
     errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        raise DefinitionError(f"{errors[0].location}: {errors[0].message}; run marketops "
-                              "validate")
-    return ValidationResult(project, [])
+    blocking = [f for f in errors if f.location.file == "marketops.yaml"]
+    if blocking:
+        raise DefinitionError(f"{blocking[0].location}: {blocking[0].message}")
+    result = ValidationResult(project, [])
+    try:
+        wal_id, wal = wal_tier_for(result)
+    except UsageError:
+        backups = [f for f in errors if f.location.file.startswith("definitions/backups/")]
+        if backups:
+            raise DefinitionError(f"{backups[0].location}: {backups[0].message}") from None
+        raise
+    return result, wal_id, wal
 
 
 def wal_push(root: Path, path: Path) -> bool:
     """archive_command: store one WAL file; False when it was archived already."""
     from runners.wal import push
 
-    result = light_definitions(root)
-    wal_id, wal = wal_tier_for(result)
+    result, wal_id, wal = wal_definitions(root)
     return push(store_for(root, result, wal.destination), wal_id, path,
                 sealing_for(result, wal))
 
@@ -337,8 +345,7 @@ def wal_fetch(root: Path, name: str, target: Path) -> None:
     """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
     from runners.wal import fetch
 
-    result = light_definitions(root)
-    wal_id, wal = wal_tier_for(result)
+    result, wal_id, wal = wal_definitions(root)
     key = backup_key(result, wal.encryption.key) if wal.encryption else None
     fetch(store_for(root, result, wal.destination), wal_id, name, target, key)
 
@@ -445,6 +452,7 @@ class ClusterRestore:
     recovered_to: str | None
     seconds: float
     chain: list[str]
+    stop_command: str = ""
 
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
@@ -488,7 +496,7 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
                                restore_command=command, target_time=target_time)
     return ClusterRestore(manifest.backup_id, recovered.server.dsn("postgres"), into,
                           recovered.recovered_to, time.monotonic() - started,
-                          [m.backup_id for m in chain])
+                          [m.backup_id for m in chain], recovered.server.stop_command())
 
 
 def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False

@@ -166,7 +166,7 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target_time: 
         click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
         click.echo(f"recovered to:   {done.recovered_to or 'the end of the base backup'}")
         click.echo(f"server running: {done.dsn}")
-        click.echo(f"stop it with:   pg_ctl stop -D {into_dir}")
+        click.echo(f"stop it with:   {done.stop_command}")
         return
     if into_database is None:
         raise UsageError("say where: --into-database NAME (logical tiers) or --into DIR "

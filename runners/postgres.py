@@ -80,6 +80,11 @@ class EmbeddedServer:
         except PermissionError as exc:
             raise EmbeddedServerError(f"cannot run {argv[0]}: {exc.strerror}") from exc
 
+    def stop_command(self) -> str:
+        """The shell command that stops this server (as its own user when we are root)."""
+        command = f"{embedded_bin_dir() / 'pg_ctl'} stop -D {self.data_dir}"
+        return f"runuser -u {SYSTEM_USER} -- {command}" if _as_root() else command
+
     def is_initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").is_file()
 

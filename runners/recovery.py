@@ -72,8 +72,14 @@ def start_restored(data_dir: Path, port: int, database: str, *,
                                   f"{server.log_file}")
             time.sleep(0.2)
     log = _log(server)
-    point = _STOPPED.findall(log) or _LAST.findall(log)
-    return Recovered(server, point[-1].strip() if point else None, time.monotonic() - started)
+    stopped, last = _STOPPED.findall(log), _LAST.findall(log)
+    point = None
+    if last:
+        point = f"last replayed commit at {last[-1].strip()}"
+    if stopped:
+        point = f"{point or 'no commit replayed'}; stopped before the commit at " \
+            f"{stopped[-1].strip()}"
+    return Recovered(server, point, time.monotonic() - started)
 
 
 def _log(server: EmbeddedServer) -> str:

@@ -343,3 +343,24 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
 
 def job_for(result: ValidationResult, name: str) -> Job:
     return jobs(result.project)[f"backup/{name}"]
+
+
+def test_a_broken_report_does_not_stop_wal_archiving(cluster: Cluster, tmp_path: Path) -> None:
+    broken = cluster.root / "definitions" / "reports" / "broken.yaml"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("title: [unclosed\n")
+    segment = tmp_path / "0000000C0000000000000001"
+    segment.write_bytes(os.urandom(1 << 14))
+    try:
+        pushed = _cli(cluster.root, "wal-push", str(segment))
+        assert pushed.returncode == 0, pushed.stderr
+        settings = cluster.root / "marketops.yaml"
+        saved = settings.read_text()
+        settings.write_text(saved + "unknown_setting: 1\n")
+        try:
+            refused = _cli(cluster.root, "wal-push", str(segment))
+        finally:
+            settings.write_text(saved)
+        assert refused.returncode == 1 and "marketops.yaml:" in refused.stderr
+    finally:
+        broken.unlink()
