@@ -91,42 +91,43 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _family(name: str, kind: str, text: str, samples: list[tuple[str, str, str]]
+            ) -> list[str]:
+    """One metric family: HELP, TYPE, then `name{label="value"} sample` lines."""
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}",
+            *(f'{name}{{{label}="{_label(value)}"}} {sample}'
+              for label, value, sample in samples)]
+
+
 def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]],
                    durations: dict[str, float], delivery_failures: dict[str, int]) -> str:
     """Prometheus text exposition format."""
+    fresh = [s.freshness for s in statuses if s.freshness is not None]
     out = ["# HELP marketops_runs_total Runs recorded in the ledger, by job and status.",
            "# TYPE marketops_runs_total counter"]
     out += [f'marketops_runs_total{{job="{_label(j)}",status="{s}"}} {n}' for j, s, n in counts]
-    out += ["# HELP marketops_last_success_timestamp_seconds When each job last succeeded.",
-            "# TYPE marketops_last_success_timestamp_seconds gauge"]
-    out += [f'marketops_last_success_timestamp_seconds{{job="{_label(s.job)}"}} '
-            f"{s.last_success.timestamp():.0f}" for s in statuses if s.last_success]
-    out += ["# HELP marketops_last_run_duration_seconds Duration of each job's last run.",
-            "# TYPE marketops_last_run_duration_seconds gauge"]
-    out += [f'marketops_last_run_duration_seconds{{job="{_label(j)}"}} {d:.3f}'
-            for j, d in sorted(durations.items())]
-    out += ["# HELP marketops_delivery_failures Deliveries (mail, webhook) that failed.",
-            "# TYPE marketops_delivery_failures gauge"]
-    out += [f'marketops_delivery_failures{{job="{_label(j)}"}} {n}'
-            for j, n in sorted(delivery_failures.items())]
-    out += ["# HELP marketops_backup_age_seconds Age of each tier's newest valid backup "
-            "(for WAL: of the last archived segment).",
-            "# TYPE marketops_backup_age_seconds gauge"]
-    out += [f'marketops_backup_age_seconds{{tier="{_label(s.freshness.tier)}"}} '
-            f"{s.freshness.age.total_seconds():.0f}" for s in statuses
-            if s.freshness is not None and s.freshness.age is not None]
-    out += ["# HELP marketops_backup_rpo_seconds Each tier's declared RPO.",
-            "# TYPE marketops_backup_rpo_seconds gauge"]
-    out += [f'marketops_backup_rpo_seconds{{tier="{_label(s.freshness.tier)}"}} '
-            f"{s.freshness.rpo.total_seconds():.0f}" for s in statuses if s.freshness]
-    out += ["# HELP marketops_backup_fresh 1 when the tier is within its RPO and intact.",
-            "# TYPE marketops_backup_fresh gauge"]
-    out += [f'marketops_backup_fresh{{tier="{_label(s.freshness.tier)}"}} '
-            f"{int(s.freshness.problem is None)}" for s in statuses if s.freshness]
-    out += ["# HELP marketops_job_healthy 1 when the job is on time and not failing.",
-            "# TYPE marketops_job_healthy gauge"]
-    out += [f'marketops_job_healthy{{job="{_label(s.job)}"}} {int(s.healthy)}'
-            for s in statuses if s.scheduled]
+    out += _family("marketops_last_success_timestamp_seconds", "gauge",
+                   "When each job last succeeded.",
+                   [("job", s.job, f"{s.last_success.timestamp():.0f}") for s in statuses
+                    if s.last_success])
+    out += _family("marketops_last_run_duration_seconds", "gauge",
+                   "Duration of each job's last run.",
+                   [("job", j, f"{d:.3f}") for j, d in sorted(durations.items())])
+    out += _family("marketops_delivery_failures", "gauge",
+                   "Deliveries (mail, webhook) that failed.",
+                   [("job", j, str(n)) for j, n in sorted(delivery_failures.items())])
+    out += _family("marketops_backup_age_seconds", "gauge",
+                   "Age of each tier's newest valid backup (for WAL: of the last archived "
+                   "segment).", [("tier", f.tier, f"{f.age.total_seconds():.0f}")
+                                 for f in fresh if f.age is not None])
+    out += _family("marketops_backup_rpo_seconds", "gauge", "Each tier's declared RPO.",
+                   [("tier", f.tier, f"{f.rpo.total_seconds():.0f}") for f in fresh])
+    out += _family("marketops_backup_fresh", "gauge",
+                   "1 when the tier is within its RPO and intact.",
+                   [("tier", f.tier, str(int(f.problem is None))) for f in fresh])
+    out += _family("marketops_job_healthy", "gauge",
+                   "1 when the job is on time and not failing.",
+                   [("job", s.job, str(int(s.healthy))) for s in statuses if s.scheduled])
     return "\n".join(out) + "\n"
 
 

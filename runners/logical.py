@@ -14,10 +14,11 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import EXTENSIONS, Sealing, seal, unseal
+from runners.codec import EXTENSIONS, Sealing, seal
 from runners.database import connect, query
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
-from runners.storage import Store
+from runners.storage import Store, staged_backup
+from runners.verify import unseal_checked
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -72,10 +73,8 @@ def backup_logical(request: LogicalRequest) -> Manifest:
     """Dump, count rows in the same snapshot, seal every file, then write the manifest."""
     started = datetime.now(UTC)
     backup_id = new_backup_id(started)
-    request.staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{request.tier}-", dir=request.staging))
     prefix = f"{request.tier}/{backup_id}"
-    try:
+    with staged_backup(request.store, prefix, request.staging) as work:
         with connect(request.dsn, application=f"marketops backup {request.tier}") as conn:
             version = int(query(conn, "show server_version_num")[0][0])
             problem = check_server(request.toolset, version)
@@ -124,11 +123,6 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                      "excluded_data": sorted(excluded), "external_foreign_keys": external})
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
         return manifest
-    except BaseException:
-        request.store.remove(prefix)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _schemas(conn: object) -> set[str]:
@@ -168,21 +162,13 @@ def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:
 
 def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
     """Fetch, decrypt and decompress every file of a backup, checking both digests."""
-    if manifest.encrypted_with and key is None:
-        raise BackupError(f"{manifest.tier}/{manifest.backup_id} is encrypted with key "
-                          f"'{manifest.encrypted_with}', which is not available")
     suffix = EXTENSIONS[manifest.codec] + (".age" if manifest.encrypted_with else "")
     for stored in manifest.files:
         target = directory / stored.name.removesuffix(suffix) if suffix else \
             directory / stored.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
-                target.open("wb") as sink:
-            got = unseal(source, sink, codec=manifest.codec,
-                         key=key if manifest.encrypted_with else None)
-        if got.stored_sha256 != stored.stored_sha256 or got.raw_sha256 != stored.raw_sha256:
-            raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not "
-                              "match its manifest checksum: the stored copy is damaged")
+        with target.open("wb") as sink:
+            unseal_checked(store, manifest, stored, sink, key)
 
 
 @dataclass(frozen=True)

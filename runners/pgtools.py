@@ -95,9 +95,9 @@ def check_server(toolset: Toolset, server_version_num: int, *, physical: bool = 
     return None
 
 
-def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
-               ) -> subprocess.Popen[str]:
-    """Start a PostgreSQL tool in the background (stderr captured); see run_tool."""
+def _command(toolset: Toolset, tool: str, args: list[str], dsn: str | None
+             ) -> tuple[list[str], dict[str, str]]:
+    """argv and environment: the DSN's password goes through PGPASSWORD, never argv."""
     import os
 
     from runners.database import without_password
@@ -109,6 +109,13 @@ def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None 
         argv.append(f"--dbname={bare}")
         if password:
             env["PGPASSWORD"] = password
+    return argv, env
+
+
+def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
+               ) -> subprocess.Popen[str]:
+    """Start a PostgreSQL tool in the background (stderr captured); see run_tool."""
+    argv, env = _command(toolset, tool, args, dsn)
     try:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, env=env)
@@ -119,18 +126,10 @@ def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None 
 def run_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
              timeout: float | None = None, cwd: Path | None = None,
              ) -> subprocess.CompletedProcess[str]:
-    """Run a PostgreSQL tool; the DSN's password goes through PGPASSWORD, never argv."""
-    import os
+    """Run a PostgreSQL tool to its end (output captured)."""
+    from runners.database import mask_dsn
 
-    from runners.database import mask_dsn, without_password
-
-    env = dict(os.environ)
-    argv = [str(toolset.path(tool)), *args]
-    if dsn is not None:
-        bare, password = without_password(dsn)
-        argv.append(f"--dbname={bare}")
-        if password:
-            env["PGPASSWORD"] = password
+    argv, env = _command(toolset, tool, args, dsn)
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               check=False, env=env, cwd=cwd)

@@ -19,10 +19,11 @@ from typing import BinaryIO
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.walnames import segment_of_lsn
-from runners.codec import EXTENSIONS, Sealing, seal, unseal
+from runners.codec import EXTENSIONS, Sealing, seal
 from runners.database import connect, query
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
-from runners.storage import Store
+from runners.storage import Store, staged_backup
+from runners.verify import unseal_checked
 
 DATA = "base.tar"
 PG_MANIFEST = "backup_manifest"
@@ -98,9 +99,7 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
     started = datetime.now(UTC)
     backup_id = new_backup_id(started)
     prefix = f"{request.tier}/{backup_id}"
-    request.staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{request.tier}-", dir=request.staging))
-    try:
+    with staged_backup(request.store, prefix, request.staging) as work:
         with connect(request.dsn, autocommit=True) as conn:
             version = int(query(conn, "show server_version_num")[0][0])
             problem = check_server(request.toolset, version, physical=True)
@@ -157,11 +156,6 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             definition_hash=request.definition_hash, git_commit=request.git_commit)
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
         return manifest
-    except BaseException:
-        request.store.remove(prefix)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _suffix(sealing: Sealing) -> str:
@@ -193,22 +187,13 @@ def _stored_name(manifest: Manifest, name: str) -> StoredFile:
 
 def _fetch_file(store: Store, manifest: Manifest, name: str, target: Path,
                 key: str | None) -> None:
-    stored = _stored_name(manifest, name)
-    with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
-            target.open("wb") as sink:
-        got = unseal(source, sink, codec=manifest.codec,
-                     key=key if manifest.encrypted_with else None)
-    if got.raw_sha256 != stored.raw_sha256 or got.stored_sha256 != stored.stored_sha256:
-        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
-                          "its manifest checksum: the stored copy is damaged")
+    with target.open("wb") as sink:
+        unseal_checked(store, manifest, _stored_name(manifest, name), sink, key)
 
 
 def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
     """Stream the sealed tar of one backup into `directory`, checking its digests."""
     stored = _stored_name(manifest, DATA)
-    if manifest.encrypted_with and key is None:
-        raise BackupError(f"{manifest.tier}/{manifest.backup_id} is encrypted with key "
-                          f"'{manifest.encrypted_with}', which is not available")
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []
 
@@ -223,15 +208,10 @@ def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) 
     thread = threading.Thread(target=extract, name="untar", daemon=True)
     thread.start()
     try:
-        with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source, \
-                os.fdopen(write_fd, "wb") as sink:
-            got = unseal(source, sink, codec=manifest.codec,
-                         key=key if manifest.encrypted_with else None)
+        with os.fdopen(write_fd, "wb") as sink:
+            unseal_checked(store, manifest, stored, sink, key)
     finally:
         thread.join()
-    if got.raw_sha256 != stored.raw_sha256 or got.stored_sha256 != stored.stored_sha256:
-        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
-                          "its manifest checksum: the stored copy is damaged")
     if errors:
         raise BackupError(f"unpacking {manifest.tier}/{manifest.backup_id} failed: {errors[0]}")
 

@@ -167,3 +167,21 @@ class Store:
     def local_path(self, name: str) -> Path | None:
         """The file's path on disk for a file:// destination."""
         return Path(self.path(name)) if self.local else None
+
+
+@contextlib.contextmanager
+def staged_backup(store: Store, prefix: str, staging: Path) -> Iterator[Path]:
+    """A local scratch directory for one backup. If the block fails, whatever it wrote under
+    `prefix` at the destination is removed (no manifest was written: it never listed)."""
+    import shutil
+    import tempfile
+
+    staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix.replace("/", "-") + "-", dir=staging))
+    try:
+        yield work
+    except BaseException:
+        store.remove(prefix)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from typing import BinaryIO
 
 from engine.errors import BackupError
-from engine.manifest import Manifest
-from runners.codec import CHUNK
+from engine.manifest import Manifest, StoredFile
+from runners.codec import CHUNK, unseal
 from runners.storage import Store
 
 
@@ -28,3 +29,18 @@ def verify_backup(store: Store, manifest: Manifest) -> list[str]:
             problems.append(f"{name}: does not match its manifest (size {size:,} vs "
                             f"{stored.stored_size:,}, sha256 differs): damaged")
     return problems
+
+
+def unseal_checked(store: Store, manifest: Manifest, stored: StoredFile, sink: BinaryIO,
+                   key: str | None) -> None:
+    """Fetch one file of a backup into `sink`, decrypted and decompressed, and refuse it
+    when either digest differs from the manifest."""
+    if manifest.encrypted_with and key is None:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id} is encrypted with key "
+                          f"'{manifest.encrypted_with}', which is not available")
+    with store.reader(f"{manifest.tier}/{manifest.backup_id}/{stored.name}") as source:
+        got = unseal(source, sink, codec=manifest.codec,
+                     key=key if manifest.encrypted_with else None)
+    if got.stored_sha256 != stored.stored_sha256 or got.raw_sha256 != stored.raw_sha256:
+        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not "
+                          "match its manifest checksum: the stored copy is damaged")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -57,3 +58,23 @@ def s3_endpoint() -> Iterator[str]:
     yield url
     server.terminate()
     server.wait(10)
+
+
+@pytest.fixture
+def market_dsn(new_database: Callable[..., str], market_template: str) -> str:
+    """A fresh copy of the marketplace database."""
+    return new_database(market_template)
+
+
+def copy_repository(repo_root: Path, root: Path, primary_variable: str | None = None) -> Path:
+    """This repository's definitions under `root` (so var/ is the test's); optionally with
+    the primary DSN read from `primary_variable` instead of the embedded default."""
+    root.mkdir(parents=True, exist_ok=True)
+    for part in ("schema", "definitions"):
+        shutil.copytree(repo_root / part, root / part)
+    settings = (repo_root / "marketops.yaml").read_text(encoding="utf-8")
+    if primary_variable:
+        settings = settings.replace("dsn: embedded ", f"dsn: ${{{primary_variable}}} ")
+        assert primary_variable in settings
+    (root / "marketops.yaml").write_text(settings, encoding="utf-8")
+    return root

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyrage
@@ -18,6 +17,7 @@ from engine.backup_wiring import catalog_of, run_backup
 from engine.errors import BackupError
 from engine.jobs import jobs
 from engine.validate import ValidationResult, validate
+from tests.integration.conftest import copy_repository
 
 KEY = str(pyrage.x25519.Identity.generate())
 
@@ -25,24 +25,14 @@ KEY = str(pyrage.x25519.Identity.generate())
 @pytest.fixture
 def repo(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
          ) -> Iterator[tuple[Path, ValidationResult]]:
-    root = tmp_path / "repo"
-    root.mkdir()
-    for part in ("schema", "definitions"):
-        shutil.copytree(repo_root / part, root / part)
-    settings = (repo_root / "marketops.yaml").read_text(encoding="utf-8")
     # The primary (and the ledger in it) is the test's database, never the embedded default.
-    settings = settings.replace("dsn: embedded ", "dsn: ${TEST_PRIMARY_DSN}")
-    assert "TEST_PRIMARY_DSN" in settings
-    (root / "marketops.yaml").write_text(settings, encoding="utf-8")
+    root = copy_repository(repo_root, tmp_path / "repo", "TEST_PRIMARY_DSN")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", KEY)
     result = validate(root)
     assert result.passed()
     yield root, result
 
 
-@pytest.fixture
-def market_dsn(new_database: Callable[..., str], market_template: str) -> str:
-    return new_database(market_template)
 
 
 def test_sigkill_mid_backup_leaves_nothing_that_lists_as_complete(

@@ -20,9 +20,6 @@ from tests.backupcheck import table_fingerprints
 KEY = str(pyrage.x25519.Identity.generate())
 
 
-@pytest.fixture
-def market_dsn(new_database: Callable[..., str], market_template: str) -> str:
-    return new_database(market_template)
 
 
 def _request(dsn: str, tmp_path: Path, **changes: object) -> LogicalRequest:

@@ -364,3 +364,19 @@ def test_a_broken_report_does_not_stop_wal_archiving(cluster: Cluster, tmp_path:
         assert refused.returncode == 1 and "marketops.yaml:" in refused.stderr
     finally:
         broken.unlink()
+
+
+def test_an_incremental_tier_says_what_the_server_must_change(cluster: Cluster) -> None:
+    from engine.errors import BackupError
+
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("alter system set summarize_wal = off")
+    cluster.sql("select pg_reload_conf()")
+    time.sleep(0.5)
+    try:
+        with pytest.raises(BackupError, match="set summarize_wal = on for incremental backups"):
+            take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    finally:
+        cluster.sql("alter system reset summarize_wal")
+        cluster.sql("select pg_reload_conf()")
+        time.sleep(0.5)

@@ -4,8 +4,6 @@ retention, WAL push/fetch, and an interrupted upload that never appears."""
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,11 +21,7 @@ from runners.codec import generate_key
 from runners.storage import Store
 from runners.wal import fetch, push, stored_names
 from tests.backupcheck import table_fingerprints
-
-
-@pytest.fixture
-def market_dsn(new_database: Callable[..., str], market_template: str) -> str:
-    return new_database(market_template)
+from tests.integration.conftest import copy_repository
 
 
 def test_logical_backup_and_wal_on_s3(tmp_path: Path, repo_root: Path, s3_endpoint: str,
@@ -37,11 +31,8 @@ def test_logical_backup_and_wal_on_s3(tmp_path: Path, repo_root: Path, s3_endpoi
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing"
                  ).create_bucket(Bucket="backups")
-    root = tmp_path / "repo"
-    root.mkdir()
-    for part in ("schema", "definitions"):
-        shutil.copytree(repo_root / part, root / part)
-    settings = (repo_root / "marketops.yaml").read_text(encoding="utf-8").replace(
+    root = copy_repository(repo_root, tmp_path / "repo")
+    settings = (root / "marketops.yaml").read_text(encoding="utf-8").replace(
         "    url: file://./var/backups\n",
         f'    url: s3://backups/marketplace\n    endpoint_url: "{s3_endpoint}"\n'
         '    region: us-east-1\n    access_key_id: "${S3_KEY}"\n'

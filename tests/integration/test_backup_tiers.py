@@ -4,7 +4,7 @@ its hash chain, restore drills, retention and verify, through the composition ro
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from engine.jobs import Job, jobs
 from engine.validate import ValidationResult, validate
 from runners.database import connect
 from tests.backupcheck import table_fingerprints
+from tests.integration.conftest import copy_repository
 
 KEY = str(pyrage.x25519.Identity.generate())
 
@@ -32,20 +33,13 @@ KEY = str(pyrage.x25519.Identity.generate())
 def repo(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
          ) -> Iterator[tuple[Path, ValidationResult]]:
     """A copy of this repository's definitions, writing under tmp_path/var."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for part in ("schema", "definitions"):
-        shutil.copytree(repo_root / part, root / part)
-    shutil.copy(repo_root / "marketops.yaml", root / "marketops.yaml")
+    root = copy_repository(repo_root, tmp_path / "repo")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", KEY)
     result = validate(root)
     assert result.passed()
     yield root, result
 
 
-@pytest.fixture
-def market_dsn(new_database: Callable[..., str], market_template: str) -> str:
-    return new_database(market_template)
 
 
 def _job(result: ValidationResult, name: str) -> Job:
