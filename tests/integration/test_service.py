@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -264,3 +265,62 @@ def test_overlap_forbid_skips_a_slot_while_the_previous_run_goes_on(tmp_path: Pa
         reasons = [r[0] for r in conn.execute(
             "select error from marketops.runs where status = 'skipped'").fetchall()]
     assert any("previous run still running (overlap: forbid)" in r for r in reasons)
+
+
+TIER = """\
+title: Shop dump {name}
+owner: dba@corp.example
+kind: logical_schemas
+schemas: [shop]
+cron: "* * * * * */3"
+destination: backups
+retention: {{keep_last: 3}}
+rpo: 1h
+rto: 1h
+run: {{misfire_grace: 1min}}
+"""
+
+
+def test_replicas_run_backups_one_at_a_time_and_report_their_age(tmp_path: Path,
+                                                                  shop_dsn: str) -> None:
+    from engine.backup_wiring import catalog_of
+    from engine.validate import validate
+
+    root = make_project(tmp_path, every=5)
+    (root / "definitions" / "backups").mkdir()
+    for name in ("a", "b"):
+        (root / "definitions" / "backups" / f"dump_{name}.yaml").write_text(
+            TIER.format(name=name))
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text().replace(
+        "destinations:\n", f"destinations:\n  backups: {{url: \"file://{root / 'backups'}\"}}\n"))
+    ports = [free_port(), free_port()]
+    replicas = [start_replica(root, shop_dsn, f"b{i}", port=ports[i]) for i in range(2)]
+    try:
+        wait_for(lambda: _succeeded_backups(shop_dsn) >= 8, 90)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/metrics", timeout=10
+                                      ).read().decode()
+    finally:
+        logs = stop(replicas)
+    result = validate(root)
+    spans = sorted((m.started_at, m.finished_at) for tier in ("dump_a", "dump_b")
+                   for m in catalog_of(root, result, tier).complete)
+    assert 2 <= len(spans) <= 6, logs  # retention keeps the newest 3 of each
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start, spans  # the advisory lock: never two dumps of one cluster at once
+    with connect(shop_dsn) as conn:
+        twice = conn.execute("select job, slot from marketops.runs where job like 'backup/%' "
+                             "group by job, slot having count(*) > 1").fetchall()
+    assert twice == []
+    assert 'marketops_backup_age_seconds{tier="dump_a"}' in body, body
+    assert 'marketops_backup_fresh{tier="dump_b"} 1' in body, body
+
+
+def _succeeded_backups(dsn: str) -> int:
+    with connect(dsn) as conn:
+        ready = conn.execute("select to_regclass('marketops.runs') is not null").fetchone()
+        if not ready or not ready[0]:
+            return 0  # the replicas have not migrated the ledger yet
+        row = conn.execute("select count(*) from marketops.runs where job like 'backup/%' "
+                           "and status = 'succeeded'").fetchone()
+    return int(row[0]) if row else 0
