@@ -46,6 +46,8 @@ class Sealed:
     raw_sha256: str
     stored_size: int
     stored_sha256: str
+    raw_lines: int = 0  # newlines in the raw bytes (COPY data: one per row)
+    raw_tail: bytes = b""  # the last bytes of the raw data
 
 
 class _HashingReader:
@@ -53,11 +55,16 @@ class _HashingReader:
         self.source = source
         self.digest = hashlib.sha256()
         self.size = 0
+        self.lines = 0
+        self.tail = b""
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size if size and size > 0 else CHUNK)
         self.digest.update(data)
         self.size += len(data)
+        self.lines += data.count(b"\n")
+        if data:
+            self.tail = (self.tail + data)[-16:]
         return data
 
     def readable(self) -> bool:
@@ -167,7 +174,16 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
             if stored.error is not None:
                 raise stored.error from None
             raise BackupError(f"encryption failed: {exc}") from None
-    return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())
+    return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest(),
+                  raw.lines, raw.tail)
+
+
+def copy_rows(lines: int, tail: bytes) -> int:
+    """Rows in a pg_dump COPY data file: one line each, then the `\\.` line and blank ones."""
+    stripped = tail.rstrip(b"\n")
+    if not stripped.endswith(b"\\."):
+        return lines
+    return lines - (len(tail) - len(stripped))
 
 
 class _DecompressingWriter:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import EXTENSIONS, Sealing, seal
+from runners.codec import EXTENSIONS, Sealing, copy_rows, seal
 from runners.database import connect, query
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store, staged_backup
@@ -96,11 +96,14 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                     f"--snapshot={snapshot}", "--no-sync", compress]
             args += [f"--schema={s}" for s in request.schemas or []]
             args += [f"--exclude-table-data={t}" for t in sorted(excluded)]
-            # Rows are counted in the exported snapshot while pg_dump reads the same one.
             dump = start_tool(request.toolset, "pg_dump", args, dsn=request.dsn)
+            counts: dict[str, int] = {}
             try:
-                counts = {f"{s}.{t}": int(query(conn, f'select count(*) from "{s}"."{t}"')[0][0])
-                          for s, t in tables if f"{s}.{t}" not in excluded}
+                if codec == "none" and compress != "--compress=0":
+                    # pg_dump compresses itself: count in the exported snapshot, beside it.
+                    counts = {f"{s}.{t}": int(query(
+                        conn, f'select count(*) from "{s}"."{t}"')[0][0])
+                        for s, t in tables if f"{s}.{t}" not in excluded}
             except BaseException:
                 dump.kill()
                 dump.communicate()
@@ -110,7 +113,15 @@ def backup_logical(request: LogicalRequest) -> Manifest:
         if dump.returncode != 0:
             raise BackupError(tool_failure("pg_dump", subprocess.CompletedProcess(
                 dump.args, dump.returncode, "", stderr)))
-        files = _seal_directory(request.store, prefix, work / "dump", codec, request.sealing)
+        data_files = _table_data_files(request.toolset, work / "dump") if not counts else {}
+        files, lines = _seal_directory(request.store, prefix, work / "dump", codec,
+                                       request.sealing)
+        if not counts:
+            # Otherwise the rows are counted in the dump itself, as it is read for sealing:
+            # exactly what the snapshot held, at no extra pass over the database.
+            counts = {table: lines.get(name, 0) for name, table in data_files.items()}
+            counts.update({f"{s}.{t}": 0 for s, t in tables
+                           if f"{s}.{t}" not in counts and f"{s}.{t}" not in excluded})
         manifest = Manifest(
             tier=request.tier, kind=request.kind, backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=codec, encrypted_with=request.sealing.key_name,
@@ -129,23 +140,40 @@ def _schemas(conn: object) -> set[str]:
     return {str(r[0]) for r in query(conn, "select nspname from pg_namespace")}  # type: ignore[arg-type]
 
 
+def _table_data_files(toolset: Toolset, dump: Path) -> dict[str, str]:
+    """`<dump id>.dat` -> schema.table, from the dump's table of contents."""
+    done = run_tool(toolset, "pg_restore", ["--list", str(dump)])
+    if done.returncode != 0:
+        raise BackupError(tool_failure("pg_restore --list", done))
+    found = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if " TABLE DATA " in line and len(parts) >= 7 and parts[0].endswith(";"):
+            found[f"{parts[0].rstrip(';')}.dat"] = f"{parts[5]}.{parts[6]}"
+    return found
+
+
 def _seal_directory(store: Store, prefix: str, directory: Path, codec: str,
-                    sealing: Sealing) -> list[StoredFile]:
+                    sealing: Sealing) -> tuple[list[StoredFile], dict[str, int]]:
+    """Seal every file of a dump; also the rows of each COPY data file, by file name."""
     suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
     files = []
+    rows: dict[str, int] = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         name = relative + suffix
         if codec == "none" and sealing.key is None:
-            adopted = store.adopt(path, f"{prefix}/{name}")
-            files.append(StoredFile(name, adopted[0], adopted[1], adopted[0], adopted[1]))
+            size, digest, lines, tail = store.adopt(path, f"{prefix}/{name}")
+            files.append(StoredFile(name, size, digest, size, digest))
+            rows[relative] = copy_rows(lines, tail)
             continue
         with path.open("rb") as source, store.writer(f"{prefix}/{name}") as sink:
             sealed = seal(source, sink, codec=codec, level=sealing.level, key=sealing.key,
                           threads=sealing.threads)
         files.append(StoredFile(name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
                                 sealed.stored_sha256))
-    return files
+        rows[relative] = copy_rows(sealed.raw_lines, sealed.raw_tail)
+    return files, rows
 
 
 def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:

@@ -48,3 +48,18 @@ def test_public_recipient_encrypts_but_cannot_restore() -> None:
     out = io.BytesIO()
     unseal(io.BytesIO(sink.getvalue()), out, codec="zstd", key=secret)
     assert out.getvalue() == b"x" * 1000
+
+
+def test_rows_of_a_copy_data_file() -> None:
+    from runners.codec import copy_rows
+
+    data = b"1\ta\n2\tb\\nwith an escaped newline\n\\.\n\n\n"
+    sink = io.BytesIO()
+    sealed = seal(io.BytesIO(data), sink, codec="zstd")
+    assert copy_rows(sealed.raw_lines, sealed.raw_tail) == 2
+    assert copy_rows(*_lines(b"\\.\n\n")) == 0
+    assert copy_rows(*_lines(b"x\ny\n")) == 2  # no terminator: every line counts
+
+
+def _lines(data: bytes) -> tuple[int, bytes]:
+    return data.count(b"\n"), data[-16:]
