@@ -1,7 +1,8 @@
 """Benchmark: backups and restores through the engine against the bare PostgreSQL tools with
 the same flags, and against pgBackRest, on the same clusters, in one run.
 
-Run by hand:  python bench/backup.py [--scale 1] [--work /var/tmp/mbench] [--skip-pg15]
+Run by hand:  python bench/backup.py [--scale 1] [--runs 3] [--work DIR]
+                                    [--parts logical restore physical pg15]
 Goal: engine overhead within 5% of the bare tools (ratio engine / bare <= 1.05).
 
 Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
@@ -79,7 +80,7 @@ def row(label: str, engine: float, bare: float, note: str = "") -> None:
           f"{engine / bare:5.3f}  {note}")
 
 
-def part_pg18(work: Path, scale: float, runs: int) -> None:
+def part_pg18(work: Path, scale: float, runs: int, parts: set[str]) -> None:
     server = EmbeddedServer(work / "pg18", free_port(), "bench")
     server.start()
     try:
@@ -108,7 +109,7 @@ def part_pg18(work: Path, scale: float, runs: int) -> None:
             out.mkdir(parents=True)
 
         store = Store(StoreSpec("bench", f"file://{out / 'dest'}"))
-        for label, compress, sealing in (
+        for label, compress, sealing in () if "logical" not in parts else (
                 ("logical, no compression", "0", Sealing("none", 0)),
                 ("logical, gzip:6 (native in both)", "gzip:6", Sealing("gzip", 6)),
                 ("logical, engine zstd:3 vs bare gzip:1", "gzip:1", Sealing("zstd", 3)),
@@ -121,34 +122,40 @@ def part_pg18(work: Path, scale: float, runs: int) -> None:
                 "full", "logical_full", dsn, tools, store, s, staging, jobs=2)), runs, reset)
             row(label, engine, bare, f"size engine {du(out / 'dest') / 1e6:,.0f} MB, "
                 f"bare {bare_size / 1e6:,.0f} MB")
-        # restore: from the same plain dump
-        reset()
-        sh([str(tools.path("pg_dump")), "-Fd", "-j2", "--no-sync", "--compress=0", "-f",
-            str(out / "plain"), f"--dbname={dsn}"])
-        manifest = backup_logical(LogicalRequest("full", "logical_full", dsn, tools, store,
-                                                 Sealing("none", 0), staging, jobs=2))
-        counter = iter(range(1000))
-
-        def fresh_db() -> str:
-            name = f"restore_{next(counter)}"
-            with connect(server.dsn("postgres"), autocommit=True) as conn:
-                conn.execute(f"drop database if exists {name}".encode())
-                conn.execute(f"create database {name}".encode())
-            return with_database(dsn, name)
-
-        targets: list[str] = []
-        bare_r = timed(lambda: sh([str(tools.path("pg_restore")), "-j2", "--no-owner",
-                                   f"--dbname={targets[-1]}", str(out / "plain")]), runs,
-                       lambda: targets.append(fresh_db()))
-        engine_r = timed(lambda: restore_logical(store, manifest, key=None, toolset=tools,
-                                                 target_dsn=targets[-1], staging=staging,
-                                                 jobs=2), runs,
-                         lambda: targets.append(fresh_db()))
-        row("restore, plain dump", engine_r, bare_r)
-        # physical
-        physical(server.dsn("postgres"), tools, work, runs, "PG18")
+        if "restore" in parts:
+            restore(server, dsn, tools, store, out, staging, runs, reset)
+        if "physical" in parts:
+            physical(server.dsn("postgres"), tools, work, runs, "PG18")
     finally:
         server.stop()
+
+
+def restore(server: EmbeddedServer, dsn: str, tools: Toolset, store: Store, out: Path,
+            staging: Path, runs: int, reset: Callable[[], None]) -> None:
+    """pg_restore of a plain dump against the engine's restore of the same data."""
+    reset()
+    sh([str(tools.path("pg_dump")), "-Fd", "-j2", "--no-sync", "--compress=0", "-f",
+        str(out / "plain"), f"--dbname={dsn}"])
+    manifest = backup_logical(LogicalRequest("full", "logical_full", dsn, tools, store,
+                                             Sealing("none", 0), staging, jobs=2))
+    counter = iter(range(1000))
+
+    def fresh_db() -> str:
+        name = f"restore_{next(counter)}"
+        with connect(server.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"drop database if exists {name}".encode())
+            conn.execute(f"create database {name}".encode())
+        return with_database(dsn, name)
+
+    targets: list[str] = []
+    bare_r = timed(lambda: sh([str(tools.path("pg_restore")), "-j2", "--no-owner",
+                               f"--dbname={targets[-1]}", str(out / "plain")]), runs,
+                   lambda: targets.append(fresh_db()))
+    engine_r = timed(lambda: restore_logical(store, manifest, key=None, toolset=tools,
+                                             target_dsn=targets[-1], staging=staging,
+                                             jobs=2), runs,
+                     lambda: targets.append(fresh_db()))
+    row("restore, plain dump", engine_r, bare_r)
 
 
 def physical(dsn: str, tools: Toolset, work: Path, runs: int, tag: str) -> float:
@@ -241,12 +248,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/marketops-bench-backup"))
-    parser.add_argument("--skip-pg15", action="store_true")
+    parser.add_argument("--parts", nargs="+", default=["logical", "restore", "physical", "pg15"],
+                        choices=["logical", "restore", "physical", "pg15"])
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     os.chmod(args.work, 0o755)
-    part_pg18(args.work, args.scale, args.runs)
-    if not args.skip_pg15:
+    part_pg18(args.work, args.scale, args.runs, set(args.parts))
+    if "pg15" in args.parts:
         part_pg15(args.work, args.scale, args.runs)
 
 
