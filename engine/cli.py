@@ -335,7 +335,7 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
                                     limits={"report": max_reports, "backup": max_backups}),
                       changed=live.changed, on_failure=Alerter(live, ledger))
 
-    from engine.backup_wiring import FreshnessCache
+    from engine.backup_health import FreshnessCache
 
     backup_freshness = FreshnessCache(root, live, database_dsn(root, result, "primary"))
 
@@ -382,7 +382,7 @@ def status(obj: dict[str, Any], fmt: str) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.backup_wiring import freshness
+    from engine.backup_health import freshness
     from engine.status import as_dict, render_text
     from engine.wiring import Executor, database_dsn, ledger_for, statuses, valid_definitions
 
@@ -754,7 +754,7 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
         click.echo(f"{r.job:<29}{r.period:<25}{r.status:<10}{r.rows:>7,}  "
                    f"{','.join(f for f in r.outputs if f != 'json'):<18}"
                    f"{sent}/{len(r.deliveries)}")
-    from engine.backup_wiring import ensure_demo_key, run_demo_backups
+    from engine.demo_backups import ensure_demo_key, run_demo_backups
     from engine.wiring import primary_target
 
     if ensure_demo_key(obj["root"]):

@@ -34,7 +34,7 @@ def wal_push(obj: dict[str, Any], path: Path) -> None:
     Example (postgresql.conf):
       archive_command = 'marketops --root /srv/marketops wal-push %p'
     """
-    from engine.backup_wiring import wal_push as push
+    from engine.wal_wiring import wal_push as push
 
     if not path.is_absolute():
         path = Path.cwd() / path  # PostgreSQL runs it in the data directory
@@ -56,7 +56,7 @@ def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
     Example (postgresql.auto.conf of a restored cluster):
       restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
     """
-    from engine.backup_wiring import wal_fetch as fetch
+    from engine.wal_wiring import wal_fetch as fetch
     from runners.wal import WalNotFound
 
     if not path.is_absolute():
@@ -81,7 +81,7 @@ def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
     Example:
       marketops wal-setup --apply
     """
-    from engine.backup_wiring import configure_archiving, wal_settings
+    from engine.wal_wiring import configure_archiving, wal_settings
     from engine.wiring import primary_target, valid_definitions
 
     result = valid_definitions(obj["root"])
@@ -156,7 +156,7 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target_time: 
       marketops restore --tier users_schema --into-database users_check
       marketops restore --tier base_weekly --target-time 2026-11-25T10:15:00+01:00 --into /srv/pitr
     """
-    from engine.backup_wiring import restore_database, restore_point_in_time
+    from engine.restore_wiring import restore_database, restore_point_in_time
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
@@ -196,7 +196,7 @@ def verify(obj: dict[str, Any], what: str, every: bool) -> None:
       marketops verify nightly_full --all
       marketops verify audit
     """
-    from engine.backup_wiring import verify_tier
+    from engine.restore_wiring import verify_tier
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])

@@ -14,14 +14,11 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_wiring import (
-    configure_archiving,
-    restore_point_in_time,
-    take_backup,
-    wal_settings,
-)
+from engine.backup_wiring import take_backup
 from engine.jobs import Job, jobs
+from engine.restore_wiring import restore_point_in_time
 from engine.validate import ValidationResult, validate
+from engine.wal_wiring import configure_archiving, wal_settings
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer, embedded_bin_dir
@@ -119,7 +116,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
     server.start()
     project = Cluster(root, server)
-    from engine.backup_wiring import prepare_archive_access
+    from engine.wal_wiring import prepare_archive_access
 
     prepare_archive_access(root, project.result)
     if configure_archiving(project.dsn, wal_settings(root, project.result)):
@@ -255,7 +252,9 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
 
 
 def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
-    from engine.backup_wiring import freshness, run_backup, verify_tier
+    from engine.backup_health import freshness
+    from engine.backup_wiring import run_backup
+    from engine.restore_wiring import verify_tier
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks values (777001, 'for the drill')")

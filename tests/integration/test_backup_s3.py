@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.backup_wiring import (
-    catalog_of,
-    restore_database,
-    run_backup,
-    store_for,
-    verify_tier,
-)
+from engine.backup_wiring import catalog_of, run_backup, store_for
 from engine.jobs import jobs
+from engine.restore_wiring import restore_database, verify_tier
 from engine.validate import validate
 from runners.codec import generate_key
 from runners.storage import Store

@@ -1,0 +1,126 @@
+"""`marketops demo`: WAL archiving on the embedded server, every tier once, then a drill."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.jobs import Job
+from engine.models.backup import (
+    AuditVaultTier,
+    RestoreDrillTier,
+    WalArchiveTier,
+)
+from engine.restore_wiring import verify_audit, verify_tier
+from engine.validate import ValidationResult
+from engine.wal_wiring import (
+    configure_archiving,
+    prepare_archive_access,
+    verify_wal,
+    wait_for_archiver,
+    wal_settings,
+    wal_state,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
+    """For the demo only: when the key variable is unset, use (or make) var/demo-backup.key.
+    True when the demo key is used. Production keys never come from a file we write."""
+    import os
+
+    if os.environ.get(variable):
+        return False
+    from runners.codec import generate_key
+
+    path = root / "var" / "demo-backup.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_key()[0] + "\n", encoding="utf-8")
+    os.environ[variable] = path.read_text(encoding="utf-8").strip()
+    return True
+
+
+@dataclass(frozen=True)
+class DemoTier:
+    """One tier's demo run, as the demo table prints it."""
+
+    tier: str
+    kind: str
+    status: str
+    stored_bytes: int
+    seconds: float
+    verified: str
+    recovery: str
+    error: str | None = None
+
+
+def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: datetime
+                     ) -> list[DemoTier]:
+    """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
+    from engine.wiring import Executor, ledger_for, run_slot
+
+    prepare_archive_access(root, result)
+    if configure_archiving(target.dsn, wal_settings(root, result)) and target.server:
+        target.server.stop()
+        target.server.start()  # archive_mode needs a restart; the server inherits the key
+    ledger = ledger_for(target.dsn)
+    executor = Executor(root, result, target.dsn, ledger, primary_dsn=target.dsn)
+    all_jobs = {j.name: j for j in _jobs(result).values() if j.kind == "backup"}
+    order = sorted(all_jobs.values(), key=lambda j: (
+        {"physical_base": 0, "restore_drill": 3, "wal_archive": 2}.get(
+            j.tier.kind if j.tier else "", 1), j.name))
+    found: list[DemoTier] = []
+    for job in order:
+        tier = job.tier
+        assert tier is not None
+        if isinstance(tier, WalArchiveTier):
+            wait_for_archiver(target.dsn)
+            problems, _ = verify_wal(root, result, job.name, target.dsn)
+            state = wal_state(root, result, job.name, target.dsn)
+            found.append(DemoTier(job.name, tier.kind, "ok" if not problems else "problem",
+                                  0, 0.0, f"{len(state.stored)} segments, no gap"
+                                  if not problems else problems[0], "-"))
+            continue
+        assert job.schedule is not None
+        slot = job.schedule.latest_at_or_before(now) or now
+        outcome = run_slot(ledger, executor, job, slot, "manual")
+        if outcome is None:
+            continue
+        outputs = outcome.outputs or {}
+        if isinstance(tier, RestoreDrillTier):
+            for tier_id, drilled in (outputs.get("tiers") or {}).items():
+                seconds = drilled.get("seconds") or 0.0
+                rto = drilled.get("rto_seconds") or 0.0
+                smoke = sum(1 for v in (drilled.get("smoke") or {}).values()
+                            if str(v).startswith("ok"))
+                found.append(DemoTier(f"drill:{tier_id}", "restore_drill", outcome.status, 0,
+                                      seconds, f"{drilled.get('checked', '')}, {smoke} smoke ok",
+                                      f"{seconds:.1f}s / RTO {rto:.0f}s"))
+            if outcome.status != "succeeded":
+                found.append(DemoTier(job.name, tier.kind, outcome.status, 0, 0.0, "-", "-",
+                                      outcome.error))
+            continue
+        verified = "-"
+        if outcome.status == "succeeded" and not isinstance(tier, AuditVaultTier):
+            problems, _ = verify_tier(root, result, job.name)
+            verified = "yes" if not problems else "NO"
+        elif outcome.status == "succeeded":
+            problems, _ = verify_audit(root, result, job.name)
+            verified = "chain ok" if not problems else "BROKEN"
+        found.append(DemoTier(job.name, tier.kind, outcome.status,
+                              int(outputs.get("stored_bytes", 0)),
+                              float(outputs.get("seconds", 0.0)), verified, "-",
+                              outcome.error))
+    return found
+
+
+def _jobs(result: ValidationResult) -> dict[str, Job]:
+    from engine.jobs import jobs
+
+    return jobs(result.project)

@@ -1,0 +1,198 @@
+"""WAL archiving wired to the definitions: archive_command and restore_command, the
+server settings they need, and the health of the archive."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.backup_wiring import (
+    archive_command,
+    backup_infos,
+    backup_key,
+    catalog_of,
+    sealing_for,
+    tier_of,
+    wal_tier_for,
+)
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.freshness import WalState
+from engine.models.backup import (
+    WalArchiveTier,
+)
+from engine.retention import wal_cutoff
+from engine.validate import ValidationResult
+from engine.walnames import DEFAULT_SEGMENT_SIZE
+from engine.wiring import store_for
+
+if TYPE_CHECKING:
+    pass
+
+
+def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
+    """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
+    segment and must start fast, and a broken report or schema file must not stop WAL
+    archiving. Only errors in marketops.yaml, or a WAL tier that does not load, stop it."""
+    from engine.errors import DefinitionError
+    from engine.loader import load_project
+
+    project, findings = load_project(root)
+    errors = [f for f in findings if f.severity == "error"]
+    blocking = [f for f in errors if f.location.file == "marketops.yaml"]
+    if blocking:
+        raise DefinitionError(f"{blocking[0].location}: {blocking[0].message}")
+    result = ValidationResult(project, [])
+    try:
+        wal_id, wal = wal_tier_for(result)
+    except UsageError:
+        backups = [f for f in errors if f.location.file.startswith("definitions/backups/")]
+        if backups:
+            raise DefinitionError(f"{backups[0].location}: {backups[0].message}") from None
+        raise
+    return result, wal_id, wal
+
+
+def wal_push(root: Path, path: Path) -> bool:
+    """archive_command: store one WAL file; False when it was archived already."""
+    from runners.wal import push
+
+    result, wal_id, wal = wal_definitions(root)
+    return push(store_for(root, result, wal.destination), wal_id, path,
+                sealing_for(result, wal))
+
+
+def wal_fetch(root: Path, name: str, target: Path) -> None:
+    """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
+    from runners.wal import fetch
+
+    result, wal_id, wal = wal_definitions(root)
+    key = backup_key(result, wal.encryption.key) if wal.encryption else None
+    fetch(store_for(root, result, wal.destination), wal_id, name, target, key)
+
+
+def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
+    """The server settings WAL archiving and incremental base backups need."""
+    _, wal = wal_tier_for(result)
+    return {"wal_level": "replica", "archive_mode": "on",
+            "archive_command": archive_command(root),
+            "archive_timeout": f"{int(wal.archive_timeout.total_seconds())}s",
+            "summarize_wal": "on"}
+
+
+def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
+    """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
+    from runners.database import connect, query
+
+    with connect(dsn, autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"alter system set {name} = {_literal(value)}")
+        conn.execute("select pg_reload_conf()")
+        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
+        live = {str(r[0]): str(r[1]) for r in query(
+            conn, "select name, setting from pg_settings where name = any(%s)",
+            (["archive_mode", "wal_level"],))}
+    return bool(pending) or live.get("archive_mode") != "on" or \
+        live.get("wal_level") not in ("replica", "logical")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def prepare_archive_access(root: Path, result: ValidationResult) -> None:
+    """Let the embedded server's own user (when we run as root) run archive_command: read
+    this repository and write the WAL destination."""
+    from runners.postgres import grant_server_access
+
+    wal_id, wal = wal_tier_for(result)
+    store = store_for(root, result, wal.destination)
+    wal_dir = store.local_path(wal_id)
+    grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
+                        writable=[wal_dir] if wal_dir is not None else [])
+
+
+def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
+    """The archive's contents and (when reachable) the server's archiver."""
+    from engine.freshness import WalState
+    from runners.wal import archiver_state, stored_names
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    stored = stored_names(store_for(root, result, tier.destination), wal_id)
+    catalog = catalog_of(root, result, tier.base_tier)
+    infos = backup_infos(catalog)
+    first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
+                       datetime.now(UTC)) or (infos[0].start_wal if infos else None)
+    archiver = None
+    if dsn is not None:
+        from runners.database import connect
+
+        try:
+            with connect(dsn) as conn:
+                archiver = archiver_state(conn)
+        except MarketopsError:
+            archiver = None
+    from datetime import timedelta
+
+    return WalState(
+        stored, first, archiver.last_archived_wal if archiver else None,
+        timedelta(seconds=archiver.last_archived_age_s)
+        if archiver and archiver.last_archived_age_s is not None else None,
+        archiver.current_wal if archiver else None, archiver.failing if archiver else False,
+        archiver.failed_count if archiver else 0, archiver.last_failed_wal if archiver else None,
+        archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE)
+
+
+def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
+    """The WAL tier's scheduled check: the server must be able to honour it, the archive must
+    have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
+    from runners.database import connect
+    from runners.physical import server_problems
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    with connect(dsn) as conn:
+        setup = server_problems(conn, incremental=False, archiving=True)
+    if setup:
+        raise BackupError(f"the server cannot archive WAL for {wal_id}: " + "; ".join(setup))
+    problems, checked = verify_wal(root, result, wal_id, dsn)
+    if problems:
+        raise BackupError("; ".join(problems))
+    state = wal_state(root, result, wal_id, dsn)
+    return {"stored": len(state.stored), "last_archived": state.last_archived,
+            "checked": checked}
+
+
+def verify_wal(root: Path, result: ValidationResult, wal_id: str,
+               dsn: str | None = None) -> tuple[list[str], list[str]]:
+    """Missing segments (by name) between the oldest needed base backup and the newest WAL,
+    and the archiver's state when the server is reachable."""
+    from engine.freshness import wal_problems
+
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    state = wal_state(root, result, wal_id, dsn)
+    problems, _ = wal_problems(state, tier.rpo)
+    checked = [] if problems else [
+        f"{wal_id}: {len(state.stored)} WAL file(s) from {state.first_needed or 'the start'} "
+        f"on, no gap"]
+    return [f"{wal_id}: {p}" for p in problems], checked
+
+
+def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
+    """Close the current WAL segment and wait until the archiver has stored it."""
+    import time
+
+    from runners.database import connect, query
+
+    with connect(dsn, autocommit=True) as conn:
+        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
+            if row[0] is not None and str(row[0])[:24] >= segment:
+                return True
+            time.sleep(0.5)
+    return False
