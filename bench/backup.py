@@ -156,6 +156,11 @@ def restore(server: EmbeddedServer, dsn: str, tools: Toolset, store: Store, out:
                                              jobs=2), runs,
                      lambda: targets.append(fresh_db()))
     row("restore, plain dump", engine_r, bare_r)
+    with connect(server.dsn("postgres"), autocommit=True) as conn:  # each is a full copy
+        for target in targets:
+            name = target.rsplit("dbname=", 1)[-1].split()[0] if "dbname=" in target else \
+                target.rsplit("/", 1)[-1]
+            conn.execute(f"drop database if exists {name}".encode())
 
 
 def physical(dsn: str, tools: Toolset, work: Path, runs: int, tag: str) -> float:
