@@ -325,6 +325,12 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
         target = primary_target(root, result, None)
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
+        from engine.demo_backups import enable_archiving, ensure_demo_key
+
+        if ensure_demo_key(root):
+            click.echo("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace "
+                       "are encrypted with var/demo-backup.key", err=True)
+        enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = ledger_for(database_dsn(root, result, "state"))
     executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
