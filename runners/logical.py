@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,23 +158,29 @@ def _seal_directory(store: Store, prefix: str, directory: Path, codec: str,
                     sealing: Sealing) -> tuple[list[StoredFile], dict[str, int]]:
     """Seal every file of a dump; also the rows of each COPY data file, by file name."""
     suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
-    files = []
-    rows: dict[str, int] = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+
+    def one(path: Path) -> tuple[StoredFile, str, int]:
         relative = path.relative_to(directory).as_posix()
         name = relative + suffix
         if codec == "none" and sealing.key is None:
             size, digest, lines, tail = store.adopt(path, f"{prefix}/{name}")
-            files.append(StoredFile(name, size, digest, size, digest))
-            rows[relative] = copy_rows(lines, tail)
-            continue
+            return StoredFile(name, size, digest, size, digest), relative, \
+                copy_rows(lines, tail)
         with path.open("rb") as source, store.writer(f"{prefix}/{name}") as sink:
             sealed = seal(source, sink, codec=codec, level=sealing.level, key=sealing.key,
                           threads=sealing.threads)
-        files.append(StoredFile(name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
-                                sealed.stored_sha256))
-        rows[relative] = copy_rows(sealed.raw_lines, sealed.raw_tail)
-    return files, rows
+        return StoredFile(name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
+                          sealed.stored_sha256), relative, \
+            copy_rows(sealed.raw_lines, sealed.raw_tail)
+
+    # Hashing and compressing release the GIL: two files at a time use both cores once
+    # pg_dump is done (largest first, so the pair finishes together).
+    paths = sorted((p for p in directory.rglob("*") if p.is_file()),
+                   key=lambda p: -p.stat().st_size)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal") as pool:
+        done = list(pool.map(one, paths))
+    done.sort(key=lambda item: item[1])
+    return [f for f, _, _ in done], {relative: rows for _, relative, rows in done}
 
 
 def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:
