@@ -148,13 +148,14 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
 def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
     """The WAL tier's scheduled check: the server must be able to honour it, the archive must
     have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
+    from engine.serverchecks import server_problems
     from runners.database import connect
-    from runners.physical import server_problems
+    from runners.physical import server_settings
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
     with connect(dsn) as conn:
-        setup = server_problems(conn, incremental=False, archiving=True)
+        setup = server_problems(server_settings(conn), incremental=False, archiving=True)
     if setup:
         raise BackupError(f"the server cannot archive WAL for {wal_id}: " + "; ".join(setup))
     problems, checked = verify_wal(root, result, wal_id, dsn)

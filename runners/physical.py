@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
+from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
 from runners.codec import EXTENSIONS, Sealing, seal
 from runners.database import connect, query
@@ -45,24 +46,11 @@ class PhysicalRequest:
     git_commit: str | None = None
 
 
-def server_problems(conn: object, *, incremental: bool, archiving: bool = False) -> list[str]:
-    """What the server must change before it can honour a physical or WAL tier."""
-    settings = {str(r[0]): str(r[1]) for r in query(
+def server_settings(conn: object) -> dict[str, str]:
+    """The settings backup and WAL tiers depend on, as the server has them now."""
+    return {str(r[0]): str(r[1]) for r in query(
         conn, "select name, setting from pg_settings where name = any(%s)",  # type: ignore[arg-type]
         (["wal_level", "summarize_wal", "max_wal_senders", "archive_mode", "archive_command"],))}
-    problems = []
-    if settings.get("wal_level") not in ("replica", "logical"):
-        problems.append("set wal_level = replica (restart needed)")
-    if int(settings.get("max_wal_senders", "0")) < 2:
-        problems.append("set max_wal_senders to at least 2 (restart needed)")
-    if incremental and settings.get("summarize_wal") != "on":
-        problems.append("set summarize_wal = on for incremental backups (reload is enough)")
-    if archiving and settings.get("archive_mode") not in ("on", "always"):
-        problems.append("set archive_mode = on (restart needed)")
-    if archiving and "wal-push" not in settings.get("archive_command", ""):
-        problems.append("set archive_command = 'marketops --root <repo> wal-push %p' "
-                        "(reload is enough); `marketops wal-setup` prints the exact lines")
-    return problems
 
 
 def _pipe_tar(directory: Path) -> tuple[BinaryIO, threading.Thread, list[BaseException]]:
@@ -103,7 +91,8 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         with connect(request.dsn, autocommit=True) as conn:
             version = int(query(conn, "show server_version_num")[0][0])
             problem = check_server(request.toolset, version, physical=True)
-            problems = server_problems(conn, incremental=request.parent is not None)
+            problems = server_problems(server_settings(conn),
+                                       incremental=request.parent is not None)
             segment_size = int(query(conn, "select setting::bigint from pg_settings where "
                                            "name = 'wal_segment_size'")[0][0])
         if problem:
