@@ -134,3 +134,13 @@ def test_manifest_round_trips() -> None:
     assert Manifest.from_json(manifest.to_json()) == manifest
     with pytest.raises(ValueError):
         Manifest.from_json(b'{"format": 99}')
+
+
+def test_a_batch_forged_with_the_right_number_does_not_follow_the_chain() -> None:
+    first = Batch("b1", 1, 1, 9, 9, "a" * 64, GENESIS,
+                  chain_hash(GENESIS, 1, 1, 9, 9, "a" * 64))
+    forged_prev = "f" * 64  # self-consistent, right number, but not linked to b1
+    forged = Batch("b2", 2, 10, 19, 10, "b" * 64, forged_prev,
+                   chain_hash(forged_prev, 2, 10, 19, 10, "b" * 64))
+    problems = chain_problems([first, forged])
+    assert len(problems) == 1 and "does not follow the previous batch" in problems[0]
