@@ -15,7 +15,7 @@ from pathlib import Path
 from engine.errors import MarketopsError
 
 TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "pg_verifybackup",
-         "pg_combinebackup", "psql")
+         "pg_combinebackup", "pg_waldump", "psql")
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 # pg_dump parses --compress before connecting: probing against a socket directory that does
 # not exist fails fast, with a compression error only when the method is unsupported.

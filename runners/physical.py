@@ -4,6 +4,7 @@ each, stored as one sealed tar stream; restores combine a chain with pg_combineb
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,14 +22,18 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
-from runners.codec import EXTENSIONS, Sealing, seal
+from runners.codec import CHUNK, EXTENSIONS, Sealing, seal
 from runners.database import connect, query
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store, staged_backup
 from runners.verify import unseal_checked
 
 DATA = "base.tar"
+WAL_TAR = "pg_wal.tar"
 PG_MANIFEST = "backup_manifest"
+# pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older tools need a plain copy.
+TAR_VERIFY_FROM = 18
+_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -100,39 +106,15 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         if problems:
             raise BackupError(f"the server cannot honour tier {request.tier}: "
                               + "; ".join(problems))
-        args = ["--pgdata", str(work / "base"), "--format=plain", "--wal-method=stream",
-                "--checkpoint=fast", "--manifest-checksums=SHA256", "--no-sync",
-                f"--label=marketops {prefix}"]
+        args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=SHA256",
+                "--no-sync", f"--label=marketops {prefix}"]
         if request.parent is not None:
             parent_manifest = work / "parent_manifest"
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
             args.append(f"--incremental={parent_manifest}")
-        done = run_tool(request.toolset, "pg_basebackup", args, dsn=request.dsn)
-        if done.returncode != 0:
-            raise BackupError(tool_failure("pg_basebackup", done))
-        # pg_verifybackup reads the copy while we pack and seal it: both passes overlap.
-        verifier = start_tool(request.toolset, "pg_verifybackup", [str(work / "base")]) \
-            if request.verify else None
-        try:
-            wal = _wal_range(work / "base" / PG_MANIFEST)
-            files = [_seal_path(request, prefix, work / "base" / PG_MANIFEST, PG_MANIFEST)]
-            stream, thread, errors = _pipe_tar(work / "base")
-            with stream:
-                files.append(_seal_stream(request, prefix, stream, DATA))
-            thread.join()
-        except BaseException:
-            if verifier is not None:
-                verifier.kill()
-                verifier.communicate()
-            raise
-        if errors:
-            raise BackupError(f"packing the base backup failed: {errors[0]}")
-        if verifier is not None:
-            _, stderr = verifier.communicate()
-            if verifier.returncode != 0:
-                raise BackupError(tool_failure("pg_verifybackup", subprocess.CompletedProcess(
-                    verifier.args, verifier.returncode, "", stderr)))
+        take = _take_tar if request.toolset.major >= TAR_VERIFY_FROM else _take_plain
+        files, wal = take(request, prefix, work, args)
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,
@@ -145,6 +127,128 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             definition_hash=request.definition_hash, git_commit=request.git_commit)
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
         return manifest
+
+
+class GrowingFile(io.RawIOBase):
+    """The file a running tool appends to, read as it grows, to its end once the tool exits."""
+
+    def __init__(self, path: Path, process: subprocess.Popen[str]) -> None:
+        self.path, self.process = path, process
+        self._handle: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while True:
+            # Whether the tool had exited is taken before reading: an empty read after an
+            # exit is the true end, an empty read before it only means "not written yet".
+            finished = self.process.poll() is not None
+            if self._handle is None and self.path.exists():
+                self._handle = self.path.open("rb", buffering=0)
+            if self._handle is not None:
+                data = self._handle.read(size if size and size > 0 else CHUNK)
+                if data or finished:
+                    return data or b""
+            elif finished:
+                return b""
+            time.sleep(_POLL_SECONDS)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        super().close()
+
+
+def _take_tar(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
+              ) -> tuple[list[StoredFile], dict[str, object]]:
+    """pg_basebackup -Ft with base.tar sealed while it is written (one pass over the data);
+    then pg_verifybackup on the tar and pg_waldump over the backup's WAL range, the check
+    pg_verifybackup makes itself on plain backups but cannot make on tar ones."""
+    target = work / "base"
+    process = start_tool(request.toolset, "pg_basebackup",
+                         ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
+    try:
+        with GrowingFile(target / DATA, process) as growing:
+            data = _seal_stream(request, prefix, growing, DATA)  # type: ignore[arg-type]
+        _, stderr = process.communicate()
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise BackupError(tool_failure("pg_basebackup", subprocess.CompletedProcess(
+            process.args, process.returncode, "", stderr)))
+    extra = sorted(p.name for p in target.iterdir() if p.name not in (DATA, WAL_TAR, PG_MANIFEST))
+    if extra:
+        raise BackupError(f"the cluster has tablespaces ({', '.join(extra)}); physical tiers "
+                          "back up clusters that keep everything in the data directory")
+    verifier = start_tool(request.toolset, "pg_verifybackup",
+                          ["--no-parse-wal", "--quiet", str(target)]) if request.verify else None
+    try:
+        manifest_path = target / PG_MANIFEST
+        files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), data,
+                 _seal_path(request, prefix, target / WAL_TAR, WAL_TAR)]
+        if request.verify:
+            _parse_wal(request.toolset, target / WAL_TAR, work / "wal", manifest_path)
+    except BaseException:
+        if verifier is not None:
+            verifier.kill()
+            verifier.communicate()
+        raise
+    _finish_verifier(verifier)
+    return files, _wal_range(manifest_path)
+
+
+def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Path) -> None:
+    """Read every WAL record the backup needs with pg_waldump, range by range."""
+    directory.mkdir()
+    with tarfile.open(wal_tar) as archive:
+        archive.extractall(directory, filter="data")
+    for span in json.loads(pg_manifest.read_text(encoding="utf-8"))["WAL-Ranges"]:
+        done = run_tool(toolset, "pg_waldump", [
+            "--quiet", f"--path={directory}", f"--timeline={span['Timeline']}",
+            f"--start={span['Start-LSN']}", f"--end={span['End-LSN']}"])
+        if done.returncode != 0:
+            raise BackupError("the base backup's WAL does not parse: "
+                              + tool_failure("pg_waldump", done))
+
+
+def _take_plain(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
+                ) -> tuple[list[StoredFile], dict[str, object]]:
+    """Tools before 18 verify plain backups only: copy, then verify while packing the copy."""
+    target = work / "base"
+    done = run_tool(request.toolset, "pg_basebackup",
+                    ["--pgdata", str(target), "--format=plain", *args], dsn=request.dsn)
+    if done.returncode != 0:
+        raise BackupError(tool_failure("pg_basebackup", done))
+    verifier = start_tool(request.toolset, "pg_verifybackup", [str(target)]) \
+        if request.verify else None
+    try:
+        wal = _wal_range(target / PG_MANIFEST)
+        files = [_seal_path(request, prefix, target / PG_MANIFEST, PG_MANIFEST)]
+        stream, thread, errors = _pipe_tar(target)
+        with stream:
+            files.append(_seal_stream(request, prefix, stream, DATA))
+        thread.join()
+    except BaseException:
+        if verifier is not None:
+            verifier.kill()
+            verifier.communicate()
+        raise
+    if errors:
+        raise BackupError(f"packing the base backup failed: {errors[0]}")
+    _finish_verifier(verifier)
+    return files, wal
+
+
+def _finish_verifier(verifier: subprocess.Popen[str] | None) -> None:
+    if verifier is None:
+        return
+    _, stderr = verifier.communicate()
+    if verifier.returncode != 0:
+        raise BackupError(tool_failure("pg_verifybackup", subprocess.CompletedProcess(
+            verifier.args, verifier.returncode, "", stderr)))
 
 
 def _suffix(sealing: Sealing) -> str:
@@ -181,8 +285,19 @@ def _fetch_file(store: Store, manifest: Manifest, name: str, target: Path,
 
 
 def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
-    """Stream the sealed tar of one backup into `directory`, checking its digests."""
-    stored = _stored_name(manifest, DATA)
+    """Rebuild one backup's directory as pg_basebackup -Fp would have written it: the data
+    tar, the WAL tar (tar-format backups) into pg_wal, and the backup_manifest."""
+    _untar(store, manifest, _stored_name(manifest, DATA), directory, key)
+    wal = [f for f in manifest.files if f.name.split(".")[0] == WAL_TAR.split(".")[0]]
+    if wal:
+        _untar(store, manifest, wal[0], directory / "pg_wal", key)
+    if not (directory / PG_MANIFEST).exists():
+        _fetch_file(store, manifest, PG_MANIFEST, directory / PG_MANIFEST, key)
+
+
+def _untar(store: Store, manifest: Manifest, stored: StoredFile, directory: Path,
+           key: str | None) -> None:
+    """Stream one sealed tar into `directory`, checking its digests."""
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []
 

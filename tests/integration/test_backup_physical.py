@@ -379,3 +379,39 @@ def test_an_incremental_tier_says_what_the_server_must_change(cluster: Cluster) 
         cluster.sql("alter system reset summarize_wal")
         cluster.sql("select pg_reload_conf()")
         time.sleep(0.5)
+
+
+def test_a_base_backup_starts_on_its_own_wal_without_the_archive(cluster: Cluster,
+                                                                 tmp_path: Path) -> None:
+    """PostgreSQL 18 tools store the copy as base.tar + pg_wal.tar; the WAL streamed during
+    the backup alone must make the restored copy consistent (no restore_command)."""
+    from engine.backup_wiring import tier_of, tier_store
+    from runners.catalog import read_catalog
+    from runners.physical import restore_chain
+    from runners.pgtools import discover
+    from runners.recovery import start_restored
+
+    cluster.sql("insert into marks select g, 'own wal ' || g from generate_series(9001, 9100) g")
+    job: Job = cluster.job("base")  # type: ignore[assignment]
+    assert job.tier is not None
+    from dataclasses import replace
+
+    full_job = replace(job, tier=job.tier.model_copy(update={"incremental": False}))
+    manifest = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
+    stored = tier_store(cluster.root, cluster.result, tier_of(cluster.result, "base"))
+    backup = next(m for m in read_catalog(stored, "base").complete
+                  if m.backup_id == manifest.backup_id)
+    assert sorted(f.name for f in backup.files) == [
+        "backup_manifest.zst.age", "base.tar.zst.age", "pg_wal.tar.zst.age"]
+    target = tmp_path / "own-wal"
+    restore_chain(stored, [backup], target, key=KEY, toolset=discover(embedded_bin_dir()),
+                  staging=tmp_path / "staging")
+    assert (target / "backup_manifest").is_file() and any((target / "pg_wal").glob("0000*"))
+    recovered = start_restored(target, free_port(), "postgres")
+    try:
+        with connect(recovered.server.dsn("postgres")) as conn:
+            count = conn.execute("select count(*) from marks where note like 'own wal %'"
+                                 ).fetchone()
+        assert count == (100,)
+    finally:
+        recovered.server.stop()
