@@ -387,8 +387,8 @@ def test_a_base_backup_starts_on_its_own_wal_without_the_archive(cluster: Cluste
     the backup alone must make the restored copy consistent (no restore_command)."""
     from engine.backup_wiring import tier_of, tier_store
     from runners.catalog import read_catalog
-    from runners.physical import restore_chain
     from runners.pgtools import discover
+    from runners.physical import restore_chain
     from runners.recovery import start_restored
 
     cluster.sql("insert into marks select g, 'own wal ' || g from generate_series(9001, 9100) g")
