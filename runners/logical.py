@@ -4,11 +4,13 @@ file by file into a destination; restores through pg_restore, into a scratch or 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,9 @@ from runners.storage import Store, staged_backup
 from runners.verify import unseal_checked
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
+# pg_dump --verbose, parallel mode: a worker wrote an item (its <id>.dat file is closed).
+_FINISHED = re.compile(r"pg_dump: finished item (\d+) ")
+_PROBLEM = re.compile(r"pg_dump: (error|warning|detail|hint): ")
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,12 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                     f"--snapshot={snapshot}", "--no-sync", compress]
             args += [f"--schema={s}" for s in request.schemas or []]
             args += [f"--exclude-table-data={t}" for t in sorted(excluded)]
-            dump = start_tool(request.toolset, "pg_dump", args, dsn=request.dsn)
+            # --verbose names each table's data file as a worker finishes it: sealing starts
+            # then, while pg_dump goes on with the next tables (one pass, overlapped).
+            dump = start_tool(request.toolset, "pg_dump", [*args, "--verbose"],
+                              dsn=request.dsn)
+            sealer = _DumpSealer(request.store, prefix, work / "dump", codec, request.sealing)
+            listener = _Listener(dump, sealer)
             counts: dict[str, int] = {}
             try:
                 if codec == "none" and compress != "--compress=0":
@@ -105,18 +115,24 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                     counts = {f"{s}.{t}": int(query(
                         conn, f'select count(*) from "{s}"."{t}"')[0][0])
                         for s, t in tables if f"{s}.{t}" not in excluded}
+                listener.join()
+                dump.wait()
             except BaseException:
                 dump.kill()
-                dump.communicate()
+                dump.wait()
+                sealer.abandon()
                 raise
-            _, stderr = dump.communicate()
             conn.rollback()
         if dump.returncode != 0:
+            sealer.abandon()
             raise BackupError(tool_failure("pg_dump", subprocess.CompletedProcess(
-                dump.args, dump.returncode, "", stderr)))
-        data_files = _table_data_files(request.toolset, work / "dump") if not counts else {}
-        files, lines = _seal_directory(request.store, prefix, work / "dump", codec,
-                                       request.sealing)
+                dump.args, dump.returncode, "", listener.problems())))
+        try:
+            data_files = _table_data_files(request.toolset, work / "dump") if not counts else {}
+            files, lines = sealer.finish()
+        except BaseException:
+            sealer.abandon()
+            raise
         if not counts:
             # Otherwise the rows are counted in the dump itself, as it is read for sealing:
             # exactly what the snapshot held, at no extra pass over the database.
@@ -154,33 +170,84 @@ def _table_data_files(toolset: Toolset, dump: Path) -> dict[str, str]:
     return found
 
 
-def _seal_directory(store: Store, prefix: str, directory: Path, codec: str,
-                    sealing: Sealing) -> tuple[list[StoredFile], dict[str, int]]:
-    """Seal every file of a dump; also the rows of each COPY data file, by file name."""
-    suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
+class _DumpSealer:
+    """Seals a dump's files two at a time: each table's data as soon as pg_dump reports it
+    written, the rest (table of contents, small files) once pg_dump is done."""
 
-    def one(path: Path) -> tuple[StoredFile, str, int]:
-        relative = path.relative_to(directory).as_posix()
-        name = relative + suffix
-        if codec == "none" and sealing.key is None:
-            size, digest, lines, tail = store.adopt(path, f"{prefix}/{name}")
-            return StoredFile(name, size, digest, size, digest), relative, \
+    def __init__(self, store: Store, prefix: str, directory: Path, codec: str,
+                 sealing: Sealing) -> None:
+        self.store, self.prefix, self.directory = store, prefix, directory
+        self.codec, self.sealing = codec, sealing
+        self.suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
+        # Hashing and compressing release the GIL: two threads use both cores.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
+        self._started: dict[Path, Future[tuple[StoredFile, str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def written(self, dump_id: str) -> None:
+        """pg_dump finished the item with this dump id: its data file(s) are complete."""
+        for path in self.directory.glob(f"{dump_id}.dat*"):
+            self._start(path)
+
+    def _start(self, path: Path) -> None:
+        with self._lock:
+            if path not in self._started:
+                self._started[path] = self._pool.submit(self._one, path)
+
+    def _one(self, path: Path) -> tuple[StoredFile, str, int]:
+        relative = path.relative_to(self.directory).as_posix()
+        name = f"{self.prefix}/{relative}{self.suffix}"
+        if self.codec == "none" and self.sealing.key is None:
+            size, digest, lines, tail = self.store.adopt(path, name)
+            return StoredFile(relative + self.suffix, size, digest, size, digest), relative, \
                 copy_rows(lines, tail)
-        with path.open("rb") as source, store.writer(f"{prefix}/{name}") as sink:
-            sealed = seal(source, sink, codec=codec, level=sealing.level, key=sealing.key,
-                          threads=sealing.threads)
-        return StoredFile(name, sealed.raw_size, sealed.raw_sha256, sealed.stored_size,
-                          sealed.stored_sha256), relative, \
+        with path.open("rb") as source, self.store.writer(name) as sink:
+            sealed = seal(source, sink, codec=self.codec, level=self.sealing.level,
+                          key=self.sealing.key, threads=self.sealing.threads)
+        return StoredFile(relative + self.suffix, sealed.raw_size, sealed.raw_sha256,
+                          sealed.stored_size, sealed.stored_sha256), relative, \
             copy_rows(sealed.raw_lines, sealed.raw_tail)
 
-    # Hashing and compressing release the GIL: two files at a time use both cores once
-    # pg_dump is done (largest first, so the pair finishes together).
-    paths = sorted((p for p in directory.rglob("*") if p.is_file()),
-                   key=lambda p: -p.stat().st_size)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal") as pool:
-        done = list(pool.map(one, paths))
-    done.sort(key=lambda item: item[1])
-    return [f for f, _, _ in done], {relative: rows for _, relative, rows in done}
+    def finish(self) -> tuple[list[StoredFile], dict[str, int]]:
+        """Seal what is left (largest first) and wait: the stored files, and the rows of each
+        COPY data file by its name in the dump."""
+        rest = sorted((p for p in self.directory.rglob("*")
+                       if p.is_file() and p not in self._started),
+                      key=lambda p: -p.stat().st_size)
+        for path in rest:
+            self._start(path)
+        done = sorted((future.result() for future in self._started.values()),
+                      key=lambda item: item[1])
+        self._pool.shutdown()
+        return [f for f, _, _ in done], {relative: rows for _, relative, rows in done}
+
+    def abandon(self) -> None:
+        """Stop: files not started are dropped; those being written finish before we return,
+        so nothing lands at the destination after the failed backup is cleared."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Listener(threading.Thread):
+    """Reads pg_dump's --verbose output: hands finished items to the sealer, keeps the
+    lines that say what went wrong."""
+
+    def __init__(self, dump: subprocess.Popen[str], sealer: _DumpSealer) -> None:
+        super().__init__(name="pg_dump-listener", daemon=True)
+        self.dump, self.sealer = dump, sealer
+        self._problems: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        assert self.dump.stderr is not None
+        for line in self.dump.stderr:
+            finished = _FINISHED.match(line)
+            if finished:
+                self.sealer.written(finished.group(1))
+            elif not line.startswith("pg_dump: ") or _PROBLEM.match(line):
+                self._problems.append(line)
+
+    def problems(self) -> str:
+        return "".join(self._problems[-20:])
 
 
 def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:

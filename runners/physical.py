@@ -13,10 +13,11 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
@@ -34,6 +35,8 @@ PG_MANIFEST = "backup_manifest"
 # pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older tools need a plain copy.
 TAR_VERIFY_FROM = 18
 _POLL_SECONDS = 0.05
+_SEAL_NICENESS = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -168,36 +171,69 @@ def _take_tar(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
     target = work / "base"
     process = start_tool(request.toolset, "pg_basebackup",
                          ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
+    growing = GrowingFile(target / DATA, process)
+    sealing = _Yielding(lambda: _seal_stream(request, prefix, growing, DATA))  # type: ignore[arg-type]
+    verifier: subprocess.Popen[str] | None = None
     try:
-        with GrowingFile(target / DATA, process) as growing:
-            data = _seal_stream(request, prefix, growing, DATA)  # type: ignore[arg-type]
         _, stderr = process.communicate()
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
-    if process.returncode != 0:
-        raise BackupError(tool_failure("pg_basebackup", subprocess.CompletedProcess(
-            process.args, process.returncode, "", stderr)))
-    extra = sorted(p.name for p in target.iterdir() if p.name not in (DATA, WAL_TAR, PG_MANIFEST))
-    if extra:
-        raise BackupError(f"the cluster has tablespaces ({', '.join(extra)}); physical tiers "
-                          "back up clusters that keep everything in the data directory")
-    verifier = start_tool(request.toolset, "pg_verifybackup",
-                          ["--no-parse-wal", "--quiet", str(target)]) if request.verify else None
-    try:
+        if process.returncode != 0:
+            raise BackupError(tool_failure("pg_basebackup", subprocess.CompletedProcess(
+                process.args, process.returncode, "", stderr)))
+        extra = sorted(p.name for p in target.iterdir()
+                       if p.name not in (DATA, WAL_TAR, PG_MANIFEST))
+        if extra:
+            raise BackupError(f"the cluster has tablespaces ({', '.join(extra)}); physical "
+                              "tiers back up clusters that keep everything in the data "
+                              "directory")
+        # The copy is complete: verify it while the sealing catches up.
+        if request.verify:
+            verifier = start_tool(request.toolset, "pg_verifybackup",
+                                  ["--no-parse-wal", "--quiet", str(target)])
         manifest_path = target / PG_MANIFEST
-        files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), data,
+        files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / WAL_TAR, WAL_TAR)]
         if request.verify:
             _parse_wal(request.toolset, target / WAL_TAR, work / "wal", manifest_path)
     except BaseException:
-        if verifier is not None:
-            verifier.kill()
-            verifier.communicate()
+        for child in (process, verifier):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.communicate()
+        try:
+            sealing.result()  # ends at the (killed) tool's end of file; nothing lands later
+        except BaseException:
+            pass
         raise
+    finally:
+        growing.close()
     _finish_verifier(verifier)
     return files, _wal_range(manifest_path)
+
+
+class _Yielding(Generic[T]):
+    """`action` running in a thread of lower CPU priority (it and the compression threads it
+    starts): the server and pg_basebackup go first; sealing takes what they leave and catches
+    up while pg_verifybackup runs."""
+
+    def __init__(self, action: Callable[[], T]) -> None:
+        self._action = action
+        self._outcome: list[T] = []
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="seal", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, _SEAL_NICENESS)  # this thread only, on Linux
+            self._outcome.append(self._action())
+        except BaseException as exc:
+            self._errors.append(exc)
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._errors:
+            raise self._errors[0]
+        return self._outcome[0]
 
 
 def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Path) -> None:
