@@ -239,12 +239,13 @@ class _Listener(threading.Thread):
 
     def run(self) -> None:
         assert self.dump.stderr is not None
-        for line in self.dump.stderr:
-            finished = _FINISHED.match(line)
-            if finished:
-                self.sealer.written(finished.group(1))
-            elif not line.startswith("pg_dump: ") or _PROBLEM.match(line):
-                self._problems.append(line)
+        with self.dump.stderr:
+            for line in self.dump.stderr:
+                finished = _FINISHED.match(line)
+                if finished:
+                    self.sealer.written(finished.group(1))
+                elif not line.startswith("pg_dump: ") or _PROBLEM.match(line):
+                    self._problems.append(line)
 
     def problems(self) -> str:
         return "".join(self._problems[-20:])
