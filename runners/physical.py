@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Generic, TypeVar
+from typing import IO, BinaryIO, Generic, TypeVar, cast
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
@@ -32,7 +32,7 @@ from runners.verify import unseal_checked
 DATA = "base.tar"
 WAL_TAR = "pg_wal.tar"
 PG_MANIFEST = "backup_manifest"
-# pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older tools need a plain copy.
+# pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older ones need a plain copy.
 TAR_VERIFY_FROM = 18
 _POLL_SECONDS = 0.05
 _SEAL_NICENESS = 10
@@ -60,26 +60,6 @@ def server_settings(conn: object) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in query(
         conn, "select name, setting from pg_settings where name = any(%s)",  # type: ignore[arg-type]
         (["wal_level", "summarize_wal", "max_wal_senders", "archive_mode", "archive_command"],))}
-
-
-def _pipe_tar(directory: Path) -> tuple[BinaryIO, threading.Thread, list[BaseException]]:
-    """A readable stream of `directory` as a tar archive, produced by a thread."""
-    read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb")
-    errors: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb") as sink, \
-                    tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-                for entry in sorted(directory.iterdir()):
-                    archive.add(entry, arcname=entry.name)
-        except BaseException as exc:  # handed to the reading side
-            errors.append(exc)
-
-    thread = threading.Thread(target=produce, name="tar", daemon=True)
-    thread.start()
-    return reader, thread, errors
 
 
 def _wal_range(pg_manifest: Path) -> dict[str, object]:
@@ -116,8 +96,7 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
             args.append(f"--incremental={parent_manifest}")
-        take = _take_tar if request.toolset.major >= TAR_VERIFY_FROM else _take_plain
-        files, wal = take(request, prefix, work, args)
+        files, wal = _take(request, prefix, work, args)
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,
@@ -163,16 +142,42 @@ class GrowingFile(io.RawIOBase):
         super().close()
 
 
-def _take_tar(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
-              ) -> tuple[list[StoredFile], dict[str, object]]:
-    """pg_basebackup -Ft with base.tar sealed while it is written (one pass over the data);
-    then pg_verifybackup on the tar and pg_waldump over the backup's WAL range, the check
-    pg_verifybackup makes itself on plain backups but cannot make on tar ones."""
+class _Tee(io.RawIOBase):
+    """Reads from `source`, handing every chunk to `sink` as well."""
+
+    def __init__(self, source: io.RawIOBase, sink: IO[bytes]) -> None:
+        self.source, self.sink = source, sink
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.source.read(size if size and size > 0 else CHUNK) or b""
+        if data:
+            self.sink.write(data)
+        return data
+
+
+def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
+          ) -> tuple[list[StoredFile], dict[str, object]]:
+    """pg_basebackup -Ft, base.tar sealed while it is written (one pass over the data), then
+    verified: by pg_verifybackup on the tar and pg_waldump over the backup's WAL range (the
+    check pg_verifybackup makes on plain backups only) with 18+ tools; before 18,
+    pg_verifybackup reads plain copies only, so the stream is also unpacked as it goes."""
     target = work / "base"
     process = start_tool(request.toolset, "pg_basebackup",
                          ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
     growing = GrowingFile(target / DATA, process)
-    sealing = _Yielding(lambda: _seal_stream(request, prefix, growing, DATA))  # type: ignore[arg-type]
+    source: io.RawIOBase = growing
+    unpacker: subprocess.Popen[bytes] | None = None
+    plain = work / "plain"
+    if request.verify and request.toolset.major < TAR_VERIFY_FROM:
+        plain.mkdir()
+        unpacker = subprocess.Popen(["tar", "-x", "-f", "-", "-C", str(plain)],
+                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert unpacker.stdin is not None
+        source = _Tee(growing, unpacker.stdin)
+    sealing = _Yielding(lambda: _seal_stream(request, prefix, cast(BinaryIO, source), DATA))
     verifier: subprocess.Popen[str] | None = None
     try:
         _, stderr = process.communicate()
@@ -185,17 +190,20 @@ def _take_tar(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
             raise BackupError(f"the cluster has tablespaces ({', '.join(extra)}); physical "
                               "tiers back up clusters that keep everything in the data "
                               "directory")
-        # The copy is complete: verify it while the sealing catches up.
-        if request.verify:
+        manifest_path = target / PG_MANIFEST
+        if request.verify and unpacker is None:
+            # The copy is complete: verify it while the sealing catches up.
             verifier = start_tool(request.toolset, "pg_verifybackup",
                                   ["--no-parse-wal", "--quiet", str(target)])
-        manifest_path = target / PG_MANIFEST
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / WAL_TAR, WAL_TAR)]
-        if request.verify:
+        if unpacker is not None:
+            _finish_unpacking(unpacker, target, plain)
+            verifier = start_tool(request.toolset, "pg_verifybackup", ["--quiet", str(plain)])
+        elif request.verify:
             _parse_wal(request.toolset, target / WAL_TAR, work / "wal", manifest_path)
     except BaseException:
-        for child in (process, verifier):
+        for child in (process, verifier, unpacker):
             if child is not None and child.poll() is None:
                 child.kill()
                 child.communicate()
@@ -208,6 +216,17 @@ def _take_tar(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
         growing.close()
     _finish_verifier(verifier)
     return files, _wal_range(manifest_path)
+
+
+def _finish_unpacking(unpacker: subprocess.Popen[bytes], target: Path, plain: Path) -> None:
+    """Complete the plain copy: the data tar's end, the WAL tar, the backup_manifest."""
+    _, stderr = unpacker.communicate()
+    if unpacker.returncode != 0:
+        raise BackupError(f"unpacking the base backup for pg_verifybackup failed: "
+                          f"{stderr.decode(errors='replace').strip()[-300:]}")
+    with tarfile.open(target / WAL_TAR) as archive:
+        archive.extractall(plain / "pg_wal", filter="data")
+    shutil.copyfile(target / PG_MANIFEST, plain / PG_MANIFEST)
 
 
 class _Yielding(Generic[T]):
@@ -248,34 +267,6 @@ def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Pa
         if done.returncode != 0:
             raise BackupError("the base backup's WAL does not parse: "
                               + tool_failure("pg_waldump", done))
-
-
-def _take_plain(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
-                ) -> tuple[list[StoredFile], dict[str, object]]:
-    """Tools before 18 verify plain backups only: copy, then verify while packing the copy."""
-    target = work / "base"
-    done = run_tool(request.toolset, "pg_basebackup",
-                    ["--pgdata", str(target), "--format=plain", *args], dsn=request.dsn)
-    if done.returncode != 0:
-        raise BackupError(tool_failure("pg_basebackup", done))
-    verifier = start_tool(request.toolset, "pg_verifybackup", [str(target)]) \
-        if request.verify else None
-    try:
-        wal = _wal_range(target / PG_MANIFEST)
-        files = [_seal_path(request, prefix, target / PG_MANIFEST, PG_MANIFEST)]
-        stream, thread, errors = _pipe_tar(target)
-        with stream:
-            files.append(_seal_stream(request, prefix, stream, DATA))
-        thread.join()
-    except BaseException:
-        if verifier is not None:
-            verifier.kill()
-            verifier.communicate()
-        raise
-    if errors:
-        raise BackupError(f"packing the base backup failed: {errors[0]}")
-    _finish_verifier(verifier)
-    return files, wal
 
 
 def _finish_verifier(verifier: subprocess.Popen[str] | None) -> None:

@@ -1,5 +1,5 @@
 """Physical tiers with tools older than 18 (Debian's PostgreSQL 15, server and tools):
-pg_verifybackup there reads plain copies only, so the engine takes the plain path."""
+pg_verifybackup there reads plain copies only, so the stream is also unpacked for it."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def test_base_backup_with_postgres15_tools_restores_the_same_data(pg15: str,
     manifest = backup_physical(PhysicalRequest("base", pg15, tools, store, Sealing("zstd", 3),
                                                tmp_path / "staging"))
     assert manifest.tool_version.startswith("15.")
-    assert sorted(f.name for f in manifest.files) == ["backup_manifest.zst", "base.tar.zst"]
+    assert sorted(f.name for f in manifest.files) == [
+        "backup_manifest.zst", "base.tar.zst", "pg_wal.tar.zst"]
     assert manifest.details["verified"] is True
     restored = tmp_path / "restored"
     restore_chain(store, [manifest], restored, key=None, toolset=tools,
