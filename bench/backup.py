@@ -11,7 +11,7 @@ Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
   physical the engine's base tier vs the same tool calls run bare: with 18+ tools
            `pg_basebackup -Ft -X stream --manifest-checksums=SHA256`, `pg_verifybackup -n`,
            pg_waldump over the WAL range (the engine seals base.tar while it is written);
-           before 18 a plain copy + pg_verifybackup (the engine then packs the copy)
+           before 18 a plain copy + pg_verifybackup (the engine unpacks its stream for it)
   restore  bare `pg_restore -j2` of the plain dump vs the engine's restore (unseal + pg_restore)
 Part 2, Debian's PostgreSQL 15 (pgBackRest 2.45 predates 18), same data: pgBackRest full
   backup (process-max 2, zst) vs bare pg_basebackup 15 vs the engine's base tier with
@@ -259,8 +259,9 @@ def part_pg15(work: Path, scale: float, runs: int) -> None:
         pgbr = timed(lambda: sh(["runuser", "-u", "postgres", "--", "pgbackrest",
                                  f"--config={conf}", "--stanza=bench", "--type=full",
                                  "backup"]), runs, lambda: None)
-        print(f"  PG15 pgBackRest full backup (zst:3, process-max 2): {pgbr:.2f}s, repo "
-              f"{du(repo) / 1e6:,.0f} MB")
+        newest = max((repo / "backup" / "bench").glob("*F"), key=lambda p: p.name)
+        print(f"  PG15 pgBackRest full backup (zst:3, process-max 2): {pgbr:.2f}s, "
+              f"{du(newest) / 1e6:,.0f} MB")
         tools = discover(PG15)
         bare = physical(dsn, tools, work / "pg15-run", runs, "PG15")
         engine = timed(lambda: backup_physical(PhysicalRequest(
