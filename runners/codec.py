@@ -64,7 +64,7 @@ class _HashingReader:
         self.size += len(data)
         self.lines += data.count(b"\n")
         if data:
-            self.tail = (self.tail + data)[-16:]
+            self.tail = (self.tail + data[-16:])[-16:]
         return data
 
     def readable(self) -> bool:
@@ -72,14 +72,16 @@ class _HashingReader:
 
 
 class _HashingWriter:
-    def __init__(self, sink: BinaryIO) -> None:
+    def __init__(self, sink: BinaryIO, *, hashing: bool = True) -> None:
         self.sink = sink
+        self.hashing = hashing
         self.digest = hashlib.sha256()
         self.size = 0
         self.error: OSError | None = None  # pyrage wraps it; re-raised as it was
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
+        if self.hashing:
+            self.digest.update(data)
         self.size += len(data)
         try:
             self.sink.write(data)
@@ -106,6 +108,8 @@ class _CompressingReader:
 
     def read(self, size: int = -1) -> bytes:
         want = size if size and size > 0 else CHUNK
+        if self.stream is None:  # stored as it is: no buffering, no copies
+            return self.source.read(want)
         while len(self.pending) < want and not self.done:
             data = self.source.read(CHUNK)
             if not data:
@@ -164,7 +168,9 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
     """Compress (and encrypt, when a key is given) `source` into `sink`."""
     raw = _HashingReader(source)
     compressed = _CompressingReader(raw, _compressor(codec, level, threads))
-    stored = _HashingWriter(sink)
+    # Stored as it is, the stored bytes are the raw bytes: one digest serves both.
+    as_is = codec == "none" and key is None
+    stored = _HashingWriter(sink, hashing=not as_is)
     if key is None:
         shutil.copyfileobj(compressed, stored, CHUNK)
     else:
@@ -174,8 +180,9 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
             if stored.error is not None:
                 raise stored.error from None
             raise BackupError(f"encryption failed: {exc}") from None
-    return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest(),
-                  raw.lines, raw.tail)
+    raw_sha256 = raw.digest.hexdigest()
+    return Sealed(raw.size, raw_sha256, stored.size,
+                  raw_sha256 if as_is else stored.digest.hexdigest(), raw.lines, raw.tail)
 
 
 def copy_rows(lines: int, tail: bytes) -> int:

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,7 +107,9 @@ def backup_logical(request: LogicalRequest) -> Manifest:
             # then, while pg_dump goes on with the next tables (one pass, overlapped).
             dump = start_tool(request.toolset, "pg_dump", [*args, "--verbose"],
                               dsn=request.dsn)
-            sealer = _DumpSealer(request.store, prefix, work / "dump", codec, request.sealing)
+            # A failed store (a full disk, say) stops pg_dump at once, not at its end.
+            sealer = _DumpSealer(request.store, prefix, work / "dump", codec, request.sealing,
+                                 on_failure=dump.kill)
             listener = _Listener(dump, sealer)
             counts: dict[str, int] = {}
             try:
@@ -125,6 +128,9 @@ def backup_logical(request: LogicalRequest) -> Manifest:
             conn.rollback()
         if dump.returncode != 0:
             sealer.abandon()
+            failure = sealer.failure()
+            if failure is not None:
+                raise failure
             raise BackupError(tool_failure("pg_dump", subprocess.CompletedProcess(
                 dump.args, dump.returncode, "", listener.problems())))
         try:
@@ -175,8 +181,10 @@ class _DumpSealer:
     written, the rest (table of contents, small files) once pg_dump is done."""
 
     def __init__(self, store: Store, prefix: str, directory: Path, codec: str,
-                 sealing: Sealing) -> None:
+                 sealing: Sealing, on_failure: Callable[[], None] = lambda: None) -> None:
         self.store, self.prefix, self.directory = store, prefix, directory
+        self._on_failure = on_failure
+        self._failures: list[BaseException] = []
         self.codec, self.sealing = codec, sealing
         self.suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
         # Hashing and compressing release the GIL: two threads use both cores.
@@ -195,6 +203,18 @@ class _DumpSealer:
                 self._started[path] = self._pool.submit(self._one, path)
 
     def _one(self, path: Path) -> tuple[StoredFile, str, int]:
+        try:
+            return self._seal(path)
+        except BaseException as exc:
+            self._failures.append(exc)
+            self._on_failure()
+            raise
+
+    def failure(self) -> BaseException | None:
+        """The first error a file's sealing ended with, if any has."""
+        return self._failures[0] if self._failures else None
+
+    def _seal(self, path: Path) -> tuple[StoredFile, str, int]:
         relative = path.relative_to(self.directory).as_posix()
         name = f"{self.prefix}/{relative}{self.suffix}"
         if self.codec == "none" and self.sealing.key is None:

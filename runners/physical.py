@@ -177,11 +177,16 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         assert unpacker.stdin is not None
         source = _Tee(growing, unpacker.stdin)
-    sealing = _Yielding(lambda: _seal_stream(request, prefix, cast(BinaryIO, source), DATA))
+    # A failed store (a full disk, say) stops pg_basebackup at once, not at its end.
+    sealing = _Yielding(lambda: _seal_stream(request, prefix, cast(BinaryIO, source), DATA),
+                        on_failure=process.kill)
     verifier: subprocess.Popen[str] | None = None
     try:
         _, stderr = process.communicate()
         if process.returncode != 0:
+            failure = sealing.failure()
+            if failure is not None:
+                raise failure
             raise BackupError(tool_failure("pg_basebackup", subprocess.CompletedProcess(
                 process.args, process.returncode, "", stderr)))
         extra = sorted(p.name for p in target.iterdir()
@@ -234,8 +239,8 @@ class _Yielding(Generic[T]):
     starts): the server and pg_basebackup go first; sealing takes what they leave and catches
     up while pg_verifybackup runs."""
 
-    def __init__(self, action: Callable[[], T]) -> None:
-        self._action = action
+    def __init__(self, action: Callable[[], T], on_failure: Callable[[], None]) -> None:
+        self._action, self._on_failure = action, on_failure
         self._outcome: list[T] = []
         self._errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="seal", daemon=True)
@@ -247,6 +252,11 @@ class _Yielding(Generic[T]):
             self._outcome.append(self._action())
         except BaseException as exc:
             self._errors.append(exc)
+            self._on_failure()
+
+    def failure(self) -> BaseException | None:
+        """The error that ended the action, once it has ended with one."""
+        return self._errors[0] if self._errors else None
 
     def result(self) -> T:
         self._thread.join()
