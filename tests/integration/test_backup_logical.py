@@ -111,3 +111,27 @@ def test_database_down_is_a_clear_error(tmp_path: Path, pg_admin_dsn: str) -> No
         backup_logical(_request(dead, tmp_path))
     assert "Traceback" not in str(info.value)
     assert not any((tmp_path / "dest").rglob("manifest.json"))
+
+
+def test_a_backup_stored_as_is_restores_and_a_damaged_file_is_refused(
+        market_dsn: str, tmp_path: Path, new_database: Callable[..., str]) -> None:
+    """Uncompressed, unencrypted files on a local destination are linked, not copied, into
+    the restore's scratch directory: checked all the same, and left as they were."""
+    request = _request(market_dsn, tmp_path, tier="support_plain", kind="logical_schemas",
+                       schemas=["support"], sealing=Sealing("none"))
+    manifest = backup_logical(request)
+    target = new_database()
+    restore_logical(request.store, manifest, key=None, toolset=request.toolset,
+                    target_dsn=target, staging=tmp_path / "r1")
+    assert table_fingerprints(target) == table_fingerprints(market_dsn, ["support"])
+    from runners.verify import verify_backup
+
+    assert verify_backup(request.store, manifest) == []  # the restore left them untouched
+    biggest = max(manifest.files, key=lambda f: f.stored_size)
+    path = tmp_path / "dest" / "support_plain" / manifest.backup_id / biggest.name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BackupError, match="damaged"):
+        restore_logical(request.store, manifest, key=None, toolset=request.toolset,
+                        target_dsn=new_database(), staging=tmp_path / "r2")
