@@ -146,7 +146,10 @@ def restore(server: EmbeddedServer, dsn: str, tools: Toolset, store: Store, out:
     def fresh_db() -> str:
         name = f"restore_{next(counter)}"
         with connect(server.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f"drop database if exists {name}".encode())
+            # Each restored copy is as big as the source: keep one at a time on the disk.
+            for old in conn.execute("select datname from pg_database where datname like "
+                                    "'restore\\_%'").fetchall():
+                conn.execute(f"drop database {old[0]}".encode())
             conn.execute(f"create database {name}".encode())
         return with_database(dsn, name)
 
