@@ -22,6 +22,7 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from runners.codec import CHUNK, EXTENSIONS, Sealing, copy_rows, seal
 from runners.database import connect, query
+from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store, staged_backup
 from runners.verify import unseal_checked
@@ -29,6 +30,7 @@ from runners.verify import unseal_checked
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
 # pg_dump --verbose, parallel mode: a worker wrote an item (its <id>.dat file is closed).
 _FINISHED = re.compile(r"pg_dump: finished item (\d+) ")
+_DATA_FILE = re.compile(r"^(\d+)\.dat$")  # a table's COPY data, uncompressed by pg_dump
 _PROBLEM = re.compile(r"pg_dump: (error|warning|detail|hint): ")
 
 
@@ -111,7 +113,7 @@ def backup_logical(request: LogicalRequest) -> Manifest:
                               dsn=request.dsn)
             # A failed store (a full disk, say) stops pg_dump at once, not at its end.
             sealer = _DumpSealer(request.store, prefix, work / "dump", codec, request.sealing,
-                                 on_failure=dump.kill)
+                                 on_failure=dump.kill, jobs=request.jobs)
             listener = _Listener(dump, sealer)
             counts: dict[str, int] = {}
             try:
@@ -179,25 +181,50 @@ def _table_data_files(toolset: Toolset, dump: Path) -> dict[str, str]:
 
 
 class _DumpSealer:
-    """Seals a dump's files two at a time: each table's data as soon as pg_dump reports it
-    written, the rest (table of contents, small files) once pg_dump is done."""
+    """Seals a dump's files beside pg_dump: each table's data file from the moment it appears
+    (read as it grows, complete once pg_dump reports the item finished), the table of contents
+    and the rest once pg_dump is done."""
 
     def __init__(self, store: Store, prefix: str, directory: Path, codec: str,
-                 sealing: Sealing, on_failure: Callable[[], None] = lambda: None) -> None:
+                 sealing: Sealing, on_failure: Callable[[], None] = lambda: None, *,
+                 jobs: int = 2) -> None:
         self.store, self.prefix, self.directory = store, prefix, directory
         self._on_failure = on_failure
         self._failures: list[BaseException] = []
         self.codec, self.sealing = codec, sealing
         self.suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
-        # Hashing and compressing release the GIL: two threads use both cores.
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
+        self._as_is = codec == "none" and sealing.key is None and store.local
+        # Hashing and compressing release the GIL; one thread per file pg_dump may be
+        # writing at once, and at least two to use both cores.
+        self._pool = ThreadPoolExecutor(max_workers=max(2, jobs), thread_name_prefix="seal")
         self._started: dict[Path, Future[tuple[StoredFile, str, int]]] = {}
+        self._written: dict[str, threading.Event] = {}
+        self._ended = threading.Event()  # pg_dump is gone: every file is as complete as it gets
         self._lock = threading.Lock()
+        # Without parallel jobs pg_dump reports no finished items: seal after it ends.
+        self._watcher = threading.Thread(target=self._watch, name="dump-watch", daemon=True)
+        if jobs > 1:
+            self._watcher.start()
 
     def written(self, dump_id: str) -> None:
         """pg_dump finished the item with this dump id: its data file(s) are complete."""
+        self._event(dump_id).set()
         for path in self.directory.glob(f"{dump_id}.dat*"):
             self._start(path)
+
+    def _event(self, dump_id: str) -> threading.Event:
+        with self._lock:
+            return self._written.setdefault(dump_id, threading.Event())
+
+    def _watch(self) -> None:
+        while not self._ended.wait(POLL_SECONDS):
+            try:
+                names = os.listdir(self.directory)
+            except FileNotFoundError:  # pg_dump has not created it yet
+                continue
+            for name in names:
+                if _DATA_FILE.match(name):
+                    self._start(self.directory / name)
 
     def _start(self, path: Path) -> None:
         with self._lock:
@@ -219,20 +246,34 @@ class _DumpSealer:
     def _seal(self, path: Path) -> tuple[StoredFile, str, int]:
         relative = path.relative_to(self.directory).as_posix()
         name = f"{self.prefix}/{relative}{self.suffix}"
-        if self.codec == "none" and self.sealing.key is None:
-            size, digest, lines, tail = self.store.adopt(path, name)
-            return StoredFile(relative + self.suffix, size, digest, size, digest), relative, \
-                copy_rows(lines, tail)
-        with path.open("rb") as source, self.store.writer(name) as sink:
-            sealed = seal(source, sink, codec=self.codec, level=self.sealing.level,
-                          key=self.sealing.key, threads=self.sealing.threads)
+        data = _DATA_FILE.match(path.name)
+        written = self._event(data.group(1)) if data else None
+
+        def finished() -> bool:
+            return written is None or written.is_set() or self._ended.is_set()
+
+        with GrowingFile(path, finished) as source:
+            if self._as_is:  # hashed as it grows, then moved (or copied) in once complete
+                sealed = seal(source, _Discard(), codec="none")  # type: ignore[arg-type]
+                self.store.place(path, name)
+            else:
+                with self.store.writer(name) as sink:
+                    sealed = seal(source, sink, codec=self.codec,  # type: ignore[arg-type]
+                                  level=self.sealing.level, key=self.sealing.key,
+                                  threads=self.sealing.threads)
         return StoredFile(relative + self.suffix, sealed.raw_size, sealed.raw_sha256,
                           sealed.stored_size, sealed.stored_sha256), relative, \
             copy_rows(sealed.raw_lines, sealed.raw_tail)
 
+    def _end(self) -> None:
+        self._ended.set()
+        if self._watcher.is_alive():
+            self._watcher.join()
+
     def finish(self) -> tuple[list[StoredFile], dict[str, int]]:
         """Seal what is left (largest first) and wait: the stored files, and the rows of each
         COPY data file by its name in the dump."""
+        self._end()
         rest = sorted((p for p in self.directory.rglob("*")
                        if p.is_file() and p not in self._started),
                       key=lambda p: -p.stat().st_size)
@@ -246,7 +287,18 @@ class _DumpSealer:
     def abandon(self) -> None:
         """Stop: files not started are dropped; those being written finish before we return,
         so nothing lands at the destination after the failed backup is cleared."""
+        self._end()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Discard:
+    """A sink for bytes only hashed and counted."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class _Listener(threading.Thread):

@@ -12,7 +12,6 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
 from runners.codec import CHUNK, EXTENSIONS, Sealing, seal
 from runners.database import connect, query
+from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
 from runners.storage import Store, staged_backup
 from runners.verify import unseal_checked
@@ -34,7 +34,6 @@ WAL_TAR = "pg_wal.tar"
 PG_MANIFEST = "backup_manifest"
 # pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older ones need a plain copy.
 TAR_VERIFY_FROM = 18
-_POLL_SECONDS = 0.05
 _SEAL_NICENESS = 10
 T = TypeVar("T")
 
@@ -111,37 +110,6 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         return manifest
 
 
-class GrowingFile(io.RawIOBase):
-    """The file a running tool appends to, read as it grows, to its end once the tool exits."""
-
-    def __init__(self, path: Path, process: subprocess.Popen[str]) -> None:
-        self.path, self.process = path, process
-        self._handle: BinaryIO | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        while True:
-            # Whether the tool had exited is taken before reading: an empty read after an
-            # exit is the true end, an empty read before it only means "not written yet".
-            finished = self.process.poll() is not None
-            if self._handle is None and self.path.exists():
-                self._handle = self.path.open("rb", buffering=0)
-            if self._handle is not None:
-                data = self._handle.read(size if size and size > 0 else CHUNK)
-                if data or finished:
-                    return data or b""
-            elif finished:
-                return b""
-            time.sleep(_POLL_SECONDS)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-        super().close()
-
-
 class _Tee(io.RawIOBase):
     """Reads from `source`, handing every chunk to `sink` as well."""
 
@@ -167,7 +135,7 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
     target = work / "base"
     process = start_tool(request.toolset, "pg_basebackup",
                          ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
-    growing = GrowingFile(target / DATA, process)
+    growing = GrowingFile(target / DATA, lambda: process.poll() is not None)
     source: io.RawIOBase = growing
     unpacker: subprocess.Popen[bytes] | None = None
     plain = work / "plain"

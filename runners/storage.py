@@ -88,31 +88,21 @@ class Store:
                 raise _fail(self.spec, f"writing {name}", exc) from None
             raise
 
-    def adopt(self, path: Path, name: str) -> tuple[int, str, int, bytes]:
-        """Store a local file as it is (size, sha256, newlines, last bytes): renamed into
-        place when the destination is on the same file system, copied otherwise."""
-        import hashlib
-
-        digest, size, lines, tail = hashlib.sha256(), 0, 0, b""
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-                lines += chunk.count(b"\n")
-                tail = (tail + chunk)[-16:]
+    def place(self, path: Path, name: str) -> None:
+        """Store a complete local file as it is: renamed into place when the destination is
+        on the same file system, copied otherwise."""
         if self.local:
             final = Path(self.path(name))
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(path, final)
-                return size, digest.hexdigest(), lines, tail
+                return
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise _fail(self.spec, f"writing {name}", exc) from None
         with path.open("rb") as source, self.writer(name) as sink:
             while chunk := source.read(1 << 20):
                 sink.write(chunk)
-        return size, digest.hexdigest(), lines, tail
 
     def put_bytes(self, name: str, data: bytes) -> None:
         with self.writer(name) as handle:

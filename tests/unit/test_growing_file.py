@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runners.physical import GrowingFile
+from runners.growing import GrowingFile
 
 WRITER = """
 import sys, time
@@ -25,7 +25,7 @@ def test_reads_everything_the_process_wrote_while_it_wrote(tmp_path: Path) -> No
     target = tmp_path / "base.tar"
     process = _start(target, 12)
     chunks = []
-    with GrowingFile(target, process) as growing:
+    with GrowingFile(target, lambda: process.poll() is not None) as growing:
         while chunk := growing.read(50_000):
             chunks.append(chunk)
     process.wait()
@@ -36,6 +36,6 @@ def test_reads_everything_the_process_wrote_while_it_wrote(tmp_path: Path) -> No
 
 def test_a_process_that_never_creates_the_file_reads_as_empty(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", "pass"], text=True)
-    with GrowingFile(tmp_path / "never.tar", process) as growing:
+    with GrowingFile(tmp_path / "never.tar", lambda: process.poll() is not None) as growing:
         assert growing.read(1024) == b""
     assert process.wait() == 0
