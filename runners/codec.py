@@ -50,6 +50,16 @@ class Sealed:
     raw_tail: bytes = b""  # the last bytes of the raw data
 
 
+class Discard:
+    """A sink for bytes that are only hashed and counted (stored by other means)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 class _HashingReader:
     def __init__(self, source: BinaryIO) -> None:
         self.source = source

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import CHUNK, EXTENSIONS, Sealing, copy_rows, seal
+from runners.codec import CHUNK, EXTENSIONS, Discard, Sealing, copy_rows, seal
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
@@ -254,7 +254,7 @@ class _DumpSealer:
 
         with GrowingFile(path, finished) as source:
             if self._as_is:  # hashed as it grows, then moved (or copied) in once complete
-                sealed = seal(source, _Discard(), codec="none")  # type: ignore[arg-type]
+                sealed = seal(source, Discard(), codec="none")  # type: ignore[arg-type]
                 self.store.place(path, name)
             else:
                 with self.store.writer(name) as sink:
@@ -289,16 +289,6 @@ class _DumpSealer:
         so nothing lands at the destination after the failed backup is cleared."""
         self._end()
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Discard:
-    """A sink for bytes only hashed and counted."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 class _Listener(threading.Thread):

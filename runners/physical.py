@@ -22,7 +22,7 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
-from runners.codec import CHUNK, EXTENSIONS, Sealing, seal
+from runners.codec import CHUNK, EXTENSIONS, Discard, Sealing, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
@@ -145,9 +145,20 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         assert unpacker.stdin is not None
         source = _Tee(growing, unpacker.stdin)
+    # Stored as it is on a local destination, base.tar is only hashed as it grows and moved
+    # in once verified: no second copy of the data.
+    as_is = request.sealing.codec == "none" and request.sealing.key is None \
+        and request.store.local
+
+    def seal_data() -> StoredFile:
+        if not as_is:
+            return _seal_stream(request, prefix, cast(BinaryIO, source), DATA)
+        hashed = seal(cast(BinaryIO, source), Discard(), codec="none")  # type: ignore[arg-type]
+        return StoredFile(DATA, hashed.raw_size, hashed.raw_sha256, hashed.raw_size,
+                          hashed.raw_sha256)
+
     # A failed store (a full disk, say) stops pg_basebackup at once, not at its end.
-    sealing = _Yielding(lambda: _seal_stream(request, prefix, cast(BinaryIO, source), DATA),
-                        on_failure=process.kill)
+    sealing = _Yielding(seal_data, on_failure=process.kill)
     verifier: subprocess.Popen[str] | None = None
     try:
         _, stderr = process.communicate()
@@ -188,6 +199,8 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
     finally:
         growing.close()
     _finish_verifier(verifier)
+    if as_is:
+        request.store.place(target / DATA, f"{prefix}/{DATA}")
     return files, _wal_range(manifest_path)
 
 

@@ -415,3 +415,34 @@ def test_a_base_backup_starts_on_its_own_wal_without_the_archive(cluster: Cluste
         assert count == (100,)
     finally:
         recovered.server.stop()
+
+
+def test_a_base_backup_stored_as_it_is_is_moved_in_whole(cluster: Cluster,
+                                                         tmp_path: Path) -> None:
+    """Uncompressed and unencrypted on a local destination, base.tar is hashed as it is
+    written and moved in after pg_verifybackup: the stored file checks and restores."""
+    from runners.codec import Sealing
+    from runners.pgtools import discover
+    from runners.physical import PhysicalRequest, backup_physical, restore_chain
+    from runners.recovery import start_restored
+    from runners.storage import Store, StoreSpec
+    from runners.verify import verify_backup
+
+    tools = discover(embedded_bin_dir())
+    store = Store(StoreSpec("plain", f"file://{tmp_path / 'dest'}"))
+    staging = tmp_path / "staging"
+    manifest = backup_physical(PhysicalRequest("plainbase", cluster.dsn, tools, store,
+                                               Sealing("none", 0), staging))
+    assert sorted(f.name for f in manifest.files) == ["backup_manifest", "base.tar",
+                                                     "pg_wal.tar"]
+    assert verify_backup(store, manifest) == []
+    assert not list(staging.rglob("base.tar"))  # moved, nothing left behind
+    target = tmp_path / "restored"
+    restore_chain(store, [manifest], target, key=None, toolset=tools, staging=staging)
+    recovered = start_restored(target, free_port(), "postgres")
+    try:
+        with connect(recovered.server.dsn("postgres")) as conn:
+            restored = conn.execute("select count(*), sum(id) from marks").fetchone()
+        assert restored == tuple(cluster.sql("select count(*), sum(id) from marks")[0])
+    finally:
+        recovered.server.stop()
