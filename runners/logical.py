@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import CHUNK, EXTENSIONS, Discard, Sealing, copy_rows, seal
+from runners.codec import EXTENSIONS, Discard, Sealing, copy_rows, seal
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
@@ -356,12 +356,9 @@ def _link_checked(store: Store, manifest: Manifest, stored: StoredFile, target: 
         os.link(store.path(f"{manifest.tier}/{manifest.backup_id}/{stored.name}"), target)
     except OSError:
         return False
-    digest, size = hashlib.sha256(), 0
     with target.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    if size != stored.stored_size or digest.hexdigest() != stored.stored_sha256:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if target.stat().st_size != stored.stored_size or digest != stored.stored_sha256:
         raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
                           "its manifest checksum: the stored copy is damaged")
     return True
