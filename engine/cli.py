@@ -768,15 +768,17 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     click.echo("running every backup tier once, then the restore drill ...")
     tiers = run_demo_backups(obj["root"], result, primary_target(obj["root"], result, None),
                              dt.now(UTC))
+    # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.
+    wide = max([22, *(len(t.verified) + 2 for t in tiers)])
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
-               f"{'verified':<22}recovery / RTO")
+               f"{'verified':<{wide}}recovery / RTO")
     for t in tiers:
         from engine.cli_backup import human_size
 
         size = human_size(t.stored_bytes) if t.stored_bytes else "-"
         took = f"{t.seconds:.1f}s" if t.seconds else "-"
         click.echo(f"{t.tier:<24}{t.kind:<16}{t.status:<11}{size:>10}{took:>8}  "
-                   f"{t.verified:<22}{t.recovery}")
+                   f"{t.verified:<{wide}}{t.recovery}")
         if t.error:
             click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
