@@ -11,7 +11,8 @@ Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
   physical the engine's base tier vs the same tool calls run bare: with 18+ tools
            `pg_basebackup -Ft -X stream --manifest-checksums=SHA256`, `pg_verifybackup -n`,
            pg_waldump over the WAL range (the engine seals base.tar while it is written);
-           before 18 a plain copy + pg_verifybackup (the engine unpacks its stream for it)
+           before 18 a plain copy + that version's pg_verifybackup (the engine verifies its
+           tar with the embedded 18 pg_verifybackup and the version's own pg_waldump)
   restore  bare `pg_restore -j2` of the plain dump vs the engine's restore (unseal + pg_restore)
 Part 2, Debian's PostgreSQL 15 (pgBackRest 2.45 predates 18), same data: pgBackRest full
   backup (process-max 2, zst) vs bare pg_basebackup 15 vs the engine's base tier with

@@ -4,7 +4,6 @@ each, stored as one sealed tar stream; restores combine a chain with pg_combineb
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,23 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO, Generic, TypeVar, cast
+from typing import BinaryIO, Generic, TypeVar, cast
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
-from runners.codec import CHUNK, EXTENSIONS, Discard, Sealing, seal
+from runners.codec import EXTENSIONS, Discard, Sealing, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
-from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
+from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
+from runners.postgres import embedded_bin_dir
 from runners.storage import Store, staged_backup
 from runners.verify import unseal_checked
 
 DATA = "base.tar"
 WAL_TAR = "pg_wal.tar"
 PG_MANIFEST = "backup_manifest"
-# pg_verifybackup checks tar-format backups from PostgreSQL 18 on; older ones need a plain copy.
+# pg_verifybackup reads tar-format backups from PostgreSQL 18 on, older servers' included.
 TAR_VERIFY_FROM = 18
 _SEAL_NICENESS = 10
 T = TypeVar("T")
@@ -110,41 +110,15 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         return manifest
 
 
-class _Tee(io.RawIOBase):
-    """Reads from `source`, handing every chunk to `sink` as well."""
-
-    def __init__(self, source: io.RawIOBase, sink: IO[bytes]) -> None:
-        self.source, self.sink = source, sink
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self.source.read(size if size and size > 0 else CHUNK) or b""
-        if data:
-            self.sink.write(data)
-        return data
-
-
 def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
           ) -> tuple[list[StoredFile], dict[str, object]]:
     """pg_basebackup -Ft, base.tar sealed while it is written (one pass over the data), then
-    verified: by pg_verifybackup on the tar and pg_waldump over the backup's WAL range (the
-    check pg_verifybackup makes on plain backups only) with 18+ tools; before 18,
-    pg_verifybackup reads plain copies only, so the stream is also unpacked as it goes."""
+    verified: pg_verifybackup on the tar, and pg_waldump over the backup's WAL range (the
+    check pg_verifybackup makes on plain backups only)."""
     target = work / "base"
     process = start_tool(request.toolset, "pg_basebackup",
                          ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
-    growing = GrowingFile(target / DATA, lambda: process.poll() is not None)
-    source: io.RawIOBase = growing
-    unpacker: subprocess.Popen[bytes] | None = None
-    plain = work / "plain"
-    if request.verify and request.toolset.major < TAR_VERIFY_FROM:
-        plain.mkdir()
-        unpacker = subprocess.Popen(["tar", "-x", "-f", "-", "-C", str(plain)],
-                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert unpacker.stdin is not None
-        source = _Tee(growing, unpacker.stdin)
+    source = GrowingFile(target / DATA, lambda: process.poll() is not None)
     # Stored as it is on a local destination, base.tar is only hashed as it grows and moved
     # in once verified: no second copy of the data.
     as_is = request.sealing.codec == "none" and request.sealing.key is None \
@@ -175,19 +149,16 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
                               "tiers back up clusters that keep everything in the data "
                               "directory")
         manifest_path = target / PG_MANIFEST
-        if request.verify and unpacker is None:
+        if request.verify:
             # The copy is complete: verify it while the sealing catches up.
-            verifier = start_tool(request.toolset, "pg_verifybackup",
+            verifier = start_tool(_tar_verifier(request.toolset), "pg_verifybackup",
                                   ["--no-parse-wal", "--quiet", str(target)])
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / WAL_TAR, WAL_TAR)]
-        if unpacker is not None:
-            _finish_unpacking(unpacker, target, plain)
-            verifier = start_tool(request.toolset, "pg_verifybackup", ["--quiet", str(plain)])
-        elif request.verify:
+        if request.verify:
             _parse_wal(request.toolset, target / WAL_TAR, work / "wal", manifest_path)
     except BaseException:
-        for child in (process, verifier, unpacker):
+        for child in (process, verifier):
             if child is not None and child.poll() is None:
                 child.kill()
                 child.communicate()
@@ -197,22 +168,11 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
             pass
         raise
     finally:
-        growing.close()
+        source.close()
     _finish_verifier(verifier)
     if as_is:
         request.store.place(target / DATA, f"{prefix}/{DATA}")
     return files, _wal_range(manifest_path)
-
-
-def _finish_unpacking(unpacker: subprocess.Popen[bytes], target: Path, plain: Path) -> None:
-    """Complete the plain copy: the data tar's end, the WAL tar, the backup_manifest."""
-    _, stderr = unpacker.communicate()
-    if unpacker.returncode != 0:
-        raise BackupError(f"unpacking the base backup for pg_verifybackup failed: "
-                          f"{stderr.decode(errors='replace').strip()[-300:]}")
-    with tarfile.open(target / WAL_TAR) as archive:
-        archive.extractall(plain / "pg_wal", filter="data")
-    shutil.copyfile(target / PG_MANIFEST, plain / PG_MANIFEST)
 
 
 class _Yielding(Generic[T]):
@@ -244,6 +204,14 @@ class _Yielding(Generic[T]):
         if self._errors:
             raise self._errors[0]
         return self._outcome[0]
+
+
+def _tar_verifier(toolset: Toolset) -> Toolset:
+    """Tools whose pg_verifybackup reads tar backups: these, from 18 on; before, the embedded
+    wheel's (18 reads the manifests of 13 and later), so no plain copy is written for it."""
+    if toolset.major >= TAR_VERIFY_FROM:
+        return toolset
+    return discover(embedded_bin_dir())
 
 
 def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Path) -> None:

@@ -1,5 +1,6 @@
 """Physical tiers with tools older than 18 (Debian's PostgreSQL 15, server and tools):
-pg_verifybackup there reads plain copies only, so the stream is also unpacked for it."""
+pg_verifybackup there reads plain copies only, so the tar is verified by the embedded wheel's
+(18), and the WAL parsed by 15's own pg_waldump."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from runners.codec import Sealing
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.pgtools import discover
-from runners.physical import PhysicalRequest, backup_physical, restore_chain
+from runners.physical import PhysicalRequest, _tar_verifier, backup_physical, restore_chain
 from runners.storage import Store, StoreSpec
 from tests.backupcheck import table_fingerprints
 
@@ -92,3 +93,24 @@ def test_base_backup_with_postgres15_tools_restores_the_same_data(pg15: str,
         assert table_fingerprints(dsn, ["shop"])["shop.orders"][0] == 20000
     finally:
         _as_server(str(PG15 / "pg_ctl"), "stop", "-m", "fast", "-D", str(restored))
+
+
+def test_the_tar_verifier_reads_postgres15_backups_and_catches_damage(pg15: str,
+                                                                      tmp_path: Path) -> None:
+    tools = discover(PG15)
+    verifier = _tar_verifier(tools)
+    assert verifier.major >= 18
+    target = tmp_path / "bare"
+    done = subprocess.run([str(tools.path("pg_basebackup")), "-D", str(target), "-Ft",
+                           "-X", "stream", "--no-sync", f"--dbname={pg15}"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    verify = [str(verifier.path("pg_verifybackup")), "-n", "-q", str(target)]
+    assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
+    data = bytearray((target / "base.tar").read_bytes())
+    at = (data.index(b"PG_VERSION") // 512 + 1) * 512  # that member's first content byte
+    data[at] ^= 0xFF
+    (target / "base.tar").write_bytes(bytes(data))
+    damaged = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert damaged.returncode != 0
+    assert "PG_VERSION" in damaged.stderr
