@@ -9,7 +9,7 @@ Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
   logical  bare `pg_dump -Fd -j2 --no-sync` (compression as named) vs the engine's logical tier
            (one exported snapshot, row counts, sealing into a file:// destination, manifest)
   physical the engine's base tier vs the same tool calls run bare: with 18+ tools
-           `pg_basebackup -Ft -X stream --manifest-checksums=SHA256`, `pg_verifybackup -n`,
+           `pg_basebackup -Ft -X stream --manifest-checksums=CRC32C`, `pg_verifybackup -n`,
            pg_waldump over the WAL range (the engine seals base.tar while it is written);
            before 18 a plain copy + that version's pg_verifybackup (the engine verifies its
            tar with the embedded 18 pg_verifybackup and the version's own pg_waldump)
@@ -192,7 +192,7 @@ def physical(dsn: str, tools: Toolset, work: Path, runs: int, tag: str) -> float
         out.mkdir(parents=True)
 
     store = Store(StoreSpec("bench", f"file://{out / 'dest'}"))
-    flags = ["-X", "stream", "--checkpoint=fast", "--manifest-checksums=SHA256", "--no-sync"]
+    flags = ["-X", "stream", "--checkpoint=fast", "--manifest-checksums=CRC32C", "--no-sync"]
     bare = timed(lambda: sh([str(tools.path("pg_basebackup")), "-D", str(out / "bare"), "-Fp",
                              *flags, f"--dbname={dsn}"]), runs, reset)
     bare_plain = timed(lambda: (sh([str(tools.path("pg_basebackup")), "-D", str(out / "bare"),

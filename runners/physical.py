@@ -88,7 +88,12 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         if problems:
             raise BackupError(f"the server cannot honour tier {request.tier}: "
                               + "; ".join(problems))
-        args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=SHA256",
+        # CRC32C (PostgreSQL's default) catches a damaged copy; the digests verify and the
+        # drills re-check are our own SHA-256 of each stored file. A SHA-256 backup manifest
+        # would do that work twice, slowly where the tools lack OpenSSL (the embedded wheel:
+        # the server's manifest and pg_verifybackup -n of 8.8 GB took 44 + 35 s, against
+        # 27 + 2 s with CRC32C).
+        args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=CRC32C",
                 "--no-sync", f"--label=marketops {prefix}"]
         if request.parent is not None:
             parent_manifest = work / "parent_manifest"
