@@ -39,6 +39,11 @@ class GrowingFile(io.RawIOBase):
                 return b""
             time.sleep(POLL_SECONDS)
 
+    def fileno(self) -> int:
+        if self._handle is None:
+            raise OSError(f"{self.path} was never written")
+        return self._handle.fileno()
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()

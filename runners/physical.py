@@ -133,6 +133,7 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
         if not as_is:
             return _seal_stream(request, prefix, cast(BinaryIO, source), DATA)
         hashed = seal(cast(BinaryIO, source), Discard(), codec="none")  # type: ignore[arg-type]
+        os.fsync(source.fileno())  # to disk while pg_verifybackup runs, not after it
         return StoredFile(DATA, hashed.raw_size, hashed.raw_sha256, hashed.raw_size,
                           hashed.raw_sha256)
 

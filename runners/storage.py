@@ -63,17 +63,22 @@ class Store:
         """A binary file that appears under `name` only if the block completes."""
         final = self.path(name)
         staging = final
+        created: list[Path] = []
         if self.local:
             head, _, tail = final.rpartition("/")
             staging = f"{head}/.{tail}.partial-{os.getpid()}"
-            os.makedirs(head, exist_ok=True)
+            created = _make_dirs(Path(head))
         handle = None
         try:
             handle = self.fs.open(staging, "wb")
             yield handle
+            if self.local:
+                handle.flush()
+                os.fsync(handle.fileno())
             handle.close()
             if self.local:
                 os.replace(staging, final)
+                _sync_entries(Path(final), created)
         except BaseException as exc:
             if handle is not None and self.local:
                 handle.close()
@@ -93,9 +98,11 @@ class Store:
         on the same file system, copied otherwise."""
         if self.local:
             final = Path(self.path(name))
-            final.parent.mkdir(parents=True, exist_ok=True)
+            created = _make_dirs(final.parent)
             try:
+                _sync_file(path)  # the tool that wrote it did not (--no-sync)
                 os.replace(path, final)
+                _sync_entries(final, created)
                 return
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
@@ -159,6 +166,29 @@ class Store:
     def local_path(self, name: str) -> Path | None:
         """The file's path on disk for a file:// destination."""
         return Path(self.path(name)) if self.local else None
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create `directory` and its missing parents; the ones created, outermost first."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()][::-1]
+    directory.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _sync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_entries(final: Path, created: list[Path]) -> None:
+    """Make a renamed file's name durable, and the names of the directories made for it: a
+    backup (or a WAL segment PostgreSQL then recycles) is only reported stored once it would
+    survive a crash of the machine."""
+    for directory in {final.parent, *(d.parent for d in created)}:
+        _sync_file(directory)
 
 
 @contextlib.contextmanager
