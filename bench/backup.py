@@ -6,7 +6,8 @@ Run by hand:  python bench/backup.py [--scale 1] [--runs 3] [--work DIR]
 Goal: engine overhead within 5% of the bare tools (ratio engine / bare <= 1.05).
 
 Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
-  logical  bare `pg_dump -Fd -j2 --no-sync` (compression as named) vs the engine's logical tier
+  (bare tools sync their output to disk, their default: the engine syncs what it stores)
+  logical  bare `pg_dump -Fd -j2` (compression as named) vs the engine's logical tier
            (one exported snapshot, row counts, sealing into a file:// destination, manifest)
   physical the engine's base tier vs the same tool calls run bare: with 18+ tools
            `pg_basebackup -Ft -X stream --manifest-checksums=CRC32C`, `pg_verifybackup -n`,
@@ -119,7 +120,7 @@ def part_pg18(work: Path, scale: float, runs: int, parts: set[str]) -> None:
                 ("logical, engine zstd:3 vs bare gzip:1", "gzip:1", Sealing("zstd", 3)),
         ):
             bare = timed(lambda c=compress: sh([  # type: ignore[misc]
-                str(tools.path("pg_dump")), "-Fd", "-j2", "--no-sync", f"--compress={c}",
+                str(tools.path("pg_dump")), "-Fd", "-j2", f"--compress={c}",
                 "-f", str(out / "bare"), f"--dbname={dsn}"]), runs, reset)
             bare_size = du(out / "bare")
             engine = timed(lambda s=sealing: backup_logical(LogicalRequest(  # type: ignore[misc]
@@ -192,7 +193,7 @@ def physical(dsn: str, tools: Toolset, work: Path, runs: int, tag: str) -> float
         out.mkdir(parents=True)
 
     store = Store(StoreSpec("bench", f"file://{out / 'dest'}"))
-    flags = ["-X", "stream", "--checkpoint=fast", "--manifest-checksums=CRC32C", "--no-sync"]
+    flags = ["-X", "stream", "--checkpoint=fast", "--manifest-checksums=CRC32C"]
     bare = timed(lambda: sh([str(tools.path("pg_basebackup")), "-D", str(out / "bare"), "-Fp",
                              *flags, f"--dbname={dsn}"]), runs, reset)
     bare_plain = timed(lambda: (sh([str(tools.path("pg_basebackup")), "-D", str(out / "bare"),
