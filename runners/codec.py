@@ -46,7 +46,7 @@ class Sealed:
     raw_sha256: str
     stored_size: int
     stored_sha256: str
-    raw_lines: int = 0  # newlines in the raw bytes (COPY data: one per row)
+    raw_lines: int = 0  # newlines in the raw bytes, when counted (COPY data: one per row)
     raw_tail: bytes = b""  # the last bytes of the raw data
 
 
@@ -61,10 +61,11 @@ class Discard:
 
 
 class _HashingReader:
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, *, count_lines: bool = False) -> None:
         self.source = source
         self.digest = hashlib.sha256()
         self.size = 0
+        self.count_lines = count_lines
         self.lines = 0
         self.tail = b""
 
@@ -72,7 +73,8 @@ class _HashingReader:
         data = self.source.read(size if size and size > 0 else CHUNK)
         self.digest.update(data)
         self.size += len(data)
-        self.lines += data.count(b"\n")
+        if self.count_lines:  # a full pass over the bytes: only COPY data needs it
+            self.lines += data.count(b"\n")
         if data:
             self.tail = (self.tail + data[-16:])[-16:]
         return data
@@ -174,9 +176,10 @@ def identity(key: str) -> pyrage.x25519.Identity:
 
 
 def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
-         key: str | None = None, threads: int = 2) -> Sealed:
-    """Compress (and encrypt, when a key is given) `source` into `sink`."""
-    raw = _HashingReader(source)
+         key: str | None = None, threads: int = 2, count_lines: bool = False) -> Sealed:
+    """Compress (and encrypt, when a key is given) `source` into `sink`; `count_lines` also
+    counts the raw newlines (rows of COPY data)."""
+    raw = _HashingReader(source, count_lines=count_lines)
     compressed = _CompressingReader(raw, _compressor(codec, level, threads))
     # Stored as it is, the stored bytes are the raw bytes: one digest serves both.
     as_is = codec == "none" and key is None

@@ -253,14 +253,16 @@ class _DumpSealer:
             return written is None or written.is_set() or self._ended.is_set()
 
         with GrowingFile(path, finished) as source:
+            rows = data is not None  # a table's COPY data: its rows are counted as it is read
             if self._as_is:  # hashed as it grows, then moved (or copied) in once complete
-                sealed = seal(source, Discard(), codec="none")  # type: ignore[arg-type]
+                sealed = seal(source, Discard(), codec="none",  # type: ignore[arg-type]
+                              count_lines=rows)
                 self.store.place(path, name)
             else:
                 with self.store.writer(name) as sink:
                     sealed = seal(source, sink, codec=self.codec,  # type: ignore[arg-type]
                                   level=self.sealing.level, key=self.sealing.key,
-                                  threads=self.sealing.threads)
+                                  threads=self.sealing.threads, count_lines=rows)
         return StoredFile(relative + self.suffix, sealed.raw_size, sealed.raw_sha256,
                           sealed.stored_size, sealed.stored_sha256), relative, \
             copy_rows(sealed.raw_lines, sealed.raw_tail)

@@ -55,8 +55,9 @@ def test_rows_of_a_copy_data_file() -> None:
 
     data = b"1\ta\n2\tb\\nwith an escaped newline\n\\.\n\n\n"
     sink = io.BytesIO()
-    sealed = seal(io.BytesIO(data), sink, codec="zstd")
+    sealed = seal(io.BytesIO(data), sink, codec="zstd", count_lines=True)
     assert copy_rows(sealed.raw_lines, sealed.raw_tail) == 2
+    assert seal(io.BytesIO(data), io.BytesIO(), codec="zstd").raw_lines == 0  # not asked
     assert copy_rows(*_lines(b"\\.\n\n")) == 0
     assert copy_rows(*_lines(b"x\ny\n")) == 2  # no terminator: every line counts
 
