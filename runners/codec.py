@@ -175,6 +175,11 @@ def identity(key: str) -> pyrage.x25519.Identity:
         raise BackupError("the backup key is not a valid age secret key") from None
 
 
+def as_is(codec: str, key: str | None) -> bool:
+    """Whether files are stored exactly as they are (no compression, no encryption)."""
+    return codec == "none" and key is None
+
+
 def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
          key: str | None = None, threads: int = 2, count_lines: bool = False) -> Sealed:
     """Compress (and encrypt, when a key is given) `source` into `sink`; `count_lines` also
@@ -182,8 +187,8 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
     raw = _HashingReader(source, count_lines=count_lines)
     compressed = _CompressingReader(raw, _compressor(codec, level, threads))
     # Stored as it is, the stored bytes are the raw bytes: one digest serves both.
-    as_is = codec == "none" and key is None
-    stored = _HashingWriter(sink, hashing=not as_is)
+    unchanged = as_is(codec, key)
+    stored = _HashingWriter(sink, hashing=not unchanged)
     if key is None:
         shutil.copyfileobj(compressed, stored, CHUNK)
     else:
@@ -195,7 +200,7 @@ def seal(source: BinaryIO, sink: BinaryIO, *, codec: str, level: int = 3,
             raise BackupError(f"encryption failed: {exc}") from None
     raw_sha256 = raw.digest.hexdigest()
     return Sealed(raw.size, raw_sha256, stored.size,
-                  raw_sha256 if as_is else stored.digest.hexdigest(), raw.lines, raw.tail)
+                  raw_sha256 if unchanged else stored.digest.hexdigest(), raw.lines, raw.tail)
 
 
 def copy_rows(lines: int, tail: bytes) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import EXTENSIONS, Discard, Sealing, copy_rows, seal
+from runners.codec import EXTENSIONS, Discard, Sealing, as_is, copy_rows, seal
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
@@ -193,7 +193,7 @@ class _DumpSealer:
         self._failures: list[BaseException] = []
         self.codec, self.sealing = codec, sealing
         self.suffix = EXTENSIONS[codec] + (".age" if sealing.key else "")
-        self._as_is = codec == "none" and sealing.key is None and store.local
+        self._as_is = as_is(codec, sealing.key) and store.local
         # Hashing and compressing release the GIL; one thread per file pg_dump may be
         # writing at once, and at least two to use both cores.
         self._pool = ThreadPoolExecutor(max_workers=max(2, jobs), thread_name_prefix="seal")

@@ -1,5 +1,6 @@
-"""Physical tiers: pg_basebackup (full or incremental, with a manifest), pg_verifybackup after
-each, stored as one sealed tar stream; restores combine a chain with pg_combinebackup.
+"""Physical tiers: pg_basebackup -Ft (full or incremental, with a manifest), pg_verifybackup
+after each; stored as base.tar, pg_wal.tar and backup_manifest, each sealed; restores combine
+a chain with pg_combinebackup.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
-from runners.codec import EXTENSIONS, Discard, Sealing, seal
+from runners.codec import EXTENSIONS, Discard, Sealing, as_is, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
@@ -126,11 +127,10 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
     source = GrowingFile(target / DATA, lambda: process.poll() is not None)
     # Stored as it is on a local destination, base.tar is only hashed as it grows and moved
     # in once verified: no second copy of the data.
-    as_is = request.sealing.codec == "none" and request.sealing.key is None \
-        and request.store.local
+    in_place = as_is(request.sealing.codec, request.sealing.key) and request.store.local
 
     def seal_data() -> StoredFile:
-        if not as_is:
+        if not in_place:
             return _seal_stream(request, prefix, cast(BinaryIO, source), DATA)
         hashed = seal(cast(BinaryIO, source), Discard(), codec="none")  # type: ignore[arg-type]
         os.fsync(source.fileno())  # to disk while pg_verifybackup runs, not after it
@@ -176,7 +176,7 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
     finally:
         source.close()
     _finish_verifier(verifier)
-    if as_is:
+    if in_place:
         request.store.place(target / DATA, f"{prefix}/{DATA}")
     return files, _wal_range(manifest_path)
 
