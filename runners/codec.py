@@ -7,11 +7,12 @@ the raw bytes (what a restore must reproduce) and of the stored bytes (what veri
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import pyrage
 import zstandard
@@ -231,6 +232,16 @@ class _DecompressingWriter:
 
     def flush(self) -> None:
         self.sink.flush()
+
+
+def decompressing(source: BinaryIO, codec: str) -> BinaryIO:
+    """`source` read through a streaming decompressor (files a PostgreSQL tool compressed)."""
+    if codec == "zstd":
+        return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(
+            source, read_across_frames=True))
+    if codec == "gzip":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=source, mode="rb"))
+    return source
 
 
 def unseal(source: BinaryIO, sink: BinaryIO, *, codec: str, key: str | None = None) -> Sealed:

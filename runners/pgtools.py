@@ -20,6 +20,7 @@ _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 # pg_dump parses --compress before connecting: probing against a socket directory that does
 # not exist fails fast, with a compression error only when the method is unsupported.
 _PROBE_DSN = "host=/nonexistent-marketops-probe dbname=probe connect_timeout=1"
+_METHODS = ("gzip", "lz4", "zstd")
 
 
 class ToolError(MarketopsError):
@@ -33,7 +34,10 @@ class Toolset:
     bin_dir: Path
     version: tuple[int, int]
     tools: dict[str, Path]
-    compression: frozenset[str]
+    compression: frozenset[str]  # pg_dump's --compress methods
+    # pg_basebackup's client-side --compress methods (15+; the same build as pg_dump's, but
+    # 15's pg_dump predates method names, so each tool is probed on its own).
+    basebackup_compression: frozenset[str] = frozenset()
 
     @property
     def major(self) -> int:
@@ -59,22 +63,26 @@ def _version(binary: Path) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2) or 0)
 
 
-def _supports(pg_dump: Path, method: str) -> bool:
-    done = subprocess.run([str(pg_dump), f"--compress={method}:1", "--format=custom",
-                           "--dbname", _PROBE_DSN], capture_output=True, text=True,
-                          timeout=30, check=False)
+def _supports(tool: Path, argv: list[str]) -> bool:
+    done = subprocess.run([str(tool), *argv, "--dbname", _PROBE_DSN], capture_output=True,
+                          text=True, timeout=30, check=False)
     return "compression" not in done.stderr and "--compress" not in done.stderr
 
 
 def discover(bin_dir: Path) -> Toolset:
-    """The tools in `bin_dir`, their version (from pg_dump) and pg_dump's compression methods."""
+    """The tools in `bin_dir`, their version (from pg_dump) and the compression methods of
+    pg_dump and pg_basebackup."""
     tools = {name: bin_dir / name for name in TOOLS if (bin_dir / name).is_file()}
     if "pg_dump" not in tools:
         raise ToolError(f"no pg_dump in {bin_dir}; set postgres.bin_dir to a PostgreSQL bin "
                         "directory")
     version = _version(tools["pg_dump"])
-    methods = frozenset(m for m in ("gzip", "lz4", "zstd") if _supports(tools["pg_dump"], m))
-    return Toolset(bin_dir, version, tools, methods)
+    methods = frozenset(m for m in _METHODS if _supports(
+        tools["pg_dump"], [f"--compress={m}:1", "--format=custom"]))
+    basebackup = frozenset(m for m in _METHODS if "pg_basebackup" in tools and _supports(
+        tools["pg_basebackup"], [f"--compress=client-{m}:1", "--format=tar",
+                                 "--pgdata=/nonexistent-marketops-probe"]))
+    return Toolset(bin_dir, version, tools, methods, basebackup)
 
 
 def check_server(toolset: Toolset, server_version_num: int, *, physical: bool = False

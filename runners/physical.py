@@ -1,6 +1,9 @@
 """Physical tiers: pg_basebackup -Ft (full or incremental, with a manifest), pg_verifybackup
 after each; stored as base.tar, pg_wal.tar and backup_manifest, each sealed; restores combine
 a chain with pg_combinebackup.
+
+pg_basebackup compresses the tars itself (base.tar.zst, ...) when it has the tier's codec and
+pg_verifybackup can read the result; otherwise the engine compresses them as it stores them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar, cast
@@ -22,7 +25,7 @@ from engine.errors import BackupError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.serverchecks import server_problems
 from engine.walnames import segment_of_lsn
-from runners.codec import EXTENSIONS, Discard, Sealing, as_is, seal
+from runners.codec import EXTENSIONS, Discard, Sealing, as_is, decompressing, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
@@ -35,6 +38,8 @@ WAL_TAR = "pg_wal.tar"
 PG_MANIFEST = "backup_manifest"
 # pg_verifybackup reads tar-format backups from PostgreSQL 18 on, older servers' included.
 TAR_VERIFY_FROM = 18
+# In the manifest's details: the codec pg_basebackup compressed the tars with, if any.
+TAR_CODEC = "tar_compression"
 _SEAL_NICENESS = 10
 T = TypeVar("T")
 
@@ -96,12 +101,18 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         # 15 s with CRC32C).
         args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=CRC32C",
                 "--no-sync", f"--label=marketops {prefix}"]
+        native = _native_compression(request)
+        if native is not None:
+            # The tool's output is stored as it is (encrypted, when the tier is).
+            args.append(f"--compress={native}")
+            request = replace(request, sealing=replace(request.sealing, codec="none"))
+        tar_codec = native.split(":")[0].removeprefix("client-") if native else "none"
         if request.parent is not None:
             parent_manifest = work / "parent_manifest"
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
             args.append(f"--incremental={parent_manifest}")
-        files, wal = _take(request, prefix, work, args)
+        files, wal = _take(request, prefix, work, args, tar_codec)
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,
@@ -110,31 +121,47 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             parent_id=request.parent.backup_id if request.parent else None,
             server_version=str(version),
             tool_version=".".join(map(str, request.toolset.version)),
-            details={**wal, "segment_size": segment_size, "verified": request.verify},
+            details={**wal, "segment_size": segment_size, "verified": request.verify,
+                     TAR_CODEC: tar_codec},
             definition_hash=request.definition_hash, git_commit=request.git_commit)
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
         return manifest
 
 
-def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
+def _native_compression(request: PhysicalRequest) -> str | None:
+    """pg_basebackup's --compress for the tier's codec, when the tool has it and the
+    verifier can read what it writes; None leaves compression to the engine."""
+    codec, level = request.sealing.codec, request.sealing.level
+    if codec not in request.toolset.basebackup_compression:
+        return None
+    if request.verify and codec not in _tar_verifier(request.toolset).compression:
+        return None
+    if codec == "gzip":
+        return f"client-gzip:level={level}" if 1 <= level <= 9 else None
+    return f"client-zstd:level={level},workers={request.sealing.threads}"
+
+
+def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], tar_codec: str
           ) -> tuple[list[StoredFile], dict[str, object]]:
     """pg_basebackup -Ft, base.tar sealed while it is written (one pass over the data), then
     verified: pg_verifybackup on the tar, and pg_waldump over the backup's WAL range (the
-    check pg_verifybackup makes on plain backups only)."""
+    check pg_verifybackup makes on plain backups only). `tar_codec` is the tool's own
+    compression of the tars."""
     target = work / "base"
+    data = DATA + EXTENSIONS[tar_codec]
     process = start_tool(request.toolset, "pg_basebackup",
                          ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
-    source = GrowingFile(target / DATA, lambda: process.poll() is not None)
+    source = GrowingFile(target / data, lambda: process.poll() is not None)
     # Stored as it is on a local destination, base.tar is only hashed as it grows and moved
     # in once verified: no second copy of the data.
     in_place = as_is(request.sealing.codec, request.sealing.key) and request.store.local
 
     def seal_data() -> StoredFile:
         if not in_place:
-            return _seal_stream(request, prefix, cast(BinaryIO, source), DATA)
+            return _seal_stream(request, prefix, cast(BinaryIO, source), data)
         hashed = seal(cast(BinaryIO, source), Discard(), codec="none")  # type: ignore[arg-type]
         os.fsync(source.fileno())  # to disk while pg_verifybackup runs, not after it
-        return StoredFile(DATA, hashed.raw_size, hashed.raw_sha256, hashed.raw_size,
+        return StoredFile(data, hashed.raw_size, hashed.raw_sha256, hashed.raw_size,
                           hashed.raw_sha256)
 
     # A failed store (a full disk, say) stops pg_basebackup at once, not at its end.
@@ -148,8 +175,10 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
                 raise failure
             raise BackupError(tool_failure("pg_basebackup", subprocess.CompletedProcess(
                 process.args, process.returncode, "", stderr)))
+        # Before 16, pg_basebackup compresses the WAL tar with gzip only (else not at all).
+        wal_tar = next(p.name for p in target.iterdir() if p.name.startswith(WAL_TAR))
         extra = sorted(p.name for p in target.iterdir()
-                       if p.name not in (DATA, WAL_TAR, PG_MANIFEST))
+                       if p.name not in (data, wal_tar, PG_MANIFEST))
         if extra:
             raise BackupError(f"the cluster has tablespaces ({', '.join(extra)}); physical "
                               "tiers back up clusters that keep everything in the data "
@@ -160,9 +189,9 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
             verifier = start_tool(_tar_verifier(request.toolset), "pg_verifybackup",
                                   ["--no-parse-wal", "--quiet", str(target)])
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
-                 _seal_path(request, prefix, target / WAL_TAR, WAL_TAR)]
+                 _seal_path(request, prefix, target / wal_tar, wal_tar)]
         if request.verify:
-            _parse_wal(request.toolset, target / WAL_TAR, work / "wal", manifest_path)
+            _parse_wal(request.toolset, target / wal_tar, work / "wal", manifest_path)
     except BaseException:
         for child in (process, verifier):
             if child is not None and child.poll() is None:
@@ -177,7 +206,7 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str]
         source.close()
     _finish_verifier(verifier)
     if in_place:
-        request.store.place(target / DATA, f"{prefix}/{DATA}")
+        request.store.place(target / data, f"{prefix}/{data}")
     return files, _wal_range(manifest_path)
 
 
@@ -223,7 +252,7 @@ def _tar_verifier(toolset: Toolset) -> Toolset:
 def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Path) -> None:
     """Read every WAL record the backup needs with pg_waldump, range by range."""
     directory.mkdir()
-    with tarfile.open(wal_tar) as archive:
+    with wal_tar.open("rb") as source, _open_tar(source, _codec_of(wal_tar.name)) as archive:
         archive.extractall(directory, filter="data")
     for span in json.loads(pg_manifest.read_text(encoding="utf-8"))["WAL-Ranges"]:
         done = run_tool(toolset, "pg_waldump", [
@@ -232,6 +261,17 @@ def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Pa
         if done.returncode != 0:
             raise BackupError("the base backup's WAL does not parse: "
                               + tool_failure("pg_waldump", done))
+
+
+def _codec_of(tar_name: str) -> str:
+    """The compression pg_basebackup gave a tar, as its name says (base.tar.zst: zstd)."""
+    return next((codec for codec, ext in EXTENSIONS.items()
+                 if ext and tar_name.endswith(f".tar{ext}")), "none")
+
+
+def _open_tar(source: BinaryIO, codec: str) -> tarfile.TarFile:
+    """A tar read as a stream, through the decompressor of the tool that wrote it."""
+    return tarfile.open(fileobj=decompressing(source, codec), mode="r|")
 
 
 def _finish_verifier(verifier: subprocess.Popen[str] | None) -> None:
@@ -289,14 +329,16 @@ def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) 
 
 def _untar(store: Store, manifest: Manifest, stored: StoredFile, directory: Path,
            key: str | None) -> None:
-    """Stream one sealed tar into `directory`, checking its digests."""
+    """Stream one sealed tar into `directory`, checking its digests; a tar pg_basebackup
+    compressed itself is stored under its own name (older manifests have no such tars)."""
+    codec = "none" if manifest.details.get(TAR_CODEC, "none") == "none" else _codec_of(
+        stored.name.removesuffix(".age"))
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []
 
     def extract() -> None:
         try:
-            with os.fdopen(read_fd, "rb") as source, \
-                    tarfile.open(fileobj=source, mode="r|") as archive:
+            with os.fdopen(read_fd, "rb") as source, _open_tar(source, codec) as archive:
                 archive.extractall(directory, filter="fully_trusted")
         except BaseException as exc:
             errors.append(exc)

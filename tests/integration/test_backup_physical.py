@@ -446,3 +446,42 @@ def test_a_base_backup_stored_as_it_is_is_moved_in_whole(cluster: Cluster,
         assert restored == tuple(cluster.sql("select count(*), sum(id) from marks")[0])
     finally:
         recovered.server.stop()
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["as-is", "encrypted"])
+def test_pg_basebackup_compresses_itself_when_it_and_the_verifier_can(
+        cluster: Cluster, tmp_path: Path, key: str | None) -> None:
+    """The wheel has gzip in pg_basebackup and in pg_verifybackup: a gzip tier stores the
+    tool's own base.tar.gz (encrypted when the tier is), verified, and it restores."""
+    from runners.codec import Sealing
+    from runners.pgtools import discover
+    from runners.physical import PhysicalRequest, backup_physical, restore_chain
+    from runners.recovery import start_restored
+    from runners.storage import Store, StoreSpec
+    from runners.verify import verify_backup
+
+    tools = discover(embedded_bin_dir())
+    store = Store(StoreSpec("gz", f"file://{tmp_path / 'dest'}"))
+    staging = tmp_path / "staging"
+    sealing = Sealing("gzip", 1, key_name="k1" if key else None, key=key)
+    manifest = backup_physical(PhysicalRequest("gzbase", cluster.dsn, tools, store, sealing,
+                                               staging))
+    suffix = ".age" if key else ""
+    assert sorted(f.name for f in manifest.files) == [
+        f"backup_manifest{suffix}", f"base.tar.gz{suffix}", f"pg_wal.tar.gz{suffix}"]
+    assert manifest.codec == "none" and manifest.details["tar_compression"] == "gzip"
+    assert manifest.details["verified"] is True
+    data = next(f for f in manifest.files if f.name.startswith("base."))
+    if key is None:
+        assert (tmp_path / "dest" / "gzbase" / manifest.backup_id / data.name
+                ).read_bytes()[:2] == b"\x1f\x8b"  # gzip, as pg_basebackup wrote it
+    assert verify_backup(store, manifest) == []
+    target = tmp_path / "restored"
+    restore_chain(store, [manifest], target, key=key, toolset=tools, staging=staging)
+    recovered = start_restored(target, free_port(), "postgres")
+    try:
+        with connect(recovered.server.dsn("postgres")) as conn:
+            restored = conn.execute("select count(*), sum(id) from marks").fetchone()
+        assert restored == tuple(cluster.sql("select count(*), sum(id) from marks")[0])
+    finally:
+        recovered.server.stop()

@@ -68,21 +68,35 @@ def pg15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _as_server(str(PG15 / "pg_ctl"), "stop", "-m", "fast", "-D", str(data))
 
 
-def test_base_backup_with_postgres15_tools_restores_the_same_data(pg15: str,
-                                                                   tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def shop(pg15: str) -> str:
     with connect(pg15, autocommit=True) as conn:
         conn.execute("create schema shop")
         conn.execute("create table shop.orders as select g as id, md5(g::text) as note "
                      "from generate_series(1, 20000) g")
         conn.execute("create table shop.empty (id int primary key)")
+    return pg15
+
+
+@pytest.mark.parametrize(("verify", "stored"), [
+    # The verifier (the wheel's pg_verifybackup) cannot read zstd: the engine compresses.
+    (True, ["backup_manifest.zst", "base.tar.zst", "pg_wal.tar.zst"]),
+    # Unverified, 15's own pg_basebackup compresses (client-zstd; 15 compresses the WAL tar
+    # with gzip only), and the files are stored as it wrote them.
+    (False, ["backup_manifest", "base.tar.zst", "pg_wal.tar"]),
+], ids=["verified", "unverified"])
+def test_base_backup_with_postgres15_tools_restores_the_same_data(
+        shop: str, tmp_path: Path, verify: bool, stored: list[str]) -> None:
+    pg15 = shop
     tools = discover(PG15)
     store = Store(StoreSpec("backups", f"file://{tmp_path / 'dest'}"))
     manifest = backup_physical(PhysicalRequest("base", pg15, tools, store, Sealing("zstd", 3),
-                                               tmp_path / "staging"))
+                                               tmp_path / "staging", verify=verify))
     assert manifest.tool_version.startswith("15.")
-    assert sorted(f.name for f in manifest.files) == [
-        "backup_manifest.zst", "base.tar.zst", "pg_wal.tar.zst"]
-    assert manifest.details["verified"] is True
+    assert sorted(f.name for f in manifest.files) == stored
+    assert manifest.details["verified"] is verify
+    assert (manifest.codec, manifest.details["tar_compression"]) == (
+        ("zstd", "none") if verify else ("none", "zstd"))
     restored = tmp_path / "restored"
     restore_chain(store, [manifest], restored, key=None, toolset=tools,
                   staging=tmp_path / "staging")
