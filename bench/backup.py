@@ -221,6 +221,10 @@ def physical(dsn: str, tools: Toolset, work: Path, runs: int, tag: str) -> float
                                                   [*flags, "--compress=client-gzip:1"]),
                        runs, reset)
         row(f"{tag} the same, vs bare client-gzip:1", engine, bare_z)
+        # gzip both ways: pg_basebackup compresses, the engine stores what it wrote.
+        engine_gz = timed(lambda: backup_physical(PhysicalRequest(
+            "base", dsn, tools, store, Sealing("gzip", 1), staging, verify=True)), runs, reset)
+        row(f"{tag} base backup + verify, gzip:1 native in both", engine_gz, bare_z)
     return bare
 
 
@@ -293,6 +297,13 @@ def part_pg15(work: Path, scale: float, runs: int) -> None:
         row("PG15 engine base (zstd:3, verify) vs bare client-zstd:3 (2 workers, no verify)",
             engine, bare_zstd)
         row("PG15 engine base (zstd:3, verify) vs pgBackRest", engine, pgbr)
+        # Unverified, the engine lets 15's pg_basebackup compress: the same calls as bare.
+        engine_native = timed(lambda: backup_physical(PhysicalRequest(
+            "base", dsn, tools, Store(StoreSpec("bench", f"file://{work / 'pg15-dest'}")),
+            Sealing("zstd", 3), work / "pg15-staging", verify=False)), runs,
+            lambda: shutil.rmtree(work / "pg15-dest", ignore_errors=True))
+        row("PG15 engine base (zstd:3 native, no verify) vs bare client-zstd:3", engine_native,
+            bare_zstd)
         row("PG15 bare pg_basebackup vs pgBackRest", bare, pgbr)
     finally:
         sh(["runuser", "-u", "postgres", "--", str(PG15 / "pg_ctl"), "stop", "-m", "fast",

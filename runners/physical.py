@@ -101,7 +101,8 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         # 15 s with CRC32C).
         args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=CRC32C",
                 "--no-sync", f"--label=marketops {prefix}"]
-        native = _native_compression(request)
+        verifier = _tar_verifier(request.toolset) if request.verify else None
+        native = tool_compression(request.sealing, request.toolset, verifier)
         if native is not None:
             # The tool's output is stored as it is (encrypted, when the tier is).
             args.append(f"--compress={native}")
@@ -112,7 +113,7 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
             args.append(f"--incremental={parent_manifest}")
-        files, wal = _take(request, prefix, work, args, tar_codec)
+        files, wal = _take(request, prefix, work, args, tar_codec, verifier)
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,
@@ -128,25 +129,26 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         return manifest
 
 
-def _native_compression(request: PhysicalRequest) -> str | None:
-    """pg_basebackup's --compress for the tier's codec, when the tool has it and the
-    verifier can read what it writes; None leaves compression to the engine."""
-    codec, level = request.sealing.codec, request.sealing.level
-    if codec not in request.toolset.basebackup_compression:
+def tool_compression(sealing: Sealing, toolset: Toolset, verifier: Toolset | None
+                     ) -> str | None:
+    """pg_basebackup's --compress for the tier's codec, when it has the codec and the
+    verifier (None: no verification) can read what it writes; None: the engine compresses."""
+    codec, level = sealing.codec, sealing.level
+    if codec not in toolset.basebackup_compression:
         return None
-    if request.verify and codec not in _tar_verifier(request.toolset).compression:
+    if verifier is not None and codec not in verifier.compression:
         return None
     if codec == "gzip":
         return f"client-gzip:level={level}" if 1 <= level <= 9 else None
-    return f"client-zstd:level={level},workers={request.sealing.threads}"
+    return f"client-zstd:level={level},workers={sealing.threads}"
 
 
-def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], tar_codec: str
-          ) -> tuple[list[StoredFile], dict[str, object]]:
+def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], tar_codec: str,
+          verifier_tools: Toolset | None) -> tuple[list[StoredFile], dict[str, object]]:
     """pg_basebackup -Ft, base.tar sealed while it is written (one pass over the data), then
     verified: pg_verifybackup on the tar, and pg_waldump over the backup's WAL range (the
     check pg_verifybackup makes on plain backups only). `tar_codec` is the tool's own
-    compression of the tars."""
+    compression of the tars; `verifier_tools` None skips the verification."""
     target = work / "base"
     data = DATA + EXTENSIONS[tar_codec]
     process = start_tool(request.toolset, "pg_basebackup",
@@ -184,13 +186,13 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], ta
                               "tiers back up clusters that keep everything in the data "
                               "directory")
         manifest_path = target / PG_MANIFEST
-        if request.verify:
+        if verifier_tools is not None:
             # The copy is complete: verify it while the sealing catches up.
-            verifier = start_tool(_tar_verifier(request.toolset), "pg_verifybackup",
+            verifier = start_tool(verifier_tools, "pg_verifybackup",
                                   ["--no-parse-wal", "--quiet", str(target)])
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / wal_tar, wal_tar)]
-        if request.verify:
+        if verifier_tools is not None:
             _parse_wal(request.toolset, target / wal_tar, work / "wal", manifest_path)
     except BaseException:
         for child in (process, verifier):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from engine.errors import BackupError
-from runners.codec import generate_key, seal, unseal
+from runners.codec import decompressing, generate_key, seal, unseal
 
 KEY = generate_key()[0]
 DATA = os.urandom(300_000) + b"compressible " * 50_000
@@ -64,3 +64,23 @@ def test_rows_of_a_copy_data_file() -> None:
 
 def _lines(data: bytes) -> tuple[int, bytes]:
     return data.count(b"\n"), data[-16:]
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip", "none"])
+def test_decompressing_reads_what_a_tool_compressed_across_frames(codec: str) -> None:
+    """pg_basebackup's workers may end one zstd frame and start another: all are read."""
+    import gzip as gzip_module
+
+    import zstandard
+
+    parts = [b"first frame\n" * 1000, b"second frame\n" * 1000]
+    if codec == "zstd":
+        blob = b"".join(zstandard.ZstdCompressor().compress(p) for p in parts)
+    elif codec == "gzip":
+        blob = gzip_module.compress(b"".join(parts))
+    else:
+        blob = b"".join(parts)
+    reader, chunks = decompressing(io.BytesIO(blob), codec), []
+    while chunk := reader.read(4096):  # as tarfile reads: a block at a time
+        chunks.append(chunk)
+    assert b"".join(chunks) == b"".join(parts)
