@@ -6,15 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from engine.findings import Location
 from engine.models.backup import BackupTier
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
-from engine.sqlcheck import Catalog, ColumnRef, SqlAnalysis, analyze
 from engine.yamlsource import SourceDoc
+
+if TYPE_CHECKING:
+    # sqlglot is imported where SQL is checked, not where a project is loaded: wal-push
+    # loads the project once per WAL segment and needs no SQL.
+    from engine.sqlcheck import Catalog, ColumnRef, SqlAnalysis
 
 T = TypeVar("T")
 
@@ -64,6 +68,8 @@ class Project:
     @cached_property
     def catalog(self) -> Catalog:
         """The declared tables and their PII columns, as SQL checks need them."""
+        from engine.sqlcheck import Catalog
+
         tables: dict[str, dict[str, dict[str, str]]] = {}
         pii: set[ColumnRef] = set()
         for name, loaded in self.schemas.items():
@@ -76,4 +82,6 @@ class Project:
     @cached_property
     def analyses(self) -> dict[str, SqlAnalysis]:
         """Each report's SQL checked against the catalog, computed once."""
+        from engine.sqlcheck import analyze
+
         return {rid: analyze(sql.text, self.catalog) for rid, sql in self.report_sql.items()}
