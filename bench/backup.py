@@ -13,11 +13,13 @@ Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
            `pg_basebackup -Ft -X stream --manifest-checksums=CRC32C`, `pg_verifybackup -n`,
            pg_waldump over the WAL range (the engine seals base.tar while it is written);
            before 18 a plain copy + that version's pg_verifybackup (the engine verifies its
-           tar with the embedded 18 pg_verifybackup and the version's own pg_waldump)
+           tar with the embedded 18 pg_verifybackup and the version's own pg_waldump);
+           gzip:1 with pg_basebackup compressing in both (the engine stores its .tar.gz)
   restore  bare `pg_restore -j2` of the plain dump vs the engine's restore (unseal + pg_restore)
 Part 2, Debian's PostgreSQL 15 (pgBackRest 2.45 predates 18), same data: pgBackRest full
   backup (process-max 2, zst) vs bare pg_basebackup 15 vs the engine's base tier with
-  postgres.bin_dir = /usr/lib/postgresql/15/bin.
+  postgres.bin_dir = /usr/lib/postgresql/15/bin; zstd:3 compressed by the engine (verified:
+  the verifier lacks zstd) and by pg_basebackup 15 (unverified) vs bare client-zstd:3.
 Each timing is the median of --runs runs.
 """
 
