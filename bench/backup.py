@@ -19,7 +19,8 @@ Part 1, the embedded PostgreSQL 18 with the demo data at --scale:
 Part 2, Debian's PostgreSQL 15 (pgBackRest 2.45 predates 18), same data: pgBackRest full
   backup (process-max 2, zst) vs bare pg_basebackup 15 vs the engine's base tier with
   postgres.bin_dir = /usr/lib/postgresql/15/bin; zstd:3 compressed by the engine (verified:
-  the verifier lacks zstd) and by pg_basebackup 15 (unverified) vs bare client-zstd:3.
+  the verifier lacks zstd) and by pg_basebackup 15 (unverified) vs bare client-zstd:3; the
+  logical tier with 15's pg_dump vs bare `pg_dump -Fd -j2 -Z0` and vs pgBackRest.
 Each timing is the median of --runs runs.
 """
 
@@ -307,6 +308,22 @@ def part_pg15(work: Path, scale: float, runs: int) -> None:
         row("PG15 engine base (zstd:3 native, no verify) vs bare client-zstd:3", engine_native,
             bare_zstd)
         row("PG15 bare pg_basebackup vs pgBackRest", bare, pgbr)
+        # The logical tier on the same cluster, with 15's own pg_dump (no zstd before 16).
+        dest, dumped = work / "pg15-dest", work / "pg15-run" / "dump"
+
+        def reset_dump() -> None:
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(dumped, ignore_errors=True)
+
+        bare_dump = timed(lambda: sh([str(tools.path("pg_dump")), "-Fd", "-j2", "-Z0", "-f",
+                                      str(dumped), f"--dbname={bench}"]), runs, reset_dump)
+        for label, sealing in (("no compression", Sealing("none", 0)),
+                               ("engine zstd:3", Sealing("zstd", 3))):
+            engine_dump = timed(lambda s=sealing: backup_logical(LogicalRequest(  # type: ignore[misc]
+                "full", "logical_full", bench, tools, Store(StoreSpec("bench", f"file://{dest}")),
+                s, work / "pg15-staging", jobs=2)), runs, reset_dump)
+            row(f"PG15 logical, {label}, vs bare pg_dump -Z0", engine_dump, bare_dump)
+            row(f"PG15 logical, {label}, vs pgBackRest", engine_dump, pgbr)
     finally:
         sh(["runuser", "-u", "postgres", "--", str(PG15 / "pg_ctl"), "stop", "-m", "fast",
             "-t", "600", "-D", str(data)])
