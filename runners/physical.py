@@ -103,11 +103,11 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
                 "--no-sync", f"--label=marketops {prefix}"]
         verifier = _tar_verifier(request.toolset) if request.verify else None
         native = tool_compression(request.sealing, request.toolset, verifier)
+        tar_codec = request.sealing.codec if native else "none"
         if native is not None:
             # The tool's output is stored as it is (encrypted, when the tier is).
             args.append(f"--compress={native}")
             request = replace(request, sealing=replace(request.sealing, codec="none"))
-        tar_codec = native.split(":")[0].removeprefix("client-") if native else "none"
         if request.parent is not None:
             parent_manifest = work / "parent_manifest"
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
