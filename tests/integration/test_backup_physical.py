@@ -16,12 +16,14 @@ import pytest
 
 from engine.backup_wiring import take_backup
 from engine.jobs import Job, jobs
+from engine.manifest import Manifest
 from engine.restore_wiring import restore_point_in_time
 from engine.validate import ValidationResult, validate
 from engine.wal_wiring import configure_archiving, wal_settings
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer, embedded_bin_dir
+from runners.storage import Store
 from tests.helpers import write_project
 
 KEY = str(pyrage.x25519.Identity.generate())
@@ -423,8 +425,7 @@ def test_a_base_backup_stored_as_it_is_is_moved_in_whole(cluster: Cluster,
     written and moved in after pg_verifybackup: the stored file checks and restores."""
     from runners.codec import Sealing
     from runners.pgtools import discover
-    from runners.physical import PhysicalRequest, backup_physical, restore_chain
-    from runners.recovery import start_restored
+    from runners.physical import PhysicalRequest, backup_physical
     from runners.storage import Store, StoreSpec
     from runners.verify import verify_backup
 
@@ -437,15 +438,7 @@ def test_a_base_backup_stored_as_it_is_is_moved_in_whole(cluster: Cluster,
                                                      "pg_wal.tar"]
     assert verify_backup(store, manifest) == []
     assert not list(staging.rglob("base.tar"))  # moved, nothing left behind
-    target = tmp_path / "restored"
-    restore_chain(store, [manifest], target, key=None, toolset=tools, staging=staging)
-    recovered = start_restored(target, free_port(), "postgres")
-    try:
-        with connect(recovered.server.dsn("postgres")) as conn:
-            restored = conn.execute("select count(*), sum(id) from marks").fetchone()
-        assert restored == tuple(cluster.sql("select count(*), sum(id) from marks")[0])
-    finally:
-        recovered.server.stop()
+    _assert_restores_marks(cluster, store, manifest, None, tmp_path)
 
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["as-is", "encrypted"])
@@ -455,8 +448,7 @@ def test_pg_basebackup_compresses_itself_when_it_and_the_verifier_can(
     tool's own base.tar.gz (encrypted when the tier is), verified, and it restores."""
     from runners.codec import Sealing
     from runners.pgtools import discover
-    from runners.physical import PhysicalRequest, backup_physical, restore_chain
-    from runners.recovery import start_restored
+    from runners.physical import PhysicalRequest, backup_physical
     from runners.storage import Store, StoreSpec
     from runners.verify import verify_backup
 
@@ -476,8 +468,19 @@ def test_pg_basebackup_compresses_itself_when_it_and_the_verifier_can(
         assert (tmp_path / "dest" / "gzbase" / manifest.backup_id / data.name
                 ).read_bytes()[:2] == b"\x1f\x8b"  # gzip, as pg_basebackup wrote it
     assert verify_backup(store, manifest) == []
+    _assert_restores_marks(cluster, store, manifest, key, tmp_path)
+
+
+def _assert_restores_marks(cluster: Cluster, store: Store, manifest: Manifest,
+                           key: str | None, tmp_path: Path) -> None:
+    """Restore one base backup, start it, and compare the marks table with the cluster's."""
+    from runners.pgtools import discover
+    from runners.physical import restore_chain
+    from runners.recovery import start_restored
+
     target = tmp_path / "restored"
-    restore_chain(store, [manifest], target, key=key, toolset=tools, staging=staging)
+    restore_chain(store, [manifest], target, key=key, toolset=discover(embedded_bin_dir()),
+                  staging=tmp_path / "staging")
     recovered = start_restored(target, free_port(), "postgres")
     try:
         with connect(recovered.server.dsn("postgres")) as conn:
