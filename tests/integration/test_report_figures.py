@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.ddl import create_all
-from engine.jobs import Job, jobs
-from engine.sqlparams import to_pyformat
 from engine.validate import validate
 from runners.database import connect, execute_script
-from runners.report import ReportRequest, run_report
+from tests.support.reports import declared_rows
 
 BASE = """
 insert into ref.currencies values ('EUR', 'Euro', 2);
@@ -52,18 +49,7 @@ def market(project, new_database: Callable[..., str]) -> str:  # type: ignore[no
 
 def _run(project, dsn: str, report: str, at: datetime,  # type: ignore[no-untyped-def]
          tmp_path: Path) -> list[dict[str, str]]:
-    job: Job = jobs(project)[f"report/{report}"]
-    assert job.schedule is not None and job.report is not None and job.sql is not None
-    slot = job.schedule.latest_at_or_before(at)
-    assert slot is not None
-    period = job.period(slot)
-    assert period is not None
-    params = job.parameters(slot)
-    done = run_report(ReportRequest(job.name, dsn, to_pyformat(job.sql, set(params)), params,
-                                    job.report.limits.statement_timeout,
-                                    job.report.limits.max_rows, tmp_path / report))
-    with (done.directory / f"{report}.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    return declared_rows(project, dsn, report, at, tmp_path)
 
 
 def test_pnl_monthly(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
