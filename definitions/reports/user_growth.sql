@@ -15,5 +15,5 @@ join users.acquisition_channels ch on ch.id = a.channel_id
 left join first_purchases fp on fp.account_id = a.id
 left join active_customers ac on ac.account_id = a.id
 where a.created_at < :period_end
-group by r.name, ch.label
+group by r.id, r.name, ch.id, ch.label
 order by new_accounts desc, region, channel
