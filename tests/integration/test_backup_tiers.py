@@ -15,8 +15,8 @@ from engine.backup_health import freshness
 from engine.backup_wiring import apply_retention, catalog_of, retention_plan, run_backup
 from engine.errors import BackupError
 from engine.jobs import Job, jobs
-from engine.restore_wiring import verify_tier
 from engine.validate import ValidationResult, validate
+from engine.verify_wiring import verify_tier
 from runners.database import connect
 from tests.backupcheck import table_fingerprints
 from tests.integration.conftest import copy_repository
