@@ -98,9 +98,10 @@ def head_problems(batches: list[Batch], head: Head | None) -> tuple[list[str], l
     anchored = by_seq.get(head.batches)
     if anchored is None:
         have = max(by_seq, default=0)
+        lost = f"batch #{head.batches} was" if have + 1 == head.batches else \
+            f"batches #{have + 1}..#{head.batches} were"
         return [f"the ledger's head records {head.batches} batch(es) up to id "
-                f"{head.last_id}, the vault ends at #{have}: batch(es) "
-                f"#{have + 1}..#{head.batches} were deleted"], []
+                f"{head.last_id}, the vault ends at #{have}: {lost} deleted"], []
     if anchored.chain_hash != head.last_hash:
         return [f"batch {anchored.batch_id} (#{anchored.seq}) is not the batch the ledger's "
                 "head recorded (its hash differs): it was rewritten"], []
