@@ -22,9 +22,12 @@ import pytest
 from engine.auditchain import chain_hash
 from runners.codec import seal, unseal
 from runners.database import connect
+from tests.helpers import write_project
 from tests.integration.conftest import copy_repository
+from tests.integration.test_backup_physical import BASE_TIER, SETTINGS, WAL_TIER, Cluster
 
 KEY = str(pyrage.x25519.Identity.generate())
+PHYSICAL_KEY = str(pyrage.x25519.Identity.generate())
 TABLE = "admin.audit_log"
 
 
@@ -38,7 +41,8 @@ def _cli(root: Path, *args: str, env: dict[str, str] | None = None
 
 
 @pytest.fixture
-def vault(tmp_path: Path, repo_root: Path, market_dsn: str) -> Iterator[tuple[Path, dict[str, str]]]:
+def vault(tmp_path: Path, repo_root: Path, market_dsn: str
+          ) -> Iterator[tuple[Path, dict[str, str]]]:
     """This repository's definitions with the primary (and the ledger in it) the test's
     database; the environment the CLI needs."""
     root = copy_repository(repo_root, tmp_path / "repo", "TEST_PRIMARY_DSN")
@@ -99,7 +103,8 @@ def test_verify_audit_detects_a_truncated_rewritten_or_gapped_vault(
     assert gone.returncode == 1
     assert "records 4 batch(es)" in gone.stdout and "batch #4 was deleted" in gone.stdout
     refused = _run(root, env)  # and the next run refuses to paper over it
-    assert refused.returncode == 1 and "broken, refusing to extend" in refused.stdout + refused.stderr
+    assert refused.returncode == 1
+    assert "broken, refusing to extend" in refused.stdout + refused.stderr
     shutil.move(held, newest)
     assert _cli(root, "verify", "audit", env=env).returncode == 0
 
@@ -183,3 +188,106 @@ def test_a_row_committed_after_a_later_id_is_still_exported(
         total = conn.execute("select count(*) from admin.audit_log").fetchone()[0]
     assert len(ids) == total
     assert _cli(root, "verify", "audit", env=env).returncode == 0
+
+
+# -- a physical cluster archiving through marketops ------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from engine.wal_wiring import configure_archiving, prepare_archive_access, wal_settings
+    from runners.mailbox import free_port
+    from runners.postgres import EmbeddedServer
+
+    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = PHYSICAL_KEY  # archive_command inherits it
+    root = tmp_path_factory.mktemp("verify") / "repo"
+    write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
+                         "definitions/reports/revenue.yaml": None,
+                         "definitions/backups/nightly.yaml": None,
+                         "definitions/backups/base.yaml": BASE_TIER,
+                         "definitions/backups/wal.yaml": WAL_TIER})
+    server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
+    server.start()
+    project = Cluster(root, server)
+    prepare_archive_access(root, project.result)
+    if configure_archiving(project.dsn, wal_settings(root, project.result)):
+        server.stop()
+        server.start()
+    project.sql("create table marks (id int primary key, note text)")
+    project.switch_and_wait()
+    try:
+        yield project
+    finally:
+        server.stop()
+
+
+def _flip(path: Path, at: float = 0.5) -> bytes:
+    saved = path.read_bytes()
+    data = bytearray(saved)
+    data[int(len(data) * at)] ^= 0x01
+    path.write_bytes(bytes(data))
+    return saved
+
+
+def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
+        cluster: Cluster) -> None:
+    cluster.sql("insert into marks select g, 'wal ' || g from generate_series(1, 2000) g")
+    first = cluster.switch_and_wait()
+    cluster.sql("insert into marks values (100001, 'next segment')")
+    second = cluster.switch_and_wait()
+    ok = _cli(cluster.root, "verify", "wal")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "re-read, each matches the checksum recorded when it was stored" in ok.stdout
+    archive = cluster.root / "var" / "backups" / "wal"
+    stored = {p.name[:24]: p for p in archive.rglob("*") if p.is_file() and len(p.name) > 24}
+
+    # One flipped byte: found, named, exit 1 (its name alone shows no gap).
+    saved = _flip(stored[first])
+    try:
+        flipped = _cli(cluster.root, "verify", "wal")
+        assert flipped.returncode == 1
+        failed = [line for line in flipped.stdout.splitlines() if line.startswith("FAILED")]
+        assert len(failed) == 1 and first in failed[0], flipped.stdout
+        assert "no gap" in flipped.stdout  # what verify said before, and still true
+    finally:
+        stored[first].write_bytes(saved)
+
+    # Another segment's (intact, validly sealed) contents under this one's name.
+    stored[first].write_bytes(stored[second].read_bytes())
+    try:
+        swapped = _cli(cluster.root, "verify", "wal")
+        assert swapped.returncode == 1 and first in swapped.stdout
+        assert "do not match the checksum recorded when it was stored" in swapped.stdout
+    finally:
+        stored[first].write_bytes(saved)
+    assert _cli(cluster.root, "verify", "wal").returncode == 0
+
+
+def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Cluster) -> None:
+    from engine.backup_wiring import take_backup
+
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'incremental ' || g from generate_series("
+                "200001, 203000) g")
+    newest = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    assert newest.backup_type == "incremental" and newest.parent_id == full.backup_id
+    ok = _cli(cluster.root, "verify", "base")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"base/{newest.backup_id} (incremental)" in ok.stdout
+    assert "with the 1 backup(s) it builds on" in ok.stdout
+
+    victim = max(full.files, key=lambda f: f.stored_size)
+    path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
+    saved = _flip(path, 0.3)
+    try:
+        damaged = _cli(cluster.root, "verify", "base")  # the newest only, not --all
+        assert damaged.returncode == 1
+        assert f"base/{full.backup_id}/{victim.name}" in damaged.stdout
+        assert (f"base/{newest.backup_id}: cannot be restored: base/{full.backup_id} that it "
+                "builds on is damaged") in damaged.stdout, damaged.stdout
+        # Read once even when --all reaches it twice (for itself and for the incremental).
+        every = _cli(cluster.root, "verify", "base", "--all")
+        assert every.returncode == 1
+        assert every.stdout.count(f"base/{full.backup_id}/{victim.name}") == 1
+    finally:
+        path.write_bytes(saved)
+    assert _cli(cluster.root, "verify", "base").returncode == 0
