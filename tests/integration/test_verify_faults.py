@@ -291,3 +291,28 @@ def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Clus
     finally:
         path.write_bytes(saved)
     assert _cli(cluster.root, "verify", "base").returncode == 0
+
+
+def test_a_signed_head_catches_the_ledger_edited_to_match_a_truncated_vault(
+        vault: tuple[Path, dict[str, str]], market_dsn: str) -> None:
+    root, env = vault
+    settings = root / "marketops.yaml"
+    text = settings.read_text()
+    settings.write_text(text.replace("keys:\n", "keys:\n  audit-anchor: ${AUDIT_ANCHOR_KEY}\n"))
+    env = {**env, "AUDIT_ANCHOR_KEY": "a separate secret"}
+    assert _run(root, env).returncode == 0
+    _append(market_dsn, 4)
+    assert _run(root, env).returncode == 0
+    assert _cli(root, "verify", "audit", env=env).returncode == 0
+    first, second = sorted(p for p in _folder(root).iterdir() if p.is_dir())
+    kept = json.loads((first / "manifest.json").read_text())["details"]
+    # Whoever can write both the vault and the ledger, but not read the anchor key.
+    shutil.rmtree(second)
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("update marketops.audit_heads set batches = 1, last_hash = %s, "
+                     "last_id = %s", (kept["chain_hash"], kept["last_id"]))
+    edited = _cli(root, "verify", "audit", env=env)
+    assert edited.returncode == 1
+    assert "does not match its signature: the ledger row was edited" in edited.stdout
+    refused = _run(root, env)
+    assert refused.returncode == 1 and "edited" in refused.stdout + refused.stderr
