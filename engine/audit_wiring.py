@@ -94,11 +94,13 @@ def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
 
 
 def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None, *,
-                 dsn: str | None = None) -> tuple[list[str], list[str]]:
+                 dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
     """(problems, checked): every audit vault chain walked (order, previous-hash links,
-    manifests, stored rows) and held against the head the ledger recorded."""
+    manifests, stored rows) and held against the head the ledger recorded. With `adopt`, a
+    chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
+    once it checks out: a deliberate act, since it vouches for the vault's newest batch."""
     from engine.wiring import database_dsn
-    from runners.auditvault import verify_chain
+    from runners.auditvault import stored_head, verify_chain
 
     tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
              if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
@@ -124,12 +126,19 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
         store = tier_store(root, result, tier)
         for table in tier.tables:
             head = ledger.audit_head(tid, table)
+            adopted = head is None and adopt
+            if adopted:
+                head = stored_head(store, tid, table)
             found, count = verify_chain(store, tid, table, key, head)
-            if sign is not None and head is not None:
+            if sign is not None and head is not None and not adopted:
                 wrong = signature_problem(sign, tid, table, head)
                 found += [f"{table}: {wrong}"] if wrong else []
             problems += [f"{tid}: {p}" for p in found]
-            if not found:
-                anchored = f"anchored at #{head.batches}" if head else "empty"
-                checked.append(f"{tid}: {table}: {count} batch(es), chain intact, {anchored}")
+            if found:
+                continue
+            if adopted and head is not None:
+                LedgerAnchor(ledger, tid, anchor_key(result)).record(table, head)
+            anchored = "empty" if head is None else \
+                f"{'now ' if adopted else ''}anchored at #{head.batches}"
+            checked.append(f"{tid}: {table}: {count} batch(es), chain intact, {anchored}")
     return problems, checked

@@ -91,7 +91,8 @@ def head_problems(batches: list[Batch], head: Head | None) -> tuple[list[str], l
             return [], []
         return [f"the ledger records no chain head for its {len(batches)} batch(es), so "
                 "deleted newest batches cannot be ruled out (was the ledger's "
-                "marketops.audit_heads row removed, or is this another state database?)"], []
+                "marketops.audit_heads row removed, or is this another state database?); "
+                "for a vault older than the heads: marketops verify audit --adopt"], []
     if head.batches == 0:
         return [], list(batches)
     by_seq = {b.seq: b for b in batches}

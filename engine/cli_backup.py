@@ -186,8 +186,11 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target_time: 
 @click.option("--all", "every", is_flag=True, help="Every backup, not only the latest.")
 @click.option("--dsn", envvar="MARKETOPS_DSN", default=None,
               help="Database holding the ledger, for `audit` (default: settings).")
+@click.option("--adopt", is_flag=True,
+              help="audit: record the head of a vault chain the ledger has none for (a vault "
+                   "older than the heads), once the chain checks out.")
 @click.pass_obj
-def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None) -> None:
+def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: bool) -> None:
     """Re-read stored files and check them against what was recorded when they were stored.
 
     A backup is checked with every backup it builds on (a physical incremental: its full
@@ -207,7 +210,8 @@ def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None) -> None
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
-    problems, checked = verify_tier(obj["root"], result, what, every=every, dsn=dsn)
+    problems, checked = verify_tier(obj["root"], result, what, every=every, dsn=dsn,
+                                    adopt=adopt)
     for line in checked:
         click.echo(f"ok      {line}")
     for line in problems:

@@ -17,19 +17,19 @@ if TYPE_CHECKING:
 
 
 def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False,
-                dsn: str | None = None) -> tuple[list[str], list[str]]:
+                dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
     """(problems, checked): the newest backup (or every one) and each backup it builds on,
     re-read against their manifests; `audit` or an audit tier: the vault against the head
     the ledger recorded; a WAL tier: every stored file's contents, and gaps."""
     from engine.audit_wiring import verify_audit
 
     if what == "audit":
-        return verify_audit(root, result, dsn=dsn)
+        return verify_audit(root, result, dsn=dsn, adopt=adopt)
     tier = tier_of(result, what)
     if isinstance(tier, WalArchiveTier):
         return verify_wal_archive(root, result, what)
     if isinstance(tier, AuditVaultTier):
-        return verify_audit(root, result, what, dsn=dsn)
+        return verify_audit(root, result, what, dsn=dsn, adopt=adopt)
     catalog = catalog_of(root, result, what)
     problems = [f"{what}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
     problems += [f"{what}/{b}: manifest damaged" for b in catalog.damaged]

@@ -155,13 +155,15 @@ def settled_horizon(dsn: str, table: str, id_column: str, timeout: float) -> int
                                       "pg_get_serial_sequence(%s, %s))::oid",
                                       (qualified, qualified, id_column))[0] if r is not None]
         holders = [str(r[0]) for r in query(
-            conn, "select distinct virtualtransaction from pg_locks where relation = "
+            conn, "select distinct virtualtransaction from pg_locks where database = (select "
+            "oid from pg_database where datname = current_database()) and relation = "
             "any(%s::oid[]) and granted and pid is distinct from pg_backend_pid()", (relations,))]
         deadline = time.monotonic() + timeout
         while holders:
             left = query(conn, "select virtualtransaction, max(pid) from pg_locks where "
                          "virtualtransaction = any(%s::text[]) and relation = any(%s::oid[]) "
-                         "group by 1",
+                         "and database = (select oid from pg_database where datname = "
+                         "current_database()) group by 1",
                          (holders, relations))
             if not left:
                 break
@@ -251,6 +253,11 @@ def _export_one(dsn: str, store: Store, tier: str, table: str, sealing: Sealing,
             store.remove(prefix)
             raise
     return manifest
+
+
+def stored_head(store: Store, tier: str, table: str) -> Head:
+    """The head of the chain as the vault holds it (to adopt one the ledger lacks)."""
+    return head_of([_batch(m) for m in read_catalog(store, _folder(tier, table)).complete])
 
 
 def verify_chain(store: Store, tier: str, table: str, key: str | None, head: Head | None

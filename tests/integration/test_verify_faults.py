@@ -147,6 +147,18 @@ def test_verify_audit_detects_a_truncated_rewritten_or_gapped_vault(
     shutil.move(held, middle)
     assert _cli(root, "verify", "audit", env=env).returncode == 0
 
+    # The ledger's head removed: nothing vouches for the newest batch any more, until a
+    # person adopts the chain as it stands (for a vault older than the heads).
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("delete from marketops.audit_heads")
+    headless = _cli(root, "verify", "audit", env=env)
+    assert headless.returncode == 1 and "records no chain head" in headless.stdout
+    assert _run(root, env).returncode == 1
+    adopted = _cli(root, "verify", "audit", "--adopt", env=env)
+    assert adopted.returncode == 0 and "now anchored at #4" in adopted.stdout, adopted.stdout
+    assert _run(root, env).returncode == 0
+    assert "anchored at #4" in _cli(root, "verify", "audit", env=env).stdout
+
 
 def test_a_row_committed_after_a_later_id_is_still_exported(
         vault: tuple[Path, dict[str, str]], market_dsn: str) -> None:
