@@ -98,7 +98,8 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
     """(problems, checked): every audit vault chain walked (order, previous-hash links,
     manifests, stored rows) and held against the head the ledger recorded. With `adopt`, a
     chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
-    once it checks out: a deliberate act, since it vouches for the vault's newest batch."""
+    and an unsigned head signed once an anchor key is set, after the chain checks out: a
+    deliberate act, since it vouches for the vault's newest batch."""
     from engine.wiring import database_dsn
     from runners.auditvault import stored_head, verify_chain
 
@@ -126,8 +127,9 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
         store = tier_store(root, result, tier)
         for table in tier.tables:
             head = ledger.audit_head(tid, table)
-            adopted = head is None and adopt
-            if adopted:
+            # Adopted: a chain without a head, or (once an anchor key is set) an unsigned one.
+            adopted = adopt and (head is None or (sign is not None and head.signature is None))
+            if adopted and head is None:
                 head = stored_head(store, tid, table)
             found, count = verify_chain(store, tid, table, key, head)
             if sign is not None and head is not None and not adopted:

@@ -114,7 +114,8 @@ def signature_problem(key: str, tier: str, table: str, head: Head) -> str | None
     import hmac
 
     if head.signature is None:
-        return "the ledger's chain head is not signed, though an anchor key is set"
+        return ("the ledger's chain head is not signed, though an anchor key is set (signed "
+                "from now on by marketops verify audit --adopt)")
     if not hmac.compare_digest(head.signature, sign_head(key, tier, table, head)):
         return ("the ledger's chain head does not match its signature: the ledger row was "
                 "edited")

@@ -308,11 +308,15 @@ def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Clus
 def test_a_signed_head_catches_the_ledger_edited_to_match_a_truncated_vault(
         vault: tuple[Path, dict[str, str]], market_dsn: str) -> None:
     root, env = vault
+    assert _run(root, env).returncode == 0  # an unsigned head, before the key is set
     settings = root / "marketops.yaml"
     text = settings.read_text()
     settings.write_text(text.replace("keys:\n", "keys:\n  audit-anchor: ${AUDIT_ANCHOR_KEY}\n"))
     env = {**env, "AUDIT_ANCHOR_KEY": "a separate secret"}
-    assert _run(root, env).returncode == 0
+    unsigned = _run(root, env)
+    assert unsigned.returncode == 1 and "is not signed" in unsigned.stdout + unsigned.stderr
+    signed = _cli(root, "verify", "audit", "--adopt", env=env)
+    assert signed.returncode == 0 and "now anchored at #1" in signed.stdout, signed.stdout
     _append(market_dsn, 4)
     assert _run(root, env).returncode == 0
     assert _cli(root, "verify", "audit", env=env).returncode == 0
