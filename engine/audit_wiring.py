@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.auditchain import Head, sign_head, signature_problem
 from engine.backup_wiring import backup_key, sealing_for, tier_of, tier_store
-from engine.errors import UsageError
+from engine.errors import BackupError, UsageError
 from engine.ledger import Ledger
 from engine.models.backup import AuditVaultTier
 from engine.validate import ValidationResult
@@ -52,10 +52,7 @@ class LedgerAnchor:
         if head is not None and self.key is not None:
             problem = signature_problem(self.key, self.tier, table, head)
             if problem is not None:
-                from engine.errors import BackupError
-
-                raise BackupError(f"{self.tier}: {table}: {problem}; run marketops verify "
-                                  "audit")
+                raise BackupError(f"{self.tier}: {table}: {problem}")
         return head
 
     def record(self, table: str, head: Head) -> None:
