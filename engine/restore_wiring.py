@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster, and verification of what is stored."""
+WAL, to a point in time) into a started cluster. (Verification: engine/verify_wiring.py.)"""
 
 from __future__ import annotations
 
@@ -20,14 +20,11 @@ from engine.backup_wiring import (
 )
 from engine.errors import BackupError, UsageError
 from engine.models.backup import (
-    AuditVaultTier,
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
-    WalArchiveTier,
 )
 from engine.validate import ValidationResult
-from engine.wal_wiring import verify_wal
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -153,59 +150,3 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
                           recovered.recovered_to, time.monotonic() - started,
                           [m.backup_id for m in chain], recovered.server.stop_command())
 
-
-def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False
-                ) -> tuple[list[str], list[str]]:
-    """(problems, checked): stored files re-read against their manifests."""
-    from runners.verify import verify_backup
-
-    if what == "audit":
-        return verify_audit(root, result)
-    tier = tier_of(result, what)
-    if isinstance(tier, WalArchiveTier):
-        return verify_wal(root, result, what)
-    if isinstance(tier, AuditVaultTier):
-        return verify_audit(root, result, what)
-    catalog = catalog_of(root, result, what)
-    problems = [f"{what}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
-    problems += [f"{what}/{b}: manifest damaged" for b in catalog.damaged]
-    checked = []
-    chosen = catalog.complete if every else catalog.complete[-1:]
-    if not chosen:
-        problems.append(f"{what}: no complete backup")
-    store = tier_store(root, result, tier)
-    for manifest in chosen:
-        found = verify_backup(store, manifest)
-        problems += found
-        if not found:
-            checked.append(f"{what}/{manifest.backup_id}: {len(manifest.files)} files, "
-                           f"{manifest.stored_bytes:,} bytes")
-    return problems, checked
-
-
-def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None
-                 ) -> tuple[list[str], list[str]]:
-    """Walk every audit vault chain: order, previous-hash links, manifests, stored rows."""
-    from runners.auditvault import verify_chain
-
-    tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
-             if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
-    if not tiers:
-        raise UsageError("no audit_vault tier is declared")
-    problems: list[str] = []
-    checked: list[str] = []
-    for tid, tier in tiers:
-        key = None
-        if tier.encryption:
-            try:
-                key = backup_key(result, tier.encryption.key)
-            except UsageError:
-                checked.append(f"{tid}: key '{tier.encryption.key}' not available: checked "
-                               "the chain and stored checksums, not the decrypted rows")
-        store = tier_store(root, result, tier)
-        for table in tier.tables:
-            found, count = verify_chain(store, tid, table, key)
-            problems += [f"{tid}: {p}" for p in found]
-            if not found:
-                checked.append(f"{tid}: {table}: {count} batch(es), chain intact")
-    return problems, checked
