@@ -191,5 +191,7 @@ insert into logistics.delay_reasons (id, code, label) values
 
 -- step: inventory.storage_locations
 insert into inventory.storage_locations (id, warehouse_id, code, capacity_units)
-select w * 1000 + k, w, 'A' || lpad(k::text, 3, '0'), (800 + floor(pg_temp.r(w * 1000 + k, 70) * 2400))::int
-from generate_series(1, 6) w, generate_series(1, 50) k;
+-- Sized to the catalogue: about half full.
+select w * 1000 + k, w, 'A' || lpad(k::text, 3, '0'),
+       greatest(20, round((1500 + pg_temp.r(w * 1000 + k, 70) * 2500) * cfg.scale))::int
+from cfg, generate_series(1, 6) w, generate_series(1, 50) k;

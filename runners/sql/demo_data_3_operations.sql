@@ -173,36 +173,41 @@ from (
 ) e;
 
 -- step: function cycle_start
--- Each supplier delivers to each warehouse every four weeks (its own phase, a day or two of
--- jitter). A delivery brings the SKU's stock at that location up to what the cycle will take
--- plus a safety buffer (sometimes none: the stock then runs out before the next delivery). With
--- E the stock after a cycle, D its demand and b its buffer, E = max(E_prev - D, b); the
--- receipts are the steps of the running maximum of (b + cumulative demand).
+-- Each supplier delivers to every warehouse every four weeks (its own phase, a day or two of
+-- jitter per warehouse). A delivery brings the SKU's stock at that location up to what the
+-- cycle will take plus a safety buffer; in one cycle in four the supplier has none to spare for
+-- the SKU, which then runs out everywhere before the next delivery. With E the stock after a
+-- cycle, not counting its returns, D what the cycle takes less the returns of the cycle
+-- before, and b the buffer: E = max(E_prev - D, b), and the receipts are the steps of the
+-- running maximum of (b + cumulative D).
 create function pg_temp.cycle_start(start_ts timestamptz, supplier bigint, warehouse bigint, c bigint)
 returns timestamptz language sql immutable as $$
-  select start_ts + ((c + pg_temp.r(supplier * 10 + warehouse, 615)) * 28
+  select start_ts + ((c + pg_temp.r(supplier, 615)) * 28
                      + 2 * pg_temp.r((supplier * 10 + warehouse) * 100 + c + 10, 616))
                     * interval '1 day' $$;
 
 -- step: tmp.receipts
 create temp table tmp_receipts on commit drop as
 with demand as (
-  select e.sku_id, e.location_id, e.warehouse_id, ps.supplier_id, cy.c,
-         -sum(e.quantity) filter (where e.quantity < 0) as d
+  -- What a cycle takes, less what came back in the cycle before (returns are shelved by then).
+  select e.sku_id, e.location_id, e.warehouse_id, ps.supplier_id,
+         cy.c + (e.kind = 'return')::int as c,
+         -sum(e.quantity) filter (where e.kind <> 'return') as taken,
+         -sum(e.quantity) as d
   from cfg, tmp_stock_events e
   join product.product_suppliers ps on ps.sku_id = e.sku_id and ps.is_primary,
   lateral (select floor(extract(epoch from e.at - cfg.start_ts) / (86400 * 28)
-                        - pg_temp.r(ps.supplier_id * 10 + e.warehouse_id, 615))::int as c0) c0,
+                        - pg_temp.r(ps.supplier_id, 615))::int as c0) c0,
   lateral (select c0.c0 - (e.at < pg_temp.cycle_start(cfg.start_ts, ps.supplier_id,
                                                        e.warehouse_id, c0.c0))::int as c) cy
-  where e.kind in ('sale', 'write_off', 'adjustment')
+  where e.kind <> 'count'
   group by 1, 2, 3, 4, 5
 ),
 buffered as (
   select d.*, sum(d.d) over w as cum,
-         case when pg_temp.r(d.sku_id * 7 + d.location_id * 31 + d.c, 613) < 0.1 then 0
+         case when d.taken is null or pg_temp.r(d.sku_id * 31 + d.c, 613) < 0.25 then 0
               else 1 + floor(pg_temp.r(d.sku_id * 7 + d.location_id * 31 + d.c, 614)
-                             * (2 + d.d * 0.5)) end as buffer
+                             * (1 + d.taken * 0.3)) end as buffer
   from demand d
   window w as (partition by d.sku_id, d.location_id order by d.c)
 ),

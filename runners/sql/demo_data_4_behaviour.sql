@@ -294,7 +294,8 @@ where w.leave_at < cfg.anchor;
 -- step: tmp.anomalies
 -- The seeded stories, dated by the last local days before the anchor (L is the anchor's date in
 -- Berlin): the night of L-1 the deactivated admin 13 signs in again and again and deletes
--- products in bulk; on L-4 at 23:00 admin 27 changes prices from an unknown network.
+-- products in bulk; on L-2 at 23:00 admin 27 changes prices from an unknown network (the
+-- night an outside address tries to sign in, see admin.failed_access_attempts).
 create temp table tmp_anomalies on commit drop as
 select (cfg.anchor at time zone 'Europe/Berlin')::date as l from cfg;
 
@@ -321,7 +322,7 @@ from (
   union all
   select 27, 'price.change', 1 + (g * 53) % cfg.n_products,
          jsonb_build_object('old', 100, 'new', 1), '198.51.100.77'::inet,
-         ((t.l - 4) + interval '23 hours') at time zone 'Europe/Berlin' + g * interval '1 minute'
+         ((t.l - 2) + interval '23 hours') at time zone 'Europe/Berlin' + g * interval '1 minute'
   from cfg, tmp_anomalies t, generate_series(1, 12) g
 ) a
 order by a.at, a.admin_id;
@@ -340,7 +341,7 @@ from (
          '10.200.3.13'::inet, false
   from tmp_anomalies t, generate_series(0, 7) g
   union all
-  select 27, ((t.l - 4) + interval '22 hours 55 minutes') at time zone 'Europe/Berlin',
+  select 27, ((t.l - 2) + interval '22 hours 55 minutes') at time zone 'Europe/Berlin',
          '198.51.100.77'::inet, false
   from tmp_anomalies t
 ) l

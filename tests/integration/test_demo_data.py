@@ -147,7 +147,8 @@ ANCHOR = datetime.combine(UNTIL, datetime.min.time(), UTC)
 # Dates that are plans or validity windows, not events: they may lie after the anchor.
 FUTURE_PLANS = {
     "logistics.shipments.promised_at": "true",  # promised when the parcel left
-    "inventory.replenishment_orders.expected_at": "received_at is null",  # open orders only
+    # Open orders, and orders that arrived ahead of their due date.
+    "inventory.replenishment_orders.expected_at": "received_at is null or received_at < expected_at",
     "marketing.promo_codes.valid_until": "true",
     "content.banners.active_until": "true",
     "marketing.campaigns.ends_at": "true",
