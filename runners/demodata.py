@@ -2,7 +2,8 @@
 
 The SQL lives in runners/sql/demo_data_*.sql as named steps; each random value is a hash of
 (row, stream, seed), so the same seed and anchor date give the same rows on any run.
-Scale 1 is about one million orders.
+The anchor (midnight UTC of `until`) is the moment the data describes: every event happens
+before it, each after what causes it. Scale 1 is about one million orders.
 """
 
 from __future__ import annotations
