@@ -101,10 +101,10 @@ def sizes(scale: float) -> dict[str, int]:
         "n_sellers": max(20, round(300 * math.sqrt(scale))),
         # About 3% of sessions buy: a quarter of the orders come from a recorded session.
         "n_browse_sessions": n(7_500_000, 9_000),
-        "n_write_offs": n(10_000, 100), "n_tickets": n(80_000, 1_500),
+        "n_write_offs": n(10_000, 100), "n_tickets": n(80_000, 2_000),
         "n_articles": max(30, round(600 * math.sqrt(scale))),
         # Forty admins work every day whatever the size of the shop.
-        "n_article_views": n(300_000, 200), "n_audit": n(50_000, 8_000),
+        "n_article_views": n(300_000, 200), "n_audit": n(50_000, 15_000),
     }
 
 

@@ -195,7 +195,10 @@ from cfg, lateral (
   lateral (
     select b0.*,
            -- A return is asked for after delivery, the parcel arrives days later, the refund follows.
-           case when pg_temp.r(b0.id, 312) < case when pg_temp.r(b0.account_id, 313) < 0.03 then 0.30 else 0.04 end
+           -- Serial returners are among the most frequent buyers.
+           case when pg_temp.r(b0.id, 312) < case when b0.account_id <= cfg.n_accounts * 0.05
+                                                       and pg_temp.r(b0.account_id, 313) < 0.4
+                                                  then 0.45 else 0.04 end
                 then b0.deliver_plan + (1 + pg_temp.r(b0.id, 341) * 13) * interval '1 day' end as request_plan,
            (2 + pg_temp.r(b0.id, 342) * 6) * interval '1 day' as transit,
            (0.5 + pg_temp.r(b0.id, 343) * 2.5) * interval '1 day' as refund_wait
