@@ -87,7 +87,8 @@ from generate_series(1, 150) g;
 insert into product.sellers (id, name, country_code, contact_email, commission_rate, joined_at)
 select g, 'Seller ' || g, (array['DE','FR','NL','PL','SE','GB','CN'])[1 + g % 7],
        'seller' || g || '@sellers.example', round((0.08 + 0.08 * pg_temp.r(g, 2))::numeric, 4),
-       cfg.acc_start + (pg_temp.r(g, 3) * 600) * interval '1 day'
+       -- Sellers joined before the products they list were created.
+       cfg.acc_start - (pg_temp.r(g, 3) * 600) * interval '1 day'
 from cfg, generate_series(1, cfg.n_sellers) g;
 
 -- step: product.suppliers
@@ -107,7 +108,8 @@ select g,
        case when pg_temp.r(g, 15) < 0.04 then null else 'Description of product ' || g end,
        case when pg_temp.r(g, 16) < 0.004 then 'actve'
             when pg_temp.r(g, 16) < 0.06 then 'archived' else 'active' end,
-       cfg.acc_start + (pg_temp.r(g, 17) * 700) * interval '1 day'
+       -- Listed before the year of orders (and before the oldest price change) starts.
+       cfg.acc_start + (pg_temp.r(g, 17) * 280) * interval '1 day'
 from cfg, generate_series(1, cfg.n_products) g;
 
 -- step: product.skus
@@ -189,5 +191,7 @@ insert into logistics.delay_reasons (id, code, label) values
 
 -- step: inventory.storage_locations
 insert into inventory.storage_locations (id, warehouse_id, code, capacity_units)
-select w * 1000 + k, w, 'A' || lpad(k::text, 3, '0'), (800 + floor(pg_temp.r(w * 1000 + k, 70) * 2400))::int
-from generate_series(1, 6) w, generate_series(1, 50) k;
+-- Sized to the catalogue: about half full.
+select w * 1000 + k, w, 'A' || lpad(k::text, 3, '0'),
+       greatest(20, round((1500 + pg_temp.r(w * 1000 + k, 70) * 2500) * cfg.scale))::int
+from cfg, generate_series(1, 6) w, generate_series(1, 50) k;

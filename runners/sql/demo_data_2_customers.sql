@@ -7,7 +7,7 @@ select i, 'customer' || i || '@mail.example',
        1 + width_bucket(pg_temp.r(i, 100), array[0.16,0.30,0.42,0.50,0.60,0.66,0.75,0.83,0.88,0.93,0.97]),
        1 + width_bucket(pg_temp.r(i, 101), array[0.30,0.45,0.62,0.77,0.85,0.93]),
        case when pg_temp.r(i, 102) < 0.02 then 'closed' else 'active' end,
-       cfg.acc_start + (floor(power(i::float8 / cfg.n_accounts, 0.6) * 730)
+       cfg.acc_start + (least(729, floor(power(i::float8 / cfg.n_accounts, 0.6) * 730))
                         + pg_temp.r(i, 103)) * interval '1 day',
        null
 from cfg, generate_series(1, cfg.n_accounts) i;
@@ -62,7 +62,8 @@ order by a.id, k;
 -- step: users.wishlists
 insert into users.wishlists (account_id, product_id, added_at)
 select a.id, 1 + (a.id * 7919) % cfg.n_products, a.created_at + interval '2 days'
-from cfg, users.accounts a where pg_temp.r(a.id, 170) < 0.35;
+from cfg, users.accounts a
+where pg_temp.r(a.id, 170) < 0.35 and a.created_at + interval '2 days' < cfg.anchor;
 
 -- step: users.referrals
 insert into users.referrals (referrer_id, referred_id, created_at)
@@ -113,30 +114,96 @@ from generate_series(1, 10) g;
 
 -- step: tmp.orders
 -- The order skeleton: day (weekly and seasonal rhythm), hour (evening peak), customer (only
--- accounts signed up before that day, older ones buying more often), promo, status.
+-- accounts signed up before that day, older ones buying more often), promo, and its whole
+-- timeline: payment, cancellation, shipping, delivery, return. Each step follows the one
+-- before; a step that would happen at or after the anchor has not happened yet (NULL), and
+-- the status is the order's status at the anchor.
 create temp table tmp_orders on commit drop as
-select i as id, d, placed_at, account_id,
-       promo, pct,
-       case when placed_at > cfg.anchor - interval '2 days' then
-                (array['pending','paid','shipped'])[1 + floor(pg_temp.r(i, 310) * 3)::int]
-            when pg_temp.r(i, 311) < 0.05 then 'cancelled'
-            when pg_temp.r(i, 312) < case when pg_temp.r(account_id, 313) < 0.03 then 0.30 else 0.04 end
-              then 'returned'
-            when pg_temp.r(i, 314) < 0.002 then (array['shiped','Delivered ','unknown'])[1 + i % 3]
+select t.*,
+       case when t.cancel_at is not null then 'cancelled'
+            when t.paid_at is null then 'pending'
+            when t.ship_at is null then 'paid'
+            when t.deliver_at is null then 'shipped'
+            when t.received_at is not null then 'returned'
+            when pg_temp.r(t.id, 314) < 0.002 then (array['shiped','Delivered ','unknown'])[1 + t.id % 3]
             else 'delivered' end as status
 from cfg, lateral (
-  select i, width_bucket(pg_temp.r(i, 301), cfg.day_cdf) as d
-  from generate_series(1, cfg.n_orders) i
-) base, lateral (
-  select cfg.start_ts + d * interval '1 day'
-         + width_bucket(pg_temp.r(i, 302), cfg.hour_cdf) * interval '1 hour'
-         + pg_temp.r(i, 303) * interval '1 hour' as placed_at,
-         1 + floor(greatest(1, ceil(cfg.n_accounts * power((d + 365) / 730.0, 1 / 0.6)) - 1)
-                   * power(pg_temp.r(i, 304), 1.6))::bigint as account_id,
-         pg_temp.r(i, 305) < case when extract(month from cfg.start_ts + d * interval '1 day')
-                                       in (11, 12) then 0.30 else 0.16 end as promo,
-         (array[0.05, 0.10, 0.15, 0.20, 0.25, 0.30])[1 + floor(power(pg_temp.r(i, 306), 1.5) * 6)::int] as pct
-) x;
+  select b.id, b.d, b.placed_at, b.account_id, b.promo, b.pct, b.cancelling, b.reason_id,
+         b.carrier_id, b.service_id, b.region_id, b.warehouse_id,
+         case when b.paid_at_plan < cfg.anchor then b.paid_at_plan end as paid_at,
+         case when b.cancel_plan < cfg.anchor then b.cancel_plan end as cancel_at,
+         case when b.ship_plan < cfg.anchor then b.ship_plan end as ship_at,
+         case when b.ship_plan < cfg.anchor then b.ship_plan + b.sla end as promised_at,
+         case when b.deliver_plan < cfg.anchor then b.deliver_plan end as deliver_at,
+         case when b.request_plan < cfg.anchor then b.request_plan end as requested_at,
+         case when b.request_plan + b.transit < cfg.anchor then b.request_plan + b.transit end
+           as received_at,
+         case when b.request_plan + b.transit + b.refund_wait < cfg.anchor
+              then b.request_plan + b.transit + b.refund_wait end as refunded_at
+  from (
+    select a.*,
+           -- Cancelled before shipping: a failed payment some hours after the order, any other
+           -- reason within hours of the payment.
+           case when not a.cancelling then null
+                when a.reason_id = 2 then a.placed_at + (1 + pg_temp.r(a.id, 315) * 5) * interval '1 hour'
+                else a.paid_at_plan + (0.2 + pg_temp.r(a.id, 315) * 3.5) * interval '1 hour' end
+             as cancel_plan,
+           case when not a.cancelling then a.ship_plan0 end as ship_plan,
+           case when not a.cancelling then a.ship_plan0 + a.sla * (0.55 + 0.4 * pg_temp.r(a.id, 502))
+             + case when pg_temp.r(a.id, 503) < case when a.carrier_id = 3 then 0.22 else 0.04 end
+                                                + case when a.region_id = 6 then 0.12 else 0 end
+                    then (6 + pg_temp.r(a.id, 504) * 60) * interval '1 hour' + a.sla * 0.45
+                    else interval '0' end end as deliver_plan
+    from (
+      select o.*,
+             case when o.cancelling and o.reason_id = 2 then null
+                  when pg_temp.r(o.id, 316) < 0.04  -- bank transfers: paid days later
+                    then o.placed_at + (0.3 + pg_temp.r(o.id, 317) * 2.7) * interval '1 day'
+                  else o.placed_at + (2 + pg_temp.r(o.id, 317) * 6) * interval '1 minute' end
+               as paid_at_plan
+      from (
+        select x.*, c.carrier_id, c.carrier_id * 10 + 1 + (pg_temp.r(x.id, 501) < 0.2)::int as service_id,
+               (array[48, 72, 96, 24, 72])[c.carrier_id] * interval '1 hour' as sla,
+               -- The nearest distribution centre ships.
+               case when x.region_id in (1, 4) then 1 when x.region_id in (2, 3) then 2
+                    when x.region_id in (5, 6) then 3 when x.region_id = 7 then 4
+                    when x.region_id in (8, 9, 10) then 5 else 6 end as warehouse_id
+        from (
+          select base.i as id, base.d, p.placed_at, p.account_id, ac.region_id, p.promo, p.pct,
+                 pg_temp.r(base.i, 311) < 0.05 as cancelling,
+                 1 + width_bucket(pg_temp.r(base.i, 330), array[0.45, 0.65, 0.85, 0.93]) as reason_id
+          from (select i, width_bucket(pg_temp.r(i, 301), cfg.day_cdf) as d
+                from generate_series(1, cfg.n_orders) i) base,
+          lateral (
+            select cfg.start_ts + base.d * interval '1 day'
+                   + width_bucket(pg_temp.r(base.i, 302), cfg.hour_cdf) * interval '1 hour'
+                   + pg_temp.r(base.i, 303) * interval '1 hour' as placed_at,
+                   -- Only accounts created on an earlier day (see users.accounts).
+                   1 + floor(greatest(1, ceil(cfg.n_accounts * power((base.d + 364) / 730.0, 1 / 0.6)) - 1)
+                             * power(pg_temp.r(base.i, 304), 1.6))::bigint as account_id,
+                   pg_temp.r(base.i, 305) < case when extract(month from cfg.start_ts + base.d * interval '1 day')
+                                                 in (11, 12) then 0.30 else 0.16 end as promo,
+                   (array[0.05, 0.10, 0.15, 0.20, 0.25, 0.30])[1 + floor(power(pg_temp.r(base.i, 306), 1.5) * 6)::int] as pct
+          ) p
+          join users.accounts ac on ac.id = p.account_id
+        ) x,
+        lateral (select 1 + width_bucket(pg_temp.r(x.id, 500), array[0.35, 0.6, 0.8, 0.92]) as carrier_id) c
+      ) o
+    ) a0,
+    lateral (select a0.*, a0.paid_at_plan + (4 + pg_temp.r(a0.id, 506) * 30) * interval '1 hour' as ship_plan0) a
+  ) b0,
+  lateral (
+    select b0.*,
+           -- A return is asked for after delivery, the parcel arrives days later, the refund follows.
+           -- Serial returners are among the most frequent buyers.
+           case when pg_temp.r(b0.id, 312) < case when b0.account_id <= cfg.n_accounts * 0.05
+                                                       and pg_temp.r(b0.account_id, 313) < 0.4
+                                                  then 0.45 else 0.04 end
+                then b0.deliver_plan + (1 + pg_temp.r(b0.id, 341) * 13) * interval '1 day' end as request_plan,
+           (2 + pg_temp.r(b0.id, 342) * 6) * interval '1 day' as transit,
+           (0.5 + pg_temp.r(b0.id, 343) * 2.5) * interval '1 day' as refund_wait
+  ) b
+) t;
 
 -- step: tmp.items
 create temp table tmp_items on commit drop as
@@ -156,11 +223,10 @@ insert into orders.orders (id, account_id, session_id, address_id, region_id, st
                            subtotal, discount_total, shipping_fee, total)
 select o.id, o.account_id, null,
        (select min(ad.id) from users.addresses ad where ad.account_id = o.account_id),
-       a.region_id, o.status, o.placed_at, t.subtotal, t.discount,
+       o.region_id, o.status, o.placed_at, t.subtotal, t.discount,
        case when t.subtotal - t.discount >= 50 then 0 else 4.99 end,
        t.subtotal - t.discount + case when t.subtotal - t.discount >= 50 then 0 else 4.99 end
 from tmp_orders o
-join users.accounts a on a.id = o.account_id
 join (select order_id, sum(unit_price * quantity) as subtotal, sum(discount) as discount
       from tmp_items group by order_id) t on t.order_id = o.id
 order by o.id;
@@ -170,52 +236,59 @@ insert into orders.order_items (id, order_id, sku_id, quantity, unit_price, disc
 select id, order_id, sku_id, quantity, unit_price, discount from tmp_items order by id;
 
 -- step: orders.order_status_history
+-- The statuses an order went through, each when it happened; agents record cancellations and
+-- returns (admins 1-12 are all active).
 insert into orders.order_status_history (order_id, status, changed_at, changed_by_admin_id)
-select o.id, s.status, o.placed_at + s.after, case when s.status = o.status and o.status in ('cancelled', 'returned') then 1 + o.id % 40 end
-from orders.orders o,
-     lateral (values ('pending', interval '0'), ('paid', interval '5 minutes'),
-                     ('shipped', interval '1 day'), ('delivered', interval '3 days'),
-                     (o.status, interval '6 days')) s(status, after)
-where (s.status = 'pending')
-   or (s.status = 'paid' and o.status not in ('pending'))
-   or (s.status = 'shipped' and o.status in ('shipped', 'delivered', 'returned'))
-   or (s.status = 'delivered' and o.status in ('delivered', 'returned'))
-   or (s.after = interval '6 days' and o.status in ('cancelled', 'returned'))
-order by o.id, s.after;
+select o.id, s.status, s.at,
+       case when s.status in ('cancelled', 'returned') and (s.status = 'returned' or o.reason_id <> 2)
+            then 1 + o.id % 12 end
+from tmp_orders o,
+     lateral (values ('pending', o.placed_at), ('paid', o.paid_at), ('cancelled', o.cancel_at),
+                     ('shipped', o.ship_at), ('delivered', o.deliver_at),
+                     ('returned', o.received_at)) s(status, at)
+where s.at is not null
+order by o.id, s.at;
 
 -- step: orders.cancellations
+-- Only a captured payment is refunded.
 insert into orders.cancellations (order_id, reason_id, cancelled_at, refunded_amount)
-select o.id, 1 + width_bucket(pg_temp.r(o.id, 330), array[0.45, 0.65, 0.85, 0.93]),
-       o.placed_at + interval '3 hours', o.total
-from orders.orders o where o.status = 'cancelled' order by o.id;
+select o.id, t.reason_id, t.cancel_at, case when t.paid_at is null then 0 else o.total end
+from orders.orders o join tmp_orders t on t.id = o.id
+where t.cancel_at is not null order by o.id;
 
 -- step: orders.returns
 insert into orders.returns (id, order_id, account_id, reason_id, requested_at, received_at, status)
-select row_number() over (order by o.id), o.id, o.account_id,
-       1 + width_bucket(pg_temp.r(o.id, 340), array[0.32, 0.50, 0.62, 0.84, 0.92]),
-       o.placed_at + (4 + pg_temp.r(o.id, 341) * 20) * interval '1 day',
-       o.placed_at + (10 + pg_temp.r(o.id, 342) * 20) * interval '1 day', 'refunded'
-from orders.orders o where o.status = 'returned';
+select row_number() over (order by t.id), t.id, t.account_id,
+       1 + width_bucket(pg_temp.r(t.id, 340), array[0.32, 0.50, 0.62, 0.84, 0.92]),
+       t.requested_at, t.received_at,
+       case when t.refunded_at is not null then 'refunded'
+            when t.received_at is not null then 'received' else 'requested' end
+from tmp_orders t where t.requested_at is not null;
 
 -- step: orders.return_items
+-- The first line always, further lines of the order sometimes.
 insert into orders.return_items (return_id, order_item_id, quantity, refund_amount, restockable)
 select r.id, i.id, i.quantity, i.unit_price * i.quantity - i.discount, r.reason_id not in (3, 6)
 from orders.returns r
-join lateral (select * from orders.order_items oi where oi.order_id = r.order_id
-              order by oi.id limit 1) i on true
-order by r.id;
+join tmp_items i on i.order_id = r.order_id
+where i.k = 1 or pg_temp.r(i.id, 344) < 0.35
+order by r.id, i.id;
 
 -- step: orders.order_notes
 insert into orders.order_notes (order_id, author, body, created_at)
 select o.id, case when o.id % 2 = 0 then 'customer' else 'agent' end,
        'Please leave the parcel with the neighbour', o.placed_at + interval '10 minutes'
-from orders.orders o where pg_temp.r(o.id, 350) < 0.03 order by o.id;
+from cfg, orders.orders o
+where pg_temp.r(o.id, 350) < 0.03 and o.placed_at + interval '10 minutes' < cfg.anchor
+order by o.id;
 
 -- step: orders.invoices
+-- Issued when the payment is captured; a cancelled order is not invoiced.
 insert into orders.invoices (order_id, number, issued_at, amount, vat_amount)
-select o.id, 'INV-' || lpad(o.id::text, 10, '0'), o.placed_at + interval '1 hour', o.total,
+select o.id, 'INV-' || lpad(o.id::text, 10, '0'), t.paid_at, o.total,
        round(o.total * 19 / 119, 2)
-from orders.orders o where o.status not in ('cancelled', 'pending') order by o.id;
+from orders.orders o join tmp_orders t on t.id = o.id
+where t.paid_at is not null and t.cancel_at is null order by o.id;
 
 -- step: marketing.promo_redemptions
 insert into marketing.promo_redemptions (promo_code_id, order_id, account_id, discount_amount,
