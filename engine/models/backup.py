@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, field_validator
 
 from engine.models.base import (
+    ArchiveTimeout,
     CronExpr,
     Duration,
     EmailAddress,
@@ -107,7 +108,7 @@ class WalArchiveTier(_Tier):
     destination: Name
     base_tier: Identifier = Field(description="The physical_base tier these WAL files extend.")
     pitr_window: Duration = Field(description="How far back a point-in-time recovery can go.")
-    archive_timeout: Duration = Field(timedelta(seconds=60), description="Force a segment "
+    archive_timeout: ArchiveTimeout = Field(timedelta(seconds=60), description="Force a segment "
                                       "switch at least this often; bounds the RPO.")
     retention: Retention = Field(default_factory=lambda: Retention(max_age=timedelta(days=8)))
     encryption: Encryption | None = None
