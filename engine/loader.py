@@ -175,10 +175,16 @@ def build_model(doc: SourceDoc, kind: Any) -> tuple[Any | None, list[Finding]]:
 def _yaml_files(root: Path, folder: str, findings: list[Finding]) -> Iterator[Path]:
     directory = root / folder
     if not directory.is_dir():
-        if os.path.lexists(directory):  # a file, a FIFO, a dangling link or a symlink loop
-            what = "a symlink loop or a broken link" if directory.is_symlink() else "a file"
-            findings.append(Finding(Location(folder), f"{folder} is {what}, expected a folder "
-                                    f"of YAML files", "yaml-file"))
+        parts = Path(folder).parts
+        for depth in range(1, len(parts) + 1):  # `definitions` itself may be the file
+            where = "/".join(parts[:depth])
+            if os.path.lexists(root / where) and not (root / where).is_dir():
+                # a file, a FIFO, a dangling link or a symlink loop: never "0 reports, valid"
+                what = ("a symlink loop or a broken link" if (root / where).is_symlink()
+                        else "a file")
+                findings.append(Finding(Location(where), f"{where} is {what}, expected a "
+                                        "folder", "yaml-file"))
+                break
         return
     for path in sorted(directory.iterdir()):
         if path.suffix in (".yaml", ".yml") and not path.name.startswith("."):

@@ -100,14 +100,23 @@ def test_settings_as_a_symlink_loop_are_not_taken_as_missing(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("folder", ["definitions/reports", "definitions/backups", "schema",
-                                    "definitions/glossary"])
+                                    "definitions/glossary", "definitions"])
 def test_a_definitions_folder_that_is_a_file(tmp_path: Path, folder: str) -> None:
     write_project(tmp_path)
     shutil.rmtree(tmp_path / folder, ignore_errors=True)
     (tmp_path / folder).write_text("reports: []\n")
     errors, _ = _validate(tmp_path)
-    assert f"{folder}:1:1: error: {folder} is a file, expected a folder of YAML files " \
-        "[yaml-file]" in errors, errors
+    assert f"{folder}:1:1: error: {folder} is a file, expected a folder [yaml-file]" \
+        in errors, errors
+
+
+def test_a_definitions_folder_that_is_a_symlink_loop(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    shutil.rmtree(tmp_path / "definitions/backups")
+    (tmp_path / "definitions/backups").symlink_to("backups")
+    errors, _ = _validate(tmp_path)
+    assert "definitions/backups:1:1: error: definitions/backups is a symlink loop or a broken " \
+        "link, expected a folder [yaml-file]" in errors, errors
 
 
 def test_sql_file_that_is_a_fifo_dev_zero_or_loop(tmp_path: Path) -> None:
