@@ -27,10 +27,12 @@ QualifiedTable = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9
 class Retention(Model):
     """What to keep; applied only after a successful backup, never deleting the newest valid one."""
 
-    keep_last: int = Field(7, ge=1, description="Always keep this many newest backups.")
-    keep_daily: int = Field(0, ge=0, description="Keep the newest backup of each of N days.")
-    keep_weekly: int = Field(0, ge=0, description="Keep the newest backup of each of N weeks.")
-    keep_monthly: int = Field(0, ge=0, description="Keep the newest of each of N months.")
+    keep_last: int = Field(7, ge=1, le=10_000, description="Always keep this many newest backups.")
+    keep_daily: int = Field(0, ge=0, le=36_500,
+                            description="Keep the newest backup of each of N days.")
+    keep_weekly: int = Field(0, ge=0, le=5_200,
+                             description="Keep the newest backup of each of N weeks.")
+    keep_monthly: int = Field(0, ge=0, le=1_200, description="Keep the newest of each of N months.")
     max_age: Duration | None = Field(None, description="Delete older backups (subject to the "
                                      "keep rules). For WAL, how long segments are kept.")
 

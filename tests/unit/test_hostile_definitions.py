@@ -221,3 +221,11 @@ def test_an_echoed_value_with_a_newline_stays_on_one_line(tmp_path: Path) -> Non
         "owner: finance@corp.example", 'owner: "finance@corp.example\\nerror: forged"'))
     line = _one_error(tmp_path, f"{REPORT}:3:8", "is not a valid email address")
     assert "finance@corp.example\\nerror: forged" in line
+
+
+def test_huge_retention_counts(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    path = tmp_path / "definitions/backups/nightly.yaml"
+    path.write_text(path.read_text() + "retention: {keep_daily: 99999999999999999999}\n")
+    _has_error(tmp_path, "definitions/backups/nightly.yaml:9:25", "keep_daily",
+               "less than or equal to 36500")
