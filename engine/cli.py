@@ -18,15 +18,19 @@ class _Group(click.Group):
     """Renders marketops errors once, as one red line, unless --debug asks for the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from engine.logs import mask_records
+        from engine.masking import mask
+
+        mask_records()
         try:
             return super().invoke(ctx)
         except MarketopsError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {mask(str(exc))}", fg="red", err=True)
             cause = exc.__cause__
             while cause is not None:
-                click.secho(f"  caused by: {cause}", fg="red", err=True)
+                click.secho(f"  caused by: {mask(str(cause))}", fg="red", err=True)
                 cause = cause.__cause__
             ctx.exit(1)
 

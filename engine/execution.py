@@ -17,6 +17,7 @@ from typing import Any
 from engine.errors import MarketopsError, TransientError
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
+from engine.masking import describe_error, mask
 
 log = logging.getLogger("marketops.run")
 
@@ -35,10 +36,10 @@ class Outcome:
 
 def backoff(job: Job, attempt: int, rng: random.Random | None = None) -> timedelta:
     """Delay before retry `attempt` + 1: base * 2^(attempt-1), jittered by +-50%."""
-    base = job.policy.retry_backoff * (2 ** max(attempt - 1, 0))
+    # In seconds, capped before it becomes a timedelta: 100 years doubled 20 times overflows.
+    base = job.policy.retry_backoff.total_seconds() * (2 ** max(attempt - 1, 0))
     jitter: float = (rng or random.Random()).uniform(0.5, 1.5)
-    delay: timedelta = base * jitter
-    return min(delay, timedelta(hours=6))
+    return timedelta(seconds=min(base * jitter, timedelta(hours=6).total_seconds()))
 
 
 def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: str,
@@ -64,12 +65,14 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
     try:
         outputs = execute(job, run)
     except TransientError as exc:
-        outcome = _transient(ledger, job, run, worker, str(exc))
+        outcome = _transient(ledger, job, run, worker, mask(str(exc)))
     except MarketopsError as exc:
-        outcome = Outcome("failed", str(exc))
+        outcome = Outcome("failed", mask(str(exc)))
     except Exception as exc:  # a bug must still end as a recorded failure
-        log.exception("run crashed", extra=extra)
-        outcome = Outcome("failed", f"internal error: {exc!r}")
+        # By type and masked message: a repr or traceback would carry secrets (a URL, a DSN).
+        outcome = Outcome("failed", f"internal error: {describe_error(exc)}")
+        log.error("run crashed: %s", describe_error(exc), extra=extra)
+        log.debug("run crashed", exc_info=True, extra=extra)
     else:
         outcome = Outcome("succeeded", None, outputs)
     finally:

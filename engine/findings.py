@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and control characters escaped (\\n, \\x00): a value echoed
+    from a definition cannot start a line of its own or hide in the terminal."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}")
+                        if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
 
 
 class Severity(StrEnum):
@@ -31,6 +42,9 @@ class Finding:
     message: str
     rule: str
     severity: Severity = Severity.ERROR
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", one_line(self.message))
 
     @property
     def is_error(self) -> bool:

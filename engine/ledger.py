@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.auditchain import Head
+from engine.masking import mask
 
 SCHEMA = "marketops"
 
@@ -239,7 +240,8 @@ class Ledger:
                 update {SCHEMA}.runs set status = %s, error = %s, outputs = %s,
                     finished_at = now(), lease_until = null
                 where id = %s and worker = %s and status = 'running' returning id""",
-                (status, error, json.dumps(outputs or {}), run_id, worker)).fetchone()
+                (status, error and mask(error), json.dumps(outputs or {}), run_id,
+                 worker)).fetchone()
         return row is not None
 
     def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str) -> bool:
@@ -249,7 +251,7 @@ class Ledger:
                 update {SCHEMA}.runs set status = 'retrying', error = %s, lease_until = null,
                     next_attempt_at = now() + %s
                 where id = %s and worker = %s and status = 'running' returning id""",
-                (error, delay, run_id, worker)).fetchone()
+                (mask(error), delay, run_id, worker)).fetchone()
         return row is not None
 
     def cancel_running(self, job: str, reason: str) -> int:
@@ -281,7 +283,8 @@ class Ledger:
                 update {SCHEMA}.deliveries set status = %s, last_error = %s,
                     sent_at = case when %s then now() end
                 where run_id = %s and recipient = %s""",
-                ("failed" if error else "sent", error, error is None, run_id, recipient))
+                ("failed" if error else "sent", error and mask(error), error is None, run_id,
+                 recipient))
 
     def deliveries(self, run_id: int) -> dict[str, tuple[str, int]]:
         """recipient -> (status, attempts)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -21,13 +22,14 @@ from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
 from engine.project import Loaded, Project, ReportSql
-from engine.yamlsource import SourceDoc, load_yaml
+from engine.yamlsource import FileProblem, SourceDoc, load_yaml, read_bounded
 
 SETTINGS_FILE = "marketops.yaml"
 SCHEMA_DIR = "schema"
 REPORTS_DIR = "definitions/reports"
 BACKUPS_DIR = "definitions/backups"
 GLOSSARY_DIR = "definitions/glossary"
+MAX_SQL_BYTES = 1024 * 1024
 
 M = TypeVar("M")
 
@@ -170,9 +172,19 @@ def build_model(doc: SourceDoc, kind: Any) -> tuple[Any | None, list[Finding]]:
         return None, sorted(set(findings), key=Finding.sort_key)
 
 
-def _yaml_files(root: Path, folder: str) -> Iterator[Path]:
+def _yaml_files(root: Path, folder: str, findings: list[Finding]) -> Iterator[Path]:
     directory = root / folder
     if not directory.is_dir():
+        parts = Path(folder).parts
+        for depth in range(1, len(parts) + 1):  # `definitions` itself may be the file
+            where = "/".join(parts[:depth])
+            if os.path.lexists(root / where) and not (root / where).is_dir():
+                # a file, a FIFO, a dangling link or a symlink loop: never "0 reports, valid"
+                what = ("a symlink loop or a broken link" if (root / where).is_symlink()
+                        else "a file")
+                findings.append(Finding(Location(where), f"{where} is {what}, expected a "
+                                        "folder", "yaml-file"))
+                break
         return
     for path in sorted(directory.iterdir()):
         if path.suffix in (".yaml", ".yml") and not path.name.startswith("."):
@@ -198,7 +210,7 @@ def _check_id(display: str, stem: str) -> Finding | None:
 def _load_kind(root: Path, folder: str, kind: Any,
                findings: list[Finding]) -> Iterator[tuple[str, Any, SourceDoc, Path]]:
     seen: dict[str, str] = {}
-    for path in _yaml_files(root, folder):
+    for path in _yaml_files(root, folder, findings):
         display = _display(root, path)
         problem = _check_id(display, path.stem)
         if problem:
@@ -221,7 +233,7 @@ def _load_kind(root: Path, folder: str, kind: Any,
 
 def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, SourceDoc | None]:
     path = root / SETTINGS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a broken link or a loop is reported, not taken as absent
         return Settings(), None
     doc, problems = load_yaml(path, SETTINGS_FILE)
     findings.extend(problems)
@@ -237,24 +249,35 @@ def _load_sql(root: Path, model: Report | Term, doc: SourceDoc,
     if model.sql is not None:
         return ReportSql(model.sql)
     assert model.sql_file is not None
-    sql_path = (yaml_path.parent / model.sql_file).resolve()
+    joined = yaml_path.parent / model.sql_file
+    try:
+        sql_path = joined.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python < 3.13
+        sql_path = joined.absolute()
     display = _display(root.resolve(), sql_path)
     try:
-        raw = sql_path.read_bytes()
-    except IsADirectoryError:
-        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' is a "
-                                "directory", "sql-file"))
-        return None
-    except OSError as exc:
-        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' cannot "
-                                f"be read: {exc.strerror}", "sql-file"))
+        raw = read_bounded(joined, MAX_SQL_BYTES)
+    except FileProblem as problem:
+        message = str(problem)
+        if message.startswith("is larger"):
+            findings.append(Finding(Location(display), f"the SQL file {message}", "sql-file"))
+        else:
+            findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' "
+                                    f"{message}", "sql-file"))
         return None
     try:
-        return ReportSql(raw.decode("utf-8").removeprefix("\ufeff"), display)
-    except UnicodeDecodeError:
-        findings.append(Finding(Location(display), "not UTF-8; save the SQL file as UTF-8",
-                                "sql-file"))
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        findings.append(Finding(Location(display, *_byte_position(raw, exc.start)),
+                                f"not UTF-8 (byte 0x{raw[exc.start]:02x}); save the SQL file "
+                                "as UTF-8", "sql-file"))
         return None
+    return ReportSql(text, display)
+
+
+def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
+    before = raw[:index]
+    return before.count(b"\n") + 1, index - (before.rfind(b"\n") + 1) + 1
 
 
 def _terms(loaded: Loaded[Report] | Loaded[Term], depends: dict[str, list[str]],

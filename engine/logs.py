@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from engine.masking import mask
+
 _FIELDS = ("job", "slot", "run_id", "attempt", "worker")
 
 
@@ -17,15 +19,40 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
         }
         for name in _FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+_installed = False
+
+
+def mask_records() -> None:
+    """Mask secrets in every log record as it is created, whatever handler prints it (the
+    JSON lines of `serve`, or Python's last-resort stderr handler under `run`)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            record.msg, record.args = mask(record.getMessage()), ()
+        except (TypeError, ValueError):  # a malformed format string: leave it to the handler
+            pass
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 def configure(worker: str, level: int = logging.INFO) -> None:
@@ -43,3 +70,4 @@ def configure(worker: str, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    mask_records()

@@ -156,6 +156,44 @@ def _function_problem(name: str) -> str | None:
 
 _DIALECT = sqlglot.Dialect.get_or_raise("postgres")
 
+# Past these, sqlglot's recursive parser and its qualifier (quadratic in the UNION branches:
+# 1,000 take 30 s) would crash or stall validate; no report needs to come near them.
+MAX_SQL_CHARS = 1024 * 1024
+MAX_PAREN_DEPTH = 32
+MAX_SET_BRANCHES = 200
+_SET_OPERATORS = (sqlglot.TokenType.UNION, sqlglot.TokenType.INTERSECT, sqlglot.TokenType.EXCEPT)
+
+
+def _start(token: Token) -> tuple[int, int]:
+    return token.line, max(1, token.col - len(token.text) + 1)
+
+
+def size_problem(sql: str, tokens: list[Token]) -> SqlProblem | None:
+    """Why the query is too large or too deeply nested to check, at the place it happens."""
+    nul = sql.find("\x00")
+    if nul >= 0:
+        line = sql.count("\n", 0, nul) + 1
+        return SqlProblem("the SQL contains a NUL character (U+0000); remove it", "sql-syntax",
+                          line, nul - (sql.rfind("\n", 0, nul) + 1) + 1)
+    depth = branches = 0
+    for token in tokens:
+        if token.token_type == sqlglot.TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_PAREN_DEPTH:
+                return SqlProblem(f"the SQL nests parentheses more than {MAX_PAREN_DEPTH} deep; "
+                                  "flatten it (a CTE per level)", "sql-too-large",
+                                  *_start(token))
+        elif token.token_type == sqlglot.TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+        elif token.token_type in _SET_OPERATORS:
+            branches += 1
+            if branches >= MAX_SET_BRANCHES:
+                return SqlProblem(f"the SQL combines more than {MAX_SET_BRANCHES} queries with "
+                                  "UNION/INTERSECT/EXCEPT; read the varying values from a "
+                                  "table or a VALUES list instead", "sql-too-large",
+                                  *_start(token))
+    return None
+
 
 def _second_statement(tokens: list[Token]) -> tuple[int, int]:
     seen_statement = False
@@ -173,8 +211,14 @@ def _second_statement(tokens: list[Token]) -> tuple[int, int]:
 def parse_single(sql: str, tokens: list[Token] | None = None
                  ) -> tuple[exp.Expr | None, list[SqlProblem]]:
     """Parse exactly one PostgreSQL statement (from its tokens, when already tokenized)."""
+    if len(sql) > MAX_SQL_CHARS:
+        return None, [SqlProblem(f"the SQL is longer than {MAX_SQL_CHARS:,} characters",
+                                 "sql-too-large")]
     try:
         tokens = tokens if tokens is not None else _DIALECT.tokenize(sql)
+        too_large = size_problem(sql, tokens)
+        if too_large is not None:
+            return None, [too_large]
         statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
@@ -189,6 +233,8 @@ def parse_single(sql: str, tokens: list[Token] | None = None
                                  "comment", "sql-syntax")]
     except SqlglotError as exc:
         return None, [SqlProblem(f"SQL does not parse: {exc}", "sql-syntax")]
+    except RecursionError:
+        return None, [_TOO_DEEP]
     if not statements:
         return None, [SqlProblem("the SQL is empty", "sql-syntax")]
     if len(statements) > 1:
@@ -426,12 +472,23 @@ def _exposed_output(scope: Scope, name: str, depth: int,
         yield from _exposed(expression.selects[index], scope, depth)
 
 
+_TOO_DEEP = SqlProblem("the SQL is nested too deeply to check; flatten it (a CTE per level)",
+                       "sql-too-large")
+
+
 def analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
-    """Parse, check and trace one report query against the catalog."""
+    """Parse, check and trace one report query against the catalog; never raises."""
+    try:
+        return _analyze(sql, catalog)
+    except RecursionError:
+        return SqlAnalysis(problems=[_TOO_DEEP])
+
+
+def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
     analysis = SqlAnalysis()
     try:
-        tokens = _DIALECT.tokenize(sql)
-    except TokenError:
+        tokens = _DIALECT.tokenize(sql) if len(sql) <= MAX_SQL_CHARS else None
+    except (TokenError, RecursionError):
         tokens = None
     statement, problems = parse_single(sql, tokens)
     if statement is None or tokens is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.findings import Finding, Location, Severity
 from engine.loader import SETTINGS_FILE, load_project
+from engine.masking import describe_error
 from engine.project import Project
 from engine.rules import all_rules
 
@@ -41,7 +42,7 @@ def validate(root: Path, *, debug: bool = False) -> ValidationResult:
             if debug:
                 raise
             findings.append(Finding(Location(SETTINGS_FILE), f"internal error in rule "
-                                    f"{check.name}: {exc!r}; please report this bug",
-                                    "internal"))
+                                    f"{check.name}: {describe_error(exc)}; please report this "
+                                    "bug", "internal"))
     unique = sorted(set(findings), key=Finding.sort_key)
     return ValidationResult(project, unique)

@@ -35,7 +35,9 @@ def resolve_env(value: str, what: str) -> str:
     if not resolved:
         raise UsageError(f"{what} refers to ${{{match.group(1)}}}, which is not set in the "
                          "environment")
-    return resolved
+    from engine.masking import remember
+
+    return remember(resolved)
 
 
 def valid_definitions(root: Path) -> ValidationResult:

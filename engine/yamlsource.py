@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +20,10 @@ Path_ = tuple[str | int, ...]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Alias expansion ("billion laughs") and absurd files stop here instead of eating the machine.
 _MAX_NODES = 500_000
-_MAX_BYTES = 16 * 1024 * 1024
+MAX_YAML_BYTES = 1024 * 1024
+# What YAML 1.1 calls printable; anything else is a control character PyYAML refuses.
+_UNPRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd"
+                          "\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -145,17 +152,34 @@ class _Converter:
         return 0
 
 
-def _syntax_finding(file: str, exc: yaml.YAMLError) -> Finding:
+def _syntax_finding(file: str, exc: yaml.YAMLError, text: str) -> Finding:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = getattr(exc, "problem", None) or str(exc)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
     context = getattr(exc, "context", None)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    at = text[mark.index] if mark is not None and 0 <= mark.index < len(text) else ""
     if "alias" in problem or "alias" in str(context):
         message += "; a value starting with '*' must be quoted, e.g. cron: \"*/5 * * * *\""
-    elif "\\t" in problem or "tab" in problem:
+    elif at == "\t":
         message += "; indent with spaces, YAML does not allow tabs"
     return Finding(Location(file, line, col), message, "yaml-syntax")
+
+
+def position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, col) of the character at `index` in `text`."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _control_character(file: str, text: str) -> Finding | None:
+    found = _UNPRINTABLE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = " (NUL)" if code == 0 else ""
+    return Finding(Location(file, *position(text, found.start())),
+                   f"control character U+{code:04X}{name} is not allowed in YAML; remove it",
+                   "yaml-encoding")
 
 
 def _decode(file: str, raw: bytes) -> str:
@@ -174,10 +198,13 @@ def _decode(file: str, raw: bytes) -> str:
 def parse_yaml(file: str, text: str) -> tuple[SourceDoc | None, list[Finding]]:
     """Parse one YAML document from `text`; problems come back as findings, never raised."""
     doc = SourceDoc(file, None)
+    control = _control_character(file, text)
+    if control is not None:
+        return None, [control]
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
-        return None, [_syntax_finding(file, exc)]
+        return None, [_syntax_finding(file, exc, text)]
     except RecursionError:
         return None, [Finding(Location(file), "invalid YAML: nested too deeply", "yaml-syntax")]
     nodes = [n for n in nodes if n is not None]
@@ -198,17 +225,53 @@ def parse_yaml(file: str, text: str) -> tuple[SourceDoc | None, list[Finding]]:
     return doc, converter.findings
 
 
+class FileProblem(Exception):
+    """A file that cannot be read as definitions; the message says what it is instead."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them.
+
+    FIFOs, devices and sockets are refused before opening (reading them could block for good
+    or never end); a symlink loop is named as one. Raises FileProblem."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileProblem("is a symlink loop (a link that leads back to itself); point it "
+                              "at a real file") from None
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            raise FileProblem(f"is a symlink to a missing file ({os.readlink(path)})") from None
+        raise FileProblem(f"cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise FileProblem("is a directory, expected a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise FileProblem("is not a regular file (a FIFO, device or socket); definitions are "
+                          "read from plain files only")
+    too_big = FileProblem(f"is larger than {limit // 1024 // 1024} MiB; split it up")
+    if info.st_size > limit:
+        raise too_big
+    try:
+        # O_NONBLOCK: if the file was swapped for a FIFO since the stat, opening cannot hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise FileProblem("is not a regular file (a FIFO, device or socket); "
+                                  "definitions are read from plain files only")
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise FileProblem(f"cannot be read: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise too_big
+    return raw
+
+
 def load_yaml(path: Path, display: str) -> tuple[SourceDoc | None, list[Finding]]:
     """Read and parse the YAML file at `path`, shown to users as `display`."""
     try:
-        if path.is_dir():
-            return None, [Finding(Location(display), "is a directory, expected a YAML file",
-                                  "yaml-file")]
-        if path.stat().st_size > _MAX_BYTES:
-            return None, [Finding(Location(display), "file is larger than 16 MiB", "yaml-file")]
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Finding(Location(display), f"cannot read: {exc.strerror}", "yaml-file")]
+        raw = read_bounded(path, MAX_YAML_BYTES)
+    except FileProblem as problem:
+        return None, [Finding(Location(display), str(problem), "yaml-file")]
     try:
         text = _decode(display, raw)
     except _Problems as problems:

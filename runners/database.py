@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,17 +13,12 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 
 from engine.errors import DatabaseError
+from engine.masking import mask, mask_dsn
 
 APPLICATION_NAME = "marketops"
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
 Connection = psycopg.Connection[Any]
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ***, safe to print."""
-    return _PASSWORD.sub(lambda m: f"{m.group(1) or m.group(2)}***" + ("@" if m.group(1) else ""),
-                         dsn)
+__all__ = ["mask_dsn"]  # the one masking function, re-exported for the runners
 
 
 def without_password(dsn: str) -> tuple[str, str | None]:
@@ -62,6 +56,7 @@ def _open(dsn: str, autocommit: bool, application: str) -> Connection:
                                connect_timeout=10)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreachable"
+        reason = mask(reason)
         raise DatabaseError(f"cannot connect to {mask_dsn(dsn)}: {reason}") from None
 
 
@@ -127,7 +122,7 @@ class Pool:
         except psycopg.OperationalError as exc:
             conn.close()
             raise DatabaseError(f"lost the connection to {mask_dsn(self.dsn)}: "
-                                f"{str(exc).strip()[:200]}") from None
+                                f"{mask(str(exc).strip())[:200]}") from None
         except BaseException:
             conn.close()
             raise

@@ -6,6 +6,7 @@ import json
 import smtplib
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -84,6 +85,9 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
 
 def post_webhook(url: str, payload: dict[str, object], timeout: float = 15.0) -> None:
     """POST JSON; the URL is a secret, so errors never include it."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise DeliveryError("the webhook URL does not start with https://; fix the environment "
+                            "variable it is read from")
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
@@ -96,3 +100,6 @@ def post_webhook(url: str, payload: dict[str, object], timeout: float = 15.0) ->
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TransientError(f"webhook unreachable: {type(reason).__name__}") from None
+    except ValueError as exc:  # http.client.InvalidURL and kin: the message quotes the URL
+        raise DeliveryError(f"the webhook URL is malformed ({type(exc).__name__}); fix the "
+                            "environment variable it is read from") from None

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, field_validator
 
 from engine.models.base import (
+    ArchiveTimeout,
     CronExpr,
     Duration,
     EmailAddress,
@@ -26,10 +27,12 @@ QualifiedTable = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9
 class Retention(Model):
     """What to keep; applied only after a successful backup, never deleting the newest valid one."""
 
-    keep_last: int = Field(7, ge=1, description="Always keep this many newest backups.")
-    keep_daily: int = Field(0, ge=0, description="Keep the newest backup of each of N days.")
-    keep_weekly: int = Field(0, ge=0, description="Keep the newest backup of each of N weeks.")
-    keep_monthly: int = Field(0, ge=0, description="Keep the newest of each of N months.")
+    keep_last: int = Field(7, ge=1, le=10_000, description="Always keep this many newest backups.")
+    keep_daily: int = Field(0, ge=0, le=36_500,
+                            description="Keep the newest backup of each of N days.")
+    keep_weekly: int = Field(0, ge=0, le=5_200,
+                             description="Keep the newest backup of each of N weeks.")
+    keep_monthly: int = Field(0, ge=0, le=1_200, description="Keep the newest of each of N months.")
     max_age: Duration | None = Field(None, description="Delete older backups (subject to the "
                                      "keep rules). For WAL, how long segments are kept.")
 
@@ -107,7 +110,7 @@ class WalArchiveTier(_Tier):
     destination: Name
     base_tier: Identifier = Field(description="The physical_base tier these WAL files extend.")
     pitr_window: Duration = Field(description="How far back a point-in-time recovery can go.")
-    archive_timeout: Duration = Field(timedelta(seconds=60), description="Force a segment "
+    archive_timeout: ArchiveTimeout = Field(timedelta(seconds=60), description="Force a segment "
                                       "switch at least this often; bounds the RPO.")
     retention: Retention = Field(default_factory=lambda: Retention(max_age=timedelta(days=8)))
     encryption: Encryption | None = None

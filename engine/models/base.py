@@ -29,18 +29,26 @@ class Model(BaseModel):
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w)\s*$")
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^\s*\d+\s*(s|sec|m|min|h|d|w)\s*$"
+# Longer than anything a schedule, retention or timeout means; far inside what timedelta
+# and PostgreSQL intervals hold.
+MAX_DURATION = timedelta(days=36500)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'90s', '15min', '26h', '7d', '2w' -> timedelta."""
+    """'90s', '15min', '26h', '7d', '2w' -> timedelta, at most MAX_DURATION (100 years)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+            digits = match.group(1).lstrip("0") or "0"
+            seconds = int(digits) * _UNITS[match.group(2)] if len(digits) <= 12 else None
+            if seconds is None or seconds > MAX_DURATION.total_seconds():
+                raise ValueError(f"duration '{value.strip()[:40]}' is too long: at most "
+                                 "36500d (100 years)")
+            return timedelta(seconds=seconds)
     raise ValueError(f"expected a duration such as '90s', '15min', '26h', '7d' or '2w', "
-                     f"got {value!r}")
+                     f"got {str(value)[:60]!r}")
 
 
 Duration = Annotated[
@@ -49,6 +57,35 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN,
                     "examples": ["90s", "15min", "26h", "7d"]}),
 ]
+
+
+def _longer_than_zero(why: str) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be longer than 0s: {why}")
+        return value
+
+    return AfterValidator(check)
+
+
+RollingLength = Annotated[Duration, _longer_than_zero("a rolling period of 0s covers no time")]
+ArchiveTimeout = Annotated[Duration, _longer_than_zero(
+    "PostgreSQL reads an archive_timeout of 0 as never forcing a WAL switch")]
+# PostgreSQL keeps statement_timeout in milliseconds in a 32-bit int (about 24.8 days).
+MAX_STATEMENT_TIMEOUT = timedelta(hours=24)
+
+
+def _statement_timeout(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s: PostgreSQL reads a statement_timeout of 0 "
+                         "as no limit at all")
+    if value > MAX_STATEMENT_TIMEOUT:
+        raise ValueError("at most 24h: a report query running longer belongs in a backup "
+                         "or a materialized table")
+    return value
+
+
+StatementTimeout = Annotated[Duration, AfterValidator(_statement_timeout)]
 
 
 def _cron(value: str) -> str:
@@ -101,7 +138,7 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
 
 def _email(value: str) -> str:
     if not _EMAIL.match(value):
-        raise ValueError(f"'{value}' is not a valid email address")
+        raise ValueError(f"'{value[:120]}' is not a valid email address")
     return value.lower()
 
 

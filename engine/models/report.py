@@ -10,12 +10,13 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from engine.models.base import (
     CronExpr,
-    Duration,
     EmailAddress,
     Identifier,
     Model,
     Name,
+    RollingLength,
     RunPolicy,
+    StatementTimeout,
     TimeZoneName,
 )
 from engine.periods import CalendarPeriod
@@ -24,7 +25,7 @@ from engine.periods import CalendarPeriod
 class RollingPeriod(Model):
     """A window of fixed length ending at the slot, e.g. the last 28 days."""
 
-    rolling: Duration
+    rolling: RollingLength
 
 
 def _period_kind(value: Any) -> str:
@@ -123,7 +124,7 @@ class Alert(Model):
 class Limits(Model):
     """Guards on execution."""
 
-    statement_timeout: Duration = Field(timedelta(minutes=5))
+    statement_timeout: StatementTimeout = Field(timedelta(minutes=5))
     max_rows: int = Field(1_000_000, ge=1, le=100_000_000)
 
 

@@ -7,18 +7,18 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from engine.masking import literal_password
 from engine.models.base import EmailAddress, Model, Name, SecretRef
 
 _ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(^|\s)password\s*=", re.IGNORECASE)
 
 
 def _dsn(value: str) -> str:
     if value == "embedded" or _ENV_REF.match(value):
         return value
-    if _URL_PASSWORD.search(value) or _KV_PASSWORD.search(value):
-        raise ValueError("this DSN holds a password: put the whole DSN in an environment "
+    form = literal_password(value)
+    if form is not None:
+        raise ValueError(f"this DSN holds {form}: put the whole DSN in an environment "
                          "variable (dsn: ${PRIMARY_DSN}) or use PGPASSFILE")
     return value
 

@@ -33,7 +33,7 @@ def reports_read_the_terms_they_list(project: Project) -> Iterator[Finding]:
 
     for report_id, loaded in project.reports.items():
         sql = project.report_sql.get(report_id)
-        if sql is None:
+        if sql is None or not loaded.model.uses:  # nothing to check: spare a second parse
             continue
         own = sql.own_text
         redefined = own_cte_names(own) & set(loaded.model.uses)

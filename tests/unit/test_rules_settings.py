@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import SETTINGS, by_rule, check, line_of, where
 
 
@@ -26,6 +28,23 @@ def test_dsn_with_password_is_refused(tmp_path: Path) -> None:
     [finding] = by_rule(result, "model")
     assert "holds a password" in finding.message
     assert "s3cret" not in finding.message
+
+
+@pytest.mark.parametrize(("dsn", "form"), [
+    ("postgresql://app@db/shop?password=QpTail-7", "a password= query parameter"),
+    ("postgresql://app@db/shop?sslmode=require&sslpassword=QpTail-7",
+     "a password= query parameter"),
+    ("host=db user=app password=QpTail-7", "a password= setting"),
+    ("host=db user=app password = 'a b QpTail-7'", "a password= setting"),
+    ("password=QpTail-7 host=db", "a password= setting"),
+])
+def test_a_literal_password_in_any_dsn_form_is_refused(tmp_path: Path, dsn: str,
+                                                       form: str) -> None:
+    settings = SETTINGS + f'databases:\n  primary: {{dsn: "{dsn}"}}\n'
+    result = check(tmp_path, {"marketops.yaml": settings})
+    [finding] = by_rule(result, "model")
+    assert where(finding) == f"marketops.yaml:{line_of(settings, 'primary:')}"
+    assert form in finding.message and "QpTail" not in finding.message
 
 
 def test_dsn_without_password_and_env_dsn_pass(tmp_path: Path) -> None:
