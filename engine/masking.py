@@ -38,12 +38,33 @@ _lock = threading.Lock()
 _MIN_KNOWN = 6
 
 
+_DSN_SHAPE = re.compile(r"^(?:postgres(?:ql)?://|\S+=)", re.IGNORECASE)
+
+
 def remember(value: str) -> str:
-    """Note `value` as a secret (read from the environment), so `mask` hides it; returns it."""
-    if len(value) >= _MIN_KNOWN:
+    """Note `value` as a secret (read from the environment), so `mask` hides it; returns it.
+
+    A DSN is not itself secret (its host and database are what an error needs to say): only
+    its password is remembered, which the shape-based masking hides anyway."""
+    secret = value
+    if _DSN_SHAPE.match(value):
+        secret = _dsn_password(value) or ""
+    if len(secret) >= _MIN_KNOWN:
         with _lock:
-            _known.add(value)
+            _known.add(secret)
     return value
+
+
+def _dsn_password(dsn: str) -> str | None:
+    userinfo = _URL_USERINFO.match(dsn)
+    if userinfo:
+        return userinfo.group(2)
+    for match in _KEY_VALUE.finditer(dsn):
+        quoted = match.group(2)
+        if quoted.startswith("'"):
+            return quoted.strip("'").replace("\\'", "'")
+        return quoted
+    return None
 
 
 def mask(text: str) -> str:

@@ -81,3 +81,12 @@ def test_log_records_are_masked_for_every_handler(caplog: pytest.LogCaptureFixtu
 def test_findings_are_one_line() -> None:
     finding = Finding(Location("f.yaml"), "'a@b.example\nerror: forged\x1b[31m' is bad", "x")
     assert finding.message == "'a@b.example\\nerror: forged\\x1b[31m' is bad"
+
+
+def test_a_dsn_from_the_environment_keeps_its_host_but_not_its_password() -> None:
+    from engine.masking import mask, remember
+
+    remember("postgresql://app:Rem3mberedPw@db.internal:5432/shop")
+    remember("host=db2 user=x password='sp ace d pw'")
+    text = mask("cannot connect to db.internal:5432/shop (Rem3mberedPw; sp ace d pw)")
+    assert text == "cannot connect to db.internal:5432/shop (***; ***)"
