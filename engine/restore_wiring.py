@@ -223,7 +223,7 @@ def _discard(into: Path, existed: bool, keep: bool) -> str:
         with contextlib.suppress(MarketopsError):
             EmbeddedServer(into, 1).stop()
     if keep:
-        return f"kept {into} as it is (--keep-on-failure)"
+        return f"kept {into} as it is (--keep-on-failure; its server log: {into}/server.log)"
     if existed:  # the user's own (empty) directory: leave it empty, as it was
         for item in into.iterdir():
             if item.is_dir() and not item.is_symlink():
@@ -304,8 +304,8 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
             reason = explain_early_end(exc.log, target, _stored_names(root, result, wal_id),
                                        manifest.details.get("start_wal") or "",
                                        DEFAULT_SEGMENT_SIZE)
-        elif not keep_on_failure:
-            reason = reason.split(" (see ", 1)[0]  # the log goes with the directory
+        else:
+            reason = reason.split(" (see ", 1)[0]  # the log is named with the directory
         raise BackupError(f"recovery of {what} failed: {reason}; "
                           f"{_discard(into, existed, keep_on_failure)}") from None
     except BaseException:
