@@ -153,6 +153,7 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
     next to the WAL archive so that restores can find the base backup that precedes it."""
     from engine.wal_wiring import wait_for_archiver
     from engine.wiring import primary_target
+    from runners.database import probe
     from runners.recovery import create_restore_point
 
     name = check_mark_name(name)
@@ -161,6 +162,9 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
         raise UsageError(f"restore point '{name}' exists already in {wal_id}; recovery would "
                          "stop at the first one of that name: choose another name")
     primary = primary_target(root, result, dsn).dsn
+    if probe(primary, "select current_setting('archive_mode')") == "off":
+        raise BackupError("archive_mode is off on the primary: a restore point would never "
+                          "reach the archive (marketops wal-setup --apply)")
     lsn, when, timeline, segment = create_restore_point(primary, name)
     mark = Mark(name, lsn, when, timeline, segment)
     tier_store(root, result, wal).put_bytes(f"{_marks(wal_id)}/{name}.json", mark.to_json())

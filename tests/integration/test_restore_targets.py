@@ -215,3 +215,16 @@ def test_a_target_past_the_end_of_the_archive_is_one_line(cluster: Cluster,
                str(into), "--keep-on-failure")
     assert f"kept {into}" in one_clean_line(kept)
     assert (into / "PG_VERSION").exists() and not EmbeddedServer(into, 1).is_running()
+
+
+def test_mark_refuses_a_primary_that_does_not_archive(cluster: Cluster, tmp_path: Path) -> None:
+    plain = EmbeddedServer(tmp_path / "plain", free_port(), "postgres")
+    plain.start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(cluster.root),
+                               "mark", "never", "--dsn", plain.dsn("postgres")],
+                              capture_output=True, text=True, timeout=120)
+        assert "archive_mode is off on the primary" in one_clean_line(done)
+        assert not list((cluster.root / "var" / "backups").rglob("never.json"))
+    finally:
+        plain.stop()
