@@ -36,7 +36,8 @@ from runners.report import ReportRequest, run_report
 began = time.perf_counter()
 psql = {psql!r}
 done = run_report(ReportRequest("export", {dsn!r}, {sql!r}, {{}}, timedelta(hours=1),
-                                 100_000_000, Path({out!r}), psql=Path(psql) if psql else None))
+                                 100_000_000, Path({out!r}), "UTC",
+                                 psql=Path(psql) if psql else None))
 # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec.
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
            if line.startswith("VmHWM:"))

@@ -226,6 +226,8 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
 
         return run_drill(root, result, job, primary_dsn)
     if isinstance(tier, AuditVaultTier):
+        from engine.audit_wiring import export_audit
+
         return export_audit(root, result, job.name, primary_dsn)
     if isinstance(tier, WalArchiveTier):
         from engine.wal_wiring import check_wal
@@ -290,20 +292,3 @@ def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog) -> Manifest | 
         return None
     return latest
 
-
-def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
-                 ) -> dict[str, Any]:
-    """Append the audit rows above the last exported id to the vault, batch by batch."""
-    import time
-
-    from runners.auditvault import export_batches
-
-    tier = tier_of(result, tier_id)
-    assert isinstance(tier, AuditVaultTier)
-    started = time.monotonic()
-    done = export_batches(dsn, tier_store(root, result, tier), tier_id, list(tier.tables),
-                          sealing_for(result, tier), id_column=tier.id_column,
-                          batch_rows=tier.batch_rows)
-    return {"batches": done.batches, "rows": sum(done.rows.values()),
-            "stored_bytes": done.stored_bytes,
-            "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}

@@ -227,23 +227,34 @@ def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
 @click.command("verify")
 @click.argument("what")
 @click.option("--all", "every", is_flag=True, help="Every backup, not only the latest.")
+@click.option("--dsn", envvar="MARKETOPS_DSN", default=None,
+              help="Database holding the ledger, for `audit` (default: settings).")
+@click.option("--adopt", is_flag=True,
+              help="audit: record the head of a vault chain the ledger has none for (a vault "
+                   "older than the heads), once the chain checks out.")
 @click.pass_obj
-def verify(obj: dict[str, Any], what: str, every: bool) -> None:
-    """Re-read stored backups and check them against their manifests; `audit` checks the
-    audit vault's hash chain; a WAL tier is checked for missing segments.
+def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: bool) -> None:
+    """Re-read stored files and check them against what was recorded when they were stored.
 
-    Exit 0 when everything checks out, 1 otherwise.
+    A backup is checked with every backup it builds on (a physical incremental: its full
+    and the incrementals between); a WAL tier: each stored file decrypted, decompressed and
+    compared with its recorded checksum, and the archive for gaps; `audit` (or an audit
+    tier): the vault's hash chain, against the head the ledger recorded after each run.
+
+    Exit 0 when everything checks out, 1 otherwise (a damaged file is named, with its backup).
 
     \b
     Examples:
       marketops verify nightly_full --all
+      marketops verify wal_archive
       marketops verify audit
     """
-    from engine.restore_wiring import verify_tier
+    from engine.verify_wiring import verify_tier
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
-    problems, checked = verify_tier(obj["root"], result, what, every=every)
+    problems, checked = verify_tier(obj["root"], result, what, every=every, dsn=dsn,
+                                    adopt=adopt)
     for line in checked:
         click.echo(f"ok      {line}")
     for line in problems:

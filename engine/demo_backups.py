@@ -7,14 +7,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.audit_wiring import verify_audit
 from engine.jobs import Job
 from engine.models.backup import (
     AuditVaultTier,
     RestoreDrillTier,
     WalArchiveTier,
 )
-from engine.restore_wiring import verify_audit, verify_tier
 from engine.validate import ValidationResult
+from engine.verify_wiring import verify_tier
 from engine.wal_wiring import (
     configure_archiving,
     prepare_archive_access,
@@ -119,7 +120,7 @@ def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: dat
             problems, _ = verify_tier(root, result, job.name)
             verified = "yes" if not problems else "NO"
         elif outcome.status == "succeeded":
-            problems, _ = verify_audit(root, result, job.name)
+            problems, _ = verify_audit(root, result, job.name, dsn=target.dsn)
             verified = "chain ok" if not problems else "BROKEN"
         found.append(DemoTier(job.name, tier.kind, outcome.status,
                               int(outputs.get("stored_bytes", 0)),

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from engine.models.backup import BackupTier
+from engine.models.glossary import Term
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
@@ -15,6 +16,7 @@ from engine.models.settings import Settings
 KINDS: dict[str, tuple[Any, str]] = {
     "schema": (SchemaFile, "A marketops schema file (schema/<name>.yaml)"),
     "report": (Report, "A marketops report (definitions/reports/<id>.yaml)"),
+    "term": (Term, "A marketops glossary term (definitions/glossary/<term>.yaml)"),
     "backup": (BackupTier, "A marketops backup tier (definitions/backups/<id>.yaml)"),
     "settings": (Settings, "marketops.yaml: engine settings"),
 }

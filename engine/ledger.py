@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from engine.auditchain import Head
+
 SCHEMA = "marketops"
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -51,6 +53,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             last_error text,
             sent_at timestamptz,
             primary key (run_id, recipient)
+        );
+    """),
+    (2, "audit vault chain heads", """
+        create table marketops.audit_heads (
+            tier text not null,
+            table_name text not null,
+            batches integer not null,
+            last_hash text not null,
+            last_id bigint,
+            signature text,
+            recorded_at timestamptz not null default now(),
+            primary key (tier, table_name)
         );
     """),
 ]
@@ -275,6 +289,28 @@ class Ledger:
             rows = conn.execute(f"select recipient, status, attempts from {SCHEMA}.deliveries "
                                 "where run_id = %s", (run_id,)).fetchall()
         return {r: (s, int(a)) for r, s, a in rows}
+
+    # -- audit vault anchor -------------------------------------------------------------------
+    def record_audit_head(self, tier: str, table: str, head: Head) -> None:
+        """Record the vault chain's head, outside the vault; never moves it back."""
+        with self._conn() as conn:
+            conn.execute(f"""
+                insert into {SCHEMA}.audit_heads (tier, table_name, batches, last_hash,
+                    last_id, signature)
+                values (%s, %s, %s, %s, %s, %s)
+                on conflict (tier, table_name) do update set batches = excluded.batches,
+                    last_hash = excluded.last_hash, last_id = excluded.last_id,
+                    signature = excluded.signature, recorded_at = now()
+                where {SCHEMA}.audit_heads.batches <= excluded.batches""",
+                (tier, table, head.batches, head.last_hash, head.last_id, head.signature))
+
+    def audit_head(self, tier: str, table: str) -> Head | None:
+        """The recorded head of one table's vault chain, if any."""
+        with self._conn() as conn:
+            row = conn.execute(f"""select batches, last_hash, last_id, signature
+                from {SCHEMA}.audit_heads where tier = %s and table_name = %s""",
+                (tier, table)).fetchone()
+        return Head(int(row[0]), str(row[1]), row[2], row[3]) if row else None
 
     # -- queries ------------------------------------------------------------------------------
     def is_running(self, job: str) -> bool:

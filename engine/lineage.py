@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
 from engine.errors import UsageError
+from engine.glossary import closure
 from engine.models.backup import RestoreDrillTier
 from engine.project import Project
 from engine.rules.backup_rules import tier_tables
+
+if TYPE_CHECKING:
+    from engine.sqlcheck import SqlAnalysis
 
 
 @dataclass(frozen=True)
@@ -39,22 +44,52 @@ def parse_target(project: Project, target: str) -> tuple[str, str, str | None]:
     return schema, table, column
 
 
+def _reads(analysis: SqlAnalysis, schema: str, table: str, column: str | None) -> bool:
+    if column is None:
+        return (schema, table) in analysis.tables
+    return (schema, table, column) in analysis.columns
+
+
+def _term_users(project: Project, term: str) -> list[Dependent]:
+    found = []
+    for report_id, loaded in sorted(project.reports.items()):
+        depends = {n: list(t.model.uses) for n, t in project.terms.items()}
+        if term in closure(loaded.model.uses, depends):
+            how = "reads it" if term in loaded.model.uses else "reads it through another term"
+            found.append(Dependent(f"report/{report_id}", how))
+    return found
+
+
 def impact(project: Project, target: str) -> list[Dependent]:
-    """Every report and backup tier that reads, returns or holds `target`."""
+    """Every glossary term, report and backup tier that reads, returns or holds `target`
+    (`schema.table[.column]`, or `glossary/<term>`: the reports that read the term)."""
+    if target.startswith("glossary/"):
+        term = target.removeprefix("glossary/")
+        if term not in project.terms:
+            close = get_close_matches(term, list(project.terms), n=1)
+            raise UsageError(f"unknown glossary term '{term}'" +
+                             (f"; did you mean glossary/{close[0]}?" if close else ""))
+        return _term_users(project, term)
     schema, table, column = parse_target(project, target)
     found: list[Dependent] = []
+    terms = sorted(t for t, a in project.term_analyses.items()
+                   if _reads(a, schema, table, column))
+    found.extend(Dependent(f"glossary/{t}", "reads the " + ("column" if column else "table"))
+                 for t in terms)
     for report_id, analysis in sorted(project.analyses.items()):
+        via = [t for t in project.reports[report_id].model.uses if t in terms]
+        through = f" (through glossary {', '.join(via)})" if via else ""
         if column is None:
             if (schema, table) in analysis.tables:
-                found.append(Dependent(f"report/{report_id}", "reads the table"))
+                found.append(Dependent(f"report/{report_id}", f"reads the table{through}"))
             continue
         ref = (schema, table, column)
         outputs = sorted(name for name, refs in analysis.exposed.items() if ref in refs)
         if outputs:
-            found.append(Dependent(f"report/{report_id}",
-                                   f"returns it as {', '.join(repr(o) for o in outputs)}"))
+            found.append(Dependent(f"report/{report_id}", f"returns it as "
+                                   f"{', '.join(repr(o) for o in outputs)}{through}"))
         elif ref in analysis.columns:
-            found.append(Dependent(f"report/{report_id}", "reads the column"))
+            found.append(Dependent(f"report/{report_id}", f"reads the column{through}"))
     holders = []
     for tier_id, loaded in sorted(project.backups.items()):
         if (schema, table) in tier_tables(project, loaded.model):

@@ -13,8 +13,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from engine.findings import Finding, Location
+from engine.glossary import TermCycle, TermSource, closure, expand
 from engine.models.backup import BackupTier
 from engine.models.base import Identifier
+from engine.models.glossary import Term
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
@@ -25,6 +27,7 @@ SETTINGS_FILE = "marketops.yaml"
 SCHEMA_DIR = "schema"
 REPORTS_DIR = "definitions/reports"
 BACKUPS_DIR = "definitions/backups"
+GLOSSARY_DIR = "definitions/glossary"
 
 M = TypeVar("M")
 
@@ -229,21 +232,21 @@ def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, Sourc
     return (model if model is not None else Settings()), doc
 
 
-def _load_sql(root: Path, report: Report, doc: SourceDoc,
+def _load_sql(root: Path, model: Report | Term, doc: SourceDoc,
               yaml_path: Path, findings: list[Finding]) -> ReportSql | None:
-    if report.sql is not None:
-        return ReportSql(report.sql)
-    assert report.sql_file is not None
-    sql_path = (yaml_path.parent / report.sql_file).resolve()
+    if model.sql is not None:
+        return ReportSql(model.sql)
+    assert model.sql_file is not None
+    sql_path = (yaml_path.parent / model.sql_file).resolve()
     display = _display(root.resolve(), sql_path)
     try:
         raw = sql_path.read_bytes()
     except IsADirectoryError:
-        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{report.sql_file}' is a "
+        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' is a "
                                 "directory", "sql-file"))
         return None
     except OSError as exc:
-        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{report.sql_file}' cannot "
+        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' cannot "
                                 f"be read: {exc.strerror}", "sql-file"))
         return None
     try:
@@ -252,6 +255,29 @@ def _load_sql(root: Path, report: Report, doc: SourceDoc,
         findings.append(Finding(Location(display), "not UTF-8; save the SQL file as UTF-8",
                                 "sql-file"))
         return None
+
+
+def _terms(loaded: Loaded[Report] | Loaded[Term], depends: dict[str, list[str]],
+           sources: dict[str, TermSource], findings: list[Finding],
+           own: str | None = None) -> list[tuple[str, TermSource]]:
+    """The glossary terms `loaded` uses, with what they use, in the order they must appear;
+    an unknown or circular term is a finding at its `uses` entry."""
+    for index, name in enumerate(loaded.model.uses):
+        if name not in depends:
+            close = get_close_matches(name, list(depends), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else (
+                f" (defined: {', '.join(sorted(depends))})" if depends else
+                f"; define it in {GLOSSARY_DIR}/{name}.yaml")
+            findings.append(Finding(loaded.loc(("uses", index)), f"uses: unknown glossary "
+                                    f"term '{name}'{hint}", "glossary"))
+    try:
+        names = closure(loaded.model.uses, depends)
+    except TermCycle as exc:
+        if own is not None:
+            findings.append(Finding(loaded.loc(("uses",)), f"glossary terms use each other in "
+                                    f"a circle: {exc}", "glossary"))
+        return []
+    return [(name, sources[name]) for name in names if name in sources and name != own]
 
 
 def load_project(root: Path) -> tuple[Project, list[Finding]]:
@@ -265,11 +291,23 @@ def load_project(root: Path) -> tuple[Project, list[Finding]]:
                                     f"from its file name '{stem}'; make them the same",
                                     "schema-name"))
         project.schemas[model.name] = Loaded(model.name, model, doc)
+    terms: dict[str, TermSource] = {}
+    for stem, term, doc, path in _load_kind(root, GLOSSARY_DIR, Term, findings):
+        project.terms[stem] = Loaded(stem, term, doc)
+        sql = _load_sql(root, term, doc, path, findings)
+        if sql is not None:
+            terms[stem] = TermSource(sql, doc)
+    depends = {name: list(loaded.model.uses) for name, loaded in project.terms.items()}
+    for name, source in terms.items():
+        inlined = _terms(project.terms[name], depends, terms, findings, own=name)
+        project.term_sql[name] = expand(source.sql, inlined)
     for stem, model, doc, path in _load_kind(root, REPORTS_DIR, Report, findings):
         sql = _load_sql(root, model, doc, path, findings)
-        project.reports[stem] = Loaded(stem, model, doc)
+        loaded_report = Loaded(stem, model, doc)
+        project.reports[stem] = loaded_report
         if sql is not None:
-            project.report_sql[stem] = sql
+            project.report_sql[stem] = expand(
+                sql, _terms(loaded_report, depends, terms, findings))
     for stem, model, doc, _ in _load_kind(root, BACKUPS_DIR, BackupTier, findings):
         project.backups[stem] = Loaded(stem, model, doc)
     return project, findings

@@ -15,6 +15,7 @@ def summary(result: ValidationResult) -> dict[str, int]:
     return {
         "schemas": len(project.schemas),
         "tables": sum(len(s.model.tables) for s in project.schemas.values()),
+        "glossary_terms": len(project.terms),
         "reports": len(project.reports),
         "backup_tiers": len(project.backups),
         "errors": len(result.errors),
@@ -33,8 +34,10 @@ def render_text(result: ValidationResult, *, strict: bool = False) -> str:
         blocks.append("\n".join(f"{f.location}: {f.severity.value}: {f.message} [{f.rule}]"
                                 for f in group))
     counts = summary(result)
+    terms = (f"{_plural(counts['glossary_terms'], 'glossary term')}, "
+             if counts["glossary_terms"] else "")
     checked = (f"{_plural(counts['schemas'], 'schema')} ({_plural(counts['tables'], 'table')}), "
-               f"{_plural(counts['reports'], 'report')}, "
+               f"{terms}{_plural(counts['reports'], 'report')}, "
                f"{_plural(counts['backup_tiers'], 'backup tier')}")
     if result.passed(strict=strict):
         tail = f"valid: {checked}"

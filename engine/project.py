@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from engine.findings import Location
 from engine.models.backup import BackupTier
+from engine.models.glossary import Term
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
@@ -37,15 +38,44 @@ class Loaded(Generic[T]):
 
 @dataclass(frozen=True)
 class ReportSql:
-    """A report's SQL text and where it lives, to map SQL positions onto files."""
+    """A query's SQL text and where it lives, to map SQL positions onto files.
+
+    A report's text may start with the glossary terms it uses (`prefix_lines` lines, each
+    term's own lines in one of `spans`); positions inside a term map onto the term's file."""
 
     text: str
     file: str | None = None  # set when the SQL is in its own .sql file
+    prefix_lines: int = 0
+    spans: tuple[TermSpan, ...] = ()
+    written: str | None = None  # the SQL as written, when terms were put in front
+
+    @property
+    def own_text(self) -> str:
+        """The SQL as written, without the glossary terms in front."""
+        return self.text if self.written is None else self.written
 
     def locate(self, doc: SourceDoc, line: int, col: int) -> Location:
+        for span in self.spans:
+            if span.first_line <= line < span.first_line + span.lines:
+                return span.sql.locate(span.doc, line - span.first_line + 1, col)
+        if line <= self.prefix_lines:  # the WITH and parentheses around the terms
+            line, col = 1, 1
+        else:
+            line -= self.prefix_lines
         if self.file is not None:
             return Location(self.file, line, col)
         return doc.text_loc(("sql",), line, col)
+
+
+@dataclass(frozen=True)
+class TermSpan:
+    """Where a glossary term's own lines sit in a report's expanded SQL."""
+
+    term: str
+    first_line: int  # 1-based, in the expanded text
+    lines: int
+    sql: ReportSql
+    doc: SourceDoc
 
 
 @dataclass
@@ -58,6 +88,8 @@ class Project:
     schemas: dict[str, Loaded[SchemaFile]] = field(default_factory=dict)
     reports: dict[str, Loaded[Report]] = field(default_factory=dict)
     report_sql: dict[str, ReportSql] = field(default_factory=dict)
+    terms: dict[str, Loaded[Term]] = field(default_factory=dict)
+    term_sql: dict[str, ReportSql] = field(default_factory=dict)  # each with the terms it uses
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
 
     def settings_loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
@@ -85,3 +117,10 @@ class Project:
         from engine.sqlcheck import analyze
 
         return {rid: analyze(sql.text, self.catalog) for rid, sql in self.report_sql.items()}
+
+    @cached_property
+    def term_analyses(self) -> dict[str, SqlAnalysis]:
+        """Each glossary term's SQL checked on its own (with the terms it uses), once."""
+        from engine.sqlcheck import analyze
+
+        return {term: analyze(sql.text, self.catalog) for term, sql in self.term_sql.items()}

@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster, and verification of what is stored."""
+WAL, to a point in time) into a started cluster. (Verification: engine/verify_wiring.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from engine.backup_wiring import (
 )
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.models.backup import (
-    AuditVaultTier,
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
@@ -39,7 +38,6 @@ from engine.pitr import (
     needed_range,
 )
 from engine.validate import ValidationResult
-from engine.wal_wiring import verify_wal
 from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
 
 if TYPE_CHECKING:
@@ -184,7 +182,8 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
                    target: RecoveryTarget, mark: Mark | None) -> tuple[WalRange | None, str]:
     """Every segment recovery to `target` will read is stored and reads back intact; the
     range checked and how it was described. BackupError names the first one that is not."""
-    from runners.wal import check_stored, stored_times
+    from runners.verify import check_wal_file
+    from runners.wal import stored_entries, stored_times
 
     wal = tier_of(result, wal_id)
     assert isinstance(wal, WalArchiveTier)
@@ -206,13 +205,15 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
                           f"{wal_id} (recovery needs {where}){before}; nothing was restored")
     key = backup_key(result, wal.encryption.key) if wal.encryption else None
     names = wal_range.names(times)
+    paths = stored_entries(store, wal_id)
     for number in sorted(names):
         for name in names[number]:
-            problem = check_stored(store, wal_id, name, key)
+            problem = check_wal_file(store, paths[name], key)
             if problem is not None:
                 raise BackupError(f"cannot restore {manifest.tier}/{manifest.backup_id} to "
-                                  f"{target.describe()}: {problem} ({wal_id}, needed for "
-                                  f"{where}); nothing was restored")
+                                  f"{target.describe()}: WAL segment {name} in {wal_id} is "
+                                  f"damaged: {problem} (needed for {where}); nothing was "
+                                  "restored")
     count = sum(len(v) for v in names.values())
     return wal_range, f"{where}: {count} segment(s), each matches its checksum"
 
@@ -351,59 +352,3 @@ def _short_of_archive(last_restored: str | None, wal_range: WalRange | None,
             f"end of the archive at {wal_range.last.name} (was a segment removed or unreadable "
             "meanwhile?)")
 
-
-def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False
-                ) -> tuple[list[str], list[str]]:
-    """(problems, checked): stored files re-read against their manifests."""
-    from runners.verify import verify_backup
-
-    if what == "audit":
-        return verify_audit(root, result)
-    tier = tier_of(result, what)
-    if isinstance(tier, WalArchiveTier):
-        return verify_wal(root, result, what)
-    if isinstance(tier, AuditVaultTier):
-        return verify_audit(root, result, what)
-    catalog = catalog_of(root, result, what)
-    problems = [f"{what}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
-    problems += [f"{what}/{b}: manifest damaged" for b in catalog.damaged]
-    checked = []
-    chosen = catalog.complete if every else catalog.complete[-1:]
-    if not chosen:
-        problems.append(f"{what}: no complete backup")
-    store = tier_store(root, result, tier)
-    for manifest in chosen:
-        found = verify_backup(store, manifest)
-        problems += found
-        if not found:
-            checked.append(f"{what}/{manifest.backup_id}: {len(manifest.files)} files, "
-                           f"{manifest.stored_bytes:,} bytes")
-    return problems, checked
-
-
-def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None
-                 ) -> tuple[list[str], list[str]]:
-    """Walk every audit vault chain: order, previous-hash links, manifests, stored rows."""
-    from runners.auditvault import verify_chain
-
-    tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
-             if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
-    if not tiers:
-        raise UsageError("no audit_vault tier is declared")
-    problems: list[str] = []
-    checked: list[str] = []
-    for tid, tier in tiers:
-        key = None
-        if tier.encryption:
-            try:
-                key = backup_key(result, tier.encryption.key)
-            except UsageError:
-                checked.append(f"{tid}: key '{tier.encryption.key}' not available: checked "
-                               "the chain and stored checksums, not the decrypted rows")
-        store = tier_store(root, result, tier)
-        for table in tier.tables:
-            found, count = verify_chain(store, tid, table, key)
-            problems += [f"{tid}: {p}" for p in found]
-            if not found:
-                checked.append(f"{tid}: {table}: {count} batch(es), chain intact")
-    return problems, checked

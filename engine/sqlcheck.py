@@ -268,6 +268,12 @@ def _cte_names(statement: exp.Expr) -> set[str]:
     return {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
 
 
+def own_cte_names(sql: str) -> set[str]:
+    """Names of the CTEs a query defines itself; empty when it does not parse."""
+    statement, _ = parse_single(sql)
+    return _cte_names(statement) if statement is not None else set()
+
+
 def table_problems(statement: exp.Expr, catalog: Catalog) -> list[SqlProblem]:
     """Every table read must be declared; sqlglot's qualifier would let unknown ones pass."""
     problems: list[SqlProblem] = []

@@ -209,8 +209,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
                 f"({report.timezone})")
     return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
                          report.limits.statement_timeout, report.limits.max_rows, out_dir,
-                         tuple(f.value for f in report.formats), report.title, subtitle,
-                         chart, alerts, psql_binary(result))
+                         report.timezone, tuple(f.value for f in report.formats),
+                         report.title, subtitle, chart, alerts, psql_binary(result))
 
 
 def psql_binary(result: ValidationResult) -> Path | None:

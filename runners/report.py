@@ -50,6 +50,7 @@ class ReportRequest:
     statement_timeout: timedelta
     max_rows: int
     out_dir: Path  # the run's final directory
+    timezone: str  # IANA zone: the session TimeZone, so date casts follow the report's calendar
     formats: tuple[str, ...] = ("csv",)
     title: str = ""
     subtitle: str = ""
@@ -160,6 +161,7 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                 # One snapshot for both passes: the CSV and the typed rows agree.
                 conn.execute("set transaction isolation level repeatable read, read only")
                 conn.execute(f"set local statement_timeout = {timeout_ms}".encode())
+                conn.execute("select set_config('TimeZone', %s, true)", [request.timezone])
                 if request.psql is not None:
                     _psql_csv(request, staging, conn, state, timeout_ms)
                 else:
@@ -226,6 +228,7 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
         f"SET TRANSACTION SNAPSHOT '{snapshot}';\n"
         f"SET LOCAL statement_timeout = {timeout_ms};\n"
+        f"SET LOCAL TimeZone = {_literal(request.timezone)};\n"
         f"\\o '{str(target).replace(chr(39), chr(39) * 2)}'\n"
         f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER);\n"
         "\\o\n"
@@ -254,6 +257,10 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
                        "rows (limits.max_rows)")
     with target.open(newline="", encoding="utf-8") as handle:
         state.columns = next(csv.reader(handle), [])
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _csv_records(path: Path) -> int:

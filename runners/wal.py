@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, cast
 
 from engine.errors import BackupError
 from engine.walnames import HISTORY, SEGMENT, is_wal_name
@@ -67,20 +66,15 @@ def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
     return True
 
 
-def _sealed_as(stored: str) -> tuple[str, str, bool]:
-    """(sha256 of the raw bytes, codec, encrypted) of a stored entry's name."""
-    digest, _, suffix = stored.split("-", 1)[1].partition(".")
-    codec = "zstd" if ".zst" in f".{suffix}" else "gzip" if ".gz" in f".{suffix}" else "none"
-    return digest, codec, suffix.endswith("age")
-
-
 def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> None:
     """Restore one WAL file to `target` (written under a temporary name, then renamed)."""
     found = _stored(store, tier, name)
     if not found:
         raise WalNotFound(f"{name} is not in the archive")
     stored = found[0]
-    digest, codec, encrypted = _sealed_as(stored)
+    digest, _, suffix = stored.split("-", 1)[1].partition(".")
+    codec = "zstd" if ".zst" in f".{suffix}" else "gzip" if ".gz" in f".{suffix}" else "none"
+    encrypted = suffix.endswith("age")
     partial = target.with_name(f".{target.name}.marketops-{os.getpid()}")
     try:
         with store.reader(f"{tier}/{_folder(name)}/{stored}") as source, \
@@ -91,34 +85,6 @@ def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> 
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-
-
-class _Discard:
-    """A sink that keeps nothing: unseal hashes what passes through it."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def check_stored(store: Store, tier: str, name: str, key: str | None) -> str | None:
-    """Re-read one archived WAL file as fetch would; what is wrong with it, or None when its
-    contents match the checksum in its stored name."""
-    found = _stored(store, tier, name)
-    if not found:
-        return f"{name} is missing from the archive"
-    digest, codec, encrypted = _sealed_as(found[0])
-    try:
-        with store.reader(f"{tier}/{_folder(name)}/{found[0]}") as source:
-            got = unseal(source, cast(BinaryIO, _Discard()), codec=codec,
-                         key=key if encrypted else None)
-    except BackupError as exc:
-        return f"{name} in the archive is damaged: {exc}"
-    if got.raw_sha256 != digest:
-        return f"{name} in the archive is damaged: its contents do not match its checksum"
-    return None
 
 
 def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:

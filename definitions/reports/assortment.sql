@@ -1,21 +1,27 @@
--- Assortment and category effectiveness: revenue and units per top-level category, share of
--- SKUs that went out of stock, days in stock, and view-to-purchase conversion.
-with sales as (
-    select coalesce(c.parent_id, c.id) as category_id,
-           sum(oi.unit_price * oi.quantity - oi.discount) as revenue,
-           sum(oi.quantity) as units,
-           count(distinct o.id) as orders
-    from orders.order_items oi
-    join orders.orders o on o.id = oi.order_id
-    join product.skus sk on sk.id = oi.sku_id
-    join product.products p on p.id = sk.product_id
-    join product.categories c on c.id = p.category_id
-    where o.placed_at >= :period_start and o.placed_at < :period_end
-      and o.status not in ('cancelled')
-    group by coalesce(c.parent_id, c.id)
+-- Assortment and category effectiveness: net revenue and units per top-level category, share
+-- of SKUs that went out of stock, days in stock, and view-to-purchase conversion.
+with trees as (
+    -- Every category with the top-level category of its tree, at any depth.
+    select cr.id, cr.top_id
+    from (with recursive up(id, top_id) as (
+              select c.id, c.id from product.categories c where c.parent_id is null
+              union all
+              select c.id, up.top_id from product.categories c join up on c.parent_id = up.id)
+          select up.id, up.top_id from up) cr
+),
+sales as (
+    select tr.top_id,
+           sum(pl.net_revenue) as revenue,
+           sum(pl.quantity) as units,
+           count(distinct pl.order_id) as orders
+    from purchase_lines pl
+    join product.products p on p.id = pl.product_id
+    join trees tr on tr.id = p.category_id
+    where pl.placed_at >= :period_start and pl.placed_at < :period_end
+    group by tr.top_id
 ),
 stock as (
-    select coalesce(c.parent_id, c.id) as category_id,
+    select tr.top_id,
            count(distinct sk.id) as skus,
            count(distinct so.sku_id) as skus_out_of_stock,
            coalesce(sum(extract(epoch from least(coalesce(so.ended_at, :period_end),
@@ -24,19 +30,19 @@ stock as (
                     filter (where so.id is not null), 0) as stockout_days
     from product.skus sk
     join product.products p on p.id = sk.product_id
-    join product.categories c on c.id = p.category_id
+    join trees tr on tr.id = p.category_id
     left join inventory.stockouts so on so.sku_id = sk.id
         and so.started_at < :period_end
         and coalesce(so.ended_at, :period_end) > :period_start
-    group by coalesce(c.parent_id, c.id)
+    group by tr.top_id
 ),
 views as (
-    select coalesce(c.parent_id, c.id) as category_id, count(*) as product_views
+    select tr.top_id, count(*) as product_views
     from analytics.product_views pv
     join product.products p on p.id = pv.product_id
-    join product.categories c on c.id = p.category_id
+    join trees tr on tr.id = p.category_id
     where pv.viewed_at >= :period_start and pv.viewed_at < :period_end
-    group by coalesce(c.parent_id, c.id)
+    group by tr.top_id
 )
 select
     top.name as category,
@@ -56,8 +62,8 @@ select
               then 'dead zone'
          else '' end as verdict
 from product.categories top
-join stock st on st.category_id = top.id
-left join sales sa on sa.category_id = top.id
-left join views v on v.category_id = top.id
+join stock st on st.top_id = top.id
+left join sales sa on sa.top_id = top.id
+left join views v on v.top_id = top.id
 where top.parent_id is null
-order by revenue desc
+order by revenue desc, category

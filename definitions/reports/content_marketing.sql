@@ -1,46 +1,51 @@
 -- Content marketing: article engagement and time on page, click-through to the catalog, top
--- topics and authors, and sales influenced (an order by the reader within 7 days of a click).
+-- topics and authors, and sales influenced (a purchase by the reader within 7 days of a click).
 with views as (
-    select v.id, v.article_id, v.seconds_on_page, s.account_id
+    select v.id, v.article_id, v.seconds_on_page, s.account_id, a.author_id, at2.topic_id
     from content.article_views v
     join analytics.sessions s on s.id = v.session_id
+    join content.articles a on a.id = v.article_id
+    join content.article_topics at2 on at2.article_id = v.article_id
     where v.viewed_at >= :period_start and v.viewed_at < :period_end
 ),
-clicks as (
-    select c.id, c.article_view_id, c.clicked_at, vw.account_id, vw.article_id
+clicked as (
+    select vw.topic_id, vw.author_id, count(*) as clicks
     from content.article_clicks c
     join views vw on vw.id = c.article_view_id
+    group by vw.topic_id, vw.author_id
 ),
 influenced as (
-    select cl.article_id, count(distinct o.id) as orders, coalesce(sum(o.total), 0) as revenue
-    from clicks cl
-    join orders.orders o on o.account_id = cl.account_id
-        and o.placed_at > cl.clicked_at and o.placed_at <= cl.clicked_at + interval '7 days'
-    group by cl.article_id
+    -- Each purchase once per row, however many of the row's clicks led to it.
+    select distinct vw.topic_id, vw.author_id, p.order_id, p.net_revenue
+    from content.article_clicks c
+    join views vw on vw.id = c.article_view_id
+    join purchases p on p.account_id = vw.account_id
+        and p.placed_at > c.clicked_at and p.placed_at <= c.clicked_at + interval '168 hours'
 ),
-per_article as (
-    select a.id, a.author_id,
-           count(vw.id) as views,
-           avg(vw.seconds_on_page) as avg_seconds,
-           (select count(*) from clicks cl where cl.article_id = a.id) as clicks
-    from content.articles a
-    join views vw on vw.article_id = a.id
-    group by a.id, a.author_id
+sales as (
+    select i.topic_id, i.author_id, count(*) as orders, sum(i.net_revenue) as revenue
+    from influenced i
+    group by i.topic_id, i.author_id
+),
+engagement as (
+    select vw.topic_id, vw.author_id, count(distinct vw.article_id) as articles,
+           count(*) as views, avg(vw.seconds_on_page) as avg_seconds
+    from views vw
+    group by vw.topic_id, vw.author_id
 )
 select
     t.name as topic,
     au.display_name as author,
-    count(distinct pa.id) as articles,
-    sum(pa.views) as views,
-    round(avg(pa.avg_seconds)::numeric, 1) as avg_seconds_on_page,
-    sum(pa.clicks) as clicks_to_catalog,
-    round(sum(pa.clicks)::numeric / nullif(sum(pa.views), 0), 4) as click_through,
-    coalesce(sum(inf.orders), 0) as influenced_orders,
-    coalesce(sum(inf.revenue), 0) as influenced_revenue
-from per_article pa
-join content.authors au on au.id = pa.author_id
-join content.article_topics at2 on at2.article_id = pa.id
-join content.topics t on t.id = at2.topic_id
-left join influenced inf on inf.article_id = pa.id
-group by t.name, au.display_name
-order by influenced_revenue desc, views desc
+    e.articles,
+    e.views,
+    round(e.avg_seconds::numeric, 1) as avg_seconds_on_page,
+    coalesce(cl.clicks, 0) as clicks_to_catalog,
+    round(coalesce(cl.clicks, 0)::numeric / e.views, 4) as click_through,
+    coalesce(sa.orders, 0) as influenced_orders,
+    coalesce(sa.revenue, 0) as influenced_revenue
+from engagement e
+join content.topics t on t.id = e.topic_id
+join content.authors au on au.id = e.author_id
+left join clicked cl on cl.topic_id = e.topic_id and cl.author_id = e.author_id
+left join sales sa on sa.topic_id = e.topic_id and sa.author_id = e.author_id
+order by influenced_revenue desc, views desc, topic, author

@@ -1,18 +1,18 @@
 -- Data quality of the catalog and orders: one row per check, with how many records fail it
 -- and a few examples to start from. Period-independent: it describes the data as it is.
-select c.check_name, c.failing, c.examples
+select c.check_name, c.failing, coalesce(c.examples, '') as examples
 from (
     select 'duplicate category names under one parent' as check_name, count(*) as failing,
-           string_agg(d.name, ', ' order by d.name) as examples
+           left(string_agg(d.name, ', ' order by d.name), 200) as examples
     from (select cat.parent_id, cat.name from product.categories cat
           group by cat.parent_id, cat.name having count(*) > 1) d
     union all
     select 'categories with an empty slug', count(*),
-           string_agg(cat.id::text, ', ' order by cat.id)
+           left(string_agg(cat.id::text, ', ' order by cat.id), 200)
     from product.categories cat where cat.slug = ''
     union all
     select 'active products in inactive categories', count(*),
-           string_agg(p.id::text, ', ' order by p.id) filter (where p.id <= 1000)
+           left(string_agg(p.id::text, ', ' order by p.id), 200)
     from product.products p join product.categories cat on cat.id = p.category_id
     where not cat.is_active and p.status = 'active'
     union all

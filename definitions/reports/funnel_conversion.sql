@@ -1,19 +1,11 @@
 -- Sales funnel: sessions reaching each step, drop-off per step, by checkout A/B variant.
 with steps as (
-    select
-        v.name as variant,
-        s.id as session_id,
-        bool_or(f.step = 'product_view') as product_view,
-        bool_or(f.step = 'add_to_cart') as add_to_cart,
-        bool_or(f.step = 'checkout') as checkout,
-        bool_or(f.step = 'payment') as payment,
-        bool_or(f.step = 'purchase') as purchase
-    from analytics.sessions s
-    join analytics.experiment_assignments ea on ea.session_id = s.id and ea.experiment_id = 1
+    select v.name as variant, ss.*
+    from session_steps ss
+    join analytics.experiment_assignments ea on ea.session_id = ss.session_id
+        and ea.experiment_id = 1
     join analytics.experiment_variants v on v.id = ea.variant_id
-    left join analytics.funnel_events f on f.session_id = s.id
-    where s.started_at >= :period_start and s.started_at < :period_end
-    group by v.name, s.id
+    where ss.started_at >= :period_start and ss.started_at < :period_end
 )
 select
     st.variant,

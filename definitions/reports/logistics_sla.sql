@@ -1,22 +1,24 @@
 -- Logistics delays and delivery SLA by carrier and region: picking and delivery times, late
 -- share and the most frequent delay reason.
 with shipped as (
-    select
-        s.id, s.carrier_id, s.region_id, s.shipped_at, s.delivered_at, s.promised_at,
-        extract(epoch from s.delivered_at - s.shipped_at) / 3600.0 as delivery_hours,
-        extract(epoch from pt.completed_at - pt.started_at) / 3600.0 as picking_hours,
-        s.delivered_at > s.promised_at as late
-    from logistics.shipments s
-    left join logistics.picking_tasks pt on pt.order_id = s.order_id
-    where s.delivered_at >= :period_start and s.delivered_at < :period_end
+    select d.shipment_id, d.carrier_id, d.region_id, d.delivery_hours, d.is_late,
+           pk.picking_hours
+    from deliveries d
+    left join (select pt.order_id,
+                      avg(extract(epoch from pt.completed_at - pt.started_at) / 3600.0)
+                          as picking_hours
+               from logistics.picking_tasks pt
+               where pt.completed_at is not null
+               group by pt.order_id) pk on pk.order_id = d.order_id
+    where d.delivered_at >= :period_start and d.delivered_at < :period_end
 ),
 reasons as (
     select sh.carrier_id, sh.region_id, dr.label,
            row_number() over (partition by sh.carrier_id, sh.region_id
                               order by count(*) desc, dr.label) as rank
     from shipped sh
-    join logistics.shipment_delays d on d.shipment_id = sh.id
-    join logistics.delay_reasons dr on dr.id = d.reason_id
+    join logistics.shipment_delays sd on sd.shipment_id = sh.shipment_id
+    join logistics.delay_reasons dr on dr.id = sd.reason_id
     group by sh.carrier_id, sh.region_id, dr.label
 )
 select
@@ -25,13 +27,13 @@ select
     count(*) as deliveries,
     round(avg(sh.picking_hours)::numeric, 2) as avg_picking_hours,
     round(avg(sh.delivery_hours)::numeric, 2) as avg_delivery_hours,
-    count(*) filter (where sh.late) as late_deliveries,
-    round(count(*) filter (where sh.late)::numeric / count(*), 4) as late_share,
+    count(*) filter (where sh.is_late) as late_deliveries,
+    round(count(*) filter (where sh.is_late)::numeric / count(*), 4) as late_share,
     max(rs.label) as top_delay_reason
 from shipped sh
 join logistics.carriers c on c.id = sh.carrier_id
 join ref.regions r on r.id = sh.region_id
 left join reasons rs on rs.carrier_id = sh.carrier_id and rs.region_id = sh.region_id
     and rs.rank = 1
-group by c.name, r.name
-order by late_share desc, deliveries desc
+group by c.name, r.id, r.name
+order by late_share desc, deliveries desc, carrier, region

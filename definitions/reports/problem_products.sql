@@ -1,7 +1,8 @@
 -- The most problematic products and their suppliers: returns, complaints, bad reviews and
 -- late deliveries in the period, ranked by a combined score.
 with returned as (
-    select sk.product_id, count(*) as returns
+    -- A return with several items of the product counts once.
+    select sk.product_id, count(distinct r.id) as returns
     from orders.return_items ri
     join orders.returns r on r.id = ri.return_id
     join orders.order_items oi on oi.id = ri.order_item_id
@@ -23,12 +24,12 @@ bad_reviews as (
     group by rv.product_id
 ),
 late as (
-    select sk.product_id, count(distinct s.id) as late_deliveries
-    from logistics.shipments s
-    join orders.order_items oi on oi.order_id = s.order_id
+    select sk.product_id, count(distinct d.shipment_id) as late_deliveries
+    from deliveries d
+    join orders.order_items oi on oi.order_id = d.order_id
     join product.skus sk on sk.id = oi.sku_id
-    where s.delivered_at > s.promised_at
-      and s.delivered_at >= :period_start and s.delivered_at < :period_end
+    where d.is_late
+      and d.delivered_at >= :period_start and d.delivered_at < :period_end
     group by sk.product_id
 ),
 scored as (
@@ -60,7 +61,7 @@ left join lateral (
     join product.product_suppliers ps on ps.sku_id = sk.id and ps.is_primary
     join product.suppliers s on s.id = ps.supplier_id
     where sk.product_id = sc.product_id
-    order by sk.id
+    order by sk.id, s.id
     limit 1
 ) sup on true
 where sc.score > 0

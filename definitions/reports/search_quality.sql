@@ -1,16 +1,16 @@
 -- Searches: the top queries of the period, their zero-result share, click-through and how
--- often the session went on to buy.
+-- often the session converted (a 'purchase' funnel event).
 with searched as (
-    select se.query, se.results_count, se.session_id,
+    select lower(se.query) as query, se.results_count,
            exists (select 1 from analytics.search_results sr
                    where sr.search_id = se.id and sr.clicked) as clicked,
-           exists (select 1 from analytics.funnel_events f
-                   where f.session_id = se.session_id and f.step = 'purchase') as purchased
+           coalesce(ss.purchase, false) as purchased
     from analytics.searches se
+    left join session_steps ss on ss.session_id = se.session_id
     where se.searched_at >= :period_start and se.searched_at < :period_end
 )
 select
-    lower(s.query) as query,
+    s.query,
     count(*) as searches,
     round(count(*) filter (where s.results_count = 0)::numeric / count(*), 4)
         as zero_result_share,
@@ -18,6 +18,6 @@ select
     round(count(*) filter (where s.purchased)::numeric / count(*), 4) as search_to_purchase,
     round((count(*)::numeric / sum(count(*)) over ()), 4) as share_of_searches
 from searched s
-group by lower(s.query)
-order by searches desc
+group by s.query
+order by searches desc, s.query
 limit :top

@@ -141,6 +141,9 @@ class Report(Model):
                             ":period_end, :slot_time, :timezone and any of `params`.")
     sql_file: str | None = Field(None, description="Path of a .sql file, relative to this one.")
     params: dict[Identifier, str | int | float | bool] = Field(default_factory=dict)
+    uses: list[Identifier] = Field(default_factory=list, description="Glossary terms "
+                                   "(definitions/glossary/<term>.yaml) the SQL reads by name; "
+                                   "each is put in front of the SQL as a CTE.")
     formats: list[OutputFormat] = Field(default_factory=lambda: [OutputFormat.CSV,
                                                                  OutputFormat.HTML], min_length=1)
     chart: Chart | None = None

@@ -35,7 +35,13 @@ def rule(name: str) -> Callable[[RuleFunc], RuleFunc]:
 
 def all_rules() -> list[Rule]:
     """Every registered rule, importing the modules that define them."""
-    from engine.rules import backup_rules, report_rules, schema_rules, settings_rules
+    from engine.rules import (
+        backup_rules,
+        glossary_rules,
+        report_rules,
+        schema_rules,
+        settings_rules,
+    )
 
-    del backup_rules, report_rules, schema_rules, settings_rules
+    del backup_rules, glossary_rules, report_rules, schema_rules, settings_rules
     return list(RULES)

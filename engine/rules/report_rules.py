@@ -31,8 +31,21 @@ def sql_is_valid(project: Project) -> Iterator[Finding]:
         loaded = project.reports[report_id]
         sql = project.report_sql[report_id]
         for problem in analysis.problems:
-            yield Finding(sql.locate(loaded.doc, problem.line, problem.col), problem.message,
+            message = problem.message
+            term = _unlisted_term(project, message)
+            if term is not None:
+                message = (f"'{term}' is a glossary term: list it under `uses` in "
+                           f"{loaded.doc.file} to read it")
+            yield Finding(sql.locate(loaded.doc, problem.line, problem.col), message,
                           problem.rule)
+
+
+def _unlisted_term(project: Project, message: str) -> str | None:
+    """The glossary term an 'unqualified table' message names, if it names one."""
+    for term in project.terms:
+        if message.startswith(f"table '{term}' must be schema-qualified"):
+            return term
+    return None
 
 
 @rule("sql-parameters")

@@ -257,7 +257,7 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
 def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
     from engine.backup_health import freshness
     from engine.backup_wiring import run_backup
-    from engine.restore_wiring import verify_tier
+    from engine.verify_wiring import verify_tier
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks values (777001, 'for the drill')")

@@ -10,8 +10,9 @@ import pytest
 
 from engine.backup_wiring import catalog_of, run_backup, store_for
 from engine.jobs import jobs
-from engine.restore_wiring import restore_database, verify_tier
+from engine.restore_wiring import restore_database
 from engine.validate import validate
+from engine.verify_wiring import verify_tier
 from runners.codec import generate_key
 from runners.storage import Store
 from runners.wal import fetch, push, stored_names

@@ -15,8 +15,8 @@ from engine.backup_health import freshness
 from engine.backup_wiring import apply_retention, catalog_of, retention_plan, run_backup
 from engine.errors import BackupError
 from engine.jobs import Job, jobs
-from engine.restore_wiring import verify_tier
 from engine.validate import ValidationResult, validate
+from engine.verify_wiring import verify_tier
 from runners.database import connect
 from tests.backupcheck import table_fingerprints
 from tests.integration.conftest import copy_repository
@@ -119,7 +119,7 @@ def test_audit_vault_chain_detects_deleted_altered_and_reordered_batches(
                       " select admin_id, 'test.append', 'test', now() from admin.audit_log "
                       "limit 7")
     assert run_backup(root, result, job, market_dsn)["rows"] == 7
-    problems, checked = verify_tier(root, result, "audit")
+    problems, checked = verify_tier(root, result, "audit", dsn=market_dsn)
     assert not problems and "chain intact" in checked[0]
 
     folder = root / "var" / "audit-vault" / "audit_vault" / "admin.audit_log"
@@ -128,14 +128,14 @@ def test_audit_vault_chain_detects_deleted_altered_and_reordered_batches(
     stored = next(p for p in batches[1].iterdir() if p.name.startswith("rows"))
     saved = stored.read_bytes()
     stored.write_bytes(saved[:-10] + bytes(10))
-    problems, _ = verify_tier(root, result, "audit")
+    problems, _ = verify_tier(root, result, "audit", dsn=market_dsn)
     assert any(batches[1].name in p and ("altered" in p or "damaged" in p or "decrypt" in p)
                for p in problems), problems
     stored.write_bytes(saved)
     # Deleted batch.
     moved = folder.parent / "held"
     shutil.move(batches[2], moved)
-    problems, _ = verify_tier(root, result, "audit")
+    problems, _ = verify_tier(root, result, "audit", dsn=market_dsn)
     assert any("missing" in p for p in problems) and any("does not follow" in p
                                                          for p in problems), problems
     with pytest.raises(BackupError, match=r"chain of admin\.audit_log is broken"):
@@ -146,7 +146,7 @@ def test_audit_vault_chain_detects_deleted_altered_and_reordered_batches(
     a.rename(folder / "swap")
     b.rename(a)
     (folder / "swap").rename(b)
-    problems, _ = verify_tier(root, result, "audit")
+    problems, _ = verify_tier(root, result, "audit", dsn=market_dsn)
     assert any("out of order" in p or "does not follow" in p for p in problems), problems
 
 

@@ -8,18 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.ledger import Ledger
+from engine.ledger import MIGRATIONS, Ledger
 from runners.database import connect
 
 SLOT = datetime(2026, 3, 1, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
+VERSIONS = [version for version, _, _ in MIGRATIONS]
 
 
 @pytest.fixture
 def ledger(new_database: Callable[..., str]) -> Ledger:
     dsn = new_database()
     ledger = Ledger(lambda: connect(dsn, autocommit=True))
-    assert ledger.migrate() == [1]
+    assert ledger.migrate() == VERSIONS
     return ledger
 
 
@@ -36,7 +37,7 @@ def test_concurrent_migrations_do_not_collide(new_database: Callable[..., str]) 
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], [], [1]]
+    assert sorted(results) == [[], [], [], VERSIONS]
 
 
 def test_a_slot_is_claimed_once_among_many_workers(ledger: Ledger) -> None:
@@ -108,3 +109,15 @@ def test_skipped_slots_and_queries(ledger: Ledger) -> None:
     assert not ledger.is_running("report/x")
     assert dict(((j, s), n) for j, s, n in ledger.counts()) == {
         ("report/x", "cancelled"): 1, ("report/x", "skipped"): 1}
+
+
+def test_the_audit_vault_head_is_kept_and_never_moves_back(ledger: Ledger) -> None:
+    from engine.auditchain import Head
+
+    assert ledger.audit_head("vault", "admin.audit_log") is None
+    ledger.record_audit_head("vault", "admin.audit_log", Head(3, "c" * 64, 300, "sig"))
+    ledger.record_audit_head("vault", "admin.audit_log", Head(2, "b" * 64, 200))
+    assert ledger.audit_head("vault", "admin.audit_log") == Head(3, "c" * 64, 300, "sig")
+    ledger.record_audit_head("vault", "admin.audit_log", Head(4, "d" * 64, 400))
+    assert ledger.audit_head("vault", "admin.audit_log") == Head(4, "d" * 64, 400)
+    assert ledger.audit_head("other", "admin.audit_log") is None

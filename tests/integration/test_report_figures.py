@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.ddl import create_all
-from engine.jobs import Job, jobs
-from engine.sqlparams import to_pyformat
 from engine.validate import validate
 from runners.database import connect, execute_script
-from runners.report import ReportRequest, run_report
+from tests.support.reports import declared_rows
 
 BASE = """
 insert into ref.currencies values ('EUR', 'Euro', 2);
@@ -52,18 +49,7 @@ def market(project, new_database: Callable[..., str]) -> str:  # type: ignore[no
 
 def _run(project, dsn: str, report: str, at: datetime,  # type: ignore[no-untyped-def]
          tmp_path: Path) -> list[dict[str, str]]:
-    job: Job = jobs(project)[f"report/{report}"]
-    assert job.schedule is not None and job.report is not None and job.sql is not None
-    slot = job.schedule.latest_at_or_before(at)
-    assert slot is not None
-    period = job.period(slot)
-    assert period is not None
-    params = job.parameters(slot)
-    done = run_report(ReportRequest(job.name, dsn, to_pyformat(job.sql, set(params)), params,
-                                    job.report.limits.statement_timeout,
-                                    job.report.limits.max_rows, tmp_path / report))
-    with (done.directory / f"{report}.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    return declared_rows(project, dsn, report, at, tmp_path)
 
 
 def test_pnl_monthly(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -332,14 +318,17 @@ def test_promo_roi(project, market: str, tmp_path: Path) -> None:  # type: ignor
           (2, 2, 1, 'delivered', '2026-02-11 10:00+01', 50, 5, 45),
           (3, 1, 1, 'delivered', '2026-02-20 10:00+01', 30, 0, 30),    -- account 1 buys again
           (4, 3, 1, 'delivered', '2026-02-21 10:00+01', 30, 0, 30);
+        insert into orders.order_items (id, order_id, sku_id, quantity, unit_price, discount) values
+          (1, 1, 1, 1, 100, 10), (2, 2, 2, 1, 50, 5), (3, 3, 1, 1, 30, 0), (4, 4, 2, 1, 30, 0);
         insert into marketing.promo_redemptions (promo_code_id, order_id, account_id, discount_amount, redeemed_at) values
           (1, 1, 1, 10, '2026-02-10 10:00+01'), (1, 2, 2, 5, '2026-02-11 10:00+01');
         """)
     [row] = _run(project, market, "promo_roi", datetime(2026, 3, 2, 12, tzinfo=UTC), tmp_path)
-    # 2 of 4 orders; revenue 135; basket 67.50; discount 15; ROI (135 - 20 - 15) / (20 + 15).
+    # 2 of 4 purchases; net revenue 90 + 45; basket 67.50; discount 15 (already out of the
+    # net revenue); return on ad spend (135 - 20) / 20.
     assert row == {"campaign": "Spring", "promo_orders": "2", "promo_order_share": "0.5000",
                    "revenue": "135.00", "avg_basket": "67.50", "discount_given": "15.00",
-                   "repeat_buyers_30d": "1", "ad_spend": "20.00", "roi": "2.857"}
+                   "repeat_buyers_30d": "1", "ad_spend": "20.00", "roi": "5.750"}
 
 
 def test_problem_products(project, market: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -382,6 +371,8 @@ def test_content_marketing(project, market: str, tmp_path: Path) -> None:  # typ
         insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
           (1, 1, 1, 'delivered', '2026-02-12 10:00+01', 80, 80),    -- within 7 days of the click
           (2, 1, 1, 'delivered', '2026-02-25 10:00+01', 99, 99);    -- too late to count
+        insert into orders.order_items (order_id, sku_id, quantity, unit_price) values (1, 1, 1, 80),
+          (2, 1, 1, 99);
         """)
     [row] = _run(project, market, "content_marketing", datetime(2026, 3, 2, 12, tzinfo=UTC),
                  tmp_path)
@@ -440,3 +431,189 @@ def test_assortment(project, market: str, tmp_path: Path) -> None:  # type: igno
             top["verdict"]) == ("60.00", "3", "1", "2", "0.5000", "86.0", "4", "0.2500", "leader")
     empty = by["Empty"]
     assert (empty["revenue"], empty["skus"], empty["product_views"]) == ("0", "1", "0")
+
+
+# --- Defects of issue 13, each pinned by hand-built rows --------------------------------
+
+PROMO_FEBRUARY = b"""
+insert into marketing.ad_channels values (1, 'search');
+insert into marketing.campaigns values (1, 'Spring', 1, '2026-02-01', '2026-03-01', 1000),
+  (2, 'Silent', 1, '2026-02-01', '2026-03-01', 500);
+insert into marketing.discounts values (1, 1, 'percent', 10, 0), (2, null, 'amount', 5, 0);
+insert into marketing.promo_codes values (1, 'SPRING', 1, null, '2026-01-01', '2026-12-31'),
+  (2, 'WELCOME', 2, null, '2026-01-01', '2026-12-31');
+-- Spring spends 20 in February; Silent 30 in February (and more outside it) but sells nothing.
+insert into marketing.ad_spend values (1, '2026-02-10', 20, 100, 10), (2, '2026-02-15', 30, 100, 5),
+  (2, '2026-01-31', 50, 100, 5), (2, '2026-03-01', 99, 100, 5);
+insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, discount_total,
+                           shipping_fee, total) values
+  (1, 1, 1, 'delivered', '2026-02-10 10:00+01', 100, 10, 4.99, 94.99),  -- SPRING
+  (2, 2, 1, 'delivered', '2026-02-11 10:00+01', 50, 5, 4.99, 49.99),    -- WELCOME, no campaign
+  (3, 2, 1, 'delivered', '2026-02-20 10:00+01', 30, 0, 0, 30),          -- account 2 again
+  (4, 3, 1, 'cancelled', '2026-02-12 10:00+01', 100, 10, 0, 90),        -- SPRING, cancelled
+  (5, 1, 1, 'delivered', '2026-02-21 10:00+01', 20, 0, 4.99, 24.99);    -- account 1 again
+insert into orders.order_items (id, order_id, sku_id, quantity, unit_price, discount) values
+  (1, 1, 1, 2, 50, 10), (2, 2, 2, 1, 50, 5), (3, 3, 1, 1, 30, 0), (4, 4, 1, 1, 100, 10),
+  (5, 5, 1, 1, 20, 0);
+insert into marketing.promo_redemptions (promo_code_id, order_id, account_id, discount_amount, redeemed_at) values
+  (1, 1, 1, 10, '2026-02-10 10:00+01'), (2, 2, 2, 5, '2026-02-11 10:00+01'),
+  (1, 4, 3, 10, '2026-02-12 10:00+01');
+"""
+
+
+def _promo_february(project, market: str, tmp_path: Path  # type: ignore[no-untyped-def]
+                    ) -> dict[str, dict[str, str]]:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(PROMO_FEBRUARY)
+    rows = _run(project, market, "promo_roi", datetime(2026, 3, 2, 12, tzinfo=UTC), tmp_path)
+    return {r["campaign"]: r for r in rows}
+
+
+def test_promo_roi_counts_repeat_buyers_of_orders_without_a_campaign(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    # Account 2 redeemed WELCOME (no campaign) on 11 Feb and bought again on 20 Feb.
+    assert _promo_february(project, market, tmp_path)["no campaign"]["repeat_buyers_30d"] == "1"
+
+
+def test_promo_roi_lists_campaigns_with_spend_but_no_orders(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    rows = _promo_february(project, market, tmp_path)
+    assert {k: rows["Silent"][k] for k in ("promo_orders", "revenue", "avg_basket",
+                                             "ad_spend", "roi")} == {
+        "promo_orders": "0", "revenue": "0.00", "avg_basket": "", "ad_spend": "30.00",
+        "roi": "-1.000"}                      # (0 - 30) / 30
+    # Every campaign's spend is there: 20 + 30, February's only.
+    assert sum(Decimal(r["ad_spend"]) for r in rows.values()) == Decimal("50")
+
+
+def test_promo_roi_revenue_is_net_revenue_of_purchases(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    spring = _promo_february(project, market, tmp_path)["Spring"]
+    # Order 1 only: 2 x 50 - 10 = 90, without its 4.99 shipping; order 4 is cancelled.
+    # Purchases in February: orders 1, 2, 3 and 5.
+    assert {k: spring[k] for k in ("promo_orders", "promo_order_share", "revenue",
+                                   "avg_basket", "discount_given", "repeat_buyers_30d")} == {
+        "promo_orders": "1", "promo_order_share": "0.2500", "revenue": "90.00",
+        "avg_basket": "90.00", "discount_given": "10.00", "repeat_buyers_30d": "1"}
+
+
+def test_promo_roi_is_return_on_ad_spend_for_every_row(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    rows = _promo_february(project, market, tmp_path)
+    assert rows["Spring"]["roi"] == "3.500"           # (90 - 20) / 20
+    # No campaign, no ad spend: no return on ad spend to state (not revenue over discount).
+    assert (rows["no campaign"]["ad_spend"], rows["no campaign"]["roi"]) == ("0.00", "")
+    assert list(rows) == ["Spring", "no campaign", "Silent"]   # by revenue
+
+
+def test_inventory_storage_utilisation_counts_each_location_once(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into logistics.warehouses values (1, 'Berlin', 1, 1000);
+        insert into inventory.storage_locations values (1, 1, 'A1', 100), (2, 1, 'A2', 100);
+        -- Two SKUs share location A1.
+        insert into inventory.stock_levels values (1, 1, 30, 0, now()), (2, 1, 10, 0, now()),
+          (1, 2, 20, 0, now());
+        """)
+    [row] = _run(project, market, "inventory_movements", datetime(2026, 3, 9, 12, tzinfo=UTC),
+                 tmp_path)
+    assert row["storage_utilisation"] == "0.3000"     # 60 on hand / (100 + 100)
+
+
+def test_inventory_late_receipts_are_the_weeks_due_or_received(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into logistics.warehouses values (1, 'Berlin', 1, 1000);
+        insert into product.suppliers values (1, 'Acme', 'DE', 5);
+        insert into inventory.storage_locations values (1, 1, 'A1', 100);
+        -- The week is 2026-03-02 .. 03-09, Warsaw time.
+        insert into inventory.replenishment_orders values
+          (1, 1, 1, true, '2026-02-20 10:00+01', '2026-03-03 10:00+01', '2026-03-05 10:00+01'),  -- late, due and received in the week
+          (2, 1, 1, true, '2026-02-25 10:00+01', '2026-02-27 10:00+01', '2026-03-04 10:00+01'),  -- late, received in the week
+          (3, 1, 1, false, '2026-03-03 10:00+01', '2026-03-04 10:00+01', '2026-03-04 09:00+01'), -- on time
+          (4, 1, 1, false, '2026-02-20 10:00+01', '2026-03-06 10:00+01', null),                  -- due in the week, overdue
+          (5, 1, 1, true, '2026-03-04 10:00+01', '2026-03-20 10:00+01', null),                   -- not due yet
+          (6, 1, 1, true, '2026-02-01 10:00+01', '2026-02-10 10:00+01', '2026-03-20 10:00+01'),  -- neither due nor received in it
+          (7, 1, 1, false, '2026-03-05 10:00+01', '2026-03-06 10:00+01', '2026-03-06 12:00+01'); -- late, created in the week too
+        """)
+    [row] = _run(project, market, "inventory_movements", datetime(2026, 3, 9, 12, tzinfo=UTC),
+                 tmp_path)
+    assert (row["late_receipts"], row["auto_replenishments"], row["manual_replenishments"]) == (
+        "4", "1", "2")                                # late: 1, 2, 4, 7; created: 3, 5, 7
+
+
+def test_content_average_seconds_on_page_is_over_views(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into content.authors values (1, 'Ann', 'ann@m.example');
+        insert into content.topics values (1, 'Guides');
+        insert into content.articles values (1, 1, 'Long read', 'long', '2026-01-01', 500),
+          (2, 1, 'Short', 'short', '2026-01-01', 100);
+        insert into content.article_topics values (1, 1), (2, 1);
+        insert into analytics.sessions (id, started_at, device) values (1, '2026-02-10 10:00+01', 'app');
+        insert into content.article_views (article_id, session_id, viewed_at, seconds_on_page) values
+          (1, 1, '2026-02-10 10:01+01', 100), (2, 1, '2026-02-10 10:05+01', 10),
+          (2, 1, '2026-02-11 10:05+01', 20), (2, 1, '2026-02-12 10:05+01', 30);
+        """)
+    [row] = _run(project, market, "content_marketing", datetime(2026, 3, 2, 12, tzinfo=UTC),
+                 tmp_path)
+    # (100 + 10 + 20 + 30) / 4 views; not the mean of the articles' means (100 and 20).
+    assert (row["views"], row["avg_seconds_on_page"]) == ("4", "40.0")
+
+
+def test_security_audit_shows_failed_sign_ins_for_unknown_usernames(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into admin.admins values (1, 'a1@m.example', 'A One', true, '2025-01-01');
+        insert into admin.admin_logins (admin_id, logged_in_at, ip_address, mfa_used) values
+          (1, '2026-03-04 08:00+01', '10.1.1.1', true);
+        insert into admin.failed_access_attempts (username, admin_id, ip_address, reason, attempted_at) values
+          ('a1@m.example', 1, '10.1.1.1', 'wrong_password', '2026-03-04 07:59+01');
+        insert into admin.failed_access_attempts (username, admin_id, ip_address, reason, attempted_at)
+          select 'guess' || g || '@m.example', null, '203.0.113.9', 'unknown_user',
+                 '2026-03-04 03:00+01'::timestamptz + g * interval '1 minute'
+          from generate_series(1, 12) g;
+        """)
+    rows = _run(project, market, "security_audit", datetime(2026, 3, 5, 12, tzinfo=UTC), tmp_path)
+    assert [(r["admin_id"], r["failed_attempts"], r["anomalies"]) for r in rows] == [
+        ("", "12", "failed sign-ins"), ("1", "1", "")]
+
+
+def test_user_growth_cancelled_orders_make_no_buyer(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'cancelled', '2026-01-05 10:00+01', 10, 10),  -- account 1's first order, cancelled
+          (2, 1, 1, 'delivered', '2026-03-04 10:00+01', 10, 10),  -- so its first purchase is this week
+          (3, 2, 2, 'cancelled', '2026-03-05 10:00+01', 10, 10),  -- account 2 only cancels
+          (4, 3, 1, 'pending', '2026-03-06 10:00+01', 10, 10);    -- account 3 has not paid
+        """)
+    rows = _run(project, market, "user_growth", datetime(2026, 3, 9, 12, tzinfo=UTC), tmp_path)
+    got = {(r["region"], r["channel"]): (r["first_time_buyers"], r["returning_buyers"])
+           for r in rows}
+    assert got == {("North", "Organic"): ("1", "0"), ("South", "Social"): ("0", "0"),
+                   ("North", "Social"): ("0", "0")}
+
+
+def test_pnl_monthly_follows_the_berlin_calendar(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into marketing.ad_channels values (1, 'search');
+        insert into marketing.campaigns values (1, 'C', 1, '2026-10-01', '2026-12-31', 1000);
+        insert into marketing.ad_spend values (1, '2026-10-31', 50, 1, 1), (1, '2026-11-01', 7, 1, 1),
+          (1, '2026-11-30', 3, 1, 1), (1, '2026-12-01', 100, 1, 1);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-11-01 00:30+01', 10, 10),   -- 31 Oct 23:30 UTC: November
+          (2, 1, 1, 'delivered', '2026-11-30 23:30+01', 20, 20),   -- November's last half hour
+          (3, 1, 1, 'delivered', '2026-12-01 00:30+01', 40, 40);   -- December
+        insert into orders.order_items (order_id, sku_id, quantity, unit_price) values
+          (1, 1, 1, 10), (2, 1, 1, 20), (3, 1, 1, 40);
+        """)
+    [row] = _run(project, market, "pnl_monthly", datetime(2026, 12, 1, 12, tzinfo=UTC), tmp_path)
+    assert (row["revenue"], row["ad_spend"]) == ("30.00", "10.00")   # 1 and 30 November

@@ -48,7 +48,8 @@ def _request(dsn: str, sql: str, out: Path, psql: Path | None = None,
     params = {"period_start": datetime(2026, 3, 1, tzinfo=UTC),
               "period_end": datetime(2026, 3, 2, tzinfo=UTC)}
     base = dict(report_id="daily", dsn=dsn, sql=to_pyformat(sql, set(params)), params=params,
-                statement_timeout=timedelta(seconds=30), max_rows=1000, out_dir=out, psql=psql)
+                statement_timeout=timedelta(seconds=30), max_rows=1000, out_dir=out, timezone="UTC",
+                psql=psql)
     base.update(changes)
     return ReportRequest(**base)  # type: ignore[arg-type]
 
@@ -118,3 +119,50 @@ def test_csv_records_with_quoted_newlines(shop: str, tmp_path: Path,
     sql = "select e'two\\nlines' as a, 'x\"y' as b union all select 'plain', 'z'"
     result = run_report(_request(shop, sql, tmp_path / "q", exporter))
     assert result.rows == 2
+
+
+CALENDAR_SQL = """
+select (:period_start)::date as day,
+       count(*) filter (where at::date = (:period_start)::date) as events_that_day,
+       count(*) filter (where at >= :period_start and at < :period_end) as events_in_period,
+       min(extract(hour from at)) filter (where at::date = (:period_start)::date) as first_hour,
+       count(distinct date_trunc('day', at)) as local_days
+from shop.events
+"""
+
+
+@pytest.mark.parametrize("server_zone", ["UTC", "America/Los_Angeles"])
+def test_report_sql_follows_the_reports_calendar_not_the_servers(
+        new_database: Callable[..., str], tmp_path: Path, exporter: Path | None,
+        server_zone: str) -> None:
+    """A Europe/Berlin daily report for Sunday 25 October 2026 (25 hours: DST ends at 03:00):
+    date casts, truncation and extraction follow Berlin whatever the server's TimeZone."""
+    from zoneinfo import ZoneInfo
+
+    from engine.periods import CalendarPeriod, calendar_period
+
+    dsn = new_database()
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute(f"alter database {conn.info.dbname} set timezone = '{server_zone}'".encode())
+        conn.execute(b"""
+            create schema shop;
+            create table shop.events (at timestamptz not null);
+            insert into shop.events values
+              ('2026-10-24 23:50+02'),   -- Saturday, Berlin
+              ('2026-10-25 00:30+02'),   -- Sunday 00:30 Berlin = Saturday 22:30 UTC
+              ('2026-10-25 02:30+02'),   -- the first 02:30 of the repeated hour
+              ('2026-10-25 02:30+01'),   -- the second one
+              ('2026-10-25 23:30+01'),   -- Sunday 23:30 Berlin = Sunday 22:30 UTC
+              ('2026-10-26 00:10+01');   -- Monday, Berlin
+        """)
+    berlin = ZoneInfo("Europe/Berlin")
+    period = calendar_period(CalendarPeriod.PREVIOUS_DAY,
+                             datetime(2026, 10, 26, 6, tzinfo=berlin), berlin)
+    params = {"period_start": period.start, "period_end": period.end}
+    request = ReportRequest("calendar", dsn, to_pyformat(CALENDAR_SQL, set(params)), params,
+                            timedelta(seconds=30), 100, tmp_path / "calendar", "Europe/Berlin",
+                            psql=exporter)
+    with (run_report(request).directory / "calendar.csv").open(newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row == {"day": "2026-10-25", "events_that_day": "4", "events_in_period": "4",
+                   "first_hour": "0", "local_days": "3"}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from engine.ddl import create_all
 from engine.jobs import jobs
-from engine.sqlparams import to_pyformat
 from engine.validate import validate
 from runners.database import execute_script
 from runners.demodata import generate
-from runners.report import ReportRequest, run_report
+from runners.report import run_report
+from tests.support.reports import request_for
 
 UNTIL = date(2026, 11, 1)
 
@@ -35,13 +35,7 @@ def test_all_fifteen_reports_return_rows(repo_root: Path, new_database: Callable
         assert job.schedule is not None and job.report is not None and job.sql is not None
         slot = job.schedule.latest_at_or_before(at)
         assert slot is not None
-        period = job.period(slot)
-        assert period is not None
-        params = job.parameters(slot)
-        done = run_report(ReportRequest(
-            job.name, dsn, to_pyformat(job.sql, set(params)), params,
-            job.report.limits.statement_timeout, job.report.limits.max_rows,
-            tmp_path / job.name))
+        done = run_report(request_for(job, slot, dsn, tmp_path / job.name))
         if done.rows == 0:
             empty.append(job_id)
         assert (tmp_path / job.name / "manifest.json").exists()

@@ -195,7 +195,7 @@ def test_a_flipped_byte_in_an_archived_segment_is_named_before_recovery(
     finally:
         stored.write_bytes(saved)
     line = one_clean_line(done)
-    assert f"{damaged} in the archive is damaged" in line and "nothing was restored" in line
+    assert f"WAL segment {damaged} in wal is damaged" in line and "nothing was restored" in line
     assert not into.exists()
 
 

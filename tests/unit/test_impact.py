@@ -33,3 +33,23 @@ def test_unknown_target(tmp_path: Path) -> None:
         impact(project, "shop.orders.totl")
     with pytest.raises(UsageError, match=r"schema\.table"):
         impact(project, "orders")
+
+
+def test_impact_follows_glossary_terms(tmp_path: Path) -> None:
+    from tests.unit.test_glossary import SALES, _report
+
+    project = check(tmp_path, {
+        "definitions/glossary/sales.yaml": SALES,
+        "definitions/reports/revenue.yaml": _report(
+            "select s.region, sum(s.total) as revenue from sales s group by s.region"),
+    }).project
+    column = {d.job: d.how for d in impact(project, "shop.customers.region")}
+    assert column == {"glossary/sales": "reads the column",
+                      "report/revenue": "returns it as 'region' (through glossary sales)",
+                      "backup/nightly": "backs it up (logical_full)"}
+    assert {d.job: d.how for d in impact(project, "shop.orders.total")}[
+        "report/revenue"] == "reads the column (through glossary sales)"
+    assert {d.job: d.how for d in impact(project, "glossary/sales")} == {
+        "report/revenue": "reads it"}
+    with pytest.raises(UsageError, match="did you mean glossary/sales"):
+        impact(project, "glossary/sale")

@@ -1,0 +1,143 @@
+"""The audit vault wired to the definitions and the ledger: export runs record the chain head
+in the ledger after each batch, and `verify audit` checks the vault against that head.
+
+The head lives outside the vault so that whoever can write the vault cannot also make a
+truncated or rewritten chain look whole. When settings declare a key named `audit-anchor`
+(`keys: {audit-anchor: ${AUDIT_ANCHOR_KEY}}`), each head also carries an HMAC under it, so
+a ledger row edited to match a rewritten vault is caught too; keep that key away from the
+vault's and the state database's administrators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.auditchain import Head, sign_head, signature_problem
+from engine.backup_wiring import backup_key, sealing_for, tier_of, tier_store
+from engine.errors import BackupError, UsageError
+from engine.ledger import Ledger
+from engine.models.backup import AuditVaultTier
+from engine.validate import ValidationResult
+
+ANCHOR_KEY = "audit-anchor"
+
+
+def _ledger(dsn: str) -> Ledger:
+    from runners.database import connect
+
+    ledger = Ledger(lambda: connect(dsn, autocommit=True, application="marketops audit anchor"))
+    ledger.migrate()
+    return ledger
+
+
+def anchor_key(result: ValidationResult) -> str | None:
+    """The key that signs chain heads, when settings declare one (its variable must be set)."""
+    if ANCHOR_KEY not in result.project.settings.keys:
+        return None
+    return backup_key(result, ANCHOR_KEY)
+
+
+@dataclass(frozen=True)
+class LedgerAnchor:
+    """The heads of one vault tier's chains, kept in the ledger (signed when a key is set)."""
+
+    ledger: Ledger
+    tier: str
+    key: str | None
+
+    def head(self, table: str) -> Head | None:
+        head = self.ledger.audit_head(self.tier, table)
+        if head is not None and self.key is not None:
+            problem = signature_problem(self.key, self.tier, table, head)
+            if problem is not None:
+                raise BackupError(f"{self.tier}: {table}: {problem}")
+        return head
+
+    def record(self, table: str, head: Head) -> None:
+        signature = sign_head(self.key, self.tier, table, head) if self.key else None
+        self.ledger.record_audit_head(self.tier, table, Head(head.batches, head.last_hash,
+                                                             head.last_id, signature))
+
+
+def state_dsn(root: Path, result: ValidationResult, primary_dsn: str) -> str:
+    """The ledger's database: `databases.state`, else the primary this run reads."""
+    from engine.wiring import database_dsn
+
+    if result.project.settings.databases.state is None:
+        return primary_dsn
+    return database_dsn(root, result, "state")
+
+
+def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
+                 ) -> dict[str, Any]:
+    """Append the settled audit rows above the last exported id to the vault, batch by
+    batch, recording the chain head in the ledger after each."""
+    import time
+
+    from runners.auditvault import export_batches
+
+    tier = tier_of(result, tier_id)
+    assert isinstance(tier, AuditVaultTier)
+    started = time.monotonic()
+    anchor = LedgerAnchor(_ledger(state_dsn(root, result, dsn)), tier_id, anchor_key(result))
+    done = export_batches(dsn, tier_store(root, result, tier), tier_id, list(tier.tables),
+                          sealing_for(result, tier), anchor, id_column=tier.id_column,
+                          batch_rows=tier.batch_rows)
+    return {"batches": done.batches, "rows": sum(done.rows.values()),
+            "stored_bytes": done.stored_bytes,
+            "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}
+
+
+def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None, *,
+                 dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
+    """(problems, checked): every audit vault chain walked (order, previous-hash links,
+    manifests, stored rows) and held against the head the ledger recorded. With `adopt`, a
+    chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
+    and an unsigned head signed once an anchor key is set, after the chain checks out: a
+    deliberate act, since it vouches for the vault's newest batch."""
+    from engine.wiring import database_dsn
+    from runners.auditvault import stored_head, verify_chain
+
+    tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
+             if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
+    if not tiers:
+        raise UsageError("no audit_vault tier is declared")
+    problems: list[str] = []
+    checked: list[str] = []
+    ledger = _ledger(database_dsn(root, result, "state", dsn))
+    sign: str | None = None
+    try:
+        sign = anchor_key(result)
+    except UsageError:
+        checked.append(f"key '{ANCHOR_KEY}' not available: the chain heads' signatures were "
+                       "not checked")
+    for tid, tier in tiers:
+        key = None
+        if tier.encryption:
+            try:
+                key = backup_key(result, tier.encryption.key)
+            except UsageError:
+                checked.append(f"{tid}: key '{tier.encryption.key}' not available: checked "
+                               "the chain and stored checksums, not the decrypted rows")
+        store = tier_store(root, result, tier)
+        for table in tier.tables:
+            head = ledger.audit_head(tid, table)
+            # Adopted: a chain without a head, or (once an anchor key is set) an unsigned one.
+            adopted = adopt and (head is None or (sign is not None and head.signature is None))
+            if adopted and head is None:
+                head = stored_head(store, tid, table)
+            found, count = verify_chain(store, tid, table, key, head)
+            if sign is not None and head is not None and not adopted:
+                wrong = signature_problem(sign, tid, table, head)
+                found += [f"{table}: {wrong}"] if wrong else []
+            problems += [f"{tid}: {p}" for p in found]
+            if found:
+                continue
+            if adopted and head is not None:
+                LedgerAnchor(ledger, tid, anchor_key(result)).record(table, head)
+            anchored = "empty" if head is None else \
+                f"{'now ' if adopted else ''}anchored at #{head.batches}"
+            checked.append(f"{tid}: {table}: {count} batch(es), chain intact, {anchored}")
+    return problems, checked
