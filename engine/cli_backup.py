@@ -1,4 +1,5 @@
-"""`marketops` commands for backups: backups, restore, verify, wal-push, wal-fetch, wal-setup."""
+"""`marketops` commands for backups: backups, restore, mark, verify, wal-push, wal-fetch,
+wal-setup."""
 
 from __future__ import annotations
 
@@ -132,12 +133,20 @@ def backups(obj: dict[str, Any], tier: str | None) -> None:
 
 @click.command("restore")
 @click.option("--tier", required=True, help="The tier to restore from.")
-@click.option("--backup", "backup_id", default=None, help="A backup id (default: latest).")
+@click.option("--backup", "backup_id", default=None,
+              help="A backup id (default: the newest one that ends before the target).")
+@click.option("--target", type=click.Choice(["latest", "immediate"]), default=None,
+              help="Physical tiers: latest = replay the WAL archive to its end (the "
+                   "default); immediate = stop at the end of the base backup.")
 @click.option("--target-time", type=INSTANT, default=None,
-              help="Point-in-time recovery target (physical tiers), ISO 8601; UTC without "
-                   "an offset.")
+              help="Recover to this time (physical tiers), ISO 8601; UTC without an offset.")
+@click.option("--target-lsn", default=None, help="Recover to this WAL position, e.g. 0/3000060.")
+@click.option("--target-name", default=None,
+              help="Recover to a restore point made with `marketops mark NAME`.")
 @click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="New data directory (physical tiers).")
+@click.option("--keep-on-failure", is_flag=True,
+              help="Keep the --into directory (and its server log) when recovery fails.")
 @click.option("--into-database", default=None,
               help="Database to restore a logical tier into (created; must not hold its "
                    "schemas).")
@@ -145,40 +154,74 @@ def backups(obj: dict[str, Any], tier: str | None) -> None:
 @click.option("--dsn", envvar="MARKETOPS_DSN", default=None,
               help="Server for --into-database (default: the primary's server).")
 @click.pass_obj
-def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target_time: Any,
-            into_dir: Path | None, into_database: str | None, port: int | None,
-            dsn: str | None) -> None:
-    """Restore a backup: a logical tier into a database, a physical tier (with WAL, to a
-    point in time) into a new data directory started on a free port.
+def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str | None,
+            target_time: Any, target_lsn: str | None, target_name: str | None,
+            into_dir: Path | None, keep_on_failure: bool, into_database: str | None,
+            port: int | None, dsn: str | None) -> None:
+    """Restore a backup: a logical tier into a database; a physical tier into a new data
+    directory, recovered through the WAL archive (to its end unless a target is given) and
+    started on a free port. The archive is checked for every segment recovery needs first.
 
     \b
     Examples:
       marketops restore --tier users_schema --into-database users_check
+      marketops restore --tier base_weekly --into /srv/pitr               # to the latest point
       marketops restore --tier base_weekly --target-time 2026-11-25T10:15:00+01:00 --into /srv/pitr
+      marketops restore --tier base_weekly --target-name before-migration --into /srv/pitr
     """
+    from engine.pitr import target_from_options
     from engine.restore_wiring import restore_database, restore_point_in_time
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
     if into_dir is not None:
+        goal = target_from_options(target, target_time, target_lsn, target_name)
         done = restore_point_in_time(obj["root"], result, tier, into_dir, backup_id=backup_id,
-                                     target_time=target_time, port=port)
+                                     target=goal, port=port, keep_on_failure=keep_on_failure)
         click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
-        click.echo(f"recovered to:   {done.recovered_to or 'the end of the base backup'}")
+        if done.wal_checked:
+            click.echo(f"WAL checked:    {done.wal_checked}")
+        click.echo(f"recovered to:   {done.recovered_to or goal.describe()}")
         click.echo(f"server running: {done.dsn}")
         click.echo(f"stop it with:   {done.stop_command}")
         return
     if into_database is None:
         raise UsageError("say where: --into-database NAME (logical tiers) or --into DIR "
                          "(physical tiers)")
-    if target_time is not None:
-        raise UsageError("--target-time needs a physical tier and --into DIR")
+    given = [flag for flag, value in (("--target", target), ("--target-time", target_time),
+                                      ("--target-lsn", target_lsn),
+                                      ("--target-name", target_name)) if value is not None]
+    if given:
+        raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
     logical = restore_database(obj["root"], result, tier, into_database, backup_id=backup_id,
                                dsn=dsn)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
     for fk in logical.skipped_foreign_keys:
         click.echo(f"  skipped foreign key {fk} (its target schema is not in this database)")
+
+
+@click.command("mark")
+@click.argument("name")
+@click.option("--dsn", envvar="MARKETOPS_DSN", default=None, help="The primary (default: "
+              "from marketops.yaml).")
+@click.pass_obj
+def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
+    """Make a named restore point on the primary (pg_create_restore_point), switch its WAL
+    segment out and wait until it is archived; `restore --target-name NAME` recovers to it.
+
+    \b
+    Example:
+      marketops mark before-migration-42
+    """
+    from engine.restore_wiring import create_mark
+    from engine.wiring import valid_definitions
+
+    made = create_mark(obj["root"], valid_definitions(obj["root"]), name, dsn=dsn)
+    click.echo(f"restore point '{made.name}' at LSN {made.lsn} ({made.time.isoformat()}), "
+               f"archived in {made.segment}")
+    click.echo(f"recover to it with: marketops restore --tier <physical tier> --target-name "
+               f"{made.name} --into DIR")
 
 
 @click.command("verify")
@@ -237,6 +280,7 @@ def keygen() -> None:
 
 def register(group: click.Group) -> None:
     """Add the backup commands to the `marketops` group."""
-    for command in (wal_push, wal_fetch, wal_setup, backups, restore, verify, keygen):
+    for command in (wal_push, wal_fetch, wal_setup, backups, restore, mark, verify,
+                    keygen):
         group.add_command(command)
 

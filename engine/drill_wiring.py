@@ -109,8 +109,7 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
             if has_wal:
                 outcome.problems += verify_wal(root, result, wal_id)[0]
             # With WAL: recover to the end of the archive, as a real disaster would.
-            done_c = restore_point_in_time(root, result, tier_id, directory,
-                                           replay_wal=has_wal)
+            done_c = restore_point_in_time(root, result, tier_id, directory)
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done_c.backup_id
             outcome.smoke, problems = _smoke(with_database(done_c.dsn, database), queries,

@@ -3,8 +3,8 @@ WAL, to a point in time) into a started cluster. (Verification: engine/verify_wi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,13 +18,27 @@ from engine.backup_wiring import (
     toolset_for,
     wal_tier_for,
 )
-from engine.errors import BackupError, UsageError
+from engine.errors import BackupError, MarketopsError, UsageError
 from engine.models.backup import (
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
+    WalArchiveTier,
+)
+from engine.pitr import (
+    BaseChoice,
+    Mark,
+    RecoveryTarget,
+    WalRange,
+    check_base_fits,
+    check_mark_name,
+    choose_base,
+    explain_early_end,
+    first_gap,
+    needed_range,
 )
 from engine.validate import ValidationResult
+from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -105,48 +119,236 @@ class ClusterRestore:
     seconds: float
     chain: list[str]
     stop_command: str = ""
+    wal_checked: str = ""
+
+
+def _marks(wal_id: str) -> str:
+    # Beside the tier's folder, not in it: nothing that lists WAL segments sees them.
+    return f"{wal_id}.marks"
+
+
+def find_mark(root: Path, result: ValidationResult, wal_id: str, name: str) -> Mark | None:
+    """The restore point `marketops mark` recorded under this name, if any."""
+    wal = tier_of(result, wal_id)
+    store = tier_store(root, result, wal)
+    if not store.exists(f"{_marks(wal_id)}/{name}.json"):
+        return None
+    try:
+        return Mark.from_json(store.get_bytes(f"{_marks(wal_id)}/{name}.json"))
+    except (ValueError, KeyError, TypeError):
+        raise BackupError(f"the record of restore point '{name}' in {wal_id} is damaged") \
+            from None
+
+
+def mark_names(root: Path, result: ValidationResult, wal_id: str) -> list[str]:
+    store = tier_store(root, result, tier_of(result, wal_id))
+    return [n.removesuffix(".json") for n in store.list(_marks(wal_id)) if n.endswith(".json")]
+
+
+def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | None = None,
+                timeout: float = 300) -> Mark:
+    """A named restore point on the primary, its segment switched out and archived, recorded
+    next to the WAL archive so that restores can find the base backup that precedes it."""
+    from engine.wal_wiring import wait_for_archiver
+    from engine.wiring import primary_target
+    from runners.database import probe
+    from runners.recovery import create_restore_point
+
+    name = check_mark_name(name)
+    wal_id, wal = wal_tier_for(result)
+    if find_mark(root, result, wal_id, name) is not None:
+        raise UsageError(f"restore point '{name}' exists already in {wal_id}; recovery would "
+                         "stop at the first one of that name: choose another name")
+    primary = primary_target(root, result, dsn).dsn
+    if probe(primary, "select current_setting('archive_mode')") == "off":
+        raise BackupError("archive_mode is off on the primary: a restore point would never "
+                          "reach the archive (marketops wal-setup --apply)")
+    lsn, when, timeline, segment = create_restore_point(primary, name)
+    mark = Mark(name, lsn, when, timeline, segment)
+    tier_store(root, result, wal).put_bytes(f"{_marks(wal_id)}/{name}.json", mark.to_json())
+    if not wait_for_archiver(primary, timeout):
+        raise BackupError(f"restore point '{name}' is at {lsn} in {segment}, but the archiver "
+                          f"did not store that segment within {timeout:.0f}s; check "
+                          "`marketops status` and archive_command")
+    return mark
+
+
+def _base_choices(catalog: Catalog) -> list[BaseChoice]:
+    return [BaseChoice(m.backup_id, m.finished_at, m.details.get("stop_lsn"))
+            for m in catalog.complete]
+
+
+def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: Manifest,
+                   target: RecoveryTarget, mark: Mark | None) -> tuple[WalRange | None, str]:
+    """Every segment recovery to `target` will read is stored and reads back intact; the
+    range checked and how it was described. BackupError names the first one that is not."""
+    from runners.verify import check_wal_file
+    from runners.wal import stored_entries, stored_times
+
+    wal = tier_of(result, wal_id)
+    assert isinstance(wal, WalArchiveTier)
+    start = manifest.details.get("start_wal")
+    if not start:
+        return None, "not checked (the manifest records no start segment)"
+    store = tier_store(root, result, wal)
+    times = stored_times(store, wal_id)
+    wal_range = needed_range(start, target, mark, times, DEFAULT_SEGMENT_SIZE)
+    if wal_range is None:
+        return None, "nothing archived after the base backup"
+    where = f"{wal_range.first.name}..{wal_range.last.name}"
+    missing = first_gap(wal_range, times)
+    if missing is not None:
+        before = "" if wal_range.bounded else (
+            "; recover to a point before it with --target-time or --target-lsn")
+        raise BackupError(f"cannot restore {manifest.tier}/{manifest.backup_id} to "
+                          f"{target.describe()}: WAL segment {missing} is missing from "
+                          f"{wal_id} (recovery needs {where}){before}; nothing was restored")
+    key = backup_key(result, wal.encryption.key) if wal.encryption else None
+    names = wal_range.names(times)
+    paths = stored_entries(store, wal_id)
+    for number in sorted(names):
+        for name in names[number]:
+            problem = check_wal_file(store, paths[name], key)
+            if problem is not None:
+                raise BackupError(f"cannot restore {manifest.tier}/{manifest.backup_id} to "
+                                  f"{target.describe()}: WAL segment {name} in {wal_id} is "
+                                  f"damaged: {problem} (needed for {where}); nothing was "
+                                  "restored")
+    count = sum(len(v) for v in names.values())
+    return wal_range, f"{where}: {count} segment(s), each matches its checksum"
+
+
+def _discard(into: Path, existed: bool, keep: bool) -> str:
+    """Stop a server left on a failed restore and remove what the restore wrote."""
+    import shutil
+
+    from runners.postgres import EmbeddedServer
+
+    if (into / "PG_VERSION").exists():
+        with contextlib.suppress(MarketopsError):
+            EmbeddedServer(into, 1).stop()
+    if keep:
+        return f"kept {into} as it is (--keep-on-failure; its server log: {into}/server.log)"
+    if existed:  # the user's own (empty) directory: leave it empty, as it was
+        for item in into.iterdir():
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                item.unlink(missing_ok=True)
+        return f"emptied {into} (keep what it holds with --keep-on-failure)"
+    shutil.rmtree(into, ignore_errors=True)
+    return f"removed {into} (keep it with --keep-on-failure)"
 
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
-                          backup_id: str | None = None, target_time: datetime | None = None,
-                          port: int | None = None, replay_wal: bool = False
-                          ) -> ClusterRestore:
-    """Rebuild a data directory from the base backup(s) and, given a target time (or
-    replay_wal: to the end of the archive), the WAL archive; start PostgreSQL on it."""
+                          backup_id: str | None = None,
+                          target: RecoveryTarget | None = None, port: int | None = None,
+                          keep_on_failure: bool = False) -> ClusterRestore:
+    """Rebuild a data directory from the base backup(s), recover it through the WAL archive
+    to `target` (default: the end of the archive) and start PostgreSQL on it. The archive is
+    checked first; on failure nothing is left in `into` unless keep_on_failure."""
     import time
 
     from runners.mailbox import free_port
     from runners.physical import restore_chain
-    from runners.recovery import start_restored
+    from runners.recovery import RecoveryFailed, start_restored
 
     started = time.monotonic()
+    target = target or RecoveryTarget()
     tier = tier_of(result, tier_id)
     if not isinstance(tier, PhysicalBaseTier):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into DIR restores physical tiers")
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise UsageError(f"{into} is not an empty directory; restore into a new one")
+    try:
+        wal_id: str | None = wal_tier_for(result, tier_id)[0]
+    except UsageError:
+        if target.kind not in ("latest", "immediate"):
+            raise UsageError(f"{target.describe()} needs a wal_archive tier for {tier_id}; "
+                             "without one a restore reaches the end of the base backup "
+                             "only") from None
+        wal_id = None
+    replay = wal_id is not None and target.replays_archive
+    mark = None
+    if target.kind == "name":
+        assert wal_id is not None and target.name is not None
+        mark = find_mark(root, result, wal_id, target.name)
+        if mark is None and backup_id is None:
+            known = ", ".join(mark_names(root, result, wal_id)) or "none"
+            raise BackupError(f"no restore point '{target.name}' was recorded by `marketops "
+                              f"mark` in {wal_id} (recorded: {known}); for one made another "
+                              "way, name the base backup before it with --backup")
     catalog = catalog_of(root, result, tier_id)
-    if backup_id is None and target_time is not None:
-        usable = [m for m in catalog.complete if m.finished_at <= target_time]
-        if not usable:
-            raise BackupError(f"no {tier_id} backup finished before "
-                              f"{target_time.isoformat()}: the earliest point is "
-                              + (catalog.complete[0].finished_at.isoformat()
-                                 if catalog.complete else "none (no backups)"))
-        manifest = usable[-1]
+    if backup_id is None:
+        manifest = _pick(catalog, tier_id, choose_base(_base_choices(catalog), target, mark,
+                                                       tier_id))
     else:
         manifest = _pick(catalog, tier_id, backup_id)
+        check_base_fits(manifest.backup_id, manifest.details.get("stop_lsn"),
+                        manifest.finished_at, target, mark)
     chain = catalog.chain(manifest.backup_id)
     if not chain or chain[0].backup_type != "full":
         raise BackupError(f"{tier_id}/{manifest.backup_id}: its full backup is missing")
+    wal_range, checked = None, ""
+    if replay:
+        assert wal_id is not None
+        wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
+    existed = into.exists()
     restore_chain(tier_store(root, result, tier), chain, into, key=key,
                   toolset=toolset_for(result), staging=staging_for(root))
-    command = None
-    if target_time is not None or replay_wal:
-        wal_tier_for(result, tier_id)
-        command = restore_command(root)
-    recovered = start_restored(into, port or free_port(), "postgres",
-                               restore_command=command, target_time=target_time)
+    what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
+    try:
+        recovered = start_restored(into, port or free_port(), "postgres",
+                                   restore_command=restore_command(root) if replay else None,
+                                   targets=target.settings())
+    except RecoveryFailed as exc:
+        reason = str(exc)
+        if replay and (exc.log.ended_early or exc.log.not_restored):
+            assert wal_id is not None
+            reason = explain_early_end(exc.log, target, _stored_names(root, result, wal_id),
+                                       manifest.details.get("start_wal") or "",
+                                       DEFAULT_SEGMENT_SIZE)
+        else:
+            reason = reason.split(" (see ", 1)[0]  # the log is named with the directory
+        raise BackupError(f"recovery of {what} failed: {reason}; "
+                          f"{_discard(into, existed, keep_on_failure)}") from None
+    except BaseException:
+        _discard(into, existed, keep_on_failure)
+        raise
+    short = _short_of_archive(recovered.log.last_restored, wal_range, target)
+    if short:
+        raise BackupError(f"recovery of {what} failed: {short}; "
+                          f"{_discard(into, existed, keep_on_failure)}")
+    reached = recovered.recovered_to
+    if not replay:
+        reached = "the end of the base backup" + ("" if wal_id else f" ({tier_id} has no WAL "
+                                                  "archive tier)")
+    elif target.kind == "latest":
+        reached = "the end of the archive" + (f": {reached}" if reached else "")
     return ClusterRestore(manifest.backup_id, recovered.server.dsn("postgres"), into,
-                          recovered.recovered_to, time.monotonic() - started,
-                          [m.backup_id for m in chain], recovered.server.stop_command())
+                          reached, time.monotonic() - started, [m.backup_id for m in chain],
+                          recovered.server.stop_command(), checked)
+
+
+def _stored_names(root: Path, result: ValidationResult, wal_id: str) -> list[str]:
+    from runners.wal import stored_names
+
+    return stored_names(tier_store(root, result, tier_of(result, wal_id)), wal_id)
+
+
+def _short_of_archive(last_restored: str | None, wal_range: WalRange | None,
+                      target: RecoveryTarget) -> str | None:
+    """PostgreSQL ends recovery without a target at the first segment the archive does not
+    return: if that came before the end the archive was checked to hold, say so rather than
+    hand over a server that silently lacks the rest."""
+    if target.kind != "latest" or wal_range is None or wal_range.bounded:
+        return None
+    reached = parse_segment(last_restored).number if last_restored else -1
+    if reached >= wal_range.last.number:
+        return None
+    after = last_restored or "the backup's own WAL"
+    return (f"recovery stopped after {after}, before the "
+            f"end of the archive at {wal_range.last.name} (was a segment removed or unreadable "
+            "meanwhile?)")
 

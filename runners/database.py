@@ -99,6 +99,27 @@ def query(conn: Connection, text: str, params: Sequence[Any] | dict[str, Any] = 
     return conn.execute(text, params).fetchall()
 
 
+def one_row(dsn: str, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    """The first row a statement returns, on an autocommit connection of its own; failing
+    to connect, a refused statement or a connection lost mid-way (a server shutting down)
+    is one DatabaseError."""
+    with connect(dsn, autocommit=True) as conn:
+        try:
+            row = conn.execute(text, params).fetchone()
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"lost the connection to {mask_dsn(dsn)}: "
+                                f"{str(exc).strip()[:200]}") from None
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc.diag.message_primary or exc).strip()) from None
+    return tuple(row) if row is not None else None
+
+
+def probe(dsn: str, text: str) -> Any:
+    """The first value of the first row (see one_row)."""
+    row = one_row(dsn, text)
+    return row[0] if row else None
+
+
 class Pool:
     """A few reusable autocommit connections for the ledger: the service loop and its
     heartbeats talk to the state database many times a second."""

@@ -1,34 +1,47 @@
-"""Start PostgreSQL on a restored data directory: plain, or recovering WAL to a target time."""
+"""Start PostgreSQL on a restored data directory: plain (the backup's own WAL), or recovering
+WAL from the archive to a target."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.errors import BackupError, EmbeddedServerError
-from runners.database import connect, query
+from engine.errors import BackupError, DatabaseError, EmbeddedServerError
+from engine.pitr import RecoveryLog, read_recovery_log
+from runners.database import one_row, probe
 from runners.postgres import EmbeddedServer
 
-_RECOVERY_KEYS = ("restore_command", "recovery_target_time", "recovery_target_action",
+_RECOVERY_KEYS = ("restore_command", "recovery_target", "recovery_target_time",
+                  "recovery_target_lsn", "recovery_target_name", "recovery_target_xid",
+                  "recovery_target_inclusive", "recovery_target_action",
                   "recovery_target_timeline", "archive_mode", "archive_command")
-_STOPPED = re.compile(r"recovery stopping (?:before|after) (?:commit|abort) of transaction "
-                      r"\d+, time (.+)$", re.MULTILINE)
-_LAST = re.compile(r"last completed transaction was at log time (.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Recovered:
-    """A running server on a restored directory and the point it recovered to."""
+    """A running server on a restored directory and its recovery's log."""
 
     server: EmbeddedServer
-    recovered_to: str | None
+    log: RecoveryLog
     seconds: float
 
+    @property
+    def recovered_to(self) -> str | None:
+        return self.log.reached()
 
-def _configure(data_dir: Path, restore_command: str | None, target_time: datetime | None) -> None:
+
+class RecoveryFailed(BackupError):
+    """The restored server stopped (or never finished recovering); its log says why."""
+
+    def __init__(self, message: str, log: RecoveryLog, log_file: Path) -> None:
+        super().__init__(message)
+        self.log = log
+        self.log_file = log_file
+
+
+def _configure(data_dir: Path, restore_command: str | None, targets: dict[str, str]) -> None:
     for stale in ("postmaster.pid", "postmaster.opts", "recovery.signal", "standby.signal",
                   "server.log"):  # the source's log would be mistaken for this recovery's
         (data_dir / stale).unlink(missing_ok=True)
@@ -38,48 +51,50 @@ def _configure(data_dir: Path, restore_command: str | None, target_time: datetim
     # A restored copy must never archive into the production archive.
     lines = [*kept, "archive_mode = 'off'"]
     if restore_command:
-        lines.append(f"restore_command = '{restore_command.replace(chr(39), chr(39) * 2)}'")
-        lines.append("recovery_target_action = 'promote'")
-        lines.append("recovery_target_timeline = 'latest'")
-        if target_time is not None:
-            lines.append(f"recovery_target_time = '{target_time.isoformat()}'")
+        settings = {"restore_command": restore_command, "recovery_target_timeline": "latest",
+                    **targets}
+        lines += [f"{name} = '{value.replace(chr(39), chr(39) * 2)}'"
+                  for name, value in settings.items()]
         (data_dir / "recovery.signal").write_text("", encoding="utf-8")
     auto.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def start_restored(data_dir: Path, port: int, database: str, *,
-                   restore_command: str | None = None, target_time: datetime | None = None,
+                   restore_command: str | None = None, targets: dict[str, str] | None = None,
                    timeout: float = 600) -> Recovered:
-    """Start a server on `data_dir` (recovering to `target_time` through `restore_command`),
-    wait until it accepts writes, and say which transaction time it recovered to."""
+    """Start a server on `data_dir` (recovering through `restore_command` to the recovery
+    target `targets` set, else to the end of the archive) and wait until it accepts writes.
+    RecoveryFailed when the server stops before that."""
     started = time.monotonic()
-    _configure(data_dir, restore_command, target_time)
+    _configure(data_dir, restore_command, targets or {})
     server = EmbeddedServer(data_dir, port, database)
     server.adopt()
     try:
         server.start()
     except EmbeddedServerError as exc:
-        log = _log(server)
-        if "recovery ended before configured recovery target was reached" in log:
-            raise BackupError("the archive does not reach the requested time: recovery ended "
-                              "before the target (missing WAL or a time in the future)") from None
-        raise BackupError(f"the restored server did not start: {exc}") from None
+        if not server.is_running():  # pg_ctl may give up waiting while recovery goes on
+            raise _failed(server, f"the restored server did not start: {exc}") from None
     deadline = time.monotonic() + timeout
-    with connect(server.dsn("postgres"), autocommit=True) as conn:
-        while query(conn, "select pg_is_in_recovery()")[0][0]:
-            if time.monotonic() > deadline:
-                raise BackupError(f"recovery did not finish within {timeout:.0f}s; see "
-                                  f"{server.log_file}")
-            time.sleep(0.2)
-    log = _log(server)
-    stopped, last = _STOPPED.findall(log), _LAST.findall(log)
-    point = None
-    if last:
-        point = f"last replayed commit at {last[-1].strip()}"
-    if stopped:
-        point = f"{point or 'no commit replayed'}; stopped before the commit at " \
-            f"{stopped[-1].strip()}"
-    return Recovered(server, point, time.monotonic() - started)
+    while True:
+        try:
+            if not probe(server.dsn("postgres"), "select pg_is_in_recovery()"):
+                break
+        except DatabaseError:
+            # Refused or cut off: the server is still starting, or recovery ended (FATAL)
+            # and it shut down; only the latter is final.
+            if not server.is_running():
+                raise _failed(server, "the restored server stopped during recovery") from None
+        if time.monotonic() > deadline:
+            server.stop()
+            raise _failed(server, f"recovery did not finish within {timeout:.0f}s")
+        time.sleep(0.2)
+    return Recovered(server, read_recovery_log(_log(server)), time.monotonic() - started)
+
+
+def _failed(server: EmbeddedServer, message: str) -> RecoveryFailed:
+    log = read_recovery_log(_log(server))
+    detail = f": {log.fatal}" if log.fatal else ""
+    return RecoveryFailed(f"{message}{detail} (see {server.log_file})", log, server.log_file)
 
 
 def _log(server: EmbeddedServer) -> str:
@@ -87,3 +102,12 @@ def _log(server: EmbeddedServer) -> str:
         return server.log_file.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def create_restore_point(dsn: str, name: str) -> tuple[str, datetime, int, str]:
+    """pg_create_restore_point on the primary: (its LSN, when, timeline, segment file)."""
+    row = one_row(dsn, "select p::text, now(), pg_walfile_name(p) "
+                  "from pg_create_restore_point(%s) p", (name,))
+    assert row is not None
+    segment = str(row[2])
+    return str(row[0]), row[1], int(segment[:8], 16), segment

@@ -12,6 +12,7 @@ import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -148,6 +149,26 @@ class Store:
             raise _fail(self.spec, f"listing {prefix}", exc) from None
         names = sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
         return [n for n in names if not (n.startswith(".") and ".partial" in n)]
+
+    def modified(self, prefix: str) -> dict[str, datetime | None]:
+        """Files directly under `prefix` and when each was last written (None if unknown)."""
+        try:
+            entries = self.fs.ls(self.path(prefix), detail=True, **(
+                {} if self.local else {"refresh": True}))
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise _fail(self.spec, f"listing {prefix}", exc) from None
+        found: dict[str, datetime | None] = {}
+        for entry in entries:
+            name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if entry.get("type") == "directory" or (name.startswith(".") and ".partial" in name):
+                continue
+            when = entry.get("mtime", entry.get("LastModified"))
+            if isinstance(when, (int, float)):
+                when = datetime.fromtimestamp(when, UTC)
+            found[name] = when if isinstance(when, datetime) else None
+        return found
 
     def size(self, name: str) -> int:
         return int(self.fs.size(self.path(name)))

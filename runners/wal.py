@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from engine.errors import BackupError
@@ -84,6 +85,16 @@ def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> 
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:
+    """Name of every archived WAL file -> when it was stored (None when the destination
+    does not say)."""
+    times: dict[str, datetime | None] = {}
+    for folder in store.list(tier):
+        for entry, when in store.modified(f"{tier}/{folder}").items():
+            times[entry.split("-", 1)[0]] = when
+    return times
 
 
 def stored_names(store: Store, tier: str) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 from engine.backup_wiring import take_backup
 from engine.jobs import Job, jobs
 from engine.manifest import Manifest
+from engine.pitr import RecoveryTarget
 from engine.restore_wiring import restore_point_in_time
 from engine.validate import ValidationResult, validate
 from engine.wal_wiring import configure_archiving, wal_settings
@@ -194,7 +195,7 @@ def test_point_in_time_recovery_before_and_after_a_delete(cluster: Cluster,
     assert t1 < between < after
 
     early = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "early",
-                                  target_time=between)
+                                  target=RecoveryTarget("time", time=between))
     try:
         with connect(early.dsn.replace("/postgres", "/postgres")) as conn:
             found = conn.execute("select note from marks where id > 900000 order by id").fetchall()
@@ -204,7 +205,7 @@ def test_point_in_time_recovery_before_and_after_a_delete(cluster: Cluster,
         EmbeddedServer(tmp_path / "early", 1).stop()
 
     late = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "late",
-                                 target_time=after)
+                                 target=RecoveryTarget("time", time=after))
     try:
         with connect(late.dsn) as conn:
             found = conn.execute("select count(*) from marks where id in (900001, 900002)"
