@@ -25,6 +25,7 @@ from engine.validate import ValidationResult
 from engine.wiring import resolve_env, store_for
 
 if TYPE_CHECKING:
+    from engine.ledger import Ledger
     from engine.manifest import Manifest
     from runners.catalog import Catalog
     from runners.codec import Sealing
@@ -213,14 +214,27 @@ def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: Ret
     return removed
 
 
+def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
+    """Remove what killed runs left in the staging directory (dumps and restores there hold
+    plaintext of encrypted tiers): every directory whose maker is gone from this host, or
+    whose run the ledger no longer records as running. The names removed."""
+    from runners.storage import remove_stale_staging
+
+    return remove_stale_staging(staging_for(root),
+                                ledger.statuses_of if ledger is not None else None)
+
+
 def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
-               ledger_note: Any = None) -> dict[str, Any]:
-    """Run one slot of a backup tier, then apply its retention."""
+               ledger_note: Any = None, *, run_id: int | None = None,
+               ledger: Ledger | None = None) -> dict[str, Any]:
+    """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
+    the staging leftovers of dead runs."""
     import time
 
     tier = job.tier
     assert tier is not None
     started = time.monotonic()
+    clear_staging(root, ledger)
     if isinstance(tier, RestoreDrillTier):
         from engine.drill_wiring import run_drill
 
@@ -234,12 +248,13 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     from runners.database import advisory_lock
 
     with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, primary_dsn)
+        manifest = take_backup(root, result, job, primary_dsn, run_id=run_id)
         plan = apply_retention(root, result, job.name)
     return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
 
-def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Manifest:
+def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
+                run_id: int | None = None) -> Manifest:
     """One backup of a logical or physical tier (no retention, no lock)."""
     tier = job.tier
     assert tier is not None
@@ -254,7 +269,7 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Man
             job.name, tier.kind, dsn, toolset, store, sealing, staging, schemas=schemas,
             exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
             jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
-            git_commit=job.git_commit))
+            git_commit=job.git_commit, run_id=run_id))
     if isinstance(tier, PhysicalBaseTier):
         from runners.catalog import read_catalog
         from runners.physical import PhysicalRequest, backup_physical

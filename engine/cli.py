@@ -28,7 +28,7 @@ class _Group(click.Group):
             while cause is not None:
                 click.secho(f"  caused by: {cause}", fg="red", err=True)
                 cause = cause.__cause__
-            ctx.exit(1)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -333,6 +333,10 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = ledger_for(database_dsn(root, result, "state"))
+    from engine.backup_wiring import clear_staging
+
+    for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
+        click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
     executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,

@@ -159,6 +159,12 @@ def recipient(key: str) -> pyrage.x25519.Recipient:
                           "age1...; make one with `marketops keygen`)") from None
 
 
+def key_fingerprint(key: str) -> str:
+    """sha256 of the key's public age recipient: recorded in manifests so that a restore can
+    tell a wrong key from a damaged file. Never derived from, nor revealing, the secret."""
+    return "sha256:" + hashlib.sha256(str(recipient(key)).encode()).hexdigest()
+
+
 def generate_key() -> tuple[str, str]:
     """A new age identity (secret) and its public recipient."""
     created = pyrage.x25519.Identity.generate()

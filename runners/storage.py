@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -191,15 +191,60 @@ def _sync_entries(final: Path, created: list[Path]) -> None:
         _sync_file(directory)
 
 
+def make_staging(staging: Path, label: str, run_id: int | None = None) -> Path:
+    """A new scratch directory under `staging`, named after its maker (label, pid, host, run)
+    so that, if this process is killed, a later run can recognise it as a leftover."""
+    import tempfile
+
+    from engine.liveness import staging_name
+    from runners.processes import host_name
+
+    staging.mkdir(parents=True, exist_ok=True)
+    prefix = staging_name(label, os.getpid(), host_name(), run_id)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=staging))
+
+
+def remove_stale_staging(staging: Path,
+                         run_statuses: Callable[[list[int]], dict[int, str]] | None = None
+                         ) -> list[str]:
+    """Delete the scratch directories of dead runs (dumps and restores hold plaintext of
+    encrypted tiers): those whose maker on this host is gone, or whose run the ledger
+    (`run_statuses`) records as no longer running. The names removed."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from engine.liveness import staging_owner, stale_staging
+    from runners.processes import host_name, process
+
+    try:
+        entries = sorted(staging.iterdir())
+    except FileNotFoundError:
+        return []
+    owned = [(path, owner) for path in entries
+             if path.is_dir() and (owner := staging_owner(path.name)) is not None]
+    runs = sorted({o.run_id for _, o in owned if o.run_id is not None})
+    statuses = run_statuses(runs) if run_statuses is not None and runs else {}
+    host, removed = host_name(), []
+    for path, owner in owned:
+        try:
+            made = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except FileNotFoundError:
+            continue  # its owner finished meanwhile
+        status = statuses.get(owner.run_id) if owner.run_id is not None else None
+        if stale_staging(owner, host, process(owner.pid), made, status, os.getpid()):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
 @contextlib.contextmanager
-def staged_backup(store: Store, prefix: str, staging: Path) -> Iterator[Path]:
+def staged_backup(store: Store, prefix: str, staging: Path, run_id: int | None = None
+                  ) -> Iterator[Path]:
     """A local scratch directory for one backup. If the block fails, whatever it wrote under
     `prefix` at the destination is removed (no manifest was written: it never listed)."""
     import shutil
-    import tempfile
 
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix.replace("/", "-") + "-", dir=staging))
+    work = make_staging(staging, prefix, run_id)
     try:
         yield work
     except BaseException:
