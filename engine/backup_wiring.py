@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.backup_listing import Verified
 from engine.errors import UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -22,9 +23,11 @@ from engine.models.backup import (
 )
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
+from engine.walnames import DEFAULT_SEGMENT_SIZE
 from engine.wiring import resolve_env, store_for
 
 if TYPE_CHECKING:
+    from engine.backup_listing import TierListing
     from engine.ledger import Ledger
     from engine.manifest import Manifest
     from runners.catalog import Catalog
@@ -322,3 +325,85 @@ def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
     return {"batches": done.batches, "rows": sum(done.rows.values()),
             "stored_bytes": done.stored_bytes,
             "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}
+
+
+def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = None,
+                   ledger: Ledger | None = None) -> list[TierListing]:
+    """What `marketops backups` shows for every tier (or one), read from the destinations
+    (and, given a ledger, which backups restore drills proved restorable)."""
+    from engine.backup_listing import TierListing
+
+    tiers = [tier_id] if tier_id else sorted(
+        t for t, loaded in result.project.backups.items()
+        if not isinstance(loaded.model, RestoreDrillTier))
+    drilled = _drilled(result, ledger) if ledger is not None else {}
+    listings = []
+    for tid in tiers:
+        tier = tier_of(result, tid)
+        if isinstance(tier, RestoreDrillTier):
+            raise UsageError(f"{tid} is a restore drill: it stores no backups of its own")
+        encryption = getattr(tier, "encryption", None)
+        base = TierListing(tid, tier.kind, getattr(tier, "destination", None),
+                           encryption.key if encryption else None)
+        if isinstance(tier, AuditVaultTier):
+            listings.append(_vault_listing(root, result, tid, tier, base))
+            continue
+        if isinstance(tier, WalArchiveTier):
+            listings.append(_wal_listing(root, result, tid, tier, base))
+            continue
+        catalog = catalog_of(root, result, tid)
+        verified = dict(drilled.get(tid, {}))
+        for m in catalog.complete:
+            if m.details.get("verified") and m.backup_id not in verified:
+                verified[m.backup_id] = Verified(m.finished_at,
+                                                 "at backup: pg_verifybackup, pg_waldump")
+        listings.append(replace(base, backups=catalog.complete, incomplete=catalog.incomplete,
+                                damaged=catalog.damaged, verified=verified))
+    return listings
+
+
+def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Verified]]:
+    """tier -> backup id -> when the newest successful restore drill restored it."""
+    found: dict[str, dict[str, Verified]] = {}
+    for tid, loaded in sorted(result.project.backups.items()):
+        if not isinstance(loaded.model, RestoreDrillTier):
+            continue
+        for record in ledger.runs(f"backup/{tid}", limit=50):
+            if record.status != "succeeded" or record.finished_at is None:
+                continue
+            for tier, drill in (record.outputs.get("tiers") or {}).items():
+                backup_id = drill.get("backup_id") if isinstance(drill, dict) else None
+                if backup_id and backup_id not in found.setdefault(tier, {}):
+                    found[tier][backup_id] = Verified(record.finished_at,
+                                                      f"restore drill {tid}")
+    return found
+
+
+def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiveTier,
+                 base: TierListing) -> TierListing:
+    from engine.backup_listing import archived_at, wal_range
+    from runners.wal import stored_entries
+
+    store = store_for(root, result, tier.destination)
+    entries = stored_entries(store, tid)
+    bases = catalog_of(root, result, tier.base_tier).complete
+    size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases else \
+        DEFAULT_SEGMENT_SIZE
+    wal = wal_range(bases, list(entries), size)
+    if wal.latest_segment in entries:
+        wal = archived_at(wal, store.modified(entries[wal.latest_segment]))
+    return replace(base, wal=wal)
+
+
+def _vault_listing(root: Path, result: ValidationResult, tid: str, tier: AuditVaultTier,
+                   base: TierListing) -> TierListing:
+    from engine.backup_listing import audit_chain
+    from runners.catalog import read_catalog
+
+    store = tier_store(root, result, tier)
+    chains = []
+    for table in tier.tables:
+        catalog = read_catalog(store, f"{tid}/{table}")
+        chains.append(audit_chain(table, catalog.complete, catalog.incomplete,
+                                  catalog.damaged))
+    return replace(base, chains=chains)

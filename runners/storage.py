@@ -12,6 +12,7 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -152,6 +153,16 @@ class Store:
     def size(self, name: str) -> int:
         return int(self.fs.size(self.path(name)))
 
+    def modified(self, name: str) -> datetime | None:
+        """When the file was last written (stored), None when the destination cannot say."""
+        try:
+            moment = self.fs.modified(self.path(name))
+        except (OSError, NotImplementedError, KeyError):
+            return None
+        if not isinstance(moment, datetime):
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
     def remove(self, name: str) -> None:
         """Delete a file or a whole folder (a backup); missing is fine."""
         target = self.path(name)
@@ -211,7 +222,6 @@ def remove_stale_staging(staging: Path,
     encrypted tiers): those whose maker on this host is gone, or whose run the ledger
     (`run_statuses`) records as no longer running. The names removed."""
     import shutil
-    from datetime import UTC, datetime
 
     from engine.liveness import staging_owner, stale_staging
     from runners.processes import host_name, process

@@ -15,8 +15,13 @@ from pathlib import Path
 import pyrage
 import pytest
 
+from engine.backup_wiring import take_backup
 from runners.database import connect, database_name, query
 from tests.integration.conftest import copy_repository
+from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL
+from tests.integration.test_backup_physical import Cluster, cluster
+
+__all__ = ["cluster"]  # the physical tests' archiving cluster, shared as a fixture
 
 KEY = str(pyrage.x25519.Identity.generate())
 MARKER = "plaintext-marker-7f3a"  # a value that must never sit unencrypted on disk
@@ -187,3 +192,40 @@ def test_backups_lists_every_tier_as_json(root: Path, env: dict[str, str]) -> No
     assert vault["chains"][0]["batches"][0]["seq"] == 1
     text = _cli(root, env, "backups")
     assert "1 incomplete" not in text.stdout and "chain intact" in text.stdout, text.stdout
+
+
+def test_backups_lists_physical_backups_and_the_recoverable_range(cluster: Cluster) -> None:
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'listed ' || g from generate_series(1, 500) g")
+    incremental = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks values (700001, 'after the newest base backup')")
+    last = cluster.switch_and_wait()
+    env = {**os.environ, "MARKETOPS_TEST_BACKUP_KEY": KEY_PHYSICAL}
+    listed = _cli(cluster.root, env, "backups", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    tiers = {t["tier"]: t for t in json.loads(listed.stdout)["tiers"]}
+    base = {b["backup_id"]: b for b in tiers["base"]["backups"]}
+    assert base[full.backup_id]["type"] == "full"
+    assert base[incremental.backup_id]["type"] == "incremental"
+    assert base[incremental.backup_id]["parent"] == full.backup_id
+    newest = base[incremental.backup_id]
+    assert newest["start_lsn"] == incremental.details["start_lsn"]
+    assert newest["stop_lsn"] == incremental.details["stop_lsn"]
+    assert newest["verified"]["how"].startswith("at backup")
+    wal = tiers["wal"]["wal"]
+    oldest = min(tiers["base"]["backups"], key=lambda b: b["start"])
+    assert wal["earliest_recoverable"]["lsn"] == oldest["stop_lsn"]
+    latest = wal["latest_recoverable"]
+    # To the end of the segment just archived: past the newest backup's end.
+    assert latest["what"] == f"end of WAL segment {last}", latest
+    assert latest["time"] is not None and latest["time"] >= newest["stop"]
+    assert _lsn(latest["lsn"]) > _lsn(newest["stop_lsn"])
+    assert wal["gap_after"] is None
+    text = _cli(cluster.root, env, "backups")
+    assert f"incremental of {full.backup_id}" in text.stdout
+    assert "recoverable from" in text.stdout and f"end of WAL segment {last}" in text.stdout
+
+
+def _lsn(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)

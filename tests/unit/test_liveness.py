@@ -9,9 +9,9 @@ from engine.liveness import (
     StagingOwner,
     dead_worker,
     is_marketops_command,
-    stale_staging,
     staging_name,
     staging_owner,
+    stale_staging,
     worker_pid,
 )
 
