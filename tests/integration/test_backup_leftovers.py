@@ -229,3 +229,21 @@ def test_backups_lists_physical_backups_and_the_recoverable_range(cluster: Clust
 def _lsn(text: str) -> int:
     high, _, low = text.partition("/")
     return (int(high, 16) << 32) + int(low, 16)
+
+
+def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None:
+    made = _cli(root, env, "run", "backup/users_schema")
+    assert made.returncode == 0, made.stdout + made.stderr
+    planned = _cli(root, env, "plan", "--retention")
+    assert planned.returncode == 0, planned.stderr
+    # nightly_full keeps 3 months: the longest horizon of this repository's tiers.
+    assert "backup/nightly_full: 93 run(s)" in planned.stdout, planned.stdout
+    assert "report/" not in planned.stdout
+    assert "retention users_schema: keep 1, delete 0" in planned.stdout
+    as_json = json.loads(_cli(root, env, "plan", "--retention", "--format", "json").stdout)
+    from datetime import datetime
+
+    span = datetime.fromisoformat(as_json["until"]) - datetime.fromisoformat(as_json["from"])
+    assert span.days == 93 and as_json["retention"]["users_schema"]["delete"] == {}
+    one_day = json.loads(_cli(root, env, "plan", "--format", "json").stdout)
+    assert any(s["job"].startswith("report/") for s in one_day["slots"])
