@@ -400,8 +400,9 @@ def _damaged(manifest: Manifest, stored: StoredFile, message: str, key_checked: 
         message = ("cannot decrypt although the key matches the backup's fingerprint: the "
                    "file is damaged")
     message = message.replace(f"{name} ", "").replace(f"'{name}' ", "")
-    return DamagedBackupError(f"{name} (backup {manifest.tier}/{manifest.backup_id}): "
-                              f"{message}")
+    return DamagedBackupError(f"{name}: {message}; backup {manifest.tier}/"
+                              f"{manifest.backup_id} cannot be restored (try an older one: "
+                              "--backup ID, see marketops backups)")
 
 
 def _link_checked(store: Store, manifest: Manifest, stored: StoredFile, target: Path) -> bool:
