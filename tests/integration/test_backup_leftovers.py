@@ -247,3 +247,30 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
     assert span.days == 93 and as_json["retention"]["users_schema"]["delete"] == {}
     one_day = json.loads(_cli(root, env, "plan", "--format", "json").stdout)
     assert any(s["job"].startswith("report/") for s in one_day["slots"])
+
+
+def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
+    from engine.liveness import staging_name
+    from runners.processes import host_name
+
+    staging = root / "var" / "staging"
+    dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")
+    dead.mkdir(parents=True)
+    (dead / "4321.dat").write_text(MARKER)
+    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "serve",
+                              "--port", "0", "--shutdown-grace", "1"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stderr is not None
+        said = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = serve.stderr.readline()
+            said.append(line)
+            if line.startswith("serving:") or not line:
+                break
+        assert f"removed staging/{dead.name}: left by a run that died\n" in said, said
+        assert not dead.exists()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=60)
