@@ -382,9 +382,7 @@ def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | No
                 return
             with target.open("wb") as sink:
                 unseal_checked(store, manifest, stored, sink, key)
-        except DamagedBackupError:
-            raise
-        except BackupError as exc:
+        except BackupError as exc:  # named here once, whichever layer found the damage
             raise _damaged(manifest, stored, str(exc), key_checked) from None
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unseal") as pool:
