@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.backup_listing import Verified
 from engine.errors import UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -22,9 +23,12 @@ from engine.models.backup import (
 )
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
+from engine.walnames import DEFAULT_SEGMENT_SIZE
 from engine.wiring import resolve_env, store_for
 
 if TYPE_CHECKING:
+    from engine.backup_listing import TierListing
+    from engine.ledger import Ledger
     from engine.manifest import Manifest
     from runners.catalog import Catalog
     from runners.codec import Sealing
@@ -213,14 +217,27 @@ def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: Ret
     return removed
 
 
+def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
+    """Remove what killed runs left in the staging directory (dumps and restores there hold
+    plaintext of encrypted tiers): every directory whose maker is gone from this host, or
+    whose run the ledger no longer records as running. The names removed."""
+    from runners.storage import remove_stale_staging
+
+    return remove_stale_staging(staging_for(root),
+                                ledger.statuses_of if ledger is not None else None)
+
+
 def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
-               ledger_note: Any = None) -> dict[str, Any]:
-    """Run one slot of a backup tier, then apply its retention."""
+               ledger_note: Any = None, *, run_id: int | None = None,
+               ledger: Ledger | None = None) -> dict[str, Any]:
+    """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
+    the staging leftovers of dead runs."""
     import time
 
     tier = job.tier
     assert tier is not None
     started = time.monotonic()
+    clear_staging(root, ledger)
     if isinstance(tier, RestoreDrillTier):
         from engine.drill_wiring import run_drill
 
@@ -236,12 +253,13 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     from runners.database import advisory_lock
 
     with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, primary_dsn)
+        manifest = take_backup(root, result, job, primary_dsn, run_id=run_id)
         plan = apply_retention(root, result, job.name)
     return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
 
-def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Manifest:
+def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
+                run_id: int | None = None) -> Manifest:
     """One backup of a logical or physical tier (no retention, no lock)."""
     tier = job.tier
     assert tier is not None
@@ -256,7 +274,7 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str) -> Man
             job.name, tier.kind, dsn, toolset, store, sealing, staging, schemas=schemas,
             exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
             jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
-            git_commit=job.git_commit))
+            git_commit=job.git_commit, run_id=run_id))
     if isinstance(tier, PhysicalBaseTier):
         from runners.catalog import read_catalog
         from runners.physical import PhysicalRequest, backup_physical
@@ -292,3 +310,84 @@ def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog) -> Manifest | 
         return None
     return latest
 
+
+def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = None,
+                   ledger: Ledger | None = None) -> list[TierListing]:
+    """What `marketops backups` shows for every tier (or one), read from the destinations
+    (and, given a ledger, which backups restore drills proved restorable)."""
+    from engine.backup_listing import TierListing
+
+    tiers = [tier_id] if tier_id else sorted(
+        t for t, loaded in result.project.backups.items()
+        if not isinstance(loaded.model, RestoreDrillTier))
+    drilled = _drilled(result, ledger) if ledger is not None else {}
+    listings = []
+    for tid in tiers:
+        tier = tier_of(result, tid)
+        if isinstance(tier, RestoreDrillTier):
+            raise UsageError(f"{tid} is a restore drill: it stores no backups of its own")
+        encryption = getattr(tier, "encryption", None)
+        base = TierListing(tid, tier.kind, getattr(tier, "destination", None),
+                           encryption.key if encryption else None)
+        if isinstance(tier, AuditVaultTier):
+            listings.append(_vault_listing(root, result, tid, tier, base))
+            continue
+        if isinstance(tier, WalArchiveTier):
+            listings.append(_wal_listing(root, result, tid, tier, base))
+            continue
+        catalog = catalog_of(root, result, tid)
+        verified = dict(drilled.get(tid, {}))
+        for m in catalog.complete:
+            if m.details.get("verified") and m.backup_id not in verified:
+                verified[m.backup_id] = Verified(m.finished_at,
+                                                 "at backup: pg_verifybackup, pg_waldump")
+        listings.append(replace(base, backups=catalog.complete, incomplete=catalog.incomplete,
+                                damaged=catalog.damaged, verified=verified))
+    return listings
+
+
+def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Verified]]:
+    """tier -> backup id -> when the newest successful restore drill restored it."""
+    found: dict[str, dict[str, Verified]] = {}
+    for tid, loaded in sorted(result.project.backups.items()):
+        if not isinstance(loaded.model, RestoreDrillTier):
+            continue
+        for record in ledger.runs(f"backup/{tid}", limit=50):
+            if record.status != "succeeded" or record.finished_at is None:
+                continue
+            for tier, drill in (record.outputs.get("tiers") or {}).items():
+                backup_id = drill.get("backup_id") if isinstance(drill, dict) else None
+                if backup_id and backup_id not in found.setdefault(tier, {}):
+                    found[tier][backup_id] = Verified(record.finished_at,
+                                                      f"restore drill {tid}")
+    return found
+
+
+def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiveTier,
+                 base: TierListing) -> TierListing:
+    from engine.backup_listing import archived_at, wal_range
+    from runners.wal import stored_entries
+
+    store = store_for(root, result, tier.destination)
+    entries = stored_entries(store, tid)
+    bases = catalog_of(root, result, tier.base_tier).complete
+    size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases else \
+        DEFAULT_SEGMENT_SIZE
+    wal = wal_range(bases, list(entries), size)
+    if wal.latest_segment in entries:
+        wal = archived_at(wal, store.modified(entries[wal.latest_segment]))
+    return replace(base, wal=wal)
+
+
+def _vault_listing(root: Path, result: ValidationResult, tid: str, tier: AuditVaultTier,
+                   base: TierListing) -> TierListing:
+    from engine.backup_listing import audit_chain
+    from runners.catalog import read_catalog
+
+    store = tier_store(root, result, tier)
+    chains = []
+    for table in tier.tables:
+        catalog = read_catalog(store, f"{tid}/{table}")
+        chains.append(audit_chain(table, catalog.complete, catalog.incomplete,
+                                  catalog.damaged))
+    return replace(base, chains=chains)

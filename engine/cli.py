@@ -32,7 +32,7 @@ class _Group(click.Group):
             while cause is not None:
                 click.secho(f"  caused by: {mask(str(cause))}", fg="red", err=True)
                 cause = cause.__cause__
-            ctx.exit(1)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,8 +143,11 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
 
 
 @cli.command()
-@click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
-@click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
+@click.option("--from", "start", type=INSTANT, default=None,
+              help="Start (exclusive); default: now.")
+@click.option("--until", "end", type=INSTANT, default=None,
+              help="End (inclusive); default: a day after --from, or with --retention the "
+                   "longest retention horizon of the backup tiers shown.")
 @click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -156,23 +159,37 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
          retention: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
+    Without --from/--until the window is now .. now + 1 day; with --retention it is now ..
+    now + the longest horizon of the retention of the backup tiers (keep_last runs, daily,
+    weekly, monthly, max_age), and only those tiers' runs are planned (counted per tier in
+    text) unless --job names others.
+
     \b
     Example:
       marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/pnl_monthly
-      marketops plan --from 2026-11-25T00:00Z --until 2026-11-26T00:00Z --retention
+      marketops plan --retention
     """
+    from datetime import UTC
+    from datetime import datetime as dt
+
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
     from engine.wiring import valid_definitions
 
-    if end <= start:
-        raise UsageError("--until must be after --from")
     result = valid_definitions(obj["root"])
     available = all_jobs(result.project)
     unknown = [j for j in job_ids if j not in available]
     if unknown:
         raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
     selected = [available[j] for j in job_ids] if job_ids else list(available.values())
+    summarize = retention and end is None and start is None and not job_ids
+    if summarize:  # the window reaches months ahead: the runs that apply retention only
+        selected = [j for j in selected if _retained(j)]
+    start = start or dt.now(UTC).replace(microsecond=0)
+    if end is None:
+        end = start + (_horizon(selected, start) if retention else timedelta(days=1))
+    if end <= start:
+        raise UsageError("--until must be after --from")
     slots = list(make_plan(selected, start, end))
     preview: dict[str, Any] = {}
     if retention:
@@ -188,6 +205,14 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
             payload["retention"] = preview
         click.echo(json.dumps(payload, indent=2))
         return
+    if summarize:
+        click.echo(f"from {start.isoformat()} until {end.isoformat()} (the longest retention "
+                   "horizon), runs that apply retention:")
+        for job_id in sorted({s.job.id for s in slots}):
+            mine = [s for s in slots if s.job.id == job_id]
+            click.echo(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
+                       f"{mine[-1].local.isoformat()}")
+        slots = []
     for planned in slots:
         entry = planned.as_dict()
         period = entry["period"]
@@ -197,7 +222,8 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
         lines = planned.action().splitlines()
         more = " ..." if len(lines) > 1 else ""
         click.echo(f"    {lines[0]}{more}")
-    click.echo(f"{len(slots)} slot(s)")
+    if not summarize:
+        click.echo(f"{len(slots)} slot(s)")
     for tier_id, entry in preview.items():
         deletes = entry["delete"]
         wal = entry.get("wal_segments") or []
@@ -208,6 +234,27 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
             click.echo(f"    delete {tier_id}/{backup_id}: {why}")
         if wal:
             click.echo(f"    delete WAL {wal[0]} .. {wal[-1]}")
+
+
+def _retained(job: Any) -> bool:
+    """Whether a job is a backup tier whose runs apply a retention (not WAL, drills, vault)."""
+    from engine.models.backup import LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier
+
+    return isinstance(job.tier, (LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier))
+
+
+def _horizon(jobs: list[Any], start: Any) -> timedelta:
+    """The longest retention horizon among the backup tiers of `jobs` (a day without any)."""
+    from engine.retention import retention_horizon
+
+    spans = [timedelta(days=1)]
+    for job in jobs:
+        if not _retained(job) or job.schedule is None:
+            continue
+        upcoming = job.schedule.between(start, start + timedelta(days=32))[:2]
+        interval = upcoming[1] - upcoming[0] if len(upcoming) == 2 else None
+        spans.append(retention_horizon(job.tier.retention, interval))
+    return max(spans)
 
 
 @cli.command("run")
@@ -337,6 +384,10 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = ledger_for(database_dsn(root, result, "state"))
+    from engine.backup_wiring import clear_staging
+
+    for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
+        click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
     executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,

@@ -3,23 +3,16 @@ wal-setup."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from engine.backup_listing import human_size as human_size  # used by the demo table
 from engine.clitypes import INSTANT
 from engine.errors import MarketopsError, UsageError
-
-
-def human_size(size: float) -> str:
-    """Bytes as B, kB, MB, GB, TB."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
 
 
 @click.command("wal-push")
@@ -105,30 +98,47 @@ def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
 
 @click.command("backups")
 @click.argument("tier", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json for scripts.")
 @click.pass_obj
-def backups(obj: dict[str, Any], tier: str | None) -> None:
-    """List the complete backups of every tier (or one), oldest first.
+def backups(obj: dict[str, Any], tier: str | None, fmt: str) -> None:
+    """List every tier's backups (or one tier's), oldest first, like pgBackRest's info.
+
+    Per backup: full, incremental or dump, start and stop time (and LSN for physical
+    tiers), sizes, rows, and when it was last verified (at backup by pg_verifybackup, or by
+    a restore drill). The WAL tier shows the earliest and latest recoverable point; the
+    audit vault its batches and the state of their hash chain.
 
     \b
-    Example:
+    Examples:
       marketops backups nightly_full
+      marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
-    from engine.backup_wiring import catalog_of
-    from engine.models.backup import RestoreDrillTier, WalArchiveTier
+    from engine.backup_listing import as_dict, render_text
+    from engine.backup_wiring import backup_listing
     from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
-    tiers = [tier] if tier else sorted(
-        t for t, loaded in result.project.backups.items()
-        if not isinstance(loaded.model, (WalArchiveTier, RestoreDrillTier)))
-    for tier_id in tiers:
-        catalog = catalog_of(obj["root"], result, tier_id)
-        click.echo(f"{tier_id}: {len(catalog.complete)} backup(s)"
-                   + (f", {len(catalog.incomplete)} incomplete" if catalog.incomplete else ""))
-        for m in catalog.complete:
-            rows = f"  {sum(m.row_counts.values()):,} rows" if m.row_counts else ""
-            click.echo(f"  {m.backup_id}  {m.backup_type:<11} {human_size(m.stored_bytes):>9}  "
-                       f"{(m.finished_at - m.started_at).total_seconds():6.1f}s{rows}")
+    listings = backup_listing(obj["root"], result, tier, _reachable_ledger(obj["root"], result))
+    if fmt == "json":
+        click.echo(json.dumps({"tiers": [as_dict(t) for t in listings]}, indent=2))
+        return
+    click.echo(render_text(listings), nl=False)
+
+
+def _reachable_ledger(root: Path, result: Any) -> Any:
+    """The ledger (for restore drill results) when its database runs; a listing neither
+    starts the embedded server nor fails because the state database is away."""
+    from engine.wiring import database_dsn, embedded_server, ledger_for
+
+    databases = result.project.settings.databases
+    chosen = databases.state or databases.primary
+    if chosen.dsn == "embedded" and not embedded_server(root, result).is_running():
+        return None
+    try:
+        return ledger_for(database_dsn(root, result, "state"))
+    except MarketopsError:
+        return None
 
 
 @click.command("restore")

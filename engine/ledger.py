@@ -189,6 +189,36 @@ class Ledger:
                 (worker, trigger, lease, definition_hash, job, slot)).fetchone()
         return Run(*row) if row else None
 
+    def running_owner(self, job: str, slot: datetime) -> tuple[str | None, datetime] | None:
+        """The worker of the slot's run and when it started, while it is recorded running."""
+        with self._conn() as conn:
+            row = conn.execute(f"""select worker, started_at from {SCHEMA}.runs
+                where job = %s and slot = %s and status = 'running'""", (job, slot)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def take_over_dead(self, job: str, slot: datetime, dead: str, worker: str, lease: timedelta,
+                       definition_hash: str, trigger: str = "manual") -> Run | None:
+        """Take a running slot whose worker `dead` is known to have died, without waiting out
+        its lease; None when the row changed meanwhile (finished, or someone else took it)."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set status = 'running', attempt = attempt + 1,
+                    notes = concat_ws('; ', notes, 'worker ' || worker || ' died'),
+                    worker = %s, trigger = %s, claimed_at = now(), heartbeat_at = now(),
+                    lease_until = now() + %s, started_at = now(), finished_at = null,
+                    next_attempt_at = null, error = null, definition_hash = %s
+                where job = %s and slot = %s and status = 'running' and worker = %s
+                returning id, job, slot, attempt, trigger""",
+                (worker, trigger, lease, definition_hash, job, slot, dead)).fetchone()
+        return Run(*row) if row else None
+
+    def statuses_of(self, run_ids: list[int]) -> dict[int, str]:
+        """The recorded status of each of these runs that exists."""
+        with self._conn() as conn:
+            rows = conn.execute(f"select id, status from {SCHEMA}.runs where id = any(%s)",
+                                (run_ids,)).fetchall()
+        return {int(i): str(s) for i, s in rows}
+
     def record_skipped(self, job: str, slot: datetime, reason: str, definition_hash: str,
                        trigger: str = "schedule") -> bool:
         """Record a slot that will not run (missed, coalesced, overlapping); False if known."""

@@ -81,29 +81,41 @@ def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
 def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
                      backup_id: str | None = None, dsn: str | None = None,
                      server_dsn: str | None = None) -> DatabaseRestore:
-    """Restore a logical backup into `database` (created if missing) and check row counts."""
+    """Restore a logical backup into `database` and check row counts. A missing database is
+    created only once the key is right and every file decrypts, and dropped again when the
+    restore fails; an existing (empty) one is left as it was found."""
     from engine.wiring import primary_target
-    from runners.database import ensure_database, with_database
+    from runners.database import drop_database, ensure_database, with_database
     from runners.logical import restore_logical
 
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
                          "tiers (use --into DIR for physical ones)")
-    base = server_dsn or primary_target(root, result, dsn).dsn
-    ensure_database(with_database(base, "postgres"), database)
-    target = with_database(base, database)
     store = tier_store(root, result, tier)
     catalog = catalog_of(root, result, tier_id)
     manifest = _pick(catalog, tier_id, backup_id)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
-    done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
-                           target_dsn=target, staging=staging_for(root),
-                           jobs=tier.parallel_jobs)
-    wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
-    if wrong:
-        raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts differ: "
-                          + "; ".join(wrong[:5]))
+    base = server_dsn or primary_target(root, result, dsn).dsn
+    admin, target = with_database(base, "postgres"), with_database(base, database)
+    created = False
+
+    def create() -> None:
+        nonlocal created
+        created = ensure_database(admin, database)
+
+    try:
+        done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+                               target_dsn=target, staging=staging_for(root),
+                               jobs=tier.parallel_jobs, prepare=create)
+        wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
+        if wrong:
+            raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
+                              "differ: " + "; ".join(wrong[:5]))
+    except BaseException:
+        if created:
+            drop_database(admin, database)
+        raise
     return DatabaseRestore(manifest.backup_id, target, done.seconds, len(manifest.row_counts),
                            done.skipped_foreign_keys)
 

@@ -85,3 +85,14 @@ def wal_cutoff(bases: list[BackupInfo], kept: set[str], pitr_window: timedelta,
     if not candidates:
         return None
     return max(candidates, key=lambda b: b.finished_at).start_wal
+
+
+def retention_horizon(retention: Retention, interval: timedelta | None) -> timedelta:
+    """How far ahead a tier's retention reaches: the longest span any of its rules keeps a
+    backup for (`interval`: the time between two of its runs, for keep_last); at least a
+    day. `marketops plan --retention` looks this far ahead by default."""
+    spans = [timedelta(days=retention.keep_daily), timedelta(weeks=retention.keep_weekly),
+             timedelta(days=31 * retention.keep_monthly), retention.max_age or timedelta(0)]
+    if interval is not None:
+        spans.append(interval * retention.keep_last)
+    return max([timedelta(days=1), *spans])

@@ -240,10 +240,29 @@ def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
     worker, lease = worker_name(), timedelta(seconds=60)
     run = ledger.claim(job.id, slot, worker, lease, job.definition_hash, job.git_commit,
                        trigger=trigger) or \
-        ledger.reclaim(job.id, slot, worker, lease, job.definition_hash, trigger=trigger)
+        ledger.reclaim(job.id, slot, worker, lease, job.definition_hash, trigger=trigger) or \
+        take_over_dead(ledger, job, slot, worker, lease, trigger)
     if run is None:
         return None
     return execute_run(ledger, executor, job, run, worker, lease)
+
+
+def take_over_dead(ledger: Ledger, job: Job, slot: datetime, worker: str, lease: timedelta,
+                   trigger: str) -> Run | None:
+    """The slot's running run, when its worker is a process of this host that has died
+    (killed, crashed): taken now rather than after its lease; None otherwise."""
+    from engine.liveness import dead_worker, worker_pid
+    from runners.processes import host_name, process
+
+    owner = ledger.running_owner(job.id, slot)
+    if owner is None:
+        return None
+    pid = worker_pid(owner[0], host_name())
+    found = process(pid) if pid is not None else None
+    if owner[0] is None or not dead_worker(owner[0], host_name(), found, owner[1], os.getpid()):
+        return None
+    return ledger.take_over_dead(job.id, slot, owner[0], worker, lease, job.definition_hash,
+                                 trigger)
 
 
 def latest_slot(job: Job, at: datetime) -> datetime:
@@ -328,7 +347,8 @@ class Executor:
 
             return run_backup(self.root, self.result, job,
                               self.primary_dsn or database_dsn(self.root, self.result,
-                                                               "primary"))
+                                                               "primary"),
+                              run_id=run.id, ledger=self.ledger)
         result = self.result
         done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
         outputs: dict[str, object] = {

@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol, cast
 import pyrage
 import zstandard
 
-from engine.errors import BackupError
+from engine.errors import BackupError, DamagedBackupError
 
 CHUNK = 1 << 20
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
@@ -159,6 +159,12 @@ def recipient(key: str) -> pyrage.x25519.Recipient:
                           "age1...; make one with `marketops keygen`)") from None
 
 
+def key_fingerprint(key: str) -> str:
+    """sha256 of the key's public age recipient: recorded in manifests so that a restore can
+    tell a wrong key from a damaged file. Never derived from, nor revealing, the secret."""
+    return "sha256:" + hashlib.sha256(str(recipient(key)).encode()).hexdigest()
+
+
 def generate_key() -> tuple[str, str]:
     """A new age identity (secret) and its public recipient."""
     created = pyrage.x25519.Identity.generate()
@@ -263,8 +269,9 @@ def unseal(source: BinaryIO, sink: BinaryIO, *, codec: str, key: str | None = No
             raise raw.error from None
         if "decrypt" not in str(exc):
             raise
-        raise BackupError("cannot decrypt: the stored file is damaged (age authentication "
-                          "failed)") from None
+        raise DamagedBackupError("cannot decrypt: the stored file is damaged (age "
+                                 "authentication failed)") from None
     except (zstandard.ZstdError, zlib.error) as exc:
-        raise BackupError(f"cannot decompress ({codec}): damaged file ({exc})") from None
+        raise DamagedBackupError(f"cannot decompress ({codec}): damaged file ({exc})") \
+            from None
     return Sealed(raw.size, raw.digest.hexdigest(), stored.size, stored.digest.hexdigest())

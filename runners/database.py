@@ -81,6 +81,13 @@ def ensure_database(dsn_admin: str, name: str) -> bool:
         return True
 
 
+def drop_database(dsn_admin: str, name: str) -> None:
+    """Drop database `name` (a restore's own, after it failed), ending its sessions."""
+    with connect(dsn_admin, autocommit=True) as conn:
+        conn.execute(pgsql.SQL("drop database if exists {} with (force)").format(
+            pgsql.Identifier(name)))
+
+
 def execute_script(dsn: str, statements: Sequence[str]) -> None:
     """Run statements in one transaction: all of them or none."""
     with connect(dsn) as conn:

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -18,13 +17,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.errors import BackupError
+from engine.errors import BackupError, DamagedBackupError, WrongKeyError
 from engine.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
-from runners.codec import EXTENSIONS, Discard, Sealing, as_is, copy_rows, seal
+from runners.codec import (
+    EXTENSIONS,
+    Discard,
+    Sealing,
+    as_is,
+    copy_rows,
+    identity,
+    key_fingerprint,
+    seal,
+)
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
-from runners.storage import Store, staged_backup
+from runners.storage import Store, make_staging, staged_backup
 from runners.verify import unseal_checked
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
@@ -50,6 +58,7 @@ class LogicalRequest:
     jobs: int = 2
     definition_hash: str = ""
     git_commit: str | None = None
+    run_id: int | None = None  # the ledger's run: names the staging directory
 
 
 def _tables(conn: object, schemas: list[str] | None) -> list[tuple[str, str]]:
@@ -85,7 +94,7 @@ def backup_logical(request: LogicalRequest) -> Manifest:
     started = datetime.now(UTC)
     backup_id = new_backup_id(started)
     prefix = f"{request.tier}/{backup_id}"
-    with staged_backup(request.store, prefix, request.staging) as work:
+    with staged_backup(request.store, prefix, request.staging, request.run_id) as work:
         with connect(request.dsn, application=f"marketops backup {request.tier}") as conn:
             version = int(query(conn, "show server_version_num")[0][0])
             problem = check_server(request.toolset, version)
@@ -157,6 +166,8 @@ def backup_logical(request: LogicalRequest) -> Manifest:
             database=database, definition_hash=request.definition_hash,
             git_commit=request.git_commit,
             details={"snapshot": snapshot, "schemas": request.schemas, "format": "directory",
+                     **({"key_fingerprint": key_fingerprint(request.sealing.key)}
+                        if request.sealing.key else {}),
                      "dump_compression": compress.split("=", 1)[1],
                      "excluded_data": sorted(excluded), "external_foreign_keys": external})
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
@@ -263,6 +274,9 @@ class _DumpSealer:
                     sealed = seal(source, sink, codec=self.codec,  # type: ignore[arg-type]
                                   level=self.sealing.level, key=self.sealing.key,
                                   threads=self.sealing.threads, count_lines=rows)
+                # Sealed and closed by pg_dump: its plaintext leaves the disk now, not at the
+                # end of the whole dump (toc.dat, still read for the row counts, is last).
+                path.unlink(missing_ok=True)
         return StoredFile(relative + self.suffix, sealed.raw_size, sealed.raw_sha256,
                           sealed.stored_size, sealed.stored_sha256), relative, \
             copy_rows(sealed.raw_lines, sealed.raw_tail)
@@ -329,24 +343,64 @@ def read_manifest(store: Store, tier: str, backup_id: str) -> Manifest:
         raise BackupError(f"the manifest of {tier}/{backup_id} is damaged") from None
 
 
+def check_key(manifest: Manifest, key: str | None) -> bool:
+    """Refuse a key that is not the one the backup was encrypted with (the manifest records
+    its fingerprint); True when that was checked, so a file that still fails to decrypt is
+    damaged, not locked with another key."""
+    if not manifest.encrypted_with:
+        return False
+    where = f"{manifest.tier}/{manifest.backup_id}"
+    if key is None:
+        raise BackupError(f"{where} is encrypted with key '{manifest.encrypted_with}', which "
+                          "is not available")
+    identity(key)  # a public recipient alone cannot decrypt: say so before anything else
+    recorded = manifest.details.get("key_fingerprint")
+    if recorded is None:
+        return False  # written before fingerprints were recorded
+    given = key_fingerprint(key)
+    if given != recorded:
+        raise WrongKeyError(f"wrong key: {where} was encrypted with key "
+                            f"'{manifest.encrypted_with}' of fingerprint {recorded[:19]}..., "
+                            f"the key given has {given[:19]}...; set the key this backup "
+                            "was made with")
+    return True
+
+
 def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
     """Fetch, decrypt and decompress every file of a backup, checking both digests; two
-    files at a time, largest first (decompressing and hashing release the GIL)."""
+    files at a time, largest first (decompressing and hashing release the GIL). A file that
+    cannot be read back is named, with its backup, in a DamagedBackupError."""
     suffix = EXTENSIONS[manifest.codec] + (".age" if manifest.encrypted_with else "")
+    key_checked = check_key(manifest, key)
 
     def one(stored: StoredFile) -> None:
         target = directory / stored.name.removesuffix(suffix) if suffix else \
             directory / stored.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not suffix and _link_checked(store, manifest, stored, target):
-            return
-        with target.open("wb") as sink:
-            unseal_checked(store, manifest, stored, sink, key)
+        try:
+            if not suffix and _link_checked(store, manifest, stored, target):
+                return
+            with target.open("wb") as sink:
+                unseal_checked(store, manifest, stored, sink, key)
+        except BackupError as exc:  # named here once, whichever layer found the damage
+            raise _damaged(manifest, stored, str(exc), key_checked) from None
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unseal") as pool:
         for done in [pool.submit(one, stored) for stored in
                      sorted(manifest.files, key=lambda f: -f.stored_size)]:
             done.result()
+
+
+def _damaged(manifest: Manifest, stored: StoredFile, message: str, key_checked: bool
+             ) -> DamagedBackupError:
+    name = f"{manifest.tier}/{manifest.backup_id}/{stored.name}"
+    if "wrong key or damaged file" in message and key_checked:
+        message = ("cannot decrypt although the key matches the backup's fingerprint: the "
+                   "file is damaged")
+    message = message.replace(f"{name} ", "").replace(f"'{name}' ", "")
+    return DamagedBackupError(f"{name}: {message}; backup {manifest.tier}/"
+                              f"{manifest.backup_id} cannot be restored (try an older one: "
+                              "--backup ID, see marketops backups)")
 
 
 def _link_checked(store: Store, manifest: Manifest, stored: StoredFile, target: Path) -> bool:
@@ -361,8 +415,8 @@ def _link_checked(store: Store, manifest: Manifest, stored: StoredFile, target: 
     with target.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     if target.stat().st_size != stored.stored_size or digest != stored.stored_sha256:
-        raise BackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does not match "
-                          "its manifest checksum: the stored copy is damaged")
+        raise DamagedBackupError(f"{manifest.tier}/{manifest.backup_id}/{stored.name} does "
+                                 "not match its manifest checksum: the stored copy is damaged")
     return True
 
 
@@ -376,13 +430,17 @@ class LogicalRestore:
 
 
 def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolset: Toolset,
-                    target_dsn: str, staging: Path, jobs: int = 2) -> LogicalRestore:
-    """pg_restore a logical backup into `target_dsn`, which must not hold its schemas yet."""
+                    target_dsn: str, staging: Path, jobs: int = 2,
+                    prepare: Callable[[], None] = lambda: None) -> LogicalRestore:
+    """pg_restore a logical backup into `target_dsn`, which must not hold its schemas yet.
+    `prepare` (creating the target database) runs only once the key is right and every file
+    has been decrypted and checked: a wrong key or a damaged file leaves nothing behind."""
     started = time.monotonic()
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"restore-{manifest.tier}-", dir=staging))
+    check_key(manifest, key)
+    work = make_staging(staging, f"restore-{manifest.tier}")
     try:
         unseal_into(store, manifest, work / "dump", key)
+        prepare()
         schemas = manifest.details.get("schemas") or []
         with connect(target_dsn, autocommit=True) as conn:
             present = _schemas(conn)

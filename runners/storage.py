@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,7 +150,7 @@ class Store:
         names = sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
         return [n for n in names if not (n.startswith(".") and ".partial" in n)]
 
-    def modified(self, prefix: str) -> dict[str, datetime | None]:
+    def modified_under(self, prefix: str) -> dict[str, datetime | None]:
         """Files directly under `prefix` and when each was last written (None if unknown)."""
         try:
             entries = self.fs.ls(self.path(prefix), detail=True, **(
@@ -172,6 +172,16 @@ class Store:
 
     def size(self, name: str) -> int:
         return int(self.fs.size(self.path(name)))
+
+    def modified(self, name: str) -> datetime | None:
+        """When the file was last written (stored), None when the destination cannot say."""
+        try:
+            moment = self.fs.modified(self.path(name))
+        except (OSError, NotImplementedError, KeyError):
+            return None
+        if not isinstance(moment, datetime):
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def remove(self, name: str) -> None:
         """Delete a file or a whole folder (a backup); missing is fine."""
@@ -212,15 +222,59 @@ def _sync_entries(final: Path, created: list[Path]) -> None:
         _sync_file(directory)
 
 
+def make_staging(staging: Path, label: str, run_id: int | None = None) -> Path:
+    """A new scratch directory under `staging`, named after its maker (label, pid, host, run)
+    so that, if this process is killed, a later run can recognise it as a leftover."""
+    import tempfile
+
+    from engine.liveness import staging_name
+    from runners.processes import host_name
+
+    staging.mkdir(parents=True, exist_ok=True)
+    prefix = staging_name(label, os.getpid(), host_name(), run_id)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=staging))
+
+
+def remove_stale_staging(staging: Path,
+                         run_statuses: Callable[[list[int]], dict[int, str]] | None = None
+                         ) -> list[str]:
+    """Delete the scratch directories of dead runs (dumps and restores hold plaintext of
+    encrypted tiers): those whose maker on this host is gone, or whose run the ledger
+    (`run_statuses`) records as no longer running. The names removed."""
+    import shutil
+
+    from engine.liveness import staging_owner, stale_staging
+    from runners.processes import host_name, process
+
+    try:
+        entries = sorted(staging.iterdir())
+    except FileNotFoundError:
+        return []
+    owned = [(path, owner) for path in entries
+             if path.is_dir() and (owner := staging_owner(path.name)) is not None]
+    runs = sorted({o.run_id for _, o in owned if o.run_id is not None})
+    statuses = run_statuses(runs) if run_statuses is not None and runs else {}
+    host, removed = host_name(), []
+    for path, owner in owned:
+        try:
+            made = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except FileNotFoundError:
+            continue  # its owner finished meanwhile
+        status = statuses.get(owner.run_id) if owner.run_id is not None else None
+        if stale_staging(owner, host, process(owner.pid), made, status, os.getpid()):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
 @contextlib.contextmanager
-def staged_backup(store: Store, prefix: str, staging: Path) -> Iterator[Path]:
+def staged_backup(store: Store, prefix: str, staging: Path, run_id: int | None = None
+                  ) -> Iterator[Path]:
     """A local scratch directory for one backup. If the block fails, whatever it wrote under
     `prefix` at the destination is removed (no manifest was written: it never listed)."""
     import shutil
-    import tempfile
 
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix.replace("/", "-") + "-", dir=staging))
+    work = make_staging(staging, prefix, run_id)
     try:
         yield work
     except BaseException:

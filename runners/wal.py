@@ -92,7 +92,7 @@ def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:
     does not say)."""
     times: dict[str, datetime | None] = {}
     for folder in store.list(tier):
-        for entry, when in store.modified(f"{tier}/{folder}").items():
+        for entry, when in store.modified_under(f"{tier}/{folder}").items():
             times[entry.split("-", 1)[0]] = when
     return times
 

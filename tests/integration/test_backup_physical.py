@@ -363,7 +363,7 @@ def test_a_broken_report_does_not_stop_wal_archiving(cluster: Cluster, tmp_path:
             refused = _cli(cluster.root, "wal-push", str(segment))
         finally:
             settings.write_text(saved)
-        assert refused.returncode == 1 and "marketops.yaml:" in refused.stderr
+        assert refused.returncode == 2 and "marketops.yaml:" in refused.stderr
     finally:
         broken.unlink()
 

@@ -62,7 +62,7 @@ def test_impact() -> None:
     assert result.returncode == 0, result.stderr
     assert "backup/nightly_full" in result.stdout
     bad = run("impact", "users.acount")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a usage mistake
     assert bad.stderr.strip().startswith("error: unknown table users.acount")
     assert "Traceback" not in bad.stderr
 

@@ -86,7 +86,7 @@ def test_schema_diff_reports_drift_and_exits_1(demo_root: Path) -> None:
 
 def test_schema_pull_refuses_to_overwrite(demo_root: Path, tmp_path: Path) -> None:
     refused = run("schema", "pull", cwd=demo_root)
-    assert refused.returncode == 1 and "use --force" in refused.stderr
+    assert refused.returncode == 2 and "use --force" in refused.stderr
     pulled = run("schema", "pull", "--out", str(tmp_path / "pulled"), cwd=demo_root)
     assert pulled.returncode == 0, pulled.stderr
     assert len(list((tmp_path / "pulled").glob("*.yaml"))) == 12
@@ -103,7 +103,7 @@ def test_schema_ddl_prints_dependency_order(demo_root: Path) -> None:
 def test_database_down_is_one_clear_line(tmp_path: Path) -> None:
     port = free_port()
     result = run("schema", "diff", "--dsn", f"postgresql://nobody@127.0.0.1:{port}/x")
-    assert result.returncode == 1
+    assert result.returncode == 4  # cannot reach the database
     assert result.stderr.startswith(f"error: cannot connect to postgresql://nobody@127.0.0.1:{port}/x")
     assert "Traceback" not in result.stderr
 
@@ -142,7 +142,7 @@ def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
 def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> None:
     backfill = run("backfill", "backup/nightly_full", "--from", "2026-01-01T00:00Z",
                    "--until", "2026-01-03T00:00Z", cwd=demo_root)
-    assert backfill.returncode == 1 and "cannot be backfilled" in backfill.stderr
+    assert backfill.returncode == 2 and "cannot be backfilled" in backfill.stderr
     env_key = os.environ.pop("MARKETOPS_BACKUP_KEY", None)
     try:
         keyless = run("run", "backup/users_schema", cwd=demo_root)
@@ -154,7 +154,7 @@ def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> Non
         keyless.stderr
     assert "Traceback" not in keyless.stderr
     unknown = run("run", "report/nope", cwd=demo_root)
-    assert unknown.returncode == 1 and "unknown job report/nope" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown job report/nope" in unknown.stderr
 
 
 def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
@@ -184,4 +184,4 @@ def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
     assert attempts() == [a + 1 for a in before]  # each slot once more, none added
     future = run("backfill", "report/funnel_conversion", "--from", start.isoformat(),
                  "--until", (datetime.now(UTC) + timedelta(days=2)).isoformat(), cwd=demo_root)
-    assert future.returncode == 1 and "in the future" in future.stderr
+    assert future.returncode == 2 and "in the future" in future.stderr

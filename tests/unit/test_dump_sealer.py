@@ -54,6 +54,9 @@ def test_a_data_file_is_sealed_as_pg_dump_writes_it(tmp_path: Path) -> None:
     while not sealed.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert sealed.exists() and process.poll() is None  # sealed before "pg_dump" ended
+    while (dump / "7.dat").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not (dump / "7.dat").exists() and process.poll() is None  # its plaintext too
     go.touch()
     listener.join()
     process.wait()
@@ -63,5 +66,9 @@ def test_a_data_file_is_sealed_as_pg_dump_writes_it(tmp_path: Path) -> None:
     restored = io.BytesIO()
     with sealed.open("rb") as source:
         unseal(source, restored, codec="zstd")  # type: ignore[arg-type]
-    assert restored.getvalue() == (dump / "7.dat").read_bytes()
+    written = b"".join(b"%d\trow %d\n" % (i * 1000 + n, n) for i in range(20)
+                       for n in range(1000)) + b"\\.\n\n"
+    assert restored.getvalue() == written
+    # Once sealed, the plaintext is gone from staging: it does not wait for the dump's end.
+    assert not (dump / "7.dat").exists() and not (dump / "toc.dat").exists()
     assert listener.problems() == "pg_dump: error: query failed: boom\n"

@@ -54,7 +54,7 @@ def test_plan_rejects_unknown_job_and_reversed_window(tmp_path: Path) -> None:
     root = str(check(tmp_path).project.root)
     unknown = CliRunner().invoke(cli, ["--root", root, "plan", "--from", "2026-01-01",
                                        "--until", "2026-01-02", "--job", "report/nope"])
-    assert unknown.exit_code == 1 and "unknown job report/nope" in unknown.output
+    assert unknown.exit_code == 2 and "unknown job report/nope" in unknown.output
     reversed_ = CliRunner().invoke(cli, ["--root", root, "plan", "--from", "2026-01-02",
                                          "--until", "2026-01-01"])
-    assert reversed_.exit_code == 1 and "--until must be after --from" in reversed_.output
+    assert reversed_.exit_code == 2 and "--until must be after --from" in reversed_.output

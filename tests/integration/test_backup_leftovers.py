@@ -1,0 +1,276 @@
+"""What killed and failed runs leave behind, through the CLI: plaintext in staging, a dead
+worker's lease, a half-made restore database; and the `backups` listing scripts read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from engine.backup_wiring import take_backup
+from runners.database import connect, database_name, query
+from tests.integration.conftest import copy_repository
+from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL
+from tests.integration.test_backup_physical import Cluster, cluster
+
+__all__ = ["cluster"]  # the physical tests' archiving cluster, shared as a fixture
+
+KEY = str(pyrage.x25519.Identity.generate())
+MARKER = "plaintext-marker-7f3a"  # a value that must never sit unencrypted on disk
+
+
+@pytest.fixture
+def root(tmp_path: Path, repo_root: Path) -> Path:
+    return copy_repository(repo_root, tmp_path / "repo", "TEST_PRIMARY_DSN")
+
+
+@pytest.fixture
+def env(market_dsn: str) -> Iterator[dict[str, str]]:
+    yield {**os.environ, "TEST_PRIMARY_DSN": market_dsn, "MARKETOPS_BACKUP_KEY": KEY}
+
+
+def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _plaintext(staging: Path) -> list[Path]:
+    """Files under staging holding the marker in the clear."""
+    found = []
+    for path in staging.rglob("*") if staging.exists() else []:
+        try:
+            if path.is_file() and MARKER.encode() in path.read_bytes():
+                found.append(path)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    with connect(market_dsn, autocommit=True) as conn:  # enough rows to be caught mid-dump
+        conn.execute("create table admin.bulk as select g as id, %s || (select string_agg("
+                     "md5(random()::text || g || i), '') from generate_series(1, 30) i) as "
+                     "body from generate_series(1, 60000) g", (MARKER,))
+    staging = root / "var" / "staging"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "run",
+                             "backup/nightly_full"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _plaintext(staging):  # pg_dump is writing
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    time.sleep(0.5)  # pg_dump, orphaned, dies on its next write to the closed pipe
+    leftovers = [p.name for p in staging.iterdir()]
+    assert any(n.startswith("nightly_full-") and f".{proc.pid}@" in n for n in leftovers), \
+        leftovers
+    assert _plaintext(staging)
+
+    # The next run of another tier clears the dead run's plaintext.
+    other = _cli(root, env, "run", "backup/users_schema")
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert _plaintext(staging) == []
+    assert [p.name for p in staging.iterdir()] == []
+
+    # The dead worker's lease (60 s) is not waited out: the slot is taken over now.
+    started = time.monotonic()
+    again = _cli(root, env, "run", "backup/nightly_full")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "running right now elsewhere" not in again.stderr
+    assert time.monotonic() - started < 50
+    with connect(market_dsn) as conn:
+        notes = query(conn, "select notes, attempt, status from marketops.runs where job = "
+                      "'backup/nightly_full'")
+    assert len(notes) == 1 and f":{proc.pid} died" in notes[0][0] and notes[0][1:] == (
+        2, "succeeded")
+    assert _plaintext(staging) == []
+
+
+def test_a_live_runs_staging_is_left_alone(root: Path, env: dict[str, str]) -> None:
+    from engine.liveness import staging_name
+    from runners.processes import host_name
+
+    staging = root / "var" / "staging"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        live = staging / (staging_name("nightly_full/x", sleeper.pid, host_name(), None) + "a")
+        dead = staging / (staging_name("nightly_full/y", 2 ** 22 + 17, host_name(), None) + "b")
+        foreign = staging / "someone-elses-dir"
+        for directory in (live, dead, foreign):
+            directory.mkdir(parents=True)
+            (directory / "1234.dat").write_text(MARKER)
+        done = _cli(root, env, "run", "backup/users_schema")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(p.name for p in staging.iterdir()) == sorted([live.name, foreign.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    _cli(root, env, "run", "backup/users_schema")
+    assert [p.name for p in staging.iterdir()] == [foreign.name]
+
+
+def _databases(dsn: str) -> set[str]:
+    with connect(dsn) as conn:
+        return {str(r[0]) for r in query(conn, "select datname from pg_database")}
+
+
+def test_a_failed_logical_restore_leaves_no_database_and_says_why(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    made = _cli(root, env, "run", "backup/users_schema")
+    assert made.returncode == 0, made.stdout + made.stderr
+    before = _databases(market_dsn)
+
+    def restore(environment: dict[str, str], name: str) -> subprocess.CompletedProcess[str]:
+        done = _cli(root, environment, "restore", "--tier", "users_schema", "--into-database",
+                    name, "--dsn", market_dsn)
+        assert "Traceback" not in done.stderr
+        assert _databases(market_dsn) == before, f"{name} was left behind"
+        return done
+
+    unset = restore({k: v for k, v in env.items() if k != "MARKETOPS_BACKUP_KEY"}, "r_unset")
+    assert unset.returncode == 2 and "MARKETOPS_BACKUP_KEY" in unset.stderr, unset.stderr
+
+    wrong = restore({**env, "MARKETOPS_BACKUP_KEY": str(pyrage.x25519.Identity.generate())},
+                    "r_wrong")
+    assert wrong.returncode == 2, wrong.stderr
+    assert "wrong key" in wrong.stderr and "damaged" not in wrong.stderr
+
+    folder = root / "var" / "backups" / "users_schema"
+    backup = next(p for p in folder.iterdir() if p.is_dir())
+    victim = max((p for p in backup.iterdir() if p.name.endswith(".age")),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    victim.write_bytes(bytes(data))
+    damaged = restore(env, "r_damaged")
+    assert damaged.returncode == 3, damaged.stderr
+    assert f"users_schema/{backup.name}/{victim.name}" in damaged.stderr
+    assert "damaged" in damaged.stderr and "wrong key" not in damaged.stderr
+
+    # Its header damaged, a file no longer says whom it is for: the fingerprint tells.
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    data[40] ^= 0x01
+    victim.write_bytes(bytes(data))
+    header = restore(env, "r_header")
+    assert header.returncode == 3, header.stderr
+    assert "key matches" in header.stderr and victim.name in header.stderr
+
+    # An existing, empty database is left as it was found.
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("create database r_existing")
+    before = _databases(market_dsn)
+    restore(env, "r_existing")
+    assert "r_existing" in _databases(market_dsn)
+    assert database_name(market_dsn) in before
+
+
+def test_backups_lists_every_tier_as_json(root: Path, env: dict[str, str]) -> None:
+    for job in ("backup/users_schema", "backup/audit_vault"):
+        done = _cli(root, env, "run", job)
+        assert done.returncode == 0, done.stdout + done.stderr
+    listed = _cli(root, env, "backups", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    tiers = {t["tier"]: t for t in json.loads(listed.stdout)["tiers"]}
+    users = tiers["users_schema"]
+    assert users["kind"] == "logical_schemas" and users["incomplete"] == []
+    (only,) = users["backups"]
+    assert only["type"] == "dump" and only["stored_bytes"] > 0 and only["rows"] > 0
+    assert only["start"] < only["stop"] and only["encrypted_with"] == "backup-key"
+    vault = tiers["audit_vault"]
+    assert vault["incomplete"] == [] and vault["chains"][0]["state"] == "intact"
+    assert vault["chains"][0]["batches"][0]["seq"] == 1
+    text = _cli(root, env, "backups")
+    assert "1 incomplete" not in text.stdout and "chain intact" in text.stdout, text.stdout
+
+
+def test_backups_lists_physical_backups_and_the_recoverable_range(cluster: Cluster) -> None:
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'listed ' || g from generate_series(1, 500) g")
+    incremental = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks values (700001, 'after the newest base backup')")
+    last = cluster.switch_and_wait()
+    env = {**os.environ, "MARKETOPS_TEST_BACKUP_KEY": KEY_PHYSICAL}
+    listed = _cli(cluster.root, env, "backups", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    tiers = {t["tier"]: t for t in json.loads(listed.stdout)["tiers"]}
+    base = {b["backup_id"]: b for b in tiers["base"]["backups"]}
+    assert base[full.backup_id]["type"] == "full"
+    assert base[incremental.backup_id]["type"] == "incremental"
+    assert base[incremental.backup_id]["parent"] == full.backup_id
+    newest = base[incremental.backup_id]
+    assert newest["start_lsn"] == incremental.details["start_lsn"]
+    assert newest["stop_lsn"] == incremental.details["stop_lsn"]
+    assert newest["verified"]["how"].startswith("at backup")
+    wal = tiers["wal"]["wal"]
+    oldest = min(tiers["base"]["backups"], key=lambda b: b["start"])
+    assert wal["earliest_recoverable"]["lsn"] == oldest["stop_lsn"]
+    latest = wal["latest_recoverable"]
+    # To the end of the segment just archived: past the newest backup's end.
+    assert latest["what"] == f"end of WAL segment {last}", latest
+    assert latest["time"] is not None and latest["time"] >= newest["stop"]
+    assert _lsn(latest["lsn"]) > _lsn(newest["stop_lsn"])
+    assert wal["gap_after"] is None
+    text = _cli(cluster.root, env, "backups")
+    assert f"incremental of {full.backup_id}" in text.stdout
+    assert "recoverable from" in text.stdout and f"end of WAL segment {last}" in text.stdout
+
+
+def _lsn(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None:
+    made = _cli(root, env, "run", "backup/users_schema")
+    assert made.returncode == 0, made.stdout + made.stderr
+    planned = _cli(root, env, "plan", "--retention")
+    assert planned.returncode == 0, planned.stderr
+    # nightly_full keeps 3 months: the longest horizon of this repository's tiers.
+    assert "backup/nightly_full: 93 run(s)" in planned.stdout, planned.stdout
+    assert "report/" not in planned.stdout
+    assert "retention users_schema: keep 1, delete 0" in planned.stdout
+    as_json = json.loads(_cli(root, env, "plan", "--retention", "--format", "json").stdout)
+    from datetime import datetime
+
+    span = datetime.fromisoformat(as_json["until"]) - datetime.fromisoformat(as_json["from"])
+    assert span.days == 93 and as_json["retention"]["users_schema"]["delete"] == {}
+    one_day = json.loads(_cli(root, env, "plan", "--format", "json").stdout)
+    assert any(s["job"].startswith("report/") for s in one_day["slots"])
+
+
+def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
+    from engine.liveness import staging_name
+    from runners.processes import host_name
+
+    staging = root / "var" / "staging"
+    dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")
+    dead.mkdir(parents=True)
+    (dead / "4321.dat").write_text(MARKER)
+    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "serve",
+                              "--port", "0", "--shutdown-grace", "1"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stderr is not None
+        said = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = serve.stderr.readline()
+            said.append(line)
+            if line.startswith("serving:") or not line:
+                break
+        assert f"removed staging/{dead.name}: left by a run that died\n" in said, said
+        assert not dead.exists()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=60)
