@@ -451,7 +451,7 @@ def expect_user_growth(w: World, start: datetime, end: datetime) -> list[dict[st
             s[1] += start <= first[a["id"]] < end
             s[2] += first[a["id"]] < start
         s[3] += 1
-    rows = [{"region": k[0], "channel": k[1], "new_accounts": Decimal(v[0]),
+    rows: list[dict[str, Any]] = [{"region": k[0], "channel": k[1], "new_accounts": Decimal(v[0]),
              "first_time_buyers": Decimal(v[1]), "returning_buyers": Decimal(v[2]),
              "accounts_total": Decimal(v[3])} for k, v in stats.items()]
     rows.sort(key=lambda x: (-Decimal(x["new_accounts"]), x["region"], x["channel"]))
@@ -485,9 +485,10 @@ def expect_returns(w: World, start: datetime, end: datetime) -> list[dict[str, A
             s[0] += 1
             s[1] += c["refunded_amount"]
             s[2] += owner[c["order_id"]] in repeat
-    rows = [{"kind": k[0], "reason": k[1], "cases": Decimal(v[0]), "amount": rnd(v[1], 2),
-             "from_repeat_returners": Decimal(v[2]),
-             "repeat_share": rnd(Decimal(v[2]) / v[0], 4)} for k, v in acc.items()]
+    rows: list[dict[str, Any]] = [
+        {"kind": k[0], "reason": k[1], "cases": Decimal(v[0]), "amount": rnd(v[1], 2),
+         "from_repeat_returners": Decimal(v[2]), "repeat_share": rnd(Decimal(v[2]) / v[0], 4)}
+        for k, v in acc.items()]
     rows.sort(key=lambda x: (x["kind"], -Decimal(x["cases"]), x["reason"]))
     return rows
 
