@@ -267,6 +267,22 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
                                 end - timedelta(hours=30)]):
             order(5350 + 10 * k + j, acct2, at - timedelta(days=1), "delivered", 1)
             add_return(5350 + 10 * k + j, acct2, at, [])
+    # Repeat buyers around 720 hours across the March DST change, on fresh accounts: A's
+    # follow-up is 719.5 h later (wall clock 30 days and 30 min: still a repeat buyer), B's
+    # exactly 720 h (inclusive), C's 720 h and 1 s (not one).
+    for k, (first, gap) in enumerate([
+            (local(2026, 3, 5, 10), timedelta(hours=719, minutes=30)),
+            (local(2026, 3, 6, 10), timedelta(hours=720)),
+            (local(2026, 3, 7, 10), timedelta(hours=720, seconds=1))]):
+        acct = w.add("users.accounts", id=911 + k, email=f"u{911 + k}@x.example", region_id=3,
+                     channel_id=3, created_at=local(2024, 6, 1))
+        order(5500 + k, acct, first, "delivered", 1, promo=20)
+        order(5510 + k, acct, first + gap, "paid", 1)
+    # A return whose own account_id (a repeat returner's) is not its order's account: the
+    # case's account is read as orders.returns.account_id.
+    stray = early[30]
+    order(5520, early[39], WEEKS["march"][1] - timedelta(days=2), "delivered", 1)
+    add_return(5520, stray, WEEKS["march"][1] - timedelta(hours=20), [])
     # Write-offs, with edges.
     for _ in range(300):
         w.add("inventory.write_offs", sku_id=r.randint(1, 24), quantity=1,
