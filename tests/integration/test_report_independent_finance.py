@@ -115,28 +115,31 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
               code=f"SKU{sid}", unit_cost=cost)
     w.add("logistics.warehouses", id=1, name="W", region_id=1, capacity_units=10)
     w.add("logistics.carriers", id=1, name="C", sla_hours=48)
-    # Marketing: campaigns 1-6; 5 and 6 have spend but no code (no orders), tied on spend.
+    # Marketing: campaigns 5, 6 and 8 have spend but no code (no orders), tied on spend; 5 and
+    # 8 share a name too. 9 and 10 share a name, have no spend and tie on revenue (hand-placed
+    # below): ordered by id, which shows as 9's two orders before 10's one.
     w.add("marketing.ad_channels", id=1, name="search")
     names = {1: "alpha spring", 2: "beta summer", 3: "gamma autumn", 4: "delta winter",
-             5: "epsilon idle", 6: "zeta idle", 7: "eta dormant"}
+             5: "epsilon idle", 6: "zeta idle", 7: "eta dormant",
+             8: "epsilon idle", 9: "theta twin", 10: "theta twin"}
     for cid, name in names.items():
         w.add("marketing.campaigns", id=cid, name=name, channel_id=1,
               starts_at=local(2025, 1, 1), ends_at=local(2027, 1, 1), budget=Decimal(1000))
     day = date(2025, 3, 1)
     while day <= date(2026, 11, 10):
-        for cid in (1, 2, 3, 5, 6):
+        for cid in (1, 2, 3, 5, 6, 8):
             # Campaign 4 only spends in even months; 7 never spends and has no codes.
-            if r.random() < 0.6 or cid in (5, 6):
-                amount = Decimal("12.34") if cid in (5, 6) else money(r, 0, 90)
+            if r.random() < 0.6 or cid in (5, 6, 8):
+                amount = Decimal("12.34") if cid in (5, 6, 8) else money(r, 0, 90)
                 w.add("marketing.ad_spend", campaign_id=cid, day=day, amount=amount,
                       impressions=r.randint(0, 999), clicks=r.randint(0, 99))
         if day.month % 2 == 0 and r.random() < 0.5:
             w.add("marketing.ad_spend", campaign_id=4, day=day, amount=money(r, 0, 50),
                   impressions=1, clicks=1)
         day += timedelta(days=1)
-    # Discounts 1-4 have campaigns 1-4; 5 and 6 have none ("no campaign").
-    for did in range(1, 7):
-        w.add("marketing.discounts", id=did, campaign_id=did if did <= 4 else None,
+    # Discounts 1-4 have campaigns 1-4; 5 and 6 have none ("no campaign"); 9, 10 have 9, 10.
+    for did in [1, 2, 3, 4, 5, 6, 9, 10]:
+        w.add("marketing.discounts", id=did, campaign_id=None if did in (5, 6) else did,
               kind="amount", value=Decimal(5), min_order_total=Decimal(0))
         for k in range(2):
             w.add("marketing.promo_codes", id=did * 10 + k, code=f"CODE{did}{k}", discount_id=did,
@@ -164,7 +167,8 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
     next_refund = iter(range(1, 10**7))
 
     def order(oid: int, account: dict[str, Any], placed: datetime, status: str,
-              lines: int, promo: int | None = None, ret_items: int | None = None) -> None:
+              lines: int, promo: int | None = None, ret_items: int | None = None,
+              price: Decimal | None = None) -> None:
         if placed.astimezone(BERLIN).date() in skip:
             placed += timedelta(days=3)
         w.add("orders.orders", id=oid, account_id=account["id"],
@@ -177,6 +181,8 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
                          sku_id=r.randint(1, 24), quantity=r.randint(1, 4),
                          unit_price=money(r, 2, 120),
                          discount=money(r, 0, 3) if r.random() < 0.4 else Decimal(0))
+            if price is not None:
+                item.update(quantity=1, unit_price=price, discount=Decimal(0))
             items.append(item)
         if promo is not None:
             w.add("marketing.promo_redemptions", promo_code_id=promo, order_id=oid,
@@ -278,6 +284,11 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
                      channel_id=3, created_at=local(2024, 6, 1))
         order(5500 + k, acct, first, "delivered", 1, promo=20)
         order(5510 + k, acct, first + gap, "paid", 1)
+    for k, (start, _end) in enumerate(MONTHS.values()):
+        for j, (code, price) in enumerate([(90, Decimal(10)), (90, Decimal(10)),
+                                           (100, Decimal(20))]):
+            order(5530 + 3 * k + j, early[j], start + timedelta(days=10 + j), "paid", 1,
+                  promo=code, price=price)
     # A return whose own account_id (a repeat returner's) is not its order's account: the
     # case's account is read as orders.returns.account_id.
     stray = early[30]
@@ -418,6 +429,7 @@ def expect_promo_roi(w: World, start: datetime, end: datetime) -> list[dict[str,
         revenue = sum((p.net for p in ps), Decimal(0))
         ad = spend.get(key, Decimal(0)) if key is not None else Decimal(0)
         rows.append({
+            "id": key,
             "campaign": names[key] if key is not None else "no campaign",
             "promo_orders": Decimal(len(ps)),
             "promo_order_share": rnd(Decimal(len(ps)) / len(month), 4) if month else "",
@@ -428,7 +440,10 @@ def expect_promo_roi(w: World, start: datetime, end: datetime) -> list[dict[str,
             "repeat_buyers_30d": Decimal(len({p.account_id for p in ps if repeats(p)})),
             "ad_spend": rnd(ad, 2),
             "roi": rnd((revenue - ad) / ad, 3) if ad != 0 else ""})
-    rows.sort(key=lambda x: (-Decimal(x["revenue"]), -Decimal(x["ad_spend"]), x["campaign"]))
+    rows.sort(key=lambda x: (-Decimal(x["revenue"]), -Decimal(x["ad_spend"]), x["campaign"],
+                             x["id"] or 0))
+    for row in rows:
+        del row["id"]
     return rows
 
 
