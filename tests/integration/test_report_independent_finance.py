@@ -285,10 +285,10 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
         order(5500 + k, acct, first, "delivered", 1, promo=20)
         order(5510 + k, acct, first + gap, "paid", 1)
     for k, (start, _end) in enumerate(MONTHS.values()):
-        for j, (code, price) in enumerate([(90, Decimal(10)), (90, Decimal(10)),
+        for j, (promo_id, price) in enumerate([(90, Decimal(10)), (90, Decimal(10)),
                                            (100, Decimal(20))]):
             order(5530 + 3 * k + j, early[j], start + timedelta(days=10 + j), "paid", 1,
-                  promo=code, price=price)
+                  promo=promo_id, price=price)
     # A return whose own account_id (a repeat returner's) is not its order's account: the
     # case's account is read as orders.returns.account_id.
     stray = early[30]
@@ -423,7 +423,7 @@ def expect_promo_roi(w: World, start: datetime, end: datetime) -> list[dict[str,
         if p.promo_code_id is not None:
             groups[p.campaign_id].append(p)
     keys: set[int | None] = set(groups) | set(spend)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key in keys:
         ps = groups.get(key, [])
         revenue = sum((p.net for p in ps), Decimal(0))
