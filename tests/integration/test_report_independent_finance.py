@@ -128,11 +128,15 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
     day = date(2025, 3, 1)
     while day <= date(2026, 11, 10):
         for cid in (1, 2, 3, 5, 6, 8):
-            # Campaign 4 only spends in even months; 7 never spends and has no codes.
+            # Campaign 4 only spends in even months; 7 spends 0 and has no codes.
             if r.random() < 0.6 or cid in (5, 6, 8):
                 amount = Decimal("12.34") if cid in (5, 6, 8) else money(r, 0, 90)
                 w.add("marketing.ad_spend", campaign_id=cid, day=day, amount=amount,
                       impressions=r.randint(0, 999), clicks=r.randint(0, 99))
+        if day.day == 15:
+            # Campaign 7: a zero-amount spend row only, so a row with ad_spend 0, no roi.
+            w.add("marketing.ad_spend", campaign_id=7, day=day, amount=Decimal(0),
+                  impressions=0, clicks=0)
         if day.month % 2 == 0 and r.random() < 0.5:
             w.add("marketing.ad_spend", campaign_id=4, day=day, amount=money(r, 0, 50),
                   impressions=1, clicks=1)
@@ -221,7 +225,7 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
         rid = next(next_ret)
         w.add("orders.returns", id=rid, order_id=oid, account_id=account["id"],
               reason_id=r.randint(1, 4), requested_at=requested, received_at=None,
-              status="refunded")
+              status=r.choice(["requested", "received", "refunded", "rejected"]))
         for item in items:
             w.add("orders.return_items", return_id=rid, order_item_id=item["id"],
                   quantity=1, refund_amount=money(r, 1, 60), restockable=True)
@@ -586,6 +590,7 @@ def test_generated_data_covers_the_edge_cases(world: World) -> None:
     promo = expect_promo_roi(world, start, end)
     assert any(r["promo_orders"] == 0 and r["ad_spend"] > 0 for r in promo)
     assert any(r["campaign"] == "no campaign" for r in promo)
+    assert any(r["campaign"] == "eta dormant" and r["roi"] == "" for r in promo)
     ws, we = WEEKS["march"]
     rows = expect_returns(world, ws, we)
     assert {r["kind"] for r in rows} == {"return", "cancellation"}
