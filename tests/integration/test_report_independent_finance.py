@@ -250,6 +250,10 @@ def generate(seed: int, skip_days: Iterable[date] = ()) -> World:
              local(2025, 4, 1, 0, 30), local(2025, 10, 31, 23, 30), local(2025, 11, 1, 0, 30)]
     for k, at in enumerate(edges):
         acct = early[k]
+        if k >= 11:
+            # The 12-month cohort windows' edges: these are the accounts' first purchases.
+            acct = w.add("users.accounts", id=910 + k, email=f"u{910 + k}@x.example",
+                         region_id=1, channel_id=1, created_at=local(2024, 6, 1))
         order(5000 + k, acct, at, "delivered", 2, promo=[10, 50, 30][k % 3], ret_items=2)
         # A cancelled order by the same account just before: never a first purchase.
         order(5100 + k, acct, at - timedelta(days=2), "cancelled", 1)
