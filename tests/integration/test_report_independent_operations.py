@@ -1,0 +1,256 @@
+"""Operations reports checked against a second, independent computation.
+
+Each test builds a fresh database from the declared schema, fills it with rows generated in
+Python (a seeded random.Random plus hand-placed edge cases), runs the report through the
+engine, and compares every column of every row with figures computed here in plain Python
+from the rows inserted, following each report's `description` word by word (never its SQL).
+Periods are recomputed here from the report's timezone; each test's period crosses a DST
+change (Europe/* change on 2026-03-29 and 2026-10-25).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from engine.ddl import create_all
+from engine.validate import validate
+from runners.database import connect, execute_script
+from tests.support.reports import declared_rows
+
+BERLIN = ZoneInfo("Europe/Berlin")
+WARSAW = ZoneInfo("Europe/Warsaw")
+PURCHASE_STATUSES = {"paid", "shipped", "delivered", "returned"}
+# Realistic order statuses, invalid ones included (exact comparison matters).
+ORDER_STATUSES = ["delivered"] * 6 + ["paid", "shipped", "returned", "pending", "cancelled",
+                                      "shiped", "Paid"]
+
+
+@pytest.fixture(scope="module")
+def project(repo_root: Path):  # type: ignore[no-untyped-def]
+    result = validate(repo_root)
+    assert result.passed()
+    return result.project
+
+
+@pytest.fixture
+def db(project, new_database: Callable[..., str]) -> str:  # type: ignore[no-untyped-def]
+    dsn = new_database()
+    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    return dsn
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def local(tz: ZoneInfo, y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    """A local wall-clock time as a UTC instant (Python subtracts two datetimes sharing a
+    tzinfo on the wall clock, which would hide DST)."""
+    return datetime(y, m, d, h, mi, tzinfo=tz).astimezone(UTC)
+
+
+def between(rng: random.Random, lo: datetime, hi: datetime) -> datetime:
+    """A random instant in [lo, hi), whole minutes (UTC)."""
+    minutes = int((hi - lo).total_seconds() // 60)
+    return (lo + timedelta(minutes=rng.randrange(minutes))).astimezone(UTC)
+
+
+def hours(delta: timedelta) -> Fraction:
+    return Fraction(int(delta.total_seconds()), 3600)
+
+
+def days(delta: timedelta) -> Fraction:
+    return Fraction(int(delta.total_seconds()), 86400)
+
+
+def rnd(value: Fraction, places: int) -> Decimal:
+    """Round half away from zero to `places` decimals, exactly."""
+    scaled = abs(value) * 10**places
+    whole = int(scaled)
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    return (Decimal(-whole if value < 0 else whole)).scaleb(-places)
+
+
+def mean(values: Sequence[Fraction]) -> Fraction | None:
+    return sum(values, Fraction(0)) / len(values) if values else None
+
+
+def num(text: str) -> Decimal | None:
+    return None if text == "" else Decimal(text)
+
+
+def insert(conn: psycopg.Connection[Any], table: str, columns: str,
+           rows: Iterable[Sequence[Any]]) -> None:
+    rows = list(rows)
+    if not rows:
+        return
+    marks = ", ".join(["%s"] * len(rows[0]))
+    with conn.cursor() as cur:
+        cur.executemany(f"insert into {table} ({columns}) values ({marks})".encode(), rows)
+
+
+def base(conn: psycopg.Connection[Any], accounts: int = 30) -> None:
+    """Reference rows every test needs: currencies, countries, regions, accounts, sellers."""
+    insert(conn, "ref.currencies", "code, name, minor_units", [("EUR", "Euro", 2),
+                                                               ("PLN", "Zloty", 2)])
+    insert(conn, "ref.countries", "code, name, currency_code", [("DE", "Germany", "EUR"),
+                                                                ("PL", "Poland", "PLN")])
+    insert(conn, "ref.regions", "id, country_code, name, timezone",
+           [(1, "DE", "North", "Europe/Berlin"), (2, "DE", "South", "Europe/Berlin"),
+            (3, "DE", "East", "Europe/Berlin"), (4, "PL", "Mazovia", "Europe/Warsaw")])
+    insert(conn, "users.acquisition_channels", "id, code, label, is_paid",
+           [(1, "organic", "Organic", False)])
+    insert(conn, "users.accounts", "id, email, region_id, channel_id, created_at",
+           [(i, f"u{i}@x.example", 1 + i % 3, 1, "2025-01-01T00:00Z")
+            for i in range(1, accounts + 1)])
+    insert(conn, "product.sellers", "id, name, country_code, contact_email, joined_at",
+           [(1, "Seller", "DE", "s@x.example", "2025-01-01T00:00Z")])
+
+
+def orders(conn: psycopg.Connection[Any], rows: Iterable[tuple[int, str, datetime]],
+           addresses: dict[int, int | None] | None = None) -> None:
+    """Orders (id, status, placed_at); account and region derived from the id."""
+    addresses = addresses or {}
+    insert(conn, "orders.orders",
+           "id, account_id, region_id, status, placed_at, subtotal, total, address_id",
+           [(i, 1 + i % 30, 1 + i % 3, status, at, 0, 0, addresses.get(i))
+            for i, status, at in rows])
+
+
+def run(project, dsn: str, report: str, at: datetime,  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> list[dict[str, str]]:
+    return declared_rows(project, dsn, report, at, tmp_path)
+
+
+# ---------------------------------------------------------------- logistics_sla
+
+
+def test_logistics_sla(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The week 2026-03-23..03-30 in Berlin, across the spring DST change (a 167-hour week)."""
+    rng = random.Random(11)
+    start, end = local(BERLIN, 2026, 3, 23), local(BERLIN, 2026, 3, 30)
+    carriers = {1: "Alpha", 2: "Bravo", 3: "Charlie", 4: "Delta"}
+    regions = {1: "North", 2: "South", 3: "East"}
+    reasons = {1: "Weather", 2: "Customs hold", 3: "Address problem", 4: "Sorting backlog"}
+    order_rows = [(i, rng.choice(ORDER_STATUSES), between(rng, local(BERLIN, 2026, 3, 10),
+                                                            local(BERLIN, 2026, 3, 28)))
+                  for i in range(1, 421)]
+    # shipment: id, order, warehouse, carrier, region, shipped, promised, delivered
+    shipments: list[tuple[int, int, int, int, int, datetime | None, datetime, datetime | None]]
+    shipments = []
+    for order in range(1, 401):
+        for _ in range(2 if rng.random() < 0.2 else 1):
+            delivered = (between(rng, local(BERLIN, 2026, 3, 20), local(BERLIN, 2026, 4, 2))
+                         if rng.random() < 0.9 else None)
+            anchor = delivered or between(rng, local(BERLIN, 2026, 3, 20),
+                                          local(BERLIN, 2026, 4, 2))
+            shipped = (anchor - timedelta(minutes=rng.randrange(120, 6000))
+                       if rng.random() < 0.9 else None)
+            promised = (anchor if rng.random() < 0.06
+                        else anchor + timedelta(minutes=rng.randrange(-2880, 2880)))
+            shipments.append((len(shipments) + 1, order, rng.choice([1, 2]),
+                              rng.choice([1, 2, 3]), rng.choice([1, 2, 3]), shipped, promised,
+                              delivered))
+    nxt = len(shipments) + 1
+
+    def ship(order: int, carrier: int, region: int, shipped: datetime | None,
+             promised: datetime, delivered: datetime | None) -> int:
+        nonlocal nxt
+        shipments.append((nxt, order, 1, carrier, region, shipped, promised, delivered))
+        nxt += 1
+        return nxt - 1
+
+    # Edges: 23:30 on the last Sunday (in), 00:30 on the next Monday (out), 00:30 on the first
+    # Monday (in), 23:30 the Sunday before (out); a shipment crossing the DST jump.
+    ship(401, 1, 1, local(BERLIN, 2026, 3, 28, 12), local(BERLIN, 2026, 3, 29, 12),
+         local(BERLIN, 2026, 3, 29, 23, 30))
+    ship(402, 1, 1, local(BERLIN, 2026, 3, 28, 12), local(BERLIN, 2026, 3, 29, 12),
+         local(BERLIN, 2026, 3, 30, 0, 30))
+    ship(403, 2, 2, local(BERLIN, 2026, 3, 21, 12), local(BERLIN, 2026, 3, 24, 12),
+         local(BERLIN, 2026, 3, 23, 0, 30))
+    ship(404, 2, 2, local(BERLIN, 2026, 3, 21, 12), local(BERLIN, 2026, 3, 21, 12),
+         local(BERLIN, 2026, 3, 22, 23, 30))
+    # Delta: only hand-placed rows. East: one delivery without shipped_at, no picking, no
+    # delay. North: two deliveries, delay reasons tied one each (alphabetically first wins),
+    # one delivered exactly at its promise (on time).
+    ship(405, 4, 3, None, local(BERLIN, 2026, 3, 25, 8), local(BERLIN, 2026, 3, 25, 9))
+    tie_a = ship(406, 4, 1, local(BERLIN, 2026, 3, 24, 8), local(BERLIN, 2026, 3, 26, 8),
+                 local(BERLIN, 2026, 3, 26, 8))
+    tie_b = ship(407, 4, 1, local(BERLIN, 2026, 3, 24, 8), local(BERLIN, 2026, 3, 26, 8),
+                 local(BERLIN, 2026, 3, 27, 8))
+    # A delay on an undelivered shipment of the same row does not count.
+    undelivered = ship(408, 4, 1, local(BERLIN, 2026, 3, 24, 8), local(BERLIN, 2026, 3, 26, 8),
+                       None)
+    delays = {s[0]: rng.choice(list(reasons)) for s in shipments[:800] if rng.random() < 0.3}
+    delays |= {tie_a: 1, tie_b: 2, undelivered: 4}
+    # picking: order, warehouse, started, completed
+    picking: list[tuple[int, int, datetime, datetime | None]] = []
+    for order in [*range(1, 401), 401, 402, 403, 406, 407]:
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            started = between(rng, local(BERLIN, 2026, 3, 15), local(BERLIN, 2026, 3, 29))
+            done = (started + timedelta(minutes=rng.randrange(5, 900))
+                    if rng.random() < 0.75 else None)
+            picking.append((order, rng.choice([1, 2]), started, done))
+    # The picking of order 401 crosses the jump: 01:30 CET to 03:30 CEST is one hour.
+    picking.append((401, 1, local(BERLIN, 2026, 3, 29, 1, 30), local(BERLIN, 2026, 3, 29, 3, 30)))
+
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        orders(conn, order_rows + [(i, "delivered", local(BERLIN, 2026, 3, 20))
+                                   for i in range(421, 425)])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(1, "W1", 1, 100), (2, "W2", 2, 100)])
+        insert(conn, "logistics.carriers", "id, name, sla_hours",
+               [(i, n, 48) for i, n in carriers.items()])
+        insert(conn, "logistics.delay_reasons", "id, code, label",
+               [(i, f"r{i}", n) for i, n in reasons.items()])
+        insert(conn, "logistics.shipments", "id, order_id, warehouse_id, carrier_id, region_id, "
+               "shipped_at, promised_at, delivered_at, shipping_cost",
+               [(*s, 4.5) for s in shipments])
+        insert(conn, "logistics.shipment_delays",
+               "shipment_id, reason_id, delay_hours, reported_at",
+               [(s, r, 5, "2026-03-25T00:00Z") for s, r in delays.items()])
+        insert(conn, "logistics.picking_tasks",
+               "order_id, warehouse_id, started_at, completed_at, items_picked",
+               [(*p, 1) for p in picking])
+
+    order_pick: dict[int, list[Fraction]] = defaultdict(list)
+    for order, _, started, done in picking:
+        if done is not None:
+            order_pick[order].append(hours(done - started))
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+    for s in shipments:
+        if s[7] is not None and start <= s[7] < end:
+            groups[(carriers[s[3]], regions[s[4]])].append(s)
+    expected = []
+    for (carrier, region), rows in groups.items():
+        picks = [p for s in rows if (p := mean(order_pick.get(s[1], []))) is not None]
+        trips = [hours(s[7] - s[5]) for s in rows if s[5] is not None]
+        late = sum(1 for s in rows if s[7] > s[6])
+        labels = Counter(reasons[delays[s[0]]] for s in rows if s[0] in delays)
+        top = min(labels, key=lambda label: (-labels[label], label)) if labels else ""
+        avg_pick, avg_trip = mean(picks), mean(trips)
+        expected.append({
+            "carrier": carrier, "region": region, "deliveries": Decimal(len(rows)),
+            "avg_picking_hours": None if avg_pick is None else rnd(avg_pick, 2),
+            "avg_delivery_hours": None if avg_trip is None else rnd(avg_trip, 2),
+            "late_deliveries": Decimal(late),
+            "late_share": rnd(Fraction(late, len(rows)), 4), "top_delay_reason": top})
+    expected.sort(key=lambda r: (-r["late_share"], -r["deliveries"], r["carrier"], r["region"]))
+    assert ("Delta", "East") in groups and ("Delta", "North") in groups
+
+    got = run(project, db, "logistics_sla", datetime(2026, 3, 30, 12, tzinfo=UTC), tmp_path)
+    text = {"carrier", "region", "top_delay_reason"}
+    actual = [{k: (v if k in text else num(v)) for k, v in row.items()} for row in got]
+    assert actual == expected
