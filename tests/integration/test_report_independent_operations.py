@@ -254,3 +254,113 @@ def test_logistics_sla(project, db: str, tmp_path: Path) -> None:  # type: ignor
     text = {"carrier", "region", "top_delay_reason"}
     actual = [{k: (v if k in text else num(v)) for k, v in row.items()} for row in got]
     assert actual == expected
+
+
+# ---------------------------------------------------------------- inventory_movements
+
+
+def test_inventory_movements(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The week 2026-10-19..10-26 in Warsaw, across the autumn DST change (a 169-hour week)."""
+    rng = random.Random(23)
+    start, end = local(WARSAW, 2026, 10, 19), local(WARSAW, 2026, 10, 26)
+    # Poznan has no storage location (no row); Lodz's only location has capacity 0. The
+    # warehouses' own capacity_units are not the storage capacity.
+    warehouses = {1: "Gdansk", 2: "Krakow", 3: "Lodz", 4: "Poznan"}
+    locations = {10: (1, 40), 11: (1, 60), 12: (1, 25), 20: (2, 80), 21: (2, 30), 30: (3, 0)}
+    skus = list(range(1, 41))
+    levels = {(sku, loc): rng.choice([0, 0, *range(1, 30)])
+              for sku in skus for loc in locations if rng.random() < 0.35}
+    kinds = ["sale"] * 5 + ["receipt", "return", "adjustment", "write_off"]
+    moves: list[tuple[int, int, str, int, datetime]] = []
+    for _ in range(900):
+        kind = rng.choice(kinds)
+        qty = {"sale": -rng.randrange(1, 4), "receipt": rng.randrange(1, 30),
+               "return": 1, "write_off": -rng.randrange(1, 3),
+               "adjustment": rng.choice([-2, -1, 1, 3])}[kind]
+        moves.append((rng.choice(skus), rng.choice(list(locations)), kind, qty,
+                      between(rng, local(WARSAW, 2026, 10, 12), local(WARSAW, 2026, 11, 2))))
+    moves += [
+        # SKU 41 sells exactly 5 at Krakow in the week, over two locations (a fast mover),
+        # the last unit at 23:30 on the last Sunday (after the clocks went back).
+        (41, 20, "sale", -3, local(WARSAW, 2026, 10, 20, 10)),
+        (41, 21, "sale", -1, local(WARSAW, 2026, 10, 19, 0, 30)),
+        (41, 21, "sale", -1, local(WARSAW, 2026, 10, 25, 23, 30)),
+        # SKU 42 sells 4 in the week at Krakow (not fast), more just outside it.
+        (42, 20, "sale", -4, local(WARSAW, 2026, 10, 21, 10)),
+        (42, 20, "sale", -9, local(WARSAW, 2026, 10, 26, 0, 30)),
+        (42, 20, "sale", -9, local(WARSAW, 2026, 10, 18, 23, 30)),
+        # A zero adjustment: a movement, neither in nor out.
+        (43, 30, "adjustment", 0, local(WARSAW, 2026, 10, 22, 10)),
+    ]
+    levels |= {(41, 20): 7, (42, 21): 3, (43, 30): 2, (44, 12): 0}
+    repl: list[tuple[int, int, bool, datetime, datetime, datetime | None]] = []
+    for i in range(1, 151):
+        created = between(rng, local(WARSAW, 2026, 10, 1), local(WARSAW, 2026, 11, 2))
+        expected_at = created + timedelta(hours=rng.randrange(24, 300))
+        r = rng.random()
+        received = (None if r < 0.2 else expected_at if r < 0.3
+                    else expected_at + timedelta(hours=rng.randrange(-72, 72)))
+        repl.append((i, rng.choice([1, 2, 3, 4]), rng.random() < 0.5, created, expected_at,
+                     received))
+    repl += [  # due in the week and not received; received late in the week, due before
+        (151, 3, True, local(WARSAW, 2026, 10, 1), local(WARSAW, 2026, 10, 25, 23, 30), None),
+        (152, 3, False, local(WARSAW, 2026, 10, 1), local(WARSAW, 2026, 10, 10),
+         local(WARSAW, 2026, 10, 19, 0, 30)),
+        (153, 3, False, local(WARSAW, 2026, 10, 25, 23, 30), local(WARSAW, 2026, 10, 28), None),
+    ]
+
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        insert(conn, "product.products", "id, seller_id, title", [(1, 1, "P")])
+        insert(conn, "product.skus", "id, product_id, code, unit_cost",
+               [(s, 1, f"S{s}", 1) for s in range(1, 45)])
+        insert(conn, "product.suppliers", "id, name, country_code", [(1, "Sup", "PL")])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(i, n, 4, 999) for i, n in warehouses.items()])
+        insert(conn, "inventory.storage_locations", "id, warehouse_id, code, capacity_units",
+               [(i, w, f"L{i}", c) for i, (w, c) in locations.items()])
+        insert(conn, "inventory.stock_levels", "sku_id, location_id, on_hand, updated_at",
+               [(s, loc, q, "2026-10-01T00:00Z") for (s, loc), q in levels.items()])
+        insert(conn, "inventory.stock_movements", "sku_id, location_id, kind, quantity, moved_at",
+               moves)
+        insert(conn, "inventory.replenishment_orders",
+               "id, supplier_id, warehouse_id, is_automatic, created_at, expected_at, received_at",
+               [(i, 1, *rest) for i, *rest in repl])
+
+    fast_units = 5
+    expected = []
+    for wid, name in sorted(warehouses.items(), key=lambda item: item[1]):
+        locs = {loc for loc, (w, _) in locations.items() if w == wid}
+        if not locs:
+            continue
+        week = [m for m in moves if m[1] in locs and start <= m[4] < end]
+        sold: Counter[int] = Counter()
+        for m in week:
+            if m[2] == "sale":
+                sold[m[0]] -= m[3]
+        mine = [r for r in repl if r[1] == wid]
+        late = [r for r in mine
+                if (start <= r[4] < end or (r[5] is not None and start <= r[5] < end))
+                and (r[5] is None or r[5] > r[4])]
+        stocked = {s for (s, loc), q in levels.items() if loc in locs and q > 0}
+        capacity = sum(locations[loc][1] for loc in locs)
+        on_hand = sum(q for (_, loc), q in levels.items() if loc in locs)
+        expected.append({
+            "warehouse": name,
+            "units_in": Decimal(sum(m[3] for m in week if m[3] > 0)),
+            "units_out": Decimal(-sum(m[3] for m in week if m[3] < 0)),
+            "movements": Decimal(len(week)),
+            "auto_replenishments": Decimal(sum(1 for r in mine if r[2] and start <= r[3] < end)),
+            "manual_replenishments": Decimal(sum(1 for r in mine
+                                                 if not r[2] and start <= r[3] < end)),
+            "late_receipts": Decimal(len(late)),
+            "fast_movers": Decimal(sum(1 for units in sold.values() if units >= fast_units)),
+            "slow_movers": Decimal(len(stocked - set(sold))),
+            "storage_utilisation": (None if capacity == 0
+                                    else rnd(Fraction(on_hand, capacity), 4))})
+    assert [r["warehouse"] for r in expected] == ["Gdansk", "Krakow", "Lodz"]
+
+    got = run(project, db, "inventory_movements", datetime(2026, 10, 26, 12, tzinfo=UTC),
+              tmp_path)
+    actual = [{k: (v if k == "warehouse" else num(v)) for k, v in row.items()} for row in got]
+    assert actual == expected
