@@ -364,3 +364,163 @@ def test_inventory_movements(project, db: str, tmp_path: Path) -> None:  # type:
               tmp_path)
     actual = [{k: (v if k == "warehouse" else num(v)) for k, v in row.items()} for row in got]
     assert actual == expected
+
+
+# ---------------------------------------------------------------- assortment
+
+CATEGORIES = {  # id: (parent, name); 5 has no SKU (no row), 6 has SKUs and no sales
+    1: (None, "Electronics"), 11: (1, "Phones"), 111: (11, "Cases"), 1111: (111, "Leather"),
+    12: (1, "Laptops"), 2: (None, "Fashion"), 21: (2, "Shoes"), 22: (2, "Bags"),
+    3: (None, "Garden"), 31: (3, "Tools"), 4: (None, "Toys"), 5: (None, "Books"),
+    6: (None, "Music"), 7: (None, "Sports")}
+
+
+def top_of(category: int) -> int:
+    while (parent := CATEGORIES[category][0]) is not None:
+        category = parent
+    return category
+
+
+def expected_assortment(start: datetime, end: datetime, products: dict[int, int | None],
+                        skus: dict[int, int | None], order_rows: list[tuple[int, str, datetime]],
+                        lines: list[tuple[int, int, int, int, Decimal, Decimal]],
+                        stockouts: list[tuple[int, datetime, datetime | None]],
+                        views: list[tuple[int, datetime]]) -> list[dict[str, Any]]:
+    """The description's figures over the inserted rows."""
+    def tree(sku: int) -> int | None:
+        product = skus[sku]
+        category = None if product is None else products[product]
+        return None if category is None else top_of(category)
+
+    placed = {i: at for i, status, at in order_rows
+              if status in PURCHASE_STATUSES and start <= at < end}
+    tops = sorted({t for s in skus if (t := tree(s)) is not None})
+    length = days(end - start)
+    rows = []
+    for top in tops:
+        tree_skus = {s for s in skus if tree(s) == top}
+        mine = [ln for ln in lines if ln[1] in placed and ln[2] in tree_skus]
+        revenue = sum((ln[4] * ln[3] - ln[5] for ln in mine), Decimal(0))
+        out_skus: set[int] = set()
+        overlap = Fraction(0)
+        for sku, began, ended in stockouts:
+            if sku in tree_skus and began < end and (ended is None or ended > start):
+                out_skus.add(sku)
+                overlap += days(min(end, ended or end) - max(start, began))
+        n_orders = len({ln[1] for ln in mine})
+        n_views = sum(1 for p, at in views if products.get(p) is not None
+                      and top_of(products[p]) == top and start <= at < end)  # type: ignore[arg-type]
+        rows.append({
+            "category": CATEGORIES[top][1], "revenue": revenue,
+            "units": Decimal(sum(ln[3] for ln in mine)), "orders": Decimal(n_orders),
+            "skus": Decimal(len(tree_skus)),
+            "out_of_stock_share": rnd(Fraction(len(out_skus), len(tree_skus)), 4),
+            "avg_days_in_stock": rnd(length - overlap / len(tree_skus), 1),
+            "product_views": Decimal(n_views),
+            "view_to_purchase": rnd(Fraction(n_orders, n_views), 4) if n_views else None})
+    average = sum((r["revenue"] for r in rows), Decimal(0)) / len(rows)
+    for r in rows:
+        rank = 1 + sum(1 for other in rows if other["revenue"] > r["revenue"])
+        r["verdict"] = ("leader" if rank <= 3
+                        else "dead zone" if r["revenue"] < Decimal("0.2") * average else "")
+    rows.sort(key=lambda r: (-r["revenue"], r["category"]))
+    return rows
+
+
+def load_assortment(db: str, products: dict[int, int | None], skus: dict[int, int | None],
+                    order_rows: list[tuple[int, str, datetime]],
+                    lines: list[tuple[int, int, int, int, Decimal, Decimal]],
+                    stockouts: list[tuple[int, datetime, datetime | None]],
+                    views: list[tuple[int, datetime]]) -> None:
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        insert(conn, "product.categories", "id, parent_id, name, slug",
+               [(i, p, n, n.lower()) for i, (p, n) in sorted(CATEGORIES.items(),
+                                                             key=lambda c: len(str(c[0])))])
+        insert(conn, "product.products", "id, category_id, seller_id, title, status",
+               [(p, c, 1, f"P{p}", "active" if p % 4 else "archived")
+                for p, c in products.items()])
+        insert(conn, "product.skus", "id, product_id, code, unit_cost",
+               [(s, p, f"S{s}", 1) for s, p in skus.items()])
+        orders(conn, order_rows)
+        insert(conn, "orders.order_items", "id, order_id, sku_id, quantity, unit_price, discount",
+               lines)
+        insert(conn, "inventory.stockouts", "sku_id, started_at, ended_at", stockouts)
+        insert(conn, "analytics.sessions", "id, started_at, device",
+               [(1, "2025-12-01T00:00Z", "desktop")])
+        insert(conn, "analytics.product_views", "id, session_id, product_id, viewed_at",
+               [(i, 1, p, at) for i, (p, at) in enumerate(views, 1)])
+
+
+def assortment_actual(got: list[dict[str, str]]) -> list[dict[str, Any]]:
+    return [{k: (v if k in ("category", "verdict") else num(v)) for k, v in row.items()}
+            for row in got]
+
+
+def test_assortment(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Q1 2026 in Berlin: 90 local days, 89 23/24 elapsed days (the spring DST change)."""
+    rng = random.Random(37)
+    start, end = local(BERLIN, 2026, 1, 1), local(BERLIN, 2026, 4, 1)
+    leafy = [c for c in CATEGORIES if c != 5]
+    products: dict[int, int | None] = {p: (None if p % 13 == 0 else rng.choice(leafy))
+                                       for p in range(1, 71)}
+    products[71] = 5  # a product in Books without SKUs
+    skus: dict[int, int | None] = {}
+    for p in range(1, 71):
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            skus[len(skus) + 1] = p
+    for _ in range(4):  # orphan SKUs: sold, but in no row
+        skus[len(skus) + 1] = None
+    music = {s for s, p in skus.items() if p is not None and products[p] == 6}
+    sellable = [s for s in skus if s not in music]
+    order_rows = [(i, rng.choice(ORDER_STATUSES),
+                   between(rng, local(BERLIN, 2025, 12, 20), local(BERLIN, 2026, 4, 10)))
+                  for i in range(1, 701)]
+    order_rows += [(701, "paid", local(BERLIN, 2026, 3, 31, 23, 30)),
+                   (702, "paid", local(BERLIN, 2026, 4, 1, 0, 30)),
+                   (703, "delivered", local(BERLIN, 2026, 1, 1, 0, 30)),
+                   (704, "delivered", local(BERLIN, 2025, 12, 31, 23, 30))]
+    lines: list[tuple[int, int, int, int, Decimal, Decimal]] = []
+    for order, _, _ in order_rows:
+        for _ in range(rng.choice([0, 1, 1, 2, 3, 4])):
+            price = Decimal(rng.randrange(500, 20000)) / 100
+            discount = Decimal(rng.choice([0, 0, 0, rng.randrange(1, 400)])) / 100
+            lines.append((len(lines) + 1, order, rng.choice(sellable), rng.randrange(1, 4),
+                          price, discount))
+    stockouts: list[tuple[int, datetime, datetime | None]] = []
+    for _ in range(90):
+        began = between(rng, local(BERLIN, 2025, 11, 1), local(BERLIN, 2026, 4, 15))
+        ended = (None if rng.random() < 0.2
+                 else began + timedelta(minutes=rng.randrange(60, 40 * 1440)))
+        stockouts.append((rng.choice(list(skus)), began, ended))
+    first_sku = next(iter(skus))
+    stockouts += [(first_sku, local(BERLIN, 2025, 12, 1), start),   # ends as Q1 starts: no
+                  (first_sku, end, None)]                           # starts as Q1 ends: no
+    viewable = [p for p in range(1, 71) if products[p] not in (4, 6)]  # Toys, Music: no views
+    views = [(rng.choice(viewable), between(rng, local(BERLIN, 2025, 12, 20),
+                                            local(BERLIN, 2026, 4, 10))) for _ in range(1500)]
+    views += [(viewable[0], local(BERLIN, 2026, 3, 31, 23, 30)),
+              (viewable[0], local(BERLIN, 2026, 4, 1, 0, 30))]
+    load_assortment(db, products, skus, order_rows, lines, stockouts, views)
+
+    expected = expected_assortment(start, end, products, skus, order_rows, lines, stockouts,
+                                   views)
+    assert {r["category"] for r in expected} == {"Electronics", "Fashion", "Garden", "Toys",
+                                                 "Music", "Sports"}
+    got = run(project, db, "assortment", datetime(2026, 4, 2, 12, tzinfo=UTC), tmp_path)
+    assert assortment_actual(got) == expected
+
+
+def test_assortment_rank_ties(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Revenue 100, 90, 80, 80, 10, 0: four leaders (rank 3 shared), two dead zones."""
+    start, end = local(BERLIN, 2026, 1, 1), local(BERLIN, 2026, 4, 1)
+    revenue = {1: 100, 2: 90, 3: 80, 4: 80, 6: 10, 7: 0}
+    products: dict[int, int | None] = {c: c for c in revenue}
+    skus: dict[int, int | None] = {c: c for c in revenue}
+    order_rows = [(c, "paid", local(BERLIN, 2026, 2, 1)) for c in revenue]
+    lines = [(c, c, c, 1, Decimal(r), Decimal(0)) for c, r in revenue.items()]
+    load_assortment(db, products, skus, order_rows, lines, [], [])
+    expected = expected_assortment(start, end, products, skus, order_rows, lines, [], [])
+    assert [r["verdict"] for r in expected] == ["leader"] * 4 + ["dead zone"] * 2
+    got = run(project, db, "assortment", datetime(2026, 4, 2, 12, tzinfo=UTC), tmp_path)
+    assert assortment_actual(got) == expected
