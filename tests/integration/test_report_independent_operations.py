@@ -524,3 +524,130 @@ def test_assortment_rank_ties(project, db: str, tmp_path: Path) -> None:  # type
     assert [r["verdict"] for r in expected] == ["leader"] * 4 + ["dead zone"] * 2
     got = run(project, db, "assortment", datetime(2026, 4, 2, 12, tzinfo=UTC), tmp_path)
     assert assortment_actual(got) == expected
+
+
+# ---------------------------------------------------------------- problem_products
+
+
+def test_problem_products(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The week 2026-10-19..10-26 in Berlin (autumn DST change); more than `top` rows."""
+    rng = random.Random(41)
+    start, end = local(BERLIN, 2026, 10, 19), local(BERLIN, 2026, 10, 26)
+    lo, hi = local(BERLIN, 2026, 10, 15), local(BERLIN, 2026, 10, 30)
+    product_ids = range(1, 131)
+    skus: dict[int, int] = {}
+    for p in product_ids:
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            skus[len(skus) + 1] = p
+    suppliers = {1: "Acme", 2: "Borealis", 3: "Cobalt", 4: "Dunmore"}
+    links: dict[tuple[int, int], bool] = {}  # (sku, supplier) -> is_primary
+    for s in skus:
+        for sup in rng.sample(list(suppliers), rng.choice([0, 1, 1, 2])):
+            links[(s, sup)] = rng.random() < 0.6
+    order_rows = [(i, rng.choice(ORDER_STATUSES), between(rng, local(BERLIN, 2026, 10, 1), hi))
+                  for i in range(1, 401)]
+    lines: list[tuple[int, int, int]] = []  # id, order, sku
+    for order in range(1, 401):
+        for s in rng.sample(list(skus), rng.choice([1, 1, 2, 3])):
+            lines.append((len(lines) + 1, order, s))
+    by_order: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for ln in lines:
+        by_order[ln[1]].append(ln)
+    returns = []  # id, order, requested
+    return_items = []  # return, order_item
+    for r in range(1, 121):
+        order = rng.randrange(1, 401)
+        at = between(rng, lo, hi)
+        returns.append((r, order, at))
+        for ln in rng.sample(by_order[order], rng.randrange(1, len(by_order[order]) + 1)):
+            return_items.append((r, ln[0]))
+    # A return at 23:30 on the last Sunday (after the clocks went back: in), one at 00:30
+    # the next Monday (out); both of an order with several lines, all returned.
+    multi = next(o for o, ls in by_order.items() if len(ls) >= 2)
+    for r, at in ((121, local(BERLIN, 2026, 10, 25, 23, 30)),
+                  (122, local(BERLIN, 2026, 10, 26, 0, 30))):
+        returns.append((r, multi, at))
+        return_items += [(r, ln[0]) for ln in by_order[multi]]
+    tickets = [(t, rng.choice([*product_ids, None]), between(rng, lo, hi))
+               for t in range(1, 201)]
+    reviews = [(rng.choice(list(product_ids)), rng.randrange(1, 6), between(rng, lo, hi))
+               for _ in range(300)]
+    shipments = []  # id, order, promised, delivered
+    for sid in range(1, 401):
+        order = rng.randrange(1, 401)
+        delivered = between(rng, lo, hi) if rng.random() < 0.85 else None
+        anchor = delivered or between(rng, lo, hi)
+        promised = anchor + timedelta(minutes=rng.choice([0, rng.randrange(-3000, 3000)]))
+        shipments.append((sid, order, promised, delivered))
+
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        insert(conn, "product.products", "id, seller_id, title",
+               [(p, 1, f"Product {p}") for p in product_ids])
+        insert(conn, "product.skus", "id, product_id, code, unit_cost",
+               [(s, p, f"S{s}", 1) for s, p in skus.items()])
+        insert(conn, "product.suppliers", "id, name, country_code",
+               [(i, n, "DE") for i, n in suppliers.items()])
+        insert(conn, "product.product_suppliers", "sku_id, supplier_id, unit_cost, is_primary",
+               [(s, sup, 1, primary) for (s, sup), primary in links.items()])
+        orders(conn, order_rows)
+        insert(conn, "orders.order_items", "id, order_id, sku_id, quantity, unit_price",
+               [(*ln, 1, 10) for ln in lines])
+        insert(conn, "ref.return_reasons", "id, code, label", [(1, "x", "X")])
+        insert(conn, "orders.returns", "id, order_id, account_id, reason_id, requested_at, status",
+               [(r, o, 1 + o % 30, 1, at, "requested") for r, o, at in returns])
+        insert(conn, "orders.return_items", "return_id, order_item_id, quantity, refund_amount",
+               [(*ri, 1, 10) for ri in return_items])
+        insert(conn, "support.topics", "id, code, label", [(1, "product", "Product")])
+        insert(conn, "support.sla_policies",
+               "id, priority, first_response_minutes, resolution_minutes", [(1, "normal", 60, 600)])
+        insert(conn, "support.tickets",
+               "id, product_id, topic_id, sla_policy_id, channel, status, created_at",
+               [(t, p, 1, 1, "email", "open", at) for t, p, at in tickets])
+        insert(conn, "product.reviews", "product_id, account_id, rating, created_at",
+               [(p, 1, rating, at) for p, rating, at in reviews])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(1, "W", 1, 1)])
+        insert(conn, "logistics.carriers", "id, name, sla_hours", [(1, "C", 48)])
+        insert(conn, "logistics.shipments", "id, order_id, warehouse_id, carrier_id, region_id, "
+               "promised_at, delivered_at, shipping_cost",
+               [(sid, o, 1, 1, 1, pr, dl, 1) for sid, o, pr, dl in shipments])
+
+    def in_week(at: datetime | None) -> bool:
+        return at is not None and start <= at < end
+
+    line_sku = {ln[0]: ln[2] for ln in lines}
+    order_products = {o: {skus[ln[2]] for ln in ls} for o, ls in by_order.items()}
+    week_returns = {r for r, _, at in returns if in_week(at)}
+    return_products: dict[int, set[int]] = defaultdict(set)
+    for r, item in return_items:
+        if r in week_returns:
+            return_products[skus[line_sku[item]]].add(r)
+    late: dict[int, set[int]] = defaultdict(set)
+    for sid, o, promised, delivered in shipments:
+        if delivered is not None and in_week(delivered) and delivered > promised:
+            for p in order_products.get(o, set()):
+                late[p].add(sid)
+    expected = []
+    for p in product_ids:
+        n_returns = len(return_products[p])
+        complaints = sum(1 for _, tp, at in tickets if tp == p and in_week(at))
+        bad = sum(1 for rp, rating, at in reviews if rp == p and rating <= 2 and in_week(at))
+        score = 3 * n_returns + 2 * complaints + 2 * bad + len(late[p])
+        supplier = ""
+        for s in sorted(s for s, sp in skus.items() if sp == p):
+            primary = sorted(sup for (ls, sup), is_p in links.items() if ls == s and is_p)
+            if primary:
+                supplier = suppliers[primary[0]]
+                break
+        if score > 0:
+            expected.append({"product_id": str(p), "title": f"Product {p}", "supplier": supplier,
+                             "returns": str(n_returns), "complaints": str(complaints),
+                             "bad_reviews": str(bad), "late_deliveries": str(len(late[p])),
+                             "score": str(score)})
+    expected.sort(key=lambda r: (-int(r["score"]), int(r["product_id"])))
+    assert len(expected) > 50 and expected[49]["score"] == expected[50]["score"]
+    assert any(r["supplier"] == "" for r in expected[:50])
+
+    got = run(project, db, "problem_products", datetime(2026, 10, 26, 12, tzinfo=UTC), tmp_path)
+    assert got == expected[:50]
