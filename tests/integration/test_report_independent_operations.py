@@ -651,3 +651,104 @@ def test_problem_products(project, db: str, tmp_path: Path) -> None:  # type: ig
 
     got = run(project, db, "problem_products", datetime(2026, 10, 26, 12, tzinfo=UTC), tmp_path)
     assert got == expected[:50]
+
+
+# ---------------------------------------------------------------- data_quality
+
+
+def test_data_quality(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The day 2026-03-29 in Berlin: 23 hours (the spring DST change)."""
+    rng = random.Random(53)
+    start, end = local(BERLIN, 2026, 3, 29), local(BERLIN, 2026, 3, 30)
+    names = ["Audio", "Books", "Cameras", "Decor", "Games", "Kitchen", "Lamps", "Office"]
+    categories: dict[int, tuple[int | None, str, str, bool]] = {}  # id: parent, name, slug, active
+    for i in range(1, 41):
+        parent = rng.choice([None, *range(1, i)]) if i > 1 else None
+        name = rng.choice(names) + ("" if rng.random() < 0.3 else f" {i}")
+        categories[i] = (parent, name, "" if rng.random() < 0.1 else f"c{i}", rng.random() < 0.8)
+    categories |= {41: (None, "Sale", "sale", True), 42: (None, "Sale", "sale2", True),
+                   43: (41, "Sale", "s", True), 44: (2, "Zinc", "z1", True),
+                   45: (2, "Zinc", "z2", True), 46: (2, "Zinc", "", True)}
+    statuses = ["active"] * 8 + ["archived", "draft", "Active", "deleted", "active "]
+    products: dict[int, tuple[int | None, int | None, str | None, str]] = {}
+    for p in range(1, 161):
+        products[p] = (rng.choice([None, *categories]) if rng.random() < 0.1
+                       else rng.choice(list(categories)),
+                       None if rng.random() < 0.1 else 1,
+                       rng.choice([None, "", "Nice."]) if rng.random() < 0.2 else "Text.",
+                       rng.choice(statuses))
+    images = [p for p in products if rng.random() < 0.6]
+    attributes = {1: True, 2: True, 3: False}
+    values = [(p, a) for p in products for a in attributes if rng.random() < 0.85]
+    skus = {s: (None if rng.random() < 0.1 else rng.choice(list(products))) for s in range(1, 121)}
+    valid = ["paid", "shipped", "delivered", "returned", "pending", "cancelled"]
+    order_rows = [(i, rng.choice(valid * 4 + ["shiped", "Paid", "paid ", "lost"]),
+                   between(rng, local(BERLIN, 2026, 3, 28), local(BERLIN, 2026, 3, 31)))
+                  for i in range(1, 301)]
+    order_rows += [(301, "paid", local(BERLIN, 2026, 3, 29, 23, 30)),
+                   (302, "paid", local(BERLIN, 2026, 3, 30, 0, 30)),
+                   (303, "paid", local(BERLIN, 2026, 3, 29, 0, 30)),
+                   (304, "paid", local(BERLIN, 2026, 3, 28, 23, 30))]
+    addresses: dict[int, int | None] = {i: (None if rng.random() < 0.3 else 1)
+                                        for i, _, _ in order_rows}
+    addresses |= {301: None, 302: None, 303: None, 304: None}
+
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        insert(conn, "users.addresses", "id, account_id, region_id, line1, city, postal_code",
+               [(1, 1, 1, "Street 1", "Berlin", "10115")])
+        insert(conn, "product.brands", "id, name", [(1, "Brand")])
+        insert(conn, "product.categories", "id, parent_id, name, slug, is_active",
+               [(i, *c) for i, c in categories.items()])
+        insert(conn, "product.products",
+               "id, category_id, brand_id, description, status, seller_id, title",
+               [(p, *v, 1, f"P{p}") for p, v in products.items()])
+        insert(conn, "product.images", "product_id, url", [(p, f"u{p}") for p in images])
+        insert(conn, "product.attributes", "id, name, is_required",
+               [(a, f"a{a}", r) for a, r in attributes.items()])
+        insert(conn, "product.product_attribute_values", "product_id, attribute_id, value",
+               [(*v, "x") for v in values])
+        insert(conn, "product.skus", "id, product_id, code, unit_cost",
+               [(s, p, f"SKU-{s:04d}", 1) for s, p in skus.items()])
+        insert(conn, "ref.order_statuses", "code, label", [(c, c.title()) for c in valid])
+        orders(conn, order_rows, addresses)
+
+    def check(keys: list[str]) -> dict[str, str]:
+        return {"failing": str(len(keys)), "examples": ", ".join(keys)[:200]}
+
+    pairs = Counter((parent, name) for parent, name, _, _ in categories.values())
+    inactive = {i for i, c in categories.items() if not c[3]}
+    by_id = sorted(products)
+    with_values = set(values)
+    # (parent_id, name) pairs are the failing records; examples: their names, ascending.
+    dup_names = sorted(name for (_, name), n in pairs.items() if n > 1)
+    results = {
+        "duplicate category names under one parent": check(dup_names),
+        "categories with an empty slug": check([str(i) for i in sorted(categories)
+                                                if categories[i][2] == ""]),
+        "active products in inactive categories": check(
+            [str(p) for p in by_id if products[p][3] == "active" and products[p][0] in inactive]),
+        "products without images": check([str(p) for p in by_id if p not in images]),
+        "products without category, brand or description": check(
+            [str(p) for p in by_id if None in products[p][:3]]),
+        "products missing a required attribute": check(
+            [str(p) for p in by_id
+             if any(req and (p, a) not in with_values for a, req in attributes.items())]),
+        "SKUs not linked to a product": check([f"SKU-{s:04d}" for s in sorted(skus)
+                                               if skus[s] is None]),
+        "products with an invalid status": check(
+            [f"{p}={products[p][3]}" for p in by_id
+             if products[p][3] not in ("active", "archived", "draft")]),
+        "orders with a status not in ref.order_statuses": check(
+            [f"{i}={status}" for i, status, _ in sorted(order_rows) if status not in valid]),
+        "orders placed in the period without an address": check(
+            [str(i) for i, _, at in sorted(order_rows)
+             if addresses[i] is None and start <= at < end]),
+    }
+    expected = [{"check_name": name, **r} for name, r in results.items()]
+    expected.sort(key=lambda r: (-int(r["failing"]), r["check_name"]))
+    assert dup_names == ["Sale", "Zinc"] or len(dup_names) > 2
+    assert any(len(r["examples"]) == 200 for r in expected)
+
+    got = run(project, db, "data_quality", datetime(2026, 3, 30, 12, tzinfo=UTC), tmp_path)
+    assert got == expected
