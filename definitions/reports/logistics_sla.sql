@@ -2,10 +2,14 @@
 -- share and the most frequent delay reason.
 with shipped as (
     select d.shipment_id, d.carrier_id, d.region_id, d.delivery_hours, d.is_late,
-           (select avg(extract(epoch from pt.completed_at - pt.started_at) / 3600.0)
-            from logistics.picking_tasks pt
-            where pt.order_id = d.order_id and pt.completed_at is not null) as picking_hours
+           pk.picking_hours
     from deliveries d
+    left join (select pt.order_id,
+                      avg(extract(epoch from pt.completed_at - pt.started_at) / 3600.0)
+                          as picking_hours
+               from logistics.picking_tasks pt
+               where pt.completed_at is not null
+               group by pt.order_id) pk on pk.order_id = d.order_id
     where d.delivered_at >= :period_start and d.delivered_at < :period_end
 ),
 reasons as (

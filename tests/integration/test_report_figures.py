@@ -598,3 +598,22 @@ def test_user_growth_cancelled_orders_make_no_buyer(  # type: ignore[no-untyped-
            for r in rows}
     assert got == {("North", "Organic"): ("1", "0"), ("South", "Social"): ("0", "0"),
                    ("North", "Social"): ("0", "0")}
+
+
+def test_pnl_monthly_follows_the_berlin_calendar(  # type: ignore[no-untyped-def]
+        project, market: str, tmp_path: Path) -> None:
+    with connect(market, autocommit=True) as conn:
+        conn.execute(b"""
+        insert into marketing.ad_channels values (1, 'search');
+        insert into marketing.campaigns values (1, 'C', 1, '2026-10-01', '2026-12-31', 1000);
+        insert into marketing.ad_spend values (1, '2026-10-31', 50, 1, 1), (1, '2026-11-01', 7, 1, 1),
+          (1, '2026-11-30', 3, 1, 1), (1, '2026-12-01', 100, 1, 1);
+        insert into orders.orders (id, account_id, region_id, status, placed_at, subtotal, total) values
+          (1, 1, 1, 'delivered', '2026-11-01 00:30+01', 10, 10),   -- 31 Oct 23:30 UTC: November
+          (2, 1, 1, 'delivered', '2026-11-30 23:30+01', 20, 20),   -- November's last half hour
+          (3, 1, 1, 'delivered', '2026-12-01 00:30+01', 40, 40);   -- December
+        insert into orders.order_items (order_id, sku_id, quantity, unit_price) values
+          (1, 1, 1, 10), (2, 1, 1, 20), (3, 1, 1, 40);
+        """)
+    [row] = _run(project, market, "pnl_monthly", datetime(2026, 12, 1, 12, tzinfo=UTC), tmp_path)
+    assert (row["revenue"], row["ad_spend"]) == ("30.00", "10.00")   # 1 and 30 November
