@@ -776,3 +776,59 @@ def test_data_quality_clean(project, db: str, tmp_path: Path) -> None:  # type: 
     assert clean_rows(project, db, tmp_path) == [
         {"check_name": name, "failing": "0", "examples": ""} for name in sorted(CHECKS)]
 
+
+
+# ---------------------------------------------------------------- rounding at exact halves
+
+
+def test_logistics_sla_rounds_half_away(project, db: str,  # type: ignore[no-untyped-def]
+                                        tmp_path: Path) -> None:
+    """1 late of 32 is 0.03125 -> 0.0313; means of 1.005 h and 2.005 h -> 1.01 and 2.01
+    (half away from zero, not to even, and not a float just below the half)."""
+    day = local(BERLIN, 2026, 3, 25, 10)
+    rows = [(i, 1, day - timedelta(hours=1), day + timedelta(minutes=-1 if i == 1 else 1), day)
+            for i in range(1, 33)]
+    rows += [(33, 2, day - timedelta(hours=1), day, day),
+             (34, 2, day - timedelta(hours=1, seconds=36), day, day)]
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        orders(conn, [(i, "delivered", local(BERLIN, 2026, 3, 20)) for i in range(1, 35)])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(1, "W", 1, 1)])
+        insert(conn, "logistics.carriers", "id, name, sla_hours", [(1, "Alpha", 1),
+                                                                   (2, "Bravo", 1)])
+        insert(conn, "logistics.shipments", "id, order_id, warehouse_id, carrier_id, region_id, "
+               "shipped_at, promised_at, delivered_at, shipping_cost",
+               [(i, i, 1, c, 1, shipped, promised, delivered, 1)
+                for i, c, shipped, promised, delivered in rows])
+        insert(conn, "logistics.picking_tasks",
+               "order_id, warehouse_id, started_at, completed_at, items_picked",
+               [(33, 1, day, day + timedelta(hours=2), 1),
+                (34, 1, day, day + timedelta(hours=2, seconds=36), 1)])
+    got = run(project, db, "logistics_sla", datetime(2026, 3, 30, 12, tzinfo=UTC), tmp_path)
+    assert [(r["carrier"], num(r["late_share"]), num(r["avg_delivery_hours"]),
+             num(r["avg_picking_hours"])) for r in got] == [
+        ("Alpha", Decimal("0.0313"), Decimal("1.00"), None),
+        ("Bravo", Decimal("0.0000"), Decimal("1.01"), Decimal("2.01"))]
+
+
+def test_inventory_movements_rounds_half_away(project, db: str,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
+    """1 unit on hand in 32 units of capacity is 0.03125 -> 0.0313; a warehouse without
+    movements shows 0 in every count."""
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        insert(conn, "product.products", "id, seller_id, title", [(1, 1, "P")])
+        insert(conn, "product.skus", "id, product_id, code, unit_cost", [(1, 1, "S1", 1)])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(1, "Gdansk", 4, 5)])
+        insert(conn, "inventory.storage_locations", "id, warehouse_id, code, capacity_units",
+               [(1, 1, "A", 16), (2, 1, "B", 16)])
+        insert(conn, "inventory.stock_levels", "sku_id, location_id, on_hand, updated_at",
+               [(1, 1, 1, "2026-10-01T00:00Z"), (1, 2, 0, "2026-10-01T00:00Z")])
+    [row] = run(project, db, "inventory_movements", datetime(2026, 10, 26, 12, tzinfo=UTC),
+                tmp_path)
+    assert {k: (v if k == "warehouse" else num(v)) for k, v in row.items()} == {
+        "warehouse": "Gdansk", "units_in": 0, "units_out": 0, "movements": 0,
+        "auto_replenishments": 0, "manual_replenishments": 0, "late_receipts": 0,
+        "fast_movers": 0, "slow_movers": 1, "storage_utilisation": Decimal("0.0313")}
