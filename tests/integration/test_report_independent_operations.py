@@ -852,3 +852,33 @@ def test_assortment_rounds_half_away(project, db: str, tmp_path: Path) -> None: 
         "category": "Electronics", "revenue": 0, "units": 0, "orders": 0, "skus": 32,
         "out_of_stock_share": Decimal("0.0313"), "avg_days_in_stock": Decimal("89.9"),
         "product_views": 0, "view_to_purchase": None, "verdict": "leader"}]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "logistics_sla avg_delivery_hours and avg_picking_hours: the exact mean 1.005 h "
+    "(80 min, 80 min, 1254 s) comes out 1.00, not 1.01 as 'rounded to 2 decimals, half away "
+    "from zero' says: the report seems to average hours already divided into repeating "
+    "decimals (1.3333..., 0.34833...), so the sum lands just below the half; averaging "
+    "seconds and dividing by 3600 once would be exact"))
+def test_logistics_sla_exact_half_of_repeating_hours(project, db: str,  # type: ignore[no-untyped-def]
+                                                     tmp_path: Path) -> None:
+    """Trips of 1 h 20 min, 1 h 20 min and 20 min 54 s: each a repeating decimal in hours,
+    their mean exactly 1.005 h -> 1.01 (as for the picking of the same three orders)."""
+    day = local(BERLIN, 2026, 3, 25, 10)
+    trips = [timedelta(minutes=80), timedelta(minutes=80), timedelta(seconds=1254)]
+    with connect(db, autocommit=True) as conn:
+        base(conn)
+        orders(conn, [(i, "delivered", local(BERLIN, 2026, 3, 20)) for i in range(1, 4)])
+        insert(conn, "logistics.warehouses", "id, name, region_id, capacity_units",
+               [(1, "W", 1, 1)])
+        insert(conn, "logistics.carriers", "id, name, sla_hours", [(1, "Alpha", 1)])
+        insert(conn, "logistics.shipments", "id, order_id, warehouse_id, carrier_id, region_id, "
+               "shipped_at, promised_at, delivered_at, shipping_cost",
+               [(i, i, 1, 1, 1, day - trip, day, day, 1) for i, trip in enumerate(trips, 1)])
+        insert(conn, "logistics.picking_tasks",
+               "order_id, warehouse_id, started_at, completed_at, items_picked",
+               [(i, 1, day - trip, day, 1) for i, trip in enumerate(trips, 1)])
+    assert rnd(mean([hours(t) for t in trips]), 2) == Decimal("1.01")  # type: ignore[arg-type]
+    [row] = run(project, db, "logistics_sla", datetime(2026, 3, 30, 12, tzinfo=UTC), tmp_path)
+    assert (num(row["avg_delivery_hours"]), num(row["avg_picking_hours"])) == (
+        Decimal("1.01"), Decimal("1.01"))
