@@ -119,7 +119,10 @@ def check(actual: list[dict[str, str]], expected: list[dict[str, Any]]) -> None:
 
 
 def local(zone: ZoneInfo, *parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=zone, fold=fold)  # type: ignore[misc]
+    """A local wall-clock time as a UTC instant: Python adds and compares datetimes sharing
+    one tzinfo by wall clock, so every computation here runs in UTC."""
+    wall = datetime(*parts, tzinfo=zone, fold=fold)  # type: ignore[misc]
+    return wall.astimezone(UTC)
 
 
 STEPS = ["visit", "product_view", "add_to_cart", "checkout", "payment", "purchase"]
@@ -219,4 +222,205 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
     assert {"control", "treatment", "no_views"} <= set(visits)
     rows = declared_rows(project, market, "funnel_conversion",
                          datetime(2026, 10, 26, 5, 0, tzinfo=UTC), tmp_path)
+    check(rows, expected)
+
+
+def sessions_with_steps(conn: Connection, rng: random.Random, first_id: int, count: int,
+                        at: datetime, accounts_of: Sequence[int | None]) -> dict[int, bool]:
+    """`count` sessions from `first_id`; True for those with a 'purchase' funnel event."""
+    converted = {}
+    rows, events = [], []
+    for sid in range(first_id, first_id + count):
+        rows.append((sid, rng.choice(accounts_of), at, "web"))
+        converted[sid] = rng.random() < 0.3
+        events.append((sid, "visit", at))
+        if converted[sid]:
+            # At any time: some purchase events fall weeks later.
+            events.append((sid, "purchase", at + timedelta(days=rng.choice([0, 20]))))
+        elif rng.random() < 0.5:
+            events.append((sid, "payment", at))
+    put(conn, "analytics.sessions", ["id", "account_id", "started_at", "device"], rows)
+    put(conn, "analytics.funnel_events", ["session_id", "step", "occurred_at"], events)
+    return converted
+
+
+# --- search_quality: Amsterdam, the week of 23-29 Mar 2026 (DST starts on the Sunday) ------
+
+def test_search_quality(project: Project, market: str, tmp_path: Path) -> None:
+    rng = random.Random(202)
+    start = local(AMSTERDAM, 2026, 3, 23)
+    end = local(AMSTERDAM, 2026, 3, 30)
+    words = [f"q{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(140)]
+    searches: list[tuple[int, int, str, int, datetime]] = []
+    results: list[tuple[int, int, int, bool]] = []
+    with connect(market, autocommit=True) as conn:
+        products(conn, range(1, 11))
+        converted = sessions_with_steps(conn, rng, 1, 300, start, [None])
+        search_id = 0
+
+        def search(session: int, text: str, count: int, at: datetime,
+                   clicks: Sequence[bool] | None = None) -> None:
+            nonlocal search_id
+            search_id += 1
+            searches.append((search_id, session, text, count, at))
+            shown = clicks if clicks is not None else [
+                rng.random() < 0.15 for _ in range(min(count, rng.randrange(0, 4)))]
+            for pos, clicked in enumerate(shown, start=1):
+                results.append((search_id, pos, rng.randrange(1, 11), clicked))
+
+        for i, word in enumerate(words):
+            # Counts tie in runs of three, so the cut at `top` falls inside a tie.
+            for _ in range(max(1, 40 - i // 3)):
+                at = start + timedelta(seconds=rng.randrange(-86400, 8 * 86400))
+                text = rng.choice([word, word, word.upper(), word.capitalize()])
+                count = 0 if rng.random() < (0.9 if i % 17 == 0 else 0.1) else rng.randrange(1, 50)
+                search(rng.randrange(1, 301), text, count, at)
+        # Hand-placed: boundaries (both sides of each end), a leading space kept as it is,
+        # results shown but never clicked, several clicks on one search.
+        for at in [local(AMSTERDAM, 2026, 3, 22, 23, 30), local(AMSTERDAM, 2026, 3, 23, 0, 30),
+                   local(AMSTERDAM, 2026, 3, 29, 23, 30), local(AMSTERDAM, 2026, 3, 30, 0, 30),
+                   start, end, local(AMSTERDAM, 2026, 3, 29, 3, 30)]:
+            search(1, "Boundary", 3, at, [True, True, False])
+        search(2, " boundary", 0, start + timedelta(days=2), [])
+        search(3, "boundary ", 5, start + timedelta(days=2), [False, False])
+        put(conn, "analytics.searches",
+            ["id", "session_id", "query", "results_count", "searched_at"], searches)
+        put(conn, "analytics.search_results",
+            ["search_id", "position", "product_id", "clicked"], results)
+
+    clicked = {s for s, _, _, c in results if c}
+    week = [s for s in searches if start <= s[4] < end]
+    by_query: dict[str, list[tuple[int, int, str, int, datetime]]] = defaultdict(list)
+    for s in week:
+        by_query[s[2].lower()].append(s)
+    ranked = sorted(by_query.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:100]
+    expected = [{
+        "query": q, "searches": len(ss),
+        "zero_result_share": share(sum(1 for s in ss if s[3] == 0), len(ss)),
+        "click_through": share(sum(1 for s in ss if s[0] in clicked), len(ss)),
+        "search_to_purchase": share(sum(1 for s in ss if converted[s[1]]), len(ss)),
+        "share_of_searches": share(len(ss), len(week))} for q, ss in ranked]
+    assert len(by_query) > 100
+    rows = declared_rows(project, market, "search_quality",
+                         datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
+    check(rows, expected)
+
+
+# --- content_marketing: Paris, October 2026 (DST ends on the 25th) -------------------------
+
+def test_content_marketing(project: Project, market: str, tmp_path: Path) -> None:
+    rng = random.Random(303)
+    start = local(PARIS, 2026, 10, 1)
+    end = local(PARIS, 2026, 11, 1)
+    authors = {1: "ada", 2: "bert", 3: "chloe"}
+    topics = {1: "gardening", 2: "kitchen", 3: "travel", 4: "unused"}
+    article_author = {a: rng.choice(list(authors)) for a in range(1, 21)}
+    article_topics: dict[int, list[int]] = {
+        a: rng.sample([1, 2, 3], rng.choice([0, 1, 1, 2])) for a in article_author}
+    article_topics[1] = [1, 2]  # several topics: counts in each
+    article_topics[2] = []      # no topic: counts nowhere
+    session_account: dict[int, int | None] = {
+        s: rng.choice([None, *range(1, 31)]) for s in range(1, 201)}
+    views: list[tuple[int, int, int, datetime, int]] = []
+    clicks: list[tuple[int, int, datetime]] = []
+    orders: list[tuple[int, int, str, datetime, Decimal]] = []
+    items: list[tuple[int, int, int, Decimal, Decimal]] = []  # order, sku, qty, price, discount
+    for vid in range(1, 1201):
+        at = start + timedelta(seconds=rng.randrange(-3 * 86400, 34 * 86400))
+        views.append((vid, rng.randrange(1, 21), rng.randrange(1, 201), at, rng.randrange(0, 600)))
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            clicks.append((vid, at + timedelta(seconds=rng.randrange(0, 3 * 86400))))
+    statuses = ["paid", "shipped", "delivered", "returned", "pending", "cancelled", "shiped"]
+    for oid in range(1, 801):
+        at = start + timedelta(seconds=rng.randrange(-3 * 86400, 40 * 86400))
+        orders.append((oid, rng.randrange(1, 31), rng.choice(statuses), at,
+                       Decimal(rng.randrange(0, 900)) / 100))
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            items.append((oid, rng.randrange(1, 4), rng.randrange(1, 4),
+                          Decimal(rng.randrange(100, 9000)) / 100,
+                          Decimal(rng.choice([0, 0, 150])) / 100))
+    # Hand-placed: the 168-hour window's edges, boundary views, anonymous readers.
+    session_account[201], session_account[202] = 99, None
+    cases = [(local(PARIS, 2026, 10, 31, 23, 30), 1), (local(PARIS, 2026, 11, 1, 0, 30), 1),
+             (local(PARIS, 2026, 9, 30, 23, 30), 1), (local(PARIS, 2026, 10, 1, 0, 30), 3),
+             (local(PARIS, 2026, 10, 25, 2, 30, fold=1), 3)]
+    base_vid = 2000
+    for i, (at, article) in enumerate(cases):
+        views.append((base_vid + i, article, 201, at, 61))
+        clicks.append((base_vid + i, at + timedelta(minutes=5)))
+    click_at = local(PARIS, 2026, 10, 31, 23, 35)
+    for oid, placed, status in [(5001, click_at, "paid"),                           # not after
+                                (5002, click_at + timedelta(hours=168), "shipped"),  # at 168 h
+                                (5003, click_at + timedelta(hours=168, seconds=1), "paid"),
+                                (5004, click_at + timedelta(hours=1), "delivered"),  # no lines
+                                (5005, click_at + timedelta(hours=2), "cancelled")]:
+        orders.append((oid, 99, status, placed, Decimal("7.00")))
+    items += [(5001, 1, 1, Decimal("10.00"), Decimal(0)),
+              (5002, 2, 3, Decimal("12.50"), Decimal("1.00")),
+              (5003, 1, 1, Decimal("40.00"), Decimal(0)), (5005, 1, 1, Decimal("30.00"), Decimal(0))]
+    views.append((3000, 3, 202, start + timedelta(days=3), 10))
+    clicks.append((3000, start + timedelta(days=3, minutes=1)))
+    with connect(market, autocommit=True) as conn:
+        accounts(conn, [*range(1, 31), 99])
+        products(conn, range(1, 4))
+        put(conn, "product.skus", ["id", "product_id", "code", "unit_cost"],
+            [(i, i, f"S{i}", Decimal("3.00")) for i in range(1, 4)])
+        put(conn, "content.authors", ["id", "display_name", "email"],
+            [(i, n, f"{n}@x.example") for i, n in authors.items()])
+        put(conn, "content.topics", ["id", "name"], list(topics.items()))
+        put(conn, "content.articles", ["id", "author_id", "title", "slug", "word_count"],
+            [(a, au, f"A{a}", f"a{a}", 500) for a, au in article_author.items()])
+        put(conn, "content.article_topics", ["article_id", "topic_id"],
+            [(a, t) for a, ts in article_topics.items() for t in ts])
+        put(conn, "analytics.sessions", ["id", "account_id", "started_at", "device"],
+            [(s, a, start, "web") for s, a in session_account.items()])
+        put(conn, "content.article_views",
+            ["id", "article_id", "session_id", "viewed_at", "seconds_on_page"], views)
+        put(conn, "content.article_clicks", ["article_view_id", "product_id", "clicked_at"],
+            [(v, 1, t) for v, t in clicks])
+        put(conn, "orders.orders", ["id", "account_id", "region_id", "status", "placed_at",
+                                    "subtotal", "discount_total", "shipping_fee", "total"],
+            [(o, a, 1, st, t, Decimal(0), Decimal(0), fee, Decimal(0))
+             for o, a, st, t, fee in orders])
+        put(conn, "orders.order_items", ["order_id", "sku_id", "quantity", "unit_price",
+                                         "discount"], items)
+
+    revenue: dict[int, Decimal] = defaultdict(Decimal)
+    for o, _, qty, price, discount in items:
+        revenue[o] += price * qty - discount
+    purchases = [(o, a, t) for o, a, st, t, _ in orders
+                 if st in {"paid", "shipped", "delivered", "returned"}]
+    view_by_id = {v[0]: v for v in views}
+    clicks_of: dict[int, list[datetime]] = defaultdict(list)
+    for v, t in clicks:
+        clicks_of[v].append(t)
+    groups: dict[tuple[str, str], list[tuple[int, int, int, datetime, int]]] = defaultdict(list)
+    for v in views:
+        if start <= v[3] < end:
+            for t in article_topics[v[1]]:
+                groups[(topics[t], authors[article_author[v[1]]])].append(v)
+    expected = []
+    for (topic, author), vs in groups.items():
+        influenced: set[int] = set()
+        n_clicks = 0
+        for v in vs:
+            for t in clicks_of[v[0]]:
+                n_clicks += 1
+                reader = session_account[view_by_id[v[0]][2]]
+                if reader is not None:
+                    influenced |= {o for o, a, placed in purchases
+                                   if a == reader and t < placed <= t + timedelta(hours=168)}
+        expected.append({
+            "topic": topic, "author": author, "articles": len({v[1] for v in vs}),
+            "views": len(vs),
+            "avg_seconds_on_page": rnd(Fraction(sum(v[4] for v in vs), len(vs)), 1),
+            "clicks_to_catalog": n_clicks, "click_through": share(n_clicks, len(vs)),
+            "influenced_orders": len(influenced),
+            "influenced_revenue": sum((revenue[o] for o in influenced), Decimal(0))})
+    expected.sort(key=lambda r: (-r["influenced_revenue"], -r["views"], r["topic"], r["author"]))
+    edge = [r for r in expected if (r["topic"], r["author"]) == ("gardening",
+                                                                  authors[article_author[1]])]
+    assert edge and edge[0]["influenced_orders"] >= 2
+    rows = declared_rows(project, market, "content_marketing",
+                         datetime(2026, 11, 1, 8, 0, tzinfo=UTC), tmp_path)
     check(rows, expected)
