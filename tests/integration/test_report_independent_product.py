@@ -108,11 +108,12 @@ def cell(value: str) -> Decimal | str | None:
 
 
 def check(actual: list[dict[str, str]], expected: list[dict[str, Any]]) -> None:
-    """Every column of every row, in order; numbers compared as Decimals."""
+    """Every column of every row, rows in order; numbers compared as Decimals. The column
+    order is not compared: the descriptions list columns in prose, not as a header."""
     got = [{k: cell(v) for k, v in row.items()} for row in actual]
     want = [{k: (Decimal(v) if isinstance(v, int | Decimal) and not isinstance(v, bool)
                  else v) for k, v in row.items()} for row in expected]
-    assert [list(r) for r in got[:1]] == [list(r) for r in want[:1]], "columns differ"
+    assert [sorted(r) for r in got[:1]] == [sorted(r) for r in want[:1]], "columns differ"
     for i, (g, w) in enumerate(zip(got, want, strict=False)):
         assert g == w, f"row {i}: report {g} != expected {w}"
     assert len(got) == len(want), f"{len(got)} rows, expected {len(want)}"
@@ -423,4 +424,196 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
     assert edge and edge[0]["influenced_orders"] >= 2
     rows = declared_rows(project, market, "content_marketing",
                          datetime(2026, 11, 1, 8, 0, tzinfo=UTC), tmp_path)
+    check(rows, expected)
+
+
+# --- security_audit: Berlin, 29 Mar 2026 (DST starts: a 23-hour day) -----------------------
+
+def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
+    rng = random.Random(404)
+    start = local(BERLIN, 2026, 3, 29)
+    end = local(BERLIN, 2026, 3, 30)
+    active = {a: a != 7 for a in range(1, 13)}  # admin 7 is inactive
+    actions_pool = ["product.create", "product.delete", "price.change", "order.status_change",
+                    "promo.create", "promo.update", "promotion.create", "user.ban"]
+    ips = ["10.1.2.3", "10.255.255.255", "11.0.0.1", "192.168.1.5", "2001:db8::1", None]
+    log: list[tuple[int, str, str | None, datetime]] = []
+    logins: list[tuple[int, datetime, bool]] = []
+    failed: list[tuple[str, int | None, datetime]] = []
+
+    def when() -> datetime:
+        return start + timedelta(seconds=rng.randrange(-4 * 3600, 27 * 3600))
+
+    for _ in range(400):
+        admin = rng.choice([1, 2, 3, 4, 5, 7])
+        ip = rng.choice(ips) if admin in (1, 7) else rng.choice(["10.1.2.3", "10.9.9.9", None])
+        log.append((admin, rng.choice(actions_pool), ip, when()))
+    for _ in range(60):
+        logins.append((rng.choice([1, 2, 3, 6, 8]), when(), rng.random() < 0.7))
+    for _ in range(80):
+        admin = rng.choice([None, None, 2, 9])
+        failed.append((f"u{rng.randrange(5)}@x.example" if admin is None else "staff", admin,
+                       when()))
+    # Hand-placed: 25 deletes by admin 10 in office hours from the office network; night
+    # actions around the DST jump (01:59 CET and 03:00 CEST) and at the day's edges.
+    log += [(10, "product.delete", "10.0.0.1", local(BERLIN, 2026, 3, 29, 12) + timedelta(
+        minutes=i)) for i in range(25)]
+    for at in [local(BERLIN, 2026, 3, 29, 1, 59), local(BERLIN, 2026, 3, 29, 3, 0),
+               local(BERLIN, 2026, 3, 29, 6, 59), local(BERLIN, 2026, 3, 29, 7, 0),
+               local(BERLIN, 2026, 3, 29, 20, 59), local(BERLIN, 2026, 3, 29, 21, 0),
+               local(BERLIN, 2026, 3, 29, 23, 30), local(BERLIN, 2026, 3, 30, 0, 30),
+               local(BERLIN, 2026, 3, 28, 23, 30), local(BERLIN, 2026, 3, 29, 0, 0), end]:
+        log.append((11, "price.change", "10.0.0.2", at))
+    failed += [("ghost@x.example", None, local(BERLIN, 2026, 3, 29, 23, 30)),
+               ("ghost@x.example", None, local(BERLIN, 2026, 3, 30, 0, 30)),
+               ("staff", 12, local(BERLIN, 2026, 3, 29, 9))]
+    with connect(market, autocommit=True) as conn:
+        put(conn, "admin.admins", ["id", "email", "full_name", "active", "created_at"],
+            [(a, f"a{a}@x.example", f"Admin {a}", act, start - timedelta(days=90))
+             for a, act in active.items()])
+        put(conn, "admin.audit_log", ["admin_id", "action", "entity_type", "ip_address",
+                                      "occurred_at"],
+            [(a, act, "product", ip, t) for a, act, ip, t in log])
+        put(conn, "admin.admin_logins", ["admin_id", "logged_in_at", "mfa_used"], logins)
+        put(conn, "admin.failed_access_attempts", ["username", "admin_id", "reason",
+                                                   "attempted_at"],
+            [(u, a, "bad password", t) for u, a, t in failed])
+
+    def inside(ip: str | None) -> bool:
+        return ip is not None and ip.startswith("10.")
+
+    rows_by: dict[int | None, dict[str, Any]] = {}
+
+    def row(admin: int | None) -> dict[str, Any]:
+        if admin not in rows_by:
+            rows_by[admin] = {"admin_id": admin, "actions": 0, "products_created": 0,
+                              "products_deleted": 0, "price_changes": 0,
+                              "order_status_changes": 0, "promo_changes": 0, "logins": 0,
+                              "logins_without_mfa": 0, "failed_attempts": 0,
+                              "night_actions": 0, "actions_outside_network": 0}
+        return rows_by[admin]
+
+    names = {"product.create": "products_created", "product.delete": "products_deleted",
+             "price.change": "price_changes", "order.status_change": "order_status_changes"}
+    for a, act, ip, t in log:
+        if start <= t < end:
+            r = row(a)
+            r["actions"] += 1
+            if act in names:
+                r[names[act]] += 1
+            if act.startswith("promo."):
+                r["promo_changes"] += 1
+            hour = t.astimezone(BERLIN).hour
+            if hour < 7 or hour >= 21:
+                r["night_actions"] += 1
+            if ip is not None and not inside(ip):
+                r["actions_outside_network"] += 1
+    for a, t, mfa in logins:
+        if start <= t < end:
+            r = row(a)
+            r["logins"] += 1
+            r["logins_without_mfa"] += 0 if mfa else 1
+    for _, a, t in failed:
+        if start <= t < end:
+            row(a)["failed_attempts"] += 1
+    for r in rows_by.values():
+        flags = []
+        if r["products_deleted"] >= 20:
+            flags.append("bulk deletes")
+        if r["night_actions"] >= 10:
+            flags.append("night activity")
+        if r["actions_outside_network"] > 0:
+            flags.append("unknown network")
+        if r["admin_id"] is not None and not active[r["admin_id"]] and r["actions"] > 0:
+            flags.append("inactive admin acting")
+        if r["failed_attempts"] >= 10:
+            flags.append("failed sign-ins")
+        r["anomalies"] = ", ".join(flags) or None
+    expected = sorted(rows_by.values(), key=lambda r: (
+        r["anomalies"] is None, -r["actions"], -r["failed_attempts"],
+        r["admin_id"] is None, r["admin_id"] or 0))
+    assert {10, 11, 12, None} <= set(rows_by) and 6 in rows_by
+    assert rows_by[11]["night_actions"] == 6 and rows_by[11]["actions"] == 8
+    rows = declared_rows(project, market, "security_audit",
+                         datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
+    check(rows, expected)
+
+
+# --- support_sla: Berlin, 25 Oct 2026 (DST ends: a 25-hour day) ----------------------------
+
+def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
+    rng = random.Random(505)
+    start = local(BERLIN, 2026, 10, 25)
+    end = local(BERLIN, 2026, 10, 26)
+    topics = {1: "Delivery", 2: "Payment", 3: "Returns", 4: "Account", 5: "Unused"}
+    policies = {1: ("low", 240, 2880), 2: ("high", 30, 480)}
+    tickets: list[tuple[int, int, int, datetime, datetime | None, datetime | None]] = []
+    for tid in range(1, 501):
+        created = start + timedelta(seconds=rng.randrange(-5 * 3600, 30 * 3600))
+        policy = rng.choice([1, 2])
+        first = (created + timedelta(seconds=rng.randrange(0, 2 * 60 * policies[policy][1]))
+                 if rng.random() < 0.8 else None)
+        resolved = (created + timedelta(seconds=rng.randrange(60, 2 * 60 * policies[policy][2]))
+                    if first is not None and rng.random() < 0.7 else None)
+        tickets.append((tid, rng.choice([1, 2, 3, 3]), policy, created, first, resolved))
+    # Hand-placed: a topic whose tickets have no first response (empty mean), responses
+    # exactly at the target, the day's edges and the repeated hour.
+    edge = [(local(BERLIN, 2026, 10, 24, 23, 30), 4), (local(BERLIN, 2026, 10, 25, 0, 30), 4),
+            (local(BERLIN, 2026, 10, 25, 2, 30, fold=1), 4),
+            (local(BERLIN, 2026, 10, 25, 23, 30), 4), (local(BERLIN, 2026, 10, 26, 0, 30), 2)]
+    for i, (at, topic) in enumerate(edge):
+        tickets.append((600 + i, topic, 2, at, None, None))
+    at = local(BERLIN, 2026, 10, 25, 1, 50)  # the 30-minute target lands in the repeated hour
+    tickets.append((700, 1, 2, at, at + timedelta(minutes=30), at + timedelta(minutes=480)))
+    tickets.append((701, 1, 2, at, at + timedelta(minutes=30, seconds=1),
+                    at + timedelta(minutes=480, seconds=1)))
+    ratings = {t[0]: rng.randrange(1, 6) for t in tickets if t[5] is not None and
+               rng.random() < 0.6}
+    nps = [(rng.randrange(0, 11), start + timedelta(seconds=rng.randrange(-3600, 26 * 3600)))
+           for _ in range(150)]
+    nps += [(10, local(BERLIN, 2026, 10, 25, 23, 30)), (0, local(BERLIN, 2026, 10, 26, 0, 30))]
+    with connect(market, autocommit=True) as conn:
+        accounts(conn, [1])
+        put(conn, "support.topics", ["id", "code", "label"],
+            [(i, label.lower(), label) for i, label in topics.items()])
+        put(conn, "support.sla_policies", ["id", "priority", "first_response_minutes",
+                                           "resolution_minutes"],
+            [(i, *p) for i, p in policies.items()])
+        put(conn, "support.tickets", ["id", "topic_id", "sla_policy_id", "channel", "status",
+                                      "created_at", "first_response_at", "resolved_at"],
+            [(t, tp, p, "email", "open", c, f, r) for t, tp, p, c, f, r in tickets])
+        put(conn, "support.ratings", ["ticket_id", "score", "rated_at"],
+            [(t, s, end + timedelta(days=1)) for t, s in ratings.items()])
+        put(conn, "support.nps_responses", ["account_id", "score", "answered_at"],
+            [(1, s, t) for s, t in nps])
+
+    day_nps = [s for s, t in nps if start <= t < end]
+    nps_value = (rnd(Fraction(100 * (sum(1 for s in day_nps if s >= 9)
+                                     - sum(1 for s in day_nps if s <= 6)), len(day_nps)), 1)
+                 if day_nps else None)
+    by_topic: dict[str, list[tuple[int, int, int, datetime, datetime | None, datetime | None]]]
+    by_topic = defaultdict(list)
+    for t in tickets:
+        if start <= t[3] < end:
+            by_topic[topics[t[1]]].append(t)
+    expected = []
+    for topic, ts in by_topic.items():
+        answered = [int((t[4] - t[3]).total_seconds()) for t in ts if t[4] is not None]
+        first_ok = sum(1 for t in ts if t[4] is not None
+                       and t[4] <= t[3] + timedelta(minutes=policies[t[2]][1]))
+        closed_ok = sum(1 for t in ts if t[5] is not None
+                        and t[5] <= t[3] + timedelta(minutes=policies[t[2]][2]))
+        scores = [ratings[t[0]] for t in ts if t[0] in ratings]
+        expected.append({
+            "topic": topic, "tickets": len(ts),
+            "avg_first_response_minutes": (rnd(Fraction(sum(answered), 60 * len(answered)), 1)
+                                           if answered else None),
+            "first_response_within_sla": share(first_ok, len(ts)),
+            "closed_within_sla": share(closed_ok, len(ts)),
+            "avg_rating": rnd(Fraction(sum(scores), len(scores)), 2) if scores else None,
+            "ratings": len(scores), "nps": nps_value})
+    expected.sort(key=lambda r: (-r["tickets"], r["topic"]))
+    assert by_topic["Account"] and all(t[4] is None for t in by_topic["Account"])
+    rows = declared_rows(project, market, "support_sla",
+                         datetime(2026, 10, 26, 5, 15, tzinfo=UTC), tmp_path)
     check(rows, expected)
