@@ -284,6 +284,12 @@ def test_search_quality(project: Project, market: str, tmp_path: Path) -> None:
             search(1, "Boundary", 3, at, [True, True, False])
         search(2, " boundary", 0, start + timedelta(days=2), [])
         search(3, "boundary ", 5, start + timedelta(days=2), [False, False])
+        # A tie of 20 searches each between queries that differ only by spaces.
+        for i in range(16):
+            search(4, "Boundary", 2, start + timedelta(days=1, minutes=i), [False, True])
+        for i in range(19):
+            search(5, " boundary", 2, start + timedelta(days=1, minutes=i), [False, False])
+            search(6, "BOUNDARY ", 0, start + timedelta(days=1, minutes=i), [])
         put(conn, "analytics.searches",
             ["id", "session_id", "query", "results_count", "searched_at"], searches)
         put(conn, "analytics.search_results",
@@ -302,6 +308,7 @@ def test_search_quality(project: Project, market: str, tmp_path: Path) -> None:
         "search_to_purchase": share(sum(1 for s in ss if converted[s[1]]), len(ss)),
         "share_of_searches": share(len(ss), len(week))} for q, ss in ranked]
     assert len(by_query) > 100
+    assert [len(by_query[q]) for q in (" boundary", "boundary", "boundary ")] == [20, 20, 20]
     rows = declared_rows(project, market, "search_quality",
                          datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
     check(rows, expected)
@@ -433,7 +440,7 @@ def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
     rng = random.Random(404)
     start = local(BERLIN, 2026, 3, 29)
     end = local(BERLIN, 2026, 3, 30)
-    active = {a: a != 7 for a in range(1, 13)}  # admin 7 is inactive
+    active = {a: a != 7 for a in range(1, 14)}  # admin 7 is inactive
     actions_pool = ["product.create", "product.delete", "price.change", "order.status_change",
                     "promo.create", "promo.update", "promotion.create", "user.ban"]
     ips = ["10.1.2.3", "10.255.255.255", "11.0.0.1", "192.168.1.5", "2001:db8::1", None]
@@ -465,8 +472,12 @@ def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
                local(BERLIN, 2026, 3, 28, 23, 30), local(BERLIN, 2026, 3, 29, 0, 0), end]:
         log.append((11, "price.change", "10.0.0.2", at))
     failed += [("ghost@x.example", None, local(BERLIN, 2026, 3, 29, 23, 30)),
-               ("ghost@x.example", None, local(BERLIN, 2026, 3, 30, 0, 30)),
-               ("staff", 12, local(BERLIN, 2026, 3, 29, 9))]
+               ("ghost@x.example", None, local(BERLIN, 2026, 3, 30, 0, 30))]
+    # Admin 12 only signs in, tying with admins 6 and 8 (sorted as numbers: 6, 8, 12);
+    # admin 13 has as many failed attempts as the unknown usernames (which then come last).
+    logins.append((12, local(BERLIN, 2026, 3, 29, 9), False))
+    unknown = sum(1 for _, a, t in failed if a is None and start <= t < end)
+    failed += [("staff13", 13, local(BERLIN, 2026, 3, 29, 10)) for _ in range(unknown)]
     with connect(market, autocommit=True) as conn:
         put(conn, "admin.admins", ["id", "email", "full_name", "active", "created_at"],
             [(a, f"a{a}@x.example", f"Admin {a}", act, start - timedelta(days=90))
@@ -532,7 +543,7 @@ def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
     expected = sorted(rows_by.values(), key=lambda r: (
         r["anomalies"] is None, -r["actions"], -r["failed_attempts"],
         r["admin_id"] is None, r["admin_id"] or 0))
-    assert {10, 11, 12, None} <= set(rows_by) and 6 in rows_by
+    assert {6, 8, 10, 11, 12, 13, None} <= set(rows_by)
     assert rows_by[11]["night_actions"] == 6 and rows_by[11]["actions"] == 8
     rows = declared_rows(project, market, "security_audit",
                          datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
@@ -567,6 +578,7 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     tickets.append((700, 1, 2, at, at + timedelta(minutes=30), at + timedelta(minutes=480)))
     tickets.append((701, 1, 2, at, at + timedelta(minutes=30, seconds=1),
                     at + timedelta(minutes=480, seconds=1)))
+    tickets.append((702, 1, 2, at, None, at + timedelta(minutes=60)))  # closed, never answered
     ratings = {t[0]: rng.randrange(1, 6) for t in tickets if t[5] is not None and
                rng.random() < 0.6}
     nps = [(rng.randrange(0, 11), start + timedelta(seconds=rng.randrange(-3600, 26 * 3600)))
