@@ -15,7 +15,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -119,10 +119,11 @@ def check(actual: list[dict[str, str]], expected: list[dict[str, Any]]) -> None:
     assert len(got) == len(want), f"{len(got)} rows, expected {len(want)}"
 
 
-def local(zone: ZoneInfo, *parts: int, fold: int = 0) -> datetime:
+def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+          fold: int = 0) -> datetime:
     """A local wall-clock time as a UTC instant: Python adds and compares datetimes sharing
     one tzinfo by wall clock, so every computation here runs in UTC."""
-    wall = datetime(*parts, tzinfo=zone, fold=fold)  # type: ignore[misc]
+    wall = datetime(year, month, day, hour, minute, tzinfo=zone, fold=fold)
     return wall.astimezone(UTC)
 
 
@@ -210,7 +211,7 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
     for s, e, v in assigned:
         if e == 1 and start <= started[s] < end:
             visits[names[v]].append(s)
-    expected = []
+    expected: list[dict[str, Any]] = []
     for name in sorted(visits):
         vs = visits[name]
         c = [len(vs)] + [sum(1 for s in vs if st in steps_of[s]) for st in STEPS[1:]]
@@ -330,7 +331,7 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
     session_account: dict[int, int | None] = {
         s: rng.choice([None, *range(1, 31)]) for s in range(1, 201)}
     views: list[tuple[int, int, int, datetime, int]] = []
-    clicks: list[tuple[int, int, datetime]] = []
+    clicks: list[tuple[int, datetime]] = []
     orders: list[tuple[int, int, str, datetime, Decimal]] = []
     items: list[tuple[int, int, int, Decimal, Decimal]] = []  # order, sku, qty, price, discount
     for vid in range(1, 1201):
@@ -365,7 +366,8 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
         orders.append((oid, 99, status, placed, Decimal("7.00")))
     items += [(5001, 1, 1, Decimal("10.00"), Decimal(0)),
               (5002, 2, 3, Decimal("12.50"), Decimal("1.00")),
-              (5003, 1, 1, Decimal("40.00"), Decimal(0)), (5005, 1, 1, Decimal("30.00"), Decimal(0))]
+              (5003, 1, 1, Decimal("40.00"), Decimal(0)),
+              (5005, 1, 1, Decimal("30.00"), Decimal(0))]
     views.append((3000, 3, 202, start + timedelta(days=3), 10))
     clicks.append((3000, start + timedelta(days=3, minutes=1)))
     with connect(market, autocommit=True) as conn:
@@ -400,14 +402,14 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
                  if st in {"paid", "shipped", "delivered", "returned"}]
     view_by_id = {v[0]: v for v in views}
     clicks_of: dict[int, list[datetime]] = defaultdict(list)
-    for v, t in clicks:
-        clicks_of[v].append(t)
+    for view_id, clicked_at in clicks:
+        clicks_of[view_id].append(clicked_at)
     groups: dict[tuple[str, str], list[tuple[int, int, int, datetime, int]]] = defaultdict(list)
-    for v in views:
-        if start <= v[3] < end:
-            for t in article_topics[v[1]]:
-                groups[(topics[t], authors[article_author[v[1]]])].append(v)
-    expected = []
+    for view in views:
+        if start <= view[3] < end:
+            for topic_id in article_topics[view[1]]:
+                groups[(topics[topic_id], authors[article_author[view[1]]])].append(view)
+    expected: list[dict[str, Any]] = []
     for (topic, author), vs in groups.items():
         influenced: set[int] = set()
         n_clicks = 0
@@ -458,8 +460,8 @@ def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
     for _ in range(60):
         logins.append((rng.choice([1, 2, 3, 6, 8]), when(), rng.random() < 0.7))
     for _ in range(80):
-        admin = rng.choice([None, None, 2, 9])
-        failed.append((f"u{rng.randrange(5)}@x.example" if admin is None else "staff", admin,
+        who = rng.choice([None, None, 2, 9])
+        failed.append((f"u{rng.randrange(5)}@x.example" if who is None else "staff", who,
                        when()))
     # Hand-placed: 25 deletes by admin 10 in office hours from the office network; night
     # actions around the DST jump (01:59 CET and 03:00 CEST) and at the day's edges.
@@ -524,9 +526,9 @@ def test_security_audit(project: Project, market: str, tmp_path: Path) -> None:
             r = row(a)
             r["logins"] += 1
             r["logins_without_mfa"] += 0 if mfa else 1
-    for _, a, t in failed:
+    for _, who, t in failed:
         if start <= t < end:
-            row(a)["failed_attempts"] += 1
+            row(who)["failed_attempts"] += 1
     for r in rows_by.values():
         flags = []
         if r["products_deleted"] >= 20:
@@ -572,8 +574,8 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     edge = [(local(BERLIN, 2026, 10, 24, 23, 30), 4), (local(BERLIN, 2026, 10, 25, 0, 30), 4),
             (local(BERLIN, 2026, 10, 25, 2, 30, fold=1), 4),
             (local(BERLIN, 2026, 10, 25, 23, 30), 4), (local(BERLIN, 2026, 10, 26, 0, 30), 2)]
-    for i, (at, topic) in enumerate(edge):
-        tickets.append((600 + i, topic, 2, at, None, None))
+    for i, (at, topic_id) in enumerate(edge):
+        tickets.append((600 + i, topic_id, 2, at, None, None))
     at = local(BERLIN, 2026, 10, 25, 1, 50)  # the 30-minute target lands in the repeated hour
     tickets.append((700, 1, 2, at, at + timedelta(minutes=30), at + timedelta(minutes=480)))
     tickets.append((701, 1, 2, at, at + timedelta(minutes=30, seconds=1),
@@ -608,7 +610,7 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     for t in tickets:
         if start <= t[3] < end:
             by_topic[topics[t[1]]].append(t)
-    expected = []
+    expected: list[dict[str, Any]] = []
     for topic, ts in by_topic.items():
         answered = [int((t[4] - t[3]).total_seconds()) for t in ts if t[4] is not None]
         first_ok = sum(1 for t in ts if t[4] is not None
