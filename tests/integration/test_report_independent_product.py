@@ -185,6 +185,14 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
         assigned.append((sid, 1, 2))
         events.append((sid, "visit", at))
         events.append((sid, "purchase", at))  # purchase without the steps before it
+    # Variant 6: 32 visits, one of which goes all the way: 1/32 = 0.03125 rounds to 0.0313
+    # (half away from zero; half-to-even would give 0.0312).
+    for i in range(32):
+        sid += 1
+        sessions.append((sid, None, start + timedelta(hours=10, minutes=i)))
+        assigned.append((sid, 1, 6))
+        if i == 0:
+            events += [(sid, step, start + timedelta(hours=10)) for step in STEPS]
     with connect(market, autocommit=True) as conn:
         put(conn, "analytics.experiments", ["id", "key", "description", "started_at"],
             [(1, "checkout", "Checkout", start - timedelta(days=30)),
@@ -193,7 +201,7 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
                                                     "traffic_share"],
             [(1, 1, "control", Decimal("0.5")), (2, 1, "treatment", Decimal("0.3")),
              (3, 1, "no_views", Decimal("0.1")), (4, 1, "unused", Decimal("0.1")),
-             (5, 2, "search_b", Decimal("1"))])
+             (5, 2, "search_b", Decimal("1")), (6, 1, "rounding", Decimal("0"))])
         accounts(conn, range(1, 50))
         put(conn, "analytics.sessions", ["id", "account_id", "started_at", "device"],
             [(s, a, t, "web") for s, a, t in sessions])
@@ -206,7 +214,7 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
     steps_of: dict[int, set[str]] = defaultdict(set)
     for s, step, _ in events:
         steps_of[s].add(step)
-    names = {1: "control", 2: "treatment", 3: "no_views", 4: "unused"}
+    names = {1: "control", 2: "treatment", 3: "no_views", 4: "unused", 6: "rounding"}
     visits: dict[str, list[int]] = defaultdict(list)
     for s, e, v in assigned:
         if e == 1 and start <= started[s] < end:
@@ -222,6 +230,7 @@ def test_funnel_conversion(project: Project, market: str, tmp_path: Path) -> Non
             "checkout_rate": share(c[3], c[2]), "payment_rate": share(c[4], c[3]),
             "purchase_rate": share(c[5], c[4]), "conversion": share(c[5], c[0])})
     assert {"control", "treatment", "no_views"} <= set(visits)
+    assert [r["view_rate"] for r in expected if r["variant"] == "rounding"] == [Decimal("0.0313")]
     rows = declared_rows(project, market, "funnel_conversion",
                          datetime(2026, 10, 26, 5, 0, tzinfo=UTC), tmp_path)
     check(rows, expected)
@@ -291,6 +300,14 @@ def test_search_quality(project: Project, market: str, tmp_path: Path) -> None:
         for i in range(19):
             search(5, " boundary", 2, start + timedelta(days=1, minutes=i), [False, False])
             search(6, "BOUNDARY ", 0, start + timedelta(days=1, minutes=i), [])
+        # Lift the 101st query to the 100th one's count: the cut at `top` falls in a tie.
+        tally: dict[str, int] = defaultdict(int)
+        for _, _, text, _, at in searches:
+            if start <= at < end:
+                tally[text.lower()] += 1
+        order = sorted(tally, key=lambda q: (-tally[q], q))
+        for i in range(tally[order[99]] - tally[order[100]]):
+            search(7, order[100], 1, start + timedelta(days=4, minutes=i))
         put(conn, "analytics.searches",
             ["id", "session_id", "query", "results_count", "searched_at"], searches)
         put(conn, "analytics.search_results",
@@ -309,6 +326,8 @@ def test_search_quality(project: Project, market: str, tmp_path: Path) -> None:
         "search_to_purchase": share(sum(1 for s in ss if converted[s[1]]), len(ss)),
         "share_of_searches": share(len(ss), len(week))} for q, ss in ranked]
     assert len(by_query) > 100
+    counts = sorted((len(v) for v in by_query.values()), reverse=True)
+    assert counts[99] == counts[100], "the cut at top=100 should fall inside a tie"
     assert [len(by_query[q]) for q in (" boundary", "boundary", "boundary ")] == [20, 20, 20]
     rows = declared_rows(project, market, "search_quality",
                          datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
