@@ -389,6 +389,12 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
               (5005, 1, 1, Decimal("30.00"), Decimal(0))]
     views.append((3000, 3, 202, start + timedelta(days=3), 10))
     clicks.append((3000, start + timedelta(days=3, minutes=1)))
+    # Author dora's only article: 4 views of 0, 0, 0 and 1 s, a mean of 0.25 s -> 0.3.
+    authors[4] = "dora"
+    article_author[21] = 4
+    article_topics[21] = [3]
+    views += [(3001 + i, 21, 202, start + timedelta(days=5, hours=i), int(i == 3))
+              for i in range(4)]
     with connect(market, autocommit=True) as conn:
         accounts(conn, [*range(1, 31), 99])
         products(conn, range(1, 4))
@@ -450,6 +456,8 @@ def test_content_marketing(project: Project, market: str, tmp_path: Path) -> Non
     edge = [r for r in expected if (r["topic"], r["author"]) == ("gardening",
                                                                   authors[article_author[1]])]
     assert edge and edge[0]["influenced_orders"] >= 2
+    assert [r["avg_seconds_on_page"] for r in expected if r["author"] == "dora"] == [
+        Decimal("0.3")]
     rows = declared_rows(project, market, "content_marketing",
                          datetime(2026, 11, 1, 8, 0, tzinfo=UTC), tmp_path)
     check(rows, expected)
@@ -577,7 +585,8 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     rng = random.Random(505)
     start = local(BERLIN, 2026, 10, 25)
     end = local(BERLIN, 2026, 10, 26)
-    topics = {1: "Delivery", 2: "Payment", 3: "Returns", 4: "Account", 5: "Unused"}
+    topics = {1: "Delivery", 2: "Payment", 3: "Returns", 4: "Account", 5: "Unused",
+              6: "Rounding"}
     policies = {1: ("low", 240, 2880), 2: ("high", 30, 480)}
     tickets: list[tuple[int, int, int, datetime, datetime | None, datetime | None]] = []
     for tid in range(1, 501):
@@ -602,9 +611,22 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     tickets.append((702, 1, 2, at, None, at + timedelta(minutes=60)))  # closed, never answered
     ratings = {t[0]: rng.randrange(1, 6) for t in tickets if t[5] is not None and
                rng.random() < 0.6}
-    nps = [(rng.randrange(0, 11), start + timedelta(seconds=rng.randrange(-3600, 26 * 3600)))
-           for _ in range(150)]
-    nps += [(10, local(BERLIN, 2026, 10, 25, 23, 30)), (0, local(BERLIN, 2026, 10, 26, 0, 30))]
+    # Topic Rounding: 8 tickets, two answered after 60 and 90 s (mean 1.25 min -> 1.3), all
+    # rated, scores summing to 9 (mean 1.125 -> 1.13): halves rounded away from zero.
+    noon = local(BERLIN, 2026, 10, 25, 12)
+    for i in range(8):
+        tickets.append((800 + i, 6, 1, noon, noon + timedelta(seconds=[60, 90][i])
+                        if i < 2 else None, None))
+        ratings[800 + i] = 2 if i == 0 else 1
+    # The day's NPS answers: 5 promoters, 4 detractors, 7 passives -> 100 x 1/16 = 6.25 -> 6.3;
+    # random answers around the day, the edges on both sides.
+    nps = [(rng.randrange(0, 11), rng.choice([start, end]) + timedelta(
+        seconds=rng.choice([-1, 1]) * rng.randrange(1, 5 * 3600))) for _ in range(150)]
+    nps = [(score, t) for score, t in nps if not start <= t < end]
+    nps += [(score, noon + timedelta(minutes=i)) for i, score in enumerate(
+        [10, 9, 10, 0, 6, 3, 5, 7, 8, 7, 8, 7, 8, 7])]
+    nps += [(9, start), (10, local(BERLIN, 2026, 10, 25, 23, 30)),
+            (0, local(BERLIN, 2026, 10, 26, 0, 30)), (0, local(BERLIN, 2026, 10, 24, 23, 30))]
     with connect(market, autocommit=True) as conn:
         accounts(conn, [1])
         put(conn, "support.topics", ["id", "code", "label"],
@@ -647,6 +669,9 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
             "ratings": len(scores), "nps": nps_value})
     expected.sort(key=lambda r: (-r["tickets"], r["topic"]))
     assert by_topic["Account"] and all(t[4] is None for t in by_topic["Account"])
+    assert nps_value == Decimal("6.3") and len(day_nps) == 16
+    assert [(r["avg_first_response_minutes"], r["avg_rating"]) for r in expected
+            if r["topic"] == "Rounding"] == [(Decimal("1.3"), Decimal("1.13"))]
     rows = declared_rows(project, market, "support_sla",
                          datetime(2026, 10, 26, 5, 15, tzinfo=UTC), tmp_path)
     check(rows, expected)
