@@ -675,3 +675,49 @@ def test_support_sla(project: Project, market: str, tmp_path: Path) -> None:
     rows = declared_rows(project, market, "support_sla",
                          datetime(2026, 10, 26, 5, 15, tzinfo=UTC), tmp_path)
     check(rows, expected)
+
+
+def test_security_audit_quiet_day(project: Project, market: str, tmp_path: Path) -> None:
+    """No failed attempt by an unknown username in the day: no empty-admin row; activity of
+    the days around it counts nowhere."""
+    day = local(BERLIN, 2026, 3, 29)
+    with connect(market, autocommit=True) as conn:
+        put(conn, "admin.admins", ["id", "email", "full_name", "active", "created_at"],
+            [(1, "a1@x.example", "Admin 1", True, day), (2, "a2@x.example", "Admin 2", False, day)])
+        put(conn, "admin.audit_log", ["admin_id", "action", "entity_type", "ip_address",
+                                      "occurred_at"],
+            [(1, "promo.create", "promo", "10.2.3.4", day + timedelta(hours=9)),
+             (2, "product.delete", "product", "10.2.3.4", day - timedelta(minutes=30))])
+        put(conn, "admin.failed_access_attempts", ["username", "admin_id", "reason",
+                                                   "attempted_at"],
+            [("ghost", None, "unknown user", day - timedelta(minutes=30)),
+             ("ghost", None, "unknown user", local(BERLIN, 2026, 3, 30, 0, 30))])
+    rows = declared_rows(project, market, "security_audit",
+                         datetime(2026, 3, 30, 5, 0, tzinfo=UTC), tmp_path)
+    check(rows, [{"admin_id": 1, "actions": 1, "products_created": 0, "products_deleted": 0,
+                  "price_changes": 0, "order_status_changes": 0, "promo_changes": 1,
+                  "logins": 0, "logins_without_mfa": 0, "failed_attempts": 0,
+                  "night_actions": 0, "actions_outside_network": 0, "anomalies": None}])
+
+
+def test_support_sla_day_without_answers(project: Project, market: str,
+                                         tmp_path: Path) -> None:
+    """A day whose tickets have no response, no rating and no NPS answer: the means and the
+    NPS are empty, the shares 0."""
+    day = local(BERLIN, 2026, 10, 25)
+    with connect(market, autocommit=True) as conn:
+        accounts(conn, [1])
+        put(conn, "support.topics", ["id", "code", "label"], [(1, "delivery", "Delivery")])
+        put(conn, "support.sla_policies", ["id", "priority", "first_response_minutes",
+                                           "resolution_minutes"], [(1, "low", 60, 600)])
+        put(conn, "support.tickets", ["topic_id", "sla_policy_id", "channel", "status",
+                                      "created_at"],
+            [(1, 1, "email", "open", day + timedelta(hours=h)) for h in (1, 24)])
+        put(conn, "support.nps_responses", ["account_id", "score", "answered_at"],
+            [(1, 10, day - timedelta(minutes=1)), (1, 0, day + timedelta(hours=25))])
+    rows = declared_rows(project, market, "support_sla",
+                         datetime(2026, 10, 26, 5, 15, tzinfo=UTC), tmp_path)
+    check(rows, [{"topic": "Delivery", "tickets": 2, "avg_first_response_minutes": None,
+                  "first_response_within_sla": Decimal("0.0000"),
+                  "closed_within_sla": Decimal("0.0000"), "avg_rating": None, "ratings": 0,
+                  "nps": None}])
