@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from engine.ddl import create_all
-from engine.validate import validate
 from runners.database import connect, execute_script
 from tests.support.reports import declared_rows
 
@@ -29,13 +28,6 @@ insert into product.products (id, category_id, seller_id, title, created_at) val
 insert into product.skus (id, product_id, code, unit_cost) values (1, 1, 'S1', 6.00), (2, 2, 'S2', 10.00);
 insert into ref.order_statuses values ('delivered', 'Delivered', true), ('cancelled', 'Cancelled', true);
 """
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path):  # type: ignore[no-untyped-def]
-    result = validate(repo_root)
-    assert result.passed()
-    return result.project
 
 
 @pytest.fixture

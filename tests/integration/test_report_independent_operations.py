@@ -24,7 +24,6 @@ import psycopg
 import pytest
 
 from engine.ddl import create_all
-from engine.validate import validate
 from runners.database import connect, execute_script
 from tests.support.reports import declared_rows
 
@@ -34,13 +33,6 @@ PURCHASE_STATUSES = {"paid", "shipped", "delivered", "returned"}
 # Realistic order statuses, invalid ones included (exact comparison matters).
 ORDER_STATUSES = ["delivered"] * 6 + ["paid", "shipped", "returned", "pending", "cancelled",
                                       "shiped", "Paid"]
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path):  # type: ignore[no-untyped-def]
-    result = validate(repo_root)
-    assert result.passed()
-    return result.project
 
 
 @pytest.fixture

@@ -17,36 +17,21 @@ from pathlib import Path
 import pytest
 
 from engine.backup_wiring import take_backup
-from engine.wal_wiring import configure_archiving, prepare_archive_access, wal_settings
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer
-from tests.helpers import write_project
-from tests.integration.test_backup_physical import BASE_TIER, KEY, SETTINGS, WAL_TIER, Cluster
+from tests.integration.test_backup_physical import (
+    KEY,
+    Cluster,
+    archiving_cluster,
+)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = KEY  # the server (and archive_command) inherit it
-    root = tmp_path_factory.mktemp("targets") / "repo"
-    write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
-                         "definitions/reports/revenue.yaml": None,
-                         "definitions/backups/nightly.yaml": None,
-                         "definitions/backups/base.yaml": BASE_TIER,
-                         "definitions/backups/wal.yaml": WAL_TIER})
-    server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
-    server.start()
-    project = Cluster(root, server)
-    prepare_archive_access(root, project.result)
-    if configure_archiving(project.dsn, wal_settings(root, project.result)):
-        server.stop()
-        server.start()
-    project.sql("create table marks (id int primary key, note text)")
-    project.switch_and_wait()
-    try:
+    with archiving_cluster(tmp_path_factory.mktemp("targets") / "repo", KEY,
+                           {}) as project:
         yield project
-    finally:
-        server.stop()
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
