@@ -15,7 +15,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_wiring import take_backup
+from engine.app.tiers.backup import take_backup
 from runners.database import connect, database_name, query
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL

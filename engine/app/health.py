@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backup_wiring import catalog_of, tier_store
+from engine.app.tiers.backup import catalog_of, tier_store
+from engine.app.tiers.wal import wal_state
 from engine.errors import MarketopsError
 from engine.freshness import Freshness
 from engine.models.backup import (
@@ -15,7 +16,6 @@ from engine.models.backup import (
     WalArchiveTier,
 )
 from engine.validate import ValidationResult
-from engine.wal_wiring import wal_state
 
 if TYPE_CHECKING:
     pass

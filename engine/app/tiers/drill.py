@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.backup_wiring import staging_for, tier_of, wal_tier_for
+from engine.app.tiers.backup import staging_for, tier_of, wal_tier_for
+from engine.app.tiers.restore import restore_database, restore_point_in_time
+from engine.app.tiers.wal import verify_wal
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -20,10 +22,8 @@ from engine.models.backup import (
     RestoreDrillTier,
     SmokeQuery,
 )
-from engine.restore_wiring import restore_database, restore_point_in_time
 from engine.sqlcheck import analyze
 from engine.validate import ValidationResult
-from engine.wal_wiring import verify_wal
 
 
 @dataclass

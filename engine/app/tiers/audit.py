@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.app.tiers.backup import backup_key, sealing_for, tier_of, tier_store
 from engine.auditchain import Head, sign_head, signature_problem
-from engine.backup_wiring import backup_key, sealing_for, tier_of, tier_store
 from engine.errors import BackupError, UsageError
 from engine.ledger import Ledger
 from engine.models.backup import AuditVaultTier
@@ -63,7 +63,7 @@ class LedgerAnchor:
 
 def state_dsn(root: Path, result: ValidationResult, primary_dsn: str) -> str:
     """The ledger's database: `databases.state`, else the primary this run reads."""
-    from engine.wiring import database_dsn
+    from engine.app.context import database_dsn
 
     if result.project.settings.databases.state is None:
         return primary_dsn
@@ -97,7 +97,7 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
     chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
     and an unsigned head signed once an anchor key is set, after the chain checks out: a
     deliberate act, since it vouches for the vault's newest batch."""
-    from engine.wiring import database_dsn
+    from engine.app.context import database_dsn
     from runners.auditvault import stored_head, verify_chain
 
     tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.app.context import resolve_env, store_for
 from engine.backup_listing import Verified
 from engine.errors import UsageError
 from engine.jobs import Job
@@ -24,7 +25,6 @@ from engine.models.backup import (
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
-from engine.wiring import resolve_env, store_for
 
 if TYPE_CHECKING:
     from engine.backup_listing import TierListing
@@ -225,37 +225,6 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
 
     return remove_stale_staging(staging_for(root),
                                 ledger.statuses_of if ledger is not None else None)
-
-
-def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
-               ledger_note: Any = None, *, run_id: int | None = None,
-               ledger: Ledger | None = None) -> dict[str, Any]:
-    """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
-    the staging leftovers of dead runs."""
-    import time
-
-    tier = job.tier
-    assert tier is not None
-    started = time.monotonic()
-    clear_staging(root, ledger)
-    if isinstance(tier, RestoreDrillTier):
-        from engine.drill_wiring import run_drill
-
-        return run_drill(root, result, job, primary_dsn)
-    if isinstance(tier, AuditVaultTier):
-        from engine.audit_wiring import export_audit
-
-        return export_audit(root, result, job.name, primary_dsn)
-    if isinstance(tier, WalArchiveTier):
-        from engine.wal_wiring import check_wal
-
-        return check_wal(root, result, job.name, primary_dsn)
-    from runners.database import advisory_lock
-
-    with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, primary_dsn, run_id=run_id)
-        plan = apply_retention(root, result, job.name)
-    return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
 
 def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,

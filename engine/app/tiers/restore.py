@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.backup_wiring import (
+from engine.app.tiers.backup import (
     backup_key,
     catalog_of,
     restore_command,
@@ -84,7 +84,7 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     """Restore a logical backup into `database` and check row counts. A missing database is
     created only once the key is right and every file decrypts, and dropped again when the
     restore fails; an existing (empty) one is left as it was found."""
-    from engine.wiring import primary_target
+    from engine.app.context import primary_target
     from runners.database import drop_database, ensure_database, with_database
     from runners.logical import restore_logical
 
@@ -161,8 +161,8 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
                 timeout: float = 300) -> Mark:
     """A named restore point on the primary, its segment switched out and archived, recorded
     next to the WAL archive so that restores can find the base backup that precedes it."""
-    from engine.wal_wiring import wait_for_archiver
-    from engine.wiring import primary_target
+    from engine.app.context import primary_target
+    from engine.app.tiers.wal import wait_for_archiver
     from runners.database import probe
     from runners.recovery import create_restore_point
 

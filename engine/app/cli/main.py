@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from engine.clitypes import INSTANT
+from engine.app.cli.backup import register
+from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 
 
@@ -172,9 +173,9 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.context import valid_definitions
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
-    from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
     available = all_jobs(result.project)
@@ -193,7 +194,7 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
     slots = list(make_plan(selected, start, end))
     preview: dict[str, Any] = {}
     if retention:
-        from engine.backup_wiring import retention_preview
+        from engine.app.tiers.backup import retention_preview
 
         preview = retention_preview(obj["root"], result)
         if job_ids:
@@ -275,15 +276,9 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.context import database_dsn, latest_slot, ledger_for, valid_definitions
+    from engine.app.executor import Executor, run_slot
     from engine.jobs import jobs as all_jobs
-    from engine.wiring import (
-        Executor,
-        database_dsn,
-        latest_slot,
-        ledger_for,
-        run_slot,
-        valid_definitions,
-    )
     from runners.gitinfo import head_commit
 
     result = valid_definitions(obj["root"])
@@ -350,22 +345,22 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.logs import configure
-    from engine.service import Service, ServiceConfig
-    from engine.status import as_dict, render_html, render_metrics
-    from engine.wiring import (
-        Alerter,
-        Executor,
+    from engine.app.alerting import Alerter
+    from engine.app.context import (
         LiveDefinitions,
         database_dsn,
         durations,
-        ensure_demo_data,
         ledger_for,
         primary_target,
         statuses,
         valid_definitions,
         worker_name,
     )
+    from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
+    from engine.app.executor import Executor
+    from engine.logs import configure
+    from engine.service import Service, ServiceConfig
+    from engine.status import as_dict, render_html, render_metrics
     from runners.httpserver import StatusServer, json_page
 
     name = worker or worker_name()
@@ -376,15 +371,13 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
         target = primary_target(root, result, None)
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
-        from engine.demo_backups import enable_archiving, ensure_demo_key
-
         if ensure_demo_key(root):
             click.echo("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace "
                        "are encrypted with var/demo-backup.key", err=True)
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = ledger_for(database_dsn(root, result, "state"))
-    from engine.backup_wiring import clear_staging
+    from engine.app.tiers.backup import clear_staging
 
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
@@ -396,7 +389,7 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
                                     limits={"report": max_reports, "backup": max_backups}),
                       changed=live.changed, on_failure=Alerter(live, ledger))
 
-    from engine.backup_health import FreshnessCache
+    from engine.app.health import FreshnessCache
 
     backup_freshness = FreshnessCache(root, live, database_dsn(root, result, "primary"))
 
@@ -443,9 +436,10 @@ def status(obj: dict[str, Any], fmt: str) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.backup_health import freshness
+    from engine.app.context import database_dsn, ledger_for, statuses, valid_definitions
+    from engine.app.executor import Executor
+    from engine.app.health import freshness
     from engine.status import as_dict, render_text
-    from engine.wiring import Executor, database_dsn, ledger_for, statuses, valid_definitions
 
     result = valid_definitions(obj["root"])
     ledger = ledger_for(database_dsn(obj["root"], result, "state"))
@@ -476,8 +470,9 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.context import database_dsn, ledger_for, valid_definitions
+    from engine.app.executor import Executor, run_slot
     from engine.jobs import jobs as all_jobs
-    from engine.wiring import Executor, database_dsn, ledger_for, run_slot, valid_definitions
 
     if end <= start:
         raise UsageError("--until must be after --from")
@@ -524,9 +519,9 @@ def db() -> None:
 
 
 def _server(obj: dict[str, Any]) -> Any:
+    from engine.app.context import embedded_server
     from engine.loader import load_project
     from engine.validate import ValidationResult
-    from engine.wiring import embedded_server
 
     project, _ = load_project(obj["root"])
     return embedded_server(obj["root"], ValidationResult(project, []))
@@ -610,8 +605,8 @@ def schema_ddl(obj: dict[str, Any]) -> None:
     Example:
       marketops schema ddl > marketplace.sql
     """
+    from engine.app.context import valid_definitions
     from engine.ddl import create_all
-    from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
     statements = create_all(s.model for s in result.project.schemas.values())
@@ -638,8 +633,8 @@ def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
     Example:
       marketops schema apply --dsn postgresql://app@db.internal/shop
     """
+    from engine.app.context import primary_target, valid_definitions
     from engine.schemadiff import apply_statements, diff
-    from engine.wiring import primary_target, valid_definitions
     from runners.database import execute_script, mask_dsn
 
     result = valid_definitions(obj["root"])
@@ -675,10 +670,10 @@ def schema_pull(obj: dict[str, Any], dsn: str | None, out: Path | None,
     Example:
       marketops schema pull --dsn postgresql://app@db.internal/shop --out schema/
     """
+    from engine.app.context import primary_target
     from engine.loader import load_project
     from engine.schema_yaml import render
     from engine.validate import ValidationResult
-    from engine.wiring import primary_target
 
     project, _ = load_project(obj["root"])
     target = primary_target(obj["root"], ValidationResult(project, []), dsn)
@@ -712,8 +707,8 @@ def schema_diff(obj: dict[str, Any], dsn: str | None, fmt: str) -> None:
     Example:
       marketops schema diff --dsn postgresql://app@db.internal/shop
     """
+    from engine.app.context import primary_target, valid_definitions
     from engine.schemadiff import diff
-    from engine.wiring import primary_target, valid_definitions
     from runners.database import mask_dsn
 
     result = valid_definitions(obj["root"])
@@ -764,7 +759,7 @@ def demo_data(obj: dict[str, Any], dsn: str | None, scale: float, seed: int,
     Example:
       marketops demo-data --scale 0.1 --seed 7
     """
-    from engine.wiring import demo_data as run_demo_data
+    from engine.app.context import demo_data as run_demo_data
     from runners.database import mask_dsn
 
     summary = run_demo_data(obj["root"], dsn, scale=scale, seed=seed,
@@ -788,8 +783,8 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     Example:
       marketops demo
     """
-    from engine.wiring import demo_data as run_demo_data
-    from engine.wiring import embedded_server, valid_definitions
+    from engine.app.context import demo_data as run_demo_data
+    from engine.app.context import embedded_server, valid_definitions
 
     result = valid_definitions(obj["root"])
     server = embedded_server(obj["root"], result)
@@ -803,7 +798,7 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.wiring import run_demo_reports
+    from engine.app.demo import run_demo_reports
 
     mailbox = (obj["root"] / "var" / "mailbox").resolve()
     click.echo("running every report for its latest period ...")
@@ -815,8 +810,8 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
         click.echo(f"{r.job:<29}{r.period:<25}{r.status:<10}{r.rows:>7,}  "
                    f"{','.join(f for f in r.outputs if f != 'json'):<18}"
                    f"{sent}/{len(r.deliveries)}")
-    from engine.demo_backups import ensure_demo_key, run_demo_backups
-    from engine.wiring import primary_target
+    from engine.app.context import primary_target
+    from engine.app.demo import ensure_demo_key, run_demo_backups
 
     if ensure_demo_key(obj["root"]):
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
@@ -828,7 +823,7 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
                f"{'verified':<{wide}}recovery / RTO")
     for t in tiers:
-        from engine.cli_backup import human_size
+        from engine.app.cli.backup import human_size
 
         size = human_size(t.stored_bytes) if t.stored_bytes else "-"
         took = f"{t.seconds:.1f}s" if t.seconds else "-"
@@ -838,7 +833,7 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
             click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
     if archive:
-        from engine.wiring import local_destination
+        from engine.app.context import local_destination
 
         click.echo(f"report files:   {local_destination(obj['root'], result, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
@@ -854,9 +849,4 @@ def main() -> None:
     cli(prog_name="marketops")
 
 
-from engine.cli_backup import register  # noqa: E402 - commands defined after the group
-
 register(cli)
-
-if __name__ == "__main__":  # archive_command runs `python -m engine.cli`
-    main()

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backup_wiring import (
+from engine.app.context import store_for
+from engine.app.tiers.backup import (
     archive_command,
     backup_infos,
     backup_key,
@@ -25,7 +26,6 @@ from engine.models.backup import (
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
-from engine.wiring import store_for
 
 if TYPE_CHECKING:
     pass

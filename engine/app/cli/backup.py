@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
+from engine.app.cli.types import INSTANT
 from engine.backup_listing import human_size as human_size  # used by the demo table
-from engine.clitypes import INSTANT
 from engine.errors import MarketopsError, UsageError
 
 
@@ -28,7 +28,7 @@ def wal_push(obj: dict[str, Any], path: Path) -> None:
     Example (postgresql.conf):
       archive_command = 'marketops --root /srv/marketops wal-push %p'
     """
-    from engine.wal_wiring import wal_push as push
+    from engine.app.tiers.wal import wal_push as push
 
     if not path.is_absolute():
         path = Path.cwd() / path  # PostgreSQL runs it in the data directory
@@ -50,7 +50,7 @@ def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
     Example (postgresql.auto.conf of a restored cluster):
       restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
     """
-    from engine.wal_wiring import wal_fetch as fetch
+    from engine.app.tiers.wal import wal_fetch as fetch
     from runners.wal import WalNotFound
 
     if not path.is_absolute():
@@ -75,8 +75,8 @@ def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
     Example:
       marketops wal-setup --apply
     """
-    from engine.wal_wiring import configure_archiving, wal_settings
-    from engine.wiring import primary_target, valid_definitions
+    from engine.app.context import primary_target, valid_definitions
+    from engine.app.tiers.wal import configure_archiving, wal_settings
 
     result = valid_definitions(obj["root"])
     settings = wal_settings(obj["root"], result)
@@ -114,9 +114,9 @@ def backups(obj: dict[str, Any], tier: str | None, fmt: str) -> None:
       marketops backups nightly_full
       marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
+    from engine.app.context import valid_definitions
+    from engine.app.tiers.backup import backup_listing
     from engine.backup_listing import as_dict, render_text
-    from engine.backup_wiring import backup_listing
-    from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
     listings = backup_listing(obj["root"], result, tier, _reachable_ledger(obj["root"], result))
@@ -129,7 +129,7 @@ def backups(obj: dict[str, Any], tier: str | None, fmt: str) -> None:
 def _reachable_ledger(root: Path, result: Any) -> Any:
     """The ledger (for restore drill results) when its database runs; a listing neither
     starts the embedded server nor fails because the state database is away."""
-    from engine.wiring import database_dsn, embedded_server, ledger_for
+    from engine.app.context import database_dsn, embedded_server, ledger_for
 
     databases = result.project.settings.databases
     chosen = databases.state or databases.primary
@@ -179,9 +179,9 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str |
       marketops restore --tier base_weekly --target-time 2026-11-25T10:15:00+01:00 --into /srv/pitr
       marketops restore --tier base_weekly --target-name before-migration --into /srv/pitr
     """
+    from engine.app.context import valid_definitions
+    from engine.app.tiers.restore import restore_database, restore_point_in_time
     from engine.pitr import target_from_options
-    from engine.restore_wiring import restore_database, restore_point_in_time
-    from engine.wiring import valid_definitions
 
     result = valid_definitions(obj["root"])
     if into_dir is not None:
@@ -224,8 +224,8 @@ def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
     Example:
       marketops mark before-migration-42
     """
-    from engine.restore_wiring import create_mark
-    from engine.wiring import valid_definitions
+    from engine.app.context import valid_definitions
+    from engine.app.tiers.restore import create_mark
 
     made = create_mark(obj["root"], valid_definitions(obj["root"]), name, dsn=dsn)
     click.echo(f"restore point '{made.name}' at LSN {made.lsn} ({made.time.isoformat()}), "
@@ -259,8 +259,8 @@ def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: 
       marketops verify wal_archive
       marketops verify audit
     """
-    from engine.verify_wiring import verify_tier
-    from engine.wiring import valid_definitions
+    from engine.app.context import valid_definitions
+    from engine.app.tiers.verify import verify_tier
 
     result = valid_definitions(obj["root"])
     problems, checked = verify_tier(obj["root"], result, what, every=every, dsn=dsn,
