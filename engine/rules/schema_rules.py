@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from engine.findings import Finding, Severity
 from engine.models.schema import SchemaFile, Table
+from engine.pgnames import split_qualified
 from engine.pgtypes import compatible, parse_type, same_storage
 from engine.project import Loaded, Project
 from engine.rules import rule
@@ -26,7 +27,7 @@ def primary_key_on_every_table(project: Project) -> Iterator[Finding]:
     """Every table has a primary key made of its own, non-nullable columns."""
     for loaded, name, table in _tables(project):
         base = ("tables", name)
-        if not table.primary_key:
+        if not table.primary_key and not table.partition_of:
             yield Finding(loaded.loc(base, key=True), f"table {loaded.id}.{name} has no primary "
                           "key; add primary_key: [column, ...]", "schema-primary-key")
             continue
@@ -53,7 +54,7 @@ def foreign_keys_resolve(project: Project) -> Iterator[Finding]:
             for missing in _missing_columns(table, fk.columns):
                 yield Finding(loaded.loc((*path, "columns")), f"foreign key column '{missing}' "
                               f"is not a column of {loaded.id}.{name}", "schema-foreign-key")
-            target_schema, target_name = fk.references.table.split(".")
+            target_schema, target_name = split_qualified(fk.references.table)
             schema = project.schemas.get(target_schema)
             target = schema.model.tables.get(target_name) if schema else None
             where = (*path, "references", "table")
@@ -114,6 +115,11 @@ def constraint_columns_exist(project: Project) -> Iterator[Finding]:
                               f"index column '{missing}' is not a column of "
                               f"{loaded.id}.{name}", "schema-columns-exist")
         for column_name, column in table.columns.items():
+            if column.generated is not None and (column.default is not None
+                                                 or column.identity):
+                yield Finding(loaded.loc(("tables", name, "columns", column_name, "generated")),
+                              "a generated column cannot also have a default or identity",
+                              "schema-columns-exist")
             if column.identity and column.default is not None:
                 yield Finding(loaded.loc(("tables", name, "columns", column_name, "default")),
                               "an identity column cannot also have a default",
