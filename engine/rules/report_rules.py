@@ -43,7 +43,7 @@ def sql_is_valid(project: Project) -> Iterator[Finding]:
 def _unlisted_term(project: Project, message: str) -> str | None:
     """The glossary term an 'unqualified table' message names, if it names one."""
     for term in project.terms:
-        if message.startswith(f"table '{term}' must be schema-qualified"):
+        if message.startswith(f"unknown table '{term}': not in any schema on the search_path"):
             return term
     return None
 
