@@ -18,6 +18,8 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token
 
+from engine.pgnames import qualified
+
 # sqlglot logs a warning for every statement it falls back to parsing as a Command;
 # we report those ourselves.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -428,6 +430,18 @@ def _candidates(scope: Scope, name: str, catalog: Catalog) -> list[str]:
     return found
 
 
+def _column_hint(name: str, known: list[str]) -> str:
+    from difflib import get_close_matches
+
+    from engine.pgnames import ident
+
+    folded = [c for c in known if c.lower() == name.lower()]
+    if folded:
+        return (f"; did you mean {ident(folded[0])}? (a mixed-case name must be quoted)")
+    close = get_close_matches(name, known, n=1)
+    return f"; did you mean {ident(close[0])}?" if close else ""
+
+
 def column_problems(scopes: list[Scope], catalog: Catalog,
                     analysis: SqlAnalysis) -> list[SqlProblem]:
     """Unknown and ambiguous columns; records every (schema, table, column) read."""
@@ -446,18 +460,28 @@ def column_problems(scopes: list[Scope], catalog: Catalog,
                         f"{', '.join(sorted(here))}; qualify it (alias.{column.name})",
                         "sql-ambiguous-column", *_pos(column)))
                 elif not here:
+                    if any(isinstance(s, exp.Table) and not catalog.has_table(s.db, s.name)
+                           for s in scope.sources.values()):
+                        continue  # it may be in the unknown table, reported already
                     tables = ", ".join(sorted(
-                        f"{s.db}.{s.name}" for s in scope.sources.values()
+                        qualified(s.db, s.name) for s in scope.sources.values()
                         if isinstance(s, exp.Table))) or "no table"
+                    known = [c for s in scope.sources.values() if isinstance(s, exp.Table)
+                             for c in catalog.columns(s.db, s.name)]
+                    known += [c for s in scope.sources.values() if isinstance(s, Scope)
+                              for c in _scope_outputs(s)]
                     problems.append(SqlProblem(
-                        f"unknown column '{column.name}' (reading {tables})",
+                        f"unknown column '{column.name}' (reading {tables})"
+                        f"{_column_hint(column.name, known)}",
                         "sql-unknown-column", *_pos(column)))
                 continue
             source = _source_for(scope, column.table)
-            if isinstance(source, exp.Table):
+            if isinstance(source, exp.Table) and catalog.has_table(source.db, source.name):
                 if column.name not in catalog.columns(source.db, source.name):
+                    known = list(catalog.columns(source.db, source.name))
                     problems.append(SqlProblem(
-                        f"unknown column {source.db}.{source.name}.{column.name}",
+                        f"unknown column {source.db}.{source.name}.{column.name}"
+                        f"{_column_hint(column.name, known)}",
                         "sql-unknown-column", *_pos(column)))
                 else:
                     analysis.columns.add((source.db, source.name, column.name))
@@ -540,10 +564,9 @@ def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
     analysis.problems.extend(parameter_problems)
     unknown_tables = table_problems(statement, catalog)
     analysis.problems.extend(unknown_tables)
-    if analysis.problems:
-        return analysis
+    # Columns are checked even when a table is unknown: every problem in one run.
     for table in statement.find_all(exp.Table):
-        if table.db:
+        if table.db and catalog.has_table(table.db, table.name):
             analysis.tables.add((table.db, table.name))
     try:
         # In place: the parsed tree is not needed unqualified afterwards.
@@ -558,6 +581,12 @@ def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
             if column is not None:
                 position = _pos(column)
                 text = f"Unknown column {column.table}.{column.name}"
+                table = next((t for t in statement.find_all(exp.Table)
+                              if t.alias_or_name == column.table and t.db), None)
+                if table is not None:
+                    known = list(catalog.columns(table.db, table.name))
+                    text = (f"Unknown column {table.db}.{table.name}.{column.name}"
+                            f"{_column_hint(column.name, known)}")
         analysis.problems.append(SqlProblem(text[0].lower() + text[1:], "sql-unknown-column",
                                             *position))
         return analysis

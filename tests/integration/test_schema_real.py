@@ -17,6 +17,7 @@ from engine.sqlcheck import analyze
 from engine.yamlsource import parse_yaml
 from runners.database import connect, execute_script
 from runners.introspect import Pulled, pull
+from tests.integration.test_cli import run
 
 DATA = Path(__file__).parent.parent / "data" / "schemas"
 REAL = ["pagila-schema.sql", "chinook.sql", "northwind.sql"]
@@ -66,7 +67,7 @@ def test_pagila_is_pulled_in_full(new_database: Callable[..., str]) -> None:
     pulled = _pull(dsn)
     public = pulled.schemas["public"]
     assert public.extensions == ["vector"]
-    rating, bigint = public.types["mpaa_rating"], public.types["bıgınt"]
+    rating, bigint = public.types["mpaa_rating"], public.types["b\u0131g\u0131nt"]
     assert isinstance(rating, EnumType) and rating.enum == ["G", "PG", "PG-13", "R", "NC-17"]
     assert isinstance(bigint, Domain) and bigint.domain == "bigint"
     assert public.tables["film"].columns["rating"].type == "public.mpaa_rating"
@@ -96,3 +97,55 @@ def test_real_views_validate_as_reports(name: str, new_database: Callable[..., s
         analysis = analyze(definition, catalog)
         assert analysis.problems == [], (view, analysis.problems)
         assert analysis.outputs == list(pulled.schemas["public"].views[view].columns)
+
+
+ORMS_DDL = """
+create schema shop;
+create type shop."Status" as enum ('new', 'paid', 'shipped');
+create table shop."Customer" ("Id" serial primary key, "Email" text not null unique);
+create table shop."Order" (
+    "Id" bigint generated always as identity primary key,
+    "CustomerId" integer not null references shop."Customer"("Id"),
+    status shop."Status" not null default 'new',
+    net numeric(12,2) not null check (net >= 0),
+    gross numeric(12,2) generated always as (net * 1.2) stored
+);
+create view shop."OrderTotals" as
+    select "CustomerId", sum(gross) as total from shop."Order" group by "CustomerId";
+"""
+
+
+def test_cli_adopts_a_database_with_quoted_mixed_case_names(
+        new_database: Callable[..., str], tmp_path: Path) -> None:
+    source, target = new_database(), new_database()
+    with connect(source, autocommit=True) as conn:
+        conn.execute(ORMS_DDL.encode())
+    pulled = run("schema", "pull", "--dsn", source, "--out", str(tmp_path / "schema"),
+                 cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    text = (tmp_path / "schema" / "shop.yaml").read_text()
+    assert 'references: {table: "shop.\\"Customer\\"", columns: [Id]}' in text
+    assert 'generated: "(net * 1.2)"' in text and "identity: always" in text
+    # What a team adds before validate passes: a backup tier for the adopted schema.
+    (tmp_path / "marketops.yaml").write_text(
+        "destinations:\n  backups:\n    url: file://./var/backups\n"
+        "keys:\n  backup-key: ${BACKUP_KEY}\n")
+    (tmp_path / "definitions" / "backups").mkdir(parents=True)
+    (tmp_path / "definitions" / "backups" / "shop.yaml").write_text(
+        "title: Shop\nowner: shop@example.com\nkind: logical_schemas\nschemas: [shop]\n"
+        "cron: \"0 3 * * *\"\ntimezone: UTC\ndestination: backups\n"
+        "encryption: {key: backup-key}\nretention: {keep_last: 7}\nrpo: 26h\nrto: 2h\n")
+    for command in (("schema", "diff", "--dsn", source), ("schema", "apply", "--dsn", target),
+                    ("schema", "diff", "--dsn", target), ("schema", "apply", "--dsn", target)):
+        result = run(*command, cwd=tmp_path)
+        assert "Traceback" not in result.stdout + result.stderr
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+    report = ('select t."CustomerId", t.total, c."Email" from "OrderTotals" t '
+              'join "Customer" c on c."Id" = t."CustomerId"')
+    catalog = build_catalog(list(_pull(target).schemas.values()), ["shop"])
+    assert analyze(report, catalog).problems == []
+    wrong = analyze('select "customerid", totl from "OrderTotals"', catalog)
+    assert [p.message for p in wrong.problems] == [
+        "unknown column 'customerid' (reading shop.\"OrderTotals\"); did you mean \"CustomerId\"? "
+        "(a mixed-case name must be quoted)",
+        "unknown column 'totl' (reading shop.\"OrderTotals\"); did you mean total?"]

@@ -45,7 +45,7 @@ def _sql(sql_lines: str) -> str:
     ("select from where", "does not parse", "sql-syntax"),
     ("select o.id from shop.ordres o", "did you mean shop.orders?", "sql-unknown-table"),
     ("select o.id from orders o", "not in any schema on the search_path", "sql-unknown-table"),
-    ("select o.nope from shop.orders o", "unknown column o.nope", "sql-unknown-column"),
+    ("select o.nope from shop.orders o", "unknown column shop.orders.nope", "sql-unknown-column"),
     ("select nope from shop.orders", "unknown column 'nope'", "sql-unknown-column"),
     ("select id from shop.orders o join shop.customers c on c.id = o.customer_id",
      "ambiguous", "sql-ambiguous-column"),
