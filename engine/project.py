@@ -119,6 +119,8 @@ class Project:
     terms: dict[str, Loaded[Term]] = field(default_factory=dict)
     term_sql: dict[str, ReportSql] = field(default_factory=dict)  # each with the terms it uses
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
+    # The SQL of reports whose YAML did not load, still checked so one run finds everything.
+    unbuilt_sql: dict[str, tuple[ReportSql, SourceDoc]] = field(default_factory=dict)
 
     def settings_loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
         if self.settings_doc is None:

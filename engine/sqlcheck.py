@@ -581,11 +581,11 @@ def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
             if column is not None:
                 position = _pos(column)
                 text = f"Unknown column {column.table}.{column.name}"
-                table = next((t for t in statement.find_all(exp.Table)
-                              if t.alias_or_name == column.table and t.db), None)
-                if table is not None:
-                    known = list(catalog.columns(table.db, table.name))
-                    text = (f"Unknown column {table.db}.{table.name}.{column.name}"
+                source = next((t for t in statement.find_all(exp.Table)
+                               if t.alias_or_name == column.table and t.db), None)
+                if source is not None:
+                    known = list(catalog.columns(source.db, source.name))
+                    text = (f"Unknown column {source.db}.{source.name}.{column.name}"
                             f"{_column_hint(column.name, known)}")
         analysis.problems.append(SqlProblem(text[0].lower() + text[1:], "sql-unknown-column",
                                             *position))
