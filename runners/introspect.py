@@ -50,6 +50,11 @@ where c.relkind in ('r', 'p', 'v', 'm') and n.nspname = any(%s)
   and {_NOT_EXTENSION.format(catalog="'pg_class'", oid="c.oid")}
 order by n.nspname, c.relname
 """
+_TRIGGERS = """
+select n.nspname, c.relname, t.tgname from pg_trigger t
+join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+where not t.tgisinternal and t.tgparentid = 0 and n.nspname = any(%s) order by 1, 2, 3
+"""
 _EXTENSIONS = """
 select n.nspname, e.extname from pg_extension e join pg_namespace n on n.oid = e.extnamespace
 where e.extname <> 'plpgsql' and n.nspname = any(%s) order by 1, 2
@@ -201,6 +206,9 @@ def pull(conn: Connection, only: list[str] | None = None) -> Pulled:
             "definition": (body or aggregate or "").strip(),
             "volatility": {"i": "immutable", "s": "stable"}.get(volatility, "volatile"),
             "security_definer": definer}, f"{schema}.{signature}", result.notes)
+    for schema, table, trigger in query(conn, _TRIGGERS, (names_list,)):
+        result.notes.append(f"{schema}.{table}: trigger {trigger} cannot be described in YAML; "
+                            "not pulled (apply will not create it)")
     for name, (_, owner, comment) in schemas.items():
         objects = found[name]
         if not any(objects.values()):

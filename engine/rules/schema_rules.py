@@ -169,3 +169,28 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
                                   f"name '{idx.name}' is already used in schema {loaded.id} "
                                   f"({names.get(idx.name, 'a table')})", "schema-duplicates")
                 names[idx.name] = f"index on {name}"
+
+
+@rule("schema-types")
+def named_types_are_declared(project: Project) -> Iterator[Finding]:
+    """A column of an enum, domain or extension type names one that is declared."""
+    from engine.pgnames import split_name
+
+    known: set[tuple[str, str]] = set()
+    extended: set[str] = set()
+    for loaded in project.schemas.values():
+        known.update((loaded.model.name, t) for t in loaded.model.types)
+        if loaded.model.extensions:
+            extended.add(loaded.model.name)
+    for loaded, name, table in _tables(project):
+        for column_name, column in table.columns.items():
+            parsed = parse_type(column.type)
+            if not parsed.named:
+                continue
+            parts = split_name(parsed.name)
+            if len(parts) != 2 or tuple(parts) in known or parts[0] in extended:
+                continue
+            yield Finding(loaded.loc(("tables", name, "columns", column_name, "type")),
+                          f"type {parsed.name} is not declared: add it under types: in "
+                          f"schema/{parts[0]}.yaml, or the extension that provides it under "
+                          "extensions:", "schema-types")
