@@ -93,8 +93,9 @@ def create_table(schema: str, name: str, table: Table) -> str:
         joined = ",\n    ".join(lines)
         body = f" (\n    {joined}\n)" if lines else ""
         bound = table.partition_bound or "DEFAULT"
+        sub = f" PARTITION BY {table.partition_by}" if table.partition_by else ""
         return (f"CREATE TABLE {qualified(schema, name)} PARTITION OF "
-                f"{_parent(schema, table.partition_of)}{body} {bound};")
+                f"{_parent(schema, table.partition_of)}{body} {bound}{sub};")
     lines = [column_sql(c, col, c in table.primary_key) for c, col in table.columns.items()]
     if table.primary_key:
         lines.append(f"CONSTRAINT {ident(pk_name(name))} PRIMARY KEY "
