@@ -117,7 +117,7 @@ _CONSTRAINTS = """
 select c.conrelid, c.contype, c.conname, c.conkey, c.confrelid, c.confkey, c.confdeltype,
        pg_get_constraintdef(c.oid)
 from pg_constraint c
-where c.conrelid = any(%s) and c.contype in ('p', 'u', 'f', 'c')
+where c.conrelid = any(%s) and c.contype in ('p', 'u', 'f', 'c', 'x')
   and c.conparentid = 0 and c.conislocal
 order by c.conrelid, c.contype, c.conname
 """
@@ -318,6 +318,10 @@ def _table(oid: int, schema: str, table: str, columns: dict[int, tuple[Any, ...]
         spec["columns"][name] = column
     spec["checks"] = []
     for _, kind, conname, conkey, confrelid, confkey, deltype, definition in constraints:
+        if kind == "x":
+            notes.append(f"{schema}.{table}: exclusion constraint {conname} cannot be "
+                         "described in YAML; not pulled")
+            continue
         if kind == "c":
             spec["checks"].append({"name": conname,
                                    "expression": _check_expression(definition)})
