@@ -22,6 +22,7 @@ from engine.models.glossary import Term
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
+from engine.pgnames import check_name
 from engine.project import Loaded, Project, ReportSql
 from engine.yamlsource import FileProblem, SourceDoc, load_yaml, read_bounded
 
@@ -218,13 +219,23 @@ def _check_id(display: str, stem: str) -> Finding | None:
     return None
 
 
+def _check_schema_stem(display: str, stem: str) -> Finding | None:
+    try:
+        check_name(stem)
+    except ValueError as exc:
+        return Finding(Location(display), f"file name '{stem}': {exc}", "file-name")
+    return None
+
+
 def _load_kind(root: Path, folder: str, kind: Any, findings: list[Finding],
                failed: list[tuple[str, SourceDoc, Path]] | None = None
                ) -> Iterator[tuple[str, Any, SourceDoc, Path]]:
     seen: dict[str, str] = {}
     for path in _yaml_files(root, folder, findings):
         display = _display(root, path)
-        problem = _check_id(display, path.stem)
+        # A schema file is named after its schema, whose name may be mixed-case (Shop).
+        problem = _check_id(display, path.stem) if kind is not SchemaFile else \
+            _check_schema_stem(display, path.stem)
         if problem:
             findings.append(problem)
             continue

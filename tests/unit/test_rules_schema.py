@@ -160,6 +160,10 @@ def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> N
     assert 'CREATE TABLE shop."Order" (' in ddl
     assert 'ALTER TABLE shop."Order" ADD CONSTRAINT "Order_customer_id_fkey" FOREIGN KEY ' \
         "(customer_id) REFERENCES shop.customers (id);" in ddl
+    from engine.lineage import impact
+
+    jobs = {d.job for d in impact(result.project, 'shop."Order".total')}
+    assert "backup/nightly" in jobs
     bad = check(tmp_path, {"schema/shop.yaml": SHOP.replace(
         "references: {table: shop.customers", "references: {table: customers")})
     assert any("is not schema.table" in f.message for f in bad.findings)
