@@ -55,6 +55,16 @@ select n.nspname, c.relname, t.tgname from pg_trigger t
 join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
 where not t.tgisinternal and t.tgparentid = 0 and n.nspname = any(%s) order by 1, 2, 3
 """
+_OTHER_TYPES = f"""
+select n.nspname, t.typname, case t.typtype when 'c' then 'composite' when 'r' then 'range'
+       else 'base' end
+from pg_type t join pg_namespace n on n.oid = t.typnamespace
+left join pg_class c on c.oid = t.typrelid
+where n.nspname = any(%s) and (t.typtype = 'r' or (t.typtype = 'c' and c.relkind = 'c')
+      or (t.typtype = 'b' and t.typelem = 0 and t.typarray <> 0))
+  and {_NOT_EXTENSION.format(catalog="'pg_type'", oid="t.oid")}
+order by 1, 2
+"""
 _EXTENSIONS = """
 select n.nspname, e.extname from pg_extension e join pg_namespace n on n.oid = e.extnamespace
 where e.extname <> 'plpgsql' and n.nspname = any(%s) order by 1, 2
@@ -209,6 +219,9 @@ def pull(conn: Connection, only: list[str] | None = None) -> Pulled:
     for schema, table, trigger in query(conn, _TRIGGERS, (names_list,)):
         result.notes.append(f"{schema}.{table}: trigger {trigger} cannot be described in YAML; "
                             "not pulled (apply will not create it)")
+    for schema, name, kind in query(conn, _OTHER_TYPES, (names_list,)):
+        result.notes.append(f"{schema}.{name}: {kind} type cannot be described in YAML; not "
+                            "pulled (apply will not create it)")
     for name, (_, owner, comment) in schemas.items():
         objects = found[name]
         if not any(objects.values()):
