@@ -140,9 +140,14 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
             for index, idx in enumerate(table.indexes):
                 key = ("index", tuple(idx.columns), idx.method, idx.where, idx.unique)
                 if key in seen:
+                    first = table.indexes[seen[key]]
+                    # Two named indexes are two objects a live database may well hold (pulled
+                    # as they are): wasteful, not wrong.
+                    both_named = idx.name is not None and first.name is not None
                     yield Finding(loaded.loc(("tables", name, "indexes", index)),
                                   f"index on ({', '.join(idx.columns)}) duplicates index "
-                                  f"#{seen[key] + 1} of {name}", "schema-duplicates")
+                                  f"#{seen[key] + 1} of {name}", "schema-duplicates",
+                                  Severity.WARNING if both_named else Severity.ERROR)
                 seen.setdefault(key, index)
                 if tuple(idx.columns) == tuple(table.primary_key) and idx.where is None:
                     yield Finding(loaded.loc(("tables", name, "indexes", index)),

@@ -167,3 +167,16 @@ def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> N
     bad = check(tmp_path, {"schema/shop.yaml": SHOP.replace(
         "references: {table: shop.customers", "references: {table: customers")})
     assert any("is not schema.table" in f.message for f in bad.findings)
+
+
+def test_two_named_indexes_on_the_same_columns_are_a_warning(tmp_path: Path) -> None:
+    """As pulled from a real database (pagila has them): wasteful, not wrong."""
+    shop = _shop("      - columns: [placed_at]\n",
+                 "      - {columns: [placed_at], name: a_idx}\n"
+                 "      - {columns: [placed_at], name: b_idx}\n")
+    [finding] = by_rule(check(tmp_path, {"schema/shop.yaml": shop}), "schema-duplicates")
+    assert finding.severity is Severity.WARNING
+    unnamed = _shop("      - columns: [placed_at]\n",
+                    "      - columns: [placed_at]\n      - columns: [placed_at]\n")
+    [finding] = by_rule(check(tmp_path, {"schema/shop.yaml": unnamed}), "schema-duplicates")
+    assert finding.severity is Severity.ERROR
