@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from engine.ddl import index_name
 from engine.findings import Finding, Severity
 from engine.models.schema import SchemaFile, Table
 from engine.pgnames import split_qualified
@@ -141,9 +142,9 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
                 key = ("index", tuple(idx.columns), idx.method, idx.where, idx.unique)
                 if key in seen:
                     first = table.indexes[seen[key]]
-                    # Two named indexes are two objects a live database may well hold (pulled
-                    # as they are): wasteful, not wrong.
-                    both_named = idx.name is not None and first.name is not None
+                    # Two indexes of different names are two objects a live database may well
+                    # hold (pulled as they are): wasteful, not wrong. Of one name, apply fails.
+                    both_named = index_name(name, idx) != index_name(name, first)
                     yield Finding(loaded.loc(("tables", name, "indexes", index)),
                                   f"index on ({', '.join(idx.columns)}) duplicates index "
                                   f"#{seen[key] + 1} of {name}", "schema-duplicates",

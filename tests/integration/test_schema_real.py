@@ -101,6 +101,35 @@ def test_real_views_validate_as_reports(name: str, new_database: Callable[..., s
         assert analysis.outputs == list(pulled.schemas["public"].views[view].columns)
 
 
+def _add_backup_tier(root: Path, schema: str) -> None:
+    """What a team adds before validate passes: a daily backup tier for the adopted schema."""
+    (root / "marketops.yaml").write_text(
+        "destinations:\n  backups:\n    url: file://./var/backups\n"
+        "keys:\n  backup-key: ${BACKUP_KEY}\n")
+    (root / "definitions" / "backups").mkdir(parents=True)
+    (root / "definitions" / "backups" / "daily.yaml").write_text(
+        f"title: Daily\nowner: dba@example.com\nkind: logical_schemas\nschemas: [{schema}]\n"
+        "cron: \"0 3 * * *\"\ntimezone: UTC\ndestination: backups\n"
+        "encryption: {key: backup-key}\nretention: {keep_last: 7}\nrpo: 26h\nrto: 2h\n")
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_cli_adopts_a_real_schema(name: str, new_database: Callable[..., str],
+                                  tmp_path: Path) -> None:
+    """pull, validate (once a backup tier covers it), diff; apply into an empty database,
+    diff again: all through the CLI, all clean."""
+    source, target = new_database(), new_database()
+    _load(source, name)
+    pulled = run("schema", "pull", "--dsn", source, cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    _add_backup_tier(tmp_path, "public")
+    for command in (("validate",), ("schema", "diff", "--dsn", source),
+                    ("schema", "apply", "--dsn", target), ("schema", "diff", "--dsn", target)):
+        result = run(*command, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stdout[-2000:] + result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr
+
+
 ORMS_DDL = """
 create schema shop;
 create type shop."Status" as enum ('new', 'paid', 'shipped');
@@ -128,15 +157,7 @@ def test_cli_adopts_a_database_with_quoted_mixed_case_names(
     text = (tmp_path / "schema" / "shop.yaml").read_text()
     assert 'references: {table: "shop.\\"Customer\\"", columns: [Id]}' in text
     assert 'generated: "(net * 1.2)"' in text and "identity: always" in text
-    # What a team adds before validate passes: a backup tier for the adopted schema.
-    (tmp_path / "marketops.yaml").write_text(
-        "destinations:\n  backups:\n    url: file://./var/backups\n"
-        "keys:\n  backup-key: ${BACKUP_KEY}\n")
-    (tmp_path / "definitions" / "backups").mkdir(parents=True)
-    (tmp_path / "definitions" / "backups" / "shop.yaml").write_text(
-        "title: Shop\nowner: shop@example.com\nkind: logical_schemas\nschemas: [shop]\n"
-        "cron: \"0 3 * * *\"\ntimezone: UTC\ndestination: backups\n"
-        "encryption: {key: backup-key}\nretention: {keep_last: 7}\nrpo: 26h\nrto: 2h\n")
+    _add_backup_tier(tmp_path, "shop")
     for command in (("schema", "diff", "--dsn", source), ("schema", "apply", "--dsn", target),
                     ("schema", "diff", "--dsn", target), ("schema", "apply", "--dsn", target)):
         result = run(*command, cwd=tmp_path)

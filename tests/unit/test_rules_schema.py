@@ -170,7 +170,8 @@ def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> N
 
 
 def test_two_named_indexes_on_the_same_columns_are_a_warning(tmp_path: Path) -> None:
-    """As pulled from a real database (pagila has them): wasteful, not wrong."""
+    """Of different names, as pulled from a real database (pagila has them): wasteful, not
+    wrong; of the same name PostgreSQL refuses the second."""
     shop = _shop("      - columns: [placed_at]\n",
                  "      - {columns: [placed_at], name: a_idx}\n"
                  "      - {columns: [placed_at], name: b_idx}\n")
