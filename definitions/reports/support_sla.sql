@@ -23,4 +23,4 @@ join support.sla_policies sp on sp.id = t.sla_policy_id
 left join support.ratings rt on rt.ticket_id = t.id
 where t.created_at >= :period_start and t.created_at < :period_end
 group by tp.label
-order by tickets desc, topic
+order by tickets desc, tp.label collate "C"
