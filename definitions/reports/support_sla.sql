@@ -3,8 +3,10 @@
 select
     tp.label as topic,
     count(*) as tickets,
-    round(avg(extract(epoch from t.first_response_at - t.created_at) / 60.0)::numeric, 1)
-        as avg_first_response_minutes,
+    -- Exact seconds (numeric epoch) summed, minutes divided out once: exact halves round
+    -- away from zero.
+    round(sum(extract(epoch from t.first_response_at - t.created_at))
+          / (60 * count(t.first_response_at)), 1) as avg_first_response_minutes,
     round(count(*) filter (where t.first_response_at <= t.created_at
                            + sp.first_response_minutes * interval '1 minute')::numeric
           / count(*), 4) as first_response_within_sla,
