@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from runners.database import Pool, connect, ensure_database, execute_script
 from runners.demodata import generate
 from runners.gitinfo import head_commit
 from runners.introspect import pull
+from runners.pgtools import Toolset, discover
 from runners.postgres import EmbeddedServer, embedded_bin_dir
 from runners.storage import Store, StoreSpec
 
@@ -253,3 +255,76 @@ def durations(ledger: Ledger) -> dict[str, float]:
         if record.started_at and record.finished_at:
             found[job] = (record.finished_at - record.started_at).total_seconds()
     return found
+
+
+def toolset_for(result: ValidationResult) -> Toolset:
+    """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
+    configured = result.project.settings.postgres.bin_dir
+    return discover(Path(configured) if configured else embedded_bin_dir())
+
+
+def backup_key(result: ValidationResult, name: str) -> str:
+    """The value of a key named in settings (from its environment variable)."""
+    ref = result.project.settings.keys.get(name)
+    if ref is None:
+        raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
+    return resolve_env(ref, f"keys.{name}")
+
+
+class App:
+    """The root's one front object (sqlmesh's Context): the repository, its current valid
+    definitions, and what is built from them on first use — DSNs, the primary, the ledger,
+    stores, tools and keys. A CLI command makes one and calls on it."""
+
+    def __init__(self, root: Path, defs: ValidationResult | None = None, *,
+                 debug: bool = False) -> None:
+        self.root = root
+        self.debug = debug
+        if defs is not None:
+            self.__dict__["defs"] = defs
+        self._dsns: dict[str, str] = {}
+        self._stores: dict[str, Store] = {}
+        self._targets: dict[str | None, Target] = {}
+
+    @cached_property
+    def defs(self) -> ValidationResult:
+        """The definitions, validated once; DefinitionError when any is invalid."""
+        return valid_definitions(self.root)
+
+    def dsn(self, which: str, dsn_override: str | None = None) -> str:
+        """DSN of `primary`, `reports` or `state` (the latter two fall back to primary)."""
+        if dsn_override is not None:
+            return database_dsn(self.root, self.defs, which, dsn_override)
+        if which not in self._dsns:
+            self._dsns[which] = database_dsn(self.root, self.defs, which)
+        return self._dsns[which]
+
+    def primary(self, dsn_override: str | None = None) -> Target:
+        """The primary database (the embedded one started when that is what it is)."""
+        if dsn_override not in self._targets:
+            self._targets[dsn_override] = primary_target(self.root, self.defs, dsn_override)
+        return self._targets[dsn_override]
+
+    def embedded(self) -> EmbeddedServer:
+        """The embedded server of the settings, not started."""
+        return embedded_server(self.root, self.defs)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger in the state database, migrated."""
+        return ledger_for(self.dsn("state"))
+
+    def store(self, name: str) -> Store:
+        """The destination `name`, its secrets read from the environment."""
+        if name not in self._stores:
+            self._stores[name] = store_for(self.root, self.defs, name)
+        return self._stores[name]
+
+    @cached_property
+    def toolset(self) -> Toolset:
+        """The PostgreSQL tools backups and restores use."""
+        return toolset_for(self.defs)
+
+    def key(self, name: str) -> str:
+        """The value of the key `name` of the settings."""
+        return backup_key(self.defs, name)

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.app.context import resolve_env, store_for
+# toolset_for and backup_key live in the context; named here for the tier modules.
+from engine.app.context import backup_key as backup_key
+from engine.app.context import store_for
+from engine.app.context import toolset_for as toolset_for
 from engine.backup_listing import Verified
 from engine.errors import UsageError
 from engine.jobs import Job
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from engine.manifest import Manifest
     from runners.catalog import Catalog
     from runners.codec import Sealing
-    from runners.pgtools import Toolset
     from runners.storage import Store
 
 # Every heavy read of one cluster (dumps, base backups) takes this advisory lock on it.
@@ -40,26 +42,9 @@ CLUSTER_LOCK = int.from_bytes(hashlib.sha256(b"marketops backup").digest()[:8], 
                               signed=True)
 
 
-def toolset_for(result: ValidationResult) -> Toolset:
-    """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
-    from runners.pgtools import discover
-    from runners.postgres import embedded_bin_dir
-
-    configured = result.project.settings.postgres.bin_dir
-    return discover(Path(configured) if configured else embedded_bin_dir())
-
-
 def staging_for(root: Path) -> Path:
     """Local scratch space for dumps and restores before they are sealed or started."""
     return root / "var" / "staging"
-
-
-def backup_key(result: ValidationResult, name: str) -> str:
-    """The value of a key named in settings (from its environment variable)."""
-    ref = result.project.settings.keys.get(name)
-    if ref is None:
-        raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
-    return resolve_env(ref, f"keys.{name}")
 
 
 def sealing_for(result: ValidationResult, tier: BackupTier) -> Sealing:
