@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from engine.errors import DefinitionError, UsageError
 from engine.jobs import Job, jobs
 from engine.ledger import Ledger
+from engine.loader import load_project
 from engine.masking import remember
 from engine.schemadiff import apply_statements
 from engine.status import job_status
@@ -285,6 +286,12 @@ class App:
         self._dsns: dict[str, str] = {}
         self._stores: dict[str, Store] = {}
         self._targets: dict[str | None, Target] = {}
+
+    def as_loaded(self) -> App:
+        """This repository with its definitions as loaded, valid or not: for the commands
+        that must work while a repository is being adopted (db, schema pull)."""
+        project, _ = load_project(self.root)
+        return App(self.root, ValidationResult(project, []), debug=self.debug)
 
     @cached_property
     def defs(self) -> ValidationResult:

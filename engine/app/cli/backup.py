@@ -120,24 +120,22 @@ def backups(app: App, tier: str | None, fmt: str) -> None:
     from engine.backup_listing import as_dict, render_text
 
     result = app.defs
-    listings = backup_listing(app.root, result, tier, _reachable_ledger(app.root, result))
+    listings = backup_listing(app.root, result, tier, _reachable_ledger(app))
     if fmt == "json":
         click.echo(json.dumps({"tiers": [as_dict(t) for t in listings]}, indent=2))
         return
     click.echo(render_text(listings), nl=False)
 
 
-def _reachable_ledger(root: Path, result: Any) -> Any:
+def _reachable_ledger(app: App) -> Any:
     """The ledger (for restore drill results) when its database runs; a listing neither
     starts the embedded server nor fails because the state database is away."""
-    from engine.app.context import database_dsn, embedded_server, ledger_for
-
-    databases = result.project.settings.databases
+    databases = app.defs.project.settings.databases
     chosen = databases.state or databases.primary
-    if chosen.dsn == "embedded" and not embedded_server(root, result).is_running():
+    if chosen.dsn == "embedded" and not app.embedded().is_running():
         return None
     try:
-        return ledger_for(database_dsn(root, result, "state"))
+        return app.ledger
     except MarketopsError:
         return None
 

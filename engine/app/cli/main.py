@@ -354,12 +354,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.alerting import Alerter
     from engine.app.context import (
         LiveDefinitions,
-        database_dsn,
         durations,
-        ledger_for,
-        primary_target,
         statuses,
-        valid_definitions,
         worker_name,
     )
     from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
@@ -372,9 +368,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     name = worker or worker_name()
     configure(name)
     root = app.root
-    result = valid_definitions(root)
+    result = app.defs
     if result.project.settings.databases.primary.dsn == "embedded":
-        target = primary_target(root, result, None)
+        target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
         if ensure_demo_key(root):
@@ -382,12 +378,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
                        "are encrypted with var/demo-backup.key", err=True)
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
-    ledger = ledger_for(database_dsn(root, result, "state"))
+    ledger = app.ledger
     from engine.app.tiers.backup import clear_staging
 
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
-    executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
+    executor = Executor(root, live, app.dsn("reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
@@ -397,7 +393,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     from engine.app.health import FreshnessCache
 
-    backup_freshness = FreshnessCache(root, live, database_dsn(root, result, "primary"))
+    backup_freshness = FreshnessCache(root, live, app.dsn("primary"))
 
     def now_statuses() -> list[Any]:
         return statuses(live.result, ledger, executor.supports, dt.now(UTC),
@@ -524,12 +520,7 @@ def db() -> None:
 
 
 def _server(app: App) -> Any:
-    from engine.app.context import embedded_server
-    from engine.loader import load_project
-    from engine.validate import ValidationResult
-
-    project, _ = load_project(app.root)
-    return embedded_server(app.root, ValidationResult(project, []))
+    return app.as_loaded().embedded()
 
 
 @db.command("start")
@@ -673,13 +664,9 @@ def schema_pull(app: App, dsn: str | None, out: Path | None,
     Example:
       marketops schema pull --dsn postgresql://app@db.internal/shop --out schema/
     """
-    from engine.app.context import primary_target
-    from engine.loader import load_project
     from engine.schema_yaml import render
-    from engine.validate import ValidationResult
 
-    project, _ = load_project(app.root)
-    target = primary_target(app.root, ValidationResult(project, []), dsn)
+    target = app.as_loaded().primary(dsn)
     pulled = _live(target.dsn, list(names) or None)
     directory = out or app.root / "schema"
     existing = [directory / f"{n}.yaml" for n in pulled.schemas
