@@ -1,4 +1,5 @@
-"""The composition root's helpers: settings resolved into connections and runners."""
+"""The composition root's context: the App and the helpers that resolve settings into
+connections, stores and tools."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster. (Verification: engine/verify_wiring.py.)"""
+WAL, to a point in time) into a started cluster. (Verification: engine/app/tiers/verify.py.)"""
 
 from __future__ import annotations
 
