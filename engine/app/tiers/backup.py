@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from engine.app.context import backup_key as backup_key
 from engine.app.context import store_for
 from engine.app.context import toolset_for as toolset_for
-from engine.backup_listing import Verified
+from engine.backup_listing import TierListing, Verified, archived_at, audit_chain, wal_range
 from engine.errors import UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -27,14 +27,18 @@ from engine.models.backup import (
 )
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE
+from engine.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT, parse_segment
+from runners.catalog import read_catalog
+from runners.codec import Sealing
+from runners.logical import LogicalRequest, backup_logical
+from runners.physical import PhysicalRequest, backup_physical
+from runners.storage import remove_stale_staging
+from runners.wal import stored_entries
 
 if TYPE_CHECKING:
-    from engine.backup_listing import TierListing
     from engine.ledger import Ledger
     from engine.manifest import Manifest
     from runners.catalog import Catalog
-    from runners.codec import Sealing
     from runners.storage import Store
 
 # Every heavy read of one cluster (dumps, base backups) takes this advisory lock on it.
@@ -49,8 +53,6 @@ def staging_for(root: Path) -> Path:
 
 def sealing_for(result: ValidationResult, tier: BackupTier) -> Sealing:
     """How a tier's files are compressed and encrypted."""
-    from runners.codec import Sealing
-
     compression = getattr(tier, "compression", None)
     encryption = getattr(tier, "encryption", None)
     key = backup_key(result, encryption.key) if encryption else None
@@ -75,8 +77,6 @@ def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
 
 
 def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> Catalog:
-    from runners.catalog import read_catalog
-
     return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
 
 
@@ -180,9 +180,6 @@ def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: Ret
               now: datetime, *, dry_run: bool = False) -> list[str]:
     """Remove archived segments older than the PITR window's base backup needs (or, with
     dry_run, only name them)."""
-    from engine.walnames import SEGMENT, parse_segment
-    from runners.wal import stored_entries
-
     try:
         wal_id, wal = wal_tier_for(result, base_tier_id)
     except UsageError:
@@ -206,8 +203,6 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
     """Remove what killed runs left in the staging directory (dumps and restores there hold
     plaintext of encrypted tiers): every directory whose maker is gone from this host, or
     whose run the ledger no longer records as running. The names removed."""
-    from runners.storage import remove_stale_staging
-
     return remove_stale_staging(staging_for(root),
                                 ledger.statuses_of if ledger is not None else None)
 
@@ -220,8 +215,6 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
     store = tier_store(root, result, tier)
     toolset, sealing, staging = toolset_for(result), sealing_for(result, tier), staging_for(root)
     if isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
-        from runners.logical import LogicalRequest, backup_logical
-
         excluded = _excluded_data(result, tier)
         schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
         return backup_logical(LogicalRequest(
@@ -230,9 +223,6 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
             jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
             git_commit=job.git_commit, run_id=run_id))
     if isinstance(tier, PhysicalBaseTier):
-        from runners.catalog import read_catalog
-        from runners.physical import PhysicalRequest, backup_physical
-
         parent = _incremental_parent(tier, read_catalog(store, job.name))
         return backup_physical(PhysicalRequest(
             job.name, dsn, toolset, store, sealing, staging, parent=parent, verify=tier.verify,
@@ -269,8 +259,6 @@ def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = N
                    ledger: Ledger | None = None) -> list[TierListing]:
     """What `marketops backups` shows for every tier (or one), read from the destinations
     (and, given a ledger, which backups restore drills proved restorable)."""
-    from engine.backup_listing import TierListing
-
     tiers = [tier_id] if tier_id else sorted(
         t for t, loaded in result.project.backups.items()
         if not isinstance(loaded.model, RestoreDrillTier))
@@ -319,9 +307,6 @@ def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Ve
 
 def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiveTier,
                  base: TierListing) -> TierListing:
-    from engine.backup_listing import archived_at, wal_range
-    from runners.wal import stored_entries
-
     store = store_for(root, result, tier.destination)
     entries = stored_entries(store, tid)
     bases = catalog_of(root, result, tier.base_tier).complete
@@ -335,9 +320,6 @@ def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiv
 
 def _vault_listing(root: Path, result: ValidationResult, tid: str, tier: AuditVaultTier,
                    base: TierListing) -> TierListing:
-    from engine.backup_listing import audit_chain
-    from runners.catalog import read_catalog
-
     store = tier_store(root, result, tier)
     chains = []
     for table in tier.tables:

@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.app.context import store_for
+from engine.app.tiers.audit import verify_audit
 from engine.app.tiers.backup import backup_key, catalog_of, tier_of, tier_store
+from engine.app.tiers.wal import verify_wal
 from engine.errors import UsageError
 from engine.models.backup import AuditVaultTier, PhysicalBaseTier, WalArchiveTier
 from engine.validate import ValidationResult
+from runners.verify import verify_backup, verify_wal_files
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -21,8 +25,6 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
     """(problems, checked): the newest backup (or every one) and each backup it builds on,
     re-read against their manifests; `audit` or an audit tier: the vault against the head
     the ledger recorded; a WAL tier: every stored file's contents, and gaps."""
-    from engine.app.tiers.audit import verify_audit
-
     if what == "audit":
         return verify_audit(root, result, dsn=dsn, adopt=adopt)
     tier = tier_of(result, what)
@@ -69,8 +71,6 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
 
 
 def _read_backup(store: Store, manifest: Manifest) -> list[str]:
-    from runners.verify import verify_backup
-
     return verify_backup(store, manifest)
 
 
@@ -78,10 +78,6 @@ def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
                        ) -> tuple[list[str], list[str]]:
     """Gaps by name (as the scheduled check finds them), then every stored file re-read:
     decrypted, decompressed, its sha256 against the one recorded in its stored name."""
-    from engine.app.context import store_for
-    from engine.app.tiers.wal import verify_wal
-    from runners.verify import verify_wal_files
-
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
     problems, checked = verify_wal(root, result, wal_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.app.context import store_for
 from engine.app.tiers.backup import (
@@ -26,9 +26,6 @@ from engine.models.backup import (
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
-
-if TYPE_CHECKING:
-    pass
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
