@@ -23,6 +23,7 @@ from engine.freshness import WalState
 from engine.models.backup import (
     WalArchiveTier,
 )
+from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
@@ -84,7 +85,7 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
 
     with connect(dsn, autocommit=True) as conn:
         for name, value in settings.items():
-            conn.execute(f"alter system set {name} = {_literal(value)}")
+            conn.execute(f"alter system set {name} = {literal(value)}")
         conn.execute("select pg_reload_conf()")
         pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
         live = {str(r[0]): str(r[1]) for r in query(
@@ -93,9 +94,6 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     return bool(pending) or live.get("archive_mode") != "on" or \
         live.get("wal_level") not in ("replica", "logical")
 
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
