@@ -3,6 +3,7 @@ connections, stores and tools."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -26,7 +27,16 @@ from runners.demodata import generate
 from runners.gitinfo import head_commit
 from runners.introspect import pull
 from runners.pgtools import Toolset, discover
-from runners.postgres import EmbeddedServer, embedded_bin_dir
+from runners.postgres import (
+    EmbeddedServer,
+    embedded_bin_dir,
+    port_file,
+    port_free,
+    remember_port,
+    remembered_port,
+    running_port,
+)
+from runners.progress import note
 from runners.storage import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -66,20 +76,56 @@ class Target:
     server: EmbeddedServer | None = None
 
 
+PORT_VARIABLE = "MARKETOPS_EMBEDDED_PORT"
+
+
+def chosen_port() -> int | None:
+    """The port asked for with `demo --port` or MARKETOPS_EMBEDDED_PORT, if any."""
+    value = os.environ.get(PORT_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1024 <= int(value) <= 65535:
+        raise UsageError(f"{PORT_VARIABLE}={value[:20]} is not a port from 1024 to 65535")
+    return int(value)
+
+
 def embedded_server(root: Path, result: ValidationResult) -> EmbeddedServer:
+    """The embedded server of the settings, on the port it runs on (or was last started on),
+    else the one asked for, else embedded.port."""
     settings = result.project.settings.embedded
     data_dir = Path(settings.data_dir)
     if not data_dir.is_absolute():
         data_dir = (root / data_dir).resolve()
-    return EmbeddedServer(data_dir, settings.port, settings.database)
+    port = (running_port(data_dir) or chosen_port()
+            or remembered_port(data_dir, settings.port) or settings.port)
+    return EmbeddedServer(data_dir, port, settings.database)
+
+
+def start_embedded(root: Path, result: ValidationResult) -> tuple[EmbeddedServer, bool]:
+    """Start the embedded server unless it runs; True when this call started it. When its
+    port is taken by another program and none was asked for, a free one is chosen, said, and
+    remembered for the next commands."""
+    from runners.mailbox import free_port
+
+    configured = result.project.settings.embedded.port
+    server = embedded_server(root, result)
+    if chosen_port() is None and not server.is_running() and not port_free(server.port):
+        taken = server.port
+        server = dataclasses.replace(server, port=free_port())
+        note(f"port {taken} on 127.0.0.1 is taken by another program: the embedded server "
+             f"uses port {server.port} (remembered in {port_file(server.data_dir)}; choose "
+             f"with --port, {PORT_VARIABLE} or embedded.port)")
+    started = server.start()
+    if started:
+        remember_port(server.data_dir, configured, server.port)
+    return server, started
 
 
 def primary_target(root: Path, result: ValidationResult, dsn_override: str | None) -> Target:
     """The primary database: --dsn / MARKETOPS_DSN, else settings; `embedded` starts it."""
     dsn = dsn_override or result.project.settings.databases.primary.dsn
     if dsn == "embedded":
-        server = embedded_server(root, result)
-        server.start()
+        server, _ = start_embedded(root, result)
         ensure_database(server.dsn("postgres"), server.database)
         return Target(server.dsn(), server)
     return Target(resolve_env(dsn, "databases.primary.dsn"))
@@ -316,6 +362,10 @@ class App:
     def embedded(self) -> EmbeddedServer:
         """The embedded server of the settings, not started."""
         return embedded_server(self.root, self.defs)
+
+    def start_embedded(self) -> tuple[EmbeddedServer, bool]:
+        """Start the embedded server (on a free port when its own is taken)."""
+        return start_embedded(self.root, self.defs)
 
     @cached_property
     def ledger(self) -> Ledger:

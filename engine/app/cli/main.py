@@ -534,8 +534,7 @@ def db_start(app: App) -> None:
     """
     from runners.database import ensure_database
 
-    server = _server(app)
-    started = server.start()
+    server, started = app.as_loaded().start_embedded()
     ensure_database(server.dsn("postgres"), server.database)
     click.echo(f"{'started' if started else 'already running'}: {server.dsn()}")
     click.echo(f"data: {server.data_dir}  log: {server.log_file}")
@@ -761,8 +760,12 @@ def demo_data(app: App, dsn: str | None, scale: float, seed: int,
 @click.option("--scale", type=click.FloatRange(0.0001, 100), default=0.01, show_default=True,
               help="Size of the generated data; 1 = about one million orders.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--port", type=click.IntRange(1024, 65535), default=None,
+              envvar="MARKETOPS_EMBEDDED_PORT",
+              help="Port of the embedded server; default embedded.port (54329), or a free "
+              "one when that is taken. Later commands find the server on it.")
 @click.pass_obj
-def demo(app: App, scale: float, seed: int) -> None:
+def demo(app: App, scale: float, seed: int, port: int | None) -> None:
     """Run marketops on an embedded PostgreSQL with realistic generated data.
 
     Starts the embedded server under ./var/ (reusing it if it runs), applies the schema,
@@ -770,13 +773,19 @@ def demo(app: App, scale: float, seed: int) -> None:
 
     \b
     Example:
-      marketops demo
+      marketops demo --port 54400
     """
+    import os
+
+    from engine.app.context import PORT_VARIABLE
     from engine.app.context import demo_data as run_demo_data
 
+    if port is not None:
+        os.environ[PORT_VARIABLE] = str(port)  # for every step, and the tools it starts
     result = app.defs
-    server = app.embedded()
-    click.echo(f"starting the embedded PostgreSQL 18 in {server.data_dir} ...")
+    click.echo(f"starting the embedded PostgreSQL 18 in {app.embedded().data_dir} ...")
+    server = app.primary(None).server
+    assert server is not None
     summary = run_demo_data(app.root, "embedded", scale=scale, seed=seed, until=None)
     project = result.project
     tables = sum(len(s.model.tables) for s in project.schemas.values())
