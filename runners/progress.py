@@ -23,6 +23,7 @@ from engine.backup_listing import human_size
 log = logging.getLogger("marketops.progress")
 
 LOG_EVERY = 10.0
+BYTES = ("read", "written")  # units counted in bytes
 
 _lock = threading.RLock()
 _open: list[Step] = []
@@ -54,9 +55,9 @@ def note(message: str) -> None:
 
 
 def amount(value: float, unit: str) -> str:
-    """`12.3 MB` for bytes, `3 tables` otherwise."""
-    if unit == "bytes":
-        return human_size(value)
+    """`12.3 MB written` for bytes (`read`, `written`), `3 tables` otherwise."""
+    if unit in BYTES:
+        return f"{human_size(value)} {unit}"
     return f"{int(value):,} {unit}"
 
 
@@ -80,8 +81,10 @@ class Step:
     def text(self) -> str:
         if not self.unit:
             return ""
+        if self.total is not None and self.unit in BYTES:
+            return f"{amount(self.done, self.unit)} of {human_size(self.total)}"
         if self.total is not None:
-            return f"{amount(self.done, self.unit)} of {amount(self.total, self.unit)}"
+            return f"{int(self.done):,}/{amount(self.total, self.unit)}"
         return amount(self.done, self.unit)
 
     def advance(self, value: float = 1) -> None:

@@ -28,6 +28,7 @@ from engine.models.backup import (
 )
 from engine.models.settings import Smtp
 from engine.validate import ValidationResult
+from runners import progress
 from runners.codec import generate_key
 from runners.database import connect
 from runners.mailbox import LocalMailbox
@@ -73,58 +74,69 @@ def enable_archiving(root: Path, result: ValidationResult, target: Any) -> None:
 def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: datetime
                      ) -> list[DemoTier]:
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
-    enable_archiving(root, result, target)
+    with progress.step("WAL archiving on the embedded server"):
+        enable_archiving(root, result, target)
     ledger = ledger_for(target.dsn)
     executor = Executor(root, result, target.dsn, ledger, primary_dsn=target.dsn)
     all_jobs = {j.name: j for j in _jobs(result).values() if j.kind == "backup"}
     order = sorted(all_jobs.values(), key=lambda j: (
         {"physical_base": 0, "restore_drill": 3, "wal_archive": 2}.get(
             j.tier.kind if j.tier else "", 1), j.name))
+    with progress.step("every backup tier once, then the drill", total=len(order),
+                       unit="tiers") as shown:
+        found: list[DemoTier] = []
+        for job in order:
+            found.extend(_demo_tier(root, result, target, executor, ledger, job, now))
+            shown.advance()
+    return found
+
+
+def _demo_tier(root: Path, result: ValidationResult, target: Any, executor: Executor,
+               ledger: Any, job: Job, now: datetime) -> list[DemoTier]:
     found: list[DemoTier] = []
-    for job in order:
-        tier = job.tier
-        assert tier is not None
-        assert job.schedule is not None
-        if isinstance(tier, WalArchiveTier):
-            wait_for_archiver(target.dsn)
-            # The WAL tier's slot is its health check, recorded in the ledger like any run.
-            checked = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now)
-                               or now, "manual")
-            state = wal_state(root, result, job.name, target.dsn)
-            ok = checked is not None and checked.status == "succeeded"
-            found.append(DemoTier(job.name, tier.kind, checked.status if checked else "-", 0,
-                                  0.0, f"{len(state.stored)} segments, no gap" if ok else
-                                  str(checked.error if checked else "not checked"), "-"))
-            continue
-        slot = job.schedule.latest_at_or_before(now) or now
-        outcome = run_slot(ledger, executor, job, slot, "manual")
-        if outcome is None:
-            continue
-        outputs = outcome.outputs or {}
-        if isinstance(tier, RestoreDrillTier):
-            for tier_id, drilled in (outputs.get("tiers") or {}).items():
-                seconds = drilled.get("seconds") or 0.0
-                rto = drilled.get("rto_seconds") or 0.0
-                smoke = sum(1 for v in (drilled.get("smoke") or {}).values()
-                            if str(v).startswith("ok"))
-                found.append(DemoTier(f"drill:{tier_id}", "restore_drill", outcome.status, 0,
-                                      seconds, f"{drilled.get('checked', '')}, {smoke} smoke ok",
-                                      f"{seconds:.1f}s / RTO {rto:.0f}s"))
-            if outcome.status != "succeeded":
-                found.append(DemoTier(job.name, tier.kind, outcome.status, 0, 0.0, "-", "-",
-                                      outcome.error))
-            continue
-        verified = "-"
-        if outcome.status == "succeeded" and not isinstance(tier, AuditVaultTier):
-            problems, _ = verify_tier(root, result, job.name)
-            verified = "yes" if not problems else "NO"
-        elif outcome.status == "succeeded":
-            problems, _ = verify_audit(root, result, job.name, dsn=target.dsn)
-            verified = "chain ok" if not problems else "BROKEN"
-        found.append(DemoTier(job.name, tier.kind, outcome.status,
-                              int(outputs.get("stored_bytes", 0)),
-                              float(outputs.get("seconds", 0.0)), verified, "-",
-                              outcome.error))
+    tier = job.tier
+    assert tier is not None
+    assert job.schedule is not None
+    if isinstance(tier, WalArchiveTier):
+        wait_for_archiver(target.dsn)
+        # The WAL tier's slot is its health check, recorded in the ledger like any run.
+        checked = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now)
+                           or now, "manual")
+        state = wal_state(root, result, job.name, target.dsn)
+        ok = checked is not None and checked.status == "succeeded"
+        found.append(DemoTier(job.name, tier.kind, checked.status if checked else "-", 0,
+                              0.0, f"{len(state.stored)} segments, no gap" if ok else
+                              str(checked.error if checked else "not checked"), "-"))
+        return found
+    slot = job.schedule.latest_at_or_before(now) or now
+    outcome = run_slot(ledger, executor, job, slot, "manual")
+    if outcome is None:
+        return found
+    outputs = outcome.outputs or {}
+    if isinstance(tier, RestoreDrillTier):
+        for tier_id, drilled in (outputs.get("tiers") or {}).items():
+            seconds = drilled.get("seconds") or 0.0
+            rto = drilled.get("rto_seconds") or 0.0
+            smoke = sum(1 for v in (drilled.get("smoke") or {}).values()
+                        if str(v).startswith("ok"))
+            found.append(DemoTier(f"drill:{tier_id}", "restore_drill", outcome.status, 0,
+                                  seconds, f"{drilled.get('checked', '')}, {smoke} smoke ok",
+                                  f"{seconds:.1f}s / RTO {rto:.0f}s"))
+        if outcome.status != "succeeded":
+            found.append(DemoTier(job.name, tier.kind, outcome.status, 0, 0.0, "-", "-",
+                                  outcome.error))
+        return found
+    verified = "-"
+    if outcome.status == "succeeded" and not isinstance(tier, AuditVaultTier):
+        problems, _ = verify_tier(root, result, job.name)
+        verified = "yes" if not problems else "NO"
+    elif outcome.status == "succeeded":
+        problems, _ = verify_audit(root, result, job.name, dsn=target.dsn)
+        verified = "chain ok" if not problems else "BROKEN"
+    found.append(DemoTier(job.name, tier.kind, outcome.status,
+                          int(outputs.get("stored_bytes", 0)),
+                          float(outputs.get("seconds", 0.0)), verified, "-",
+                          outcome.error))
     return found
 
 
@@ -174,17 +186,25 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
                                 result.findings)
         os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
         executor = Executor(root, demo, dsn, ledger)
-        for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
-                          key=lambda j: j.id):
-            slot = latest_slot(job, now)
-            period = job.period(slot)
-            outcome = run_slot(ledger, executor, job, slot, "manual")
-            if outcome is None:
-                continue
-            outputs = outcome.outputs or {}
-            found.append(DemoReport(
-                job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
-                outcome.status, int(outputs.get("rows", 0)),
-                sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
-                dict(outputs.get("deliveries", {}))))
+        reports = sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
+                         key=lambda j: j.id)
+        with progress.step("every report for its latest period", total=len(reports),
+                           unit="reports") as shown:
+            for job in reports:
+                found.extend(_demo_report(ledger, executor, job, now))
+                shown.advance()
     return found
+
+
+def _demo_report(ledger: Any, executor: Executor, job: Job, now: datetime) -> list[DemoReport]:
+    slot = latest_slot(job, now)
+    period = job.period(slot)
+    outcome = run_slot(ledger, executor, job, slot, "manual")
+    if outcome is None:
+        return []
+    outputs = outcome.outputs or {}
+    return [DemoReport(
+        job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
+        outcome.status, int(outputs.get("rows", 0)),
+        sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
+        dict(outputs.get("deliveries", {})))]

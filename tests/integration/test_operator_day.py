@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +78,44 @@ def test_an_asked_for_port_is_used_and_a_taken_one_is_refused(
         run("db", "stop", cwd=root)
     bad = run("db", "dsn", cwd=root, env={"MARKETOPS_EMBEDDED_PORT": "eighty"})
     assert bad.returncode != 0 and "MARKETOPS_EMBEDDED_PORT=eighty is not a port" in bad.stderr
+
+
+def _on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run with stderr on a pseudo-terminal, as a person at a shell sees it."""
+    import pty
+
+    master, slave = pty.openpty()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")}
+    process = subprocess.Popen([MARKETOPS, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=slave, env={**clean, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return process.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_demo_data_shows_progress_on_a_terminal_and_plain_lines_elsewhere(
+        new_database: Callable[..., str], tmp_path: Path, repo_root: Path) -> None:
+    root = copy_repository(repo_root, tmp_path / "repo")
+    dsn = new_database()
+    plain = run("demo-data", "--dsn", dsn, "--scale", "0.0005", cwd=root)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stderr.splitlines()
+    assert lines[0] == "demo data (scale 0.0005) ..."
+    assert lines[1].startswith("demo data (scale 0.0005): ") and " rows in 109 tables (" in \
+        lines[1] and lines[1].endswith("s)")
+    assert "\x1b[" not in plain.stderr  # no terminal codes in a log
+    code, screen = _on_a_terminal(["demo-data", "--dsn", dsn, "--scale", "0.0005"], root)
+    assert code == 0, screen
+    from runners.demodata import steps
+
+    assert "\x1b[" in screen and f"/{len(steps())} steps" in screen  # a live bar
+    assert " rows in 109 tables (" in screen

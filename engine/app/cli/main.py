@@ -782,10 +782,13 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
     if port is not None:
         os.environ[PORT_VARIABLE] = str(port)  # for every step, and the tools it starts
+    from runners import progress
+
     result = app.defs
-    click.echo(f"starting the embedded PostgreSQL 18 in {app.embedded().data_dir} ...")
-    server = app.primary(None).server
-    assert server is not None
+    with progress.step(f"embedded PostgreSQL 18 in {app.embedded().data_dir}") as shown:
+        server = app.primary(None).server
+        assert server is not None
+        shown.summary = f"listening on 127.0.0.1:{server.port}"
     summary = run_demo_data(app.root, "embedded", scale=scale, seed=seed, until=None)
     project = result.project
     tables = sum(len(s.model.tables) for s in project.schemas.values())
@@ -798,7 +801,6 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
     from engine.app.demo import run_demo_reports
 
     mailbox = (app.root / "var" / "mailbox").resolve()
-    click.echo("running every report for its latest period ...")
     reports = run_demo_reports(app.root, result, summary.dsn, mailbox, dt.now(UTC))
     click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
                "delivered")
@@ -811,7 +813,6 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
     if ensure_demo_key(app.root):
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
-    click.echo("running every backup tier once, then the restore drill ...")
     tiers = run_demo_backups(app.root, result, app.primary(None),
                              dt.now(UTC))
     # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.

@@ -28,6 +28,7 @@ from engine.models.backup import (
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT, parse_segment
+from runners import progress
 from runners.catalog import read_catalog
 from runners.codec import Sealing
 from runners.logical import LogicalRequest, backup_logical
@@ -210,6 +211,12 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
 def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
                 run_id: int | None = None) -> Manifest:
     """One backup of a logical or physical tier (no retention, no lock)."""
+    with progress.step(f"backup {job.name}", unit="written"):
+        return _take_backup(root, result, job, dsn, run_id)
+
+
+def _take_backup(root: Path, result: ValidationResult, job: Job, dsn: str,
+                 run_id: int | None) -> Manifest:
     tier = job.tier
     assert tier is not None
     store = tier_store(root, result, tier)

@@ -24,6 +24,7 @@ from engine.models.backup import (
 )
 from engine.sqlcheck import analyze
 from engine.validate import ValidationResult
+from runners import progress
 
 
 @dataclass
@@ -141,8 +142,13 @@ def run_drill(root: Path, result: ValidationResult, job: Job, primary_dsn: str
     try:
         from runners.database import database_name
 
-        results = [drill_tier(root, result, tier_id, list(tier.smoke_queries), scratch,
-                              database_name(primary_dsn)) for tier_id in tier.tiers]
+        results = []
+        with progress.step(f"drill {job.name}", total=len(tier.tiers), unit="tiers") as shown:
+            for tier_id in tier.tiers:
+                results.append(drill_tier(root, result, tier_id, list(tier.smoke_queries),
+                                          scratch, database_name(primary_dsn)))
+                shown.advance()
+            shown.summary = f"{sum(1 for r in results if not r.problems)}/{len(results)} ok"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     outputs: dict[str, Any] = {"tiers": {r.tier: {**asdict(r), "within_rto": r.within_rto}

@@ -43,6 +43,7 @@ from engine.pitr import (
 )
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
+from runners import progress
 from runners.database import connect, drop_database, ensure_database, probe, query, with_database
 from runners.logical import restore_logical
 from runners.mailbox import free_port
@@ -111,9 +112,10 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         created = ensure_database(admin, database)
 
     try:
-        done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
-                               target_dsn=target, staging=staging_for(root),
-                               jobs=tier.parallel_jobs, prepare=create)
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+                                   target_dsn=target, staging=staging_for(root),
+                                   jobs=tier.parallel_jobs, prepare=create)
         wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
@@ -295,13 +297,15 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
         wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
-    restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                  toolset=toolset_for(result), staging=staging_for(root))
+    with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+        restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                      toolset=toolset_for(result), staging=staging_for(root))
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
-        recovered = start_restored(into, port or free_port(), "postgres",
-                                   restore_command=restore_command(root) if replay else None,
-                                   targets=target.settings())
+        with progress.step(f"recovery of {tier_id} to {target.describe()}"):
+            recovered = start_restored(into, port or free_port(), "postgres",
+                                       restore_command=restore_command(root) if replay
+                                       else None, targets=target.settings())
     except RecoveryFailed as exc:
         reason = str(exc)
         if replay and (exc.log.ended_early or exc.log.not_restored):
