@@ -91,6 +91,9 @@ class Run:
     slot: datetime
     attempt: int
     trigger: str
+    # take_over only: what the run was before it became ours ("running": a lease expired;
+    # "retrying": its retry fell due, whoever made the earlier attempt).
+    was: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ class Ledger:
         with self._conn() as conn:
             row = conn.execute(f"""
                 with candidate as (
-                    select id from {SCHEMA}.runs
+                    select id, status from {SCHEMA}.runs
                     where job = any(%s) and (
                         (status = 'running' and lease_until < now())
                         or (status = 'retrying' and next_attempt_at <= now()))
@@ -249,7 +252,7 @@ class Ledger:
                     heartbeat_at = now(), lease_until = now() + %s, started_at = now(),
                     next_attempt_at = null
                 from candidate where r.id = candidate.id
-                returning r.id, r.job, r.slot, r.attempt, r.trigger""",
+                returning r.id, r.job, r.slot, r.attempt, r.trigger, candidate.status""",
                 (jobs, worker, lease)).fetchone()
         return Run(*row) if row else None
 

@@ -235,8 +235,10 @@ class Service:
                 if self.on_failure is not None:
                     self.on_failure(job, run, error)
                 continue
-            log.info("took over run", extra={"job": job.id, "slot": run.slot.isoformat(),
-                                             "run_id": run.id, "attempt": run.attempt})
+            # A due retry is the next attempt, not a rescue: "took over" means a lease ran out.
+            log.info("retrying run" if run.was == "retrying" else "took over run",
+                     extra={"job": job.id, "slot": run.slot.isoformat(), "run_id": run.id,
+                            "attempt": run.attempt})
             self._submit(job, run)
 
     def _submit(self, job: Job, run: Run) -> None:

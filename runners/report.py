@@ -8,6 +8,7 @@ looks complete; running the same slot again replaces its outputs with the same c
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -24,6 +25,7 @@ import psycopg
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
+from engine.models.base import format_duration
 from engine.pgnames import literal
 from runners.database import bind_literally, connect, mask_dsn, without_password
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
@@ -90,6 +92,7 @@ def run_report(request: ReportRequest) -> ReportResult:
     began = time.perf_counter()
     staging = request.out_dir.with_name(f".{request.out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    created = [p for p in [staging, *staging.parents] if not p.exists()]
     staging.mkdir(parents=True)
     try:
         streamed = _stream(request, staging)
@@ -110,6 +113,9 @@ def run_report(request: ReportRequest) -> ReportResult:
         _replace(staging, request.out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for directory in created[1:]:  # a failed first run leaves no empty reports/<id>/
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
                         streamed.head)
@@ -178,7 +184,8 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                        f"read-only transaction: {exc.diag.message_primary}") from None
     except psycopg.errors.QueryCanceled as exc:
         raise JobError(f"report/{request.report_id} exceeded its statement timeout "
-                       f"({request.statement_timeout}): {exc.diag.message_primary}") from None
+                       f"({format_duration(request.statement_timeout)}): "
+                       f"{exc.diag.message_primary}") from None
     except DatabaseError as exc:  # could not connect
         raise TransientError(f"report/{request.report_id}: {exc}") from None
     except psycopg.OperationalError as exc:
@@ -248,7 +255,7 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
                            f"read-only transaction: {message}")
         if "statement timeout" in message:
             raise JobError(f"report/{request.report_id} exceeded its statement timeout "
-                           f"({request.statement_timeout}): {message}")
+                           f"({format_duration(request.statement_timeout)}): {message}")
         if "could not connect" in message or "connection" in message:
             raise TransientError(f"report/{request.report_id}: {message}")
         raise JobError(f"report/{request.report_id} failed: {message}")

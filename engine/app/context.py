@@ -311,12 +311,47 @@ def toolset_for(result: ValidationResult) -> Toolset:
     return discover(Path(configured) if configured else embedded_bin_dir())
 
 
+DEMO_KEY_VARIABLE = "MARKETOPS_BACKUP_KEY"
+
+
+def demo_key_file(root: Path) -> Path:
+    """The key the demo (and `serve` on the embedded server) encrypts with when
+    MARKETOPS_BACKUP_KEY is unset."""
+    return root / "var" / "demo-backup.key"
+
+
+def is_demo_project(result: ValidationResult) -> bool:
+    """Whether the primary is the embedded server: the demo's project, whose backups may be
+    encrypted with the demo key."""
+    return result.project.settings.databases.primary.dsn == "embedded"
+
+
 def backup_key(result: ValidationResult, name: str) -> str:
-    """The value of a key named in settings (from its environment variable)."""
+    """The value of a key named in settings (from its environment variable). In the demo's
+    project, an unset MARKETOPS_BACKUP_KEY falls back to var/demo-backup.key, as `serve` and
+    the demo themselves do, so every command reads what they wrote."""
     ref = result.project.settings.keys.get(name)
     if ref is None:
         raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
-    return resolve_env(ref, f"keys.{name}")
+    try:
+        return resolve_env(ref, f"keys.{name}")
+    except UsageError:
+        if ref != f"${{{DEMO_KEY_VARIABLE}}}" or not is_demo_project(result):
+            raise
+        path = demo_key_file(result.project.root)
+        unset = f"keys.{name} refers to ${{{DEMO_KEY_VARIABLE}}}, which is not set in the " \
+            "environment"
+        if not path.is_file():
+            raise UsageError(f"{unset}, and there is no demo key ({path}, written by "
+                             "`marketops demo`)") from None
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"{unset}, and the demo key {path} cannot be read "
+                             f"({exc.strerror})") from None
+        if not value:
+            raise UsageError(f"{unset}, and the demo key {path} is empty") from None
+        return remember(value)
 
 
 class App:

@@ -9,7 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.app.context import demo_data, latest_slot, ledger_for
+from engine.app.context import (
+    DEMO_KEY_VARIABLE,
+    demo_data,
+    demo_key_file,
+    latest_slot,
+    ledger_for,
+)
 from engine.app.executor import Executor, run_slot
 from engine.app.tiers.audit import verify_audit
 from engine.app.tiers.verify import verify_tier
@@ -34,12 +40,12 @@ from runners.database import connect
 from runners.mailbox import LocalMailbox
 
 
-def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
+def ensure_demo_key(root: Path, variable: str = DEMO_KEY_VARIABLE) -> bool:
     """For the demo only: when the key variable is unset, use (or make) var/demo-backup.key.
     True when the demo key is used. Production keys never come from a file we write."""
     if os.environ.get(variable):
         return False
-    path = root / "var" / "demo-backup.key"
+    path = demo_key_file(root)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)

@@ -33,7 +33,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
         raise UsageError("reports.destination is not set in marketops.yaml")
     report = job.report
     label = f"{_label(period.start)}_{_label(period.end)}"
-    out_dir = local_destination(root, result, archive) / "reports" / job.name / label
+    # The archive is a destination of its own: reports/ in its name already says what it holds.
+    out_dir = local_destination(root, result, archive) / job.name / label
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title) if report.chart else None
     alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
@@ -70,7 +71,7 @@ class ReportDelivery:
                 if any(a.startswith(f"{alert.name}:") for a in done.alerts):
                     recipients.extend(r for r in alert.notify if r not in recipients)
         statuses: dict[str, str] = {}
-        transient: list[str] = []
+        transient: list[str] = []  # "recipient (why)"
         for recipient in recipients:
             key, send = self._sender(job, run, done, recipient)
             if not self.ledger.begin_delivery(run.id, key):
@@ -81,7 +82,7 @@ class ReportDelivery:
             except TransientError as exc:
                 self.ledger.finish_delivery(run.id, key, str(exc))
                 statuses[key] = f"failed, will retry: {exc}"
-                transient.append(key)
+                transient.append(f"{key} ({exc})")
             except MarketopsError as exc:
                 self.ledger.finish_delivery(run.id, key, str(exc))
                 statuses[key] = f"failed: {exc}"
@@ -89,8 +90,8 @@ class ReportDelivery:
                 self.ledger.finish_delivery(run.id, key, None)
                 statuses[key] = "sent"
         if transient:
-            raise TransientError(f"{len(transient)} delivery(ies) failed for now: "
-                                 f"{', '.join(transient)}")
+            count = "1 delivery" if len(transient) == 1 else f"{len(transient)} deliveries"
+            raise TransientError(f"{count} failed: {'; '.join(transient)}")
         return statuses
 
     def _sender(self, job: Job, run: Run, done: ReportResult,
@@ -155,7 +156,9 @@ class ReportDelivery:
                     shutil.copyfileobj(source, sink)
             return
         base = local_destination(self.root, self.result, destination)
-        target = base / (path or f"reports/{job.name}") / done.directory.name
+        archive = destination == self.result.project.settings.reports.destination
+        target = base / (path or (job.name if archive else f"reports/{job.name}")) / \
+            done.directory.name
         if target.resolve() == done.directory.resolve():
             return  # the archive itself
         staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")

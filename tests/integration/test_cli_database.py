@@ -150,9 +150,9 @@ def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> Non
     finally:
         if env_key is not None:
             os.environ["MARKETOPS_BACKUP_KEY"] = env_key
-    assert keyless.returncode == 1
-    assert "refers to ${MARKETOPS_BACKUP_KEY}, which is not set" in keyless.stdout + \
-        keyless.stderr
+    # The demo's project: without the variable, the demo's key (var/demo-backup.key), as
+    # `serve` and the demo use it (test_operator_day has the project that has no such key).
+    assert keyless.returncode == 0, keyless.stdout + keyless.stderr
     assert "Traceback" not in keyless.stderr
     unknown = run("run", "report/nope", cwd=demo_root)
     assert unknown.returncode == 2 and "unknown job report/nope" in unknown.stderr

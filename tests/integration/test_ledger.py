@@ -76,7 +76,7 @@ def test_expired_lease_is_taken_over(ledger: Ledger) -> None:
     assert run is not None
     assert ledger.take_over("other", LEASE, ["report/y"]) is None  # not a job of ours
     taken = ledger.take_over("alive", LEASE, ["report/x"])
-    assert taken is not None and (taken.id, taken.attempt) == (run.id, 2)
+    assert taken is not None and (taken.id, taken.attempt, taken.was) == (run.id, 2, "running")
     assert not ledger.heartbeat(run.id, "dead", LEASE)
     [record] = ledger.runs("report/x")
     assert record.worker == "alive"
@@ -94,7 +94,7 @@ def test_retries_come_back_when_due(ledger: Ledger) -> None:
     assert run2 is not None
     assert ledger.retry_later(run2.id, "a", timedelta(seconds=0), "smtp down")
     again = ledger.take_over("b", LEASE, ["report/x"])
-    assert again is not None and again.id == run2.id and again.attempt == 2
+    assert again is not None and (again.id, again.attempt, again.was) == (run2.id, 2, "retrying")
 
 
 def test_skipped_slots_and_queries(ledger: Ledger) -> None:

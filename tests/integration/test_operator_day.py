@@ -119,3 +119,177 @@ def test_demo_data_shows_progress_on_a_terminal_and_plain_lines_elsewhere(
 
     assert "\x1b[" in screen and f"/{len(steps())} steps" in screen  # a live bar
     assert " rows in 109 tables (" in screen
+
+
+MAILED = """\
+title: Mailed
+description: One row, mailed and posted.
+owner: ops@corp.example
+cron: "0 6 * * *"
+timezone: Europe/Berlin
+period: previous_day
+sql: select count(*) as n from shop.orders o
+recipients:
+  - email: a@corp.example
+  - webhook: ops
+  - destination: archive
+run: {retries: 2, retry_backoff: 1min}
+"""
+
+SLOW = """\
+title: Slow
+description: Counts far too long for its timeout.
+owner: ops@corp.example
+cron: "0 6 * * *"
+timezone: UTC
+period: previous_day
+sql: select count(*) as n from generate_series(1, 400000000) g
+limits: {statement_timeout: 1s}
+recipients:
+  - destination: archive
+"""
+
+
+def _shop_project(root: Path, **reports: str) -> Path:
+    """test_service's one-table shop (its primary from ${TEST_PRIMARY_DSN}) with these reports
+    instead of its tick, mail to a port nobody listens on and a webhook nobody answers."""
+    from tests.integration.test_service import make_project
+
+    make_project(root, every=60)
+    for name, text in reports.items():
+        (root / "definitions" / "reports" / f"{name}.yaml").write_text(text)
+    if reports:
+        (root / "definitions" / "reports" / "tick.yaml").unlink()
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text() + (
+        f"smtp: {{host: 127.0.0.1, port: {free_port()}, starttls: false, "
+        "sender: reports@corp.example}\n"
+        "webhooks:\n  ops: {url: \"${OPS_HOOK}\"}\n"))
+    return root
+
+
+def test_run_takes_its_database_from_dsn_or_marketops_dsn(tmp_path: Path, shop_dsn: str) -> None:
+    root = _shop_project(tmp_path / "repo")
+    unset = run("run", "report/tick", cwd=root)
+    assert unset.returncode == 2 and "TEST_PRIMARY_DSN" in unset.stderr, unset.stderr
+    by_option = run("run", "report/tick", "--dsn", shop_dsn, cwd=root)
+    assert by_option.returncode == 0, by_option.stdout + by_option.stderr
+    assert ": succeeded" in by_option.stdout
+    directory = Path(by_option.stdout.split("directory: ")[1].splitlines()[0].strip())
+    # The archive destination is reports/: outputs go to reports/<id>/<period>, not doubled.
+    assert directory.parent == root / "reports" / "tick" and (directory / "tick.csv").is_file()
+    by_variable = run("run", "report/tick", cwd=root, env={"MARKETOPS_DSN": shop_dsn})
+    assert by_variable.returncode == 0, by_variable.stdout + by_variable.stderr
+    from runners.database import connect
+
+    with connect(shop_dsn) as conn:  # the ledger is in the --dsn database too
+        [(attempts,)] = conn.execute("select sum(attempt) from marketops.runs "
+                                     "where job = 'report/tick'").fetchall()
+    assert attempts == 2
+
+
+def test_a_delivery_that_cannot_connect_says_why_and_when_it_is_retried(
+        tmp_path: Path, shop_dsn: str) -> None:
+    root = _shop_project(tmp_path / "repo", mailed=MAILED)
+    hook = free_port()
+    result = run("run", "report/mailed", "--dsn", shop_dsn, cwd=root,
+                 env={"OPS_HOOK": f"http://127.0.0.1:{hook}/secret-token"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("report/mailed slot ") and "+01:00: retrying: 2 deliveries failed: " \
+        in line, line
+    assert "email:a@corp.example (SMTP 127.0.0.1:" in line and "Connection refused" in line
+    assert "webhook:ops (webhook unreachable: Connection refused)" in line, line
+    assert "for now" not in line and "secret-token" not in result.stdout + result.stderr
+    # When, in the job's zone, and what takes the next attempt (retry_backoff 1min +-50%).
+    when = line.split("next attempt at ")[1]
+    assert " CET (in " in when and ("s)" in when or "min)" in when), line
+    assert "taken by `marketops serve` or the next `marketops run` of this slot" in line
+    # The archive copy went out; nothing else failed for good.
+    assert len(list((root / "reports" / "mailed").glob("*/mailed.csv"))) == 1
+
+
+def test_a_timed_out_report_says_its_timeout_as_written_and_leaves_no_directory(
+        tmp_path: Path, shop_dsn: str) -> None:
+    root = _shop_project(tmp_path / "repo", slow=SLOW)
+    result = run("run", "report/slow", "--dsn", shop_dsn, cwd=root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "report/slow exceeded its statement timeout (1s)" in result.stdout, result.stdout
+    assert "0:00:01" not in result.stdout
+    assert not (root / "reports" / "slow").exists()
+    assert not (root / "reports").exists() or not any((root / "reports").iterdir())
+
+
+def test_serve_logs_a_due_retry_as_a_retry_with_its_cause(tmp_path: Path,
+                                                          shop_dsn: str) -> None:
+    import json
+
+    from tests.integration.test_service import start_replica, stop, wait_for
+
+    often = MAILED.replace('"0 6 * * *"', '"* * * * * */5"').replace(
+        "previous_day", "{rolling: 1h}").replace(
+        "retry_backoff: 1min", "retry_backoff: 1s").replace("  - webhook: ops\n", "")
+    root = _shop_project(tmp_path / "repo", mailed=often)
+    replica = start_replica(root, shop_dsn, "solo")
+
+    def attempts() -> int:
+        from runners.database import connect
+
+        try:
+            with connect(shop_dsn) as conn:
+                return int(conn.execute("select coalesce(max(attempt), 0) from marketops.runs"
+                                        ).fetchone()[0])
+        except Exception:  # the ledger is not there yet
+            return 0
+
+    try:
+        wait_for(lambda: attempts() >= 2, 90)
+    except AssertionError:
+        raise AssertionError(stop([replica])) from None
+    [log] = stop([replica])
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    retried = [e for e in events if e["message"] == "retrying run"]
+    assert retried and retried[0]["attempt"] == 2, log
+    assert not [e for e in events if e["message"] == "took over run"], log
+    failed = next(e["message"] for e in events if e["message"].startswith("run retrying"))
+    assert "1 delivery failed: email:a@corp.example (SMTP 127.0.0.1:" in failed, failed
+    assert "Connection refused" in failed and "(next attempt in " in failed, failed
+
+
+def test_every_command_reading_keys_falls_back_to_the_demo_key_in_the_demo_project(
+        tmp_path: Path, repo_root: Path) -> None:
+    root = copy_repository(repo_root, tmp_path / "repo")
+    _with_port(root, free_port())
+    try:
+        filled = run("demo-data", "--scale", "0.0005", cwd=root)
+        assert filled.returncode == 0, filled.stderr
+        missing = run("run", "backup/users_schema", cwd=root)
+        assert missing.returncode == 1
+        assert "refers to ${MARKETOPS_BACKUP_KEY}, which is not set in the environment, and " \
+            f"there is no demo key ({root / 'var' / 'demo-backup.key'}, written by " \
+            "`marketops demo`)" in missing.stdout, missing.stdout + missing.stderr
+        key = run("keygen", cwd=root).stdout.strip()
+        (root / "var" / "demo-backup.key").write_text(key + "\n")
+        backed = run("run", "backup/users_schema", cwd=root)
+        assert backed.returncode == 0, backed.stdout + backed.stderr
+        verified = run("verify", "users_schema", cwd=root)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        restored = run("restore", "--tier", "users_schema", "--into-database", "users_check",
+                       cwd=root)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert "row counts match the manifest" in restored.stdout
+        # The variable, when set, wins: a different key is the wrong key for this backup.
+        other = run("keygen", cwd=root).stdout.strip()
+        wrong = run("restore", "--tier", "users_schema", "--into-database", "users_again",
+                    cwd=root, env={"MARKETOPS_BACKUP_KEY": other})
+        assert wrong.returncode == 2 and "wrong key" in wrong.stderr, wrong.stderr
+    finally:
+        run("db", "stop", cwd=root)
+    # Not the demo's project (its primary is no embedded server): no fallback, one clear line.
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text().replace("dsn: embedded ", "dsn: ${ELSEWHERE} "))
+    elsewhere = run("restore", "--tier", "users_schema", "--into-database", "x", cwd=root,
+                    env={"ELSEWHERE": "postgresql://nobody@127.0.0.1:1/x"})
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert elsewhere.stderr.strip() == "error: keys.backup-key refers to " \
+        "${MARKETOPS_BACKUP_KEY}, which is not set in the environment", elsewhere.stderr

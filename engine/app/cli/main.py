@@ -17,6 +17,10 @@ from engine.errors import MarketopsError, UsageError
 if TYPE_CHECKING:
     from engine.app.context import App
 
+_DSN_OPTION = click.option(
+    "--dsn", envvar="MARKETOPS_DSN", default=None,
+    help="Database to use instead of databases.primary in marketops.yaml.")
+
 
 class _Group(click.Group):
     """Renders marketops errors once, as one red line, unless --debug asks for the traceback."""
@@ -264,12 +268,29 @@ def _horizon(jobs: list[Any], start: Any) -> timedelta:
     return max(spans)
 
 
+def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
+    """`JOB slot TIME: STATUS: ERROR`, in the job's timezone; a retrying run says when its
+    next attempt is due and what takes it."""
+    tz = job.schedule.tz if job.schedule else None
+    line = f"{job.id} slot {slot.astimezone(tz).isoformat()}: {outcome.status}" + \
+        (f": {outcome.error}" if outcome.error else "")
+    if outcome.status == "retrying" and outcome.retry_in is not None:
+        from engine.models.base import format_duration
+
+        due = (now + outcome.retry_in).astimezone(tz)
+        line += (f"; next attempt at {due:%Y-%m-%d %H:%M:%S} {due.tzname()} (in "
+                 f"{format_duration(outcome.retry_in)}), taken by `marketops serve` or the "
+                 "next `marketops run` of this slot")
+    return line
+
+
 @cli.command("run")
 @click.argument("job_id", metavar="JOB")
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@_DSN_OPTION
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any) -> None:
+def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -282,7 +303,7 @@ def run_job(app: App, job_id: str, at: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.app.context import latest_slot
+    from engine.app.context import latest_slot, ledger_for
     from engine.app.executor import Executor, run_slot
     from engine.jobs import jobs as all_jobs
     from runners.gitinfo import head_commit
@@ -296,15 +317,14 @@ def run_job(app: App, job_id: str, at: Any) -> None:
         raise UsageError(f"{job_id} runs continuously (archive_command); see "
                          "`marketops wal-setup`")
     slot = latest_slot(job, at or dt.now(UTC))
-    ledger = app.ledger
-    executor = Executor(app.root, result, app.dsn("reports"),
-                        ledger)
+    # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
+    ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
+    executor = Executor(app.root, result, app.dsn("reports", dsn), ledger,
+                        primary_dsn=app.dsn("primary", dsn) if dsn else None)
     outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
-    local = slot.astimezone(job.schedule.tz) if job.schedule else slot
-    click.echo(f"{job_id} slot {local.isoformat()}: {outcome.status}"
-               + (f": {outcome.error}" if outcome.error else ""))
+    click.echo(outcome_line(job, slot, outcome, dt.now(UTC)))
     if outcome.outputs and job.kind == "backup":
         for key, value in outcome.outputs.items():
             click.echo(f"  {key}: {value}")
@@ -355,6 +375,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.context import (
         LiveDefinitions,
         durations,
+        is_demo_project,
         statuses,
         worker_name,
     )
@@ -369,7 +390,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     configure(name)
     root = app.root
     result = app.defs
-    if result.project.settings.databases.primary.dsn == "embedded":
+    if is_demo_project(result):
         target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
@@ -502,11 +523,6 @@ def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
                    + (f": {outcome.error}" if outcome.error else ""))
     click.echo(f"{len(slots)} slot(s), {failed} failed")
     sys.exit(1 if failed else 0)
-
-
-_DSN_OPTION = click.option(
-    "--dsn", envvar="MARKETOPS_DSN", default=None,
-    help="Database to use instead of databases.primary in marketops.yaml.")
 
 
 @cli.group()
