@@ -379,6 +379,13 @@ class Ledger:
                 (job, job, limit)).fetchall()
         return [_record(r) for r in rows]
 
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by its id (the status page's link to its outputs and error)."""
+        with self._conn() as conn:
+            row = conn.execute(f"select {_RECORD_COLUMNS} from {SCHEMA}.runs where id = %s",
+                               (run_id,)).fetchone()
+        return _record(row) if row else None
+
     def latest_by_job(self) -> dict[str, RunRecord]:
         """The newest non-skipped run of every job."""
         with self._conn() as conn:

@@ -322,3 +322,13 @@ def staged_backup(store: Store, prefix: str, staging: Path, run_id: int | None =
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes the files under `path` take (0 when it does not exist), symlinks not followed."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):  # removed meanwhile (a WAL segment recycled)
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total

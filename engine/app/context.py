@@ -244,9 +244,11 @@ def latest_slot(job: Job, at: datetime) -> datetime:
 class LiveDefinitions:
     """The definitions as they are on disk now: reloaded on change, kept only when valid."""
 
-    def __init__(self, root: Path, result: ValidationResult) -> None:
+    def __init__(self, root: Path, result: ValidationResult,
+                 adjust: Callable[[ValidationResult], ValidationResult] | None = None) -> None:
         self.root = root
         self.result = result
+        self.adjust = adjust  # applied to every reload (the demo's mailbox, say)
         self._signature = self.signature()
 
     def signature(self) -> tuple[tuple[str, float, int], ...]:
@@ -274,6 +276,8 @@ class LiveDefinitions:
     def load(self) -> dict[str, Job]:
         """Validate and take the current files; DefinitionError when they are invalid."""
         result = valid_definitions(self.root)
+        if self.adjust is not None:
+            result = self.adjust(result)
         self.result = result
         return jobs(result.project, head_commit(self.root))
 

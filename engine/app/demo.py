@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +16,7 @@ from engine.app.context import (
     DEMO_KEY_VARIABLE,
     demo_data,
     demo_key_file,
+    is_demo_project,
     latest_slot,
     ledger_for,
 )
@@ -37,7 +41,7 @@ from engine.validate import ValidationResult
 from runners import progress
 from runners.codec import generate_key
 from runners.database import connect
-from runners.mailbox import LocalMailbox
+from runners.mailbox import LocalMailbox, answers
 
 
 def ensure_demo_key(root: Path, variable: str = DEMO_KEY_VARIABLE) -> bool:
@@ -182,15 +186,7 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
     ledger = ledger_for(dsn)
     found: list[DemoReport] = []
     with LocalMailbox(mailbox) as box:
-        settings = result.project.settings
-        webhooks = {name: hook.model_copy(update={"url": "${MARKETOPS_DEMO_WEBHOOK}"})
-                    for name, hook in settings.webhooks.items()}
-        smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
-                    sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
-        demo_settings = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
-        demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
-                                result.findings)
-        os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
+        demo = into_mailbox(result, box, every_webhook=True)
         executor = Executor(root, demo, dsn, ledger)
         reports = sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
                          key=lambda j: j.id)
@@ -200,6 +196,42 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
                 found.extend(_demo_report(ledger, executor, job, now))
                 shown.advance()
     return found
+
+
+_WEBHOOK_VARIABLE = "MARKETOPS_DEMO_WEBHOOK"
+
+
+def into_mailbox(result: ValidationResult, box: LocalMailbox,
+                 every_webhook: bool = False) -> ValidationResult:
+    """The definitions with mail, and the webhooks (every one, or those whose URL variable is
+    unset), delivered to the local mailbox instead."""
+    settings = result.project.settings
+
+    def unset(url: str) -> bool:
+        match = re.fullmatch(r"\$\{(\w+)\}", url)
+        return bool(match) and not os.environ.get(match.group(1) if match else "")
+
+    webhooks = {name: hook.model_copy(update={"url": f"${{{_WEBHOOK_VARIABLE}}}"})
+                if every_webhook or unset(hook.url) else hook
+                for name, hook in settings.webhooks.items()}
+    smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
+                sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
+    os.environ[_WEBHOOK_VARIABLE] = box.webhook_url
+    changed = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
+    return ValidationResult(dataclasses.replace(result.project, settings=changed),
+                            result.findings)
+
+
+@contextmanager
+def demo_mailbox(root: Path, result: ValidationResult) -> Iterator[LocalMailbox | None]:
+    """In the demo's project, when nothing answers at its SMTP server (the demo's mailbox
+    stopped with it): the local mailbox again, for `run` and `serve`; None otherwise."""
+    smtp = result.project.settings.smtp
+    if not is_demo_project(result) or smtp is None or answers(smtp.host, smtp.port):
+        yield None
+        return
+    with LocalMailbox(root / "var" / "mailbox") as box:
+        yield box
 
 
 def _demo_report(ledger: Any, executor: Executor, job: Job, now: datetime) -> list[DemoReport]:

@@ -300,6 +300,7 @@ def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
     Example:
       marketops run report/pnl_monthly --at 2026-03-01T06:00+01:00
     """
+    from contextlib import nullcontext
     from datetime import UTC
     from datetime import datetime as dt
 
@@ -319,9 +320,16 @@ def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
     slot = latest_slot(job, at or dt.now(UTC))
     # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
     ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
-    executor = Executor(app.root, result, app.dsn("reports", dsn), ledger,
-                        primary_dsn=app.dsn("primary", dsn) if dsn else None)
-    outcome = run_slot(ledger, executor, job, slot, "manual")
+    from engine.app.demo import demo_mailbox, into_mailbox
+
+    with demo_mailbox(app.root, result) if job.kind == "report" else nullcontext() as box:
+        if box is not None:
+            click.echo(f"the demo's project and no mail server: mail and unset webhooks go to "
+                       f"{box.directory}, as in the demo", err=True)
+        executor = Executor(app.root, into_mailbox(result, box) if box else result,
+                            app.dsn("reports", dsn), ledger,
+                            primary_dsn=app.dsn("primary", dsn) if dsn else None)
+        outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
     click.echo(outcome_line(job, slot, outcome, dt.now(UTC)))
@@ -367,7 +375,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     Example:
       marketops serve --port 8086 &  curl -s localhost:8086/status.json
     """
+    import logging
     import signal
+    from contextlib import ExitStack
     from datetime import UTC
     from datetime import datetime as dt
 
@@ -379,7 +389,13 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         statuses,
         worker_name,
     )
-    from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
+    from engine.app.demo import (
+        demo_mailbox,
+        enable_archiving,
+        ensure_demo_data,
+        ensure_demo_key,
+        into_mailbox,
+    )
     from engine.app.executor import Executor
     from engine.logs import configure
     from engine.service import Service, ServiceConfig
@@ -388,22 +404,30 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     name = worker or worker_name()
     configure(name)
+    say = logging.getLogger("marketops.serve").info  # every line of the service is JSON
     root = app.root
     result = app.defs
+    stack = ExitStack()
+    box = None
     if is_demo_project(result):
         target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
-            click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
+            say("the embedded marketplace was empty: filled it with demo data")
         if ensure_demo_key(root):
-            click.echo("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace "
-                       "are encrypted with var/demo-backup.key", err=True)
+            say("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace are "
+                "encrypted with var/demo-backup.key")
         enable_archiving(root, result, target)
-    live = LiveDefinitions(root, result)
+        box = stack.enter_context(demo_mailbox(root, result))
+        if box is not None:
+            say(f"the demo's project and no mail server: mail and unset webhooks go to "
+                f"{box.directory}, as in the demo")
+    live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
+                           (lambda r: into_mailbox(r, box)) if box else None)
     ledger = app.ledger
     from engine.app.tiers.backup import clear_staging
 
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
-        click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
+        say(f"removed staging/{leftover}: left by a run that died")
     executor = Executor(root, live, app.dsn("reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
@@ -434,23 +458,40 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         "/status": lambda: (200, "text/html", render_html(now_statuses(), name, dt.now(UTC))),
         "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
     }
-    http = StatusServer(host, port, pages)
+
+    def run_page(rest: str) -> tuple[int, str, str]:
+        from engine.jobs import jobs as all_jobs
+        from engine.status import render_run
+
+        record = ledger.run(int(rest)) if rest.isdigit() else None
+        if record is None:
+            return 404, "text/plain", f"no run {rest} in the ledger\n"
+        job = all_jobs(live.result.project).get(record.job)
+        zone = job.schedule.timezone if job is not None and job.schedule else "UTC"
+        return 200, "text/html", render_run(record, zone, dt.now(UTC))
+
+    http = StatusServer(host, port, pages, under={"/runs/": run_page})
     http.start()
-    click.echo(f"serving: worker {name}, status on http://{host}:{http.port}/status", err=True)
+    # Said without a URL path, which the log's masking would take for a webhook token.
+    say(f"serving: worker {name}; status page, /status.json, /metrics and /healthz on "
+        f"{host}:{http.port}")
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     try:
         service.serve()
     finally:
         http.stop()
+        stack.close()
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
 @click.pass_obj
-def status(app: App, fmt: str) -> None:
-    """Last and next run of every job; exit 1 when any scheduled job is late or failing.
+def status(app: App, fmt: str, utc: bool) -> None:
+    """Last and next run of every job, in each job's own timezone (named) and how long ago
+    or ahead; exit 1 when any scheduled job is late, failing or retrying.
 
     \b
     Example:
@@ -472,7 +513,7 @@ def status(app: App, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
-        click.echo(render_text(found), nl=False)
+        click.echo(render_text(found, dt.now(UTC), utc=utc), nl=False)
     sys.exit(0 if all(s.healthy for s in found) else 1)
 
 
@@ -831,8 +872,12 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
     tiers = run_demo_backups(app.root, result, app.primary(None),
                              dt.now(UTC))
-    # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.
-    wide = max([22, *(len(t.verified) + 2 for t in tiers)])
+    # Drill results are long ("111 tables match, 2 smoke ok"; a PITR drill's replay point
+    # runs to 150 characters): the column fits 40, longer ones go on a line of their own.
+    def short(text: str) -> str:
+        return text if len(text) <= 38 else text.split(":")[0][:38]
+
+    wide = max([22, *(len(short(t.verified)) + 2 for t in tiers)])
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
                f"{'verified':<{wide}}recovery / RTO")
     for t in tiers:
@@ -841,7 +886,9 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
         size = human_size(t.stored_bytes) if t.stored_bytes else "-"
         took = f"{t.seconds:.1f}s" if t.seconds else "-"
         click.echo(f"{t.tier:<24}{t.kind:<16}{t.status:<11}{size:>10}{took:>8}  "
-                   f"{t.verified:<{wide}}{t.recovery}")
+                   f"{short(t.verified):<{wide}}{t.recovery}")
+        if short(t.verified) != t.verified:
+            click.echo(f"  {t.verified}")
         if t.error:
             click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
@@ -850,11 +897,31 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
         click.echo(f"report files:   {local_destination(app.root, result, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
-    click.echo(f"data directory: {server.data_dir}")
+    from engine.app.cli.backup import human_size
+    from runners.storage import tree_size
+
+    click.echo(f"data directory: {server.data_dir}  ({human_size(tree_size(server.data_dir))})")
     click.echo(f'connect:        psql "{server.dsn()}"')
-    click.echo(f"backups:        {app.root / 'var' / 'backups'}  (marketops backups)")
-    click.echo("next:           marketops status   |   marketops restore --help   |   "
-               "marketops db stop")
+    backups = app.root / "var" / "backups"
+    click.echo(f"backups:        {backups}  ({human_size(tree_size(backups))}; "
+               "marketops backups)")
+    restorable = [t.tier for t in tiers if t.kind.startswith("logical")
+                  and t.status == "succeeded"]
+    drilled = "users_schema" if "users_schema" in restorable else next(iter(restorable), None)
+    ran = [r.job for r in reports if r.status == "succeeded"]
+    report = "report/pnl_monthly" if "report/pnl_monthly" in ran else next(iter(ran), None)
+    steps = [("marketops status", "every job's last and next run, backups against their RPO")]
+    if report:
+        steps.append((f"marketops run {report}", "a report again, now (mail to var/mailbox)"))
+    if drilled:
+        steps.append((f"marketops restore --tier {drilled} --into-database {drilled}_check",
+                      "a backup back into a new database"))
+    steps += [("marketops serve", "the schedule; then open http://localhost:8086/status"),
+              ("marketops db stop", "stop the embedded server (rm -rf var/ frees the disk)")]
+    click.echo("next:")
+    width = max(len(command) for command, _ in steps) + 3
+    for command, why in steps:
+        click.echo(f"  {command:<{width}}# {why}")
 
 
 def main() -> None:
