@@ -4,9 +4,13 @@ whether it is late or failing."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from engine.freshness import Freshness, span
 from engine.jobs import Job
@@ -141,48 +145,60 @@ def as_dict(s: JobStatus) -> dict[str, object]:
                 "problem": s.freshness.problem}}
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _family(name: str, kind: str, text: str, samples: list[tuple[str, str, str]]
-            ) -> list[str]:
-    """One metric family: HELP, TYPE, then `name{label="value"} sample` lines."""
-    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}",
-            *(f'{name}{{{label}="{_label(value)}"}} {sample}'
-              for label, value, sample in samples)]
-
-
-def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]],
-                   durations: dict[str, float], delivery_failures: dict[str, int]) -> str:
-    """Prometheus text exposition format."""
+def metric_families(statuses: list[JobStatus], counts: Iterable[tuple[str, str, int]] = (),
+                    durations: dict[str, float] | None = None,
+                    delivery_failures: dict[str, int] | None = None) -> list[Metric]:
+    """What the ledger and the stores say now, as Prometheus gauges (read at each scrape;
+    the counters and histograms of what this replica did are kept by engine.app.metrics)."""
     fresh = [s.freshness for s in statuses if s.freshness is not None]
-    out = ["# HELP marketops_runs_total Runs recorded in the ledger, by job and status.",
-           "# TYPE marketops_runs_total counter"]
-    out += [f'marketops_runs_total{{job="{_label(j)}",status="{s}"}} {n}' for j, s, n in counts]
-    out += _family("marketops_last_success_timestamp_seconds", "gauge",
-                   "When each job last succeeded.",
-                   [("job", s.job, f"{s.last_success.timestamp():.0f}") for s in statuses
-                    if s.last_success])
-    out += _family("marketops_last_run_duration_seconds", "gauge",
-                   "Duration of each job's last run.",
-                   [("job", j, f"{d:.3f}") for j, d in sorted(durations.items())])
-    out += _family("marketops_delivery_failures", "gauge",
-                   "Deliveries (mail, webhook) that failed.",
-                   [("job", j, str(n)) for j, n in sorted(delivery_failures.items())])
-    out += _family("marketops_backup_age_seconds", "gauge",
-                   "Age of each tier's newest valid backup (for WAL: of the last archived "
-                   "segment).", [("tier", f.tier, f"{f.age.total_seconds():.0f}")
-                                 for f in fresh if f.age is not None])
-    out += _family("marketops_backup_rpo_seconds", "gauge", "Each tier's declared RPO.",
-                   [("tier", f.tier, f"{f.rpo.total_seconds():.0f}") for f in fresh])
-    out += _family("marketops_backup_fresh", "gauge",
-                   "1 when the tier is within its RPO and intact.",
-                   [("tier", f.tier, str(int(f.problem is None))) for f in fresh])
-    out += _family("marketops_job_healthy", "gauge",
-                   "1 when the job is on time and not failing.",
-                   [("job", s.job, str(int(s.healthy))) for s in statuses if s.scheduled])
-    return "\n".join(out) + "\n"
+
+    def gauge(name: str, text: str, label: str, samples: Iterable[tuple[str, float]]
+              ) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, text, labels=[label])
+        for value, sample in samples:
+            family.add_metric([value], sample)
+        return family
+
+    ledger = GaugeMetricFamily("marketops_ledger_runs", "Ledger rows by job and their current "
+                               "status (a gauge: a retried run moves between statuses).",
+                               labels=["job", "status"])
+    for job, status, n in counts:
+        ledger.add_metric([job, status], n)
+    return [
+        ledger,
+        gauge("marketops_last_success_timestamp_seconds", "When each job last succeeded "
+              "(Unix time).", "job",
+              [(s.job, s.last_success.timestamp()) for s in statuses if s.last_success]),
+        gauge("marketops_last_run_duration_seconds", "Duration of each job's last finished "
+              "run.", "job", sorted((durations or {}).items())),
+        gauge("marketops_delivery_failed_recipients", "Recipients whose delivery is recorded "
+              "failed in the ledger, by job.", "job",
+              sorted((delivery_failures or {}).items())),
+        gauge("marketops_backup_age_seconds", "Age of each tier's newest valid backup (for "
+              "WAL: of the last archived segment).", "tier",
+              [(f.tier, f.age.total_seconds()) for f in fresh if f.age is not None]),
+        gauge("marketops_backup_rpo_seconds", "Each tier's declared RPO.", "tier",
+              [(f.tier, f.rpo.total_seconds()) for f in fresh]),
+        gauge("marketops_backup_fresh", "1 when the tier is within its RPO and intact.",
+              "tier", [(f.tier, float(f.problem is None)) for f in fresh]),
+        gauge("marketops_job_healthy", "1 when the job is on time and neither failing nor "
+              "retrying.", "job", [(s.job, float(s.healthy)) for s in statuses if s.scheduled]),
+    ]
+
+
+def render_metrics(statuses: list[JobStatus], counts: Iterable[tuple[str, str, int]] = (),
+                   durations: dict[str, float] | None = None,
+                   delivery_failures: dict[str, int] | None = None) -> str:
+    """The gauges alone in Prometheus text exposition format (prometheus_client's)."""
+    families = metric_families(statuses, counts, durations, delivery_failures)
+
+    class Now:
+        def collect(self) -> Iterable[Metric]:
+            return families
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Now())
+    return generate_latest(registry).decode()
 
 
 _STYLE = """<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}

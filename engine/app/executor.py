@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,6 +71,7 @@ class Executor:
     reports_dsn: str
     ledger: Ledger | None = None
     primary_dsn: str | None = None
+    observe_delivery: Callable[[Job, str, str], None] | None = None
 
     @property
     def result(self) -> ValidationResult:
@@ -91,7 +93,8 @@ class Executor:
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
             "alerts": done.alerts}
         if self.ledger is not None:
-            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger).deliver(
+            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger,
+                                                    self.observe_delivery).deliver(
                 job, run, done)
         return outputs
 

@@ -58,10 +58,12 @@ class ReportDelivery:
     """Sends a finished report to its recipients: each (run, recipient) is recorded in the
     ledger before and after sending, so a retry sends only what did not go out."""
 
-    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger) -> None:
+    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger,
+                 observe: Callable[[Job, str, str], None] | None = None) -> None:
         self.root = root
         self.result = result
         self.ledger = ledger
+        self.observe = observe  # (job, recipient kind, outcome) of each attempt, for metrics
 
     def deliver(self, job: Job, run: Run, done: ReportResult) -> dict[str, str]:
         assert job.report is not None
@@ -77,18 +79,23 @@ class ReportDelivery:
             if not self.ledger.begin_delivery(run.id, key):
                 statuses[key] = "sent earlier"
                 continue
+            outcome = "sent"
             try:
                 send()
             except TransientError as exc:
                 self.ledger.finish_delivery(run.id, key, str(exc))
                 statuses[key] = f"failed, will retry: {exc}"
                 transient.append(f"{key} ({exc})")
+                outcome = "retrying"
             except MarketopsError as exc:
                 self.ledger.finish_delivery(run.id, key, str(exc))
                 statuses[key] = f"failed: {exc}"
+                outcome = "failed"
             else:
                 self.ledger.finish_delivery(run.id, key, None)
                 statuses[key] = "sent"
+            if self.observe is not None:
+                self.observe(job, key.split(":", 1)[0], outcome)
         if transient:
             count = "1 delivery" if len(transient) == 1 else f"{len(transient)} deliveries"
             raise TransientError(f"{count} failed: {'; '.join(transient)}")

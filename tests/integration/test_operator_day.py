@@ -293,3 +293,112 @@ def test_every_command_reading_keys_falls_back_to_the_demo_key_in_the_demo_proje
     assert elsewhere.returncode == 2, elsewhere.stderr
     assert elsewhere.stderr.strip() == "error: keys.backup-key refers to " \
         "${MARKETOPS_BACKUP_KEY}, which is not set in the environment", elsewhere.stderr
+
+
+def test_a_new_users_path_from_the_readme(tmp_path: Path, repo_root: Path) -> None:
+    """demo, then status, restore, run of a report and serve, as the README and the demo's
+    closing lines say, with no MARKETOPS_BACKUP_KEY and no mail server."""
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    root = copy_repository(repo_root, tmp_path / "repo")
+    port = free_port()
+    try:
+        demo = run("demo", "--scale", "0.001", "--port", str(port), cwd=root)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        out = demo.stdout
+        assert "  marketops status " in out and "  marketops serve " in out
+        assert "marketops restore --tier users_schema --into-database users_check" in out
+        assert "marketops run report/pnl_monthly " in out
+        assert f"data directory: {root / 'var' / 'pg'}  (" in out and " MB)" in out
+        assert max(len(line) for line in out.splitlines()) < 140, out  # nothing wraps badly
+        status = run("status", cwd=root)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "report/pnl_monthly" in status.stdout and "Europe/Berlin" in status.stdout
+        restored = run("restore", "--tier", "users_schema", "--into-database", "users_check",
+                       cwd=root)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        mails = len(list((root / "var" / "mailbox").glob("*.eml")))
+        report = run("run", "report/pnl_monthly", "--at", "2026-11-01T06:00+01:00", cwd=root)
+        assert report.returncode == 0, report.stdout + report.stderr
+        assert "email:finance@marketplace.example: sent" in report.stdout, report.stdout
+        assert len(list((root / "var" / "mailbox").glob("*.eml"))) > mails  # none replaced
+        http = free_port()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")}
+        serve = subprocess.Popen([MARKETOPS, "serve", "--port", str(http)], cwd=root,
+                                 env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            deadline, code = time.monotonic() + 60, 0
+            while time.monotonic() < deadline and code != 200:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz",
+                                                timeout=2) as answer:
+                        code = answer.status
+                except OSError:
+                    time.sleep(0.5)
+            assert code == 200
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            output, log = serve.communicate(timeout=60)
+        assert serve.returncode == 0, log
+        assert output == "" and log and all(json.loads(line) for line in log.splitlines())
+    finally:
+        run("db", "stop", cwd=root)
+
+
+def test_metrics_are_prometheus_client_s_own_and_parse(tmp_path: Path, shop_dsn: str) -> None:
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.integration.test_service import start_replica, stop, wait_for
+
+    often = MAILED.replace('"0 6 * * *"', '"* * * * * */3"').replace(
+        "previous_day", "{rolling: 1h}").replace("retry_backoff: 1min", "retry_backoff: 1h")
+    root = _shop_project(tmp_path / "repo", mailed=often)
+    http = free_port()
+    replica = start_replica(root, shop_dsn, "scraped", port=http)
+
+    def scrape() -> dict[str, list[tuple[str, dict[str, str], float]]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as page:
+                assert page.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                text = page.read().decode()
+        except OSError:
+            return {}
+        return {f.name: [(s.name, s.labels, s.value) for s in f.samples]
+                for f in text_string_to_metric_families(text)}
+
+    try:
+        wait_for(lambda: any(s[1].get("status") == "retrying" for s in
+                             scrape().get("marketops_runs", [])), 60)
+        time.sleep(1)
+        found = scrape()
+    except AssertionError:
+        raise AssertionError(stop([replica])) from None
+    finally:
+        stop([replica])
+    runs = {(s[1]["job"], s[1]["status"]): s[2] for s in found["marketops_runs"]
+            if s[0] == "marketops_runs_total"}
+    assert runs[("report/mailed", "retrying")] >= 1
+    counts = [s for s in found["marketops_run_duration_seconds"]
+              if s[0] == "marketops_run_duration_seconds_count"]
+    assert counts and counts[0][1]["job"] == "report/mailed" and counts[0][2] >= 1
+    assert any(s[0] == "marketops_run_duration_seconds_bucket" and s[1]["le"] == "+Inf"
+               for s in found["marketops_run_duration_seconds"])
+    deliveries = {(s[1]["kind"], s[1]["outcome"]): s[2] for s in found["marketops_deliveries"]
+                  if s[0] == "marketops_deliveries_total"}
+    assert deliveries[("email", "retrying")] >= 1
+    assert deliveries[("webhook", "failed")] >= 1  # its URL variable is not set: for good
+    assert deliveries[("destination", "sent")] >= 1
+    [build] = found["marketops_build_info"]
+    assert build[0] == "marketops_build_info" and build[1]["version"] == "0.1.0"
+    assert found["process_resident_memory_bytes"][0][2] > 0
+    assert "process_cpu_seconds" in found
+    healthy = {s[1]["job"]: s[2] for s in found["marketops_job_healthy"]}
+    assert healthy == {"report/mailed": 0.0}  # retrying needs attention
+    assert "marketops_delivery_failures" not in found  # the old gauge is gone

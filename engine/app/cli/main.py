@@ -399,7 +399,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.executor import Executor
     from engine.logs import configure
     from engine.service import Service, ServiceConfig
-    from engine.status import as_dict, render_html, render_metrics
+    from engine.status import as_dict, render_html
     from runners.httpserver import StatusServer, json_page
 
     name = worker or worker_name()
@@ -428,8 +428,16 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         say(f"removed staging/{leftover}: left by a run that died")
-    executor = Executor(root, live, app.dsn("reports"), ledger)
-    service = Service(live.load, ledger, executor,
+    from engine.app.metrics import Measured, Metrics
+    from engine.status import metric_families
+    from runners.gitinfo import head_commit
+
+    metrics = Metrics(lambda: metric_families(now_statuses(), ledger.counts(),
+                                              durations(ledger), ledger.delivery_failures()),
+                      head_commit(root))
+    executor = Executor(root, live, app.dsn("reports"), ledger,
+                        observe_delivery=metrics.delivered)
+    service = Service(live.load, ledger, Measured(executor, metrics),
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
                                     lease=timedelta(seconds=lease),
@@ -452,9 +460,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     pages = {
         "/healthz": healthz,
-        "/metrics": lambda: (200, "text/plain; version=0.0.4", render_metrics(
-            now_statuses(), list(ledger.counts()), durations(ledger),
-            ledger.delivery_failures())),
+        "/metrics": metrics.render,
         "/status": lambda: (200, "text/html", render_html(now_statuses(), name, dt.now(UTC))),
         "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
     }
