@@ -313,7 +313,8 @@ def test_a_new_users_path_from_the_readme(tmp_path: Path, repo_root: Path) -> No
         assert "marketops restore --tier users_schema --into-database users_check" in out
         assert "marketops run report/pnl_monthly " in out
         assert f"data directory: {root / 'var' / 'pg'}  (" in out and " MB)" in out
-        assert max(len(line) for line in out.splitlines()) < 140, out  # nothing wraps badly
+        table = [line for line in out.splitlines() if line.startswith(("tier ", "drill:"))]
+        assert len(table) == 5 and max(len(line) for line in table) < 120, out  # no wrapping
         status = run("status", cwd=root)
         assert status.returncode == 0, status.stdout + status.stderr
         assert "report/pnl_monthly" in status.stdout and "Europe/Berlin" in status.stdout
@@ -402,3 +403,28 @@ def test_metrics_are_prometheus_client_s_own_and_parse(tmp_path: Path, shop_dsn:
     healthy = {s[1]["job"]: s[2] for s in found["marketops_job_healthy"]}
     assert healthy == {"report/mailed": 0.0}  # retrying needs attention
     assert "marketops_delivery_failures" not in found  # the old gauge is gone
+
+
+def test_plan_names_each_job_s_zone_and_groups_the_wal_health_checks(
+        tmp_path: Path, repo_root: Path) -> None:
+    root = copy_repository(repo_root, tmp_path / "repo")
+    window = ("--from", "2026-03-28T00:00Z", "--until", "2026-04-01T00:00Z")
+    grouped = run("plan", *window, cwd=root)
+    assert grouped.returncode == 0, grouped.stderr
+    lines = grouped.stdout.splitlines()
+    assert lines[-1] == "1415 slot(s), 1152 of them WAL health checks on 1 line(s)"
+    assert "backup/wal_archive: 1152 WAL health checks (*/5 * * * *), " \
+        "2026-03-28T00:05:00+00:00 UTC .. 2026-04-01T00:00:00+00:00 UTC  (--all lists each)" \
+        in lines
+    assert len(lines) == 2 * (1415 - 1152) + 2
+    # Across the spring-forward night, each job's own offset and zone, named.
+    assert any(line.startswith("2026-03-30T06:00:00+02:00 Europe/Berlin  report/") for line in
+               lines), lines[:20]
+    assert any(line.startswith("2026-03-28T06:00:00+01:00 Europe/Berlin  report/") for line in
+               lines)
+    every = run("plan", *window, "--all", cwd=root)
+    assert every.stdout.splitlines()[-1] == "1415 slot(s)"
+    assert every.stdout.count("  backup/wal_archive\n") == 1152
+    utc = run("plan", *window, "--utc", cwd=root).stdout.splitlines()
+    slots = [line for line in utc if line[10:11] == "T"]
+    assert slots and all(line[:25].endswith("+00:00") for line in slots), slots[:3]

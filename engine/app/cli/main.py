@@ -166,9 +166,12 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
 @click.option("--retention", is_flag=True,
               help="Also read the destinations and list what each tier's retention would "
                    "delete now (backups, interrupted leftovers, WAL segments).")
+@click.option("--all", "every", is_flag=True,
+              help="List every WAL health-check slot instead of one line per WAL tier.")
+@click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
 @click.pass_obj
 def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
-         retention: bool) -> None:
+         retention: bool, every: bool, utc: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
     Without --from/--until the window is now .. now + 1 day; with --retention it is now ..
@@ -224,17 +227,35 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
             click.echo(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
                        f"{mine[-1].local.isoformat()}")
         slots = []
+    from engine.models.backup import WalArchiveTier
+
+    def when(planned: Any) -> str:
+        return planned.slot.isoformat() if utc else \
+            f"{planned.local.isoformat()} {planned.job.schedule.timezone}"
+
+    # The WAL tiers' health checks fire every few minutes: one line each unless --all.
+    checks = {} if every or job_ids else {
+        s.job.id: [c for c in slots if c.job.id == s.job.id] for s in slots
+        if isinstance(s.job.tier, WalArchiveTier)}
     for planned in slots:
+        if planned.job.id in checks:
+            continue
         entry = planned.as_dict()
         period = entry["period"]
         covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
                   if period else "")
-        click.echo(f"{entry['slot']}  {planned.job.id}{covers}")
+        click.echo(f"{when(planned)}  {planned.job.id}{covers}")
         lines = planned.action().splitlines()
         more = " ..." if len(lines) > 1 else ""
         click.echo(f"    {lines[0]}{more}")
+    for job_id, mine in sorted(checks.items()):
+        cron = mine[0].job.schedule.cron if mine[0].job.schedule else "?"
+        click.echo(f"{job_id}: {len(mine)} WAL health checks ({cron}), "
+                   f"{when(mine[0])} .. {when(mine[-1])}  (--all lists each)")
     if not summarize:
-        click.echo(f"{len(slots)} slot(s)")
+        grouped = sum(len(m) for m in checks.values())
+        click.echo(f"{len(slots)} slot(s)" + (f", {grouped} of them WAL health checks on "
+                                              f"{len(checks)} line(s)" if grouped else ""))
     for tier_id, entry in preview.items():
         deletes = entry["delete"]
         wal = entry.get("wal_segments") or []
@@ -916,14 +937,15 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
     drilled = "users_schema" if "users_schema" in restorable else next(iter(restorable), None)
     ran = [r.job for r in reports if r.status == "succeeded"]
     report = "report/pnl_monthly" if "report/pnl_monthly" in ran else next(iter(ran), None)
-    steps = [("marketops status", "every job's last and next run, backups against their RPO")]
+    steps = [("marketops status", "last and next run of every job")]
     if report:
-        steps.append((f"marketops run {report}", "a report again, now (mail to var/mailbox)"))
+        steps.append((f"marketops run {report}", "a report again (mail to var/mailbox)"))
     if drilled:
-        steps.append((f"marketops restore --tier {drilled} --into-database {drilled}_check",
-                      "a backup back into a new database"))
-    steps += [("marketops serve", "the schedule; then open http://localhost:8086/status"),
-              ("marketops db stop", "stop the embedded server (rm -rf var/ frees the disk)")]
+        database = f"{drilled.removesuffix('_schema')}_check"
+        steps.append((f"marketops restore --tier {drilled} --into-database {database}",
+                      "a backup into a new database"))
+    steps += [("marketops serve", "the schedule; then http://localhost:8086/status"),
+              ("marketops db stop", "stop the server; rm -rf var/ frees the disk")]
     click.echo("next:")
     width = max(len(command) for command, _ in steps) + 3
     for command, why in steps:
