@@ -161,6 +161,8 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
               help="End (inclusive); default: a day after --from, or with --retention the "
                    "longest retention horizon of the backup tiers shown.")
 @click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
+@click.option("--select", "selectors", multiple=True,
+              help="dbt-style: tag:finance, kind:backup, report/* (repeatable: any of them).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--retention", is_flag=True,
@@ -170,8 +172,8 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
               help="List every WAL health-check slot instead of one line per WAL tier.")
 @click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
 @click.pass_obj
-def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
-         retention: bool, every: bool, utc: bool) -> None:
+def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tuple[str, ...],
+         fmt: str, retention: bool, every: bool, utc: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
     Without --from/--until the window is now .. now + 1 day; with --retention it is now ..
@@ -195,6 +197,10 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     unknown = [j for j in job_ids if j not in available]
     if unknown:
         raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
+    if selectors:
+        from engine.selection import select
+
+        job_ids = (*job_ids, *(j.id for j in select(available, selectors)))
     selected = [available[j] for j in job_ids] if job_ids else list(available.values())
     summarize = retention and end is None and start is None and not job_ids
     if summarize:  # the window reaches months ahead: the runs that apply retention only
@@ -515,8 +521,10 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
+@click.option("--select", "selectors", multiple=True,
+              help="dbt-style: tag:finance, kind:backup, report/* (repeatable: any of them).")
 @click.pass_obj
-def status(app: App, fmt: str, utc: bool) -> None:
+def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
     """Last and next run of every job, in each job's own timezone (named) and how long ago
     or ahead; exit 1 when any scheduled job is late, failing or retrying.
 
@@ -537,6 +545,12 @@ def status(app: App, fmt: str, utc: bool) -> None:
     executor = Executor(app.root, result, "")
     fresh = freshness(app.root, result, app.dsn("primary"))
     found = statuses(result, ledger, executor.supports, dt.now(UTC), fresh)
+    if selectors:
+        from engine.jobs import jobs as all_jobs
+        from engine.selection import select
+
+        chosen = {j.id for j in select(all_jobs(result.project), selectors)}
+        found = [s for s in found if s.job in chosen]
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
