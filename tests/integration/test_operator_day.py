@@ -444,3 +444,21 @@ def test_plan_takes_dbt_selectors(tmp_path: Path, repo_root: Path) -> None:
     none = run("plan", "--select", "tag:nope", cwd=root)
     assert none.returncode == 2 and none.stderr.startswith(
         "error: --select tag:nope selects no job (jobs: ") and "Traceback" not in none.stderr
+
+
+def test_run_select_runs_each_picked_job_and_fails_when_one_does(tmp_path: Path,
+                                                                 shop_dsn: str) -> None:
+    quick = SLOW.replace("Slow", "Quick").replace(
+        "generate_series(1, 400000000) g", "generate_series(1, 10) g").replace(
+        "Counts far too long for its timeout.", "Counts ten.")
+    root = _shop_project(tmp_path / "repo", slow=SLOW, quick=quick)
+    both = run("run", "--select", "report/*", "--dsn", shop_dsn, cwd=root)
+    assert both.returncode == 1, both.stdout + both.stderr  # slow timed out
+    lines = [line for line in both.stdout.splitlines() if line.startswith("report/")]
+    assert [line.split()[0] for line in lines] == ["report/quick", "report/slow"]
+    assert ": succeeded" in lines[0] and ": failed: " in lines[1]
+    one = run("run", "--select", "report/q*", "--dsn", shop_dsn, cwd=root)
+    assert one.returncode == 0 and one.stdout.startswith("report/quick slot "), one.stdout
+    neither = run("run", cwd=root)
+    assert neither.returncode == 2
+    assert "say which job: marketops run JOB (or --select tag:finance)" in neither.stderr

@@ -312,43 +312,74 @@ def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
 
 
 @cli.command("run")
-@click.argument("job_id", metavar="JOB")
+@click.argument("job_id", metavar="[JOB]", required=False)
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.option("--select", "selectors", multiple=True,
+              help="Instead of JOB, each job these pick (dbt-style: tag:finance, kind:backup, "
+                   "report/*), one after the other.")
 @_DSN_OPTION
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
+def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
+            dsn: str | None) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
     produces the same output.
 
     \b
-    Example:
+    Examples:
       marketops run report/pnl_monthly --at 2026-03-01T06:00+01:00
+      marketops run --select tag:finance
     """
-    from contextlib import nullcontext
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.app.context import latest_slot, ledger_for
-    from engine.app.executor import Executor, run_slot
+    from engine.app.context import ledger_for
     from engine.jobs import jobs as all_jobs
     from runners.gitinfo import head_commit
 
     result = app.defs
     available = all_jobs(result.project, head_commit(app.root))
-    job = available.get(job_id)
-    if job is None:
-        raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
-    if job.schedule is None:
-        raise UsageError(f"{job_id} runs continuously (archive_command); see "
-                         "`marketops wal-setup`")
-    slot = latest_slot(job, at or dt.now(UTC))
+    if job_id is None and not selectors:
+        raise UsageError("say which job: marketops run JOB (or --select tag:finance)")
+    chosen = []
+    if job_id is not None:
+        job = available.get(job_id)
+        if job is None:
+            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
+        if job.schedule is None:
+            raise UsageError(f"{job_id} runs continuously (archive_command); see "
+                             "`marketops wal-setup`")
+        chosen.append(job)
+    if selectors:
+        from engine.selection import select
+
+        # Selected continuous jobs (WAL archiving) have no slot to run: left out, said so.
+        for job in select(available, selectors):
+            if job.schedule is None:
+                click.echo(f"{job.id}: runs continuously (archive_command), not run", err=True)
+            elif job not in chosen:
+                chosen.append(job)
     # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
     ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
-    from engine.app.demo import demo_mailbox, into_mailbox
+    ok = [_run_one(app, job, at or dt.now(UTC), ledger, dsn, alone=len(chosen) == 1)
+          for job in chosen]
+    sys.exit(0 if all(ok) else 1)
 
+
+def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool) -> bool:
+    """One job's slot at or before `at`, said as it ended; True when it succeeded."""
+    from contextlib import nullcontext
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from engine.app.context import latest_slot
+    from engine.app.demo import demo_mailbox, into_mailbox
+    from engine.app.executor import Executor, run_slot
+
+    result = app.defs
+    slot = latest_slot(job, at)
     with demo_mailbox(app.root, result) if job.kind == "report" else nullcontext() as box:
         if box is not None:
             click.echo(f"the demo's project and no mail server: mail and unset webhooks go to "
@@ -358,7 +389,11 @@ def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
                             primary_dsn=app.dsn("primary", dsn) if dsn else None)
         outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
-        raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
+        busy = f"{job.id} slot {slot.isoformat()} is running right now elsewhere"
+        if alone:
+            raise UsageError(busy)
+        click.echo(busy)
+        return False
     click.echo(outcome_line(job, slot, outcome, dt.now(UTC)))
     if outcome.outputs and job.kind == "backup":
         for key, value in outcome.outputs.items():
@@ -370,7 +405,7 @@ def run_job(app: App, job_id: str, at: Any, dsn: str | None) -> None:
             click.echo(f"  alert: {alert}")
         for recipient, state in (outcome.outputs.get("deliveries") or {}).items():
             click.echo(f"  {recipient}: {state}")
-    sys.exit(0 if outcome.status == "succeeded" else 1)
+    return bool(outcome.status == "succeeded")
 
 
 @cli.command()
