@@ -462,3 +462,21 @@ def test_run_select_runs_each_picked_job_and_fails_when_one_does(tmp_path: Path,
     neither = run("run", cwd=root)
     assert neither.returncode == 2
     assert "say which job: marketops run JOB (or --select tag:finance)" in neither.stderr
+
+
+def test_shell_completion_offers_commands_and_job_ids(tmp_path: Path, repo_root: Path) -> None:
+    root = copy_repository(repo_root, tmp_path / "repo")
+
+    def complete(words: str) -> list[str]:
+        done = run(cwd=root, env={"_MARKETOPS_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                                  "COMP_CWORD": str(len(words.split()) - 1)})
+        assert done.returncode == 0, done.stderr
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+
+    assert "restore" in complete("marketops re") and complete("marketops stat") == ["status"]
+    assert complete("marketops run report/p") == ["report/pnl_monthly",
+                                                  "report/problem_products", "report/promo_roi"]
+    assert complete("marketops backfill backup/n") == ["backup/nightly_full"]
+    assert complete("marketops plan --job backup/w") == ["backup/wal_archive"]
+    script = run(cwd=root, env={"_MARKETOPS_COMPLETE": "bash_source"})
+    assert "_marketops_completion()" in script.stdout

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.backup import register
-from engine.app.cli.types import INSTANT
+from engine.app.cli.types import INSTANT, complete_job
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
@@ -160,7 +160,8 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
 @click.option("--until", "end", type=INSTANT, default=None,
               help="End (inclusive); default: a day after --from, or with --retention the "
                    "longest retention horizon of the backup tiers shown.")
-@click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
+@click.option("--job", "job_ids", multiple=True, shell_complete=complete_job,
+              help="Only this job (repeatable).")
 @click.option("--select", "selectors", multiple=True,
               help="dbt-style: tag:finance, kind:backup, report/* (repeatable: any of them).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -312,7 +313,7 @@ def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
 
 
 @cli.command("run")
-@click.argument("job_id", metavar="[JOB]", required=False)
+@click.argument("job_id", metavar="[JOB]", required=False, shell_complete=complete_job)
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
 @click.option("--select", "selectors", multiple=True,
@@ -594,7 +595,7 @@ def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("job_id", metavar="JOB")
+@click.argument("job_id", metavar="JOB", shell_complete=complete_job)
 @click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
 @click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
 @click.pass_obj
