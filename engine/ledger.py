@@ -68,6 +68,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             primary key (tier, table_name)
         );
     """),
+    # Numbered after its issue (20), not 3: other branches may add a 3 of their own.
+    (20, "suspended jobs", """
+        create table marketops.suspended (
+            job text primary key,
+            reason text,
+            suspended_by text,
+            suspended_at timestamptz not null default now()
+        );
+    """),
 ]
 
 
@@ -378,6 +387,29 @@ class Ledger:
                 "where (%s::text is null or job = %s) order by slot desc, id desc limit %s",
                 (job, job, limit)).fetchall()
         return [_record(r) for r in rows]
+
+    # -- suspension (kubectl's cronjob suspend, held here so every replica sees it) ---------
+    def suspend(self, job: str, reason: str | None, by: str) -> bool:
+        """Stop scheduling `job` until resumed; False when it was suspended already."""
+        with self._conn() as conn:
+            row = conn.execute(f"""insert into {SCHEMA}.suspended (job, reason, suspended_by)
+                values (%s, %s, %s) on conflict (job) do nothing returning job""",
+                (job, reason, by)).fetchone()
+        return row is not None
+
+    def resume(self, job: str) -> bool:
+        """Schedule `job` again; False when it was not suspended."""
+        with self._conn() as conn:
+            row = conn.execute(f"delete from {SCHEMA}.suspended where job = %s returning job",
+                               (job,)).fetchone()
+        return row is not None
+
+    def suspended(self) -> dict[str, tuple[str | None, str | None, datetime]]:
+        """job -> (reason, by whom, since when)."""
+        with self._conn() as conn:
+            rows = conn.execute(f"select job, reason, suspended_by, suspended_at from "
+                                f"{SCHEMA}.suspended").fetchall()
+        return {str(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def run(self, run_id: int) -> RunRecord | None:
         """One run by its id (the status page's link to its outputs and error)."""

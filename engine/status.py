@@ -29,6 +29,7 @@ class JobStatus:
     problem: str | None
     freshness: Freshness | None = None
     timezone: str = "UTC"  # the job's own IANA zone, in which its times are shown
+    suspended: str | None = None  # "since ... by ...: reason" while `marketops suspend` holds
 
     @property
     def healthy(self) -> bool:
@@ -45,7 +46,7 @@ class JobStatus:
 
 def job_status(job: Job, supported: bool, last: RunRecord | None,
                last_success: datetime | None, now: datetime,
-               freshness: Freshness | None = None) -> JobStatus:
+               freshness: Freshness | None = None, suspended: str | None = None) -> JobStatus:
     """Late: the newest slot older than the misfire grace has not run; failing: it failed;
     stale: a backup tier's newest valid backup (or WAL) is older than its RPO."""
     schedule = job.schedule
@@ -59,13 +60,14 @@ def job_status(job: Job, supported: bool, last: RunRecord | None,
     elif supported and last is not None and last.status == "retrying":
         # A delivery or connection failing for now still needs someone to look at it.
         problem = f"retrying after attempt {last.attempt}: {last.error}"
-    elif supported and expected is not None and (last is None or last.slot < expected):
+    elif supported and expected is not None and (last is None or last.slot < expected) \
+            and suspended is None:  # a suspended job is not late: nobody wants it to run
         problem = f"late: the slot at {expected.isoformat()} has not run"
     if freshness is not None and freshness.problem:
         problem = f"{problem}; {freshness.problem}" if problem else freshness.problem
     scheduled = supported or freshness is not None  # WAL archiving runs continuously
     return JobStatus(job.id, job.kind, scheduled, last, last_success, next_run, expected,
-                     problem, freshness, schedule.timezone if schedule else "UTC")
+                     problem, freshness, schedule.timezone if schedule else "UTC", suspended)
 
 
 def relative(at: datetime, now: datetime) -> str:
@@ -121,6 +123,8 @@ def render_text(statuses: list[JobStatus], now: datetime | None = None, utc: boo
         nxt = _at(s.next_run, s, now, utc) if s.next_run else (
             "continuous" if s.freshness is not None else "-")
         health = "not scheduled" if not s.scheduled else ("ok" if s.healthy else s.problem)
+        if s.suspended:
+            health = f"suspended {s.suspended}" + ("" if s.healthy else f"; {s.problem}")
         rows.append((s.job, "UTC" if utc else s.timezone, s.last.status if s.last else "-",
                      local(s.last.slot, _zone(s, utc)) if s.last else "-", took(s.duration),
                      _at(s.last_success, s, now, utc), nxt, _age(s), str(health)))
@@ -132,6 +136,7 @@ def render_text(statuses: list[JobStatus], now: datetime | None = None, utc: boo
 def as_dict(s: JobStatus) -> dict[str, object]:
     return {"job": s.job, "kind": s.kind, "scheduled": s.scheduled, "healthy": s.healthy,
             "problem": s.problem, "timezone": s.timezone, "last_run_seconds": s.duration,
+            "suspended": s.suspended,
             "last_run": None if s.last is None else {
                 "status": s.last.status, "slot": s.last.slot.isoformat(),
                 "attempt": s.last.attempt, "finished_at":
@@ -216,6 +221,9 @@ def render_html(statuses: list[JobStatus], worker: str, now: datetime, utc: bool
         last = "-" if s.last is None else \
             f'<a href="/runs/{s.last.id}">{html.escape(s.last.status)}</a>'
         health = html.escape(state if s.healthy or not s.scheduled else str(s.problem))
+        if s.suspended:
+            health = html.escape(f"suspended {s.suspended}") + ("" if s.healthy else
+                                                               f"; {health}")
         if s.last is not None and s.last.error and not s.healthy:
             health = f'<a href="/runs/{s.last.id}#error">{health}</a>'
         nxt = _at(s.next_run, s, now, utc) if s.next_run else (

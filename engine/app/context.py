@@ -20,7 +20,7 @@ from engine.ledger import Ledger
 from engine.loader import load_project
 from engine.masking import remember
 from engine.schemadiff import apply_statements
-from engine.status import job_status
+from engine.status import job_status, local
 from engine.validate import ValidationResult, validate
 from runners.database import Pool, connect, ensure_database, execute_script
 from runners.demodata import generate
@@ -295,8 +295,11 @@ def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job],
     latest = ledger.latest_by_job()
     success = ledger.last_success()
     fresh = fresh or {}
+    held = {job: f"since {local(at, 'UTC')} by {by or '?'}" + (f": {why}" if why else "")
+            for job, (why, by, at) in ledger.suspended().items()}
     return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now,
-                       fresh.get(job.name) if job.kind == "backup" else None)
+                       fresh.get(job.name) if job.kind == "backup" else None,
+                       held.get(job_id))
             for job_id, job in sorted(jobs(result.project).items())]
 
 

@@ -480,3 +480,51 @@ def test_shell_completion_offers_commands_and_job_ids(tmp_path: Path, repo_root:
     assert complete("marketops plan --job backup/w") == ["backup/wal_archive"]
     script = run(cwd=root, env={"_MARKETOPS_COMPLETE": "bash_source"})
     assert "_marketops_completion()" in script.stdout
+
+
+def test_suspend_and_resume_are_held_in_the_ledger_and_shown_in_status(
+        tmp_path: Path, shop_dsn: str) -> None:
+    import time
+
+    from runners.database import connect
+    from tests.integration.test_service import make_project, start_replica, stop, wait_for
+
+    root = make_project(tmp_path / "repo", every=2)
+    env = {"TEST_PRIMARY_DSN": shop_dsn}
+
+    def rows(status: str) -> list[tuple[object, str | None]]:
+        try:
+            with connect(shop_dsn) as conn:
+                return conn.execute("select slot, error from marketops.runs where job = "
+                                    "'report/tick' and status = %s order by slot",
+                                    (status,)).fetchall()
+        except Exception:  # the ledger is not there yet
+            return []
+
+    unknown = run("suspend", "report/nope", cwd=root, env=env)
+    assert unknown.returncode == 2 and "unknown job report/nope" in unknown.stderr
+    replica = start_replica(root, shop_dsn, "held")
+    try:
+        wait_for(lambda: len(rows("succeeded")) >= 1, 60)
+        held = run("suspend", "report/tick", "--reason", "shop migration", cwd=root, env=env)
+        assert held.returncode == 0, held.stderr
+        assert held.stdout.strip() == "report/tick suspended: shop migration; " \
+            "`marketops resume report/tick` schedules it again"
+        again = run("suspend", "report/tick", cwd=root, env=env)
+        assert again.stdout.strip() == "report/tick was suspended already"
+        time.sleep(3)  # a slot that was starting as the command ran may still finish
+        ran = len(rows("succeeded"))
+        wait_for(lambda: len(rows("skipped")) >= 3, 30)
+        assert len(rows("succeeded")) == ran  # nothing ran while suspended
+        assert all(error == "suspended: shop migration" for _, error in rows("skipped"))
+        status = run("status", cwd=root, env=env)
+        line = next(x for x in status.stdout.splitlines() if x.startswith("report/tick"))
+        assert "suspended since " in line and " by " in line and ": shop migration" in line
+        assert "late" not in line, line
+        resumed = run("resume", "report/tick", cwd=root, env=env)
+        assert resumed.stdout.strip() == "report/tick resumed"
+        wait_for(lambda: len(rows("succeeded")) > ran, 30)
+        assert run("resume", "report/tick", cwd=root, env=env).stdout.strip() == \
+            "report/tick was not suspended"
+    finally:
+        stop([replica])
