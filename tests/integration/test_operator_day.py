@@ -528,3 +528,37 @@ def test_suspend_and_resume_are_held_in_the_ledger_and_shown_in_status(
             "report/tick was not suspended"
     finally:
         stop([replica])
+
+
+def test_check_forces_a_wal_switch_and_finds_the_segment_archived(tmp_path: Path) -> None:
+    from runners.database import connect
+    from tests.integration.test_backup_physical import KEY, archiving_cluster
+
+    with archiving_cluster(tmp_path / "repo", KEY, {}) as cluster:
+        env = {"MARKETOPS_TEST_BACKUP_KEY": KEY}
+        done = run("check", "--dsn", cluster.dsn, cwd=cluster.root, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith("WAL archiving works: 0000000"), done.stdout
+        segment = done.stdout.split()[3]
+        stored = [p.name for p in (cluster.root / "var" / "backups").rglob(f"{segment}-*")]
+        assert stored, segment
+        # The archive refuses the server's writes: archive_command fails, and check says so.
+        folders = [cluster.root / "var" / "backups" / "wal",
+                   *(p for p in (cluster.root / "var" / "backups" / "wal").rglob("*")
+                     if p.is_dir())]
+        for folder in folders:
+            folder.chmod(0o555)
+        try:
+            failed = run("check", "--dsn", cluster.dsn, "--timeout", "30", cwd=cluster.root,
+                         env=env)
+        finally:
+            for folder in folders:
+                folder.chmod(0o755)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr
+        assert "archive_command failed on 0000000" in failed.stderr, failed.stderr
+        with connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute("alter system set archive_command = '/bin/true'")
+            conn.execute("select pg_reload_conf()")
+        foreign = run("check", "--dsn", cluster.dsn, cwd=cluster.root, env=env)
+        assert foreign.returncode == 1 and "the primary cannot archive WAL for wal: set " \
+            "archive_command = 'marketops --root <repo> wal-push %p'" in foreign.stderr

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.backup import register
+from engine.app.cli.check import check
 from engine.app.cli.suspend import resume, suspend
 from engine.app.cli.types import INSTANT, complete_job
 from engine.errors import MarketopsError, UsageError
@@ -1011,3 +1012,4 @@ def main() -> None:
 register(cli)
 cli.add_command(suspend)
 cli.add_command(resume)
+cli.add_command(check)
