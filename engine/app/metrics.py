@@ -39,13 +39,15 @@ def package_version() -> str:
 class Metrics:
     """One replica's registry; `render` is the /metrics page."""
 
-    def __init__(self, gauges: Callable[[], Iterable[Metric]], commit: str | None) -> None:
+    def __init__(self, gauges: Callable[[], Iterable[Metric]],
+                 commit: Callable[[], str | None]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        Info("marketops_build", "The running marketops: version and git commit of the "
-             "definitions.", registry=self.registry).info(
-            {"version": package_version(), "commit": commit or "unknown"})
+        self.build = Info("marketops_build", "The running marketops: version and git commit "
+                          "of the definitions.", registry=self.registry)
+        self._commit = commit  # asked at the first scrape: the loop's start need not wait
+        self._built = False
         self.runs = Counter("marketops_runs", "Runs this replica finished, by job and how "
                             "they ended (succeeded, failed, retrying).", ["job", "status"],
                             registry=self.registry)
@@ -66,6 +68,10 @@ class Metrics:
         self.registry.register(Now())
 
     def render(self) -> tuple[int, str, str]:
+        if not self._built:
+            self.build.info({"version": package_version(), "commit": self._commit() or
+                             "unknown"})
+            self._built = True
         return 200, "text/plain; version=0.0.4", generate_latest(self.registry).decode()
 
     def delivered(self, job: Job, kind: str, outcome: str) -> None:

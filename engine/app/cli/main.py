@@ -499,7 +499,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     metrics = Metrics(lambda: metric_families(now_statuses(), ledger.counts(),
                                               durations(ledger), ledger.delivery_failures()),
-                      head_commit(root))
+                      lambda: head_commit(root))
     executor = Executor(root, live, app.dsn("reports"), ledger,
                         observe_delivery=metrics.delivered)
     service = Service(live.load, ledger, Measured(executor, metrics),
