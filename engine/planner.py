@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.jobs import Job
+from engine.models.backup import stored
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class PlannedSlot:
             return self.job.sql.strip()
         tier = self.job.tier
         assert tier is not None
-        destination = getattr(tier, "destination", None)
-        target = f" to {destination}" if destination else ""
+        storing = stored(tier)
+        target = f" to {storing.destination}" if storing is not None else ""
         return f"{tier.kind.replace('_', ' ')} backup{target}"
 
     def as_dict(self) -> dict[str, object]:

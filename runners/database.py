@@ -100,10 +100,27 @@ def execute_script(dsn: str, statements: Sequence[str]) -> None:
                                 f"(while running: {statement.strip()[:160]})") from None
 
 
-def query(conn: Connection, text: str, params: Sequence[Any] | dict[str, Any] = ()
-          ) -> list[tuple[Any, ...]]:
+def query(conn: Connection, text: str | pgsql.Composed,
+          params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
     """All rows of a query."""
     return conn.execute(text, params).fetchall()
+
+
+def count_rows(dsn: str, tables: Sequence[str]) -> dict[str, int]:
+    """Rows in each `schema.table` (for checking a restore against its manifest)."""
+    counts: dict[str, int] = {}
+    with connect(dsn) as conn:
+        for table in tables:
+            statement = pgsql.SQL("select count(*) from {}").format(
+                pgsql.Identifier(*table.split(".")))
+            counts[table] = int(query(conn, statement)[0][0])
+    return counts
+
+
+def rows_returned(dsn: str, text: str) -> int:
+    """How many rows a query returns (a restore drill's smoke query)."""
+    with connect(dsn) as conn:
+        return len(query(conn, text))
 
 
 def one_row(dsn: str, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:

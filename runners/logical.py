@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -32,7 +31,7 @@ from runners.codec import (
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
 from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
-from runners.storage import Store, make_staging, staged_backup
+from runners.storage import Store, scratch, staged_backup
 from runners.verify import unseal_checked
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
@@ -437,8 +436,7 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
     has been decrypted and checked: a wrong key or a damaged file leaves nothing behind."""
     started = time.monotonic()
     check_key(manifest, key)
-    work = make_staging(staging, f"restore-{manifest.tier}")
-    try:
+    with scratch(staging, f"restore-{manifest.tier}") as work:
         unseal_into(store, manifest, work / "dump", key)
         prepare()
         schemas = manifest.details.get("schemas") or []
@@ -460,8 +458,6 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_restore", done))
         return LogicalRestore(target_dsn, time.monotonic() - started, skipped)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _restore_list(toolset: Toolset, dump: Path, skipped: list[str]) -> Path:

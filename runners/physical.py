@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from runners.database import connect, query
 from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
 from runners.postgres import embedded_bin_dir
-from runners.storage import Store, staged_backup
+from runners.storage import Store, scratch, staged_backup
 from runners.verify import unseal_checked
 
 DATA = "base.tar"
@@ -361,26 +360,23 @@ def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str
     """Rebuild a data directory from a full backup and its incrementals, oldest first."""
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; restore into a new directory")
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="restore-", dir=staging))
-    try:
-        if len(chain) == 1:
-            target.mkdir(parents=True, exist_ok=True)
-            _unpack(store, chain[0], target, key)
-            return
-        parts = []
-        for manifest in chain:
-            part = work / manifest.backup_id
-            part.mkdir()
-            _unpack(store, manifest, part, key)
-            parts.append(str(part))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        done = run_tool(toolset, "pg_combinebackup", [*parts, "--output", str(target),
-                                                      "--no-sync"])
-        if done.returncode != 0:
-            raise BackupError(tool_failure("pg_combinebackup", done))
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with scratch(staging, "restore") as work:
+        try:
+            if len(chain) == 1:
+                target.mkdir(parents=True, exist_ok=True)
+                _unpack(store, chain[0], target, key)
+                return
+            parts = []
+            for manifest in chain:
+                part = work / manifest.backup_id
+                part.mkdir()
+                _unpack(store, manifest, part, key)
+                parts.append(str(part))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            done = run_tool(toolset, "pg_combinebackup", [*parts, "--output", str(target),
+                                                          "--no-sync"])
+            if done.returncode != 0:
+                raise BackupError(tool_failure("pg_combinebackup", done))
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise

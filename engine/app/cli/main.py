@@ -200,7 +200,7 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     slots = list(make_plan(selected, start, end))
     preview: dict[str, Any] = {}
     if retention:
-        from engine.app.tiers.backup import retention_preview
+        from engine.app.inventory import retention_preview
 
         preview = retention_preview(app.root, result)
         if job_ids:
