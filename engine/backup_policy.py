@@ -1,6 +1,6 @@
 """Backup decisions as functions of their inputs (the time passed in): full or incremental,
-whether a backup can be restored with the chain it builds on, a drill's RTO verdict, which
-smoke queries a restored tier can answer, and when a failing WAL check alerts again."""
+whether a backup can be restored with the chain it builds on, a drill's RTO verdict, and which
+smoke queries a restored tier can answer."""
 
 from __future__ import annotations
 
@@ -73,10 +73,3 @@ def smoke_applies(reads: Iterable[str], restored: set[str] | None) -> bool:
     """Whether a smoke query reading these schemas can run on a restore holding `restored`
     (None: the whole database)."""
     return restored is None or set(reads) <= restored
-
-
-def repeats_wal_failure(previous_status: str | None, previous_error: str | None,
-                        error: str) -> bool:
-    """A WAL check failing for the same reason as its previous run: alerted already, when
-    the problem started, so not again."""
-    return previous_status == "failed" and previous_error == error

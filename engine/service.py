@@ -90,6 +90,14 @@ class Scheduler:
         return Decision(run, skip)
 
 
+def loop_stalled(last_tick: datetime | None, now: datetime, tick_seconds: float) -> bool:
+    """/healthz's verdict: the loop has not ticked yet, or not for five ticks (at least 10s,
+    so that a slow tick or a short pause of the machine does not restart a healthy pod)."""
+    if last_tick is None:
+        return True
+    return (now - last_tick).total_seconds() >= max(10.0, 5 * tick_seconds)
+
+
 @dataclass
 class ServiceConfig:
     worker: str

@@ -69,6 +69,7 @@ class ReportResult:
     directory: Path
     alerts: list[str]
     head: list[tuple[Any, ...]]
+    fired: tuple[str, ...] = ()  # the names of the thresholds behind `alerts`
 
 
 def _sha256(path: Path) -> str:
@@ -93,7 +94,8 @@ def run_report(request: ReportRequest) -> ReportResult:
     staging.mkdir(parents=True)
     try:
         streamed = _stream(request, staging)
-        fired = [f"{a.name}: {a.message}" for a in request.alerts if streamed.fired(a)]
+        crossed = [a for a in request.alerts if streamed.fired(a)]
+        fired = [f"{a.name}: {a.message}" for a in crossed]
         if "html" in request.formats:
             _write_html(request, staging, streamed, fired)
         files = {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path),
@@ -112,7 +114,7 @@ def run_report(request: ReportRequest) -> ReportResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head)
+                        streamed.head, tuple(a.name for a in crossed))
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,

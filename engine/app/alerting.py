@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.app.context import LiveDefinitions, current, resolve_env
+from engine.delivery_plan import alert_again, failure_alert_targets
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.validate import ValidationResult
@@ -27,29 +28,38 @@ class Alerter:
 
     def __call__(self, job: Job, run: Run, error: str) -> None:
         settings = self.result.project.settings
-        if job.tier is not None and job.tier.kind == "wal_archive":
-            # A check that keeps failing for the same reason alerts once, when it starts.
-            before = self.ledger.previous_run(job.id, run.slot)
-            if before is not None and before.status == "failed" and before.error == error:
-                return
+        kind = job.tier.kind if job.tier is not None else None
+        before = self.ledger.previous_run(job.id, run.slot)
+        if not alert_again(kind, before.status if before else None,
+                           before.error if before else None, error):
+            return
         slot = run.slot.astimezone(job.schedule.tz) if job.schedule else run.slot
         subject = f"[marketops] {job.id} failed (slot {slot.isoformat()})"
         text = (f"{job.id} failed for its slot at {slot.isoformat()} after {run.attempt} "
                 f"attempt(s):\n\n{error}\n\nRun it again with:\n  marketops run {job.id} "
                 f"--at {slot.isoformat()}\n")
         sends: list[tuple[str, Callable[[], None]]] = []
-        if settings.alerts.email_owners and settings.smtp is not None:
+        for target in failure_alert_targets(job.owner, email_owners=settings.alerts.email_owners,
+                                            smtp=settings.smtp is not None,
+                                            webhook=settings.alerts.webhook):
+            sends.append((target, self._sender(target, job, subject, text, error)))
+        self._send(job, run, sends)
+
+    def _sender(self, target: str, job: Job, subject: str, text: str, error: str
+                ) -> Callable[[], None]:
+        settings = self.result.project.settings
+        kind, name = target.split(":", 1)
+        if kind == "email":
             smtp = settings.smtp
+            assert smtp is not None
             server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
                                 resolve_env(smtp.password, "smtp.password")
                                 if smtp.password else None)
-            sends.append((f"email:{job.owner}",
-                          lambda: send_mail(server, [job.owner], subject, text)))
-        if settings.alerts.webhook is not None:
-            hook = settings.webhooks[settings.alerts.webhook]
-            url = resolve_env(hook.url, f"webhooks.{settings.alerts.webhook}.url")
-            sends.append((f"webhook:{settings.alerts.webhook}",
-                          lambda: post_webhook(url, {"text": f"{subject}\n{error}"})))
+            return lambda: send_mail(server, [name], subject, text)
+        url = resolve_env(settings.webhooks[name].url, f"webhooks.{name}.url")
+        return lambda: post_webhook(url, {"text": f"{subject}\n{error}"})
+
+    def _send(self, job: Job, run: Run, sends: list[tuple[str, Callable[[], None]]]) -> None:
         for recipient, send in sends:
             if not self.ledger.begin_delivery(run.id, recipient):
                 continue

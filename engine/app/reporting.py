@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.alerts import AlertRule
 from engine.app.context import local_destination, psql_binary, resolve_env, store_for
+from engine.delivery_plan import attach_files, report_recipients
 from engine.errors import MarketopsError, TransientError, UsageError
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
@@ -64,11 +65,8 @@ class ReportDelivery:
 
     def deliver(self, job: Job, run: Run, done: ReportResult) -> dict[str, str]:
         assert job.report is not None
-        recipients = list(job.report.recipients)
-        if done.alerts:
-            for alert in job.report.alerts:
-                if any(a.startswith(f"{alert.name}:") for a in done.alerts):
-                    recipients.extend(r for r in alert.notify if r not in recipients)
+        recipients = report_recipients(
+            job.report.recipients, {a.name: a.notify for a in job.report.alerts}, done.fired)
         statuses: dict[str, str] = {}
         transient: list[str] = []
         for recipient in recipients:
@@ -120,7 +118,7 @@ class ReportDelivery:
         chart = chart_path.read_bytes() if chart_path.exists() else None
         files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
         size = sum(p.stat().st_size for p in files)
-        attach = size <= smtp.max_message_bytes
+        attach = attach_files(size, smtp.max_message_bytes)
         attachments = tuple(
             Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
                        "csv" if p.suffix == ".csv" else

@@ -361,7 +361,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
     from engine.app.executor import Executor
     from engine.logs import configure
-    from engine.service import Service, ServiceConfig
+    from engine.service import Service, ServiceConfig, loop_stalled
     from engine.status import as_dict, render_html, render_metrics
     from runners.httpserver import StatusServer, json_page
 
@@ -400,10 +400,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
                         backup_freshness())
 
     def healthz() -> tuple[int, str, str]:
-        fresh = service.last_tick is not None and \
-            (dt.now(UTC) - service.last_tick).total_seconds() < max(10.0, 5 * tick)
+        stalled = loop_stalled(service.last_tick, dt.now(UTC), tick)
         ledger.latest_by_job()  # raises when the state database is unreachable
-        return (200, "text/plain", "ok\n") if fresh else (503, "text/plain", "loop stalled\n")
+        return (503, "text/plain", "loop stalled\n") if stalled else (200, "text/plain", "ok\n")
 
     pages = {
         "/healthz": healthz,
@@ -628,7 +627,7 @@ def schema_apply(app: App, dsn: str | None) -> None:
     Example:
       marketops schema apply --dsn postgresql://app@db.internal/shop
     """
-    from engine.schemadiff import apply_statements, diff
+    from engine.schemadiff import apply_statements, diff, left_alone, needs_migration
     from runners.database import execute_script, mask_dsn
 
     result = app.defs
@@ -640,10 +639,9 @@ def schema_apply(app: App, dsn: str | None) -> None:
         execute_script(target.dsn, statements)
     click.echo(f"applied {len(statements)} statement(s) to {mask_dsn(target.dsn)}")
     drift = diff(declared, _live(target.dsn, list(declared)).schemas)
-    conflicts = [d for d in drift if not d.kind.startswith("extra")]
-    for item in drift:
-        if item.kind.startswith("extra"):
-            click.echo(f"  left alone (not declared): {item}")
+    conflicts = needs_migration(drift)
+    for item in left_alone(drift):
+        click.echo(f"  left alone (not declared): {item}")
     for item in conflicts:
         click.echo(f"  needs a migration: {item}")
     sys.exit(1 if conflicts else 0)
