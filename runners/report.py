@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,8 @@ import psycopg
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
 from engine.pgnames import literal
-from runners.database import bind_literally, connect, mask_dsn, without_password
+from runners.database import bind_literally, connect, mask_dsn
+from runners.pgcommands import Psql
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
 FETCH_ROWS = 10_000
@@ -225,7 +225,6 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
     assert request.psql is not None
     snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
     query = bind_literally(conn, request.sql, request.params)
-    dsn, password = without_password(request.dsn)
     target = staging / f"{request.report_id}.csv"
     script = (
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
@@ -236,11 +235,8 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
         f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER);\n"
         "\\o\n"
         "COMMIT;\n")
-    env = {**os.environ, "PGAPPNAME": f"marketops report/{request.report_id}"}
-    if password is not None:
-        env["PGPASSWORD"] = password
-    done = subprocess.run([str(request.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn],
-                          input=script, capture_output=True, text=True, env=env, check=False)
+    done = Psql(request.psql).script(
+        request.dsn, f"marketops report/{request.report_id}").run(input=script)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         errors = [line.split("ERROR:", 1)[1].strip() for line in lines if "ERROR:" in line]
