@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import MarketopsError
@@ -193,12 +193,8 @@ class Psql(_Program):
 
     def script(self, dsn: str, application: str) -> Command:
         """A script read from standard input, without psqlrc, stopping at the first error."""
-        from runners.database import without_password
-
-        bare, password = without_password(dsn)
-        env = {"PGAPPNAME": application, **({"PGPASSWORD": password} if password else {})}
-        return Command("psql", (str(self.binary), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                                "-d", bare), env)
+        command = self.command(["-X", "-q", "-v", "ON_ERROR_STOP=1"], dsn=dsn)
+        return replace(command, env={"PGAPPNAME": application, **command.env})
 
 
 class InitDb(_Program):

@@ -4,7 +4,6 @@ connections, stores and tools."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from engine.jobs import Job, jobs
 from engine.ledger import Ledger
 from engine.loader import load_project
 from engine.masking import remember
+from engine.models.base import env_reference
 from engine.schemadiff import apply_statements
 from engine.status import job_status
 from engine.validate import ValidationResult, validate
@@ -33,18 +33,14 @@ if TYPE_CHECKING:
     from engine.freshness import Freshness
     from engine.status import JobStatus
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
 def resolve_env(value: str, what: str) -> str:
     """`${VAR}` -> the variable's value; a clear error naming the variable when unset."""
-    match = _ENV_REF.match(value)
-    if not match:
+    name = env_reference(value)
+    if name is None:
         return value
-    resolved = os.environ.get(match.group(1))
+    resolved = os.environ.get(name)
     if not resolved:
-        raise UsageError(f"{what} refers to ${{{match.group(1)}}}, which is not set in the "
-                         "environment")
+        raise UsageError(f"{what} refers to ${{{name}}}, which is not set in the environment")
     return remember(resolved)
 
 

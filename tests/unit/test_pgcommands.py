@@ -45,6 +45,7 @@ def test_psql_gets_the_application_name_and_the_password_by_environment() -> Non
     assert command.env == {"PGAPPNAME": "marketops report/growth", "PGPASSWORD": "s3cret-pw"}
     assert "s3cret-pw" not in " ".join(command.argv)
     assert command.argv[1:5] == ("-X", "-q", "-v", "ON_ERROR_STOP=1")
+    assert command.argv[5].startswith("--dbname=")
 
 
 def test_compression_options() -> None:
