@@ -30,7 +30,7 @@ from runners.codec import (
 )
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
-from runners.pgcommands import PgDump
+from runners.pgcommands import PgDump, PgRestore
 from runners.pgtools import Toolset, check_server, tool_failure
 from runners.storage import Store, scratch, staged_backup
 from runners.verify import unseal_checked
@@ -114,7 +114,7 @@ def backup_logical(request: LogicalRequest) -> Manifest:
             compress, codec = _compress_flag(request.toolset, request.sealing)
             # pg_dump names each table's data file as a worker finishes it: sealing starts
             # then, while pg_dump goes on with the next tables (one pass, overlapped).
-            dump = request.toolset.pg_dump().directory_dump(
+            dump = request.toolset.program(PgDump).directory_dump(
                 request.dsn, work / "dump", jobs=request.jobs, snapshot=snapshot,
                 compress=compress, schemas=request.schemas or [],
                 exclude_data=excluded).start()
@@ -178,7 +178,7 @@ def _schemas(conn: object) -> set[str]:
 
 def _table_data_files(toolset: Toolset, dump: Path) -> dict[str, str]:
     """`<dump id>.dat` -> schema.table, from the dump's table of contents."""
-    done = toolset.pg_restore().table_of_contents(dump).run()
+    done = toolset.program(PgRestore).table_of_contents(dump).run()
     if done.returncode != 0:
         raise BackupError(tool_failure("pg_restore --list", done))
     found = {}
@@ -450,7 +450,7 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
         external: dict[str, str] = manifest.details.get("external_foreign_keys") or {}
         skipped = sorted(fk for fk, target in external.items() if target not in present)
         listing = _restore_list(toolset, work / "dump", skipped) if skipped else None
-        done = toolset.pg_restore().restore(work / "dump", target_dsn, jobs=jobs,
+        done = toolset.program(PgRestore).restore(work / "dump", target_dsn, jobs=jobs,
                                             use_list=listing).run()
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_restore", done))
@@ -459,7 +459,7 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
 
 def _restore_list(toolset: Toolset, dump: Path, skipped: list[str]) -> Path:
     """pg_restore's table of contents without the foreign keys whose targets are absent."""
-    done = toolset.pg_restore().table_of_contents(dump).run()
+    done = toolset.program(PgRestore).table_of_contents(dump).run()
     if done.returncode != 0:
         raise BackupError(tool_failure("pg_restore --list", done))
     names = {tuple(fk.split(".")) for fk in skipped}

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from engine.errors import MarketopsError
 
@@ -65,9 +66,10 @@ def tool_failure(tool: str, done: subprocess.CompletedProcess[str]) -> str:
 
 
 @dataclass(frozen=True)
-class _Program:
+class Program:
     """A program of one PostgreSQL major version (0: not known yet)."""
 
+    name: ClassVar[str]
     binary: Path
     major: int = 0
 
@@ -96,8 +98,10 @@ class _Program:
         return Command(self.binary.name, (str(self.binary), *args, "--dbname", probe_dsn))
 
 
-class PgDump(_Program):
+class PgDump(Program):
     """pg_dump."""
+
+    name = "pg_dump"
 
     @staticmethod
     def compress_option(method: str | None, level: int = 0) -> str:
@@ -118,8 +122,10 @@ class PgDump(_Program):
         return self.command([*args, "--verbose"], dsn=dsn)
 
 
-class PgRestore(_Program):
+class PgRestore(Program):
     """pg_restore."""
+
+    name = "pg_restore"
 
     def table_of_contents(self, dump: Path) -> Command:
         return self.command(["--list", str(dump)])
@@ -132,8 +138,10 @@ class PgRestore(_Program):
         return self.command([*args, str(dump)], dsn=dsn)
 
 
-class PgBaseBackup(_Program):
+class PgBaseBackup(Program):
     """pg_basebackup."""
+
+    name = "pg_basebackup"
 
     @staticmethod
     def compress_option(method: str, level: int, threads: int) -> str | None:
@@ -162,24 +170,30 @@ class PgBaseBackup(_Program):
         return self.command(args, dsn=dsn)
 
 
-class PgVerifyBackup(_Program):
+class PgVerifyBackup(Program):
     """pg_verifybackup."""
+
+    name = "pg_verifybackup"
 
     def verify(self, backup: Path, *, parse_wal: bool) -> Command:
         return self.command([*([] if parse_wal else ["--no-parse-wal"]), "--quiet",
                              str(backup)])
 
 
-class PgCombineBackup(_Program):
+class PgCombineBackup(Program):
     """pg_combinebackup (17+)."""
+
+    name = "pg_combinebackup"
 
     def combine(self, chain: Sequence[Path], output: Path) -> Command:
         """A full backup and its incrementals, oldest first, into one data directory."""
         return self.command([*map(str, chain), "--output", str(output), "--no-sync"])
 
 
-class PgWalDump(_Program):
+class PgWalDump(Program):
     """pg_waldump."""
+
+    name = "pg_waldump"
 
     def check_range(self, directory: Path, timeline: int, start: str, end: str) -> Command:
         """Read every record from `start` to `end`, printing nothing: it fails where one
@@ -188,8 +202,10 @@ class PgWalDump(_Program):
                              f"--start={start}", f"--end={end}"])
 
 
-class Psql(_Program):
+class Psql(Program):
     """psql."""
+
+    name = "psql"
 
     def script(self, dsn: str, application: str) -> Command:
         """A script read from standard input, without psqlrc, stopping at the first error."""
@@ -197,8 +213,10 @@ class Psql(_Program):
         return replace(command, env={"PGAPPNAME": application, **command.env})
 
 
-class InitDb(_Program):
+class InitDb(Program):
     """initdb."""
+
+    name = "initdb"
 
     def init(self, data_dir: Path, superuser: str) -> Command:
         """A UTF-8 cluster with data checksums and trust authentication (the embedded
@@ -207,8 +225,10 @@ class InitDb(_Program):
                              "--encoding=UTF8", "--locale=C.UTF-8", "--data-checksums"])
 
 
-class PgCtl(_Program):
+class PgCtl(Program):
     """pg_ctl."""
+
+    name = "pg_ctl"
 
     def status(self, data_dir: Path) -> Command:
         return self.command(["status", "-D", str(data_dir)])
@@ -225,8 +245,10 @@ class PgCtl(_Program):
         return f"{self.binary} stop -D {data_dir}"
 
 
-class PgIsReady(_Program):
+class PgIsReady(Program):
     """pg_isready."""
+
+    name = "pg_isready"
 
     def check(self, host: str, port: int, database: str, user: str) -> Command:
         return self.command(["-h", host, "-p", str(port), "-d", database, "-U", user])

@@ -10,19 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from runners.pgcommands import (
-    Command,
-    PgBaseBackup,
-    PgCombineBackup,
-    PgDump,
-    PgRestore,
-    PgVerifyBackup,
-    PgWalDump,
-    Psql,
-    ToolError,
-    tool_failure,
-)
+from runners.pgcommands import Command, PgBaseBackup, PgDump, Program, ToolError, tool_failure
+
+P = TypeVar("P", bound=Program)
 
 __all__ = ["ToolError", "Toolset", "check_server", "discover", "tool_failure"]
 
@@ -58,26 +50,9 @@ class Toolset:
                             f"PostgreSQL {self.major}+ bin directory that has it")
         return found
 
-    def pg_dump(self) -> PgDump:
-        return PgDump(self.path("pg_dump"), self.major)
-
-    def pg_restore(self) -> PgRestore:
-        return PgRestore(self.path("pg_restore"), self.major)
-
-    def pg_basebackup(self) -> PgBaseBackup:
-        return PgBaseBackup(self.path("pg_basebackup"), self.major)
-
-    def pg_verifybackup(self) -> PgVerifyBackup:
-        return PgVerifyBackup(self.path("pg_verifybackup"), self.major)
-
-    def pg_combinebackup(self) -> PgCombineBackup:
-        return PgCombineBackup(self.path("pg_combinebackup"), self.major)
-
-    def pg_waldump(self) -> PgWalDump:
-        return PgWalDump(self.path("pg_waldump"), self.major)
-
-    def psql(self) -> Psql:
-        return Psql(self.path("psql"), self.major)
+    def program(self, kind: type[P]) -> P:
+        """One of the tools, to build its command lines: `toolset.program(PgDump)`."""
+        return kind(self.path(kind.name), self.major)
 
 
 def _version(binary: Path) -> tuple[int, int]:

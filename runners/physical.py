@@ -27,7 +27,7 @@ from engine.walnames import segment_of_lsn
 from runners.codec import EXTENSIONS, Discard, Sealing, as_is, decompressing, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
-from runners.pgcommands import Command, PgBaseBackup
+from runners.pgcommands import Command, PgBaseBackup, PgCombineBackup, PgVerifyBackup, PgWalDump
 from runners.pgtools import Toolset, check_server, discover, tool_failure
 from runners.postgres import embedded_bin_dir
 from runners.storage import Store, scratch, staged_backup
@@ -110,7 +110,7 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             parent_manifest = work / "parent_manifest"
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
-        command = request.toolset.pg_basebackup().tar_backup(
+        command = request.toolset.program(PgBaseBackup).tar_backup(
             request.dsn, work / "base", label=f"marketops {prefix}", compress=native,
             incremental=parent_manifest)
         files, wal = _take(request, prefix, work, command, tar_codec, verifier)
@@ -185,7 +185,8 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, command: Command, t
         manifest_path = target / PG_MANIFEST
         if verifier_tools is not None:
             # The copy is complete: verify it while the sealing catches up.
-            verifier = verifier_tools.pg_verifybackup().verify(target, parse_wal=False).start()
+            verify = verifier_tools.program(PgVerifyBackup).verify(target, parse_wal=False)
+            verifier = verify.start()
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / wal_tar, wal_tar)]
         if verifier_tools is not None:
@@ -253,7 +254,7 @@ def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Pa
     with wal_tar.open("rb") as source, _open_tar(source, _codec_of(wal_tar.name)) as archive:
         archive.extractall(directory, filter="data")
     for span in json.loads(pg_manifest.read_text(encoding="utf-8"))["WAL-Ranges"]:
-        done = toolset.pg_waldump().check_range(directory, span["Timeline"],
+        done = toolset.program(PgWalDump).check_range(directory, span["Timeline"],
                                                 span["Start-LSN"], span["End-LSN"]).run()
         if done.returncode != 0:
             raise BackupError("the base backup's WAL does not parse: "
@@ -369,7 +370,7 @@ def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str
                 _unpack(store, manifest, part, key)
                 parts.append(part)
             target.parent.mkdir(parents=True, exist_ok=True)
-            done = toolset.pg_combinebackup().combine(parts, target).run()
+            done = toolset.program(PgCombineBackup).combine(parts, target).run()
             if done.returncode != 0:
                 raise BackupError(tool_failure("pg_combinebackup", done))
         except BaseException:

@@ -14,13 +14,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from engine.errors import EmbeddedServerError
-from runners.pgcommands import Command, InitDb, PgCtl, PgIsReady, ToolError
+from runners.pgcommands import Command, InitDb, PgCtl, PgIsReady, Program, ToolError
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 CONF_NAME = "marketops.conf"
+P = TypeVar("P", bound=Program)
 
 
 def embedded_bin_dir() -> Path:
@@ -34,8 +36,12 @@ def embedded_bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+def _embedded(kind: type[P]) -> P:
+    return kind(embedded_bin_dir() / kind.name)
+
+
 def _pg_ctl() -> PgCtl:
-    return PgCtl(embedded_bin_dir() / "pg_ctl")
+    return _embedded(PgCtl)
 
 
 def _as_root() -> bool:
@@ -144,7 +150,7 @@ class EmbeddedServer:
                                       "cluster (no PG_VERSION); move it away or point "
                                       "embedded.data_dir elsewhere")
         self._prepare_permissions()
-        result = self._run(InitDb(embedded_bin_dir() / "initdb").init(self.data_dir, SUPERUSER),
+        result = self._run(_embedded(InitDb).init(self.data_dir, SUPERUSER),
                            timeout=180)
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed: {result.stderr.strip()[-500:]}")
@@ -200,7 +206,7 @@ class EmbeddedServer:
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready = self._run(PgIsReady(embedded_bin_dir() / "pg_isready").check(
+            ready = self._run(_embedded(PgIsReady).check(
                 "127.0.0.1", self.port, "postgres", SUPERUSER), timeout=10)
             if ready.returncode == 0:
                 return
