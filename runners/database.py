@@ -18,6 +18,11 @@ from engine.masking import mask, mask_dsn
 APPLICATION_NAME = "marketops"
 
 Connection = psycopg.Connection[Any]
+# The errors other runners tell apart, so that they need not import psycopg themselves.
+PostgresError = psycopg.Error
+ConnectionFailed = psycopg.OperationalError
+ReadOnlyRefused = psycopg.errors.ReadOnlySqlTransaction
+Cancelled = psycopg.errors.QueryCanceled
 __all__ = ["mask_dsn"]  # the one masking function, re-exported for the runners
 
 

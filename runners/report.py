@@ -19,12 +19,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
 from engine.pgnames import literal
-from runners.database import bind_literally, connect, mask_dsn
+from runners.database import (
+    Cancelled,
+    ConnectionFailed,
+    PostgresError,
+    ReadOnlyRefused,
+    bind_literally,
+    connect,
+    mask_dsn,
+)
 from runners.pgcommands import Psql
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
@@ -175,18 +181,18 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                         cursor.execute(request.sql, request.params)
                         state.columns = [c.name for c in cursor.description or []]
                         _typed_rows(request, staging, cursor, state)
-    except psycopg.errors.ReadOnlySqlTransaction as exc:
+    except ReadOnlyRefused as exc:
         raise JobError(f"report/{request.report_id} tried to write and was refused by the "
                        f"read-only transaction: {exc.diag.message_primary}") from None
-    except psycopg.errors.QueryCanceled as exc:
+    except Cancelled as exc:
         raise JobError(f"report/{request.report_id} exceeded its statement timeout "
                        f"({request.statement_timeout}): {exc.diag.message_primary}") from None
     except DatabaseError as exc:  # could not connect
         raise TransientError(f"report/{request.report_id}: {exc}") from None
-    except psycopg.OperationalError as exc:
+    except ConnectionFailed as exc:
         raise TransientError(f"report/{request.report_id}: connection to "
                              f"{mask_dsn(request.dsn)} lost: {exc}") from None
-    except psycopg.Error as exc:
+    except PostgresError as exc:
         raise JobError(f"report/{request.report_id} failed: "
                        f"{exc.diag.message_primary or exc}") from None
     return state
