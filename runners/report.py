@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from runners.database import (
     connect,
     mask_dsn,
 )
+from runners.directories import staged_directory
 from runners.pgcommands import Psql
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
@@ -95,10 +94,7 @@ def _cell(value: Any) -> Any:
 def run_report(request: ReportRequest) -> ReportResult:
     """Execute and write the outputs and `manifest.json` (last, atomically)."""
     began = time.perf_counter()
-    staging = request.out_dir.with_name(f".{request.out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_directory(request.out_dir) as staging:
         streamed = _stream(request, staging)
         crossed = [a for a in request.alerts if streamed.fired(a)]
         fired = [f"{a.name}: {a.message}" for a in crossed]
@@ -115,10 +111,6 @@ def run_report(request: ReportRequest) -> ReportResult:
             "parameters": {k: _cell(v) for k, v in request.params.items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        _replace(staging, request.out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
                         streamed.head, tuple(a.name for a in crossed))
 
@@ -133,17 +125,6 @@ def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
     (staging / f"{request.report_id}.html").write_text(
         summary_html(request.title or request.report_id, request.subtitle, streamed.columns,
                      streamed.head, streamed.rows, chart, alerts=fired), encoding="utf-8")
-
-
-def _replace(staging: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(final)
 
 
 @dataclass

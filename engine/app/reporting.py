@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from engine.models.report import DestinationRecipient, EmailRecipient
 from engine.sqlparams import to_pyformat
 from engine.validate import ValidationResult
 from runners.delivery import Attachment, SmtpServer, post_webhook, send_mail
+from runners.directories import copy_directory, upload_directory
 from runners.render import summary_html
 from runners.report import ChartSpec, ReportRequest, ReportResult
 
@@ -146,19 +145,7 @@ class ReportDelivery:
         if spec.url.startswith("s3://"):
             store = store_for(self.root, self.result, destination)
             prefix = f"{path or 'reports/' + job.name}/{done.directory.name}"
-            files = sorted(done.directory.iterdir(), key=lambda p: (p.name == "manifest.json",
-                                                                    p.name))
-            for file in files:  # the manifest last: a copy is complete once it is there
-                with file.open("rb") as source, store.writer(f"{prefix}/{file.name}") as sink:
-                    shutil.copyfileobj(source, sink)
+            upload_directory(done.directory, store, prefix, last="manifest.json")
             return
         base = local_destination(self.root, self.result, destination)
-        target = base / (path or f"reports/{job.name}") / done.directory.name
-        if target.resolve() == done.directory.resolve():
-            return  # the archive itself
-        staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(done.directory, staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        copy_directory(done.directory, base / (path or f"reports/{job.name}") / done.directory.name)
