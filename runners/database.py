@@ -14,6 +14,7 @@ from psycopg.conninfo import make_conninfo
 
 from engine.errors import DatabaseError
 from engine.masking import mask, mask_dsn
+from engine.pgnames import literal
 
 APPLICATION_NAME = "marketops"
 
@@ -199,3 +200,17 @@ def advisory_lock(dsn: str, key: int, holder: str) -> Iterator[None]:
             yield
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (key,))
+
+
+def alter_system(dsn: str, settings: dict[str, str], report: Sequence[str]
+                 ) -> tuple[bool, dict[str, str]]:
+    """ALTER SYSTEM each setting and reload the configuration: whether any setting now waits
+    for a restart, and the live values of the `report` settings."""
+    with connect(dsn, autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"alter system set {name} = {literal(value)}".encode())
+        conn.execute("select pg_reload_conf()")
+        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
+        live = {str(r[0]): str(r[1]) for r in query(
+            conn, "select name, setting from pg_settings where name = any(%s)", (list(report),))}
+    return bool(pending), live

@@ -64,3 +64,15 @@ def test_smoke_queries_run_only_where_the_restore_holds_what_they_read() -> None
     assert not smoke_applies({"orders", "users"}, {"orders"})
     assert smoke_applies({"anything"}, None)
     assert smoke_applies(set(), {"orders"})
+
+
+def test_archiving_waits_for_a_restart_until_archive_mode_and_wal_level_are_live() -> None:
+    from engine.serverchecks import archiving_needs_restart
+
+    live = {"archive_mode": "on", "wal_level": "replica"}
+    assert not archiving_needs_restart(False, live)
+    assert archiving_needs_restart(True, live)  # another setting pends a restart
+    assert archiving_needs_restart(False, {**live, "archive_mode": "off"})
+    assert archiving_needs_restart(False, {**live, "wal_level": "minimal"})
+    assert not archiving_needs_restart(False, {"archive_mode": "always", "wal_level": "logical"})
+    assert archiving_needs_restart(False, {})

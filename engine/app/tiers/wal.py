@@ -28,7 +28,6 @@ from engine.ledger import Ledger
 from engine.models.backup import (
     WalArchiveTier,
 )
-from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
@@ -88,19 +87,11 @@ def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
 
 def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
-    from runners.database import connect, query
+    from engine.serverchecks import archiving_needs_restart
+    from runners.database import alter_system
 
-    with connect(dsn, autocommit=True) as conn:
-        for name, value in settings.items():
-            conn.execute(f"alter system set {name} = {literal(value)}")
-        conn.execute("select pg_reload_conf()")
-        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
-        live = {str(r[0]): str(r[1]) for r in query(
-            conn, "select name, setting from pg_settings where name = any(%s)",
-            (["archive_mode", "wal_level"],))}
-    return bool(pending) or live.get("archive_mode") != "on" or \
-        live.get("wal_level") not in ("replica", "logical")
-
+    pending, live = alter_system(dsn, settings, report=["archive_mode", "wal_level"])
+    return archiving_needs_restart(pending, live)
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
