@@ -15,7 +15,6 @@ from engine.app.executor import Executor, handler_for, run_slot
 from engine.app.tiers.wal import (
     configure_archiving,
     prepare_archive_access,
-    wait_for_archiver,
     wal_settings,
     wal_state,
 )
@@ -24,8 +23,9 @@ from engine.ledger import Ledger
 from engine.models.settings import Smtp
 from engine.validate import ValidationResult
 from runners.codec import generate_key
-from runners.database import connect
+from runners.demodata import has_orders
 from runners.mailbox import LocalMailbox
+from runners.wal import wait_for_archiver
 
 
 def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
@@ -153,14 +153,8 @@ def _jobs(result: ValidationResult) -> dict[str, Job]:
 
 def ensure_demo_data(root: Path, result: ValidationResult, dsn: str) -> bool:
     """On the embedded server, create and fill the marketplace when it is not there yet."""
-    with connect(dsn) as conn:
-        present = conn.execute(
-            "select count(*) from pg_tables where schemaname = 'orders' "
-            "and tablename = 'orders'").fetchone()
-        if present and present[0]:
-            rows = conn.execute("select exists (select 1 from orders.orders)").fetchone()
-            if rows and rows[0]:
-                return False
+    if has_orders(dsn):
+        return False
     demo_data(root, "embedded", scale=0.01, seed=42, until=None)
     return True
 

@@ -21,7 +21,6 @@ from engine.app.tiers.backup import (
     toolset_for,
     wal_tier_for,
 )
-from engine.app.tiers.wal import wait_for_archiver
 from engine.backup_policy import smoke_applies
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.models.backup import (
@@ -60,7 +59,7 @@ from runners.physical import restore_chain
 from runners.postgres import EmbeddedServer
 from runners.recovery import RecoveryFailed, create_restore_point, start_restored
 from runners.verify import check_wal_file
-from runners.wal import stored_entries, stored_names, stored_times
+from runners.wal import stored_entries, stored_names, stored_times, wait_for_archiver
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest

@@ -175,23 +175,6 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
-def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
-    """Close the current WAL segment and wait until the archiver has stored it."""
-    import time
-
-    from runners.database import connect, query
-
-    with connect(dsn, autocommit=True) as conn:
-        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
-            if row[0] is not None and str(row[0])[:24] >= segment:
-                return True
-            time.sleep(0.5)
-    return False
-
-
 def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
                        ) -> tuple[list[str], list[str]]:
     """Gaps by name (as the scheduled check finds them), then every stored file re-read:
