@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -85,8 +86,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def run_report(request: ReportRequest) -> ReportResult:
-    """Execute and write the outputs and `manifest.json` (last, atomically)."""
+def run_report(request: ReportRequest,
+               before_publish: Callable[[], None] | None = None) -> ReportResult:
+    """Execute and write the outputs and `manifest.json` (last, atomically); `before_publish`
+    may raise to keep the finished outputs from replacing what is in place."""
     began = time.perf_counter()
     staging = request.out_dir.with_name(f".{request.out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -107,6 +110,8 @@ def run_report(request: ReportRequest) -> ReportResult:
             "parameters": {k: _cell(v) for k, v in request.params.items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        if before_publish is not None:
+            before_publish()
         _replace(staging, request.out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

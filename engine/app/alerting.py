@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.app.context import LiveDefinitions, current, resolve_env
+from engine.errors import LeaseLost
+from engine.fencing import message_id
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.validate import ValidationResult
@@ -43,22 +45,29 @@ class Alerter:
             server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
                                 resolve_env(smtp.password, "smtp.password")
                                 if smtp.password else None)
-            sends.append((f"email:{job.owner}",
-                          lambda: send_mail(server, [job.owner], subject, text)))
+            sends.append((f"email:{job.owner}", lambda: send_mail(
+                server, [job.owner], subject, text,
+                message_id=message_id(run.id, f"alert:email:{job.owner}", smtp.sender),
+                before_data=lambda: self.ledger.fence(run.id, run.attempt))))
         if settings.alerts.webhook is not None:
             hook = settings.webhooks[settings.alerts.webhook]
             url = resolve_env(hook.url, f"webhooks.{settings.alerts.webhook}.url")
             sends.append((f"webhook:{settings.alerts.webhook}",
                           lambda: post_webhook(url, {"text": f"{subject}\n{error}"})))
+        log = logging.getLogger("marketops.alerts")
         for recipient, send in sends:
-            if not self.ledger.begin_delivery(run.id, recipient):
-                continue
             try:
+                if not self.ledger.begin_delivery(run.id, recipient, run.attempt):
+                    continue
                 send()
+            except LeaseLost as exc:  # another attempt owns the run now, and its alerts
+                log.warning("alert not sent, stopped: %s", exc,
+                            extra={"job": job.id, "run_id": run.id})
+                return
             except Exception as exc:
-                self.ledger.finish_delivery(run.id, recipient, str(exc))
-                logging.getLogger("marketops.alerts").error(
+                self.ledger.finish_delivery(run.id, recipient, str(exc), attempt=run.attempt)
+                log.error(
                     "alert to %s failed: %s", recipient, exc, extra={"job": job.id,
                                                                       "run_id": run.id})
             else:
-                self.ledger.finish_delivery(run.id, recipient, None)
+                self.ledger.finish_delivery(run.id, recipient, None, attempt=run.attempt)
