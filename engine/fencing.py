@@ -10,6 +10,7 @@ that claimed them, so a delivery is claimed by exactly one live attempt (`claim_
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -80,9 +81,23 @@ def claim_delivery(row: Delivery | None, attempt: int) -> DeliveryClaim:
     return DeliveryClaim(True, "retry")
 
 
+def deferred(codes: Iterable[int]) -> bool:
+    """Whether an SMTP refusal is only for now (every code 4xx: try again later); any 5xx, or
+    a code outside the SMTP ranges, is a refusal for good that no retry can change."""
+    found = list(codes)
+    return bool(found) and all(400 <= code < 500 for code in found)
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of the sender's address, the right-hand side of its Message-IDs (a sender
+    without one, such as a bare local name, gets a reserved domain that is never real)."""
+    local, at, domain = parseaddr(sender)[1].rpartition("@")
+    return domain.strip() if at and local and domain.strip() else "marketops.invalid"
+
+
 def message_id(run_id: int, recipient: str, sender: str) -> str:
     """A Message-ID that every send of this run's mail to `recipient` shares (so a re-send
     after a crash between DATA and the server's 250 is recognisably the same message)."""
     digest = hashlib.sha256(f"{run_id}\0{recipient}".encode()).hexdigest()[:24]
-    domain = parseaddr(sender)[1].rpartition("@")[2].strip() or "marketops.invalid"
+    domain = sender_domain(sender)
     return f"<marketops.run{run_id}.{digest}@{domain}>"

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 
 from engine.errors import MarketopsError, TransientError
+from engine.fencing import deferred, sender_domain
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -73,8 +74,7 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
     message["To"] = ", ".join(to)
     message["Subject"] = subject
     message["Date"] = format_datetime(date or datetime.now(UTC))
-    domain = parseaddr(server.sender)[1].rpartition("@")[2] or "marketops.invalid"
-    message["Message-ID"] = message_id or make_msgid(domain=domain)
+    message["Message-ID"] = message_id or make_msgid(domain=sender_domain(server.sender))
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
@@ -98,11 +98,11 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         refused = ", ".join(f"{r} ({c} {_reply(m)})" for r, (c, m) in exc.recipients.items())
-        if all(400 <= code < 500 for code in codes):
+        if deferred(codes):
             raise TransientError(f"recipients deferred: {refused}") from None
         raise DeliveryError(f"recipients refused: {refused}") from None
     except smtplib.SMTPResponseException as exc:
-        if 400 <= exc.smtp_code < 500:  # "try again later"
+        if deferred([exc.smtp_code]):  # "try again later"
             raise TransientError(f"SMTP deferred the message ({exc.smtp_code} "
                                  f"{_reply(exc.smtp_error)})") from None
         raise DeliveryError(f"SMTP refused the message ({exc.smtp_code} "

@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from email.message import Message
+from pathlib import Path
 from typing import IO
 
 from runners.database import connect
