@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.auditchain import Head
+from engine.errors import LeaseLost
+from engine.fencing import Delivery, DeliveryClaim, Holder, claim_delivery, fence
 from engine.masking import mask
 
 SCHEMA = "marketops"
@@ -67,6 +69,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             recorded_at timestamptz not null default now(),
             primary key (tier, table_name)
         );
+    """),
+    (3, "deliveries fenced by the claiming attempt", """
+        alter table marketops.deliveries
+            add column run_attempt integer,
+            add column permanent boolean not null default false,
+            add column queued_at timestamptz not null default now();
     """),
 ]
 
@@ -253,35 +261,40 @@ class Ledger:
                 (jobs, worker, lease)).fetchone()
         return Run(*row) if row else None
 
-    def heartbeat(self, run_id: int, worker: str, lease: timedelta) -> bool:
+    def heartbeat(self, run_id: int, worker: str, lease: timedelta,
+                  attempt: int | None = None) -> bool:
         """Extend our lease; False when the run is no longer ours (taken over, cancelled)."""
         with self._conn() as conn:
             row = conn.execute(f"""
                 update {SCHEMA}.runs set heartbeat_at = now(), lease_until = now() + %s
-                where id = %s and worker = %s and status = 'running' returning id""",
-                (lease, run_id, worker)).fetchone()
+                where id = %s and worker = %s and status = 'running'
+                  and (%s::integer is null or attempt = %s) returning id""",
+                (lease, run_id, worker, attempt, attempt)).fetchone()
         return row is not None
 
     def finish(self, run_id: int, worker: str, status: str, error: str | None = None,
-               outputs: dict[str, Any] | None = None) -> bool:
+               outputs: dict[str, Any] | None = None, attempt: int | None = None) -> bool:
         """Record the result; False when the run was no longer ours."""
         with self._conn() as conn:
             row = conn.execute(f"""
                 update {SCHEMA}.runs set status = %s, error = %s, outputs = %s,
                     finished_at = now(), lease_until = null
-                where id = %s and worker = %s and status = 'running' returning id""",
+                where id = %s and worker = %s and status = 'running'
+                  and (%s::integer is null or attempt = %s) returning id""",
                 (status, error and mask(error), json.dumps(outputs or {}), run_id,
-                 worker)).fetchone()
+                 worker, attempt, attempt)).fetchone()
         return row is not None
 
-    def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str) -> bool:
+    def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str,
+                    attempt: int | None = None) -> bool:
         """Hand the run back for another attempt after `delay`."""
         with self._conn() as conn:
             row = conn.execute(f"""
                 update {SCHEMA}.runs set status = 'retrying', error = %s, lease_until = null,
                     next_attempt_at = now() + %s
-                where id = %s and worker = %s and status = 'running' returning id""",
-                (mask(error), delay, run_id, worker)).fetchone()
+                where id = %s and worker = %s and status = 'running'
+                  and (%s::integer is null or attempt = %s) returning id""",
+                (mask(error), delay, run_id, worker, attempt, attempt)).fetchone()
         return row is not None
 
     def cancel_running(self, job: str, reason: str) -> int:
@@ -293,28 +306,64 @@ class Ledger:
                 where job = %s and status = 'running' returning id""", (reason, job)).fetchall()
         return len(rows)
 
-    # -- deliveries ---------------------------------------------------------------------------
-    def begin_delivery(self, run_id: int, recipient: str) -> bool:
-        """Record an attempt before sending; False when it was sent already (never twice)."""
+    # -- fencing and deliveries ------------------------------------------------------------
+    def _fence(self, conn: Connection, run_id: int, attempt: int) -> None:
+        """Raise LeaseLost unless `attempt` holds the run; locks its row (for share) until
+        the caller's transaction ends, so no take-over slips in before its update."""
+        row = conn.execute(f"""select status, attempt, lease_until, now() from {SCHEMA}.runs
+            where id = %s for share""", (run_id,)).fetchone()
+        why = fence(Holder(row[0], int(row[1]), row[2]) if row else None, attempt,
+                    row[3] if row else datetime.max)
+        if why is not None:
+            raise LeaseLost(f"run {run_id} attempt {attempt} lost the run: {why}")
+
+    def fence(self, run_id: int, attempt: int) -> None:
+        """Raise LeaseLost unless `attempt` still holds the run (checked before publishing)."""
+        with self._conn() as conn:
+            self._fence(conn, run_id, attempt)
+
+    def begin_delivery(self, run_id: int, recipient: str, attempt: int) -> DeliveryClaim:
+        """Claim (run, recipient) for `attempt` before sending, in one transaction with the
+        fence: LeaseLost when the attempt no longer holds the run; a false claim when it was
+        sent already, refused for good, or is being sent by this attempt (never twice)."""
+        with self._conn() as conn:
+            conn.execute("begin")
+            try:
+                self._fence(conn, run_id, attempt)
+                row = conn.execute(f"""
+                    select status, run_attempt, permanent, last_error from {SCHEMA}.deliveries
+                    where run_id = %s and recipient = %s for update""",
+                    (run_id, recipient)).fetchone()
+                claim = claim_delivery(Delivery(*row) if row else None, attempt)
+                if claim:
+                    queued = conn.execute(f"""
+                        insert into {SCHEMA}.deliveries (run_id, recipient, status, attempts,
+                            run_attempt)
+                        values (%s, %s, 'pending', 1, %s)
+                        on conflict (run_id, recipient) do update set attempts =
+                            {SCHEMA}.deliveries.attempts + 1, status = 'pending',
+                            run_attempt = excluded.run_attempt
+                        returning queued_at""", (run_id, recipient, attempt)).fetchone()
+                    claim = DeliveryClaim(True, claim.reason, queued[0])
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
+        return claim
+
+    def finish_delivery(self, run_id: int, recipient: str, error: str | None, *,
+                        attempt: int | None = None, permanent: bool = False) -> bool:
+        """Record the result of a send by the attempt that claimed it (`permanent`: refused
+        for good, never tried again); False when another attempt has claimed it since."""
         with self._conn() as conn:
             row = conn.execute(f"""
-                insert into {SCHEMA}.deliveries (run_id, recipient, status, attempts)
-                values (%s, %s, 'pending', 1)
-                on conflict (run_id, recipient) do update set attempts =
-                    {SCHEMA}.deliveries.attempts + 1, status = 'pending'
-                where {SCHEMA}.deliveries.status <> 'sent'
-                returning attempts""", (run_id, recipient)).fetchone()
-        return row is not None
-
-    def finish_delivery(self, run_id: int, recipient: str, error: str | None) -> None:
-        """Record the result of a send."""
-        with self._conn() as conn:
-            conn.execute(f"""
                 update {SCHEMA}.deliveries set status = %s, last_error = %s,
-                    sent_at = case when %s then now() end
-                where run_id = %s and recipient = %s""",
-                ("failed" if error else "sent", error and mask(error), error is None, run_id,
-                 recipient))
+                    sent_at = case when %s then now() end, permanent = %s
+                where run_id = %s and recipient = %s
+                  and (%s::integer is null or run_attempt = %s) returning run_id""",
+                ("failed" if error else "sent", error and mask(error), error is None,
+                 bool(error) and permanent, run_id, recipient, attempt, attempt)).fetchone()
+        return row is not None
 
     def deliveries(self, run_id: int) -> dict[str, tuple[str, int]]:
         """recipient -> (status, attempts)."""

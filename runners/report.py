@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,10 +92,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def run_report(request: ReportRequest) -> ReportResult:
-    """Execute and write the outputs and `manifest.json` (last, atomically)."""
+def run_report(request: ReportRequest,
+               before_publish: Callable[[], None] | None = None) -> ReportResult:
+    """Execute and write the outputs and `manifest.json` (last, atomically); `before_publish`
+    may raise to keep the finished outputs from replacing what is in place."""
     began = time.perf_counter()
-    with staged_directory(request.out_dir) as staging:
+    with staged_directory(request.out_dir, before_publish or (lambda: None)) as staging:
         streamed = _stream(request, staging)
         crossed = [a for a in request.alerts if streamed.fired(a)]
         fired = [f"{a.name}: {a.message}" for a in crossed]

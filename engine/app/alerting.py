@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.app.context import LiveDefinitions, current, resolve_env
+from engine.app.context import LiveDefinitions, current, resolve_env, smtp_server
 from engine.delivery_plan import alert_again, failure_alert_targets
+from engine.errors import LeaseLost
+from engine.fencing import message_id
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.validate import ValidationResult
-from runners.delivery import SmtpServer, post_webhook, send_mail
+from runners.delivery import post_webhook, send_mail
 
 
 @dataclass(frozen=True)
@@ -38,37 +40,42 @@ class Alerter:
         text = (f"{job.id} failed for its slot at {slot.isoformat()} after {run.attempt} "
                 f"attempt(s):\n\n{error}\n\nRun it again with:\n  marketops run {job.id} "
                 f"--at {slot.isoformat()}\n")
-        sends: list[tuple[str, Callable[[], None]]] = []
-        for target in failure_alert_targets(job.owner, email_owners=settings.alerts.email_owners,
-                                            smtp=settings.smtp is not None,
-                                            webhook=settings.alerts.webhook):
-            sends.append((target, self._sender(target, job, subject, text, error)))
+        sends = [(target, self._sender(target, run, subject, text, error))
+                 for target in failure_alert_targets(
+                     job.owner, email_owners=settings.alerts.email_owners,
+                     smtp=settings.smtp is not None, webhook=settings.alerts.webhook)]
         self._send(job, run, sends)
 
-    def _sender(self, target: str, job: Job, subject: str, text: str, error: str
+    def _sender(self, target: str, run: Run, subject: str, text: str, error: str
                 ) -> Callable[[], None]:
         settings = self.result.project.settings
         kind, name = target.split(":", 1)
         if kind == "email":
             smtp = settings.smtp
             assert smtp is not None
-            server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
-                                resolve_env(smtp.password, "smtp.password")
-                                if smtp.password else None)
-            return lambda: send_mail(server, [name], subject, text)
+            server = smtp_server(smtp)
+            return lambda: send_mail(
+                server, [name], subject, text,
+                message_id=message_id(run.id, f"alert:{target}", smtp.sender),
+                before_data=lambda: self.ledger.fence(run.id, run.attempt))
         url = resolve_env(settings.webhooks[name].url, f"webhooks.{name}.url")
         return lambda: post_webhook(url, {"text": f"{subject}\n{error}"})
 
     def _send(self, job: Job, run: Run, sends: list[tuple[str, Callable[[], None]]]) -> None:
+        log = logging.getLogger("marketops.alerts")
         for recipient, send in sends:
-            if not self.ledger.begin_delivery(run.id, recipient):
-                continue
             try:
+                if not self.ledger.begin_delivery(run.id, recipient, run.attempt):
+                    continue
                 send()
+            except LeaseLost as exc:  # another attempt owns the run now, and its alerts
+                log.warning("alert not sent, stopped: %s", exc,
+                            extra={"job": job.id, "run_id": run.id})
+                return
             except Exception as exc:
-                self.ledger.finish_delivery(run.id, recipient, str(exc))
-                logging.getLogger("marketops.alerts").error(
+                self.ledger.finish_delivery(run.id, recipient, str(exc), attempt=run.attempt)
+                log.error(
                     "alert to %s failed: %s", recipient, exc, extra={"job": job.id,
                                                                       "run_id": run.id})
             else:
-                self.ledger.finish_delivery(run.id, recipient, None)
+                self.ledger.finish_delivery(run.id, recipient, None, attempt=run.attempt)

@@ -18,10 +18,12 @@ from engine.ledger import Ledger
 from engine.loader import load_project
 from engine.masking import remember
 from engine.models.base import env_reference
+from engine.models.settings import Smtp
 from engine.schemadiff import apply_statements
 from engine.status import job_status
 from engine.validate import ValidationResult, validate
 from runners.database import Pool, connect, ensure_database, execute_script
+from runners.delivery import SmtpServer
 from runners.demodata import generate
 from runners.gitinfo import head_commit
 from runners.introspect import pull
@@ -42,6 +44,12 @@ def resolve_env(value: str, what: str) -> str:
     if not resolved:
         raise UsageError(f"{what} refers to ${{{name}}}, which is not set in the environment")
     return remember(resolved)
+
+
+def smtp_server(smtp: Smtp) -> SmtpServer:
+    """The SMTP server of the settings, its password resolved from the environment."""
+    return SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
+                      resolve_env(smtp.password, "smtp.password") if smtp.password else None)
 
 
 def valid_definitions(root: Path) -> ValidationResult:

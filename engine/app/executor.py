@@ -97,7 +97,10 @@ class Executor:
                                                                "primary"),
                               run_id=run.id, ledger=self.ledger)
         result = self.result
-        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
+        ledger = self.ledger
+        fence = (lambda: ledger.fence(run.id, run.attempt)) if ledger is not None else None
+        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn),
+                          before_publish=fence)
         outputs: dict[str, object] = {
             "rows": done.rows, "columns": done.columns, "files": done.files,
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
