@@ -1,8 +1,11 @@
-"""An in-memory ledger for unit tests of run execution: the runs table's rows and the same
-fencing decisions (engine.fencing) the PostgreSQL ledger takes, with the clock passed in."""
+"""An in-memory ledger for unit tests of the service loop, run execution and deliveries: the
+runs table's rows, the same claim rules (one run per job and slot, a lease taken over once it
+expired, a retry once it is due) and the same fencing decisions (engine.fencing) as the
+PostgreSQL ledger, with the clock set by the test."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,12 +19,14 @@ from engine.ledger import Run
 class Row:
     job: str
     slot: datetime
-    worker: str
+    worker: str | None
     attempt: int = 1
     status: str = "running"
     lease_until: datetime | None = None
     error: str | None = None
     outputs: dict[str, Any] | None = None
+    next_attempt_at: datetime | None = None
+    trigger: str = "schedule"
 
 
 @dataclass
@@ -30,18 +35,77 @@ class MemoryLedger:
     runs: dict[int, Row] = field(default_factory=dict)
     deliveries: dict[tuple[int, str], Delivery] = field(default_factory=dict)
 
-    def claim(self, job: str, slot: datetime, worker: str, lease: timedelta) -> Run:
-        run_id = len(self.runs) + 1
-        self.runs[run_id] = Row(job, slot, worker, lease_until=self.now + lease)
-        return Run(run_id, job, slot, 1, "schedule")
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_over(self, run_id: int, worker: str, lease: timedelta) -> Run:
+    def _run(self, run_id: int) -> Run:
+        row = self.runs[run_id]
+        return Run(run_id, row.job, row.slot, row.attempt, row.trigger)
+
+    def claim(self, job: str, slot: datetime, worker: str, lease: timedelta,
+              definition_hash: str = "", git_commit: str | None = None,
+              trigger: str = "schedule") -> Run | None:
+        """The slot's run, or None when the (job, slot) is recorded already."""
+        with self.lock:
+            if any(r.job == job and r.slot == slot for r in self.runs.values()):
+                return None
+            run_id = len(self.runs) + 1
+            self.runs[run_id] = Row(job, slot, worker, lease_until=self.now + lease,
+                                    trigger=trigger)
+            return self._run(run_id)
+
+    def take_over_run(self, run_id: int, worker: str, lease: timedelta) -> Run:
         """What another replica does once the lease ran out: the next attempt is its."""
         row = self.runs[run_id]
         assert row.status == "running" and row.lease_until is not None
         assert row.lease_until < self.now
         row.worker, row.attempt, row.lease_until = worker, row.attempt + 1, self.now + lease
-        return Run(run_id, row.job, row.slot, row.attempt, "schedule")
+        return self._run(run_id)
+
+    def take_over(self, worker: str, lease: timedelta, jobs: list[str]) -> Run | None:
+        """The oldest slot of `jobs` whose lease expired or whose retry is due, now ours."""
+        with self.lock:
+            due = sorted((row.slot, run_id) for run_id, row in self.runs.items()
+                         if row.job in jobs and (
+                             (row.status == "running" and row.lease_until is not None
+                              and row.lease_until < self.now)
+                             or (row.status == "retrying" and row.next_attempt_at is not None
+                                 and row.next_attempt_at <= self.now)))
+            if not due:
+                return None
+            row = self.runs[due[0][1]]
+            row.status, row.worker, row.attempt = "running", worker, row.attempt + 1
+            row.lease_until, row.next_attempt_at = self.now + lease, None
+            return self._run(due[0][1])
+
+    def record_skipped(self, job: str, slot: datetime, reason: str, definition_hash: str = "",
+                       trigger: str = "schedule") -> bool:
+        with self.lock:
+            if any(r.job == job and r.slot == slot for r in self.runs.values()):
+                return False
+            self.runs[len(self.runs) + 1] = Row(job, slot, None, status="skipped",
+                                                error=reason, trigger=trigger)
+            return True
+
+    def last_slots(self, jobs: list[str]) -> dict[str, datetime]:
+        latest: dict[str, datetime] = {}
+        for row in self.runs.values():
+            if row.job in jobs and (row.job not in latest or row.slot > latest[row.job]):
+                latest[row.job] = row.slot
+        return latest
+
+    def is_running(self, job: str) -> bool:
+        return any(r.job == job and r.status == "running" and r.lease_until is not None
+                   and r.lease_until >= self.now for r in self.runs.values())
+
+    def cancel_running(self, job: str, reason: str) -> int:
+        cancelled = [r for r in self.runs.values() if r.job == job and r.status == "running"]
+        for row in cancelled:
+            row.status, row.error, row.lease_until = "cancelled", reason, None
+        return len(cancelled)
+
+    def statuses(self, job: str) -> dict[datetime, str]:
+        """Each recorded slot of `job` and its status (for assertions)."""
+        return {r.slot: r.status for r in self.runs.values() if r.job == job}
 
     def _ours(self, run_id: int, worker: str, attempt: int | None) -> Row | None:
         row = self.runs.get(run_id)
@@ -68,6 +132,7 @@ class MemoryLedger:
         row = self._ours(run_id, worker, attempt)
         if row is not None:
             row.status, row.error, row.lease_until = "retrying", error, None
+            row.next_attempt_at = self.now + delay
         return row is not None
 
     def fence(self, run_id: int, attempt: int) -> None:

@@ -26,7 +26,7 @@ def _taken_over_while_running() -> tuple[MemoryLedger, Run, Run]:
     ledger = MemoryLedger(NOW)
     first = ledger.claim(JOB.id, NOW, "sleepy", LEASE)
     ledger.now = NOW + LEASE + timedelta(seconds=1)  # frozen past its lease
-    second = ledger.take_over(first.id, "awake", LEASE)
+    second = ledger.take_over_run(first.id, "awake", LEASE)
     return ledger, first, second
 
 
@@ -88,7 +88,7 @@ def test_a_delivery_is_claimed_by_one_live_attempt_only() -> None:
     ledger.now = NOW + LEASE + timedelta(seconds=1)
     with pytest.raises(LeaseLost, match="its lease expired"):  # nobody took over yet
         ledger.begin_delivery(first.id, "email:c", 1)
-    second = ledger.take_over(first.id, "awake", LEASE)
+    second = ledger.take_over_run(first.id, "awake", LEASE)
     assert ledger.begin_delivery(second.id, "email:a", 2).reason == "sent earlier"
     assert ledger.begin_delivery(second.id, "email:b", 2)  # the frozen attempt's claim
     # The frozen worker wakes: it can neither record over attempt 2's claim nor claim more.
