@@ -4,6 +4,7 @@ the retention preview of `marketops plan --retention`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,16 @@ from engine.models.backup import stored
 from engine.validate import ValidationResult
 
 
-def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None
-                      ) -> dict[str, dict[str, Any]]:
-    """For `marketops plan --retention`: per tier, what retention keeps and would delete now,
-    including interrupted leftovers and, for base tiers, the WAL segments it would prune."""
+def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None,
+                      only: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """For `marketops plan --retention`: per tier (or those of the jobs `only` names), what
+    retention keeps and would delete now, including interrupted leftovers and, for base
+    tiers, the WAL segments it would prune."""
     moment = now or datetime.now(UTC)
     preview: dict[str, dict[str, Any]] = {}
     for tier_id, loaded in sorted(result.project.backups.items()):
+        if only and f"backup/{tier_id}" not in only:
+            continue
         entry = handler_for(loaded.model).retention_preview(root, result, tier_id,
                                                             loaded.model, moment)
         if entry is not None:

@@ -180,88 +180,18 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.jobs import jobs as all_jobs
-    from engine.planner import plan as make_plan
+    from engine.app.inventory import retention_preview
+    from engine.jobs import jobs
+    from engine.planner import plan_payload, plan_text, plan_window
 
-    result = app.defs
-    available = all_jobs(result.project)
-    unknown = [j for j in job_ids if j not in available]
-    if unknown:
-        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
-    selected = [available[j] for j in job_ids] if job_ids else list(available.values())
-    summarize = retention and end is None and start is None and not job_ids
-    if summarize:  # the window reaches months ahead: the runs that apply retention only
-        selected = [j for j in selected if _retained(j)]
-    start = start or dt.now(UTC).replace(microsecond=0)
-    if end is None:
-        end = start + (_horizon(selected, start) if retention else timedelta(days=1))
-    if end <= start:
-        raise UsageError("--until must be after --from")
-    slots = list(make_plan(selected, start, end))
-    preview: dict[str, Any] = {}
-    if retention:
-        from engine.app.inventory import retention_preview
-
-        preview = retention_preview(app.root, result)
-        if job_ids:
-            preview = {t: v for t, v in preview.items() if f"backup/{t}" in job_ids}
+    now = dt.now(UTC)
+    window = plan_window(jobs(app.defs.project), job_ids, start, end, retention=retention,
+                         now=now)
+    preview = retention_preview(app.root, app.defs, now, only=job_ids) if retention else {}
     if fmt == "json":
-        payload: dict[str, Any] = {"from": start.isoformat(), "until": end.isoformat(),
-                                   "slots": [s.as_dict() for s in slots]}
-        if retention:
-            payload["retention"] = preview
-        click.echo(json.dumps(payload, indent=2))
-        return
-    if summarize:
-        click.echo(f"from {start.isoformat()} until {end.isoformat()} (the longest retention "
-                   "horizon), runs that apply retention:")
-        for job_id in sorted({s.job.id for s in slots}):
-            mine = [s for s in slots if s.job.id == job_id]
-            click.echo(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
-                       f"{mine[-1].local.isoformat()}")
-        slots = []
-    for planned in slots:
-        entry = planned.as_dict()
-        period = entry["period"]
-        covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
-                  if period else "")
-        click.echo(f"{entry['slot']}  {planned.job.id}{covers}")
-        lines = planned.action().splitlines()
-        more = " ..." if len(lines) > 1 else ""
-        click.echo(f"    {lines[0]}{more}")
-    if not summarize:
-        click.echo(f"{len(slots)} slot(s)")
-    for tier_id, entry in preview.items():
-        deletes = entry["delete"]
-        wal = entry.get("wal_segments") or []
-        click.echo(f"retention {tier_id}: keep {len(entry['keep'])}, delete {len(deletes)}"
-                   + (f", {len(wal)} WAL segment(s)" if wal else "")
-                   + (f" ({entry['note']})" if entry.get("note") else ""))
-        for backup_id, why in sorted(deletes.items()):
-            click.echo(f"    delete {tier_id}/{backup_id}: {why}")
-        if wal:
-            click.echo(f"    delete WAL {wal[0]} .. {wal[-1]}")
-
-
-def _retained(job: Any) -> bool:
-    """Whether a job is a backup tier whose runs apply a retention (not WAL, drills, vault)."""
-    from engine.models.backup import LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier
-
-    return isinstance(job.tier, (LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier))
-
-
-def _horizon(jobs: list[Any], start: Any) -> timedelta:
-    """The longest retention horizon among the backup tiers of `jobs` (a day without any)."""
-    from engine.retention import retention_horizon
-
-    spans = [timedelta(days=1)]
-    for job in jobs:
-        if not _retained(job) or job.schedule is None:
-            continue
-        upcoming = job.schedule.between(start, start + timedelta(days=32))[:2]
-        interval = upcoming[1] - upcoming[0] if len(upcoming) == 2 else None
-        spans.append(retention_horizon(job.tier.retention, interval))
-    return max(spans)
+        click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
+    else:
+        click.echo("\n".join(plan_text(window, preview)))
 
 
 @cli.command("run")
