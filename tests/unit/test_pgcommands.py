@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from runners import pgcommands
+import runners.pgcommands as pgcommands
 from runners.pgcommands import (
     PgBaseBackup,
     PgCombineBackup,
