@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from engine.app.context import LiveDefinitions, current, resolve_env, smtp_server
+from engine.app.deliveries import deliver_once
 from engine.delivery_plan import alert_again, failure_alert_targets
 from engine.errors import LeaseLost
 from engine.fencing import message_id
@@ -47,35 +49,32 @@ class Alerter:
         self._send(job, run, sends)
 
     def _sender(self, target: str, run: Run, subject: str, text: str, error: str
-                ) -> Callable[[], None]:
+                ) -> Callable[[datetime | None], None]:
         settings = self.result.project.settings
         kind, name = target.split(":", 1)
         if kind == "email":
             smtp = settings.smtp
             assert smtp is not None
             server = smtp_server(smtp)
-            return lambda: send_mail(
+            return lambda queued_at: send_mail(
                 server, [name], subject, text,
-                message_id=message_id(run.id, f"alert:{target}", smtp.sender),
+                message_id=message_id(run.id, f"alert:{target}", smtp.sender), date=queued_at,
                 before_data=lambda: self.ledger.fence(run.id, run.attempt))
         url = resolve_env(settings.webhooks[name].url, f"webhooks.{name}.url")
-        return lambda: post_webhook(url, {"text": f"{subject}\n{error}"})
+        return lambda _: post_webhook(url, {"text": f"{subject}\n{error}"})
 
-    def _send(self, job: Job, run: Run, sends: list[tuple[str, Callable[[], None]]]) -> None:
+    def _send(self, job: Job, run: Run,
+              sends: list[tuple[str, Callable[[datetime | None], None]]]) -> None:
         log = logging.getLogger("marketops.alerts")
+        extra = {"job": job.id, "run_id": run.id}
         for recipient, send in sends:
             try:
-                if not self.ledger.begin_delivery(run.id, recipient, run.attempt):
-                    continue
-                send()
+                outcome = deliver_once(self.ledger, run, recipient, send)
             except LeaseLost as exc:  # another attempt owns the run now, and its alerts
-                log.warning("alert not sent, stopped: %s", exc,
-                            extra={"job": job.id, "run_id": run.id})
+                log.warning("alert not sent, stopped: %s", exc, extra=extra)
                 return
-            except Exception as exc:
-                self.ledger.finish_delivery(run.id, recipient, str(exc), attempt=run.attempt)
-                log.error(
-                    "alert to %s failed: %s", recipient, exc, extra={"job": job.id,
-                                                                      "run_id": run.id})
-            else:
-                self.ledger.finish_delivery(run.id, recipient, None, attempt=run.attempt)
+            except Exception as exc:  # recorded as failed; the failure it reports stands
+                log.error("alert to %s failed: %s", recipient, exc, extra=extra)
+                continue
+            if outcome.status.startswith("failed"):
+                log.error("alert to %s %s", recipient, outcome.status, extra=extra)

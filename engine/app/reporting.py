@@ -14,16 +14,16 @@ from engine.app.context import (
     smtp_server,
     store_for,
 )
+from engine.app.deliveries import deliver_once
 from engine.delivery_plan import attach_files, report_recipients
-from engine.errors import LeaseLost, MarketopsError, TransientError, UsageError
+from engine.errors import TransientError, UsageError
 from engine.fencing import message_id
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
-from engine.masking import mask
 from engine.models.report import DestinationRecipient, EmailRecipient
 from engine.sqlparams import to_pyformat
 from engine.validate import ValidationResult
-from runners.delivery import Attachment, DeliveryError, post_webhook, send_mail
+from runners.delivery import Attachment, post_webhook, send_mail
 from runners.directories import copy_directory, upload_directory
 from runners.render import summary_html
 from runners.report import ChartSpec, ReportRequest, ReportResult
@@ -81,33 +81,12 @@ class ReportDelivery:
         refused: list[str] = []
         for recipient in recipients:
             key = self._key(recipient)
-            claim = self.ledger.begin_delivery(run.id, key, run.attempt)
-            if not claim:
-                statuses[key] = claim.reason
-                if claim.reason.startswith("refused"):
-                    refused.append(f"{key}: {claim.reason}")
-                continue
-            send = self._sender(job, run, done, recipient, claim.queued_at)
-            try:
-                send()
-            except LeaseLost:
-                raise
-            except TransientError as exc:
-                self.ledger.finish_delivery(run.id, key, str(exc), attempt=run.attempt)
-                statuses[key] = f"failed, will retry: {mask(str(exc))}"
+            outcome = deliver_once(self.ledger, run, key, self._sender(job, run, done, recipient))
+            statuses[key] = outcome.status
+            if outcome.transient:
                 transient.append(key)
-            except MarketopsError as exc:
-                # A refusal for good (5xx, a 4xx webhook answer) is final; a settings mistake
-                # may be fixed before the run's next attempt.
-                permanent = isinstance(exc, DeliveryError)
-                self.ledger.finish_delivery(run.id, key, str(exc), attempt=run.attempt,
-                                            permanent=permanent)
-                statuses[key] = f"failed: {mask(str(exc))}"
-                if permanent:
-                    refused.append(f"{key}: {mask(str(exc))}")
-            else:
-                self.ledger.finish_delivery(run.id, key, None, attempt=run.attempt)
-                statuses[key] = "sent"
+            if outcome.refused:
+                refused.append(f"{key}: {outcome.status}")
         if transient:
             also = f"; refused for good, not retried: {'; '.join(refused)}" if refused else ""
             raise TransientError(f"{len(transient)} delivery(ies) failed for now: "
@@ -125,14 +104,14 @@ class ReportDelivery:
             return f"destination:{recipient.destination}"
         return f"webhook:{getattr(recipient, 'webhook', '')}"
 
-    def _sender(self, job: Job, run: Run, done: ReportResult, recipient: object,
-                queued_at: datetime | None) -> Callable[[], None]:
+    def _sender(self, job: Job, run: Run, done: ReportResult, recipient: object
+                ) -> Callable[[datetime | None], None]:
         if isinstance(recipient, EmailRecipient):
-            return lambda: self._mail(job, run, done, recipient.email, queued_at)
+            return lambda queued_at: self._mail(job, run, done, recipient.email, queued_at)
         if isinstance(recipient, DestinationRecipient):
-            return lambda: self._copy(job, run, done, recipient.destination, recipient.path)
+            return lambda _: self._copy(job, run, done, recipient.destination, recipient.path)
         name = getattr(recipient, "webhook", "")
-        return lambda: self._post(job, done, name)
+        return lambda _: self._post(job, done, name)
 
     def _subject(self, job: Job, done: ReportResult) -> str:
         assert job.report is not None
