@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from engine.errors import MarketopsError, TransientError
+from engine.errors import LeaseLost, MarketopsError, TransientError
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.masking import describe_error, mask
@@ -51,7 +51,7 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
     def beat() -> None:
         while not done.wait(lease.total_seconds() / 3):
             try:
-                if not ledger.heartbeat(run.id, worker, lease):
+                if not ledger.heartbeat(run.id, worker, lease, run.attempt):
                     lost.set()
                     return
             except MarketopsError as exc:  # the state database is down: keep trying
@@ -64,6 +64,12 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
     log.info("run started", extra=extra)
     try:
         outputs = execute(job, run)
+    except LeaseLost as exc:
+        # A side effect's fence refused: another worker runs the slot now, so this one
+        # records nothing and sends nothing more.
+        log.warning("run lost its lease, stopped with nothing more sent: %s", mask(str(exc)),
+                    extra=extra)
+        return Outcome("lost", mask(str(exc)))
     except TransientError as exc:
         outcome = _transient(ledger, job, run, worker, mask(str(exc)))
     except MarketopsError as exc:
@@ -82,7 +88,8 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
         log.warning("run lost its lease; result not recorded", extra=extra)
         return Outcome("lost", "lease lost")
     if outcome.status in ("succeeded", "failed"):
-        if not ledger.finish(run.id, worker, outcome.status, outcome.error, outcome.outputs):
+        if not ledger.finish(run.id, worker, outcome.status, outcome.error, outcome.outputs,
+                             attempt=run.attempt):
             return Outcome("lost", "lease lost")
     if outcome.status == "failed" and on_failure is not None:
         try:
@@ -100,5 +107,5 @@ def _transient(ledger: Ledger, job: Job, run: Run, worker: str, error: str) -> O
         message = f"gave up after {run.attempt} attempts: {error}"
         return Outcome("failed", message)
     delay = backoff(job, run.attempt)
-    ledger.retry_later(run.id, worker, delay, error)
+    ledger.retry_later(run.id, worker, delay, error, attempt=run.attempt)
     return Outcome("retrying", f"{error} (retry in {int(delay.total_seconds())}s)")

@@ -3,21 +3,38 @@
 Claims are `INSERT ... ON CONFLICT DO NOTHING` on the unique (job, slot); a claim carries a
 lease renewed by heartbeat, and a run whose worker died is taken over once its lease expires
 (`FOR UPDATE SKIP LOCKED`). All times come from the database clock, shared by every replica.
+The SQL is in ledger.sql, one named query per statement (procrastinate's layout).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from engine.auditchain import Head
+from engine.errors import LeaseLost
+from engine.fencing import Delivery, DeliveryClaim, Holder, claim_delivery, fence
 from engine.masking import mask
 
-SCHEMA = "marketops"
+
+def named_queries(text: str) -> dict[str, str]:
+    """The queries of a .sql file by name: each follows a line `-- name --` (procrastinate's
+    layout), its leading comment lines kept out."""
+    queries: dict[str, str] = {}
+    for match in re.finditer(r"^-- ([a-z_]+) --\n(.*?)(?=^-- [a-z_]+ --\n|\Z)", text,
+                             re.S | re.M):
+        body = [line for line in match.group(2).splitlines() if not line.startswith("--")]
+        queries[match.group(1)] = "\n".join(body).strip()
+    return queries
+
+
+QUERIES = named_queries(Path(__file__).with_name("ledger.sql").read_text(encoding="utf-8"))
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "runs and deliveries", """
@@ -68,6 +85,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             primary key (tier, table_name)
         );
     """),
+    (3, "deliveries fenced by the claiming attempt", """
+        alter table marketops.deliveries
+            add column run_attempt integer,
+            add column permanent boolean not null default false,
+            add column queued_at timestamptz not null default now();
+    """),
 ]
 
 
@@ -110,8 +133,6 @@ class RunRecord:
     trigger: str
 
 
-_RECORD_COLUMNS = ("id, job, slot, status, attempt, worker, started_at, finished_at, error, "
-                   "outputs, trigger")
 
 
 def _record(row: Any) -> RunRecord:
@@ -134,29 +155,26 @@ class Ledger:
         """Apply pending migrations, serialized by an advisory lock; the versions applied."""
         applied: list[int] = []
         with self._conn() as conn:
-            conn.execute("select pg_advisory_lock(hashtext('marketops.migrations'))")
+            conn.execute(QUERIES["lock_migrations"])
             try:
-                conn.execute(f"create schema if not exists {SCHEMA}")
-                conn.execute(f"""create table if not exists {SCHEMA}.migrations (
-                    version integer primary key, description text not null,
-                    applied_at timestamptz not null default now())""")
+                conn.execute(QUERIES["create_schema"])
+                conn.execute(QUERIES["create_migrations"])
                 done = {row[0] for row in
-                        conn.execute(f"select version from {SCHEMA}.migrations").fetchall()}
+                        conn.execute(QUERIES["applied_migrations"]).fetchall()}
                 for version, description, sql in MIGRATIONS:
                     if version in done:
                         continue
                     conn.execute("begin")
                     try:
                         conn.execute(sql.encode())
-                        conn.execute(f"insert into {SCHEMA}.migrations (version, description) "
-                                     "values (%s, %s)", (version, description))
+                        conn.execute(QUERIES["record_migration"], (version, description))
                         conn.execute("commit")
                     except Exception:
                         conn.execute("rollback")
                         raise
                     applied.append(version)
             finally:
-                conn.execute("select pg_advisory_unlock(hashtext('marketops.migrations'))")
+                conn.execute(QUERIES["unlock_migrations"])
         return applied
 
     # -- claims ------------------------------------------------------------------------------
@@ -165,35 +183,22 @@ class Ledger:
               trigger: str = "schedule") -> Run | None:
         """Take the slot if nobody has: the run, or None when it exists already."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                insert into {SCHEMA}.runs (job, slot, status, trigger, attempt, worker,
-                    claimed_at, heartbeat_at, lease_until, started_at, definition_hash, git_commit)
-                values (%s, %s, 'running', %s, 1, %s, now(), now(), now() + %s, now(), %s, %s)
-                on conflict (job, slot) do nothing
-                returning id, job, slot, attempt, trigger""",
-                (job, slot, trigger, worker, lease, definition_hash, git_commit)).fetchone()
+            row = conn.execute(QUERIES["claim"], (job, slot, trigger, worker, lease,
+                                                  definition_hash, git_commit)).fetchone()
         return Run(*row) if row else None
 
     def reclaim(self, job: str, slot: datetime, worker: str, lease: timedelta,
                 definition_hash: str, trigger: str = "manual") -> Run | None:
         """Run a recorded slot again (manual run, backfill); None while it is running."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                update {SCHEMA}.runs set status = 'running', attempt = attempt + 1,
-                    worker = %s, trigger = %s, claimed_at = now(), heartbeat_at = now(),
-                    lease_until = now() + %s, started_at = now(), finished_at = null,
-                    next_attempt_at = null, error = null, definition_hash = %s
-                where job = %s and slot = %s
-                  and (status <> 'running' or lease_until < now())
-                returning id, job, slot, attempt, trigger""",
-                (worker, trigger, lease, definition_hash, job, slot)).fetchone()
+            row = conn.execute(QUERIES["reclaim"],
+                               (worker, trigger, lease, definition_hash, job, slot)).fetchone()
         return Run(*row) if row else None
 
     def running_owner(self, job: str, slot: datetime) -> tuple[str | None, datetime] | None:
         """The worker of the slot's run and when it started, while it is recorded running."""
         with self._conn() as conn:
-            row = conn.execute(f"""select worker, started_at from {SCHEMA}.runs
-                where job = %s and slot = %s and status = 'running'""", (job, slot)).fetchone()
+            row = conn.execute(QUERIES["running_owner"], (job, slot)).fetchone()
         return (row[0], row[1]) if row else None
 
     def take_over_dead(self, job: str, slot: datetime, dead: str, worker: str, lease: timedelta,
@@ -201,216 +206,176 @@ class Ledger:
         """Take a running slot whose worker `dead` is known to have died, without waiting out
         its lease; None when the row changed meanwhile (finished, or someone else took it)."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                update {SCHEMA}.runs set status = 'running', attempt = attempt + 1,
-                    notes = concat_ws('; ', notes, 'worker ' || worker || ' died'),
-                    worker = %s, trigger = %s, claimed_at = now(), heartbeat_at = now(),
-                    lease_until = now() + %s, started_at = now(), finished_at = null,
-                    next_attempt_at = null, error = null, definition_hash = %s
-                where job = %s and slot = %s and status = 'running' and worker = %s
-                returning id, job, slot, attempt, trigger""",
-                (worker, trigger, lease, definition_hash, job, slot, dead)).fetchone()
+            row = conn.execute(QUERIES["take_over_dead"], (worker, trigger, lease, definition_hash,
+                                                           job, slot, dead)).fetchone()
         return Run(*row) if row else None
 
     def statuses_of(self, run_ids: list[int]) -> dict[int, str]:
         """The recorded status of each of these runs that exists."""
         with self._conn() as conn:
-            rows = conn.execute(f"select id, status from {SCHEMA}.runs where id = any(%s)",
-                                (run_ids,)).fetchall()
+            rows = conn.execute(QUERIES["statuses_of"], (run_ids,)).fetchall()
         return {int(i): str(s) for i, s in rows}
 
     def record_skipped(self, job: str, slot: datetime, reason: str, definition_hash: str,
                        trigger: str = "schedule") -> bool:
         """Record a slot that will not run (missed, coalesced, overlapping); False if known."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                insert into {SCHEMA}.runs (job, slot, status, trigger, error, definition_hash,
-                    finished_at)
-                values (%s, %s, 'skipped', %s, %s, %s, now())
-                on conflict (job, slot) do nothing returning id""",
-                (job, slot, trigger, reason, definition_hash)).fetchone()
+            row = conn.execute(QUERIES["record_skipped"],
+                               (job, slot, trigger, reason, definition_hash)).fetchone()
         return row is not None
 
     def take_over(self, worker: str, lease: timedelta, jobs: list[str]) -> Run | None:
         """A run whose lease expired (its worker died) or whose retry is due, now ours."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                with candidate as (
-                    select id from {SCHEMA}.runs
-                    where job = any(%s) and (
-                        (status = 'running' and lease_until < now())
-                        or (status = 'retrying' and next_attempt_at <= now()))
-                    order by slot limit 1 for update skip locked)
-                update {SCHEMA}.runs r set
-                    notes = concat_ws('; ', r.notes, case when r.status = 'running'
-                        then 'lease of ' || r.worker || ' expired'
-                        else 'attempt ' || r.attempt || ' failed: ' || r.error end),
-                    status = 'running', attempt = r.attempt + 1, worker = %s,
-                    heartbeat_at = now(), lease_until = now() + %s, started_at = now(),
-                    next_attempt_at = null
-                from candidate where r.id = candidate.id
-                returning r.id, r.job, r.slot, r.attempt, r.trigger""",
-                (jobs, worker, lease)).fetchone()
+            row = conn.execute(QUERIES["take_over"], (jobs, worker, lease)).fetchone()
         return Run(*row) if row else None
 
-    def heartbeat(self, run_id: int, worker: str, lease: timedelta) -> bool:
+    def heartbeat(self, run_id: int, worker: str, lease: timedelta,
+                  attempt: int | None = None) -> bool:
         """Extend our lease; False when the run is no longer ours (taken over, cancelled)."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                update {SCHEMA}.runs set heartbeat_at = now(), lease_until = now() + %s
-                where id = %s and worker = %s and status = 'running' returning id""",
-                (lease, run_id, worker)).fetchone()
+            row = conn.execute(QUERIES["heartbeat"],
+                               (lease, run_id, worker, attempt, attempt)).fetchone()
         return row is not None
 
     def finish(self, run_id: int, worker: str, status: str, error: str | None = None,
-               outputs: dict[str, Any] | None = None) -> bool:
+               outputs: dict[str, Any] | None = None, attempt: int | None = None) -> bool:
         """Record the result; False when the run was no longer ours."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                update {SCHEMA}.runs set status = %s, error = %s, outputs = %s,
-                    finished_at = now(), lease_until = null
-                where id = %s and worker = %s and status = 'running' returning id""",
-                (status, error and mask(error), json.dumps(outputs or {}), run_id,
-                 worker)).fetchone()
+            row = conn.execute(QUERIES["finish"],
+                               (status, error and mask(error), json.dumps(outputs or {}), run_id,
+                                worker, attempt, attempt)).fetchone()
         return row is not None
 
-    def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str) -> bool:
+    def retry_later(self, run_id: int, worker: str, delay: timedelta, error: str,
+                    attempt: int | None = None) -> bool:
         """Hand the run back for another attempt after `delay`."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                update {SCHEMA}.runs set status = 'retrying', error = %s, lease_until = null,
-                    next_attempt_at = now() + %s
-                where id = %s and worker = %s and status = 'running' returning id""",
-                (mask(error), delay, run_id, worker)).fetchone()
+            row = conn.execute(QUERIES["retry_later"],
+                               (mask(error), delay, run_id, worker, attempt, attempt)).fetchone()
         return row is not None
 
     def cancel_running(self, job: str, reason: str) -> int:
         """Cancel a job's running runs (overlap: replace); their workers see it at heartbeat."""
         with self._conn() as conn:
-            rows = conn.execute(f"""
-                update {SCHEMA}.runs set status = 'cancelled', error = %s, finished_at = now(),
-                    lease_until = null
-                where job = %s and status = 'running' returning id""", (reason, job)).fetchall()
+            rows = conn.execute(QUERIES["cancel_running"], (reason, job)).fetchall()
         return len(rows)
 
-    # -- deliveries ---------------------------------------------------------------------------
-    def begin_delivery(self, run_id: int, recipient: str) -> bool:
-        """Record an attempt before sending; False when it was sent already (never twice)."""
-        with self._conn() as conn:
-            row = conn.execute(f"""
-                insert into {SCHEMA}.deliveries (run_id, recipient, status, attempts)
-                values (%s, %s, 'pending', 1)
-                on conflict (run_id, recipient) do update set attempts =
-                    {SCHEMA}.deliveries.attempts + 1, status = 'pending'
-                where {SCHEMA}.deliveries.status <> 'sent'
-                returning attempts""", (run_id, recipient)).fetchone()
-        return row is not None
+    # -- fencing and deliveries ------------------------------------------------------------
+    def _fence(self, conn: Connection, run_id: int, attempt: int) -> None:
+        """Raise LeaseLost unless `attempt` holds the run; locks its row (for share) until
+        the caller's transaction ends, so no take-over slips in before its update."""
+        row = conn.execute(QUERIES["fence_run"], (run_id,)).fetchone()
+        why = fence(Holder(row[0], int(row[1]), row[2]) if row else None, attempt,
+                    row[3] if row else datetime.max)
+        if why is not None:
+            raise LeaseLost(f"run {run_id} attempt {attempt} lost the run: {why}")
 
-    def finish_delivery(self, run_id: int, recipient: str, error: str | None) -> None:
-        """Record the result of a send."""
+    def fence(self, run_id: int, attempt: int) -> None:
+        """Raise LeaseLost unless `attempt` still holds the run (checked before publishing)."""
         with self._conn() as conn:
-            conn.execute(f"""
-                update {SCHEMA}.deliveries set status = %s, last_error = %s,
-                    sent_at = case when %s then now() end
-                where run_id = %s and recipient = %s""",
-                ("failed" if error else "sent", error and mask(error), error is None, run_id,
-                 recipient))
+            self._fence(conn, run_id, attempt)
+
+    def begin_delivery(self, run_id: int, recipient: str, attempt: int) -> DeliveryClaim:
+        """Claim (run, recipient) for `attempt` before sending, in one transaction with the
+        fence: LeaseLost when the attempt no longer holds the run; a false claim when it was
+        sent already, refused for good, or is being sent by this attempt (never twice)."""
+        with self._conn() as conn:
+            conn.execute("begin")
+            try:
+                self._fence(conn, run_id, attempt)
+                row = conn.execute(QUERIES["delivery_for_update"], (run_id, recipient)).fetchone()
+                claim = claim_delivery(Delivery(*row) if row else None, attempt)
+                if claim:
+                    queued = conn.execute(
+                        QUERIES["queue_delivery"], (run_id, recipient, attempt)).fetchone()
+                    claim = DeliveryClaim(True, claim.reason, queued[0])
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
+        return claim
+
+    def finish_delivery(self, run_id: int, recipient: str, error: str | None, *,
+                        attempt: int | None = None, permanent: bool = False) -> bool:
+        """Record the result of a send by the attempt that claimed it (`permanent`: refused
+        for good, never tried again); False when another attempt has claimed it since."""
+        with self._conn() as conn:
+            row = conn.execute(QUERIES["finish_delivery"], (
+                "failed" if error else "sent", error and mask(error), error is None,
+                bool(error) and permanent, run_id, recipient, attempt, attempt)).fetchone()
+        return row is not None
 
     def deliveries(self, run_id: int) -> dict[str, tuple[str, int]]:
         """recipient -> (status, attempts)."""
         with self._conn() as conn:
-            rows = conn.execute(f"select recipient, status, attempts from {SCHEMA}.deliveries "
-                                "where run_id = %s", (run_id,)).fetchall()
+            rows = conn.execute(QUERIES["deliveries"], (run_id,)).fetchall()
         return {r: (s, int(a)) for r, s, a in rows}
 
     # -- audit vault anchor -------------------------------------------------------------------
     def record_audit_head(self, tier: str, table: str, head: Head) -> None:
         """Record the vault chain's head, outside the vault; never moves it back."""
         with self._conn() as conn:
-            conn.execute(f"""
-                insert into {SCHEMA}.audit_heads (tier, table_name, batches, last_hash,
-                    last_id, signature)
-                values (%s, %s, %s, %s, %s, %s)
-                on conflict (tier, table_name) do update set batches = excluded.batches,
-                    last_hash = excluded.last_hash, last_id = excluded.last_id,
-                    signature = excluded.signature, recorded_at = now()
-                where {SCHEMA}.audit_heads.batches <= excluded.batches""",
-                (tier, table, head.batches, head.last_hash, head.last_id, head.signature))
+            conn.execute(QUERIES["record_audit_head"],
+                         (tier, table, head.batches, head.last_hash, head.last_id, head.signature))
 
     def audit_head(self, tier: str, table: str) -> Head | None:
         """The recorded head of one table's vault chain, if any."""
         with self._conn() as conn:
-            row = conn.execute(f"""select batches, last_hash, last_id, signature
-                from {SCHEMA}.audit_heads where tier = %s and table_name = %s""",
-                (tier, table)).fetchone()
+            row = conn.execute(QUERIES["audit_head"], (tier, table)).fetchone()
         return Head(int(row[0]), str(row[1]), row[2], row[3]) if row else None
 
     # -- queries ------------------------------------------------------------------------------
     def is_running(self, job: str) -> bool:
         """Whether a run of `job` holds a live lease."""
         with self._conn() as conn:
-            row = conn.execute(f"""select 1 from {SCHEMA}.runs where job = %s and
-                status = 'running' and lease_until >= now() limit 1""", (job,)).fetchone()
+            row = conn.execute(QUERIES["is_running"], (job,)).fetchone()
         return row is not None
 
     def last_slot(self, job: str) -> datetime | None:
         """The latest slot recorded for a job, whatever its status."""
         with self._conn() as conn:
-            row = conn.execute(f"select max(slot) from {SCHEMA}.runs where job = %s",
-                               (job,)).fetchone()
+            row = conn.execute(QUERIES["last_slot"], (job,)).fetchone()
         return row[0] if row else None
 
     def last_slots(self, jobs: list[str]) -> dict[str, datetime]:
         """The latest recorded slot of each of `jobs` that has one."""
         with self._conn() as conn:
-            rows = conn.execute(f"select job, max(slot) from {SCHEMA}.runs where job = any(%s) "
-                                "group by job", (jobs,)).fetchall()
+            rows = conn.execute(QUERIES["last_slots"], (jobs,)).fetchall()
         return {job: slot for job, slot in rows}
 
     def runs(self, job: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Newest runs first."""
         with self._conn() as conn:
-            rows = conn.execute(
-                f"select {_RECORD_COLUMNS} from {SCHEMA}.runs "
-                "where (%s::text is null or job = %s) order by slot desc, id desc limit %s",
-                (job, job, limit)).fetchall()
+            rows = conn.execute(QUERIES["runs"], (job, job, limit)).fetchall()
         return [_record(r) for r in rows]
 
     def latest_by_job(self) -> dict[str, RunRecord]:
         """The newest non-skipped run of every job."""
         with self._conn() as conn:
-            rows = conn.execute(f"""
-                select distinct on (job) {_RECORD_COLUMNS} from {SCHEMA}.runs
-                where status <> 'skipped' order by job, slot desc, id desc""").fetchall()
+            rows = conn.execute(QUERIES["latest_by_job"]).fetchall()
         return {r[1]: _record(r) for r in rows}
 
     def previous_run(self, job: str, slot: datetime) -> RunRecord | None:
         """The newest finished, non-skipped run of `job` before `slot`."""
         with self._conn() as conn:
-            row = conn.execute(f"""
-                select {_RECORD_COLUMNS} from {SCHEMA}.runs
-                where job = %s and slot < %s and status in ('succeeded', 'failed')
-                order by slot desc, id desc limit 1""", (job, slot)).fetchone()
+            row = conn.execute(QUERIES["previous_run"], (job, slot)).fetchone()
         return _record(row) if row else None
 
     def last_success(self) -> dict[str, datetime]:
         """When each job last succeeded (finish time)."""
         with self._conn() as conn:
-            rows = conn.execute(f"""select job, max(finished_at) from {SCHEMA}.runs
-                where status = 'succeeded' group by job""").fetchall()
+            rows = conn.execute(QUERIES["last_success"]).fetchall()
         return {job: at for job, at in rows}
 
     def delivery_failures(self) -> dict[str, int]:
         """Failed delivery attempts per job (recipient kind folded in the job's label)."""
         with self._conn() as conn:
-            rows = conn.execute(f"""select r.job, count(*) from {SCHEMA}.deliveries d
-                join {SCHEMA}.runs r on r.id = d.run_id where d.status = 'failed'
-                group by r.job""").fetchall()
+            rows = conn.execute(QUERIES["delivery_failures"]).fetchall()
         return {job: int(n) for job, n in rows}
 
     def counts(self) -> Iterator[tuple[str, str, int]]:
         """(job, status, count) for metrics."""
         with self._conn() as conn:
-            rows = conn.execute(f"""select job, status, count(*) from {SCHEMA}.runs
-                group by job, status order by job, status""").fetchall()
+            rows = conn.execute(QUERIES["counts"]).fetchall()
         yield from ((job, status, int(n)) for job, status, n in rows)

@@ -275,6 +275,17 @@ def _named_drift(schema: str, what: str, mine: dict[str, str], live: dict[str, s
             yield Drift(f"extra {what}", f"{schema}.{name}", None, None if brief else text)
 
 
+def needs_migration(drift: list[Drift]) -> list[Drift]:
+    """The differences `schema apply` leaves for a migration: all but what is live and not
+    declared (left alone: apply never drops)."""
+    return [d for d in drift if not d.kind.startswith("extra")]
+
+
+def left_alone(drift: list[Drift]) -> list[Drift]:
+    """What is live but not declared: `schema apply` never drops it."""
+    return [d for d in drift if d.kind.startswith("extra")]
+
+
 def diff(declared: dict[str, SchemaFile], live: dict[str, SchemaFile]) -> list[Drift]:
     """Every difference between the declared schemas and the live ones."""
     drift: list[Drift] = []

@@ -19,3 +19,10 @@ def server_problems(settings: dict[str, str], *, incremental: bool, archiving: b
         problems.append("set archive_command = 'marketops --root <repo> wal-push %p' "
                         "(reload is enough); `marketops wal-setup` prints the exact lines")
     return problems
+
+
+def archiving_needs_restart(pending_restart: bool, live: dict[str, str]) -> bool:
+    """After ALTER SYSTEM and a reload: whether WAL archiving still waits for a restart (a
+    setting is pending one, or archive_mode or wal_level is not live yet)."""
+    return pending_restart or live.get("archive_mode") not in ("on", "always") or \
+        live.get("wal_level") not in ("replica", "logical")

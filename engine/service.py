@@ -90,6 +90,14 @@ class Scheduler:
         return Decision(run, skip)
 
 
+def loop_stalled(last_tick: datetime | None, now: datetime, tick_seconds: float) -> bool:
+    """/healthz's verdict: the loop has not ticked yet, or not for five ticks (at least 10s,
+    so that a slow tick or a short pause of the machine does not restart a healthy pod)."""
+    if last_tick is None:
+        return True
+    return (now - last_tick).total_seconds() >= max(10.0, 5 * tick_seconds)
+
+
 @dataclass
 class ServiceConfig:
     worker: str
@@ -231,7 +239,8 @@ class Service:
             job = self.jobs[run.job]
             if run.attempt > job.policy.retries + 1:
                 error = f"gave up after {run.attempt - 1} attempts"
-                self.ledger.finish(run.id, self.config.worker, "failed", error)
+                self.ledger.finish(run.id, self.config.worker, "failed", error,
+                                   attempt=run.attempt)
                 if self.on_failure is not None:
                     self.on_failure(job, run, error)
                 continue
@@ -290,7 +299,7 @@ class Service:
                 future.result(timeout=max(deadline, 0.1))
             except TimeoutError:
                 released = self.ledger.retry_later(run.id, self.config.worker, timedelta(0),
-                                                   "released at shutdown")
+                                                   "released at shutdown", attempt=run.attempt)
                 log.warning("released unfinished run" if released else "run lost",
                             extra={"job": job.id, "run_id": run.id})
             except Exception as exc:  # already recorded by execute_run

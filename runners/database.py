@@ -14,10 +14,16 @@ from psycopg.conninfo import make_conninfo
 
 from engine.errors import DatabaseError
 from engine.masking import mask, mask_dsn
+from engine.pgnames import literal
 
 APPLICATION_NAME = "marketops"
 
 Connection = psycopg.Connection[Any]
+# The errors other runners tell apart, so that they need not import psycopg themselves.
+PostgresError = psycopg.Error
+ConnectionFailed = psycopg.OperationalError
+ReadOnlyRefused = psycopg.errors.ReadOnlySqlTransaction
+Cancelled = psycopg.errors.QueryCanceled
 __all__ = ["mask_dsn"]  # the one masking function, re-exported for the runners
 
 
@@ -100,10 +106,27 @@ def execute_script(dsn: str, statements: Sequence[str]) -> None:
                                 f"(while running: {statement.strip()[:160]})") from None
 
 
-def query(conn: Connection, text: str, params: Sequence[Any] | dict[str, Any] = ()
-          ) -> list[tuple[Any, ...]]:
+def query(conn: Connection, text: str | pgsql.Composed,
+          params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
     """All rows of a query."""
     return conn.execute(text, params).fetchall()
+
+
+def count_rows(dsn: str, tables: Sequence[str]) -> dict[str, int]:
+    """Rows in each `schema.table` (for checking a restore against its manifest)."""
+    counts: dict[str, int] = {}
+    with connect(dsn) as conn:
+        for table in tables:
+            statement = pgsql.SQL("select count(*) from {}").format(
+                pgsql.Identifier(*table.split(".")))
+            counts[table] = int(query(conn, statement)[0][0])
+    return counts
+
+
+def rows_returned(dsn: str, text: str) -> int:
+    """How many rows a query returns (a restore drill's smoke query)."""
+    with connect(dsn) as conn:
+        return len(query(conn, text))
 
 
 def one_row(dsn: str, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
@@ -177,3 +200,17 @@ def advisory_lock(dsn: str, key: int, holder: str) -> Iterator[None]:
             yield
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (key,))
+
+
+def alter_system(dsn: str, settings: dict[str, str], report: Sequence[str]
+                 ) -> tuple[bool, dict[str, str]]:
+    """ALTER SYSTEM each setting and reload the configuration: whether any setting now waits
+    for a restart, and the live values of the `report` settings."""
+    with connect(dsn, autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"alter system set {name} = {literal(value)}".encode())
+        conn.execute("select pg_reload_conf()")
+        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
+        live = {str(r[0]): str(r[1]) for r in query(
+            conn, "select name, setting from pg_settings where name = any(%s)", (list(report),))}
+    return bool(pending), live

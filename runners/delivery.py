@@ -8,10 +8,18 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 
 from engine.errors import MarketopsError, TransientError
+from engine.fencing import deferred, sender_domain
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 class DeliveryError(MarketopsError):
@@ -39,15 +47,34 @@ class Attachment:
     subtype: str = "octet-stream"
 
 
+class _FencedSMTP(smtplib.SMTP):
+    """SMTP that asks `before_data` once the recipients are accepted, just before DATA: the
+    last moment a worker that lost its run can still stop without the message going out."""
+
+    before_data: Callable[[], None] | None = None
+
+    def data(self, msg: Buffer | str) -> tuple[int, bytes]:
+        if self.before_data is not None:
+            self.before_data()
+        return super().data(msg)
+
+
 def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
               html: str | None = None, attachments: tuple[Attachment, ...] = (),
-              inline_png: tuple[str, bytes] | None = None) -> None:
+              inline_png: tuple[str, bytes] | None = None, *, message_id: str | None = None,
+              date: datetime | None = None,
+              before_data: Callable[[], None] | None = None) -> None:
     """Send one message (an HTML part with an optional inline PNG referenced as cid:<id>,
-    attachments); TransientError when the server cannot be reached (retry later)."""
+    attachments); TransientError when the server cannot be reached (retry later),
+    DeliveryError when it refuses for good (5xx). A re-send passes the same `message_id` and
+    `date`, so receivers can tell it is the same message. `before_data` may raise to stop the
+    send at the last moment (it propagates)."""
     message = EmailMessage()
     message["From"] = server.sender
     message["To"] = ", ".join(to)
     message["Subject"] = subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(domain=sender_domain(server.sender))
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
@@ -61,7 +88,8 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
         message.add_attachment(item.data, maintype=item.maintype, subtype=item.subtype,
                                filename=item.filename)
     try:
-        with smtplib.SMTP(server.host, server.port, timeout=server.timeout) as smtp:
+        with _FencedSMTP(server.host, server.port, timeout=server.timeout) as smtp:
+            smtp.before_data = before_data
             if server.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if server.username and server.password:
@@ -69,18 +97,26 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
             smtp.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
-        refused = ", ".join(f"{r} ({c})" for r, (c, _) in exc.recipients.items())
-        if all(400 <= code < 500 for code in codes):
+        refused = ", ".join(f"{r} ({c} {_reply(m)})" for r, (c, m) in exc.recipients.items())
+        if deferred(codes):
             raise TransientError(f"recipients deferred: {refused}") from None
         raise DeliveryError(f"recipients refused: {refused}") from None
     except smtplib.SMTPResponseException as exc:
-        if 400 <= exc.smtp_code < 500:  # "try again later"
-            raise TransientError(f"SMTP deferred the message ({exc.smtp_code})") from None
-        raise DeliveryError(f"SMTP refused the message ({exc.smtp_code})") from None
+        if deferred([exc.smtp_code]):  # "try again later"
+            raise TransientError(f"SMTP deferred the message ({exc.smtp_code} "
+                                 f"{_reply(exc.smtp_error)})") from None
+        raise DeliveryError(f"SMTP refused the message ({exc.smtp_code} "
+                            f"{_reply(exc.smtp_error)})") from None
     except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
         raise TransientError(f"SMTP {server.host}:{server.port} unreachable: {exc}") from None
     except smtplib.SMTPException as exc:
         raise DeliveryError(f"SMTP refused the message: {exc}") from None
+
+
+def _reply(text: bytes | str) -> str:
+    """The server's reply text on one short line (it explains a refusal: "no such mailbox")."""
+    line = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return " ".join(line.split())[:200]
 
 
 def post_webhook(url: str, payload: dict[str, object], timeout: float = 15.0) -> None:

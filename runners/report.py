@@ -11,21 +11,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
 from engine.pgnames import literal
-from runners.database import bind_literally, connect, mask_dsn, without_password
+from runners.database import (
+    Cancelled,
+    ConnectionFailed,
+    PostgresError,
+    ReadOnlyRefused,
+    bind_literally,
+    connect,
+    mask_dsn,
+)
+from runners.directories import staged_directory
+from runners.pgcommands import Psql
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
 FETCH_ROWS = 10_000
@@ -69,6 +75,7 @@ class ReportResult:
     directory: Path
     alerts: list[str]
     head: list[tuple[Any, ...]]
+    fired: tuple[str, ...] = ()  # the names of the thresholds behind `alerts`
 
 
 def _sha256(path: Path) -> str:
@@ -85,15 +92,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def run_report(request: ReportRequest) -> ReportResult:
-    """Execute and write the outputs and `manifest.json` (last, atomically)."""
+def run_report(request: ReportRequest,
+               before_publish: Callable[[], None] | None = None) -> ReportResult:
+    """Execute and write the outputs and `manifest.json` (last, atomically); `before_publish`
+    may raise to keep the finished outputs from replacing what is in place."""
     began = time.perf_counter()
-    staging = request.out_dir.with_name(f".{request.out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_directory(request.out_dir, before_publish or (lambda: None)) as staging:
         streamed = _stream(request, staging)
-        fired = [f"{a.name}: {a.message}" for a in request.alerts if streamed.fired(a)]
+        crossed = [a for a in request.alerts if streamed.fired(a)]
+        fired = [f"{a.name}: {a.message}" for a in crossed]
         if "html" in request.formats:
             _write_html(request, staging, streamed, fired)
         files = {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path),
@@ -107,12 +114,8 @@ def run_report(request: ReportRequest) -> ReportResult:
             "parameters": {k: _cell(v) for k, v in request.params.items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        _replace(staging, request.out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head)
+                        streamed.head, tuple(a.name for a in crossed))
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
@@ -125,17 +128,6 @@ def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
     (staging / f"{request.report_id}.html").write_text(
         summary_html(request.title or request.report_id, request.subtitle, streamed.columns,
                      streamed.head, streamed.rows, chart, alerts=fired), encoding="utf-8")
-
-
-def _replace(staging: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(final)
 
 
 @dataclass
@@ -173,18 +165,18 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                         cursor.execute(request.sql, request.params)
                         state.columns = [c.name for c in cursor.description or []]
                         _typed_rows(request, staging, cursor, state)
-    except psycopg.errors.ReadOnlySqlTransaction as exc:
+    except ReadOnlyRefused as exc:
         raise JobError(f"report/{request.report_id} tried to write and was refused by the "
                        f"read-only transaction: {exc.diag.message_primary}") from None
-    except psycopg.errors.QueryCanceled as exc:
+    except Cancelled as exc:
         raise JobError(f"report/{request.report_id} exceeded its statement timeout "
                        f"({request.statement_timeout}): {exc.diag.message_primary}") from None
     except DatabaseError as exc:  # could not connect
         raise TransientError(f"report/{request.report_id}: {exc}") from None
-    except psycopg.OperationalError as exc:
+    except ConnectionFailed as exc:
         raise TransientError(f"report/{request.report_id}: connection to "
                              f"{mask_dsn(request.dsn)} lost: {exc}") from None
-    except psycopg.Error as exc:
+    except PostgresError as exc:
         raise JobError(f"report/{request.report_id} failed: "
                        f"{exc.diag.message_primary or exc}") from None
     return state
@@ -223,7 +215,6 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
     assert request.psql is not None
     snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
     query = bind_literally(conn, request.sql, request.params)
-    dsn, password = without_password(request.dsn)
     target = staging / f"{request.report_id}.csv"
     script = (
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
@@ -234,11 +225,8 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
         f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER);\n"
         "\\o\n"
         "COMMIT;\n")
-    env = {**os.environ, "PGAPPNAME": f"marketops report/{request.report_id}"}
-    if password is not None:
-        env["PGPASSWORD"] = password
-    done = subprocess.run([str(request.psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn],
-                          input=script, capture_output=True, text=True, env=env, check=False)
+    done = Psql(request.psql).script(
+        request.dsn, f"marketops report/{request.report_id}").run(input=script)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         errors = [line.split("ERROR:", 1)[1].strip() for line in lines if "ERROR:" in line]

@@ -271,17 +271,26 @@ def remove_stale_staging(staging: Path,
 
 
 @contextlib.contextmanager
+def scratch(staging: Path, label: str, run_id: int | None = None) -> Iterator[Path]:
+    """A scratch directory of its own under `staging` (see make_staging) for the block,
+    removed with everything in it when the block ends, however it ends."""
+    import shutil
+
+    work = make_staging(staging, label, run_id)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def staged_backup(store: Store, prefix: str, staging: Path, run_id: int | None = None
                   ) -> Iterator[Path]:
     """A local scratch directory for one backup. If the block fails, whatever it wrote under
     `prefix` at the destination is removed (no manifest was written: it never listed)."""
-    import shutil
-
-    work = make_staging(staging, prefix, run_id)
-    try:
-        yield work
-    except BaseException:
-        store.remove(prefix)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with scratch(staging, prefix, run_id) as work:
+        try:
+            yield work
+        except BaseException:
+            store.remove(prefix)
+            raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -145,3 +146,18 @@ def archiver_state(conn: object) -> ArchiverState:
     return ArchiverState(str(row[0]), str(row[1]), row[2], float(row[3])
                          if row[3] is not None else None, int(row[4]), row[5], bool(row[6]),
                          str(row[7]), int(row[8]), int(row[9]))
+
+
+def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
+    """Close the current WAL segment and wait until the archiver has stored it."""
+    from runners.database import connect, query  # not on wal-push's path: psycopg is slow
+
+    with connect(dsn, autocommit=True) as conn:
+        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
+            if row[0] is not None and str(row[0])[:24] >= segment:
+                return True
+            time.sleep(0.5)
+    return False

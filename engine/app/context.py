@@ -4,7 +4,6 @@ connections, stores and tools."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +17,13 @@ from engine.jobs import Job, jobs
 from engine.ledger import Ledger
 from engine.loader import load_project
 from engine.masking import remember
+from engine.models.base import env_reference
+from engine.models.settings import Smtp
 from engine.schemadiff import apply_statements
 from engine.status import job_status
 from engine.validate import ValidationResult, validate
 from runners.database import Pool, connect, ensure_database, execute_script
+from runners.delivery import SmtpServer
 from runners.demodata import generate
 from runners.gitinfo import head_commit
 from runners.introspect import pull
@@ -33,19 +35,21 @@ if TYPE_CHECKING:
     from engine.freshness import Freshness
     from engine.status import JobStatus
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
 def resolve_env(value: str, what: str) -> str:
     """`${VAR}` -> the variable's value; a clear error naming the variable when unset."""
-    match = _ENV_REF.match(value)
-    if not match:
+    name = env_reference(value)
+    if name is None:
         return value
-    resolved = os.environ.get(match.group(1))
+    resolved = os.environ.get(name)
     if not resolved:
-        raise UsageError(f"{what} refers to ${{{match.group(1)}}}, which is not set in the "
-                         "environment")
+        raise UsageError(f"{what} refers to ${{{name}}}, which is not set in the environment")
     return remember(resolved)
+
+
+def smtp_server(smtp: Smtp) -> SmtpServer:
+    """The SMTP server of the settings, its password resolved from the environment."""
+    return SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
+                      resolve_env(smtp.password, "smtp.password") if smtp.password else None)
 
 
 def valid_definitions(root: Path) -> ValidationResult:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from engine.alerts import AlertRule
-from engine.app.context import local_destination, psql_binary, resolve_env, store_for
-from engine.errors import MarketopsError, TransientError, UsageError
+from engine.app.context import (
+    local_destination,
+    psql_binary,
+    resolve_env,
+    smtp_server,
+    store_for,
+)
+from engine.app.deliveries import deliver_once
+from engine.delivery_plan import attach_files, report_recipients
+from engine.errors import TransientError, UsageError
+from engine.fencing import message_id
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.models.report import DestinationRecipient, EmailRecipient
 from engine.sqlparams import to_pyformat
 from engine.validate import ValidationResult
-from runners.delivery import Attachment, SmtpServer, post_webhook, send_mail
+from runners.delivery import Attachment, post_webhook, send_mail
+from runners.directories import copy_directory, upload_directory
 from runners.render import summary_html
 from runners.report import ChartSpec, ReportRequest, ReportResult
 
@@ -54,8 +62,10 @@ def _label(moment: datetime) -> str:
 
 
 class ReportDelivery:
-    """Sends a finished report to its recipients: each (run, recipient) is recorded in the
-    ledger before and after sending, so a retry sends only what did not go out."""
+    """Sends a finished report to its recipients: each (run, recipient) is claimed in the
+    ledger before sending, fenced by the run's attempt, and its result recorded after, so a
+    retry sends only what did not go out, a recipient refused for good is not tried again,
+    and a worker that lost the run stops (LeaseLost) instead of sending."""
 
     def __init__(self, root: Path, result: ValidationResult, ledger: Ledger) -> None:
         self.root = root
@@ -64,63 +74,62 @@ class ReportDelivery:
 
     def deliver(self, job: Job, run: Run, done: ReportResult) -> dict[str, str]:
         assert job.report is not None
-        recipients = list(job.report.recipients)
-        if done.alerts:
-            for alert in job.report.alerts:
-                if any(a.startswith(f"{alert.name}:") for a in done.alerts):
-                    recipients.extend(r for r in alert.notify if r not in recipients)
+        recipients = report_recipients(
+            job.report.recipients, {a.name: a.notify for a in job.report.alerts}, done.fired)
         statuses: dict[str, str] = {}
         transient: list[str] = []
+        refused: list[str] = []
         for recipient in recipients:
-            key, send = self._sender(job, run, done, recipient)
-            if not self.ledger.begin_delivery(run.id, key):
-                statuses[key] = "sent earlier"
-                continue
-            try:
-                send()
-            except TransientError as exc:
-                self.ledger.finish_delivery(run.id, key, str(exc))
-                statuses[key] = f"failed, will retry: {exc}"
+            key = self._key(recipient)
+            outcome = deliver_once(self.ledger, run, key, self._sender(job, run, done, recipient))
+            statuses[key] = outcome.status
+            if outcome.transient:
                 transient.append(key)
-            except MarketopsError as exc:
-                self.ledger.finish_delivery(run.id, key, str(exc))
-                statuses[key] = f"failed: {exc}"
-            else:
-                self.ledger.finish_delivery(run.id, key, None)
-                statuses[key] = "sent"
+            if outcome.refused:
+                refused.append(f"{key}: {outcome.status}")
         if transient:
+            also = f"; refused for good, not retried: {'; '.join(refused)}" if refused else ""
             raise TransientError(f"{len(transient)} delivery(ies) failed for now: "
-                                 f"{', '.join(transient)}")
+                                 f"{', '.join(transient)}{also}")
         return statuses
 
-    def _sender(self, job: Job, run: Run, done: ReportResult,
-                recipient: object) -> tuple[str, Callable[[], None]]:
+    def _fence(self, run: Run) -> Callable[[], None]:
+        return lambda: self.ledger.fence(run.id, run.attempt)
+
+    @staticmethod
+    def _key(recipient: object) -> str:
         if isinstance(recipient, EmailRecipient):
-            return f"email:{recipient.email}", lambda: self._mail(job, done, recipient.email)
+            return f"email:{recipient.email}"
         if isinstance(recipient, DestinationRecipient):
-            return (f"destination:{recipient.destination}",
-                    lambda: self._copy(job, done, recipient.destination, recipient.path))
+            return f"destination:{recipient.destination}"
+        return f"webhook:{getattr(recipient, 'webhook', '')}"
+
+    def _sender(self, job: Job, run: Run, done: ReportResult, recipient: object
+                ) -> Callable[[datetime | None], None]:
+        if isinstance(recipient, EmailRecipient):
+            return lambda queued_at: self._mail(job, run, done, recipient.email, queued_at)
+        if isinstance(recipient, DestinationRecipient):
+            return lambda _: self._copy(job, run, done, recipient.destination, recipient.path)
         name = getattr(recipient, "webhook", "")
-        return f"webhook:{name}", lambda: self._post(job, done, name)
+        return lambda _: self._post(job, done, name)
 
     def _subject(self, job: Job, done: ReportResult) -> str:
         assert job.report is not None
         prefix = "[ALERT] " if done.alerts else ""
         return f"{prefix}{job.report.title}: {done.directory.name.replace('_', ' to ')}"
 
-    def _mail(self, job: Job, done: ReportResult, address: str) -> None:
+    def _mail(self, job: Job, run: Run, done: ReportResult, address: str,
+              queued_at: datetime | None) -> None:
         assert job.report is not None
         smtp = self.result.project.settings.smtp
         if smtp is None:
             raise UsageError("a report goes to an email address but marketops.yaml has no smtp")
-        server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
-                            resolve_env(smtp.password, "smtp.password") if smtp.password
-                            else None)
+        server = smtp_server(smtp)
         chart_path = done.directory / f"{job.name}.png"
         chart = chart_path.read_bytes() if chart_path.exists() else None
         files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
         size = sum(p.stat().st_size for p in files)
-        attach = size <= smtp.max_message_bytes
+        attach = attach_files(size, smtp.max_message_bytes)
         attachments = tuple(
             Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
                        "csv" if p.suffix == ".csv" else
@@ -133,8 +142,13 @@ class ReportDelivery:
                             alerts=done.alerts)
         text = (f"{job.report.title}\n{done.rows:,} rows.{where}\n"
                 + "".join(f"Alert: {a}\n" for a in done.alerts))
+        # The same Message-ID and Date on every send of this (run, recipient): a re-send
+        # after a crash between DATA and the server's 250 is recognisably the same mail.
+        date = queued_at.astimezone(job.schedule.tz) if queued_at and job.schedule else queued_at
         send_mail(server, [address], self._subject(job, done), text, html, attachments,
-                  ("chart", chart) if chart else None)
+                  ("chart", chart) if chart else None,
+                  message_id=message_id(run.id, f"email:{address}", smtp.sender), date=date,
+                  before_data=self._fence(run))
 
     def _post(self, job: Job, done: ReportResult, name: str) -> None:
         hook = self.result.project.settings.webhooks[name]
@@ -143,24 +157,15 @@ class ReportDelivery:
         post_webhook(url, {"text": f"{self._subject(job, done)}: {done.rows:,} rows, "
                                    f"archived at {done.directory}{alerts}"})
 
-    def _copy(self, job: Job, done: ReportResult, destination: str, path: str | None) -> None:
+    def _copy(self, job: Job, run: Run, done: ReportResult, destination: str,
+              path: str | None) -> None:
         spec = self.result.project.settings.destinations[destination]
         if spec.url.startswith("s3://"):
             store = store_for(self.root, self.result, destination)
             prefix = f"{path or 'reports/' + job.name}/{done.directory.name}"
-            files = sorted(done.directory.iterdir(), key=lambda p: (p.name == "manifest.json",
-                                                                    p.name))
-            for file in files:  # the manifest last: a copy is complete once it is there
-                with file.open("rb") as source, store.writer(f"{prefix}/{file.name}") as sink:
-                    shutil.copyfileobj(source, sink)
+            upload_directory(done.directory, store, prefix, last="manifest.json",
+                             before_last=self._fence(run))
             return
         base = local_destination(self.root, self.result, destination)
-        target = base / (path or f"reports/{job.name}") / done.directory.name
-        if target.resolve() == done.directory.resolve():
-            return  # the archive itself
-        staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(done.directory, staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        copy_directory(done.directory, base / (path or f"reports/{job.name}") / done.directory.name,
+                       before_publish=self._fence(run))

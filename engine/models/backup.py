@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import Discriminator, Field, field_validator
 
@@ -162,3 +162,36 @@ BackupTier = Annotated[
     | RestoreDrillTier,
     Discriminator("kind"),
 ]
+
+# Every kind but the restore drill stores files of its own.
+StoringTier = LogicalFullTier | LogicalSchemasTier | PhysicalBaseTier | WalArchiveTier \
+    | AuditVaultTier
+
+
+class Stored(Protocol):
+    """The fields every tier that stores files shares: where, how sealed, kept how long, and
+    the recovery targets it answers for."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def retention(self) -> Retention: ...
+    @property
+    def encryption(self) -> Encryption | None: ...
+    @property
+    def compression(self) -> Compression: ...
+    @property
+    def rpo(self) -> timedelta: ...
+    @property
+    def rto(self) -> timedelta: ...
+
+
+def stored(tier: BackupTier) -> StoringTier | None:
+    """The tier as one that stores files, or None for a restore drill (it only restores)."""
+    return None if isinstance(tier, RestoreDrillTier) else tier

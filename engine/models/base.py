@@ -118,12 +118,18 @@ def _timezone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_timezone),
                          WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"]})]
 
-_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+# `${VAR}`: how every secret and DSN names the environment variable that holds it.
 ENV_REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
+_ENV_REF = re.compile(ENV_REF_PATTERN)
+
+
+def env_reference(value: str) -> str | None:
+    """The variable a `${VAR}` value refers to; None when the value is not a reference."""
+    return value[2:-1] if _ENV_REF.match(value) else None
 
 
 def _secret(value: str) -> str:
-    if not _ENV_REF.match(value):
+    if env_reference(value) is None:
         raise ValueError("a secret must be an environment variable reference like "
                          "${SMTP_PASSWORD}, never the value itself")
     return value

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
 from engine.masking import literal_password
-from engine.models.base import EmailAddress, Model, Name, SecretRef
-
-_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+from engine.models.base import EmailAddress, Model, Name, SecretRef, env_reference
 
 
 def _dsn(value: str) -> str:
-    if value == "embedded" or _ENV_REF.match(value):
+    if value == "embedded" or env_reference(value) is not None:
         return value
     form = literal_password(value)
     if form is not None:

@@ -15,6 +15,7 @@ from engine.models.backup import (
     RestoreDrillTier,
     Retention,
     WalArchiveTier,
+    stored,
 )
 from engine.project import Loaded, Project
 from engine.rules import rule
@@ -77,11 +78,12 @@ def references_exist(project: Project) -> Iterator[Finding]:
     settings = project.settings
     for loaded in project.backups.values():
         tier = loaded.model
-        destination = getattr(tier, "destination", None)
+        storing = stored(tier)
+        destination = storing.destination if storing is not None else None
         if destination is not None and destination not in settings.destinations:
             yield Finding(loaded.loc(("destination",)), unknown_name(
                 "destination", destination, settings.destinations), "backup-references")
-        encryption = getattr(tier, "encryption", None)
+        encryption = storing.encryption if storing is not None else None
         if encryption is not None and encryption.key not in settings.keys:
             yield Finding(loaded.loc(("encryption", "key")), unknown_name(
                 "key", encryption.key, settings.keys), "backup-references")
@@ -148,7 +150,8 @@ def personal_data_is_encrypted(project: Project) -> Iterator[Finding]:
     pii = project.catalog.pii
     for loaded in project.backups.values():
         tier = loaded.model
-        if isinstance(tier, RestoreDrillTier) or getattr(tier, "encryption", None) is not None:
+        storing = stored(tier)
+        if storing is None or storing.encryption is not None:
             continue
         held = sorted(f"{s}.{t}.{c}" for s, t, c in pii if (s, t) in tier_tables(project, tier))
         if held:

@@ -265,7 +265,7 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
 def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
     from engine.app.executor import run_backup
     from engine.app.health import freshness
-    from engine.app.tiers.verify import verify_tier
+    from engine.app.inventory import verify_tier
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks values (777001, 'for the drill')")

@@ -10,9 +10,9 @@ import pytest
 
 from engine.app.context import store_for
 from engine.app.executor import run_backup
+from engine.app.inventory import verify_tier
 from engine.app.tiers.backup import catalog_of
 from engine.app.tiers.restore import restore_database
-from engine.app.tiers.verify import verify_tier
 from engine.jobs import jobs
 from engine.validate import validate
 from runners.codec import generate_key

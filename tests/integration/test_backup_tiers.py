@@ -13,8 +13,8 @@ import pytest
 
 from engine.app.executor import run_backup
 from engine.app.health import freshness
+from engine.app.inventory import verify_tier
 from engine.app.tiers.backup import apply_retention, catalog_of, retention_plan
-from engine.app.tiers.verify import verify_tier
 from engine.errors import BackupError
 from engine.jobs import Job, jobs
 from engine.validate import ValidationResult, validate

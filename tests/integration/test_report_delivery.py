@@ -105,11 +105,17 @@ def test_smtp_deferral_is_retried_and_each_recipient_gets_one_mail(tmp_path: Pat
         second = _run(root, shop_dsn, hook_port)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "email:a@corp.example: sent earlier" in second.stdout
+        # The 550 is final: the retry does not even connect for it.
+        assert "email:nobody@corp.example: refused earlier, not retried: recipients " \
+            "refused: nobody@corp.example (550 5.1.1 no such mailbox)" in second.stdout
     assert sorted(to[0] for to, _ in mails) == ["a@corp.example", "b@corp.example"]
+    assert len({str(m["Message-ID"]) for _, m in mails}) == 2 and all(m["Date"] for _, m in mails)
     with connect(shop_dsn) as conn:
-        rows = dict(conn.execute("select recipient, status from marketops.deliveries").fetchall())
-    assert rows["email:a@corp.example"] == "sent" and rows["email:b@corp.example"] == "sent"
-    assert rows["email:nobody@corp.example"] == "failed"
+        rows = {r: (s, n) for r, s, n in conn.execute(
+            "select recipient, status, attempts from marketops.deliveries").fetchall()}
+    assert rows["email:a@corp.example"] == ("sent", 1)
+    assert rows["email:b@corp.example"] == ("sent", 2)  # the 451 was tried again
+    assert rows["email:nobody@corp.example"] == ("failed", 1)
 
 
 def test_copy_to_an_s3_destination(tmp_path: Path, shop_dsn: str, s3_endpoint: str) -> None:

@@ -116,7 +116,7 @@ def backups(app: App, tier: str | None, fmt: str) -> None:
       marketops backups nightly_full
       marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
-    from engine.app.tiers.backup import backup_listing
+    from engine.app.inventory import backup_listing
     from engine.backup_listing import as_dict, render_text
 
     result = app.defs
@@ -256,7 +256,7 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
       marketops verify wal_archive
       marketops verify audit
     """
-    from engine.app.tiers.verify import verify_tier
+    from engine.app.inventory import verify_tier
 
     result = app.defs
     problems, checked = verify_tier(app.root, result, what, every=every, dsn=dsn,

@@ -180,88 +180,18 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.jobs import jobs as all_jobs
-    from engine.planner import plan as make_plan
+    from engine.app.inventory import retention_preview
+    from engine.jobs import jobs
+    from engine.planner import plan_payload, plan_text, plan_window
 
-    result = app.defs
-    available = all_jobs(result.project)
-    unknown = [j for j in job_ids if j not in available]
-    if unknown:
-        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
-    selected = [available[j] for j in job_ids] if job_ids else list(available.values())
-    summarize = retention and end is None and start is None and not job_ids
-    if summarize:  # the window reaches months ahead: the runs that apply retention only
-        selected = [j for j in selected if _retained(j)]
-    start = start or dt.now(UTC).replace(microsecond=0)
-    if end is None:
-        end = start + (_horizon(selected, start) if retention else timedelta(days=1))
-    if end <= start:
-        raise UsageError("--until must be after --from")
-    slots = list(make_plan(selected, start, end))
-    preview: dict[str, Any] = {}
-    if retention:
-        from engine.app.tiers.backup import retention_preview
-
-        preview = retention_preview(app.root, result)
-        if job_ids:
-            preview = {t: v for t, v in preview.items() if f"backup/{t}" in job_ids}
+    now = dt.now(UTC)
+    window = plan_window(jobs(app.defs.project), job_ids, start, end, retention=retention,
+                         now=now)
+    preview = retention_preview(app.root, app.defs, now, only=job_ids) if retention else {}
     if fmt == "json":
-        payload: dict[str, Any] = {"from": start.isoformat(), "until": end.isoformat(),
-                                   "slots": [s.as_dict() for s in slots]}
-        if retention:
-            payload["retention"] = preview
-        click.echo(json.dumps(payload, indent=2))
-        return
-    if summarize:
-        click.echo(f"from {start.isoformat()} until {end.isoformat()} (the longest retention "
-                   "horizon), runs that apply retention:")
-        for job_id in sorted({s.job.id for s in slots}):
-            mine = [s for s in slots if s.job.id == job_id]
-            click.echo(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
-                       f"{mine[-1].local.isoformat()}")
-        slots = []
-    for planned in slots:
-        entry = planned.as_dict()
-        period = entry["period"]
-        covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
-                  if period else "")
-        click.echo(f"{entry['slot']}  {planned.job.id}{covers}")
-        lines = planned.action().splitlines()
-        more = " ..." if len(lines) > 1 else ""
-        click.echo(f"    {lines[0]}{more}")
-    if not summarize:
-        click.echo(f"{len(slots)} slot(s)")
-    for tier_id, entry in preview.items():
-        deletes = entry["delete"]
-        wal = entry.get("wal_segments") or []
-        click.echo(f"retention {tier_id}: keep {len(entry['keep'])}, delete {len(deletes)}"
-                   + (f", {len(wal)} WAL segment(s)" if wal else "")
-                   + (f" ({entry['note']})" if entry.get("note") else ""))
-        for backup_id, why in sorted(deletes.items()):
-            click.echo(f"    delete {tier_id}/{backup_id}: {why}")
-        if wal:
-            click.echo(f"    delete WAL {wal[0]} .. {wal[-1]}")
-
-
-def _retained(job: Any) -> bool:
-    """Whether a job is a backup tier whose runs apply a retention (not WAL, drills, vault)."""
-    from engine.models.backup import LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier
-
-    return isinstance(job.tier, (LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier))
-
-
-def _horizon(jobs: list[Any], start: Any) -> timedelta:
-    """The longest retention horizon among the backup tiers of `jobs` (a day without any)."""
-    from engine.retention import retention_horizon
-
-    spans = [timedelta(days=1)]
-    for job in jobs:
-        if not _retained(job) or job.schedule is None:
-            continue
-        upcoming = job.schedule.between(start, start + timedelta(days=32))[:2]
-        interval = upcoming[1] - upcoming[0] if len(upcoming) == 2 else None
-        spans.append(retention_horizon(job.tier.retention, interval))
-    return max(spans)
+        click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
+    else:
+        click.echo("\n".join(plan_text(window, preview)))
 
 
 @cli.command("run")
@@ -361,7 +291,7 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
     from engine.app.executor import Executor
     from engine.logs import configure
-    from engine.service import Service, ServiceConfig
+    from engine.service import Service, ServiceConfig, loop_stalled
     from engine.status import as_dict, render_html, render_metrics
     from runners.httpserver import StatusServer, json_page
 
@@ -400,10 +330,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
                         backup_freshness())
 
     def healthz() -> tuple[int, str, str]:
-        fresh = service.last_tick is not None and \
-            (dt.now(UTC) - service.last_tick).total_seconds() < max(10.0, 5 * tick)
+        stalled = loop_stalled(service.last_tick, dt.now(UTC), tick)
         ledger.latest_by_job()  # raises when the state database is unreachable
-        return (200, "text/plain", "ok\n") if fresh else (503, "text/plain", "loop stalled\n")
+        return (503, "text/plain", "loop stalled\n") if stalled else (200, "text/plain", "ok\n")
 
     pages = {
         "/healthz": healthz,
@@ -628,7 +557,7 @@ def schema_apply(app: App, dsn: str | None) -> None:
     Example:
       marketops schema apply --dsn postgresql://app@db.internal/shop
     """
-    from engine.schemadiff import apply_statements, diff
+    from engine.schemadiff import apply_statements, diff, left_alone, needs_migration
     from runners.database import execute_script, mask_dsn
 
     result = app.defs
@@ -640,10 +569,9 @@ def schema_apply(app: App, dsn: str | None) -> None:
         execute_script(target.dsn, statements)
     click.echo(f"applied {len(statements)} statement(s) to {mask_dsn(target.dsn)}")
     drift = diff(declared, _live(target.dsn, list(declared)).schemas)
-    conflicts = [d for d in drift if not d.kind.startswith("extra")]
-    for item in drift:
-        if item.kind.startswith("extra"):
-            click.echo(f"  left alone (not declared): {item}")
+    conflicts = needs_migration(drift)
+    for item in left_alone(drift):
+        click.echo(f"  left alone (not declared): {item}")
     for item in conflicts:
         click.echo(f"  needs a migration: {item}")
     sys.exit(1 if conflicts else 0)

@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster. (Verification: engine/app/tiers/verify.py.)"""
+WAL, to a point in time) into a started cluster. (Verification: each kind's handler.)"""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ from engine.app.tiers.backup import (
     toolset_for,
     wal_tier_for,
 )
-from engine.app.tiers.wal import wait_for_archiver
+from engine.backup_policy import smoke_applies
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.models.backup import (
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
+    SmokeQuery,
     WalArchiveTier,
 )
 from engine.pitr import (
@@ -41,16 +42,24 @@ from engine.pitr import (
     first_gap,
     needed_range,
 )
+from engine.sqlcheck import analyze
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
-from runners.database import connect, drop_database, ensure_database, probe, query, with_database
+from runners.database import (
+    count_rows,
+    drop_database,
+    ensure_database,
+    probe,
+    rows_returned,
+    with_database,
+)
 from runners.logical import restore_logical
 from runners.mailbox import free_port
 from runners.physical import restore_chain
 from runners.postgres import EmbeddedServer
 from runners.recovery import RecoveryFailed, create_restore_point, start_restored
 from runners.verify import check_wal_file
-from runners.wal import stored_entries, stored_names, stored_times
+from runners.wal import stored_entries, stored_names, stored_times, wait_for_archiver
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -74,12 +83,6 @@ def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
         raise BackupError(f"{tier_id} has no complete backup" + (f" {backup_id}" if backup_id
                                                                 else "") + " to restore")
     return chosen
-
-
-def row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
-    with connect(dsn) as conn:
-        return {t: int(query(conn, "select count(*) from {}".format(
-            ".".join(f'"{p}"' for p in t.split("."))))[0][0]) for t in tables}
 
 
 def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
@@ -114,7 +117,7 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
                                target_dsn=target, staging=staging_for(root),
                                jobs=tier.parallel_jobs, prepare=create)
-        wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
+        wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
                               "differ: " + "; ".join(wrong[:5]))
@@ -138,6 +141,31 @@ class ClusterRestore:
     chain: list[str]
     stop_command: str = ""
     wal_checked: str = ""
+
+
+def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
+                result: ValidationResult) -> tuple[dict[str, str], list[str]]:
+    """Each smoke query the restore can answer (it holds every schema the query reads), run
+    on it: (outcome per query, problems)."""
+    outcome: dict[str, str] = {}
+    problems: list[str] = []
+    for smoke in queries:
+        reads = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        if not smoke_applies(reads, schemas):
+            continue  # this tier does not hold what the query reads
+        try:
+            found = rows_returned(dsn, smoke.sql)
+        except MarketopsError as exc:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} failed: {exc}")
+            continue
+        if found < smoke.min_rows:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} returned {found} row(s), "
+                            f"expected at least {smoke.min_rows}")
+        else:
+            outcome[smoke.name] = f"ok ({found} rows)"
+    return outcome, problems
 
 
 def _marks(wal_id: str) -> str:

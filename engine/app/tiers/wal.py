@@ -4,6 +4,7 @@ server settings they need, and the health of the archive."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,20 @@ from engine.app.tiers.backup import (
     tier_of,
     wal_tier_for,
 )
+from engine.app.tiers.handler import TierHandler
+from engine.backup_listing import TierListing, Verified, archived_at, wal_range
 from engine.errors import BackupError, MarketopsError, UsageError
-from engine.freshness import WalState
+from engine.freshness import Freshness, WalState, wal_problems
+from engine.jobs import Job
+from engine.ledger import Ledger
 from engine.models.backup import (
     WalArchiveTier,
 )
-from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
+from runners.verify import verify_wal_files
+from runners.wal import stored_entries
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -81,19 +87,11 @@ def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
 
 def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
-    from runners.database import connect, query
+    from engine.serverchecks import archiving_needs_restart
+    from runners.database import alter_system
 
-    with connect(dsn, autocommit=True) as conn:
-        for name, value in settings.items():
-            conn.execute(f"alter system set {name} = {literal(value)}")
-        conn.execute("select pg_reload_conf()")
-        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
-        live = {str(r[0]): str(r[1]) for r in query(
-            conn, "select name, setting from pg_settings where name = any(%s)",
-            (["archive_mode", "wal_level"],))}
-    return bool(pending) or live.get("archive_mode") != "on" or \
-        live.get("wal_level") not in ("replica", "logical")
-
+    pending, live = alter_system(dsn, settings, report=["archive_mode", "wal_level"])
+    return archiving_needs_restart(pending, live)
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
@@ -177,18 +175,58 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
-def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
-    """Close the current WAL segment and wait until the archiver has stored it."""
-    import time
+def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
+                       ) -> tuple[list[str], list[str]]:
+    """Gaps by name (as the scheduled check finds them), then every stored file re-read:
+    decrypted, decompressed, its sha256 against the one recorded in its stored name."""
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    problems, checked = verify_wal(root, result, wal_id)
+    key = None
+    if tier.encryption is not None:
+        try:
+            key = backup_key(result, tier.encryption.key)
+        except UsageError as exc:
+            return [*problems, f"{wal_id}: contents not checked: {exc}"], checked
+    found = verify_wal_files(store_for(root, result, tier.destination), wal_id, key)
+    problems += [f"{wal_id}: {p}" for p in found.problems]
+    if not found.problems:
+        checked.append(f"{wal_id}: {found.checked} WAL file(s) re-read, each matches the "
+                       "checksum recorded when it was stored")
+    return problems, checked
 
-    from runners.database import connect, query
 
-    with connect(dsn, autocommit=True) as conn:
-        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
-            if row[0] is not None and str(row[0])[:24] >= segment:
-                return True
-            time.sleep(0.5)
-    return False
+class WalHandler(TierHandler[WalArchiveTier]):
+    """Continuous archiving: its run is the archive's health check; it is verified file by
+    file, fresh while the archiver keeps up, and pruned with its base tier's backups."""
+
+    demo_order = 2
+
+    def run(self, root: Path, result: ValidationResult, job: Job, tier: WalArchiveTier,
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
+        return check_wal(root, result, job.name, primary_dsn)
+
+    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: WalArchiveTier,
+               *, every: bool = False, dsn: str | None = None, adopt: bool = False
+               ) -> tuple[list[str], list[str]]:
+        return verify_wal_archive(root, result, tier_id)
+
+    def freshness(self, root: Path, result: ValidationResult, tier_id: str,
+                  tier: WalArchiveTier, dsn: str | None, now: datetime) -> Freshness | None:
+        state = wal_state(root, result, tier_id, dsn)
+        problems, _ = wal_problems(state, tier.rpo)
+        return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
+                         "; ".join(problems) or None, f"{len(state.stored)} WAL files")
+
+    def listing(self, root: Path, result: ValidationResult, tier_id: str,
+                tier: WalArchiveTier, base: TierListing, drilled: dict[str, Verified]
+                ) -> TierListing:
+        store = store_for(root, result, tier.destination)
+        entries = stored_entries(store, tier_id)
+        bases = catalog_of(root, result, tier.base_tier).complete
+        size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases \
+            else DEFAULT_SEGMENT_SIZE
+        wal = wal_range(bases, list(entries), size)
+        if wal.latest_segment in entries:
+            wal = archived_at(wal, store.modified(entries[wal.latest_segment]))
+        return replace(base, wal=wal)
