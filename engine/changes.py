@@ -328,17 +328,16 @@ def _output_changes(base: Project, head: Project, report_id: str,
     removed = [c for c in old.outputs if c not in new.outputs]
     added = [c for c in new.outputs if c not in old.outputs]
     renamed: list[tuple[str, str]] = []
-    for column in list(removed):
+    for column in list(removed):  # the same source columns under a new name
         sources = old.exposed.get(column)
         match = next((a for a in added if sources and new.exposed.get(a) == sources), None)
-        index = old.outputs.index(column)
-        if match is None and len(old.outputs) == len(new.outputs) and \
-                new.outputs[index] in added:
-            match = new.outputs[index]  # same place in the SELECT list: a new name
         if match is not None:
             renamed.append((column, match))
             removed.remove(column)
             added.remove(match)
+    if len(removed) == len(added) == 1 and \
+            old.outputs.index(removed[0]) == new.outputs.index(added[0]):
+        renamed.append((removed.pop(), added.pop()))  # one name swapped in place
     parts = [*(f"+ {c}" for c in added), *(f"- {c}" for c in removed),
              *(f"{a} renamed {b}" for a, b in renamed)]
     if parts:
