@@ -96,11 +96,11 @@ def test_personal_data_to_a_new_domain_is_dangerous_a_new_colleague_is_not(
     changes = _diff(tmp_path, {"definitions/reports/revenue.yaml": head},
                     base={"definitions/reports/revenue.yaml": PII_REPORT})
     added = _about(changes, "report/revenue", "recipients")
-    outsider = [c for c in added if "analyst@agency.example" in c.summary][0]
+    outsider = next(c for c in added if "analyst@agency.example" in c.summary)
     assert outsider.summary == ("recipient added: analyst@agency.example: personal data "
                                 "(email) reaches a new domain agency.example")
     assert outsider.danger == "personal data to a new domain agency.example"
-    colleague = [c for c in added if "controller@corp.example" in c.summary][0]
+    colleague = next(c for c in added if "controller@corp.example" in c.summary)
     assert colleague.danger is None and "reaches a new recipient" in colleague.summary
 
 
