@@ -678,7 +678,7 @@ def _schema(base: Project, head: Project) -> Iterator[Change]:
             drift.kind.startswith("missing table") else []
         danger = None
         if drift.fixable:
-            details.append("`marketops schema apply` makes it")
+            details.append("marketops schema apply makes it")
             applied = True
         else:
             migration = _migration(drift)
@@ -695,7 +695,7 @@ def _schema(base: Project, head: Project) -> Iterator[Change]:
     yield from _pii_tags(base, head)
     if applied and statements:
         yield Change("schema", "schema apply", "modified", "migration",
-                     f"`marketops schema apply` runs {len(statements)} statement(s)",
+                     f"marketops schema apply runs {len(statements)} statement(s)",
                      tuple(s.splitlines()[0] for s in statements[:12]))
 
 
@@ -809,15 +809,15 @@ def render_text(changes: Sequence[Change], base: str, head: str) -> str:
                 " (indirectly, through the glossary)" if status == "indirect" else ""))
             for c in items:
                 flag = "!" if c.danger else " "
-                lines.append(f"    {flag} {c.aspect}: {c.summary}".rstrip()
-                             if not c.summary.startswith(c.aspect) else
-                             f"    {flag} {c.summary}")
+                lines.append(f"    {flag} {c.summary}")
                 lines.extend(f"        {d}" for d in c.details)
                 lines.extend(f"        | {d}" for d in c.diff)
     return "\n".join(lines) + "\n"
 
 
-_MD_SPECIAL = str.maketrans({ch: f"\\{ch}" for ch in "\\`*_{}[]<>()#+-.!|~"})
+# What can start emphasis, code, links, HTML, entities or table cells anywhere in a line (our
+# text never starts one, so list and heading markers need no escaping).
+_MD_SPECIAL = str.maketrans({ch: f"\\{ch}" for ch in "\\`*_[]<>|~&"})
 
 
 def _md(text: str) -> str:
@@ -849,8 +849,11 @@ def render_markdown(changes: Sequence[Change], base: str, head: str) -> str:
             label = {"indirect": "indirectly modified, through the glossary"}.get(status, status)
             lines.append(f"- {_code(subject)} ({label})")
             for c in items:
-                flag = f"⚠️ **dangerous: {_md(c.danger)}** — " if c.danger else ""
-                lines.append(f"  - {flag}{_md(c.summary)}")
+                if c.danger == c.summary:
+                    lines.append(f"  - ⚠️ **dangerous: {_md(c.danger)}**")
+                else:
+                    flag = f"⚠️ **dangerous: {_md(c.danger)}** — " if c.danger else ""
+                    lines.append(f"  - {flag}{_md(c.summary)}")
                 lines.extend(f"    - {_md(d)}" for d in c.details)
                 if c.diff:
                     lines.extend(["", "    <details><summary>SQL diff</summary>", "",

@@ -225,8 +225,8 @@ def test_schema_changes_with_their_migrations_and_dependents(tmp_path: Path) -> 
                                    "total TYPE numeric(14,2) USING total::numeric(14,2);")
     assert retyped.danger == "retypes shop.orders.total, which 2 job(s) read"
     added = schema["shop.orders.coupon: column added (text)"]
-    assert added.details[-1] == "`marketops schema apply` makes it"
-    assert schema["`marketops schema apply` runs 1 statement(s)"].details == (
+    assert added.details[-1] == "marketops schema apply makes it"
+    assert schema["marketops schema apply runs 1 statement(s)"].details == (
         "ALTER TABLE shop.orders ADD COLUMN coupon text;",)
 
 

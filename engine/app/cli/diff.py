@@ -59,8 +59,9 @@ def _load(app: App, which: str, label: str, directory: Path, read_stored: bool) 
         click.secho(f"warning: {which} ({label}) has {len(errors)} validation error(s), the "
                     f"first: {first_error(errors)}; run marketops validate", fg="yellow",
                     err=True)
-    if not read_stored:
-        return Side(label, project)
+    if not read_stored:  # only the base's destinations hold what retention would delete
+        return Side(label, project, {}, {t: "the destinations were not read (--simulate)"
+                                         for t in project.backups})
     stored, unread = _stored_backups(app.root, ValidationResult(project, []))
     return Side(label, project, stored, unread)
 
