@@ -55,9 +55,9 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.fixture
-def env(market_dsn: str) -> Iterator[dict[str, str]]:
+def env() -> Iterator[dict[str, str]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETOPS_", "GITHUB_"))}
-    yield {**clean, "TEST_PRIMARY_DSN": market_dsn, "MARKETOPS_BACKUP_KEY": KEY}
+    yield {**clean, "MARKETOPS_BACKUP_KEY": KEY}
 
 
 def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,18 +67,14 @@ def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 @pytest.fixture
 def repo(tmp_path: Path, repo_root: Path, env: dict[str, str]) -> Path:
-    """A definitions repository: `main` = this repository's definitions plus the VIP report,
-    with three real backups of content_schema stored; `feature` = a pull request on it."""
+    """A definitions repository: `main` = this repository's definitions plus the VIP report;
+    `feature`, checked out = a pull request on it."""
     root = copy_repository(repo_root, tmp_path / "defs", "TEST_PRIMARY_DSN")
     (root / ".gitignore").write_text("var/\n", encoding="utf-8")
     (root / "definitions/reports/vip_customers.yaml").write_text(VIP, encoding="utf-8")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "definitions")
-    for day in ("2026-11-30", "2026-12-01", "2026-12-02"):
-        made = _cli(root, env, "run", "backup/content_schema", "--at", f"{day}T04:00:00+01:00")
-        assert made.returncode == 0, made.stdout + made.stderr
-    (tmp_path / "stored.json").write_text(json.dumps(_stored(root, env)), encoding="utf-8")
     _git(root, "checkout", "-qb", "feature")
     reports, backups = root / "definitions/reports", root / "definitions/backups"
     _edit(backups / "content_schema.yaml", "retention: {keep_last: 7, keep_weekly: 4}",
@@ -99,15 +95,22 @@ def repo(tmp_path: Path, repo_root: Path, env: dict[str, str]) -> Path:
     return root
 
 
-def _stored(root: Path, env: dict[str, str]) -> list[str]:
+def _back_up_main(root: Path, env: dict[str, str]) -> list[str]:
+    """Three real backups of content_schema, taken as main defines it; their ids."""
+    _git(root, "checkout", "-q", "main")
+    for day in ("2026-11-30", "2026-12-01", "2026-12-02"):
+        made = _cli(root, env, "run", "backup/content_schema", "--at", f"{day}T04:00:00+01:00")
+        assert made.returncode == 0, made.stdout + made.stderr
     listing = _cli(root, env, "backups", "--format", "json")
     assert listing.returncode == 0, listing.stderr
+    _git(root, "checkout", "-q", "feature")
     tier = next(t for t in json.loads(listing.stdout)["tiers"] if t["tier"] == "content_schema")
     return [b["backup_id"] for b in tier["backups"]]
 
 
-def test_diff_of_a_pull_request(repo: Path, env: dict[str, str]) -> None:
-    stored = json.loads((repo.parent / "stored.json").read_text(encoding="utf-8"))
+def test_diff_of_a_pull_request(repo: Path, env: dict[str, str], market_dsn: str) -> None:
+    env = {**env, "TEST_PRIMARY_DSN": market_dsn}
+    stored = _back_up_main(repo, env)
     assert len(stored) == 3
     done = _cli(repo, env, "diff", "--base", "main", "--head", "feature", "--format", "json",
                 "--at", AT)
@@ -181,8 +184,9 @@ def test_no_change_errors_and_directories(repo: Path, env: dict[str, str],
     (broken / "definitions/backups/nightly_full.yaml").write_text("kind: [", encoding="utf-8")
     refused = _cli(repo, env, "diff", "--base", str(repo), "--head", str(broken))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.startswith(f"error: head ({broken}): the definitions do not load: "
-                                     "definitions/backups/nightly_full.yaml:")
+    assert refused.stderr.splitlines()[-1].startswith(
+        f"error: head ({broken}): the definitions do not load: "
+        "definitions/backups/nightly_full.yaml:")
     plain = tmp_path / "plain"  # not a git repository: two directories still compare
     copy_repository(repo, plain)
     _edit(plain / "definitions/backups/nightly_full.yaml", 'rpo: 26h', 'rpo: 25h')
