@@ -16,6 +16,8 @@ from engine.errors import DefinitionError, MarketopsError
 if TYPE_CHECKING:
     from engine.app.context import App
     from engine.changes import Side
+    from engine.findings import Finding
+    from engine.project import Project
     from engine.retention import BackupInfo
     from engine.validate import ValidationResult
 
@@ -47,14 +49,14 @@ def _load(app: App, which: str, label: str, directory: Path, read_stored: bool) 
     what it defines would otherwise show as removed."""
     from engine.changes import Side, first_error
     from engine.loader import load_project
-    from engine.validate import ValidationResult, validate
+    from engine.validate import ValidationResult
 
     project, findings = load_project(directory)
     problem = first_error(findings)
     if problem is not None:
         raise DefinitionError(f"{which} ({label}): the definitions do not load: {problem}; "
                               "fix them first (marketops validate)")
-    errors = validate(directory).errors
+    errors = _rule_errors(project)
     if errors:
         click.secho(f"warning: {which} ({label}) has {len(errors)} validation error(s), the "
                     f"first: {first_error(errors)}; run marketops validate", fg="yellow",
@@ -64,6 +66,20 @@ def _load(app: App, which: str, label: str, directory: Path, read_stored: bool) 
                                          for t in project.backups})
     stored, unread = _stored_backups(app.root, ValidationResult(project, []))
     return Side(label, project, stored, unread)
+
+
+def _rule_errors(project: Project) -> list[Finding]:
+    """The validation errors of a loaded project (what `marketops validate` reports), on the
+    same project so that its SQL analyses are made once for the rules and the comparison."""
+    from engine.rules import all_rules
+
+    errors: list[Finding] = []
+    for check in all_rules():
+        try:
+            errors.extend(f for f in check.func(project) if f.is_error)
+        except Exception:  # a broken rule must not hide the comparison
+            continue
+    return errors
 
 
 def _stored_backups(root: Path, result: ValidationResult
