@@ -688,8 +688,8 @@ def _schema(base: Project, head: Project) -> Iterator[Change]:
                 danger = f"drops {drift.kind.removeprefix('extra ')} {drift.target} with its data"
             elif drift.kind == "type" and affected:
                 danger = f"retypes {drift.target}, which {len(affected)} job(s) read"
-        status = "added" if drift.kind.startswith("missing") else (
-            "removed" if removed else "modified")
+        whole = drift.kind.endswith(("table", "schema"))  # not a part of a table
+        status = "modified" if not whole else "added" if drift.fixable else "removed"
         yield Change("schema", subject, status, drift.kind.split()[-1],
                      f"{drift.target}: {_drift_text(drift)}", tuple(details), danger=danger)
     yield from _pii_tags(base, head)
