@@ -58,6 +58,7 @@ def default_base(root: Path) -> tuple[str, str]:
 
     The default branch is the pull request's base on GitHub Actions (GITHUB_BASE_REF), else
     origin's HEAD, else origin/main, origin/master, main or master, the first that exists."""
+    repository(root)  # not a repository at all says so, not "no default branch"
     candidates = []
     if os.environ.get("GITHUB_BASE_REF"):
         candidates.append(f"origin/{os.environ['GITHUB_BASE_REF']}")
