@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -877,3 +878,37 @@ def first_error(findings: Sequence[Finding]) -> str | None:
         if finding.is_error:
             return f"{finding.location}: {finding.message} [{finding.rule}]"
     return None
+
+
+def row_differences(before: tuple[Sequence[str], Sequence[Sequence[Any]]],
+                    after: tuple[Sequence[str], Sequence[Sequence[Any]]]) -> list[str]:
+    """What running the old and the new SQL for the same slot returned, as SQLMesh's table
+    diff shows it: row counts, rows only on one side, and the sums of numeric columns."""
+    (old_columns, old_rows), (new_columns, new_rows) = before, after
+    lines = [f"rows: {len(old_rows)} -> {len(new_rows)}"]
+    shared = [c for c in new_columns if c in old_columns]
+    if shared:
+        def keyed(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+            index = [list(columns).index(c) for c in shared]
+            return [tuple(row[i] for i in index) for row in rows]
+
+        old_keyed, new_keyed = keyed(old_columns, old_rows), keyed(new_columns, new_rows)
+        remaining = list(new_keyed)
+        only_old = 0
+        for row in old_keyed:
+            if row in remaining:
+                remaining.remove(row)
+            else:
+                only_old += 1
+        lines.append(f"on {', '.join(shared)}: {len(old_keyed) - only_old} row(s) alike, "
+                     f"{only_old} only before, {len(remaining)} only after")
+    for column in shared:
+        i, j = list(old_columns).index(column), list(new_columns).index(column)
+        values = [r[i] for r in old_rows], [r[j] for r in new_rows]
+        if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool)
+               for side in values for v in side if v is not None):
+            total = [sum((Decimal(str(v)) for v in side if v is not None), Decimal(0))
+                     for side in values]
+            if any(side for side in values) and total[0] != total[1]:
+                lines.append(f"sum of {column}: {total[0]} -> {total[1]}")
+    return lines

@@ -14,6 +14,7 @@ import pyrage
 import pytest
 from markdown_it import MarkdownIt
 
+from runners.database import connect, query
 from tests.integration.conftest import copy_repository
 
 KEY = str(pyrage.x25519.Identity.generate())
@@ -87,6 +88,7 @@ def repo(tmp_path: Path, repo_root: Path, env: dict[str, str]) -> Path:
     _edit(root / "marketops.yaml", "${DATA_ALERTS_WEBHOOK_URL}", "${DATA_ALERTS_WEBHOOK_V2}")
     _edit(reports / "pnl_monthly.yaml", 'cron: "0 6 1 * *"', 'cron: "0 9 2 * *"')
     _edit(reports / "vip_customers.yaml", "sum(o.total) as spent", "sum(o.total) as revenue")
+    _edit(reports / "vip_customers.yaml", "having count(*) >= 5", "having count(*) >= 2")
     _edit(root / "schema/orders.yaml",
           '      total: {type: "numeric(12,2)", nullable: false}\n',
           '      total: {type: "numeric(12,2)", nullable: false}\n'
@@ -149,6 +151,26 @@ def test_diff_of_a_pull_request(repo: Path, env: dict[str, str], market_dsn: str
     assert strict.stdout.startswith("marketops diff: base main (")
     assert f"        deletes content_schema/{stored[0]} (finished " in strict.stdout
     assert "Traceback" not in strict.stderr
+
+    # Both versions of the changed report, run for one slot (September 2026) and compared.
+    ran = _cli(repo, env, "diff", "--base", "main", "--head", "feature", "--run", "--select",
+               "report/vip_*", "--format", "json", "--at", "2026-10-15T12:00:00+02:00")
+    assert ran.returncode == 0, ran.stderr
+    [run] = [c for c in json.loads(ran.stdout)["changes"] if c["aspect"] == "run"]
+    assert run["subject"] == "report/vip_customers"
+    assert run["summary"] == "ran both versions for the slot 2026-10-01 08:00 CEST"
+    with connect(market_dsn) as conn:
+        counts = [r[0] for r in query(conn, """
+            select count(*) from orders.orders o
+            where o.placed_at >= '2026-09-01 00:00+02' and o.placed_at < '2026-10-01 00:00+02'
+            group by o.account_id""")]
+    five, two = [c for c in counts if c >= 5], [c for c in counts if c >= 2]
+    assert len(two) > len(five)
+    assert run["details"] == [
+        f"rows: {len(five)} -> {len(two)}",
+        f"on email, orders: {len(five)} row(s) alike, 0 only before, "
+        f"{len(two) - len(five)} only after",
+        f"sum of orders: {sum(five)} -> {sum(two)}"]
 
 
 def test_the_default_base_is_the_merge_base_and_the_head_the_working_tree(

@@ -297,3 +297,19 @@ def test_removed_and_disabled(tmp_path: Path) -> None:
     assert [c.summary for c in _about(changes, "backup/nightly")] == ["disabled: stops running"]
     assert [c.danger for c in _about(changes, "coverage")] == [
         "tables no longer backed up at least daily"]
+
+
+def test_row_differences_count_rows_on_the_shared_columns_and_sum_the_numbers() -> None:
+    from decimal import Decimal
+
+    from engine.changes import row_differences
+
+    before = (["region", "revenue", "late"], [("north", Decimal("10.50"), True),
+                                              ("south", Decimal("4.00"), False)])
+    after = (["region", "revenue"], [("north", 10.5), ("south", 5.25), ("west", None)])
+    assert row_differences(before, after) == [
+        "rows: 2 -> 3",
+        "on region, revenue: 1 row(s) alike, 1 only before, 2 only after",
+        "sum of revenue: 14.50 -> 15.75"]
+    assert row_differences(before, before)[1:] == [
+        "on region, revenue, late: 2 row(s) alike, 0 only before, 0 only after"]

@@ -15,7 +15,7 @@ from engine.errors import DefinitionError, MarketopsError
 
 if TYPE_CHECKING:
     from engine.app.context import App
-    from engine.changes import Side
+    from engine.changes import Change, Side
     from engine.findings import Finding
     from engine.project import Project
     from engine.retention import BackupInfo
@@ -112,6 +112,47 @@ def _stored_backups(root: Path, result: ValidationResult
     return stored, unread
 
 
+def _run_changed(app: App, old: Side, new: Side, changes: list[Change], now: datetime,
+                 select: tuple[str, ...]) -> list[Change]:
+    """For each report whose SQL changed (directly or through the glossary), both versions
+    run for the latest slot of the new schedule; their rows compared."""
+    from fnmatch import fnmatch
+
+    from engine.app.context import database_dsn
+    from engine.app.reporting import report_request
+    from engine.changes import Change, row_differences
+    from engine.jobs import jobs
+    from engine.validate import ValidationResult
+    from runners.reportrows import fetch_rows
+
+    subjects = sorted({c.subject for c in changes if c.section == "reports"
+                       and c.aspect in ("sql", "glossary") and c.status != "added"})
+    subjects = [s for s in subjects if not select or any(fnmatch(s, p) for p in select)]
+    results = [ValidationResult(old.project, []), ValidationResult(new.project, [])]
+    dsn = database_dsn(app.root, results[1], "reports") if subjects else ""
+    found = []
+    for subject in subjects:
+        before, after = (jobs(r.project).get(subject) for r in results)
+        if before is None or after is None or after.schedule is None:
+            continue  # disabled on one side: nothing to run
+        slot = after.schedule.latest_at_or_before(now)
+        if slot is None:
+            continue
+        rows = [fetch_rows(report_request(app.root, results[0], before, slot, dsn)),
+                fetch_rows(report_request(app.root, results[1], after, slot, dsn))]
+        timezone = after.schedule.timezone
+        found.append(Change("reports", subject, "modified", "run",
+                            f"ran both versions for the slot {_when(slot, timezone)}",
+                            tuple(row_differences(rows[0], rows[1]))))
+    return found
+
+
+def _when(moment: datetime, timezone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
 @click.command("diff")
 @click.option("--base", "base", default=None, metavar="REV|DIR",
               help="A git revision or a directory; default: the merge-base of HEAD with the "
@@ -129,9 +170,15 @@ def _stored_backups(root: Path, result: ValidationResult
 @click.option("--at", "at", type=INSTANT, default=None,
               help="The moment next runs and retention are computed from (ISO 8601); "
                    "default: now.")
+@click.option("--run", "run", is_flag=True,
+              help="Also run the old and the new SQL of each changed report for its latest "
+                   "slot (READ ONLY, on the reports database, within its limits) and compare "
+                   "the rows.")
+@click.option("--select", "select", multiple=True, metavar="report/ID",
+              help="With --run: only these reports (fnmatch patterns, e.g. report/pnl_*).")
 @click.pass_obj
 def diff(app: App, base: str | None, head: str | None, fmt: str, strict: bool,
-         simulate: bool, at: datetime | None) -> None:
+         simulate: bool, at: datetime | None, run: bool, select: tuple[str, ...]) -> None:
     """Compare two definition sets and show what the change does: reports (columns,
     tables, schedule with the next runs, recipients and personal data), backup tiers
     (coverage, retention with the stored backups it would delete, RPO/RTO, encryption,
@@ -155,5 +202,7 @@ def diff(app: App, base: str | None, head: str | None, fmt: str, strict: bool,
         old = _load(app, "base", base_label, base_dir, read_stored=not simulate)
         new = _load(app, "head", head_label, head_dir, read_stored=False)
     changes = compare(old, new, now)
+    if run:
+        changes = changes + _run_changed(app, old, new, changes, now, select)
     click.echo(RENDERERS[fmt](changes, f"base {base_label}", f"head {head_label}"), nl=False)
     sys.exit(1 if strict and dangerous(changes) else 0)
