@@ -93,6 +93,16 @@ def repo(tmp_path: Path, repo_root: Path, env: dict[str, str]) -> Path:
           '      total: {type: "numeric(12,2)", nullable: false}\n',
           '      total: {type: "numeric(12,2)", nullable: false}\n'
           "      gift_message: {type: text}\n")
+    # The support schema and the physical base backup weekly only, and the big support
+    # messages table out of the nightly dump.
+    _edit(backups / "support_schema.yaml", 'cron: "20 3 * * *"', 'cron: "20 3 * * 0"')
+    _edit(backups / "support_schema.yaml", "rpo: 26h", "rpo: 8d")
+    _edit(backups / "nightly_full.yaml", "rto: 1h", "rto: 1h\nexclude_tables: [support.messages]")
+    _edit(backups / "base_weekly.yaml", 'cron: "30 2 * * *"', 'cron: "30 2 * * 0"')
+    # Returned orders no longer count as purchases: every report reading the term changes.
+    _edit(root / "definitions/glossary/purchases.sql",
+          "where o.status in ('paid', 'shipped', 'delivered', 'returned')",
+          "where o.status in ('paid', 'shipped', 'delivered')")
     _git(root, "commit", "-qam", "a pull request")
     return root
 
@@ -144,6 +154,23 @@ def test_diff_of_a_pull_request(repo: Path, env: dict[str, str], market_dsn: str
     assert "DATA_ALERTS_WEBHOOK" not in done.stdout
     assert by[("settings.reports.pii_allowed_domains", "reports")]["danger"] == \
         "personal data may now go to crm-agency.example"
+
+    assert by[("coverage", "coverage")]["summary"] == \
+        "1 table(s) left in no daily tier: support.messages"
+    assert by[("coverage", "coverage")]["danger"]
+    assert by[("backup/nightly_full", "scope")]["summary"] == "tables leaving: support.messages"
+    assert by[("backup/support_schema", "rpo")]["summary"] == "RPO: 26h -> 8d"
+    assert by[("backup/support_schema", "schedule")]["details"][1] == (
+        'next runs after (Europe/Berlin, cron "20 3 * * 0"): 2026-12-06 03:20 CET, '
+        "2026-12-13 03:20 CET, 2026-12-20 03:20 CET")
+    statuses: dict[str, set[str]] = {}
+    for c in document["changes"]:
+        statuses.setdefault(c["subject"], set()).add(c["status"])
+    indirect = {s for s, found in statuses.items() if found == {"indirect"}}
+    assert "report/pnl_monthly" not in indirect  # its own cron changed too: modified
+    assert {"report/promo_roi", "report/retention_cohorts"} <= indirect
+    assert all(by[(s, "glossary")]["summary"] == "reads changed glossary term(s) purchases"
+               for s in indirect | {"report/pnl_monthly"})
 
     strict = _cli(repo, env, "diff", "--base", "main", "--head", "feature", "--strict",
                   "--at", AT)
