@@ -462,7 +462,7 @@ def _backups(base: Side, head: Side, now: datetime) -> Iterator[Change]:
     if lost:
         yield Change("backups", "coverage", "modified", "coverage",
                      f"{len(lost)} table(s) left in no daily tier: {_listing(lost)}",
-                     danger="tables no longer backed up at least daily")
+                     danger=f"{_listing(lost, 3)} no longer backed up at least daily")
 
 
 def _tier_runs(tier: BackupTier, label: str, now: datetime) -> tuple[str, ...]:

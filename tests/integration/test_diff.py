@@ -157,7 +157,8 @@ def test_diff_of_a_pull_request(repo: Path, env: dict[str, str], market_dsn: str
 
     assert by[("coverage", "coverage")]["summary"] == \
         "1 table(s) left in no daily tier: support.messages"
-    assert by[("coverage", "coverage")]["danger"]
+    assert by[("coverage", "coverage")]["danger"] == \
+        "support.messages no longer backed up at least daily"
     assert by[("backup/nightly_full", "scope")]["summary"] == "tables leaving: support.messages"
     assert by[("backup/support_schema", "rpo")]["summary"] == "RPO: 26h -> 8d"
     assert by[("backup/support_schema", "schedule")]["details"][1] == (

@@ -178,7 +178,8 @@ def test_encryption_off_and_coverage_lost_are_dangerous(tmp_path: Path) -> None:
     assert risky == {
         ("backup/nightly", "encryption"): "holds personal data (shop.customers.email) "
                                           "unencrypted",
-        ("coverage", "coverage"): "tables no longer backed up at least daily"}
+        ("coverage", "coverage"): "shop.customers, shop.orders no longer backed up at least "
+                                  "daily"}
     turned_off = [c for c in _about(changes, "backup/nightly", "encryption")
                   if c.summary.startswith("encryption turned off")]
     assert turned_off[0].danger == "encryption turned off"
@@ -296,7 +297,7 @@ def test_removed_and_disabled(tmp_path: Path) -> None:
                                "longer receive it")
     assert [c.summary for c in _about(changes, "backup/nightly")] == ["disabled: stops running"]
     assert [c.danger for c in _about(changes, "coverage")] == [
-        "tables no longer backed up at least daily"]
+        "shop.customers, shop.orders no longer backed up at least daily"]
 
 
 def test_row_differences_count_rows_on_the_shared_columns_and_sum_the_numbers() -> None:
