@@ -300,11 +300,9 @@ def _changed_report(base: Project, head: Project, report_id: str,
                      f"\"{new.cron}\" {new.timezone}",
                      [_runs_line("before", old.cron, old.timezone, now),
                       _runs_line("after", new.cron, new.timezone, now)])
-    if old.period != new.period or (old.cron, old.timezone) != (new.cron, new.timezone):
-        if old.period != new.period:
-            yield change("period", f"period: {_period_name(old)} -> {_period_name(new)}",
-                         [f"before: {_first_period(old, now)}",
-                          f"after: {_first_period(new, now)}"])
+    if old.period != new.period:
+        yield change("period", f"period: {_period_name(old)} -> {_period_name(new)}",
+                     [f"before: {_first_period(old, now)}", f"after: {_first_period(new, now)}"])
     yield from _recipient_changes(base, head, report_id, change)
     for alert_change in _alert_changes(old, new):
         yield change("alerts", alert_change)
