@@ -131,15 +131,17 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def _show(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, timedelta):
+        return human(value)
     if isinstance(value, list | dict):
-        return json.dumps(value, separators=(", ", ": "))
+        return json.dumps(value, separators=(", ", ": "), default=_show)
     return str(value)
 
 
 def _field_changes(old: Any, new: Any, skip: Sequence[str]) -> list[tuple[str, Any, Any]]:
     """(path, before, after) for every dumped field that differs, outside `skip` prefixes."""
-    before = _flat(old.model_dump(mode="json"))
-    after = _flat(new.model_dump(mode="json"))
+    before = _flat(old.model_dump())
+    after = _flat(new.model_dump())
     found = []
     for path in sorted(set(before) | set(after)):
         if any(path == s or path.startswith(s + ".") for s in skip):

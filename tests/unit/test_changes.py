@@ -314,3 +314,15 @@ def test_row_differences_count_rows_on_the_shared_columns_and_sum_the_numbers() 
         "sum of revenue: 14.50 -> 15.75"]
     assert row_differences(before, before)[1:] == [
         "on region, revenue, late: 2 row(s) alike, 0 only before, 0 only after"]
+
+
+def test_limits_formats_and_owner_show_as_written(tmp_path: Path) -> None:
+    head = REVENUE.replace("recipients:", "formats: [csv, xlsx]\nlimits: {statement_timeout: "
+                           "90s, max_rows: 5000}\nrecipients:").replace(
+        "owner: finance@corp.example", "owner: controlling@corp.example")
+    changes = _diff(tmp_path, {"definitions/reports/revenue.yaml": head})
+    assert [c.summary for c in _about(changes, "report/revenue")] == [
+        'formats: ["csv", "html"] -> ["csv", "xlsx"]',
+        "limits.max_rows: 1000000 -> 5000",
+        "limits.statement_timeout: 5min -> 1min 30s",
+        "owner: finance@corp.example -> controlling@corp.example"]
