@@ -779,12 +779,16 @@ def _status(items: Sequence[Change]) -> str:
     return "indirect" if statuses == {"indirect"} else "modified"
 
 
+_SUMMARIES = ("coverage", "schema apply")
 _MARK = {"added": "+", "removed": "-", "modified": "~", "indirect": ">"}
 
 
 def headline(changes: Sequence[Change]) -> str:
-    counts = [f"{len(_subjects(changes, key))} {title.lower()}"
-              for key, title in SECTIONS.items() if _subjects(changes, key)]
+    # Coverage and the apply script sum up others: not counted as tiers or tables.
+    counted = {key: [s for s, _ in _subjects(changes, key) if s not in _SUMMARIES]
+               for key in SECTIONS}
+    counts = [f"{len(counted[key])} {title.lower()}" for key, title in SECTIONS.items()
+              if counted[key]]
     risky = len(dangerous(changes))
     if not changes:
         return "no changes"
