@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.backup import register
+from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 
@@ -765,3 +766,4 @@ def main() -> None:
 
 
 register(cli)
+cli.add_command(diff_command)
