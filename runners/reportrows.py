@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from engine.errors import DatabaseError, JobError, TransientError
-from runners.database import connect, mask_dsn
+from runners.database import Cancelled, ConnectionFailed, PostgresError, connect, mask_dsn
 from runners.report import ReportRequest
 
 
@@ -25,15 +23,15 @@ def fetch_rows(request: ReportRequest) -> tuple[list[str], list[tuple[Any, ...]]
                 cursor.execute(request.sql.encode(), request.params)
                 columns = [c.name for c in cursor.description or []]
                 rows = cursor.fetchmany(request.max_rows + 1)
-    except psycopg.errors.QueryCanceled as exc:
+    except Cancelled as exc:
         raise JobError(f"report/{request.report_id} exceeded its statement timeout "
                        f"({request.statement_timeout}): {exc.diag.message_primary}") from None
     except DatabaseError as exc:
         raise TransientError(f"report/{request.report_id}: {exc}") from None
-    except psycopg.OperationalError as exc:
+    except ConnectionFailed as exc:
         raise TransientError(f"report/{request.report_id}: connection to "
                              f"{mask_dsn(request.dsn)} lost: {exc}") from None
-    except psycopg.Error as exc:
+    except PostgresError as exc:
         raise JobError(f"report/{request.report_id} failed: "
                        f"{exc.diag.message_primary or exc}") from None
     if len(rows) > request.max_rows:
