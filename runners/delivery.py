@@ -39,13 +39,13 @@ class Attachment:
     subtype: str = "octet-stream"
 
 
-def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
-              html: str | None = None, attachments: tuple[Attachment, ...] = (),
-              inline_png: tuple[str, bytes] | None = None) -> None:
-    """Send one message (an HTML part with an optional inline PNG referenced as cid:<id>,
-    attachments); TransientError when the server cannot be reached (retry later)."""
+def build_message(sender: str, to: list[str], subject: str, text: str,
+                  html: str | None = None, attachments: tuple[Attachment, ...] = (),
+                  inline_png: tuple[str, bytes] | None = None) -> EmailMessage:
+    """One message: plain text, an HTML alternative with an optional PNG shown inline
+    (referenced as cid:<id>, Content-Disposition: inline), then the attachments."""
     message = EmailMessage()
-    message["From"] = server.sender
+    message["From"] = sender
     message["To"] = ", ".join(to)
     message["Subject"] = subject
     message.set_content(text)
@@ -56,10 +56,24 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
             html_part = message.get_body(preferencelist=("html",))
             if isinstance(html_part, EmailMessage):
                 html_part.add_related(data, maintype="image", subtype="png", cid=f"<{cid}>",
-                                      filename=f"{cid}.png")
+                                      filename=f"{cid}.png", disposition="inline")
     for item in attachments:
         message.add_attachment(item.data, maintype=item.maintype, subtype=item.subtype,
                                filename=item.filename)
+    return message
+
+
+def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
+              html: str | None = None, attachments: tuple[Attachment, ...] = (),
+              inline_png: tuple[str, bytes] | None = None) -> None:
+    """Send one message (see build_message); TransientError when the server cannot be
+    reached (retry later)."""
+    send_message(server, build_message(server.sender, to, subject, text, html, attachments,
+                                       inline_png))
+
+
+def send_message(server: SmtpServer, message: EmailMessage) -> None:
+    """Send a built message; TransientError when the server cannot be reached."""
     try:
         with smtplib.SMTP(server.host, server.port, timeout=server.timeout) as smtp:
             if server.starttls:

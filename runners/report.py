@@ -8,6 +8,7 @@ looks complete; running the same slot again replaces its outputs with the same c
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -15,7 +16,8 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,11 @@ import psycopg
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
+from engine.figures import Display, FigureTotals, key_figures
 from engine.pgnames import literal
+from engine.reportmail import ReportView, render_html
 from runners.database import bind_literally, connect, mask_dsn, without_password
-from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
+from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png
 
 FETCH_ROWS = 10_000
 CHART_ROWS = 20
@@ -58,6 +62,13 @@ class ReportRequest:
     chart: ChartSpec | None = None
     alerts: tuple[AlertRule, ...] = ()
     psql: Path | None = None  # when set, the CSV is written by psql's COPY (fastest)
+    declared: Mapping[str, Display] = field(default_factory=dict)  # by output column
+    previous: Mapping[str, str] | None = None  # the previous period's key figures
+    previous_words: str | None = None  # that period in words
+    about: tuple[tuple[str, str], ...] = ()  # the XLSX About sheet (description, period, ...)
+
+    def shown(self, columns: list[str]) -> list[Display]:
+        return [self.declared.get(c) or Display(c, c) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class ReportResult:
     directory: Path
     alerts: list[str]
     head: list[tuple[Any, ...]]
+    figures: dict[str, str] = field(default_factory=dict)  # key figures, exact decimal text
 
 
 def _sha256(path: Path) -> str:
@@ -105,6 +117,9 @@ def run_report(request: ReportRequest) -> ReportResult:
             "files": files, "alerts": fired, "duration_seconds": round(seconds, 3),
             "sql_sha256": hashlib.sha256(request.sql.encode()).hexdigest(),
             "parameters": {k: _cell(v) for k, v in request.params.items()},
+            "figures": streamed.figures(),
+            "previous_figures": dict(request.previous) if request.previous is not None
+            else None,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         _replace(staging, request.out_dir)
@@ -112,19 +127,23 @@ def run_report(request: ReportRequest) -> ReportResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head)
+                        streamed.head, streamed.figures())
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
                 fired: list[str]) -> None:
-    chart = None
+    src = None
+    shown = request.shown(streamed.columns)
     if request.chart is not None and streamed.head:
         chart = chart_png(streamed.head[:CHART_ROWS], streamed.columns, request.chart.kind,
-                          request.chart.x, request.chart.y, request.chart.title)
+                          request.chart.x, request.chart.y, request.chart.title, shown,
+                          streamed.rows)
         (staging / f"{request.report_id}.png").write_bytes(chart)
-    (staging / f"{request.report_id}.html").write_text(
-        summary_html(request.title or request.report_id, request.subtitle, streamed.columns,
-                     streamed.head, streamed.rows, chart, alerts=fired), encoding="utf-8")
+        src = "data:image/png;base64," + base64.b64encode(chart).decode()
+    figures = key_figures(shown, streamed.figures(), request.previous, request.previous_words)
+    view = ReportView(request.title or request.report_id, request.subtitle, shown,
+                      streamed.head, streamed.rows, figures, fired, src)
+    (staging / f"{request.report_id}.html").write_text(render_html(view), encoding="utf-8")
 
 
 def _replace(staging: Path, final: Path) -> None:
@@ -145,6 +164,10 @@ class _Streamed:
     head: list[tuple[Any, ...]]
     any_crossed: dict[str, bool]
     all_crossed: dict[str, bool]
+    totals: FigureTotals | None = None
+
+    def figures(self) -> dict[str, str]:
+        return self.totals.figures() if self.totals is not None else {}
 
     def fired(self, alert: AlertRule) -> bool:
         if alert.when == "all_rows":
@@ -167,7 +190,9 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                     _psql_csv(request, staging, conn, state, timeout_ms)
                 else:
                     _copy_csv(request, staging, conn, state)
-                if "xlsx" in request.formats or "html" in request.formats or request.alerts:
+                keys = any(d.key for d in request.declared.values())
+                if "xlsx" in request.formats or "html" in request.formats or request.alerts \
+                        or keys:
                     with conn.cursor(name="marketops_report") as cursor:
                         cursor.itersize = FETCH_ROWS
                         cursor.execute(request.sql, request.params)
@@ -284,7 +309,9 @@ def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Stre
               if a.column in state.columns]
     xlsx: XlsxWriter | None = None
     pending: list[tuple[Any, ...]] = []
+    state.totals = FigureTotals(state.columns, request.shown(state.columns))
     while batch := cursor.fetchmany(FETCH_ROWS):
+        state.totals.add(batch)
         if len(state.head) < SAMPLE_ROWS:
             state.head.extend(batch[: SAMPLE_ROWS - len(state.head)])
         for alert, index in checks:
@@ -307,6 +334,8 @@ def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Stre
 
 def _open_xlsx(request: ReportRequest, staging: Path, columns: list[str],
                rows: list[tuple[Any, ...]]) -> XlsxWriter:
-    workbook = XlsxWriter(staging / f"{request.report_id}.xlsx", columns, rows)
+    workbook = XlsxWriter(staging / f"{request.report_id}.xlsx", columns, rows,
+                          request.shown(columns), request.title or request.report_id,
+                          request.about)
     workbook.write(rows)
     return workbook

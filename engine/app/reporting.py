@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 from engine.alerts import AlertRule
 from engine.app.context import local_destination, psql_binary, resolve_env, store_for
 from engine.errors import MarketopsError, TransientError, UsageError
+from engine.figures import (
+    Display,
+    display_of,
+    key_figures,
+    period_heading,
+    period_kind,
+    period_words,
+    previous_period,
+)
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.models.report import DestinationRecipient, EmailRecipient
+from engine.periods import Period
+from engine.reportmail import ReportView, render_html, render_text
 from engine.sqlparams import to_pyformat
 from engine.validate import ValidationResult
-from runners.delivery import Attachment, SmtpServer, post_webhook, send_mail
-from runners.render import summary_html
-from runners.report import ChartSpec, ReportRequest, ReportResult
+from runners.delivery import Attachment, SmtpServer, build_message, post_webhook, send_message
+from runners.report import ChartSpec, ReportRequest, ReportResult, run_report
+
+
+def declared_columns(job: Job) -> dict[str, Display]:
+    """The report's declared output columns as Displays, by name."""
+    assert job.report is not None
+    return {name: display_of(name, column) for name, column in job.report.columns.items()}
+
+
+def period_label(period: Period) -> str:
+    """The archive folder name of a period: '2026-11-01_2026-12-01'."""
+    return f"{_label(period.start)}_{_label(period.end)}"
 
 
 def report_request(root: Path, result: ValidationResult, job: Job, slot: datetime,
-                   reports_dsn: str) -> ReportRequest:
-    """Everything a report run needs, resolved: SQL for the driver, parameters, paths."""
+                   reports_dsn: str, *, out_dir: Path | None = None,
+                   compare: bool = True) -> ReportRequest:
+    """Everything a report run needs, resolved: SQL for the driver, parameters, paths, the
+    period in words and, for compared key figures, the previous period's figures."""
     assert job.report is not None and job.sql is not None
     period = job.period(slot)
     assert period is not None
@@ -32,25 +60,135 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
     report = job.report
-    label = f"{_label(period.start)}_{_label(period.end)}"
-    out_dir = local_destination(root, result, archive) / "reports" / job.name / label
+    if out_dir is None:
+        out_dir = (local_destination(root, result, archive) / "reports" / job.name
+                   / period_label(period))
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title) if report.chart else None
     alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
                              a.message or f"{a.column} {a.op.value} {a.value}")
                    for a in report.alerts)
-    subtitle = (f"Period {period.start.isoformat()} to {period.end.isoformat()} "
-                f"({report.timezone})")
-    return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
-                         report.limits.statement_timeout, report.limits.max_rows, out_dir,
-                         report.timezone, tuple(f.value for f in report.formats),
-                         report.title, subtitle, chart, alerts, psql_binary(result))
+    kind = period_kind(report.period)
+    heading = period_heading(kind, period, report.timezone)
+    sql = to_pyformat(job.sql, set(params))
+    local_slot = slot.astimezone(period.end.tzinfo)
+    about = (("Report", f"report/{job.name}: {report.title}"),
+             ("Description", report.description.strip()),
+             ("Period", heading),
+             ("Slot", f"{local_slot.isoformat()} ({report.timezone})"),
+             ("SQL sha256", hashlib.sha256(sql.encode()).hexdigest()))
+    request = ReportRequest(job.name, reports_dsn, sql, params,
+                            report.limits.statement_timeout, report.limits.max_rows, out_dir,
+                            report.timezone, tuple(f.value for f in report.formats),
+                            report.title, heading, chart, alerts, psql_binary(result),
+                            declared_columns(job), about=about)
+    if compare and any(c.compare for c in report.columns.values()):
+        before = previous_period(kind, period, report.timezone)
+        figures = _previous_figures(root, result, job, slot, request, period, before)
+        request = replace(request, previous=figures,
+                          previous_words=period_words(kind, before))
+    return request
+
+
+def _previous_figures(root: Path, result: ValidationResult, job: Job, slot: datetime,
+                      request: ReportRequest, period: Period, before: Period) -> dict[str, str]:
+    """The previous period's key figures: from its archived manifest when that run exists,
+    else computed by running the report for that period (into a scratch folder)."""
+    manifest = request.out_dir.parent / period_label(before) / "manifest.json"
+    if manifest.exists():
+        figures = json.loads(manifest.read_text()).get("figures")
+        if isinstance(figures, dict):
+            return {str(k): str(v) for k, v in figures.items()}
+    # The same offset from the period's end as this slot: what the scheduler would pass.
+    params = {**request.params, "period_start": before.start, "period_end": before.end,
+              "slot_time": slot - (period.end - before.end)}
+    assert job.sql is not None
+    with tempfile.TemporaryDirectory(prefix="marketops-previous-") as scratch:
+        earlier = replace(request, sql=to_pyformat(job.sql, set(params)), params=params,
+                          out_dir=Path(scratch) / "run", formats=("csv",), alerts=(),
+                          chart=None, psql=None)
+        return run_report(earlier).figures
 
 
 def _label(moment: datetime) -> str:
     if moment.hour == moment.minute == moment.second == 0:
         return moment.strftime("%Y-%m-%d")
     return moment.strftime("%Y-%m-%dT%H%M%S%z")
+
+
+def _manifest(done: ReportResult) -> dict[str, object]:
+    path = done.directory / "manifest.json"
+    loaded = json.loads(path.read_text()) if path.exists() else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def subject(job: Job, slot: datetime, alerts: bool) -> str:
+    """'[ALERT] Monthly P&L: November 2026'."""
+    assert job.report is not None
+    period = job.period(slot)
+    assert period is not None
+    words = period_words(period_kind(job.report.period), period)
+    return f"{'[ALERT] ' if alerts else ''}{job.report.title}: {words}"
+
+
+def public_link(result: ValidationResult, job: Job, done: ReportResult) -> str | None:
+    """The run's archived summary over HTTP, when reports.public_url is set."""
+    base = result.project.settings.reports.public_url
+    if base is None:
+        return None
+    page = f"{job.name}.html" if f"{job.name}.html" in done.files else ""
+    return f"{base.rstrip('/')}/reports/{job.name}/{done.directory.name}/{page}"
+
+
+def report_view(result: ValidationResult, job: Job, slot: datetime, done: ReportResult, *,
+                chart_src: str | None, attached: bool, note: str = "") -> ReportView:
+    """What the mail shows for a finished run (previous figures from its manifest)."""
+    assert job.report is not None
+    period = job.period(slot)
+    assert period is not None
+    kind = period_kind(job.report.period)
+    declared = declared_columns(job)
+    shown = [declared.get(c) or Display(c, c) for c in done.columns]
+    manifest = _manifest(done)
+    previous = manifest.get("previous_figures")
+    words = None
+    if isinstance(previous, dict):
+        words = period_words(kind, previous_period(kind, period, job.report.timezone))
+    figures = key_figures(shown, done.figures or _dict(manifest.get("figures")),
+                          _dict(previous) if isinstance(previous, dict) else None, words)
+    return ReportView(job.report.title, period_heading(kind, period, job.report.timezone),
+                      shown, done.head, done.rows, figures, done.alerts, chart_src, attached,
+                      note, public_link(result, job, done), job.report.description)
+
+
+def _dict(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def report_message(result: ValidationResult, job: Job, slot: datetime, done: ReportResult,
+                   to: list[str]) -> EmailMessage:
+    """The mail of a finished run: summary and table in HTML and plain text, the chart
+    inline, CSV/XLSX attached when they fit under smtp.max_message_bytes."""
+    assert job.report is not None
+    smtp = result.project.settings.smtp
+    sender = smtp.sender if smtp is not None else "marketops@localhost"
+    limit = smtp.max_message_bytes if smtp is not None else 10_000_000
+    chart_path = done.directory / f"{job.name}.png"
+    chart = chart_path.read_bytes() if chart_path.exists() else None
+    files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
+    size = sum(p.stat().st_size for p in files)
+    attach = size <= limit
+    attachments = tuple(
+        Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
+                   "csv" if p.suffix == ".csv" else
+                   "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        for p in files) if attach else ()
+    where = "" if attach else (f"The files ({size:,} bytes) are too large to attach; they "
+                               f"are archived at {done.directory}.")
+    view = report_view(result, job, slot, done, chart_src="cid:chart" if chart else None,
+                       attached=attach and bool(files), note=where)
+    return build_message(sender, to, subject(job, slot, bool(done.alerts)), render_text(view),
+                         render_html(view), attachments, ("chart", chart) if chart else None)
 
 
 class ReportDelivery:
@@ -96,52 +234,34 @@ class ReportDelivery:
     def _sender(self, job: Job, run: Run, done: ReportResult,
                 recipient: object) -> tuple[str, Callable[[], None]]:
         if isinstance(recipient, EmailRecipient):
-            return f"email:{recipient.email}", lambda: self._mail(job, done, recipient.email)
+            return (f"email:{recipient.email}",
+                    lambda: self._mail(job, run, done, recipient.email))
         if isinstance(recipient, DestinationRecipient):
             return (f"destination:{recipient.destination}",
                     lambda: self._copy(job, done, recipient.destination, recipient.path))
         name = getattr(recipient, "webhook", "")
-        return f"webhook:{name}", lambda: self._post(job, done, name)
+        return f"webhook:{name}", lambda: self._post(job, run, done, name)
 
-    def _subject(self, job: Job, done: ReportResult) -> str:
-        assert job.report is not None
-        prefix = "[ALERT] " if done.alerts else ""
-        return f"{prefix}{job.report.title}: {done.directory.name.replace('_', ' to ')}"
-
-    def _mail(self, job: Job, done: ReportResult, address: str) -> None:
-        assert job.report is not None
+    def _mail(self, job: Job, run: Run, done: ReportResult, address: str) -> None:
         smtp = self.result.project.settings.smtp
         if smtp is None:
             raise UsageError("a report goes to an email address but marketops.yaml has no smtp")
         server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
                             resolve_env(smtp.password, "smtp.password") if smtp.password
                             else None)
-        chart_path = done.directory / f"{job.name}.png"
-        chart = chart_path.read_bytes() if chart_path.exists() else None
-        files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
-        size = sum(p.stat().st_size for p in files)
-        attach = size <= smtp.max_message_bytes
-        attachments = tuple(
-            Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
-                       "csv" if p.suffix == ".csv" else
-                       "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-            for p in files) if attach else ()
-        where = "" if attach else (f" The files ({size:,} bytes) are too large to attach; they "
-                                   f"are archived at {done.directory}.")
-        html = summary_html(job.report.title, f"{done.rows:,} rows.{where}", done.columns,
-                            done.head, done.rows, chart, chart_src="cid:chart",
-                            alerts=done.alerts)
-        text = (f"{job.report.title}\n{done.rows:,} rows.{where}\n"
-                + "".join(f"Alert: {a}\n" for a in done.alerts))
-        send_mail(server, [address], self._subject(job, done), text, html, attachments,
-                  ("chart", chart) if chart else None)
+        send_message(server, report_message(self.result, job, run.slot, done, [address]))
 
-    def _post(self, job: Job, done: ReportResult, name: str) -> None:
+    def _post(self, job: Job, run: Run, done: ReportResult, name: str) -> None:
         hook = self.result.project.settings.webhooks[name]
         url = resolve_env(hook.url, f"webhooks.{name}.url")
-        alerts = "".join(f"\n:warning: {a}" for a in done.alerts)
-        post_webhook(url, {"text": f"{self._subject(job, done)}: {done.rows:,} rows, "
-                                   f"archived at {done.directory}{alerts}"})
+        view = report_view(self.result, job, run.slot, done, chart_src=None, attached=False)
+        lines = [f"*{subject(job, run.slot, bool(done.alerts))}*: {done.rows:,} "
+                 f"row{'' if done.rows == 1 else 's'}"]
+        lines += [f"• {f.sentence()}" for f in view.figures]
+        lines += [f":warning: {a}" for a in done.alerts]
+        if view.link:
+            lines.append(f"<{view.link}|Open the report>")
+        post_webhook(url, {"text": "\n".join(lines)})
 
     def _copy(self, job: Job, done: ReportResult, destination: str, path: str | None) -> None:
         spec = self.result.project.settings.destinations[destination]
