@@ -99,8 +99,9 @@ def chart_and_alert_columns_exist(project: Project) -> Iterator[Finding]:
         wanted.extend((("columns", name), name) for name in loaded.model.columns)
         for path, column in wanted:
             if column not in outputs:
-                yield Finding(loaded.loc(path, key=path[0] == "columns"), unknown_name("output column", column, outputs,
-                                                             "the query's SELECT list"),
+                yield Finding(loaded.loc(path, key=path[0] == "columns"),
+                              unknown_name("output column", column, outputs,
+                                           "the query's SELECT list"),
                               "report-output-columns")
 
 
