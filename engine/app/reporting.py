@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
 import json
 import os
@@ -29,7 +31,7 @@ from engine.jobs import Job
 from engine.ledger import Ledger, Run
 from engine.models.report import DestinationRecipient, EmailRecipient
 from engine.periods import Period
-from engine.reportmail import ReportView, render_html, render_text
+from engine.reportmail import SUMMARY_ROWS, ReportView, render_html, render_text
 from engine.sqlparams import to_pyformat
 from engine.validate import ValidationResult
 from runners.delivery import Attachment, SmtpServer, build_message, post_webhook, send_message
@@ -60,9 +62,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
     report = job.report
-    if out_dir is None:
-        out_dir = (local_destination(root, result, archive) / "reports" / job.name
-                   / period_label(period))
+    archived = local_destination(root, result, archive) / "reports" / job.name
+    out_dir = out_dir or archived / period_label(period)
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title) if report.chart else None
     alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
@@ -84,17 +85,18 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
                             declared_columns(job), about=about)
     if compare and any(c.compare for c in report.columns.values()):
         before = previous_period(kind, period, report.timezone)
-        figures = _previous_figures(root, result, job, slot, request, period, before)
+        figures = _previous_figures(job, slot, request, period, before,
+                                    archived / period_label(before))
         request = replace(request, previous=figures,
                           previous_words=period_words(kind, before))
     return request
 
 
-def _previous_figures(root: Path, result: ValidationResult, job: Job, slot: datetime,
-                      request: ReportRequest, period: Period, before: Period) -> dict[str, str]:
+def _previous_figures(job: Job, slot: datetime, request: ReportRequest, period: Period,
+                      before: Period, archived: Path) -> dict[str, str]:
     """The previous period's key figures: from its archived manifest when that run exists,
     else computed by running the report for that period (into a scratch folder)."""
-    manifest = request.out_dir.parent / period_label(before) / "manifest.json"
+    manifest = archived / "manifest.json"
     if manifest.exists():
         figures = json.loads(manifest.read_text()).get("figures")
         if isinstance(figures, dict):
@@ -284,3 +286,86 @@ class ReportDelivery:
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+
+
+def archived_result(directory: Path) -> ReportResult:
+    """A finished run read back from its archive folder: the manifest, and the first rows
+    from the CSV (as text; empty fields are NULL)."""
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.exists():
+        raise UsageError(f"{directory} holds no finished run (no manifest.json); run the slot "
+                         "first with `marketops run`")
+    manifest = json.loads(manifest_path.read_text())
+    name = str(manifest["report"])
+    head: list[tuple[object, ...]] = []
+    data = directory / f"{name}.csv"
+    if data.exists():
+        with data.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for row in reader:
+                head.append(tuple(v if v != "" else None for v in row))
+                if len(head) >= SUMMARY_ROWS:
+                    break
+    return ReportResult(int(manifest["rows"]), list(manifest["columns"]),
+                        dict(manifest["files"]), float(manifest.get("duration_seconds", 0)),
+                        directory, list(manifest.get("alerts") or []), head,
+                        _dict(manifest.get("figures")))
+
+
+def preview(root: Path, result: ValidationResult, job: Job, slot: datetime, reports_dsn: str,
+            folder: Path) -> list[Path]:
+    """Every output of the slot and its mail (.eml, and .html with the chart embedded) in
+    `folder`, delivering nothing and leaving the ledger alone."""
+    assert job.report is not None
+    period = job.period(slot)
+    assert period is not None
+    out = folder / period_label(period)
+    done = run_report(report_request(root, result, job, slot, reports_dsn, out_dir=out))
+    to = [r.email for r in job.report.recipients if isinstance(r, EmailRecipient)]
+    message = report_message(result, job, slot, done, to or ["preview@localhost"])
+    eml = out / f"{job.name}.eml"
+    eml.write_bytes(bytes(message))
+    chart = out / f"{job.name}.png"
+    src = ("data:image/png;base64," + base64.b64encode(chart.read_bytes()).decode()
+           if chart.exists() else None)
+    page = out / f"{job.name}.mail.html"
+    view = report_view(result, job, slot, done, chart_src=src,
+                       attached=any(n.endswith((".csv", ".xlsx")) for n in done.files))
+    page.write_text(render_html(view), encoding="utf-8")
+    return sorted(out.iterdir())
+
+
+def resend(result: ValidationResult, ledger: Ledger, job: Job, slot: datetime,
+           addresses: list[str], asked_by: str, now: datetime) -> dict[str, str]:
+    """Send a finished slot's archived outputs again, on purpose: each send is recorded on
+    the slot's run as its own delivery, naming who asked and when."""
+    assert job.report is not None
+    runs = [r for r in ledger.runs(job.id, limit=1000) if r.slot == slot]
+    run = next((r for r in runs if r.status == "succeeded"), None)
+    if run is None:
+        state = runs[0].status if runs else "never run"
+        raise UsageError(f"{job.id} slot {slot.isoformat()} has no succeeded run ({state}); "
+                         "run it with `marketops run` first")
+    done = archived_result(Path(str(run.outputs["directory"])))
+    to = addresses or [r.email for r in job.report.recipients if isinstance(r, EmailRecipient)]
+    if not to:
+        raise UsageError(f"{job.id} has no email recipients; name one with --to")
+    smtp = result.project.settings.smtp
+    if smtp is None:
+        raise UsageError("resending a report needs smtp in marketops.yaml")
+    server = SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
+                        resolve_env(smtp.password, "smtp.password") if smtp.password else None)
+    statuses: dict[str, str] = {}
+    for address in to:
+        key = f"email:{address} (resent at {now.isoformat()} by {asked_by})"
+        ledger.begin_delivery(run.id, key)
+        try:
+            send_message(server, report_message(result, job, slot, done, [address]))
+        except MarketopsError as exc:
+            ledger.finish_delivery(run.id, key, str(exc))
+            statuses[key] = f"failed: {exc}"
+        else:
+            ledger.finish_delivery(run.id, key, None)
+            statuses[key] = "sent"
+    return statuses

@@ -188,3 +188,69 @@ def test_without_an_archived_previous_run_the_previous_period_is_computed(
     # October really had €300.00 in 2 orders.
     assert "vs €300.00 in October 2026" in html and "▲ 722.8%" in html
     assert not (root / "reports" / "reports" / "sales" / "2026-10-01_2026-11-01").exists()
+
+
+def _cli(root: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
+           "TEST_PRIMARY_DSN": dsn, "FINANCE_HOOK": "http://127.0.0.1:9/h"}
+    return subprocess.run([MARKETOPS, "--root", str(root), *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_preview_renders_the_mail_without_sending_or_touching_the_ledger(
+        tmp_path: Path, new_database: Callable[..., str]) -> None:
+    import email
+    import email.policy
+
+    dsn = _database(new_database)
+    smtp_port = free_port()
+    root = _project(tmp_path / "project", smtp_port)
+    with smtp_server(smtp_port) as mails:
+        done = _cli(root, dsn, "preview", "report/sales", "--at", NOVEMBER,
+                    "--out", str(tmp_path / "look"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "previewed, nothing sent" in done.stdout and mails == []
+    folder = tmp_path / "look" / "2026-11-01_2026-12-01"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "sales.csv", "sales.eml", "sales.html", "sales.mail.html",
+        "sales.png", "sales.xlsx"]
+    message = email.message_from_bytes((folder / "sales.eml").read_bytes(),
+                                       policy=email.policy.default)
+    assert str(message["Subject"]) == "Sales by region: November 2026"
+    assert message["To"] == "cfo@corp.example"
+    page = (folder / "sales.mail.html").read_text()
+    assert 'src="data:image/png;base64,' in page and "€2,468.50" in page
+    assert not (root / "reports").exists()
+    with connect(dsn) as conn:
+        assert conn.execute("select to_regclass('marketops.runs')").fetchone() == (None,)
+
+
+def test_resend_is_explicit_and_recorded(tmp_path: Path,
+                                         new_database: Callable[..., str]) -> None:
+    dsn = _database(new_database)
+    smtp_port, hook_port = free_port(), free_port()
+    root = _project(tmp_path / "project", smtp_port)
+    with smtp_server(smtp_port) as mails, http_sink(hook_port):
+        assert _run(root, dsn, hook_port, NOVEMBER).returncode == 0
+        again = _run(root, dsn, hook_port, NOVEMBER)
+        assert "email:cfo@corp.example: sent earlier" in again.stdout, again.stdout
+        missing = _cli(root, dsn, "resend", "report/sales", "--at", OCTOBER)
+        assert missing.returncode != 0 and "has no succeeded run" in missing.stderr
+        resent = _cli(root, dsn, "resend", "report/sales", "--at", NOVEMBER,
+                      "--to", "boss@corp.example", "--by", "alice")
+        assert resent.returncode == 0, resent.stdout + resent.stderr
+        still_once = _run(root, dsn, hook_port, NOVEMBER)
+        assert "email:cfo@corp.example: sent earlier" in still_once.stdout
+    assert [to for to, _ in mails] == [["cfo@corp.example"], ["boss@corp.example"]]
+    message = mails[1][1]
+    assert str(message["Subject"]) == "Sales by region: November 2026"
+    assert any(p.get_filename() == "sales.xlsx" for p in message.walk())
+    html = _part(message, "text/html").get_content()  # type: ignore[arg-type]
+    assert "€1,268.50" in html and "▲ 722.8%" in html
+    with connect(dsn) as conn:
+        rows = conn.execute("select recipient, status, sent_at is not null "
+                            "from marketops.deliveries order by recipient").fetchall()
+    resend_rows = [r for r in rows if "resent" in r[0]]
+    assert len(resend_rows) == 1 and resend_rows[0][1:] == ("sent", True)
+    assert resend_rows[0][0].startswith("email:boss@corp.example (resent at 2")
+    assert resend_rows[0][0].endswith(" by alice)")
