@@ -109,9 +109,10 @@ def _text(value: Any) -> str:
 
 def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: str,
               ys: list[str], title: str, shown: Sequence[Display] | None = None,
-              total: int | None = None) -> bytes:
+              total: int | None = None, series: str | None = None) -> bytes:
     """A PNG chart of the first rows (headless matplotlib): labelled axes from the declared
-    columns, a percent axis for percent columns, and the top N stated in the title."""
+    columns, a percent axis for percent columns, one line (or bar group member) per value
+    of `series`, and the top N stated in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,14 +121,13 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
 
     by_name = {d.name: d for d in shown or ()}
     xi = columns.index(x)
-    labels = [_text(r[xi]) for r in rows]
+    lines = _lines(rows, columns, x, ys, series, by_name)
+    labels = list(dict.fromkeys(_text(r[xi]) for r in rows))
     figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
-    width = 0.8 / max(len(ys), 1)
-    for n, y in enumerate(ys):
-        yi = columns.index(y)
-        values = [float(r[yi]) if r[yi] is not None else 0.0 for r in rows]
+    width = 0.8 / max(len(lines), 1)
+    for n, (label, points) in enumerate(lines):
+        values = [points.get(key, 0.0) for key in labels]
         positions = list(range(len(values)))
-        label = by_name[y].label if y in by_name else y
         if kind == "bar":
             axes.bar([p + n * width - 0.4 + width / 2 for p in positions], values, width=width,
                      label=label)
@@ -148,13 +148,29 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
     if total is not None and total > len(rows):
         title = f"{title} (first {len(rows)} of {total:,} rows)"
     axes.set_title(title)
-    if len(ys) > 1:
-        axes.legend()
+    if len(lines) > 1:
+        axes.legend(fontsize=7, ncol=2 if len(lines) > 6 else 1)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _lines(rows: Sequence[Sequence[Any]], columns: list[str], x: str, ys: list[str],
+           series: str | None, by_name: Mapping[str, Display]
+           ) -> list[tuple[str, dict[str, float]]]:
+    """(legend label, x label -> value) per plotted line: one per y, or per series value."""
+    xi = columns.index(x)
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        for y in ys:
+            yi = columns.index(y)
+            name = (_text(row[columns.index(series)]) if series is not None
+                    else by_name[y].label if y in by_name else y)
+            value = float(row[yi]) if row[yi] is not None else 0.0
+            out.setdefault(name, {})[_text(row[xi])] = value
+    return list(out.items())
 
 
 def summary_html(title: str, subtitle: str, columns: list[str],

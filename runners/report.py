@@ -42,6 +42,7 @@ class ChartSpec:
     x: str
     y: list[str]
     title: str
+    series: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,11 @@ def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
     src = None
     shown = request.shown(streamed.columns)
     if request.chart is not None and streamed.head:
-        chart = chart_png(streamed.head[:CHART_ROWS], streamed.columns, request.chart.kind,
-                          request.chart.x, request.chart.y, request.chart.title, shown,
-                          streamed.rows)
+        # A split chart shows every row it has (a line per cohort needs all the weeks).
+        rows = streamed.head if request.chart.series else streamed.head[:CHART_ROWS]
+        chart = chart_png(rows, streamed.columns, request.chart.kind, request.chart.x,
+                          request.chart.y, request.chart.title, shown, streamed.rows,
+                          request.chart.series)
         (staging / f"{request.report_id}.png").write_bytes(chart)
         src = "data:image/png;base64," + base64.b64encode(chart).decode()
     figures = key_figures(shown, streamed.figures(), request.previous, request.previous_words)

@@ -65,7 +65,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     archived = local_destination(root, result, archive) / "reports" / job.name
     out_dir = out_dir or archived / period_label(period)
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
-                      report.chart.title or report.title) if report.chart else None
+                      report.chart.title or report.title,
+                      report.chart.series) if report.chart else None
     alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
                              a.message or f"{a.column} {a.op.value} {a.value}")
                    for a in report.alerts)

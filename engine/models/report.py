@@ -58,7 +58,15 @@ class Chart(Model):
     type: ChartKind = ChartKind.LINE
     x: Identifier = Field(description="Output column for the x axis.")
     y: list[Identifier] = Field(min_length=1, description="Output columns plotted.")
+    series: Identifier | None = Field(None, description="Output column splitting the lines "
+                                      "(or grouping the bars): one per value; one y only.")
     title: str | None = None
+
+    @model_validator(mode="after")
+    def _one_y_per_series(self) -> Chart:
+        if self.series is not None and len(self.y) != 1:
+            raise ValueError("a chart with `series` plots exactly one y column")
+        return self
 
 
 class Currency(Model):

@@ -94,6 +94,8 @@ def chart_and_alert_columns_exist(project: Project) -> Iterator[Finding]:
         if loaded.model.chart is not None:
             wanted.append((("chart", "x"), loaded.model.chart.x))
             wanted.extend((("chart", "y", i), y) for i, y in enumerate(loaded.model.chart.y))
+            if loaded.model.chart.series is not None:
+                wanted.append((("chart", "series"), loaded.model.chart.series))
         wanted.extend((("alerts", i, "column"), a.column)
                       for i, a in enumerate(loaded.model.alerts))
         wanted.extend((("columns", name), name) for name in loaded.model.columns)
