@@ -12,6 +12,8 @@ from engine.figures import Display, KeyFigure, fmt_value
 
 SUMMARY_ROWS = 20
 TEXT_WIDTH = 28  # the widest a plain-text cell gets before it is cut
+# A single row this wide reads better as a list of label and value (a P&L statement).
+VERTICAL_FROM = 5
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,19 @@ def render_html(view: ReportView) -> str:
             if view.link else "")
     table = (f'<table id="rows"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
              if view.total else "")
+    if _vertical(view):
+        pairs = "".join(f"<tr><th>{html.escape(d.label)}</th>{_cell(v, d)}</tr>"
+                        for v, d in zip(view.rows[0], view.shown, strict=False))
+        table = f'<table id="rows" class="vertical"><tbody>{pairs}</tbody></table>'
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{_CSS}</style></head><body><h1>{title}</h1>"
             f'<p class="period">{html.escape(view.heading)}</p>{alerts}{figures}{image}'
             f'<p class="rows">{html.escape(rows_line(view))}{note}</p>{table}{link}'
             "</body></html>")
+
+
+def _vertical(view: ReportView) -> bool:
+    return view.total == 1 and len(view.rows) == 1 and len(view.shown) >= VERTICAL_FROM
 
 
 def _clip(text: str) -> str:
@@ -112,7 +122,14 @@ def render_text(view: ReportView) -> str:
     if view.alerts or view.figures:
         lines.append("")
     lines.append(rows_line(view) + (f" {view.note}" if view.note else ""))
-    if view.total:
+    if _vertical(view):
+        width = max(len(d.label) for d in view.shown)
+        values = [fmt_value(v, d) for v, d in zip(view.rows[0], view.shown, strict=False)]
+        right = max(len(v) for v in values)
+        lines.append("")
+        lines += [f"{d.label.ljust(width)}  {v.rjust(right) if d.numeric else v}".rstrip()
+                  for d, v in zip(view.shown, values, strict=False)]
+    elif view.total:
         table = [[_clip(d.label) for d in view.shown]]
         table += [[_clip(fmt_value(v, d)) for v, d in zip(row, view.shown, strict=False)]
                   for row in view.rows[:SUMMARY_ROWS]]

@@ -60,3 +60,14 @@ def test_plain_text_carries_the_summary_and_the_table() -> None:
     header = next(i for i, line in enumerate(lines) if line.startswith("Region"))
     assert lines[header + 2] == "r0      €1,234.50"
     assert lines[header].endswith("Revenue") and len(lines[header]) == len(lines[header + 2])
+
+
+def test_a_single_wide_row_reads_as_a_statement() -> None:
+    shown = [Display(f"c{i}", f"Line {i}", "currency", currency="EUR") for i in range(6)]
+    view = ReportView("P&L", "November 2026 (Europe/Berlin)", shown,
+                      [tuple(Decimal(1000 * i) for i in range(6))], 1)
+    page = render_html(view)
+    assert '<tr><th>Line 5</th><td class="num" style="text-align:right">€5,000.00</td></tr>' \
+        in page and "<thead>" not in page
+    lines = render_text(view).splitlines()
+    assert "Line 0      €0.00" in lines and "Line 5  €5,000.00" in lines
