@@ -278,16 +278,17 @@ class KeyFigure:
         else:
             delta = (now - before) / abs(before) * 100
             amount = f"{_grouped(abs(delta), 1)}%"
-        arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
-        return f"{arrow} {amount}"
+        if delta == 0:
+            return "= no change"
+        return f"{'▲' if delta > 0 else '▼'} {amount}"
 
     def sentence(self) -> str:
-        """'Revenue €316,795.04 (▲ 4.2% vs €304,012.00 in October 2026)'."""
+        """'Revenue €316,795.04 (▲ 4.2% vs €304,012.00 for October 2026)'."""
         text = f"{self.shown.label} {self.text}"
         change = self.change
         if change is not None and self.previous is not None:
             text += (f" ({change} vs {fmt_value(self.previous, self.shown)}"
-                     f"{' in ' + self.previous_words if self.previous_words else ''})")
+                     f"{' for ' + self.previous_words if self.previous_words else ''})")
         return text
 
 

@@ -72,7 +72,7 @@ def _figure(fig: KeyFigure) -> str:
         css = "up" if change.startswith("▲") else "down" if change.startswith("▼") else ""
         tail = (f' <span class="change {css}">{html.escape(change)}</span> <span class="prev">'
                 f"vs {html.escape(fmt_value(fig.previous, fig.shown))}"
-                f"{' in ' + html.escape(fig.previous_words) if fig.previous_words else ''}"
+                f"{' for ' + html.escape(fig.previous_words) if fig.previous_words else ''}"
                 "</span>")
     return (f'<li data-figure="{html.escape(fig.shown.name)}"><strong>'
             f"{html.escape(fig.shown.label)}</strong> {html.escape(fig.text)}{tail}</li>")

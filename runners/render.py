@@ -122,11 +122,18 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
     by_name = {d.name: d for d in shown or ()}
     xi = columns.index(x)
     lines = _lines(rows, columns, x, ys, series, by_name)
-    labels = list(dict.fromkeys(_text(r[xi]) for r in rows))
+    xs = list(dict.fromkeys(r[xi] for r in rows))
+    if xs and all(isinstance(v, int | float | Decimal | date) and not isinstance(v, bool)
+                  for v in xs):
+        xs.sort()  # a time series or a numbered axis reads left to right
+    labels = [_text(v) for v in xs]
     figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
+    if len(lines) > 10:  # the default cycle has ten colours: no two lines alike
+        axes.set_prop_cycle(color=[plt.get_cmap("tab20")(i % 20) for i in range(len(lines))])
     width = 0.8 / max(len(lines), 1)
     for n, (label, points) in enumerate(lines):
-        values = [points.get(key, 0.0) for key in labels]
+        # A missing point is a gap (a young cohort has no late weeks), not a zero.
+        values = [points.get(key, float("nan")) for key in labels]
         positions = list(range(len(values)))
         if kind == "bar":
             axes.bar([p + n * width - 0.4 + width / 2 for p in positions], values, width=width,
@@ -149,7 +156,8 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
         title = f"{title} (first {len(rows)} of {total:,} rows)"
     axes.set_title(title)
     if len(lines) > 1:
-        axes.legend(fontsize=7, ncol=2 if len(lines) > 6 else 1)
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    ncol=2 if len(lines) > 12 else 1, frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

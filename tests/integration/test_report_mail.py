@@ -142,11 +142,11 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
     assert '<td class="num" style="text-align:right">50.0%</td>' in html
     assert "<th>Region</th>" in html and ">Revenue</th>" in html
     # Revenue €2,468.50 against the archived €2,000.00: +23.4%; orders 3 against 2: +50%.
-    assert "€2,468.50" in html and "▲ 23.4%" in html and "vs €2,000.00 in October 2026" in html
+    assert "€2,468.50" in html and "▲ 23.4%" in html and "vs €2,000.00 for October 2026" in html
     assert "▲ 50.0%" in html and "2 rows." in html and "1 rows" not in html
 
     text = _part(message, "text/plain").get_content()
-    assert "- Revenue €2,468.50 (▲ 23.4% vs €2,000.00 in October 2026)" in text
+    assert "- Revenue €2,468.50 (▲ 23.4% vs €2,000.00 for October 2026)" in text
     assert "North" in text and "€1,268.50" in text and "Orders of 1000+" in text
 
     xlsx = next(p for p in message.walk() if p.get_filename() == "sales.xlsx")
@@ -186,7 +186,7 @@ def test_without_an_archived_previous_run_the_previous_period_is_computed(
         assert done.returncode == 0, done.stdout + done.stderr
     html = _part(mails[0][1], "text/html").get_content()  # type: ignore[arg-type]
     # October really had €300.00 in 2 orders.
-    assert "vs €300.00 in October 2026" in html and "▲ 722.8%" in html
+    assert "vs €300.00 for October 2026" in html and "▲ 722.8%" in html
     assert not (root / "reports" / "reports" / "sales" / "2026-10-01_2026-11-01").exists()
 
 

@@ -42,4 +42,4 @@ def test_mail_table_and_chart_are_visible(tmp_path: Path, new_database: Callable
                                   chart) == 800
     assert chart.size["width"] >= 600 and chart.size["height"] >= 300
     figures = browser.find_element(By.CSS_SELECTOR, "ul.figures").text
-    assert "Revenue €2,468.50 ▲ 722.8% vs €300.00 in October 2026" in figures
+    assert "Revenue €2,468.50 ▲ 722.8% vs €300.00 for October 2026" in figures

@@ -117,7 +117,7 @@ def test_change_against_the_previous_period() -> None:
     [revenue, share] = key_figures([EUR, SHARE], {"revenue": "110", "late_share": "0.12"},
                                    {"revenue": "100", "late_share": "0.10"}, "October 2026")
     assert revenue.change == "▲ 10.0%"
-    assert revenue.sentence() == "Revenue €110.00 (▲ 10.0% vs €100.00 in October 2026)"
+    assert revenue.sentence() == "Revenue €110.00 (▲ 10.0% vs €100.00 for October 2026)"
     assert share.change == "▲ 2.0 pp"
     [down] = key_figures([EUR], {"revenue": "90"}, {"revenue": "120"}, "October 2026")
     assert down.change == "▼ 25.0%"
@@ -125,3 +125,9 @@ def test_change_against_the_previous_period() -> None:
     assert fresh.change == "▲ new"
     [alone] = key_figures([EUR], {"revenue": "90"}, None)
     assert alone.change is None and alone.sentence() == "Revenue €90.00"
+
+
+def test_an_unchanged_figure_says_so() -> None:
+    [same] = key_figures([EUR], {"revenue": "75"}, {"revenue": "75.00"}, "Tue 1 Dec 2026")
+    assert same.change == "= no change"
+    assert same.sentence() == "Revenue €75.00 (= no change vs €75.00 for Tue 1 Dec 2026)"

@@ -41,7 +41,7 @@ def test_html_has_labels_right_aligned_money_and_the_comparison() -> None:
     money = [c for c in parser.cells if c[0] == "td" and c[2] == "€1,234.50"]
     assert len(money) == 20 and all(c[1].get("class") == "num" for c in money)
     assert "November 2026 (Europe/Berlin)" in page
-    assert "▲ 50.0%" in page and "vs €1,000.00 in October 2026" in page
+    assert "▲ 50.0%" in page and "vs €1,000.00 for October 2026" in page
     assert "20 of 56 rows; all rows attached." in page
 
 
@@ -56,7 +56,7 @@ def test_plain_text_carries_the_summary_and_the_table() -> None:
     text = render_text(_view(2, 2))
     lines = text.splitlines()
     assert lines[:2] == ["Revenue", "November 2026 (Europe/Berlin)"]
-    assert "- Revenue €1,500.00 (▲ 50.0% vs €1,000.00 in October 2026)" in lines
+    assert "- Revenue €1,500.00 (▲ 50.0% vs €1,000.00 for October 2026)" in lines
     header = next(i for i, line in enumerate(lines) if line.startswith("Region"))
     assert lines[header + 2] == "r0      €1,234.50"
     assert lines[header].endswith("Revenue") and len(lines[header]) == len(lines[header + 2])
