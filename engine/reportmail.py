@@ -51,7 +51,7 @@ _CSS = ("body{font-family:Helvetica,Arial,sans-serif;color:#222;max-width:960px}
         "th{background:#f2f2f2;text-align:left}td,th{border:1px solid #ddd;padding:3px 8px}"
         "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
         ".alert{color:#a00}.figures{font-size:15px;margin:8px 0}.figures li{margin:2px 0}"
-        ".up{color:#176c2f}.down{color:#a00}img{max-width:100%}")
+        ".change{font-weight:bold}img{max-width:100%}")
 
 
 def _cell(value: Any, shown: Display, tag: str = "td") -> str:
