@@ -58,7 +58,7 @@ def test_demo_end_to_end(demo_root: Path) -> None:
     assert re.fullmatch(r"Monthly P&L: [A-Z][a-z]+ \d{4}", str(pnl["Subject"]))
     text = pnl.get_body(preferencelist=("plain",)).get_content()
     assert re.search(r"^Net revenue +€[\d,]+\.\d\d$", text, re.M), text
-    assert re.search(r"^- Contribution −?€[\d,]+\.\d\d \([▲▼=]", text, re.M), text
+    assert re.search(r"^- Contribution \u2212?€[\d,]+\.\d\d \([▲▼=]", text, re.M), text
     assert (demo_root / "var" / "mailbox" / "webhooks.jsonl").read_text().count("\n") >= 3
     # Every backup tier ran once and verified; the drill restored four tiers within RTO.
     tiers = {line.split()[0]: line for line in out.splitlines()
