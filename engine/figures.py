@@ -3,6 +3,7 @@ their change against the previous period. Pure: no I/O, the period passed in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -201,6 +202,13 @@ def period_words(kind: PeriodKind, period: Period) -> str:
 def period_heading(kind: PeriodKind, period: Period, timezone: str) -> str:
     """The period in words with its zone named, for titles: 'November 2026 (Europe/Berlin)'."""
     return f"{period_words(kind, period)} ({timezone})"
+
+
+def file_name(title: str, words: str, suffix: str) -> str:
+    """The name an attachment is shown under: 'Monthly P&L - November 2026.xlsx' (no
+    characters that a desktop's file system refuses)."""
+    stem = re.sub(r'[\\/*?"<>|]', "-", f"{title} - {words}").replace(":", ".")
+    return f"{stem.strip()}{suffix}"
 
 
 def previous_period(kind: PeriodKind, period: Period, timezone: str) -> Period:

@@ -21,6 +21,7 @@ from engine.errors import MarketopsError, TransientError, UsageError
 from engine.figures import (
     Display,
     display_of,
+    file_name,
     key_figures,
     period_heading,
     period_kind,
@@ -181,8 +182,12 @@ def report_message(result: ValidationResult, job: Job, slot: datetime, done: Rep
     files = [done.directory / n for n in done.files if n.endswith((".csv", ".xlsx"))]
     size = sum(p.stat().st_size for p in files)
     attach = size <= limit
+    period = job.period(slot)
+    assert period is not None
+    words = period_words(period_kind(job.report.period), period)
     attachments = tuple(
-        Attachment(p.name, p.read_bytes(), "text" if p.suffix == ".csv" else "application",
+        Attachment(file_name(job.report.title, words, p.suffix), p.read_bytes(),
+                   "text" if p.suffix == ".csv" else "application",
                    "csv" if p.suffix == ".csv" else
                    "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         for p in files) if attach else ()

@@ -149,7 +149,8 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
     assert "- Revenue €2,468.50 (▲ 23.4% vs €2,000.00 for October 2026)" in text
     assert "North" in text and "€1,268.50" in text and "Orders of 1000+" in text
 
-    xlsx = next(p for p in message.walk() if p.get_filename() == "sales.xlsx")
+    xlsx = next(p for p in message.walk()
+                if p.get_filename() == "Sales by region - November 2026.xlsx")
     (tmp_path / "got.xlsx").write_bytes(xlsx.get_payload(decode=True))
     book = load_workbook(tmp_path / "got.xlsx")
     sheet = book["Sales by region"]
@@ -166,7 +167,8 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
         (root / "reports" / "reports" / "sales" / "2026-11-01_2026-12-01" / "manifest.json")
         .read_text())["sql_sha256"]
 
-    csv = next(p for p in message.walk() if p.get_filename() == "sales.csv")
+    csv = next(p for p in message.walk()
+               if p.get_filename() == "Sales by region - November 2026.csv")
     assert csv.get_payload(decode=True).decode().splitlines()[:2] == [
         "region,orders,revenue,big_share,note", "North,2,1268.50,0.50000000000000000000,\"\""]
 
@@ -244,7 +246,8 @@ def test_resend_is_explicit_and_recorded(tmp_path: Path,
     assert [to for to, _ in mails] == [["cfo@corp.example"], ["boss@corp.example"]]
     message = mails[1][1]
     assert str(message["Subject"]) == "Sales by region: November 2026"
-    assert any(p.get_filename() == "sales.xlsx" for p in message.walk())
+    assert any(p.get_filename() == "Sales by region - November 2026.xlsx"
+               for p in message.walk())
     html = _part(message, "text/html").get_content()  # type: ignore[arg-type]
     assert "€1,268.50" in html and "▲ 722.8%" in html
     with connect(dsn) as conn:

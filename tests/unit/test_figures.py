@@ -10,6 +10,7 @@ from engine.figures import (
     Display,
     FigureTotals,
     display_of,
+    file_name,
     fmt_value,
     key_figures,
     period_heading,
@@ -131,3 +132,10 @@ def test_an_unchanged_figure_says_so() -> None:
     [same] = key_figures([EUR], {"revenue": "75"}, {"revenue": "75.00"}, "Tue 1 Dec 2026")
     assert same.change == "= no change"
     assert same.sentence() == "Revenue €75.00 (= no change vs €75.00 for Tue 1 Dec 2026)"
+
+
+def test_attachment_names_carry_the_period() -> None:
+    assert file_name("Monthly P&L", "November 2026", ".xlsx") == \
+        "Monthly P&L - November 2026.xlsx"
+    assert file_name("In/out", "36 hours to 1 Dec 2026 06:30", ".csv") == \
+        "In-out - 36 hours to 1 Dec 2026 06.30.csv"
