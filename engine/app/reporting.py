@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.alerts import AlertRule
 from engine.app.context import local_destination, psql_binary, resolve_env, store_for
-from engine.errors import MarketopsError, TransientError, UsageError
+from engine.errors import JobError, MarketopsError, TransientError, UsageError
 from engine.figures import (
     Display,
     display_of,
@@ -95,7 +95,7 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
 
 
 def _previous_figures(job: Job, slot: datetime, request: ReportRequest, period: Period,
-                      before: Period, archived: Path) -> dict[str, str]:
+                      before: Period, archived: Path) -> dict[str, str] | None:
     """The previous period's key figures: from its archived manifest when that run exists,
     else computed by running the report for that period (into a scratch folder)."""
     manifest = archived / "manifest.json"
@@ -111,7 +111,11 @@ def _previous_figures(job: Job, slot: datetime, request: ReportRequest, period: 
         earlier = replace(request, sql=to_pyformat(job.sql, set(params)), params=params,
                           out_dir=Path(scratch) / "run", formats=("csv",), alerts=(),
                           chart=None, psql=None)
-        return run_report(earlier).figures
+        try:
+            return run_report(earlier).figures
+        except JobError:
+            # The comparison is an extra: this period's report goes out without it.
+            return None
 
 
 def _label(moment: datetime) -> str:
