@@ -55,9 +55,9 @@ def test_demo_end_to_end(demo_root: Path) -> None:
                 for m in messages}
     assert all(re.search(r"\d{4}-\d{2}-\d{2}", str(m["Subject"])) is None for m in messages)
     pnl = subjects["Monthly P&L"]
-    assert re.fullmatch(r"Monthly P&L: [A-Z][a-z]+ \d{4}", str(pnl["Subject"]))
+    assert re.fullmatch(r"(\[ALERT\] )?Monthly P&L: [A-Z][a-z]+ \d{4}", str(pnl["Subject"]))
     text = pnl.get_body(preferencelist=("plain",)).get_content()
-    assert re.search(r"^Net revenue +€[\d,]+\.\d\d$", text, re.M), text
+    assert re.search(r"^Net revenue +€[\d,]+\.\d\d\r?$", text, re.M), text
     assert re.search(r"^- Contribution \u2212?€[\d,]+\.\d\d \([▲▼=]", text, re.M), text
     assert (demo_root / "var" / "mailbox" / "webhooks.jsonl").read_text().count("\n") >= 3
     # Every backup tier ran once and verified; the drill restored four tiers within RTO.
