@@ -32,7 +32,7 @@ class Display:
     decimals: int = 2
     currency: str | None = None
     key: bool = False
-    compare: bool = False
+    compare: str | None = None  # previous_period | year_over_year
     description: str | None = None
 
     @property
@@ -53,7 +53,7 @@ def display_of(name: str, column: Column | None) -> Display:
     else:
         kind = fmt
     return Display(name, column.label or name, kind, decimals, currency, column.key,
-                   column.compare is not None, column.description)
+                   column.compare, column.description)
 
 
 def displays(names: Sequence[str], declared: Mapping[str, Column]) -> list[Display]:
@@ -219,6 +219,42 @@ def previous_period(kind: PeriodKind, period: Period, timezone: str) -> Period:
     return calendar_period(kind, period.start, tz)
 
 
+def _a_year_back(moment: datetime, tz: ZoneInfo) -> datetime:
+    local = moment.astimezone(tz)
+    day = local.date()
+    day = day.replace(year=day.year - 1, day=min(day.day, 28) if (day.month, day.day) == (2, 29)
+                      else day.day)
+    return datetime.combine(day, local.time()).replace(tzinfo=tz)
+
+
+def year_before(kind: PeriodKind, period: Period, timezone: str) -> Period:
+    """The same period a year earlier: the same month, quarter, date or window; for a week
+    the one 52 weeks earlier (the same ISO week number, Monday to Sunday, in most years)."""
+    tz = ZoneInfo(timezone)
+    if kind is CalendarPeriod.PREVIOUS_WEEK:
+        start = period.start.date() - timedelta(weeks=52)
+        return Period(datetime.combine(start, datetime.min.time()).replace(tzinfo=tz),
+                      datetime.combine(start + timedelta(days=7),
+                                       datetime.min.time()).replace(tzinfo=tz))
+    return Period(_a_year_back(period.start, tz), _a_year_back(period.end, tz))
+
+
+REFERENCES = {"previous_period": previous_period, "year_over_year": year_before}
+
+
+def reference_period(compare: str, kind: PeriodKind, period: Period, timezone: str) -> Period:
+    """The period a key figure is compared with."""
+    return REFERENCES[compare](kind, period, timezone)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The figures of a period compared with: its words, and its figures when known."""
+
+    words: str
+    figures: Mapping[str, str] | None
+
+
 # Key figures and their change ------------------------------------------------------------
 
 
@@ -301,13 +337,15 @@ class KeyFigure:
 
 
 def key_figures(shown: Sequence[Display], figures: Mapping[str, str],
-                previous: Mapping[str, str] | None = None,
-                previous_words: str | None = None) -> list[KeyFigure]:
-    """The key figures of a run, each compared with the previous period's when declared."""
+                references: Mapping[str, Reference] | None = None) -> list[KeyFigure]:
+    """The key figures of a run, each compared with its reference period's (by compare kind:
+    previous_period, year_over_year) when declared and known."""
     out = []
     for d in shown:
         if d.key and d.name in figures:
-            before = previous.get(d.name) if (previous is not None and d.compare) else None
+            reference = (references or {}).get(d.compare or "")
+            before = (reference.figures or {}).get(d.name) if reference is not None else None
             out.append(KeyFigure(d, figures[d.name], before,
-                                 previous_words if before is not None else None))
+                                 reference.words if reference and before is not None
+                                 else None))
     return out

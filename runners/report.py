@@ -26,7 +26,7 @@ import psycopg
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
-from engine.figures import Display, FigureTotals, key_figures
+from engine.figures import Display, FigureTotals, Reference, key_figures
 from engine.pgnames import literal
 from engine.reportmail import ReportView, render_html
 from runners.database import bind_literally, connect, mask_dsn, without_password
@@ -64,8 +64,7 @@ class ReportRequest:
     alerts: tuple[AlertRule, ...] = ()
     psql: Path | None = None  # when set, the CSV is written by psql's COPY (fastest)
     declared: Mapping[str, Display] = field(default_factory=dict)  # by output column
-    previous: Mapping[str, str] | None = None  # the previous period's key figures
-    previous_words: str | None = None  # that period in words
+    references: Mapping[str, Reference] = field(default_factory=dict)  # by compare kind
     about: tuple[tuple[str, str], ...] = ()  # the XLSX About sheet (description, period, ...)
 
     def shown(self, columns: list[str]) -> list[Display]:
@@ -119,8 +118,9 @@ def run_report(request: ReportRequest) -> ReportResult:
             "sql_sha256": hashlib.sha256(request.sql.encode()).hexdigest(),
             "parameters": {k: _cell(v) for k, v in request.params.items()},
             "figures": streamed.figures(),
-            "previous_figures": dict(request.previous) if request.previous is not None
-            else None,
+            "compared": {kind: {"period": ref.words, "figures": dict(ref.figures)
+                                if ref.figures is not None else None}
+                         for kind, ref in request.references.items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         _replace(staging, request.out_dir)
@@ -143,7 +143,7 @@ def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
                           request.chart.series)
         (staging / f"{request.report_id}.png").write_bytes(chart)
         src = "data:image/png;base64," + base64.b64encode(chart).decode()
-    figures = key_figures(shown, streamed.figures(), request.previous, request.previous_words)
+    figures = key_figures(shown, streamed.figures(), request.references)
     view = ReportView(request.title or request.report_id, request.subtitle, shown,
                       streamed.head, streamed.rows, figures, fired, src)
     (staging / f"{request.report_id}.html").write_text(render_html(view), encoding="utf-8")

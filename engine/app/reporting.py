@@ -20,13 +20,14 @@ from engine.app.context import local_destination, psql_binary, resolve_env, stor
 from engine.errors import JobError, MarketopsError, TransientError, UsageError
 from engine.figures import (
     Display,
+    Reference,
     display_of,
     file_name,
     key_figures,
     period_heading,
     period_kind,
     period_words,
-    previous_period,
+    reference_period,
 )
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
@@ -85,18 +86,20 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
                             report.timezone, tuple(f.value for f in report.formats),
                             report.title, heading, chart, alerts, psql_binary(result),
                             declared_columns(job), about=about)
-    if compare and any(c.compare for c in report.columns.values()):
-        before = previous_period(kind, period, report.timezone)
+    kinds = sorted({c.compare for c in report.columns.values() if c.compare} if compare
+                   else set())
+    references: dict[str, Reference] = {}
+    for which in kinds:
+        before = reference_period(which, kind, period, report.timezone)
         figures = _previous_figures(job, slot, request, period, before,
                                     archived / period_label(before))
-        request = replace(request, previous=figures,
-                          previous_words=period_words(kind, before))
-    return request
+        references[which] = Reference(period_words(kind, before), figures)
+    return replace(request, references=references) if references else request
 
 
 def _previous_figures(job: Job, slot: datetime, request: ReportRequest, period: Period,
                       before: Period, archived: Path) -> dict[str, str] | None:
-    """The previous period's key figures: from its archived manifest when that run exists,
+    """An earlier period's key figures: from its archived manifest when that run exists,
     else computed by running the report for that period (into a scratch folder)."""
     manifest = archived / "manifest.json"
     if manifest.exists():
@@ -150,7 +153,7 @@ def public_link(result: ValidationResult, job: Job, done: ReportResult) -> str |
 
 def report_view(result: ValidationResult, job: Job, slot: datetime, done: ReportResult, *,
                 chart_src: str | None, attached: bool, note: str = "") -> ReportView:
-    """What the mail shows for a finished run (previous figures from its manifest)."""
+    """What the mail shows for a finished run (the compared figures from its manifest)."""
     assert job.report is not None
     period = job.period(slot)
     assert period is not None
@@ -158,12 +161,14 @@ def report_view(result: ValidationResult, job: Job, slot: datetime, done: Report
     declared = declared_columns(job)
     shown = [declared.get(c) or Display(c, c) for c in done.columns]
     manifest = _manifest(done)
-    previous = manifest.get("previous_figures")
-    words = None
-    if isinstance(previous, dict):
-        words = period_words(kind, previous_period(kind, period, job.report.timezone))
-    figures = key_figures(shown, done.figures or _dict(manifest.get("figures")),
-                          _dict(previous) if isinstance(previous, dict) else None, words)
+    compared = manifest.get("compared")
+    references = {
+        str(which): Reference(str(ref.get("period", "")),
+                              _dict(ref["figures"]) if isinstance(ref.get("figures"), dict)
+                              else None)
+        for which, ref in (compared.items() if isinstance(compared, dict) else ())
+        if isinstance(ref, dict)}
+    figures = key_figures(shown, done.figures or _dict(manifest.get("figures")), references)
     return ReportView(job.report.title, period_heading(kind, period, job.report.timezone),
                       shown, done.head, done.rows, figures, done.alerts, chart_src, attached,
                       note, public_link(result, job, done), job.report.description)

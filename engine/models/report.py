@@ -110,8 +110,9 @@ class Column(Model):
     description: str | None = None
     key: bool = Field(False, description="A key figure: in the mail's summary line (the total "
                       "over the rows; percent and decimal figures only for one-row results).")
-    compare: Literal["previous_period"] | None = Field(
-        None, description="Show a key figure's change against the previous period.")
+    compare: Literal["previous_period", "year_over_year"] | None = Field(
+        None, description="Show a key figure's change against the previous period, or the "
+        "same period a year earlier.")
 
     @model_validator(mode="after")
     def _compare_needs_key(self) -> Column:

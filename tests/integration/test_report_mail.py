@@ -181,14 +181,23 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
 def test_without_an_archived_previous_run_the_previous_period_is_computed(
         tmp_path: Path, new_database: Callable[..., str]) -> None:
     dsn = _database(new_database)
+    with connect(dsn, autocommit=True) as conn:  # a year earlier: one order
+        conn.execute("insert into shop.orders values (9, 'North', 10, '2025-11-15 10:00+00')")
     smtp_port, hook_port = free_port(), free_port()
     root = _project(tmp_path / "project", smtp_port)
+    report = root / "definitions" / "reports" / "sales.yaml"
+    report.write_text(report.read_text().replace(
+        "orders: {label: Orders, format: integer, key: true, compare: previous_period}",
+        "orders: {label: Orders, format: integer, key: true, compare: year_over_year}"))
     with smtp_server(smtp_port) as mails, http_sink(hook_port):
         done = _run(root, dsn, hook_port, NOVEMBER)
         assert done.returncode == 0, done.stdout + done.stderr
-    html = _part(mails[0][1], "text/html").get_content()  # type: ignore[arg-type]
-    # October really had €300.00 in 2 orders.
+    message = mails[0][1]
+    html = _part(message, "text/html").get_content()  # type: ignore[arg-type]
+    # October really had €300.00 in 2 orders; November 2025 one order.
     assert "vs €300.00 for October 2026" in html and "▲ 722.8%" in html
+    text = _part(message, "text/plain").get_content()  # type: ignore[arg-type]
+    assert "- Orders 3 (▲ 200.0% vs 1 for November 2025)" in text
     assert not (root / "reports" / "reports" / "sales" / "2026-10-01_2026-11-01").exists()
 
 

@@ -1,6 +1,6 @@
 """Figures for people: formats, the period in words, key figures and their change."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -9,6 +9,7 @@ import pytest
 from engine.figures import (
     Display,
     FigureTotals,
+    Reference,
     display_of,
     file_name,
     fmt_value,
@@ -17,13 +18,15 @@ from engine.figures import (
     period_words,
     previous_period,
     xlsx_number_format,
+    year_before,
 )
 from engine.models.report import Column
 from engine.periods import CalendarPeriod, calendar_period, rolling_period
 
 BERLIN = ZoneInfo("Europe/Berlin")
-EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True, compare=True)
-SHARE = Display("late_share", "Late share", "percent", key=True, compare=True)
+EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True,
+              compare="previous_period")
+SHARE = Display("late_share", "Late share", "percent", key=True, compare="previous_period")
 
 
 @pytest.mark.parametrize(("value", "shown", "text"), [
@@ -48,7 +51,7 @@ def test_declared_column_becomes_a_display() -> None:
         {"label": "Revenue", "format": {"currency": "EUR"}, "key": True,
          "compare": "previous_period"}))
     assert (shown.label, shown.kind, shown.currency, shown.key, shown.compare) == (
-        "Revenue", "currency", "EUR", True, True)
+        "Revenue", "currency", "EUR", True, "previous_period")
     assert display_of("x", Column.model_validate({"format": {"decimal": 1}})).decimals == 1
     assert display_of("x", None) == Display("x", "x")
     with pytest.raises(ValueError, match="add key: true"):
@@ -114,22 +117,27 @@ def test_totals_sum_additive_figures_and_keep_shares_of_one_row() -> None:
     assert one.figures() == {"revenue": "10.10", "late_share": "0.25"}
 
 
+def _before(figures: dict[str, str]) -> dict[str, Reference]:
+    return {"previous_period": Reference("October 2026", figures)}
+
+
 def test_change_against_the_previous_period() -> None:
     [revenue, share] = key_figures([EUR, SHARE], {"revenue": "110", "late_share": "0.12"},
-                                   {"revenue": "100", "late_share": "0.10"}, "October 2026")
+                                   _before({"revenue": "100", "late_share": "0.10"}))
     assert revenue.change == "▲ 10.0%"
     assert revenue.sentence() == "Revenue €110.00 (▲ 10.0% vs €100.00 for October 2026)"
     assert share.change == "▲ 2.0 pp"
-    [down] = key_figures([EUR], {"revenue": "90"}, {"revenue": "120"}, "October 2026")
+    [down] = key_figures([EUR], {"revenue": "90"}, _before({"revenue": "120"}))
     assert down.change == "▼ 25.0%"
-    [fresh] = key_figures([EUR], {"revenue": "90"}, {"revenue": "0"}, "October 2026")
+    [fresh] = key_figures([EUR], {"revenue": "90"}, _before({"revenue": "0"}))
     assert fresh.change == "▲ new"
     [alone] = key_figures([EUR], {"revenue": "90"}, None)
     assert alone.change is None and alone.sentence() == "Revenue €90.00"
 
 
 def test_an_unchanged_figure_says_so() -> None:
-    [same] = key_figures([EUR], {"revenue": "75"}, {"revenue": "75.00"}, "Tue 1 Dec 2026")
+    [same] = key_figures([EUR], {"revenue": "75"},
+                          {"previous_period": Reference("Tue 1 Dec 2026", {"revenue": "75.00"})})
     assert same.change == "= no change"
     assert same.sentence() == "Revenue €75.00 (= no change vs €75.00 for Tue 1 Dec 2026)"
 
@@ -139,3 +147,35 @@ def test_attachment_names_carry_the_period() -> None:
         "Monthly P&L - November 2026.xlsx"
     assert file_name("In/out", "36 hours to 1 Dec 2026 06:30", ".csv") == \
         "In-out - 36 hours to 1 Dec 2026 06.30.csv"
+
+
+@pytest.mark.parametrize(("kind", "slot", "first", "end"), [
+    (CalendarPeriod.PREVIOUS_MONTH, "2026-12-01T06:00+01:00", date(2025, 11, 1),
+     date(2025, 12, 1)),
+    (CalendarPeriod.PREVIOUS_WEEK, "2026-11-30T07:00+01:00", date(2025, 11, 24),
+     date(2025, 12, 1)),
+    (CalendarPeriod.PREVIOUS_DAY, "2024-03-01T06:00+01:00", date(2023, 2, 28),
+     date(2023, 3, 1)),
+    (CalendarPeriod.PREVIOUS_QUARTER, "2026-10-01T06:00+02:00", date(2025, 7, 1),
+     date(2025, 10, 1)),
+])
+def test_year_over_year_is_the_same_period_a_year_earlier(kind: CalendarPeriod, slot: str,
+                                                          first: date, end: date) -> None:
+    period = calendar_period(kind, _slot(slot), BERLIN)
+    before = year_before(kind, period, "Europe/Berlin")
+    assert (before.start.date(), before.end.date()) == (first, end)
+    assert before.start == datetime.combine(first, time()).replace(tzinfo=BERLIN)
+    if kind is CalendarPeriod.PREVIOUS_WEEK:
+        assert before.start.isocalendar().week == period.start.isocalendar().week
+
+
+def test_each_figure_is_compared_with_its_own_reference() -> None:
+    yoy = Display("orders", "Orders", "integer", key=True, compare="year_over_year")
+    plain = Display("units", "Units", "integer", key=True)
+    figures = key_figures([EUR, yoy, plain], {"revenue": "110", "orders": "30", "units": "5"},
+                          {"previous_period": Reference("October 2026", {"revenue": "100"}),
+                           "year_over_year": Reference("November 2025", {"orders": "20",
+                                                                          "units": "1"})})
+    assert [f.sentence() for f in figures] == [
+        "Revenue €110.00 (▲ 10.0% vs €100.00 for October 2026)",
+        "Orders 30 (▲ 50.0% vs 20 for November 2025)", "Units 5"]

@@ -3,10 +3,11 @@
 from decimal import Decimal
 from html.parser import HTMLParser
 
-from engine.figures import Display, key_figures
+from engine.figures import Display, Reference, key_figures
 from engine.reportmail import ReportView, render_html, render_text, rows_line
 
-EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True, compare=True)
+EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True,
+              compare="previous_period")
 SHOWN = [Display("region", "Region"), EUR]
 
 
@@ -27,7 +28,8 @@ class _Cells(HTMLParser):
 
 
 def _view(total: int, rows: int, attached: bool = True) -> ReportView:
-    figures = key_figures(SHOWN, {"revenue": "1500"}, {"revenue": "1000"}, "October 2026")
+    figures = key_figures(SHOWN, {"revenue": "1500"},
+                          {"previous_period": Reference("October 2026", {"revenue": "1000"})})
     return ReportView("Revenue", "November 2026 (Europe/Berlin)", SHOWN,
                       [(f"r{i}", Decimal("1234.5")) for i in range(rows)], total, figures,
                       attached=attached)
