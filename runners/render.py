@@ -1,13 +1,13 @@
-"""Report outputs besides CSV: a real spreadsheet, an HTML summary and a chart.
+"""Report outputs besides CSV and HTML: a real spreadsheet and a chart.
 
-The XLSX is written while rows stream (xlsxwriter's constant-memory mode): typed cells, a bold
-header, the first row frozen, column widths from the header and the first rows. The HTML
-summary shows the first rows and, when the report declares a chart, a PNG drawn headless.
+The XLSX is written while rows stream (xlsxwriter's constant-memory mode): typed cells in the
+declared number formats, a bold header of labels, the first row frozen, an autofilter, column
+widths from the header and the first rows, and an About sheet. The chart is a PNG drawn
+headless. The HTML itself is rendered in the core (engine.reportmail).
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -19,11 +19,8 @@ from typing import Any
 import xlsxwriter
 
 from engine.figures import Display, fmt_value, xlsx_number_format
-from engine.reportmail import SUMMARY_ROWS, ReportView, render_html
 
 SAMPLE_ROWS = 1000
-__all__ = ["SAMPLE_ROWS", "SUMMARY_ROWS", "XlsxWriter", "chart_png", "sheet_name",
-           "summary_html"]
 
 
 def sheet_name(title: str) -> str:
@@ -179,16 +176,3 @@ def _lines(rows: Sequence[Sequence[Any]], columns: list[str], x: str, ys: list[s
             value = float(row[yi]) if row[yi] is not None else 0.0
             out.setdefault(name, {})[_text(row[xi])] = value
     return list(out.items())
-
-
-def summary_html(title: str, subtitle: str, columns: list[str],
-                 rows: Sequence[Sequence[Any]], total: int, chart: bytes | None,
-                 chart_src: str | None = None, alerts: Sequence[str] = (),
-                 declared: Mapping[str, Display] | None = None) -> str:
-    """The archived HTML summary (the chart embedded as a data: URL)."""
-    src = None
-    if chart is not None:
-        src = chart_src or "data:image/png;base64," + base64.b64encode(chart).decode()
-    shown = [(declared or {}).get(c) or Display(c, c) for c in columns]
-    return render_html(ReportView(title, subtitle, shown, rows, total, alerts=alerts,
-                                  chart_src=src))
