@@ -306,6 +306,14 @@ class Ledger:
                 bool(error) and permanent, run_id, recipient, attempt, attempt)).fetchone()
         return row is not None
 
+    def record_delivery(self, run_id: int, recipient: str, error: str | None) -> None:
+        """Record a delivery made outside the run's attempts (a re-send asked for by
+        someone), as it ended: sent, or failed with `error`."""
+        with self._conn() as conn:
+            conn.execute(QUERIES["record_delivery"], (
+                run_id, recipient, "failed" if error else "sent", error and mask(error),
+                error is None))
+
     def deliveries(self, run_id: int) -> dict[str, tuple[str, int]]:
         """recipient -> (status, attempts)."""
         with self._conn() as conn:

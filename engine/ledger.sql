@@ -141,6 +141,14 @@ update marketops.deliveries set status = %s, last_error = %s,
 where run_id = %s and recipient = %s
   and (%s::integer is null or run_attempt = %s) returning run_id;
 
+-- record_delivery --
+-- A delivery made outside a run's attempt (a re-send on purpose), recorded as it ended.
+insert into marketops.deliveries (run_id, recipient, status, attempts, last_error, sent_at)
+values (%s, %s, %s, 1, %s, case when %s then now() end)
+on conflict (run_id, recipient) do update set status = excluded.status,
+    attempts = marketops.deliveries.attempts + 1, last_error = excluded.last_error,
+    sent_at = excluded.sent_at;
+
 -- deliveries --
 -- recipient -> (status, attempts).
 select recipient, status, attempts from marketops.deliveries where run_id = %s;

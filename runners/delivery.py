@@ -59,22 +59,19 @@ class _FencedSMTP(smtplib.SMTP):
         return super().data(msg)
 
 
-def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
-              html: str | None = None, attachments: tuple[Attachment, ...] = (),
-              inline_png: tuple[str, bytes] | None = None, *, message_id: str | None = None,
-              date: datetime | None = None,
-              before_data: Callable[[], None] | None = None) -> None:
-    """Send one message (an HTML part with an optional inline PNG referenced as cid:<id>,
-    attachments); TransientError when the server cannot be reached (retry later),
-    DeliveryError when it refuses for good (5xx). A re-send passes the same `message_id` and
-    `date`, so receivers can tell it is the same message. `before_data` may raise to stop the
-    send at the last moment (it propagates)."""
+def build_message(sender: str, to: list[str], subject: str, text: str,
+                  html: str | None = None, attachments: tuple[Attachment, ...] = (),
+                  inline_png: tuple[str, bytes] | None = None, *, message_id: str | None = None,
+                  date: datetime | None = None) -> EmailMessage:
+    """One message: plain text, an HTML alternative with an optional PNG shown inline
+    (referenced as cid:<id>, Content-Disposition: inline), then the attachments. A re-send
+    passes the same `message_id` and `date`, so receivers can tell it is the same message."""
     message = EmailMessage()
-    message["From"] = server.sender
+    message["From"] = sender
     message["To"] = ", ".join(to)
     message["Subject"] = subject
     message["Date"] = format_datetime(date or datetime.now(UTC))
-    message["Message-ID"] = message_id or make_msgid(domain=sender_domain(server.sender))
+    message["Message-ID"] = message_id or make_msgid(domain=sender_domain(sender))
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
@@ -83,10 +80,29 @@ def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
             html_part = message.get_body(preferencelist=("html",))
             if isinstance(html_part, EmailMessage):
                 html_part.add_related(data, maintype="image", subtype="png", cid=f"<{cid}>",
-                                      filename=f"{cid}.png")
+                                      filename=f"{cid}.png", disposition="inline")
     for item in attachments:
         message.add_attachment(item.data, maintype=item.maintype, subtype=item.subtype,
                                filename=item.filename)
+    return message
+
+
+def send_mail(server: SmtpServer, to: list[str], subject: str, text: str,
+              html: str | None = None, attachments: tuple[Attachment, ...] = (),
+              inline_png: tuple[str, bytes] | None = None, *, message_id: str | None = None,
+              date: datetime | None = None,
+              before_data: Callable[[], None] | None = None) -> None:
+    """Build and send one message (see build_message and send_message)."""
+    send_message(server, build_message(server.sender, to, subject, text, html, attachments,
+                                       inline_png, message_id=message_id, date=date),
+                 before_data=before_data)
+
+
+def send_message(server: SmtpServer, message: EmailMessage, *,
+                 before_data: Callable[[], None] | None = None) -> None:
+    """Send a built message; TransientError when the server cannot be reached or defers
+    (retry later), DeliveryError when it refuses for good (5xx). `before_data` may raise to
+    stop the send at the last moment (it propagates)."""
     try:
         with _FencedSMTP(server.host, server.port, timeout=server.timeout) as smtp:
             smtp.before_data = before_data

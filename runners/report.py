@@ -8,19 +8,22 @@ looks complete; running the same slot again replaces its outputs with the same c
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
+from engine.figures import Display, FigureTotals, Reference, key_figures
 from engine.pgnames import literal
+from engine.reportmail import ReportView, render_html
 from runners.database import (
     Cancelled,
     ConnectionFailed,
@@ -32,7 +35,7 @@ from runners.database import (
 )
 from runners.directories import staged_directory
 from runners.pgcommands import Psql
-from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
+from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png
 
 FETCH_ROWS = 10_000
 CHART_ROWS = 20
@@ -44,6 +47,7 @@ class ChartSpec:
     x: str
     y: list[str]
     title: str
+    series: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ class ReportRequest:
     chart: ChartSpec | None = None
     alerts: tuple[AlertRule, ...] = ()
     psql: Path | None = None  # when set, the CSV is written by psql's COPY (fastest)
+    declared: Mapping[str, Display] = field(default_factory=dict)  # by output column
+    references: Mapping[str, Reference] = field(default_factory=dict)  # by compare kind
+    about: tuple[tuple[str, str], ...] = ()  # the XLSX About sheet (description, period, ...)
+
+    def shown(self, columns: list[str]) -> list[Display]:
+        return [self.declared.get(c) or Display(c, c) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class ReportResult:
     alerts: list[str]
     head: list[tuple[Any, ...]]
     fired: tuple[str, ...] = ()  # the names of the thresholds behind `alerts`
+    figures: dict[str, str] = field(default_factory=dict)  # key figures, exact decimal text
 
 
 def _sha256(path: Path) -> str:
@@ -110,24 +121,35 @@ def run_report(request: ReportRequest,
         manifest = {
             "report": request.report_id, "rows": streamed.rows, "columns": streamed.columns,
             "files": files, "alerts": fired, "duration_seconds": round(seconds, 3),
+            "thresholds_crossed": [a.name for a in crossed],
             "sql_sha256": hashlib.sha256(request.sql.encode()).hexdigest(),
             "parameters": {k: _cell(v) for k, v in request.params.items()},
+            "figures": streamed.figures(),
+            "compared": {kind: {"period": ref.words, "figures": dict(ref.figures)
+                                if ref.figures is not None else None}
+                         for kind, ref in request.references.items()},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head, tuple(a.name for a in crossed))
+                        streamed.head, tuple(a.name for a in crossed), streamed.figures())
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
                 fired: list[str]) -> None:
-    chart = None
+    src = None
+    shown = request.shown(streamed.columns)
     if request.chart is not None and streamed.head:
-        chart = chart_png(streamed.head[:CHART_ROWS], streamed.columns, request.chart.kind,
-                          request.chart.x, request.chart.y, request.chart.title)
+        # A split chart shows every row it has (a line per cohort needs all the weeks).
+        rows = streamed.head if request.chart.series else streamed.head[:CHART_ROWS]
+        chart = chart_png(rows, streamed.columns, request.chart.kind, request.chart.x,
+                          request.chart.y, request.chart.title, shown, streamed.rows,
+                          request.chart.series)
         (staging / f"{request.report_id}.png").write_bytes(chart)
-    (staging / f"{request.report_id}.html").write_text(
-        summary_html(request.title or request.report_id, request.subtitle, streamed.columns,
-                     streamed.head, streamed.rows, chart, alerts=fired), encoding="utf-8")
+        src = "data:image/png;base64," + base64.b64encode(chart).decode()
+    figures = key_figures(shown, streamed.figures(), request.references)
+    view = ReportView(request.title or request.report_id, request.subtitle, shown,
+                      streamed.head, streamed.rows, figures, fired, src)
+    (staging / f"{request.report_id}.html").write_text(render_html(view), encoding="utf-8")
 
 
 @dataclass
@@ -137,6 +159,10 @@ class _Streamed:
     head: list[tuple[Any, ...]]
     any_crossed: dict[str, bool]
     all_crossed: dict[str, bool]
+    totals: FigureTotals | None = None
+
+    def figures(self) -> dict[str, str]:
+        return self.totals.figures() if self.totals is not None else {}
 
     def fired(self, alert: AlertRule) -> bool:
         if alert.when == "all_rows":
@@ -159,7 +185,9 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                     _psql_csv(request, staging, conn, state, timeout_ms)
                 else:
                     _copy_csv(request, staging, conn, state)
-                if "xlsx" in request.formats or "html" in request.formats or request.alerts:
+                keys = any(d.key for d in request.declared.values())
+                if "xlsx" in request.formats or "html" in request.formats or request.alerts \
+                        or keys:
                     with conn.cursor(name="marketops_report") as cursor:
                         cursor.itersize = FETCH_ROWS
                         cursor.execute(request.sql, request.params)
@@ -272,7 +300,9 @@ def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Stre
               if a.column in state.columns]
     xlsx: XlsxWriter | None = None
     pending: list[tuple[Any, ...]] = []
+    state.totals = FigureTotals(state.columns, request.shown(state.columns))
     while batch := cursor.fetchmany(FETCH_ROWS):
+        state.totals.add(batch)
         if len(state.head) < SAMPLE_ROWS:
             state.head.extend(batch[: SAMPLE_ROWS - len(state.head)])
         for alert, index in checks:
@@ -295,6 +325,8 @@ def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Stre
 
 def _open_xlsx(request: ReportRequest, staging: Path, columns: list[str],
                rows: list[tuple[Any, ...]]) -> XlsxWriter:
-    workbook = XlsxWriter(staging / f"{request.report_id}.xlsx", columns, rows)
+    workbook = XlsxWriter(staging / f"{request.report_id}.xlsx", columns, rows,
+                          request.shown(columns), request.title or request.report_id,
+                          request.about)
     workbook.write(rows)
     return workbook

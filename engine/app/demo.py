@@ -171,6 +171,14 @@ class DemoReport:
     deliveries: dict[str, str]
 
 
+def _period_words(job: Job, period: Any) -> str:
+    from engine.figures import period_kind, period_words
+
+    if period is None or job.report is None:
+        return ""
+    return period_words(period_kind(job.report.period), period)
+
+
 def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Path,
                      now: datetime) -> list[DemoReport]:
     """Every report for its latest period, delivered to a local mailbox started for it."""
@@ -196,7 +204,7 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
                 continue
             outputs = outcome.outputs or {}
             found.append(DemoReport(
-                job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
+                job.id, _period_words(job, period),
                 outcome.status, int(outputs.get("rows", 0)),
                 sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
                 dict(outputs.get("deliveries", {}))))

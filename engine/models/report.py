@@ -58,7 +58,67 @@ class Chart(Model):
     type: ChartKind = ChartKind.LINE
     x: Identifier = Field(description="Output column for the x axis.")
     y: list[Identifier] = Field(min_length=1, description="Output columns plotted.")
+    series: Identifier | None = Field(None, description="Output column splitting the lines "
+                                      "(or grouping the bars): one per value; one y only.")
     title: str | None = None
+
+    @model_validator(mode="after")
+    def _one_y_per_series(self) -> Chart:
+        if self.series is not None and len(self.y) != 1:
+            raise ValueError("a chart with `series` plots exactly one y column")
+        return self
+
+
+class Currency(Model):
+    """Money in one currency (ISO 4217 code)."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+
+
+class Decimals(Model):
+    """A plain number with a fixed number of decimals."""
+
+    decimal: int = Field(ge=0, le=10)
+
+
+PlainFormat = Literal["integer", "percent", "date", "duration", "text"]
+
+
+def _format_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "plain"
+    if isinstance(value, Currency) or (isinstance(value, dict) and "currency" in value):
+        return "currency"
+    return "decimals"
+
+
+ColumnFormat = Annotated[
+    Annotated[PlainFormat, Tag("plain")] | Annotated[Currency, Tag("currency")]
+    | Annotated[Decimals, Tag("decimals")],
+    Discriminator(_format_kind),
+]
+
+
+class Column(Model):
+    """How an output column is shown to people: CSV keeps the raw value and name."""
+
+    label: str | None = Field(None, min_length=1, description="Header in the mail and XLSX; "
+                              "default: the column name.")
+    format: ColumnFormat = Field("text", description="integer, percent (a 0-1 share), date, "
+                                 "duration (an interval, or hours), {currency: EUR} or "
+                                 "{decimal: 2}.")
+    description: str | None = None
+    key: bool = Field(False, description="A key figure: in the mail's summary line (the total "
+                      "over the rows; percent and decimal figures only for one-row results).")
+    compare: Literal["previous_period", "year_over_year"] | None = Field(
+        None, description="Show a key figure's change against the previous period, or the "
+        "same period a year earlier.")
+
+    @model_validator(mode="after")
+    def _compare_needs_key(self) -> Column:
+        if self.compare is not None and not self.key:
+            raise ValueError("compare applies to key figures: add key: true")
+        return self
 
 
 class EmailRecipient(Model):
@@ -145,6 +205,8 @@ class Report(Model):
     uses: list[Identifier] = Field(default_factory=list, description="Glossary terms "
                                    "(definitions/glossary/<term>.yaml) the SQL reads by name; "
                                    "each is put in front of the SQL as a CTE.")
+    columns: dict[Identifier, Column] = Field(
+        default_factory=dict, description="Labels, formats and key figures of output columns.")
     formats: list[OutputFormat] = Field(default_factory=lambda: [OutputFormat.CSV,
                                                                  OutputFormat.HTML], min_length=1)
     chart: Chart | None = None

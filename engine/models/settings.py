@@ -74,6 +74,9 @@ class ReportSettings(Model):
     """Defaults and guards for all reports."""
 
     destination: Name | None = Field(None, description="Where every run's outputs are archived.")
+    public_url: str | None = Field(None, pattern=r"^https?://\S+$", description="Where people "
+                                   "reach the archive over HTTP; mails and webhooks link to a "
+                                   "run's outputs under <public_url>/reports/<id>/<period>/.")
     pii_allowed_domains: list[str] = Field(default_factory=list, description="Email domains "
                                            "that may receive reports holding personal data.")
     search_path: list[str] = Field(default_factory=lambda: ["public"], description="Schemas "

@@ -84,7 +84,7 @@ def parameters_are_provided(project: Project) -> Iterator[Finding]:
 
 @rule("report-output-columns")
 def chart_and_alert_columns_exist(project: Project) -> Iterator[Finding]:
-    """Chart axes and alert columns are columns the query returns."""
+    """Declared columns, chart axes and alert columns are columns the query returns."""
     for report_id, analysis in project.analyses.items():
         if not analysis.ok:
             continue
@@ -94,12 +94,16 @@ def chart_and_alert_columns_exist(project: Project) -> Iterator[Finding]:
         if loaded.model.chart is not None:
             wanted.append((("chart", "x"), loaded.model.chart.x))
             wanted.extend((("chart", "y", i), y) for i, y in enumerate(loaded.model.chart.y))
+            if loaded.model.chart.series is not None:
+                wanted.append((("chart", "series"), loaded.model.chart.series))
         wanted.extend((("alerts", i, "column"), a.column)
                       for i, a in enumerate(loaded.model.alerts))
+        wanted.extend((("columns", name), name) for name in loaded.model.columns)
         for path, column in wanted:
             if column not in outputs:
-                yield Finding(loaded.loc(path), unknown_name("output column", column, outputs,
-                                                             "the query's SELECT list"),
+                yield Finding(loaded.loc(path, key=path[0] == "columns"),
+                              unknown_name("output column", column, outputs,
+                                           "the query's SELECT list"),
                               "report-output-columns")
 
 

@@ -81,10 +81,12 @@ def test_mail_parts_webhook_alert_and_bad_address(tmp_path: Path, shop_dsn: str)
         html.get_content()
     image = next(p for p in message.walk() if p.get_content_type() == "image/png")
     assert image["Content-ID"] == "<chart>" and image.get_payload(decode=True)[:4] == b"\x89PNG"
-    csv_part = next(p for p in message.walk() if p.get_filename() == "orders.csv")
+    # Attachments are named after the report and its period (issue 18).
+    csv_part = next(p for p in message.walk() if (p.get_filename() or "").endswith(".csv"))
+    assert csv_part.get_filename().startswith("Orders by size - 3650 days to ")
     assert csv_part.get_payload(decode=True).decode().splitlines() == [
         "id,total", "2,150.50", "3,20.00", "1,2.00"]
-    xlsx = next(p for p in message.walk() if p.get_filename() == "orders.xlsx")
+    xlsx = next(p for p in message.walk() if (p.get_filename() or "").endswith(".xlsx"))
     (tmp_path / "got.xlsx").write_bytes(xlsx.get_payload(decode=True))
     sheet = load_workbook(tmp_path / "got.xlsx").active
     assert [c.value for c in sheet[1]] == ["id", "total"]
@@ -159,6 +161,7 @@ def test_mail_above_the_size_cap_links_to_the_archive(tmp_path: Path, shop_dsn: 
         result = _run(root, shop_dsn, hook_port)
     assert result.returncode == 0, result.stdout + result.stderr
     _, message = mails[0]
-    assert not [p for p in message.walk() if p.get_filename() in ("orders.csv", "orders.xlsx")]
+    assert not [p for p in message.walk()
+                if (p.get_filename() or "").endswith((".csv", ".xlsx"))]
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "too large to attach" in text and str(tmp_path / "reports") in text

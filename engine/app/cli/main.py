@@ -12,6 +12,7 @@ import click
 
 from engine.app.cli.backup import register
 from engine.app.cli.diff import diff as diff_command
+from engine.app.cli.preview import register as register_preview
 from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 
@@ -767,3 +768,4 @@ def main() -> None:
 
 register(cli)
 cli.add_command(diff_command)
+register_preview(cli)
