@@ -77,12 +77,15 @@ def test_a_webhook_url_without_a_scheme_fails_the_delivery_without_its_token(
     assert "does not start with https://" in ledger and TOKEN not in ledger, ledger
 
 
-@pytest.mark.parametrize("dsn", [
+DSN_FORMS = [
     "postgresql://app:{secret}@127.0.0.1:{port}/shop",
     "postgresql://app@127.0.0.1:{port}/shop?password={secret}&connect_timeout=5",
     "host=127.0.0.1 port={port} user=app password='with space {secret}' dbname=shop",
     "host=127.0.0.1 port={port} user=app password={secret} dbname=shop",
-])
+]
+
+
+@pytest.mark.parametrize("dsn", DSN_FORMS)
 def test_dsn_passwords_stay_out_of_output_and_ledger(tmp_path: Path, shop_dsn: str,
                                                      dsn: str) -> None:
     unreachable = dsn.format(secret=TOKEN, port=free_port())
@@ -185,3 +188,17 @@ def test_a_run_with_dsn_and_smtp_passwords_set_keeps_them_out_of_everything(
     for secret in (db_secret, smtp_secret, hook_secret, "with space"):
         assert secret not in said, said
         assert secret not in ledger, ledger
+
+
+@pytest.mark.parametrize("dsn", DSN_FORMS)
+def test_serve_logs_no_dsn_password(tmp_path: Path, dsn: str) -> None:
+    unreachable = dsn.format(secret=TOKEN, port=free_port())
+    root = _project(tmp_path)
+    served = subprocess.run(
+        [MARKETOPS, "--root", str(root), "serve", "--port", "0", "--worker", "w"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
+             "TEST_PRIMARY_DSN": unreachable, "OPS_HOOK": "http://127.0.0.1:9/h"},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert served.returncode == 4, served.stdout + served.stderr  # the database is down
+    assert "cannot connect to" in served.stderr and "***" in served.stderr, served.stderr
+    assert TOKEN not in served.stdout + served.stderr and "space" not in served.stderr
