@@ -200,7 +200,30 @@ def _yaml_files(root: Path, folder: str, findings: list[Finding]) -> Iterator[Pa
         return
     for path in sorted(directory.iterdir()):
         if path.suffix in (".yaml", ".yml") and not path.name.startswith("."):
+            outside = _outside(root, path)
+            if outside is not None:
+                findings.append(Finding(Location(f"{folder}/{path.name}"), f"is a link to "
+                                        f"{outside}, outside the project; definitions are "
+                                        "read from inside the project only", "yaml-file"))
+                continue
             yield path
+
+
+def _outside(root: Path, path: Path) -> str | None:
+    """Where `path` really leads when that is a regular file outside the project, else None:
+    a definition (or a link committed as one) must not make validate read, and quote, any
+    file on the host (~/.pgpass, /etc/shadow). Other kinds are refused when read."""
+    try:
+        if not path.is_file():
+            return None
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a loop: reported as one when it is read
+        return None
+    try:
+        real.relative_to(root.resolve())
+    except ValueError:
+        return str(real)
+    return None
 
 
 def _display(root: Path, path: Path) -> str:
@@ -275,6 +298,12 @@ def _load_sql(root: Path, model: Report | Term | _SqlSource, doc: SourceDoc,
         return ReportSql(model.sql)
     assert model.sql_file is not None
     joined = yaml_path.parent / model.sql_file
+    outside = _outside(root, joined)
+    if outside is not None:
+        findings.append(Finding(doc.loc(("sql_file",)), f"sql_file '{model.sql_file}' leads "
+                                f"to {outside}, outside the project; keep SQL files inside "
+                                "the project", "sql-file"))
+        return None
     try:
         sql_path = joined.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python < 3.13

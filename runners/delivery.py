@@ -26,6 +26,11 @@ class DeliveryError(MarketopsError):
     """A delivery was refused for good (bad address, rejected message)."""
 
 
+class SmtpLoginRefused(MarketopsError):
+    """The SMTP server refused marketops' login: a settings mistake, not the recipient's, so
+    the delivery is tried again once smtp.username / smtp.password are fixed."""
+
+
 @dataclass(frozen=True)
 class SmtpServer:
     """A resolved SMTP configuration (password already taken from the environment)."""
@@ -117,6 +122,10 @@ def send_message(server: SmtpServer, message: EmailMessage, *,
         if deferred(codes):
             raise TransientError(f"recipients deferred: {refused}") from None
         raise DeliveryError(f"recipients refused: {refused}") from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SmtpLoginRefused(f"the SMTP server refused the login of {server.username!r} "
+                               f"({exc.smtp_code} {_reply(exc.smtp_error)}); check "
+                               "smtp.username and smtp.password") from None
     except smtplib.SMTPResponseException as exc:
         if deferred([exc.smtp_code]):  # "try again later"
             raise TransientError(f"SMTP deferred the message ({exc.smtp_code} "

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class _Collect:
@@ -53,13 +54,24 @@ class _Collect:
 
 @contextmanager
 def smtp_server(port: int, refuse: set[str] | None = None, defer_once: set[str] | None = None,
-                on_mail: Callable[[int], None] | None = None
+                on_mail: Callable[[int], None] | None = None,
+                login: tuple[str, str] | None = None
                 ) -> Iterator[list[tuple[list[str], Message]]]:
     """An SMTP server on 127.0.0.1:port; yields the list of received messages. Addresses in
     `refuse` are rejected for good (550); a message to one in `defer_once` is deferred (451)
-    the first time; `on_mail(n)` is called at the n-th MAIL FROM, before it is answered."""
+    the first time; `on_mail(n)` is called at the n-th MAIL FROM, before it is answered;
+    `login` (user, password) is the one AUTH accepted (over plain loopback, no TLS)."""
     handler = _Collect(refuse or set(), defer_once or set(), on_mail)
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                     data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and login is not None and (
+            data.login.decode(), data.password.decode()) == login
+        return AuthResult(success=ok, handled=False)
+
+    auth: dict[str, Any] = ({"authenticator": authenticate,
+                             "auth_require_tls": False} if login else {})
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **auth)
     controller.start()
     try:
         yield handler.messages
