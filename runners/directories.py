@@ -49,11 +49,11 @@ def copy_directory(source: Path, final: Path,
 
 
 def upload_directory(source: Path, store: Store, prefix: str, last: str,
-                     before_last: Callable[[], None] = lambda: None) -> None:
+                     before_each: Callable[[], None] = lambda: None) -> None:
     """Copy the files of `source` under `prefix`, the file named `last` after all others (a
-    copy is complete once it is there), `before_last` called just before it."""
+    copy is complete once it is there), `before_each` called before each file: a stale
+    writer must not overwrite the files a newer copy's `last` describes."""
     for file in sorted(source.iterdir(), key=lambda p: (p.name == last, p.name)):
-        if file.name == last:
-            before_last()
+        before_each()
         with file.open("rb") as data, store.writer(f"{prefix}/{file.name}") as sink:
             shutil.copyfileobj(data, sink)

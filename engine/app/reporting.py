@@ -302,7 +302,7 @@ class ReportDelivery:
             store = store_for(self.root, self.result, destination)
             prefix = f"{path or 'reports/' + job.name}/{done.directory.name}"
             upload_directory(done.directory, store, prefix, last="manifest.json",
-                             before_last=self._fence(run))
+                             before_each=self._fence(run))
             return
         base = local_destination(self.root, self.result, destination)
         copy_directory(done.directory, base / (path or f"reports/{job.name}") / done.directory.name,
