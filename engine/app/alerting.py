@@ -9,17 +9,17 @@ from datetime import datetime
 
 from engine.app.context import LiveDefinitions, current, resolve_env, smtp_server
 from engine.app.deliveries import deliver_once
-from engine.delivery_plan import alert_again, failure_alert_targets
 from engine.errors import LeaseLost
-from engine.fencing import message_id
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.validate import ValidationResult
-from runners.delivery import post_webhook, send_mail
+from engine.reports.delivery_plan import alert_again, failure_alert_targets
+from engine.runs.fencing import message_id
+from engine.runs.ledger import Ledger, Run
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.delivery.send import post_webhook, send_mail
 
 
 @dataclass(frozen=True)
-class Alerter:
+class FailureAlerter:
     """Tells a job's owner (mail) and the alert webhook that a run failed for good; each
     (run, recipient) is recorded in the ledger before and after sending, so never twice."""
 

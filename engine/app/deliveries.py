@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.errors import LeaseLost, MarketopsError, TransientError
-from engine.ledger import Ledger, Run
 from engine.masking import mask
-from runners.delivery import DeliveryError
+from engine.runs.ledger import Ledger, Run
+from runners.delivery.send import DeliveryError
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.app.context import demo_data, latest_slot, ledger_for
-from engine.app.executor import Executor, handler_for, run_slot
+from engine.app.executor import JobDispatcher, handler_for, run_slot
 from engine.app.tiers.wal import (
     configure_archiving,
     prepare_archive_access,
     wal_settings,
     wal_state,
 )
-from engine.jobs import Job, jobs
-from engine.ledger import Ledger
-from engine.models.settings import Smtp
-from engine.validate import ValidationResult
-from runners.codec import generate_key
-from runners.demodata import has_orders
-from runners.mailbox import LocalMailbox
-from runners.wal import wait_for_archiver
+from engine.definitions.models.settings import Smtp
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job, jobs
+from engine.validation.validate import ValidationResult
+from runners.backup.wal import wait_for_archiver
+from runners.demo.data import has_orders
+from runners.demo.mailbox import LocalMailbox
+from runners.storage.sealing import generate_key
 
 
 def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
@@ -70,7 +70,7 @@ def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: dat
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
     enable_archiving(root, result, target)
     ledger = ledger_for(target.dsn)
-    executor = Executor(root, result, target.dsn, ledger, primary_dsn=target.dsn)
+    executor = JobDispatcher(root, result, target.dsn, ledger, primary_dsn=target.dsn)
     backups = [j for j in _jobs(result).values() if j.kind == "backup" and j.tier is not None]
     order = sorted(backups, key=_demo_order)
     found: list[DemoTier] = []
@@ -88,7 +88,7 @@ def _demo_order(job: Job) -> tuple[int, str]:
 
 
 def _wal_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
-              executor: Executor, job: Job, now: datetime) -> list[DemoTier]:
+              executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     assert job.tier is not None and job.schedule is not None
     wait_for_archiver(target.dsn)
     # The WAL tier's slot is its health check, recorded in the ledger like any run.
@@ -102,7 +102,7 @@ def _wal_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
 
 
 def _drill_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
-                executor: Executor, job: Job, now: datetime) -> list[DemoTier]:
+                executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     assert job.tier is not None and job.schedule is not None
     outcome = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
                        "manual")
@@ -124,7 +124,7 @@ def _drill_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledge
 
 
 def _backup_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
-                 executor: Executor, job: Job, now: datetime) -> list[DemoTier]:
+                 executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     tier = job.tier
     assert tier is not None and job.schedule is not None
     outcome = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
@@ -141,7 +141,7 @@ def _backup_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledg
                      float(outputs.get("seconds", 0.0)), verified, "-", outcome.error)]
 
 
-_DemoRows = Callable[[Path, ValidationResult, Any, Ledger, Executor, Job, datetime],
+_DemoRows = Callable[[Path, ValidationResult, Any, Ledger, JobDispatcher, Job, datetime],
                      list[DemoTier]]
 # How the demo table shows a kind's run: the WAL check and drills have rows of their own.
 _DEMO_ROWS: dict[str, _DemoRows] = {"wal_archive": _wal_rows, "restore_drill": _drill_rows}
@@ -172,7 +172,7 @@ class DemoReport:
 
 
 def _period_words(job: Job, period: Any) -> str:
-    from engine.figures import period_kind, period_words
+    from engine.reports.figures import period_kind, period_words
 
     if period is None or job.report is None:
         return ""
@@ -194,7 +194,7 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
         demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
                                 result.findings)
         os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
-        executor = Executor(root, demo, dsn, ledger)
+        executor = JobDispatcher(root, demo, dsn, ledger)
         for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
                           key=lambda j: j.id):
             slot = latest_slot(job, now)

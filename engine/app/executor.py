@@ -17,14 +17,14 @@ from engine.app.tiers.handler import TierHandler
 from engine.app.tiers.logical import LogicalHandler
 from engine.app.tiers.physical import PhysicalHandler
 from engine.app.tiers.wal import WalHandler
-from engine.execution import Outcome, execute_run
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.liveness import dead_worker, worker_pid
-from engine.models.backup import BackupTier
-from engine.validate import ValidationResult
-from runners.processes import host_name, process
-from runners.report import run_report
+from engine.definitions.models.backup import BackupTier
+from engine.runs.execution import Outcome, execute_run
+from engine.runs.ledger import Ledger, Run
+from engine.runs.liveness import dead_worker, worker_pid
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.report.query import run_report
+from runners.service.processes import host_name, process
 
 
 def handler_for(tier: BackupTier) -> TierHandler[Any]:
@@ -44,7 +44,7 @@ HANDLERS: dict[str, TierHandler[Any]] = {
 }
 
 
-def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
+def run_slot(ledger: Ledger, executor: JobDispatcher, job: Job, slot: datetime,
              trigger: str) -> Outcome | None:
     """Claim one slot outside the service (manual run, backfill, demo) — or take it again
     when it ran before — and run it to its recorded end; None while it runs elsewhere."""
@@ -74,7 +74,7 @@ def take_over_dead(ledger: Ledger, job: Job, slot: datetime, worker: str, lease:
 
 
 @dataclass(frozen=True)
-class Executor:
+class JobDispatcher:
     """Runs a job's slot with the runner of its kind, then delivers what it produced."""
 
     root: Path

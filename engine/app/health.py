@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.app import clock
 from engine.app.executor import handler_for
+from engine.backups.freshness import Freshness
+from engine.definitions.models.backup import stored
 from engine.errors import MarketopsError
-from engine.freshness import Freshness
-from engine.models.backup import stored
-from engine.validate import ValidationResult
+from engine.validation.validate import ValidationResult
 
 
 def freshness(root: Path, result: ValidationResult, dsn: str | None,
               now: datetime | None = None) -> dict[str, Freshness]:
     """Every backup tier's newest valid backup (or WAL) against its RPO; errors reading a
     destination are reported as the tier's problem."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     out: dict[str, Freshness] = {}
     for tier_id, loaded in sorted(result.project.backups.items()):
         tier = loaded.model

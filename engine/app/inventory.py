@@ -5,18 +5,19 @@ the retention preview of `marketops plan --retention`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.app import clock
 from engine.app.executor import handler_for
 from engine.app.tiers.audit import verify_audit
 from engine.app.tiers.backup import tier_of
-from engine.backup_listing import TierListing, Verified
+from engine.backups.listing import TierListing, Verified
+from engine.definitions.models.backup import stored
 from engine.errors import UsageError
-from engine.ledger import Ledger
-from engine.models.backup import stored
-from engine.validate import ValidationResult
+from engine.runs.ledger import Ledger
+from engine.validation.validate import ValidationResult
 
 
 def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None,
@@ -24,7 +25,7 @@ def retention_preview(root: Path, result: ValidationResult, now: datetime | None
     """For `marketops plan --retention`: per tier (or those of the jobs `only` names), what
     retention keeps and would delete now, including interrupted leftovers and, for base
     tiers, the WAL segments it would prune."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     preview: dict[str, dict[str, Any]] = {}
     for tier_id, loaded in sorted(result.project.backups.items()):
         if only and f"backup/{tier_id}" not in only:

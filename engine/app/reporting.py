@@ -13,7 +13,6 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from engine.alerts import AlertRule
 from engine.app.context import (
     local_destination,
     psql_binary,
@@ -22,10 +21,10 @@ from engine.app.context import (
     store_for,
 )
 from engine.app.deliveries import deliver_once
-from engine.delivery_plan import attach_files, report_recipients
+from engine.definitions.models.report import DestinationRecipient, EmailRecipient
 from engine.errors import JobError, MarketopsError, TransientError, UsageError
-from engine.fencing import message_id
-from engine.figures import (
+from engine.reports.delivery_plan import attach_files, report_recipients
+from engine.reports.figures import (
     Display,
     Reference,
     display_of,
@@ -36,16 +35,17 @@ from engine.figures import (
     period_words,
     reference_period,
 )
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.models.report import DestinationRecipient, EmailRecipient
-from engine.periods import Period
-from engine.reportmail import SUMMARY_ROWS, ReportView, render_html, render_text
-from engine.sqlparams import to_pyformat
-from engine.validate import ValidationResult
-from runners.delivery import Attachment, build_message, post_webhook, send_message
-from runners.directories import copy_directory, upload_directory
-from runners.report import ChartSpec, ReportRequest, ReportResult, run_report
+from engine.reports.mail import SUMMARY_ROWS, ReportView, render_html, render_text
+from engine.reports.sqlparams import to_pyformat
+from engine.reports.thresholds import Threshold
+from engine.runs.fencing import message_id
+from engine.runs.ledger import Ledger, Run
+from engine.scheduling.jobs import Job
+from engine.scheduling.periods import Period
+from engine.validation.validate import ValidationResult
+from runners.delivery.send import Attachment, build_message, post_webhook, send_message
+from runners.report.query import ChartSpec, ReportRequest, ReportResult, run_report
+from runners.storage.directories import copy_directory, upload_directory
 
 
 def declared_columns(job: Job) -> dict[str, Display]:
@@ -77,7 +77,7 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title,
                       report.chart.series) if report.chart else None
-    alerts = tuple(AlertRule(a.name, a.column, a.op.value, a.value, a.when,
+    alerts = tuple(Threshold(a.name, a.column, a.op.value, a.value, a.when,
                              a.message or f"{a.column} {a.op.value} {a.value}")
                    for a in report.alerts)
     kind = period_kind(report.period)

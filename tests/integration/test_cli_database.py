@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import run
 from tests.mailbox import http_sink, smtp_server

@@ -14,7 +14,7 @@ import pyrage
 import pytest
 from markdown_it import MarkdownIt
 
-from runners.database import connect, query
+from runners.postgres.connection import connect, query
 from tests.integration.conftest import copy_repository
 
 KEY = str(pyrage.x25519.Identity.generate())

@@ -14,7 +14,7 @@ from email.message import Message
 from pathlib import Path
 from typing import IO
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.integration.test_service import make_project, stop, wait_for

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.errors import LeaseLost
-from engine.ledger import MIGRATIONS, Ledger
-from runners.database import connect
+from engine.runs.ledger import MIGRATIONS, Ledger
+from runners.postgres.connection import connect
 
 SLOT = datetime(2026, 3, 1, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -113,7 +113,7 @@ def test_skipped_slots_and_queries(ledger: Ledger) -> None:
 
 
 def test_the_audit_vault_head_is_kept_and_never_moves_back(ledger: Ledger) -> None:
-    from engine.auditchain import Head
+    from engine.backups.auditchain import Head
 
     assert ledger.audit_head("vault", "admin.audit_log") is None
     ledger.record_audit_head("vault", "admin.audit_log", Head(3, "c" * 64, 300, "sig"))

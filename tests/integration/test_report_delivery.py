@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.integration.test_service import make_project

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.execution import execute_run
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
+from engine.definitions.models.base import RunPolicy
 from engine.masking import remember
-from engine.models.base import RunPolicy
-from runners.database import connect
+from engine.runs.execution import execute_run
+from engine.runs.ledger import Ledger, Run
+from engine.scheduling.jobs import Job
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.integration.test_service import make_project

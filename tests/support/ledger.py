@@ -1,6 +1,6 @@
 """An in-memory ledger for unit tests of the service loop, run execution and deliveries: the
 runs table's rows, the same claim rules (one run per job and slot, a lease taken over once it
-expired, a retry once it is due) and the same fencing decisions (engine.fencing) as the
+expired, a retry once it is due) and the same fencing decisions (engine.runs.fencing) as the
 PostgreSQL ledger, with the clock set by the test."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.errors import LeaseLost
-from engine.fencing import Delivery, DeliveryClaim, Holder, claim_delivery, fence
-from engine.ledger import Run
+from engine.runs.fencing import Delivery, DeliveryClaim, Holder, claim_delivery, fence
+from engine.runs.ledger import Run
 
 
 @dataclass

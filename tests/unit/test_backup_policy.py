@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.backup_policy import (
+from engine.backups.policy import (
     DrillResult,
     incremental_parent,
     restore_chain_problems,
@@ -67,7 +67,7 @@ def test_smoke_queries_run_only_where_the_restore_holds_what_they_read() -> None
 
 
 def test_archiving_waits_for_a_restart_until_archive_mode_and_wal_level_are_live() -> None:
-    from engine.serverchecks import archiving_needs_restart
+    from engine.backups.serverchecks import archiving_needs_restart
 
     live = {"archive_mode": "on", "wal_level": "replica"}
     assert not archiving_needs_restart(False, live)

@@ -7,10 +7,17 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from engine.changes import Change, Side, compare, dangerous, render_markdown, render_text
-from engine.loader import load_project
-from engine.project import Project
-from engine.retention import BackupInfo
+from engine.backups.retention import BackupInfo
+from engine.definitions.changes import (
+    Change,
+    Side,
+    compare,
+    dangerous,
+    render_markdown,
+    render_text,
+)
+from engine.definitions.loader import load_project
+from engine.definitions.project import Project
 from tests.helpers import NIGHTLY, REVENUE, SETTINGS, SHOP, write_project
 from tests.unit.test_glossary import SALES, _report
 
@@ -303,7 +310,7 @@ def test_removed_and_disabled(tmp_path: Path) -> None:
 def test_row_differences_count_rows_on_the_shared_columns_and_sum_the_numbers() -> None:
     from decimal import Decimal
 
-    from engine.changes import row_differences
+    from engine.definitions.changes import row_differences
 
     before = (["region", "revenue", "late"], [("north", Decimal("10.50"), True),
                                               ("south", Decimal("4.00"), False)])

@@ -10,7 +10,7 @@ import pytest
 
 from engine.app.deliveries import deliver_once
 from engine.errors import LeaseLost, TransientError
-from runners.delivery import DeliveryError
+from runners.delivery.send import DeliveryError
 from tests.support.ledger import MemoryLedger
 
 NOW = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.delivery_plan import (
+from engine.dbschema.schemadiff import Drift, left_alone, needs_migration
+from engine.reports.delivery_plan import (
     alert_again,
     attach_files,
     failure_alert_targets,
     report_recipients,
 )
-from engine.schemadiff import Drift, left_alone, needs_migration
-from engine.service import loop_stalled
+from engine.runs.service import loop_stalled
 
 
 def test_fired_thresholds_add_their_recipients_once_in_declared_order() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.fencing import Delivery, Holder, claim_delivery, fence, message_id
+from engine.runs.fencing import Delivery, Holder, claim_delivery, fence, message_id
 
 NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 LIVE = NOW + timedelta(seconds=20)

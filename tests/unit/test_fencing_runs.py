@@ -8,12 +8,12 @@ from typing import Any, cast
 
 import pytest
 
+from engine.definitions.models.base import RunPolicy
 from engine.errors import LeaseLost, TransientError
-from engine.execution import execute_run
-from engine.fencing import deferred
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.models.base import RunPolicy
+from engine.runs.execution import execute_run
+from engine.runs.fencing import deferred
+from engine.runs.ledger import Ledger, Run
+from engine.scheduling.jobs import Job
 from tests.support.ledger import MemoryLedger
 
 NOW = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.figures import (
+from engine.definitions.models.report import Column
+from engine.reports.figures import (
     Display,
     FigureTotals,
     Reference,
@@ -20,8 +21,7 @@ from engine.figures import (
     xlsx_number_format,
     year_before,
 )
-from engine.models.report import Column
-from engine.periods import CalendarPeriod, calendar_period, rolling_period
+from engine.scheduling.periods import CalendarPeriod, calendar_period, rolling_period
 
 BERLIN = ZoneInfo("Europe/Berlin")
 EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True,

@@ -1,12 +1,12 @@
-"""The ledger's named queries: read from engine/ledger.sql, each one used, none missing."""
+"""The ledger's named queries: read from engine/runs/ledger.sql, each one used, none missing."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import engine.ledger
-from engine.ledger import QUERIES, named_queries
+import engine.runs.ledger
+from engine.runs.ledger import QUERIES, named_queries
 
 
 def test_named_queries_splits_on_the_name_lines_and_drops_comments() -> None:
@@ -17,7 +17,7 @@ def test_named_queries_splits_on_the_name_lines_and_drops_comments() -> None:
 
 
 def test_every_query_the_ledger_uses_is_in_the_file_and_every_one_is_used() -> None:
-    source = Path(engine.ledger.__file__).read_text(encoding="utf-8")
+    source = Path(engine.runs.ledger.__file__).read_text(encoding="utf-8")
     used = set(re.findall(r'QUERIES\["(\w+)"\]', source))
     assert used == set(QUERIES)
     assert all(QUERIES[name].rstrip().endswith(";") for name in QUERIES)

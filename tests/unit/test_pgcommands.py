@@ -1,4 +1,4 @@
-"""The PostgreSQL programs' command lines: built in runners/pgcommands.py only, the password
+"""The PostgreSQL programs' command lines: built in runners/postgres/tools.py only, the password
 never in argv."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import runners.pgcommands as pgcommands
-from runners.pgcommands import (
+import runners.postgres.tools as pgcommands
+from runners.postgres.tools import (
     PgBaseBackup,
     PgCombineBackup,
     PgCtl,
@@ -17,7 +17,7 @@ from runners.pgcommands import (
     PgWalDump,
     Psql,
 )
-from runners.pgtools import TOOLS
+from runners.postgres.toolset import TOOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 DSN = "postgresql://backup:s3cret-pw@db.internal:5432/shop"

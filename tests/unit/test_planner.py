@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine.app.cli import cli
-from engine.jobs import jobs
-from engine.planner import plan
+from engine.scheduling.jobs import jobs
+from engine.scheduling.planner import plan
 from tests.helpers import REVENUE, check
 
 NIGHTLY_BERLIN = REVENUE.replace('cron: "0 6 * * *"', 'cron: "30 2 * * *"')
@@ -61,7 +61,7 @@ def test_plan_rejects_unknown_job_and_reversed_window(tmp_path: Path) -> None:
 
 
 def test_plan_text_lists_what_retention_would_delete_per_tier() -> None:
-    from engine.planner import PlanWindow, plan_text
+    from engine.scheduling.planner import PlanWindow, plan_text
 
     window = PlanWindow(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), [],
                         summarize=False)

@@ -3,8 +3,8 @@
 from decimal import Decimal
 from html.parser import HTMLParser
 
-from engine.figures import Display, Reference, key_figures
-from engine.reportmail import ReportView, render_html, render_text, rows_line
+from engine.reports.figures import Display, Reference, key_figures
+from engine.reports.mail import ReportView, render_html, render_text, rows_line
 
 EUR = Display("revenue", "Revenue", "currency", currency="EUR", key=True,
               compare="previous_period")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.findings import Severity
+from engine.validation.findings import Severity
 from tests.helpers import REVENUE, by_rule, check, line_of, where
 
 REPORT = "definitions/reports/revenue.yaml"

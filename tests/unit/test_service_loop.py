@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JobError, TransientError
-from engine.jobs import Job, jobs
-from engine.ledger import Run
-from engine.service import Service, ServiceConfig
+from engine.runs.ledger import Run
+from engine.runs.service import Service, ServiceConfig
+from engine.scheduling.jobs import Job, jobs
 from tests.helpers import REVENUE, check
 from tests.support.ledger import MemoryLedger
 

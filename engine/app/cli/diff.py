@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from engine.app import clock
 from engine.app.cli.types import INSTANT
 from engine.errors import DefinitionError, MarketopsError
 
 if TYPE_CHECKING:
     from engine.app.context import App
-    from engine.changes import Change, Side
-    from engine.findings import Finding
-    from engine.project import Project
-    from engine.retention import BackupInfo
-    from engine.validate import ValidationResult
+    from engine.backups.retention import BackupInfo
+    from engine.definitions.changes import Change, Side
+    from engine.definitions.project import Project
+    from engine.validation.findings import Finding
+    from engine.validation.validate import ValidationResult
 
 
 def _side(app: App, which: str, value: str | None, scratch: Path) -> tuple[str, Path]:
     """(label, directory) of one side: a directory as it is, or a git revision written out.
     Without a value the base is the merge-base with the default branch and the head is
     the working tree at --root."""
-    from runners import gittree
+    from runners.service import gittree
 
     if value is None and which == "head":
         return "working tree", app.root
@@ -47,9 +48,9 @@ def _side(app: App, which: str, value: str | None, scratch: Path) -> tuple[str, 
 def _load(app: App, which: str, label: str, directory: Path, read_stored: bool) -> Side:
     """A side's definitions as loaded; a file that does not load at all is an error, since
     what it defines would otherwise show as removed."""
-    from engine.changes import Side, first_error
-    from engine.loader import load_project
-    from engine.validate import ValidationResult
+    from engine.definitions.changes import Side, first_error
+    from engine.definitions.loader import load_project
+    from engine.validation.validate import ValidationResult
 
     project, findings = load_project(directory)
     problem = first_error(findings)
@@ -71,7 +72,7 @@ def _load(app: App, which: str, label: str, directory: Path, read_stored: bool) 
 def _rule_errors(project: Project) -> list[Finding]:
     """The validation errors of a loaded project (what `marketops validate` reports), on the
     same project so that its SQL analyses are made once for the rules and the comparison."""
-    from engine.rules import all_rules
+    from engine.validation.rules import all_rules
 
     errors: list[Finding] = []
     for check in all_rules():
@@ -88,8 +89,8 @@ def _stored_backups(root: Path, result: ValidationResult
     a destination that cannot be read is named with why (the retention is then simulated)."""
     from engine.app.context import local_destination
     from engine.app.tiers.backup import backup_infos, catalog_of
+    from engine.definitions.models.backup import RestoreDrillTier, WalArchiveTier
     from engine.masking import describe_error
-    from engine.models.backup import RestoreDrillTier, WalArchiveTier
 
     stored: dict[str, list[BackupInfo]] = {}
     unread: dict[str, str] = {}
@@ -120,10 +121,10 @@ def _run_changed(app: App, old: Side, new: Side, changes: list[Change], now: dat
 
     from engine.app.context import database_dsn
     from engine.app.reporting import report_request
-    from engine.changes import Change, row_differences
-    from engine.jobs import jobs
-    from engine.validate import ValidationResult
-    from runners.reportrows import fetch_rows
+    from engine.definitions.changes import Change, row_differences
+    from engine.scheduling.jobs import jobs
+    from engine.validation.validate import ValidationResult
+    from runners.report.rows import fetch_rows
 
     subjects = sorted({c.subject for c in changes if c.section == "reports"
                        and c.aspect in ("sql", "glossary") and c.status != "added"})
@@ -193,9 +194,9 @@ def diff(app: App, base: str | None, head: str | None, fmt: str, strict: bool,
       marketops diff --base main --head HEAD --format github > comment.md
       marketops diff --base ../before --head .         # two directories
     """
-    from engine.changes import RENDERERS, compare, dangerous
+    from engine.definitions.changes import RENDERERS, compare, dangerous
 
-    now = at or datetime.now(UTC).replace(microsecond=0)
+    now = at or clock.now().replace(microsecond=0)
     with tempfile.TemporaryDirectory(prefix="marketops-diff-") as scratch:
         base_label, base_dir = _side(app, "base", base, Path(scratch))
         head_label, head_dir = _side(app, "head", head, Path(scratch))

@@ -9,16 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from engine.app import clock
 from engine.app.cli.types import INSTANT
 from engine.errors import UsageError
 
 if TYPE_CHECKING:
     from engine.app.context import App
-    from engine.jobs import Job
+    from engine.scheduling.jobs import Job
 
 
 def _report_job(app: App, job_id: str) -> Job:
-    from engine.jobs import jobs as all_jobs
+    from engine.scheduling.jobs import jobs as all_jobs
 
     available = {k: v for k, v in all_jobs(app.defs.project).items() if v.kind == "report"}
     job = available.get(job_id)
@@ -28,11 +29,10 @@ def _report_job(app: App, job_id: str) -> Job:
 
 
 def _slot(job: Job, at: Any) -> Any:
-    from datetime import UTC, datetime
 
     from engine.app.context import latest_slot
 
-    return latest_slot(job, at or datetime.now(UTC))
+    return latest_slot(job, at or clock.now())
 
 
 @click.command()
@@ -87,14 +87,13 @@ def resend(app: App, job_id: str, at: Any, addresses: tuple[str, ...],
     Example:
       marketops resend report/pnl_monthly --at 2026-12-01T06:00+01:00 --to cfo@corp.example
     """
-    from datetime import UTC, datetime
 
     from engine.app.reporting import resend as send_again
 
     job = _report_job(app, job_id)
     slot = _slot(job, at)
     statuses = send_again(app.defs, app.ledger, job, slot, list(addresses),
-                          asked_by or "unknown", datetime.now(UTC))
+                          asked_by or "unknown", clock.now())
     local = slot.astimezone(job.schedule.tz) if job.schedule else slot
     click.echo(f"{job_id} slot {local.isoformat()}: resent")
     for key, state in statuses.items():

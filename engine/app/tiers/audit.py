@@ -19,17 +19,17 @@ from typing import Any
 from engine.app.context import database_dsn
 from engine.app.tiers.backup import backup_key, sealing_for, tier_of, tier_store
 from engine.app.tiers.handler import TierHandler
-from engine.auditchain import Head, sign_head, signature_problem
-from engine.backup_listing import TierListing, Verified, audit_chain
+from engine.backups.auditchain import Head, sign_head, signature_problem
+from engine.backups.freshness import Freshness, backup_freshness
+from engine.backups.listing import TierListing, Verified, audit_chain
+from engine.definitions.models.backup import AuditVaultTier
 from engine.errors import BackupError, UsageError
-from engine.freshness import Freshness, backup_freshness
-from engine.jobs import Job
-from engine.ledger import Ledger
-from engine.models.backup import AuditVaultTier
-from engine.validate import ValidationResult
-from runners.auditvault import export_batches, stored_head, verify_chain
-from runners.catalog import read_catalog
-from runners.database import connect
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.audit import export_batches, stored_head, verify_chain
+from runners.postgres.connection import connect
+from runners.storage.catalog import read_catalog
 
 ANCHOR_KEY = "audit-anchor"
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.app import clock
 
 # toolset_for and backup_key live in the context; named here for the tier modules.
 from engine.app.context import backup_key as backup_key
 from engine.app.context import store_for
 from engine.app.context import toolset_for as toolset_for
-from engine.backup_policy import incremental_parent
-from engine.errors import UsageError
-from engine.jobs import Job
-from engine.models.backup import (
+from engine.backups.policy import incremental_parent
+from engine.backups.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
+from engine.backups.walnames import SEGMENT, parse_segment
+from engine.definitions.models.backup import (
     BackupTier,
     LogicalFullTier,
     LogicalSchemasTier,
@@ -25,21 +27,21 @@ from engine.models.backup import (
     WalArchiveTier,
     stored,
 )
-from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
-from engine.validate import ValidationResult
-from engine.walnames import SEGMENT, parse_segment
-from runners.catalog import read_catalog
-from runners.codec import Sealing
-from runners.logical import LogicalRequest, backup_logical
-from runners.physical import PhysicalRequest, backup_physical
-from runners.storage import remove_stale_staging
-from runners.wal import stored_entries
+from engine.errors import UsageError
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.logical import LogicalRequest, backup_logical
+from runners.backup.physical import PhysicalRequest, backup_physical
+from runners.backup.wal import stored_entries
+from runners.storage.catalog import read_catalog
+from runners.storage.sealing import Sealing
+from runners.storage.stores import remove_stale_staging
 
 if TYPE_CHECKING:
-    from engine.ledger import Ledger
-    from engine.manifest import Manifest
-    from runners.catalog import Catalog
-    from runners.storage import Store
+    from engine.backups.manifest import Manifest
+    from engine.runs.ledger import Ledger
+    from runners.storage.catalog import BackupCatalog
+    from runners.storage.stores import Store
 
 # The kinds whose backups retention removes (the vault's batches pass its plan untouched:
 # they are never deleted, and a WAL tier's segments follow its base tier's backups).
@@ -78,7 +80,7 @@ def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
     return store_for(root, result, storing.destination)
 
 
-def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> Catalog:
+def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> BackupCatalog:
     return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
 
 
@@ -119,7 +121,7 @@ class BackupRun:
                 "seconds": round(self.seconds, 3), "deleted": sorted(self.retention.delete)}
 
 
-def backup_infos(catalog: Catalog) -> list[BackupInfo]:
+def backup_infos(catalog: BackupCatalog) -> list[BackupInfo]:
     return [BackupInfo(m.backup_id, m.finished_at, m.parent_id,
                        m.details.get("start_wal")) for m in catalog.complete]
 
@@ -133,13 +135,13 @@ def retention_plan(root: Path, result: ValidationResult, tier_id: str,
     storing = stored(tier)
     assert storing is not None
     catalog = catalog_of(root, result, tier_id)
-    return plan_retention(backup_infos(catalog), storing.retention, now or datetime.now(UTC))
+    return plan_retention(backup_infos(catalog), storing.retention, now or clock.now())
 
 
 def apply_retention(root: Path, result: ValidationResult, tier_id: str,
                     now: datetime | None = None) -> RetentionPlan:
     """Delete what the tier's retention does not keep; then WAL no kept base needs."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     plan = retention_plan(root, result, tier_id, moment)
     store = tier_store(root, result, tier_of(result, tier_id))
     # Called under the cluster lock, right after a successful backup: no other backup of
@@ -193,7 +195,7 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
     if isinstance(tier, LogicalFullTier | LogicalSchemasTier):
         return take_logical(root, result, job, tier, dsn, run_id=run_id)
     if isinstance(tier, PhysicalBaseTier):
-        return take_physical(root, result, job, tier, dsn, now or datetime.now(UTC))
+        return take_physical(root, result, job, tier, dsn, now or clock.now())
     raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
 
@@ -235,7 +237,7 @@ def _excluded_data(result: ValidationResult, schemas: list[str] | None) -> list[
     return out
 
 
-def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog, now: datetime
+def _incremental_parent(tier: PhysicalBaseTier, catalog: BackupCatalog, now: datetime
                         ) -> Manifest | None:
     """The backup to build on, or None when a full backup is due."""
     latest = catalog.complete[-1] if tier.incremental and catalog.complete else None

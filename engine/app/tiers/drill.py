@@ -10,14 +10,14 @@ from typing import Any
 
 from engine.app.tiers.backup import staging_for, tier_of
 from engine.app.tiers.handler import TierHandler
-from engine.backup_policy import DrillResult, rto_problem
+from engine.backups.policy import DrillResult, rto_problem
+from engine.definitions.models.backup import BackupTier, RestoreDrillTier, SmokeQuery
 from engine.errors import BackupError
-from engine.jobs import Job
-from engine.ledger import Ledger
-from engine.models.backup import BackupTier, RestoreDrillTier, SmokeQuery
-from engine.validate import ValidationResult
-from runners.database import database_name
-from runners.storage import scratch
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.postgres.connection import database_name
+from runners.storage.stores import scratch
 
 __all__ = ["DrillHandler", "DrillResult"]
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from engine.app import clock
 from engine.app.tiers.backup import (
     CLUSTER_LOCK,
     BackupRun,
@@ -22,19 +23,19 @@ from engine.app.tiers.backup import (
     retention_plan,
     tier_store,
 )
-from engine.backup_listing import TierListing, Verified
-from engine.backup_policy import DrillResult, restore_chain_problems
+from engine.backups.freshness import Freshness, backup_freshness
+from engine.backups.listing import TierListing, Verified
+from engine.backups.policy import DrillResult, restore_chain_problems
+from engine.definitions.models.backup import BackupTier, SmokeQuery, StoringTier
 from engine.errors import UsageError
-from engine.freshness import Freshness, backup_freshness
-from engine.models.backup import BackupTier, SmokeQuery, StoringTier
-from engine.validate import ValidationResult
-from runners.database import advisory_lock
-from runners.verify import verify_backup
+from engine.validation.validate import ValidationResult
+from runners.postgres.connection import advisory_lock
+from runners.storage.verify import verify_backup
 
 if TYPE_CHECKING:
-    from engine.jobs import Job
-    from engine.ledger import Ledger
-    from engine.manifest import Manifest
+    from engine.backups.manifest import Manifest
+    from engine.runs.ledger import Ledger
+    from engine.scheduling.jobs import Job
 
 T = TypeVar("T", bound=BackupTier)
 S = TypeVar("S", bound=StoringTier)
@@ -99,7 +100,7 @@ class CatalogHandler(TierHandler[S]):
         started = time.monotonic()
         with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
             manifest = self.take(root, result, job, tier, primary_dsn, run_id=run_id,
-                                 now=datetime.now(UTC))
+                                 now=clock.now())
             plan = apply_retention(root, result, job.name)
         return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 

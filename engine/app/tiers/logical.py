@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 from engine.app.tiers.backup import take_logical
 from engine.app.tiers.handler import CatalogHandler
 from engine.app.tiers.restore import restore_database, smoke_check
-from engine.backup_policy import DrillResult
+from engine.backups.policy import DrillResult
+from engine.definitions.models.backup import LogicalFullTier, LogicalSchemasTier, SmokeQuery
 from engine.errors import MarketopsError
-from engine.jobs import Job
-from engine.models.backup import LogicalFullTier, LogicalSchemasTier, SmokeQuery
-from engine.validate import ValidationResult
-from runners.mailbox import free_port
-from runners.postgres import EmbeddedServer
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.demo.mailbox import free_port
+from runners.postgres.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
-    from engine.manifest import Manifest
+    from engine.backups.manifest import Manifest
 
 LogicalTier = LogicalFullTier | LogicalSchemasTier
 

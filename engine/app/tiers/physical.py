@@ -11,16 +11,16 @@ from engine.app.tiers.backup import take_physical, wal_tier_for
 from engine.app.tiers.handler import CatalogHandler
 from engine.app.tiers.restore import restore_point_in_time, smoke_check
 from engine.app.tiers.wal import verify_wal
-from engine.backup_policy import DrillResult
+from engine.backups.policy import DrillResult
+from engine.definitions.models.backup import PhysicalBaseTier, SmokeQuery
 from engine.errors import MarketopsError, UsageError
-from engine.jobs import Job
-from engine.models.backup import PhysicalBaseTier, SmokeQuery
-from engine.validate import ValidationResult
-from runners.database import with_database
-from runners.postgres import EmbeddedServer
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.postgres.connection import with_database
+from runners.postgres.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
-    from engine.manifest import Manifest
+    from engine.backups.manifest import Manifest
 
 
 class PhysicalHandler(CatalogHandler[PhysicalBaseTier]):

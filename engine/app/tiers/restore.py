@@ -21,16 +21,7 @@ from engine.app.tiers.backup import (
     toolset_for,
     wal_tier_for,
 )
-from engine.backup_policy import smoke_applies
-from engine.errors import BackupError, MarketopsError, UsageError
-from engine.models.backup import (
-    LogicalFullTier,
-    LogicalSchemasTier,
-    PhysicalBaseTier,
-    SmokeQuery,
-    WalArchiveTier,
-)
-from engine.pitr import (
+from engine.backups.pitr import (
     BaseChoice,
     Mark,
     RecoveryTarget,
@@ -42,10 +33,23 @@ from engine.pitr import (
     first_gap,
     needed_range,
 )
-from engine.sqlcheck import analyze
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
-from runners.database import (
+from engine.backups.policy import smoke_applies
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
+from engine.definitions.models.backup import (
+    LogicalFullTier,
+    LogicalSchemasTier,
+    PhysicalBaseTier,
+    SmokeQuery,
+    WalArchiveTier,
+)
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.validation.sqlcheck import analyze
+from engine.validation.validate import ValidationResult
+from runners.backup.logical import restore_logical
+from runners.backup.physical import restore_chain
+from runners.backup.wal import stored_entries, stored_names, stored_times, wait_for_archiver
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import (
     count_rows,
     drop_database,
     ensure_database,
@@ -53,17 +57,13 @@ from runners.database import (
     rows_returned,
     with_database,
 )
-from runners.logical import restore_logical
-from runners.mailbox import free_port
-from runners.physical import restore_chain
-from runners.postgres import EmbeddedServer
-from runners.recovery import RecoveryFailed, create_restore_point, start_restored
-from runners.verify import check_wal_file
-from runners.wal import stored_entries, stored_names, stored_times, wait_for_archiver
+from runners.postgres.embedded import EmbeddedServer
+from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:
-    from engine.manifest import Manifest
-    from runners.catalog import Catalog
+    from engine.backups.manifest import Manifest
+    from runners.storage.catalog import BackupCatalog
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class DatabaseRestore:
     skipped_foreign_keys: list[str]
 
 
-def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
+def _pick(catalog: BackupCatalog, tier_id: str, backup_id: str | None) -> Manifest:
     chosen = catalog.get(backup_id) if backup_id else catalog.latest()
     if chosen is None:
         raise BackupError(f"{tier_id} has no complete backup" + (f" {backup_id}" if backup_id
@@ -214,7 +214,7 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
     return mark
 
 
-def _base_choices(catalog: Catalog) -> list[BaseChoice]:
+def _base_choices(catalog: BackupCatalog) -> list[BaseChoice]:
     return [BaseChoice(m.backup_id, m.finished_at, m.details.get("stop_lsn"))
             for m in catalog.complete]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.app import clock
 from engine.app.context import store_for
 from engine.app.tiers.backup import (
     archive_command,
@@ -20,27 +21,27 @@ from engine.app.tiers.backup import (
     wal_tier_for,
 )
 from engine.app.tiers.handler import TierHandler
-from engine.backup_listing import TierListing, Verified, archived_at, wal_range
-from engine.errors import BackupError, MarketopsError, UsageError
-from engine.freshness import Freshness, WalState, wal_problems
-from engine.jobs import Job
-from engine.ledger import Ledger
-from engine.models.backup import (
+from engine.backups.freshness import Freshness, WalState, wal_problems
+from engine.backups.listing import TierListing, Verified, archived_at, wal_range
+from engine.backups.retention import wal_cutoff
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE
+from engine.definitions.models.backup import (
     WalArchiveTier,
 )
-from engine.retention import wal_cutoff
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE
-from runners.verify import verify_wal_files
-from runners.wal import stored_entries
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.wal import stored_entries
+from runners.storage.verify import verify_wal_files
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
     """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
     segment and must start fast, and a broken report or schema file must not stop WAL
     archiving. Only errors in marketops.yaml, or a WAL tier that does not load, stop it."""
+    from engine.definitions.loader import load_project
     from engine.errors import DefinitionError
-    from engine.loader import load_project
 
     project, findings = load_project(root)
     errors = [f for f in findings if f.severity == "error"]
@@ -60,7 +61,7 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
 
 def wal_push(root: Path, path: Path) -> bool:
     """archive_command: store one WAL file; False when it was archived already."""
-    from runners.wal import push
+    from runners.backup.wal import push
 
     result, wal_id, wal = wal_definitions(root)
     return push(store_for(root, result, wal.destination), wal_id, path,
@@ -69,7 +70,7 @@ def wal_push(root: Path, path: Path) -> bool:
 
 def wal_fetch(root: Path, name: str, target: Path) -> None:
     """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
-    from runners.wal import fetch
+    from runners.backup.wal import fetch
 
     result, wal_id, wal = wal_definitions(root)
     key = backup_key(result, wal.encryption.key) if wal.encryption else None
@@ -87,8 +88,8 @@ def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
 
 def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
-    from engine.serverchecks import archiving_needs_restart
-    from runners.database import alter_system
+    from engine.backups.serverchecks import archiving_needs_restart
+    from runners.postgres.connection import alter_system
 
     pending, live = alter_system(dsn, settings, report=["archive_mode", "wal_level"])
     return archiving_needs_restart(pending, live)
@@ -97,7 +98,7 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
     """Let the embedded server's own user (when we run as root) run archive_command: read
     this repository and write the WAL destination."""
-    from runners.postgres import grant_server_access
+    from runners.postgres.embedded import grant_server_access
 
     wal_id, wal = wal_tier_for(result)
     store = store_for(root, result, wal.destination)
@@ -108,8 +109,8 @@ def prepare_archive_access(root: Path, result: ValidationResult) -> None:
 
 def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
     """The archive's contents and (when reachable) the server's archiver."""
-    from engine.freshness import WalState
-    from runners.wal import archiver_state, stored_names
+    from engine.backups.freshness import WalState
+    from runners.backup.wal import archiver_state, stored_names
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
@@ -117,10 +118,10 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
     catalog = catalog_of(root, result, tier.base_tier)
     infos = backup_infos(catalog)
     first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
-                       datetime.now(UTC)) or (infos[0].start_wal if infos else None)
+                       clock.now()) or (infos[0].start_wal if infos else None)
     archiver = None
     if dsn is not None:
-        from runners.database import connect
+        from runners.postgres.connection import connect
 
         try:
             with connect(dsn) as conn:
@@ -141,9 +142,9 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
 def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
     """The WAL tier's scheduled check: the server must be able to honour it, the archive must
     have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
-    from engine.serverchecks import server_problems
-    from runners.database import connect
-    from runners.physical import server_settings
+    from engine.backups.serverchecks import server_problems
+    from runners.backup.physical import server_settings
+    from runners.postgres.connection import connect
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
@@ -163,7 +164,7 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
                dsn: str | None = None) -> tuple[list[str], list[str]]:
     """Missing segments (by name) between the oldest needed base backup and the newest WAL,
     and the archiver's state when the server is reachable."""
-    from engine.freshness import wal_problems
+    from engine.backups.freshness import wal_problems
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
