@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.dbschema.pgnames import literal
-from engine.errors import DatabaseError, JobError, TransientError
+from engine.errors import DatabaseError, JobError, MarketopsError, TransientError
 from engine.reports.figures import Display, FigureTotals, Reference, key_figures
 from engine.reports.mail import ReportView, render_html
 from engine.reports.thresholds import Threshold
@@ -193,21 +193,27 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                         cursor.execute(request.sql, request.params)
                         state.columns = [c.name for c in cursor.description or []]
                         _typed_rows(request, staging, cursor, state)
-    except ReadOnlyRefused as exc:
-        raise JobError(f"report/{request.report_id} tried to write and was refused by the "
-                       f"read-only transaction: {exc.diag.message_primary}") from None
-    except Cancelled as exc:
-        raise JobError(f"report/{request.report_id} exceeded its statement timeout "
-                       f"({request.statement_timeout}): {exc.diag.message_primary}") from None
-    except DatabaseError as exc:  # could not connect
-        raise TransientError(f"report/{request.report_id}: {exc}") from None
-    except ConnectionFailed as exc:
-        raise TransientError(f"report/{request.report_id}: connection to "
-                             f"{mask_dsn(request.dsn)} lost: {exc}") from None
-    except PostgresError as exc:
-        raise JobError(f"report/{request.report_id} failed: "
-                       f"{exc.diag.message_primary or exc}") from None
+    except (DatabaseError, PostgresError) as exc:
+        raise query_failure(request, exc) from None
     return state
+
+
+def query_failure(request: ReportRequest, exc: DatabaseError | PostgresError
+                  ) -> MarketopsError:
+    """A report query's failure as the error a run records: a refused write, a timeout or a
+    bad query ends the run; an unreachable or lost connection is tried again."""
+    name = f"report/{request.report_id}"
+    if isinstance(exc, ReadOnlyRefused):
+        return JobError(f"{name} tried to write and was refused by the read-only "
+                        f"transaction: {exc.diag.message_primary}")
+    if isinstance(exc, Cancelled):
+        return JobError(f"{name} exceeded its statement timeout "
+                        f"({request.statement_timeout}): {exc.diag.message_primary}")
+    if isinstance(exc, DatabaseError):  # could not connect
+        return TransientError(f"{name}: {exc}")
+    if isinstance(exc, ConnectionFailed):
+        return TransientError(f"{name}: connection to {mask_dsn(request.dsn)} lost: {exc}")
+    return JobError(f"{name} failed: {exc.diag.message_primary or exc}")
 
 
 def _copy_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed) -> None:

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import DatabaseError, JobError, TransientError
-from runners.postgres.connection import (
-    Cancelled,
-    ConnectionFailed,
-    PostgresError,
-    connect,
-    mask_dsn,
-)
-from runners.report.query import ReportRequest
+from engine.errors import DatabaseError, JobError
+from runners.postgres.connection import PostgresError, connect
+from runners.report.query import ReportRequest, query_failure
 
 
 def fetch_rows(request: ReportRequest) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -29,17 +23,8 @@ def fetch_rows(request: ReportRequest) -> tuple[list[str], list[tuple[Any, ...]]
                 cursor.execute(request.sql.encode(), request.params)
                 columns = [c.name for c in cursor.description or []]
                 rows = cursor.fetchmany(request.max_rows + 1)
-    except Cancelled as exc:
-        raise JobError(f"report/{request.report_id} exceeded its statement timeout "
-                       f"({request.statement_timeout}): {exc.diag.message_primary}") from None
-    except DatabaseError as exc:
-        raise TransientError(f"report/{request.report_id}: {exc}") from None
-    except ConnectionFailed as exc:
-        raise TransientError(f"report/{request.report_id}: connection to "
-                             f"{mask_dsn(request.dsn)} lost: {exc}") from None
-    except PostgresError as exc:
-        raise JobError(f"report/{request.report_id} failed: "
-                       f"{exc.diag.message_primary or exc}") from None
+    except (DatabaseError, PostgresError) as exc:
+        raise query_failure(request, exc) from None
     if len(rows) > request.max_rows:
         raise JobError(f"report/{request.report_id} returns more than its max_rows "
                        f"({request.max_rows})")
