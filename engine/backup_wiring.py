@@ -241,7 +241,7 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     if isinstance(tier, RestoreDrillTier):
         from engine.drill_wiring import run_drill
 
-        return run_drill(root, result, job, primary_dsn)
+        return run_drill(root, result, job, primary_dsn, run_id=run_id)
     if isinstance(tier, AuditVaultTier):
         from engine.audit_wiring import export_audit
 

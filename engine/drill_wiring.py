@@ -4,7 +4,6 @@ check it against its manifest, run the smoke queries, time it against the tier's
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,14 +129,15 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
     return outcome
 
 
-def run_drill(root: Path, result: ValidationResult, job: Job, primary_dsn: str
-              ) -> dict[str, Any]:
+def run_drill(root: Path, result: ValidationResult, job: Job, primary_dsn: str, *,
+              run_id: int | None = None) -> dict[str, Any]:
     """Drill every tier the job names; fail (and alert the owner) if any check fails."""
     tier = job.tier
     assert isinstance(tier, RestoreDrillTier)
-    staging = staging_for(root)
-    staging.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="drill-", dir=staging))
+    from runners.storage import make_staging
+
+    # Named after its maker: a killed drill's restored copies are cleared by the next run.
+    scratch = make_staging(staging_for(root), f"drill-{job.name}", run_id)
     try:
         from runners.database import database_name
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from runners.database import connect, query
 from runners.growing import GrowingFile
 from runners.pgtools import Toolset, check_server, discover, run_tool, start_tool, tool_failure
 from runners.postgres import embedded_bin_dir
-from runners.storage import Store, staged_backup
+from runners.storage import Store, make_staging, staged_backup
 from runners.verify import unseal_checked
 
 DATA = "base.tar"
@@ -361,8 +360,8 @@ def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str
     """Rebuild a data directory from a full backup and its incrementals, oldest first."""
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; restore into a new directory")
-    staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="restore-", dir=staging))
+    # Named after its maker: a killed restore's unpacked parts are cleared by the next run.
+    work = make_staging(staging, f"restore-{chain[0].tier}")
     try:
         if len(chain) == 1:
             target.mkdir(parents=True, exist_ok=True)
