@@ -251,7 +251,8 @@ def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: 
     compared with its recorded checksum, and the archive for gaps; `audit` (or an audit
     tier): the vault's hash chain, against the head the ledger recorded after each run.
 
-    Exit 0 when everything checks out, 1 otherwise (a damaged file is named, with its backup).
+    Exit 0 when everything checks out, 3 when a stored file is damaged or missing (named,
+    with its backup), 1 for other problems (a gap, an incomplete backup, a broken audit chain).
 
     \b
     Examples:
@@ -269,6 +270,12 @@ def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: 
         click.echo(f"ok      {line}")
     for line in problems:
         click.secho(f"FAILED  {line}", fg="red")
+    from engine.errors import DamagedBackupError
+    from runners.verify import damaged_files
+
+    if damaged := damaged_files(problems):
+        raise DamagedBackupError(f"{what}: {len(damaged)} stored file(s) damaged or missing "
+                                 "(named above); restore from another backup")
     sys.exit(1 if problems else 0)
 
 

@@ -108,7 +108,8 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
             if has_wal:
                 outcome.problems += verify_wal(root, result, wal_id)[0]
             # With WAL: recover to the end of the archive, as a real disaster would.
-            done_c = restore_point_in_time(root, result, tier_id, directory)
+            done_c = restore_point_in_time(root, result, tier_id, directory,
+                                           keep_on_failure=None)
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done_c.backup_id
             outcome.smoke, problems = _smoke(with_database(done_c.dsn, database), queries,

@@ -230,8 +230,9 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
     return wal_range, f"{where}: {count} segment(s), each matches its checksum"
 
 
-def _discard(into: Path, existed: bool, keep: bool) -> str:
-    """Stop a server left on a failed restore and remove what the restore wrote."""
+def _discard(into: Path, existed: bool, keep: bool | None) -> str:
+    """Stop a server left on a failed restore and remove what the restore wrote. `keep`
+    None: the caller (a drill) has no --keep-on-failure to offer."""
     import shutil
 
     from runners.postgres import EmbeddedServer
@@ -247,18 +248,22 @@ def _discard(into: Path, existed: bool, keep: bool) -> str:
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-        return f"emptied {into} (keep what it holds with --keep-on-failure)"
+        return f"emptied {into}" + ("" if keep is None else
+                                    " (keep what it holds with --keep-on-failure)")
     shutil.rmtree(into, ignore_errors=True)
+    if keep is None:  # a drill: `marketops restore ... --keep-on-failure` keeps such a copy
+        return f"removed the drill's copy {into}"
     return f"removed {into} (keep it with --keep-on-failure)"
 
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
                           backup_id: str | None = None,
                           target: RecoveryTarget | None = None, port: int | None = None,
-                          keep_on_failure: bool = False) -> ClusterRestore:
+                          keep_on_failure: bool | None = False) -> ClusterRestore:
     """Rebuild a data directory from the base backup(s), recover it through the WAL archive
     to `target` (default: the end of the archive) and start PostgreSQL on it. The archive is
-    checked first; on failure nothing is left in `into` unless keep_on_failure."""
+    checked first; on failure nothing is left in `into` unless keep_on_failure (None: the
+    caller offers no way to keep it, so the message suggests none)."""
     import time
 
     from runners.mailbox import free_port

@@ -20,8 +20,10 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
                 dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
     """(problems, checked): the newest backup (or every one) and each backup it builds on,
     re-read against their manifests; `audit` or an audit tier: the vault against the head
-    the ledger recorded; a WAL tier: every stored file's contents, and gaps."""
+    the ledger recorded; a WAL tier: every stored file's contents, and gaps. A stored file
+    damaged or missing is a `Damaged` problem (exit 3); the others are unhealthy states."""
     from engine.audit_wiring import verify_audit
+    from runners.verify import Damaged
 
     if what == "audit":
         return verify_audit(root, result, dsn=dsn, adopt=adopt)
@@ -32,7 +34,7 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
         return verify_audit(root, result, what, dsn=dsn, adopt=adopt)
     catalog = catalog_of(root, result, what)
     problems = [f"{what}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
-    problems += [f"{what}/{b}: manifest damaged" for b in catalog.damaged]
+    problems += [Damaged(f"{what}/{b}: manifest damaged") for b in catalog.damaged]
     checked: list[str] = []
     chosen = catalog.complete if every else catalog.complete[-1:]
     if not chosen:
@@ -52,8 +54,9 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
         broken = [m.backup_id for m in chain if read(m)]
         name = f"{what}/{manifest.backup_id}"
         if chain[0].parent_id is not None:
-            problems.append(f"{name}: cannot be restored: backup {chain[0].parent_id}, which "
-                            f"{chain[0].backup_id} builds on, is missing")
+            problems.append(Damaged(f"{name}: cannot be restored: backup "
+                                    f"{chain[0].parent_id}, which {chain[0].backup_id} builds "
+                                    "on, is missing"))
         elif broken and broken != [manifest.backup_id]:
             problems.append(f"{name}: cannot be restored: "
                             + ", ".join(f"{what}/{b}" for b in broken if b != manifest.backup_id)
@@ -80,7 +83,7 @@ def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
     decrypted, decompressed, its sha256 against the one recorded in its stored name."""
     from engine.wal_wiring import verify_wal
     from engine.wiring import store_for
-    from runners.verify import verify_wal_files
+    from runners.verify import Damaged, verify_wal_files
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
@@ -92,7 +95,8 @@ def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
         except UsageError as exc:
             return [*problems, f"{wal_id}: contents not checked: {exc}"], checked
     found = verify_wal_files(store_for(root, result, tier.destination), wal_id, key)
-    problems += [f"{wal_id}: {p}" for p in found.problems]
+    problems += [p.within(wal_id) if isinstance(p, Damaged) else f"{wal_id}: {p}"
+                 for p in found.problems]
     if not found.problems:
         checked.append(f"{wal_id}: {found.checked} WAL file(s) re-read, each matches the "
                        "checksum recorded when it was stored")

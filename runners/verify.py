@@ -15,9 +15,24 @@ from runners.codec import CHUNK, unseal
 from runners.storage import Store
 
 
+class Damaged(str):
+    """A problem that is a stored file damaged or missing (exit 3), as opposed to another
+    unhealthy state such as a gap or an incomplete backup (exit 1)."""
+
+    def within(self, prefix: str) -> Damaged:
+        """The same problem, with what holds the file named in front."""
+        return Damaged(f"{prefix}: {self}")
+
+
+def damaged_files(problems: list[str]) -> list[str]:
+    """The problems that are damaged stored files."""
+    return [p for p in problems if isinstance(p, Damaged)]
+
+
 def verify_backup(store: Store, manifest: Manifest) -> list[str]:
-    """Problems found (missing file, size or sha256 differing); empty when intact."""
-    problems = []
+    """Problems found (missing file, size or sha256 differing), each a `Damaged`; empty
+    when intact."""
+    problems: list[str] = []
     for stored in manifest.files:
         name = f"{manifest.tier}/{manifest.backup_id}/{stored.name}"
         digest, size = hashlib.sha256(), 0
@@ -27,11 +42,11 @@ def verify_backup(store: Store, manifest: Manifest) -> list[str]:
                     digest.update(chunk)
                     size += len(chunk)
         except BackupError as exc:
-            problems.append(f"{name}: {exc}")
+            problems.append(Damaged(f"{name}: {exc}"))
             continue
         if size != stored.stored_size or digest.hexdigest() != stored.stored_sha256:
-            problems.append(f"{name}: does not match its manifest (size {size:,} vs "
-                            f"{stored.stored_size:,}, sha256 differs): damaged")
+            problems.append(Damaged(f"{name}: does not match its manifest (size {size:,} vs "
+                                    f"{stored.stored_size:,}, sha256 differs): damaged"))
     return problems
 
 
@@ -106,6 +121,9 @@ def wal_entries(store: Store, tier: str) -> list[tuple[str, str]]:
     return sorted(entries)
 
 
+NOT_CHECKED = "encrypted, and the key is not available: contents not checked"
+
+
 def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
     """Re-read one stored WAL file: decrypt, decompress, compare the sha256 of its contents
     with the one in its stored name, and check a segment's header against its name. Why it
@@ -118,7 +136,7 @@ def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
     codec = "zstd" if "zst" in suffixes else "gzip" if "gz" in suffixes else "none"
     encrypted = "age" in suffixes
     if encrypted and key is None:
-        return "encrypted, and the key is not available: contents not checked"
+        return NOT_CHECKED
     sink = _HeadSink(_LONG_HEADER.size)
     try:
         with store.reader(path) as source:
@@ -134,8 +152,9 @@ def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
 
 
 def verify_wal_files(store: Store, tier: str, key: str | None) -> WalCheck:
-    """Re-read every stored WAL file of `tier`; each damaged one named."""
-    problems, checked = [], 0
+    """Re-read every stored WAL file of `tier`; each damaged one named (a `Damaged`)."""
+    problems: list[str] = []
+    checked = 0
     seen: set[str] = set()
     for name, path in wal_entries(store, tier):
         if name in seen:
@@ -143,6 +162,7 @@ def verify_wal_files(store: Store, tier: str, key: str | None) -> WalCheck:
         seen.add(name)
         problem = check_wal_file(store, path, key)
         if problem is not None:
-            problems.append(f"{name}: {problem} ({store.spec.name}: {path})")
+            found = f"{name}: {problem} ({store.spec.name}: {path})"
+            problems.append(found if problem == NOT_CHECKED else Damaged(found))
         checked += 1
     return WalCheck(problems, checked)
