@@ -3,6 +3,7 @@ worker's lease, a half-made restore database; and the `backups` listing scripts 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pyrage
 import pytest
 
 from engine.backup_wiring import take_backup
+from engine.errors import BackupError
 from runners.database import connect, database_name, query
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL
@@ -274,3 +276,48 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.communicate(timeout=60)
+
+
+def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from engine.backup_wiring import run_backup
+
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'killed restore ' || g from generate_series("
+                "900001, 960000) g")
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)  # a chain
+    staging = cluster.root / "var" / "staging"
+    env = {**os.environ, "MARKETOPS_TEST_BACKUP_KEY": KEY_PHYSICAL}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(cluster.root),
+                             "restore", "--tier", "base", "--into", str(tmp_path / "into")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def restoring() -> list[str]:
+        names = [p.name for p in staging.iterdir()] if staging.exists() else []
+        return [n for n in names if n.startswith("restore-base.") and f".{proc.pid}@" in n]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not restoring() and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()  # caught while unpacking the chain
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    time.sleep(0.5)  # pg_combinebackup, orphaned, may still be writing
+    assert restoring()
+
+    # The next backup run (of another tier: the drill's) clears the dead restore's copy.
+    with contextlib.suppress(BackupError):  # a drill may fail; its clearing came first
+        run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+    assert restoring() == []
+    assert [n for n in os.listdir(staging) if n.startswith(("restore-", "drill-"))] == []
+
+
+def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
+    from engine.restore_wiring import _discard
+
+    copy = tmp_path / "base-pitr"
+    copy.mkdir()
+    said = _discard(copy, False, None)  # what a failed drill's message ends with
+    assert "--keep-on-failure" not in said and str(copy) in said and not copy.exists()
+    copy.mkdir()
+    assert "keep it with --keep-on-failure" in _discard(copy, False, False)

@@ -252,11 +252,12 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
     archive = cluster.root / "var" / "backups" / "wal"
     stored = {p.name[:24]: p for p in archive.rglob("*") if p.is_file() and len(p.name) > 24}
 
-    # One flipped byte: found, named, exit 1 (its name alone shows no gap).
+    # One flipped byte: found, named, exit 3 (its name alone shows no gap).
     saved = _flip(stored[first])
     try:
         flipped = _cli(cluster.root, "verify", "wal")
-        assert flipped.returncode == 1
+        assert flipped.returncode == 3, flipped.stdout + flipped.stderr
+        assert "1 stored file(s) damaged or missing" in flipped.stderr
         failed = [line for line in flipped.stdout.splitlines() if line.startswith("FAILED")]
         assert len(failed) == 1 and first in failed[0], flipped.stdout
         assert "no gap" in flipped.stdout  # what verify said before, and still true
@@ -267,11 +268,20 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
     stored[first].write_bytes(stored[second].read_bytes())
     try:
         swapped = _cli(cluster.root, "verify", "wal")
-        assert swapped.returncode == 1 and first in swapped.stdout
+        assert swapped.returncode == 3 and first in swapped.stdout
         assert "do not match the checksum recorded when it was stored" in swapped.stdout
     finally:
         stored[first].write_bytes(saved)
     assert _cli(cluster.root, "verify", "wal").returncode == 0
+
+    # Missing before a later one: a gap (the archiver may never have stored it), exit 1.
+    held = cluster.root / "held-segment"
+    stored[first].rename(held)
+    try:
+        gap = _cli(cluster.root, "verify", "wal")
+        assert gap.returncode == 1 and "gap" in gap.stdout, gap.stdout + gap.stderr
+    finally:
+        held.rename(stored[first])
 
 
 def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Cluster) -> None:
@@ -292,13 +302,13 @@ def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Clus
     saved = _flip(path, 0.3)
     try:
         damaged = _cli(cluster.root, "verify", "base")  # the newest only, not --all
-        assert damaged.returncode == 1
+        assert damaged.returncode == 3, damaged.stdout + damaged.stderr
         assert f"base/{full.backup_id}/{victim.name}" in damaged.stdout
         assert (f"base/{newest.backup_id}: cannot be restored: base/{full.backup_id} that it "
                 "builds on is damaged") in damaged.stdout, damaged.stdout
         # Read once even when --all reaches it twice (for itself and for the incremental).
         every = _cli(cluster.root, "verify", "base", "--all")
-        assert every.returncode == 1
+        assert every.returncode == 3
         assert every.stdout.count(f"base/{full.backup_id}/{victim.name}") == 1
     finally:
         path.write_bytes(saved)
