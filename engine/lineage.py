@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from engine.errors import UsageError
 from engine.glossary import closure
 from engine.models.backup import RestoreDrillTier
+from engine.pgnames import split_name
 from engine.project import Project
 from engine.rules.backup_rules import tier_tables
 
@@ -26,7 +27,10 @@ class Dependent:
 
 def parse_target(project: Project, target: str) -> tuple[str, str, str | None]:
     """Check `schema.table[.column]` against the declared schema."""
-    parts = target.split(".")
+    try:
+        parts = split_name(target)
+    except ValueError:
+        parts = []
     if len(parts) not in (2, 3):
         raise UsageError(f"'{target}' is not schema.table or schema.table.column")
     schema, table = parts[0], parts[1]

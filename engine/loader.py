@@ -6,6 +6,7 @@ import os
 import types
 import typing
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from engine.models.glossary import Term
 from engine.models.report import Report
 from engine.models.schema import SchemaFile
 from engine.models.settings import Settings
+from engine.pgnames import check_name
 from engine.project import Loaded, Project, ReportSql
 from engine.yamlsource import FileProblem, SourceDoc, load_yaml, read_bounded
 
@@ -169,7 +171,17 @@ def build_model(doc: SourceDoc, kind: Any) -> tuple[Any | None, list[Finding]]:
         return _adapter(kind).validate_python(doc.data), []
     except ValidationError as exc:
         findings = [_error_finding(doc, kind, e) for e in exc.errors(include_url=False)]
-        return None, sorted(set(findings), key=Finding.sort_key)
+        return None, sorted(set(_one_per_misspelt_key(findings)), key=Finding.sort_key)
+
+
+def _one_per_misspelt_key(findings: list[Finding]) -> list[Finding]:
+    """'unknown key opp; did you mean op?' says it all: drop the 'missing required key op'
+    that the same misspelling causes."""
+    meant = {f.message.rsplit("did you mean '", 1)[1].rstrip("'?")
+             for f in findings if "unknown key '" in f.message and "did you mean '" in f.message}
+    return [f for f in findings if not (
+        "missing required key '" in f.message
+        and f.message.rsplit("missing required key '", 1)[1].rstrip("'") in meant)]
 
 
 def _yaml_files(root: Path, folder: str, findings: list[Finding]) -> Iterator[Path]:
@@ -207,12 +219,23 @@ def _check_id(display: str, stem: str) -> Finding | None:
     return None
 
 
-def _load_kind(root: Path, folder: str, kind: Any,
-               findings: list[Finding]) -> Iterator[tuple[str, Any, SourceDoc, Path]]:
+def _check_schema_stem(display: str, stem: str) -> Finding | None:
+    try:
+        check_name(stem)
+    except ValueError as exc:
+        return Finding(Location(display), f"file name '{stem}': {exc}", "file-name")
+    return None
+
+
+def _load_kind(root: Path, folder: str, kind: Any, findings: list[Finding],
+               failed: list[tuple[str, SourceDoc, Path]] | None = None
+               ) -> Iterator[tuple[str, Any, SourceDoc, Path]]:
     seen: dict[str, str] = {}
     for path in _yaml_files(root, folder, findings):
         display = _display(root, path)
-        problem = _check_id(display, path.stem)
+        # A schema file is named after its schema, whose name may be mixed-case (Shop).
+        problem = _check_id(display, path.stem) if kind is not SchemaFile else \
+            _check_schema_stem(display, path.stem)
         if problem:
             findings.append(problem)
             continue
@@ -229,6 +252,8 @@ def _load_kind(root: Path, folder: str, kind: Any,
         findings.extend(problems)
         if model is not None:
             yield path.stem, model, doc, path
+        elif failed is not None:
+            failed.append((path.stem, doc, path))
 
 
 def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, SourceDoc | None]:
@@ -244,7 +269,7 @@ def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, Sourc
     return (model if model is not None else Settings()), doc
 
 
-def _load_sql(root: Path, model: Report | Term, doc: SourceDoc,
+def _load_sql(root: Path, model: Report | Term | _SqlSource, doc: SourceDoc,
               yaml_path: Path, findings: list[Finding]) -> ReportSql | None:
     if model.sql is not None:
         return ReportSql(model.sql)
@@ -273,6 +298,29 @@ def _load_sql(root: Path, model: Report | Term, doc: SourceDoc,
                                 "as UTF-8", "sql-file"))
         return None
     return ReportSql(text, display)
+
+
+@dataclass(frozen=True)
+class _SqlSource:
+    sql: str | None
+    sql_file: str | None
+
+
+def _unbuilt_sql(root: Path, doc: SourceDoc, path: Path,
+                 findings: list[Finding]) -> ReportSql | None:
+    """The SQL of a report whose YAML has other problems, so that its SQL is checked in the
+    same run; not when it uses glossary terms (they cannot be inlined without the model)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    sql, sql_file = data.get("sql"), data.get("sql_file")
+    if sql is None and sql_file is None:
+        # A misspelt key (sql_flie) still says where the SQL is.
+        close = get_close_matches("sql_file", [str(k) for k in data], n=1, cutoff=0.75)
+        sql_file = data.get(close[0]) if close else None
+    if data.get("uses") or (sql is None) == (sql_file is None):
+        return None
+    if not isinstance(sql, str | None) or not isinstance(sql_file, str | None):
+        return None
+    return _load_sql(root, _SqlSource(sql, sql_file), doc, path, findings)
 
 
 def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
@@ -324,13 +372,18 @@ def load_project(root: Path) -> tuple[Project, list[Finding]]:
     for name, source in terms.items():
         inlined = _terms(project.terms[name], depends, terms, findings, own=name)
         project.term_sql[name] = expand(source.sql, inlined)
-    for stem, model, doc, path in _load_kind(root, REPORTS_DIR, Report, findings):
+    failed: list[tuple[str, SourceDoc, Path]] = []
+    for stem, model, doc, path in _load_kind(root, REPORTS_DIR, Report, findings, failed):
         sql = _load_sql(root, model, doc, path, findings)
         loaded_report = Loaded(stem, model, doc)
         project.reports[stem] = loaded_report
         if sql is not None:
             project.report_sql[stem] = expand(
                 sql, _terms(loaded_report, depends, terms, findings))
+    for stem, doc, path in failed:
+        sql = _unbuilt_sql(root, doc, path, findings)
+        if sql is not None:
+            project.unbuilt_sql[stem] = (sql, doc)
     for stem, model, doc, _ in _load_kind(root, BACKUPS_DIR, BackupTier, findings):
         project.backups[stem] = Loaded(stem, model, doc)
     return project, findings

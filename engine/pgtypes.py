@@ -58,6 +58,13 @@ _SHAPE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?
                     r"((?:\[\s*\]\s*)*)$")
 
 
+_WORD = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+# A type declared in a schema (enum, domain) or by an extension: schema.name[(mods)][[]...].
+_NAMED = re.compile(rf"^\s*({_WORD}\s*\.\s*{_WORD})\s*(\([^()]*\))?\s*((?:\[\s*\]\s*)*)$")
+# format_type writes time and timestamp precision before the zone: timestamp(0) with time zone.
+_ZONED = re.compile(r"^\s*(time|timestamp)\s*\((\d+)\)\s+(with|without)\s+time\s+zone")
+
+
 @dataclass(frozen=True)
 class PgType:
     """A parsed column type."""
@@ -66,11 +73,18 @@ class PgType:
     family: str
     modifiers: tuple[int, ...] = ()
     array_dims: int = 0
+    typmod: str = ""  # a named type's modifier text, kept as written: vector(3)
 
     def sql(self) -> str:
         """The type as DDL writes it."""
-        mods = f"({','.join(str(m) for m in self.modifiers)})" if self.modifiers else ""
+        mods = f"({','.join(str(m) for m in self.modifiers)})" if self.modifiers else \
+            self.typmod
         return f"{self.name}{mods}{'[]' * self.array_dims}"
+
+    @property
+    def named(self) -> bool:
+        """A type declared in a schema or by an extension, not built in."""
+        return self.family.startswith("named:")
 
     @property
     def storage_name(self) -> str:
@@ -83,7 +97,19 @@ def parse_type(text: str) -> PgType:
     if text.count("(") != text.count(")"):
         raise ValueError(f"'{text}' has unbalanced parentheses; inside {{flow: mappings}} a "
                          "comma splits the value, so quote it: \"numeric(12,2)\"")
-    match = _SHAPE.match(text.lower())
+    named = _NAMED.match(text)
+    if named:
+        name = ".".join(part.strip() for part in _split_dot(named.group(1)))
+        typmod = "".join((named.group(2) or "").split()).replace(",", ", ") \
+            if named.group(2) else ""
+        return PgType(name, f"named:{name}", (), (named.group(3) or "").count("["),
+                      typmod.replace(", ", ","))
+    zoned = _ZONED.match(text.lower())
+    lowered = text.lower()
+    if zoned:
+        lowered = (f"{zoned.group(1)} {zoned.group(3)} time zone({zoned.group(2)})"
+                   f"{lowered[zoned.end():]}")
+    match = _SHAPE.match(lowered)
     if not match:
         raise ValueError(f"'{text}' is not a PostgreSQL type")
     spelled, first, second, arrays = match.groups()
@@ -103,6 +129,17 @@ def parse_type(text: str) -> PgType:
     if canonical in ("varchar", "char", "bit", "varbit") and mods and mods[0] < 1:
         raise ValueError(f"length of '{text}' must be at least 1")
     return PgType(canonical, family, mods, arrays.count("["))
+
+
+def _split_dot(text: str) -> list[str]:
+    """Split 'schema.name' at the dot outside quotes."""
+    depth_quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            depth_quoted = not depth_quoted
+        elif char == "." and not depth_quoted:
+            return [text[:index], text[index + 1:]]
+    return [text]
 
 
 def compatible(referencing: PgType, referenced: PgType) -> bool:

@@ -19,7 +19,7 @@ from engine.yamlsource import SourceDoc
 if TYPE_CHECKING:
     # sqlglot is imported where SQL is checked, not where a project is loaded: wal-push
     # loads the project once per WAL segment and needs no SQL.
-    from engine.sqlcheck import Catalog, ColumnRef, SqlAnalysis
+    from engine.sqlcheck import Catalog, ColumnRef, SqlAnalysis, TableRef
 
 T = TypeVar("T")
 
@@ -78,6 +78,34 @@ class TermSpan:
     doc: SourceDoc
 
 
+def build_catalog(schemas: Sequence[SchemaFile], search_path: Sequence[str] = ("public",),
+                  safe_functions: Sequence[str] = ()) -> Catalog:
+    """What SQL checks need of the declared schemas: tables and views with their columns, PII
+    columns, and the user functions, with those a report may call."""
+    from engine.sqlcheck import Catalog
+
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    pii: set[ColumnRef] = set()
+    functions: set[str] = set()
+    safe: set[str] = set(safe_functions)
+    for schema in schemas:
+        name = schema.name
+        tables[name] = {}
+        for table_name, table in schema.tables.items():
+            tables[name][table_name] = {c: col.type for c, col in table.columns.items()}
+            pii.update((name, table_name, c) for c, col in table.columns.items() if col.pii)
+        for view_name, view in schema.views.items():
+            tables[name][view_name] = {c: col.type for c, col in view.columns.items()}
+            pii.update((name, view_name, c) for c, col in view.columns.items() if col.pii)
+        for signature, function in schema.functions.items():
+            qualified = f"{name}.{signature.split('(')[0].strip(chr(34))}"
+            functions.add(qualified)
+            if function.volatility != "volatile" and not function.security_definer:
+                safe.add(qualified)
+    return Catalog(tables, frozenset(pii), tuple(search_path), frozenset(safe),
+                   frozenset(functions))
+
+
 @dataclass
 class Project:
     """The whole definition set."""
@@ -91,6 +119,8 @@ class Project:
     terms: dict[str, Loaded[Term]] = field(default_factory=dict)
     term_sql: dict[str, ReportSql] = field(default_factory=dict)  # each with the terms it uses
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
+    # The SQL of reports whose YAML did not load, still checked so one run finds everything.
+    unbuilt_sql: dict[str, tuple[ReportSql, SourceDoc]] = field(default_factory=dict)
 
     def settings_loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
         if self.settings_doc is None:
@@ -100,23 +130,49 @@ class Project:
     @cached_property
     def catalog(self) -> Catalog:
         """The declared tables and their PII columns, as SQL checks need them."""
-        from engine.sqlcheck import Catalog
+        return build_catalog([s.model for s in self.schemas.values()],
+                             self.settings.reports.search_path,
+                             self.settings.reports.safe_functions)
 
-        tables: dict[str, dict[str, dict[str, str]]] = {}
-        pii: set[ColumnRef] = set()
-        for name, loaded in self.schemas.items():
-            tables[name] = {}
-            for table_name, table in loaded.model.tables.items():
-                tables[name][table_name] = {c: col.type for c, col in table.columns.items()}
-                pii.update((name, table_name, c) for c, col in table.columns.items() if col.pii)
-        return Catalog(tables, frozenset(pii))
+    @cached_property
+    def view_analyses(self) -> dict[TableRef, SqlAnalysis]:
+        """Each declared view's definition checked as a report would be, computed once."""
+        from engine.sqlcheck import analyze
+
+        return {(name, view_name): analyze(view.definition, self.catalog)
+                for name, loaded in self.schemas.items()
+                for view_name, view in loaded.model.views.items()}
+
+    def through_views(self, analysis: SqlAnalysis) -> SqlAnalysis:
+        """The analysis with what the views it reads read in turn (for impact and PII)."""
+        views = self.view_analyses
+        if not any(t in views for t in analysis.tables):
+            return analysis
+        for _ in range(16):  # views over views, to a depth no schema needs
+            before = (len(analysis.tables), len(analysis.columns),
+                      sum(len(r) for r in analysis.exposed.values()))
+            for ref in list(analysis.tables):
+                inner = views.get(ref)
+                if inner is None:
+                    continue
+                analysis.tables |= inner.tables
+                analysis.columns |= inner.columns
+                for refs in analysis.exposed.values():
+                    for column in [r for r in refs if (r[0], r[1]) == ref]:
+                        refs |= inner.exposed.get(column[2], set())
+            after = (len(analysis.tables), len(analysis.columns),
+                     sum(len(r) for r in analysis.exposed.values()))
+            if after == before:
+                break
+        return analysis
 
     @cached_property
     def analyses(self) -> dict[str, SqlAnalysis]:
         """Each report's SQL checked against the catalog, computed once."""
         from engine.sqlcheck import analyze
 
-        return {rid: analyze(sql.text, self.catalog) for rid, sql in self.report_sql.items()}
+        return {rid: self.through_views(analyze(sql.text, self.catalog))
+                for rid, sql in self.report_sql.items()}
 
     @cached_property
     def term_analyses(self) -> dict[str, SqlAnalysis]:

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token
+
+from engine.pgnames import qualified
 
 # sqlglot logs a warning for every statement it falls back to parsing as a Command;
 # we report those ourselves.
@@ -81,6 +84,10 @@ class Catalog:
 
     tables: dict[str, dict[str, dict[str, str]]]
     pii: frozenset[ColumnRef] = frozenset()
+    search_path: tuple[str, ...] = ("public",)
+    # schema.name of user-defined functions: those a report may call, and all declared.
+    safe_functions: frozenset[str] = frozenset()
+    functions: frozenset[str] = frozenset()
     _mapping: MappingSchema | None = field(default=None, compare=False, repr=False)
 
     def has_table(self, schema: str, table: str) -> bool:
@@ -244,8 +251,13 @@ def parse_single(sql: str, tokens: list[Token] | None = None
     return statements[0], []
 
 
-def read_only_problems(statement: exp.Expr) -> list[SqlProblem]:
-    """Everything in the tree that writes, locks, creates, changes settings or reaches out."""
+def read_only_problems(statement: exp.Expr, catalog: Catalog | None = None
+                       ) -> list[SqlProblem]:
+    """Everything in the tree that writes, locks, creates, changes settings or reaches out;
+    user-defined functions only when the catalog declares them safe."""
+    safe = catalog.safe_functions if catalog else frozenset()
+    declared = catalog.functions if catalog else frozenset()
+    path = catalog.search_path if catalog else ()
     problems: list[SqlProblem] = []
     if not isinstance(statement, exp.Query) or isinstance(statement, exp.Values):
         label = _FORBIDDEN_NODES.get(type(statement), "only a SELECT query is allowed")
@@ -260,13 +272,24 @@ def read_only_problems(statement: exp.Expr) -> list[SqlProblem]:
         elif isinstance(node, exp.Func):
             name = _function_name(node)
             why = _function_problem(name)
+            if isinstance(node.parent, exp.Dot) and node.parent.expression is node:
+                continue  # schema.function(): checked with the Dot
+            user = next((f"{s}.{name}" for s in path if f"{s}.{name}" in declared), None)
+            if user is not None and user not in safe:
+                problems.append(_unsafe_function(user, node))
+                continue
             if why:
                 problems.append(SqlProblem(f"function {name}() is not allowed in a report: "
                                            f"it {why}", "sql-read-only", *_pos(node)))
         elif isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
-            schema = node.this.name.lower() if isinstance(node.this, exp.Identifier | exp.Var) \
-                else ""
-            if schema != "pg_catalog":
+            schema = node.this.name if isinstance(
+                node.this, exp.Identifier | exp.Var | exp.Column) else ""
+            function = f"{schema}.{_function_name(node.expression)}"
+            if function in safe:
+                continue
+            if function in declared:
+                problems.append(_unsafe_function(function, node))
+            elif schema.lower() != "pg_catalog":
                 problems.append(SqlProblem(
                     f"call to {node.sql(dialect='postgres').split('(')[0]}(): user-defined "
                     "functions can write or reach outside; only built-in functions are allowed",
@@ -276,6 +299,12 @@ def read_only_problems(statement: exp.Expr) -> list[SqlProblem]:
                                        "database; reports read only this one", "sql-read-only",
                                        *_pos(node)))
     return problems
+
+
+def _unsafe_function(name: str, node: exp.Expr) -> SqlProblem:
+    return SqlProblem(f"function {name}() is not declared safe: only immutable or stable "
+                      "functions that are not SECURITY DEFINER, or those listed in "
+                      "reports.safe_functions, may be called", "sql-read-only", *_pos(node))
 
 
 def _token_positions(tokens: list[Token]
@@ -331,10 +360,22 @@ def table_problems(statement: exp.Expr, catalog: Catalog) -> list[SqlProblem]:
         if not schema:
             if name in ctes:
                 continue
+            on_path = [s for s in catalog.search_path if catalog.has_table(s, name)]
+            if on_path:
+                # As PostgreSQL does: the first schema on the path that has it.
+                table.set("db", exp.to_identifier(on_path[0]))
+                if len(on_path) > 1:
+                    problems.append(SqlProblem(
+                        f"table '{name}' is ambiguous: it is in {', '.join(on_path)} on the "
+                        f"search_path and PostgreSQL reads {on_path[0]}.{name}; qualify it",
+                        "sql-ambiguous-table", *_pos(table)))
+                continue
             where = catalog.schemas_with_table(name)
+            path = ", ".join(catalog.search_path) or "empty"
             hint = (f"; did you mean {where[0]}.{name}?" if len(where) == 1 else
                     f"; it exists in {', '.join(where)}" if where else "")
-            problems.append(SqlProblem(f"table '{name}' must be schema-qualified (schema.table)"
+            problems.append(SqlProblem(f"unknown table '{name}': not in any schema on the "
+                                       f"search_path ({path}); qualify it (schema.table)"
                                        f"{hint}", "sql-unknown-table", *_pos(table)))
         elif not catalog.has_table(schema, name):
             problems.append(SqlProblem(_unknown_table(catalog, schema, name),
@@ -389,6 +430,18 @@ def _candidates(scope: Scope, name: str, catalog: Catalog) -> list[str]:
     return found
 
 
+def _column_hint(name: str, known: list[str]) -> str:
+    from difflib import get_close_matches
+
+    from engine.pgnames import ident
+
+    folded = [c for c in known if c.lower() == name.lower()]
+    if folded:
+        return (f"; did you mean {ident(folded[0])}? (a mixed-case name must be quoted)")
+    close = get_close_matches(name, known, n=1)
+    return f"; did you mean {ident(close[0])}?" if close else ""
+
+
 def column_problems(scopes: list[Scope], catalog: Catalog,
                     analysis: SqlAnalysis) -> list[SqlProblem]:
     """Unknown and ambiguous columns; records every (schema, table, column) read."""
@@ -407,18 +460,28 @@ def column_problems(scopes: list[Scope], catalog: Catalog,
                         f"{', '.join(sorted(here))}; qualify it (alias.{column.name})",
                         "sql-ambiguous-column", *_pos(column)))
                 elif not here:
+                    if any(isinstance(s, exp.Table) and not catalog.has_table(s.db, s.name)
+                           for s in scope.sources.values()):
+                        continue  # it may be in the unknown table, reported already
                     tables = ", ".join(sorted(
-                        f"{s.db}.{s.name}" for s in scope.sources.values()
+                        qualified(s.db, s.name) for s in scope.sources.values()
                         if isinstance(s, exp.Table))) or "no table"
+                    known = [c for s in scope.sources.values() if isinstance(s, exp.Table)
+                             for c in catalog.columns(s.db, s.name)]
+                    known += [c for s in scope.sources.values() if isinstance(s, Scope)
+                              for c in _scope_outputs(s)]
                     problems.append(SqlProblem(
-                        f"unknown column '{column.name}' (reading {tables})",
+                        f"unknown column '{column.name}' (reading {tables})"
+                        f"{_column_hint(column.name, known)}",
                         "sql-unknown-column", *_pos(column)))
                 continue
             source = _source_for(scope, column.table)
-            if isinstance(source, exp.Table):
+            if isinstance(source, exp.Table) and catalog.has_table(source.db, source.name):
                 if column.name not in catalog.columns(source.db, source.name):
+                    known = list(catalog.columns(source.db, source.name))
                     problems.append(SqlProblem(
-                        f"unknown column {source.db}.{source.name}.{column.name}",
+                        f"unknown column {source.db}.{source.name}.{column.name}"
+                        f"{_column_hint(column.name, known)}",
                         "sql-unknown-column", *_pos(column)))
                 else:
                     analysis.columns.add((source.db, source.name, column.name))
@@ -494,15 +557,16 @@ def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
     if statement is None or tokens is None:
         analysis.problems = problems
         return analysis
-    analysis.problems.extend(read_only_problems(statement))
+    # PostgreSQL folds unquoted names to lower case; quoted ones ("Album") keep theirs.
+    statement = normalize_identifiers(statement, dialect="postgres")
+    analysis.problems.extend(read_only_problems(statement, catalog))
     analysis.parameters, parameter_problems = parameter_refs(tokens, statement)
     analysis.problems.extend(parameter_problems)
     unknown_tables = table_problems(statement, catalog)
     analysis.problems.extend(unknown_tables)
-    if analysis.problems:
-        return analysis
+    # Columns are checked even when a table is unknown: every problem in one run.
     for table in statement.find_all(exp.Table):
-        if table.db:
+        if table.db and catalog.has_table(table.db, table.name):
             analysis.tables.add((table.db, table.name))
     try:
         # In place: the parsed tree is not needed unqualified afterwards.
@@ -517,6 +581,12 @@ def _analyze(sql: str, catalog: Catalog) -> SqlAnalysis:
             if column is not None:
                 position = _pos(column)
                 text = f"Unknown column {column.table}.{column.name}"
+                source = next((t for t in statement.find_all(exp.Table)
+                               if t.alias_or_name == column.table and t.db), None)
+                if source is not None:
+                    known = list(catalog.columns(source.db, source.name))
+                    text = (f"Unknown column {source.db}.{source.name}.{column.name}"
+                            f"{_column_hint(column.name, known)}")
         analysis.problems.append(SqlProblem(text[0].lower() + text[1:], "sql-unknown-column",
                                             *position))
         return analysis

@@ -82,7 +82,10 @@ class Store:
                 _sync_entries(Path(final), created)
         except BaseException as exc:
             if handle is not None and self.local:
-                handle.close()
+                # Closing flushes what is buffered: on a full disk that fails again, and the
+                # first failure is the one to report.
+                with contextlib.suppress(OSError):
+                    handle.close()
             elif handle is not None:
                 with contextlib.suppress(Exception):
                     handle.discard()  # s3fs: abort the multipart upload, publish nothing

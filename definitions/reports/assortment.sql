@@ -24,10 +24,11 @@ stock as (
     select tr.top_id,
            count(distinct sk.id) as skus,
            count(distinct so.sku_id) as skus_out_of_stock,
+           -- Seconds, exact (numeric epoch): days are divided out once, at the end.
            coalesce(sum(extract(epoch from least(coalesce(so.ended_at, :period_end),
                                                  :period_end)
-                                       - greatest(so.started_at, :period_start)) / 86400.0)
-                    filter (where so.id is not null), 0) as stockout_days
+                                       - greatest(so.started_at, :period_start)))
+                    filter (where so.id is not null), 0) as stockout_seconds
     from product.skus sk
     join product.products p on p.id = sk.product_id
     join trees tr on tr.id = p.category_id
@@ -51,8 +52,10 @@ select
     coalesce(sa.orders, 0) as orders,
     st.skus,
     round(st.skus_out_of_stock::numeric / nullif(st.skus, 0), 4) as out_of_stock_share,
-    round((extract(epoch from (:period_end)::timestamptz - (:period_start)::timestamptz) / 86400.0
-           - coalesce(st.stockout_days, 0) / nullif(st.skus, 0))::numeric, 1)
+    -- (period seconds * skus - stockout seconds) / (86400 * skus): one division of exact
+    -- numbers, so an exact half rounds away from zero.
+    round((extract(epoch from (:period_end)::timestamptz - (:period_start)::timestamptz)
+           * st.skus - st.stockout_seconds) / nullif(86400 * st.skus, 0), 1)
         as avg_days_in_stock,
     coalesce(v.product_views, 0) as product_views,
     round(coalesce(sa.orders, 0)::numeric / nullif(v.product_views, 0), 4)
@@ -66,4 +69,4 @@ join stock st on st.top_id = top.id
 left join sales sa on sa.top_id = top.id
 left join views v on v.top_id = top.id
 where top.parent_id is null
-order by revenue desc, category
+order by revenue desc, top.name collate "C"

@@ -48,4 +48,4 @@ join content.topics t on t.id = e.topic_id
 join content.authors au on au.id = e.author_id
 left join clicked cl on cl.topic_id = e.topic_id and cl.author_id = e.author_id
 left join sales sa on sa.topic_id = e.topic_id and sa.author_id = e.author_id
-order by influenced_revenue desc, views desc, topic, author
+order by influenced_revenue desc, views desc, t.name collate "C", au.display_name collate "C"

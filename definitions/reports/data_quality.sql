@@ -3,7 +3,7 @@
 select c.check_name, c.failing, coalesce(c.examples, '') as examples
 from (
     select 'duplicate category names under one parent' as check_name, count(*) as failing,
-           left(string_agg(d.name, ', ' order by d.name), 200) as examples
+           left(string_agg(d.name, ', ' order by d.name collate "C"), 200) as examples
     from (select cat.parent_id, cat.name from product.categories cat
           group by cat.parent_id, cat.name having count(*) > 1) d
     union all
@@ -52,4 +52,4 @@ from (
     from orders.orders o
     where o.address_id is null and o.placed_at >= :period_start and o.placed_at < :period_end
 ) c
-order by c.failing desc, c.check_name
+order by c.failing desc, c.check_name collate "C"

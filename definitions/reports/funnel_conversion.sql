@@ -29,4 +29,4 @@ select
         as conversion
 from steps st
 group by st.variant
-order by st.variant
+order by st.variant collate "C"

@@ -80,4 +80,4 @@ left join created cr on cr.warehouse_id = w.id
 left join late lt on lt.warehouse_id = w.id
 left join movers mo on mo.warehouse_id = w.id
 left join slow sw on sw.warehouse_id = w.id
-order by w.name
+order by w.name collate "C"

@@ -44,4 +44,4 @@ left join marketing.campaigns c on c.id = r.campaign_id
 left join per_campaign pc on pc.campaign_id is not distinct from r.campaign_id
 left join campaign_spend cs on cs.campaign_id = r.campaign_id
 cross join totals t
-order by revenue desc, ad_spend desc, campaign, r.campaign_id
+order by revenue desc, ad_spend desc, coalesce(c.name, 'no campaign') collate "C", r.campaign_id

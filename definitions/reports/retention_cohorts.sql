@@ -29,4 +29,4 @@ select
 from sizes s
 join activity a on a.cohort_month = s.cohort_month
 where a.week between 0 and 12
-order by cohort, a.week
+order by s.cohort_month, a.week

@@ -41,4 +41,4 @@ select
 from everything e
 left join repeaters rp on rp.account_id = e.account_id
 group by e.kind, e.reason
-order by e.kind, cases desc, e.reason
+order by e.kind collate "C", cases desc, e.reason collate "C"

@@ -19,5 +19,5 @@ select
     round((count(*)::numeric / sum(count(*)) over ()), 4) as share_of_searches
 from searched s
 group by s.query
-order by searches desc, s.query
+order by searches desc, s.query collate "C"
 limit :top

@@ -68,7 +68,7 @@ flagged as (
 )
 select
     fl.admin_id, fl.actions, fl.products_created, fl.products_deleted, fl.price_changes,
-    fl.promo_changes, fl.order_status_changes, fl.logins, fl.logins_without_mfa,
+    fl.order_status_changes, fl.promo_changes, fl.logins, fl.logins_without_mfa,
     fl.failed_attempts, fl.night_actions, fl.actions_outside_network, fl.anomalies
 from flagged fl
 order by (fl.anomalies = ''), fl.actions desc, fl.failed_attempts desc, fl.admin_id nulls last

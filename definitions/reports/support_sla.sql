@@ -3,8 +3,10 @@
 select
     tp.label as topic,
     count(*) as tickets,
-    round(avg(extract(epoch from t.first_response_at - t.created_at) / 60.0)::numeric, 1)
-        as avg_first_response_minutes,
+    -- Exact seconds (numeric epoch) summed, minutes divided out once: exact halves round
+    -- away from zero.
+    round(sum(extract(epoch from t.first_response_at - t.created_at))
+          / (60 * count(t.first_response_at)), 1) as avg_first_response_minutes,
     round(count(*) filter (where t.first_response_at <= t.created_at
                            + sp.first_response_minutes * interval '1 minute')::numeric
           / count(*), 4) as first_response_within_sla,
@@ -23,4 +25,4 @@ join support.sla_policies sp on sp.id = t.sla_policy_id
 left join support.ratings rt on rt.ticket_id = t.id
 where t.created_at >= :period_start and t.created_at < :period_end
 group by tp.label
-order by tickets desc, topic
+order by tickets desc, tp.label collate "C"

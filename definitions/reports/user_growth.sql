@@ -16,4 +16,4 @@ left join first_purchases fp on fp.account_id = a.id
 left join active_customers ac on ac.account_id = a.id
 where a.created_at < :period_end
 group by r.id, r.name, ch.id, ch.label
-order by new_accounts desc, region, channel
+order by new_accounts desc, r.name collate "C", ch.label collate "C"

@@ -79,6 +79,13 @@ class ReportSettings(Model):
     destination: Name | None = Field(None, description="Where every run's outputs are archived.")
     pii_allowed_domains: list[str] = Field(default_factory=list, description="Email domains "
                                            "that may receive reports holding personal data.")
+    search_path: list[str] = Field(default_factory=lambda: ["public"], description="Schemas "
+                                   "an unqualified table name in report SQL is looked up in, "
+                                   "in order, as PostgreSQL's search_path.")
+    safe_functions: list[str] = Field(default_factory=list, description="User-defined "
+                                      "functions reports may call (schema.name), besides the "
+                                      "declared immutable or stable ones that are not "
+                                      "SECURITY DEFINER.")
 
 
 class Alerts(Model):

@@ -40,10 +40,22 @@ def sql_is_valid(project: Project) -> Iterator[Finding]:
                           problem.rule)
 
 
+@rule("sql")
+def unbuilt_reports_sql_is_valid(project: Project) -> Iterator[Finding]:
+    """A report whose YAML has problems still has its SQL checked, in the same run."""
+    from engine.sqlcheck import analyze
+
+    for sql, doc in project.unbuilt_sql.values():
+        for problem in analyze(sql.text, project.catalog).problems:
+            if problem.rule != "sql-parameters":
+                yield Finding(sql.locate(doc, problem.line, problem.col), problem.message,
+                              problem.rule)
+
+
 def _unlisted_term(project: Project, message: str) -> str | None:
     """The glossary term an 'unqualified table' message names, if it names one."""
     for term in project.terms:
-        if message.startswith(f"table '{term}' must be schema-qualified"):
+        if message.startswith(f"unknown table '{term}': not in any schema on the search_path"):
             return term
     return None
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from engine.ddl import index_name
 from engine.findings import Finding, Severity
 from engine.models.schema import SchemaFile, Table
+from engine.pgnames import split_qualified
 from engine.pgtypes import compatible, parse_type, same_storage
 from engine.project import Loaded, Project
 from engine.rules import rule
@@ -26,7 +28,7 @@ def primary_key_on_every_table(project: Project) -> Iterator[Finding]:
     """Every table has a primary key made of its own, non-nullable columns."""
     for loaded, name, table in _tables(project):
         base = ("tables", name)
-        if not table.primary_key:
+        if not table.primary_key and not table.partition_of:
             yield Finding(loaded.loc(base, key=True), f"table {loaded.id}.{name} has no primary "
                           "key; add primary_key: [column, ...]", "schema-primary-key")
             continue
@@ -53,7 +55,7 @@ def foreign_keys_resolve(project: Project) -> Iterator[Finding]:
             for missing in _missing_columns(table, fk.columns):
                 yield Finding(loaded.loc((*path, "columns")), f"foreign key column '{missing}' "
                               f"is not a column of {loaded.id}.{name}", "schema-foreign-key")
-            target_schema, target_name = fk.references.table.split(".")
+            target_schema, target_name = split_qualified(fk.references.table)
             schema = project.schemas.get(target_schema)
             target = schema.model.tables.get(target_name) if schema else None
             where = (*path, "references", "table")
@@ -114,6 +116,11 @@ def constraint_columns_exist(project: Project) -> Iterator[Finding]:
                               f"index column '{missing}' is not a column of "
                               f"{loaded.id}.{name}", "schema-columns-exist")
         for column_name, column in table.columns.items():
+            if column.generated is not None and (column.default is not None
+                                                 or column.identity):
+                yield Finding(loaded.loc(("tables", name, "columns", column_name, "generated")),
+                              "a generated column cannot also have a default or identity",
+                              "schema-columns-exist")
             if column.identity and column.default is not None:
                 yield Finding(loaded.loc(("tables", name, "columns", column_name, "default")),
                               "an identity column cannot also have a default",
@@ -134,9 +141,14 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
             for index, idx in enumerate(table.indexes):
                 key = ("index", tuple(idx.columns), idx.method, idx.where, idx.unique)
                 if key in seen:
+                    first = table.indexes[seen[key]]
+                    # Two indexes of different names are two objects a live database may well
+                    # hold (pulled as they are): wasteful, not wrong. Of one name, apply fails.
+                    both_named = index_name(name, idx) != index_name(name, first)
                     yield Finding(loaded.loc(("tables", name, "indexes", index)),
                                   f"index on ({', '.join(idx.columns)}) duplicates index "
-                                  f"#{seen[key] + 1} of {name}", "schema-duplicates")
+                                  f"#{seen[key] + 1} of {name}", "schema-duplicates",
+                                  Severity.WARNING if both_named else Severity.ERROR)
                 seen.setdefault(key, index)
                 if tuple(idx.columns) == tuple(table.primary_key) and idx.where is None:
                     yield Finding(loaded.loc(("tables", name, "indexes", index)),
@@ -163,3 +175,28 @@ def no_duplicates(project: Project) -> Iterator[Finding]:
                                   f"name '{idx.name}' is already used in schema {loaded.id} "
                                   f"({names.get(idx.name, 'a table')})", "schema-duplicates")
                 names[idx.name] = f"index on {name}"
+
+
+@rule("schema-types")
+def named_types_are_declared(project: Project) -> Iterator[Finding]:
+    """A column of an enum, domain or extension type names one that is declared."""
+    from engine.pgnames import split_name
+
+    known: set[tuple[str, str]] = set()
+    extended: set[str] = set()
+    for loaded in project.schemas.values():
+        known.update((loaded.model.name, t) for t in loaded.model.types)
+        if loaded.model.extensions:
+            extended.add(loaded.model.name)
+    for loaded, name, table in _tables(project):
+        for column_name, column in table.columns.items():
+            parsed = parse_type(column.type)
+            if not parsed.named:
+                continue
+            parts = split_name(parsed.name)
+            if len(parts) != 2 or tuple(parts) in known or parts[0] in extended:
+                continue
+            yield Finding(loaded.loc(("tables", name, "columns", column_name, "type")),
+                          f"type {parsed.name} is not declared: add it under types: in "
+                          f"schema/{parts[0]}.yaml, or the extension that provides it under "
+                          "extensions:", "schema-types")

@@ -16,10 +16,19 @@ from pathlib import Path
 import pytest
 
 from engine.ddl import create_all
+from engine.project import Project
 from engine.validate import validate
 from runners.database import connect, execute_script, with_database
 from runners.demodata import generate
 from runners.mailbox import free_port
+
+
+@pytest.fixture(scope="session")
+def project(repo_root: Path) -> Project:
+    """This repository's definitions, validated once."""
+    result = validate(repo_root)
+    assert result.passed(), [str(f) for f in result.errors]
+    return result.project
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,21 +107,21 @@ class Cluster:
         raise AssertionError(f"{segment} was not archived; server log:\n{log}")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = KEY  # the server (and archive_command) inherit it
-    root = tmp_path_factory.mktemp("physical") / "repo"
+@contextmanager
+def archiving_cluster(root: Path, key: str, tiers: dict[str, str]) -> Iterator[Cluster]:
+    """A project under `root` with the base and WAL tiers (and `tiers`, file -> YAML), its
+    own server archiving through marketops, and a `marks` table; stopped afterwards."""
+    from engine.wal_wiring import prepare_archive_access
+
+    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = key  # the server (and archive_command) inherit it
     write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
                          "definitions/reports/revenue.yaml": None,
                          "definitions/backups/nightly.yaml": None,
                          "definitions/backups/base.yaml": BASE_TIER,
-                         "definitions/backups/wal.yaml": WAL_TIER,
-                         "definitions/backups/drill.yaml": DRILL_TIER})
+                         "definitions/backups/wal.yaml": WAL_TIER, **tiers})
     server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
     server.start()
     project = Cluster(root, server)
-    from engine.wal_wiring import prepare_archive_access
-
     prepare_archive_access(root, project.result)
     if configure_archiving(project.dsn, wal_settings(root, project.result)):
         server.stop()
@@ -131,6 +132,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield project
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with archiving_cluster(tmp_path_factory.mktemp("physical") / "repo", KEY,
+                           {"definitions/backups/drill.yaml": DRILL_TIER}) as project:
+        yield project
 
 
 def _dumpall(dsn: str) -> str:

@@ -96,7 +96,8 @@ def test_schema_ddl_prints_dependency_order(demo_root: Path) -> None:
     result = run("schema", "ddl", cwd=demo_root)
     assert result.returncode == 0
     text = result.stdout
-    assert text.index("CREATE SCHEMA admin;") < text.index("CREATE TABLE admin.admins")
+    assert text.index("CREATE SCHEMA IF NOT EXISTS admin;") < \
+        text.index("CREATE TABLE admin.admins")
     assert text.rindex("CREATE TABLE") < text.index("FOREIGN KEY")
 
 

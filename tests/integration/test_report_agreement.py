@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.validate import validate
 from runners.database import connect
 from tests.support.reports import declared_rows
 
@@ -25,13 +24,6 @@ MONTH = (datetime(2026, 10, 1, tzinfo=BERLIN), datetime(2026, 11, 1, tzinfo=BERL
 WEEK = (datetime(2026, 10, 19, tzinfo=BERLIN), datetime(2026, 10, 26, tzinfo=BERLIN))
 AFTER_MONTH = datetime(2026, 11, 1, 12, tzinfo=UTC)
 AFTER_WEEK = datetime(2026, 10, 31, 23, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path):  # type: ignore[no-untyped-def]
-    result = validate(repo_root)
-    assert result.passed()
-    return result.project
 
 
 @pytest.fixture

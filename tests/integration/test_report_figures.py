@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.ddl import create_all
-from engine.validate import validate
 from runners.database import connect, execute_script
+from runners.mailbox import free_port
+from tests.integration.test_backup_physical_older import PG15, _as_server, _own, _start
 from tests.support.reports import declared_rows
 
 BASE = """
@@ -29,13 +30,6 @@ insert into product.products (id, category_id, seller_id, title, created_at) val
 insert into product.skus (id, product_id, code, unit_cost) values (1, 1, 'S1', 6.00), (2, 2, 'S2', 10.00);
 insert into ref.order_statuses values ('delivered', 'Delivered', true), ('cancelled', 'Cancelled', true);
 """
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path):  # type: ignore[no-untyped-def]
-    result = validate(repo_root)
-    assert result.passed()
-    return result.project
 
 
 @pytest.fixture
@@ -617,3 +611,46 @@ def test_pnl_monthly_follows_the_berlin_calendar(  # type: ignore[no-untyped-def
         """)
     [row] = _run(project, market, "pnl_monthly", datetime(2026, 12, 1, 12, tzinfo=UTC), tmp_path)
     assert (row["revenue"], row["ad_spend"]) == ("30.00", "10.00")   # 1 and 30 November
+
+
+
+@pytest.fixture(scope="module")
+def linguistic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's PostgreSQL 15 (built with ICU, unlike the embedded 18): its default
+    collation is ICU 'en', which sorts a < b < B."""
+    assert (PG15 / "initdb").exists(), "apt-get install postgresql-15 (.ci/run does)"
+    data = tmp_path_factory.mktemp("pg15icu") / "data"
+    data.mkdir()
+    _own(data)
+    done = _as_server(str(PG15 / "initdb"), "-D", str(data), "-U", "postgres",
+                      "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+                      "--locale-provider=icu", "--icu-locale=en")
+    assert done.returncode == 0, done.stderr
+    dsn = _start(data, free_port())
+    try:
+        yield dsn
+    finally:
+        _as_server(str(PG15 / "pg_ctl"), "stop", "-m", "fast", "-D", str(data))
+
+
+def test_text_ties_break_in_byte_order_on_a_linguistic_server(  # type: ignore[no-untyped-def]
+        project, linguistic_server: str, tmp_path: Path) -> None:
+    """On a server whose collation sorts a < b < B, the report's ties still break in byte
+    order (B < a < b), as its description says."""
+    dsn = linguistic_server
+    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute(BASE.encode())
+        conn.execute(b"""
+        insert into support.topics values (1, 'b', 'b'), (2, 'B', 'B'), (3, 'a', 'a');
+        insert into support.sla_policies values (1, 'normal', 60, 600);
+        insert into support.tickets (id, topic_id, sla_policy_id, channel, status,
+                                     created_at, first_response_at, resolved_at)
+          select g, g, 1, 'email', 'open', '2026-03-04 10:00+01', null, null
+          from generate_series(1, 3) g;
+        """)
+        linguistic = conn.execute(
+            b"select array_agg(l order by l) from unnest(array['b', 'B', 'a']) l").fetchone()
+    assert linguistic == (["a", "b", "B"],)
+    rows = _run(project, dsn, "support_sla", datetime(2026, 3, 5, 12, tzinfo=UTC), tmp_path)
+    assert [r["topic"] for r in rows] == ["B", "a", "b"]

@@ -27,7 +27,6 @@ import pytest
 
 from engine.ddl import create_all
 from engine.project import Project
-from engine.validate import validate
 from runners.database import connect, execute_script
 from tests.support.reports import declared_rows
 
@@ -542,14 +541,6 @@ def parsed(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
         except InvalidOperation:
             return v
     return [{k: cell(v) for k, v in row.items()} for row in rows]
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path) -> Project:
-    result = validate(repo_root)
-    assert result.passed()
-    assert result.project is not None
-    return result.project
 
 
 @pytest.fixture(scope="module")

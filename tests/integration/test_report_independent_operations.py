@@ -24,7 +24,6 @@ import psycopg
 import pytest
 
 from engine.ddl import create_all
-from engine.validate import validate
 from runners.database import connect, execute_script
 from tests.support.reports import declared_rows
 
@@ -34,13 +33,6 @@ PURCHASE_STATUSES = {"paid", "shipped", "delivered", "returned"}
 # Realistic order statuses, invalid ones included (exact comparison matters).
 ORDER_STATUSES = ["delivered"] * 6 + ["paid", "shipped", "returned", "pending", "cancelled",
                                       "shiped", "Paid"]
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path):  # type: ignore[no-untyped-def]
-    result = validate(repo_root)
-    assert result.passed()
-    return result.project
 
 
 @pytest.fixture
@@ -834,11 +826,6 @@ def test_inventory_movements_rounds_half_away(project, db: str,  # type: ignore[
         "fast_movers": 0, "slow_movers": 1, "storage_utilisation": Decimal("0.0313")}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assortment avg_days_in_stock: the exact value 89.85 (L = 2159 h / 24, S = 83.2 h / 24, "
-    "32 SKUs) comes out 89.8, not 89.9 as 'rounded to 1 decimal, half away from zero' says: "
-    "the report seems to round an inexact intermediate (days as repeating decimals or floats, "
-    "89.8499...); dividing once, (L_s * skus - S_s) / (86400 * skus), would be exact"))
 def test_assortment_rounds_half_away(project, db: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """32 SKUs, one out of stock for 83 h 12 min: share 0.03125 -> 0.0313 and
     89 23/24 - (83.2 / 24) / 32 = 89.85 days in stock -> 89.9 (half to even would be 89.8)."""
@@ -854,12 +841,6 @@ def test_assortment_rounds_half_away(project, db: str, tmp_path: Path) -> None: 
         "product_views": 0, "view_to_purchase": None, "verdict": "leader"}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "logistics_sla avg_delivery_hours and avg_picking_hours: the exact mean 1.005 h "
-    "(80 min, 80 min, 1254 s) comes out 1.00, not 1.01 as 'rounded to 2 decimals, half away "
-    "from zero' says: the report seems to average hours already divided into repeating "
-    "decimals (1.3333..., 0.34833...), so the sum lands just below the half; averaging "
-    "seconds and dividing by 3600 once would be exact"))
 def test_logistics_sla_exact_half_of_repeating_hours(project, db: str,  # type: ignore[no-untyped-def]
                                                      tmp_path: Path) -> None:
     """Trips of 1 h 20 min, 1 h 20 min and 20 min 54 s: each a repeating decimal in hours,

@@ -25,7 +25,6 @@ import pytest
 
 from engine.ddl import create_all
 from engine.project import Project
-from engine.validate import validate
 from runners.database import Connection, connect, execute_script
 from tests.support.reports import declared_rows
 
@@ -41,14 +40,6 @@ insert into users.acquisition_channels values (1, 'organic', 'Organic', false);
 insert into product.sellers values (1, 'S', 'DE', 's@x.example', 0.1, '2025-01-01');
 insert into product.categories values (1, null, 'Top', 'top', true);
 """
-
-
-@pytest.fixture(scope="module")
-def project(repo_root: Path) -> Project:
-    result = validate(repo_root)
-    assert result.passed()
-    assert result.project is not None
-    return result.project
 
 
 @pytest.fixture

@@ -17,36 +17,21 @@ from pathlib import Path
 import pytest
 
 from engine.backup_wiring import take_backup
-from engine.wal_wiring import configure_archiving, prepare_archive_access, wal_settings
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer
-from tests.helpers import write_project
-from tests.integration.test_backup_physical import BASE_TIER, KEY, SETTINGS, WAL_TIER, Cluster
+from tests.integration.test_backup_physical import (
+    KEY,
+    Cluster,
+    archiving_cluster,
+)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = KEY  # the server (and archive_command) inherit it
-    root = tmp_path_factory.mktemp("targets") / "repo"
-    write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
-                         "definitions/reports/revenue.yaml": None,
-                         "definitions/backups/nightly.yaml": None,
-                         "definitions/backups/base.yaml": BASE_TIER,
-                         "definitions/backups/wal.yaml": WAL_TIER})
-    server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
-    server.start()
-    project = Cluster(root, server)
-    prepare_archive_access(root, project.result)
-    if configure_archiving(project.dsn, wal_settings(root, project.result)):
-        server.stop()
-        server.start()
-    project.sql("create table marks (id int primary key, note text)")
-    project.switch_and_wait()
-    try:
+    with archiving_cluster(tmp_path_factory.mktemp("targets") / "repo", KEY,
+                           {}) as project:
         yield project
-    finally:
-        server.stop()
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,8 +64,10 @@ def archived(cluster: Cluster, name: str) -> Path:
     return next((cluster.root / "var" / "backups" / "wal").rglob(f"{name}-*"))
 
 
-def one_clean_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stdout + done.stderr
+def one_clean_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The one `error:` line of a failed command that exited with `code` (README's table:
+    1 failed, 2 a usage or definition error, 3 damaged backup, 4 unreachable)."""
+    assert done.returncode == code, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
@@ -127,7 +114,7 @@ def test_a_named_mark_returns_the_rows_before_it_only(cluster: Cluster, tmp_path
     assert marked.returncode == 0, marked.stderr
     assert "restore point 'before-207' at LSN" in marked.stdout
     again = cli(cluster, "mark", "before-207")
-    assert "exists already" in one_clean_line(again)
+    assert "exists already" in one_clean_line(again, code=2)
     write(cluster, 207, 209, "after the mark")
     cluster.switch_and_wait()
     into = tmp_path / "named"

@@ -22,9 +22,11 @@ import pytest
 from engine.auditchain import chain_hash
 from runners.codec import seal, unseal
 from runners.database import connect
-from tests.helpers import write_project
 from tests.integration.conftest import copy_repository
-from tests.integration.test_backup_physical import BASE_TIER, SETTINGS, WAL_TIER, Cluster
+from tests.integration.test_backup_physical import (
+    Cluster,
+    archiving_cluster,
+)
 
 KEY = str(pyrage.x25519.Identity.generate())
 PHYSICAL_KEY = str(pyrage.x25519.Identity.generate())
@@ -206,30 +208,9 @@ def test_a_row_committed_after_a_later_id_is_still_exported(
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from engine.wal_wiring import configure_archiving, prepare_archive_access, wal_settings
-    from runners.mailbox import free_port
-    from runners.postgres import EmbeddedServer
-
-    os.environ["MARKETOPS_TEST_BACKUP_KEY"] = PHYSICAL_KEY  # archive_command inherits it
-    root = tmp_path_factory.mktemp("verify") / "repo"
-    write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
-                         "definitions/reports/revenue.yaml": None,
-                         "definitions/backups/nightly.yaml": None,
-                         "definitions/backups/base.yaml": BASE_TIER,
-                         "definitions/backups/wal.yaml": WAL_TIER})
-    server = EmbeddedServer(root / "var" / "pg", free_port(), "postgres")
-    server.start()
-    project = Cluster(root, server)
-    prepare_archive_access(root, project.result)
-    if configure_archiving(project.dsn, wal_settings(root, project.result)):
-        server.stop()
-        server.start()
-    project.sql("create table marks (id int primary key, note text)")
-    project.switch_and_wait()
-    try:
+    with archiving_cluster(tmp_path_factory.mktemp("verify") / "repo", PHYSICAL_KEY,
+                           {}) as project:
         yield project
-    finally:
-        server.stop()
 
 
 def _flip(path: Path, at: float = 0.5) -> bytes:

@@ -53,3 +53,33 @@ def test_impact_follows_glossary_terms(tmp_path: Path) -> None:
         "report/revenue": "reads it"}
     with pytest.raises(UsageError, match="did you mean glossary/sales"):
         impact(project, "glossary/sale")
+
+
+def test_impact_and_pii_follow_views(tmp_path: Path) -> None:
+    from tests.helpers import REVENUE, SHOP
+
+    shop = SHOP + """\
+views:
+  customer_list:
+    columns:
+      id: {type: bigint}
+      contact: {type: text}
+    definition: select c.id, c.email as contact from shop.customers c
+"""
+    report = REVENUE.replace(
+        REVENUE[REVENUE.index("sql: |"):REVENUE.index("group by c.region\n") + 18],
+        "sql: select l.contact from customer_list l\n")
+    result = check(tmp_path, {"schema/shop.yaml": shop,
+                              "marketops.yaml": None,
+                              "definitions/reports/revenue.yaml": report})
+    project = result.project
+    assert project.settings.reports.search_path == ["public"]
+    assert any("not in any schema on the search_path" in f.message for f in result.findings)
+    qualified = report.replace("from customer_list l", "from shop.customer_list l")
+    result = check(tmp_path, {"schema/shop.yaml": shop,
+                              "definitions/reports/revenue.yaml": qualified})
+    jobs = {d.job: d.how for d in impact(result.project, "shop.customers.email")}
+    assert jobs["report/revenue"] == "returns it as 'contact'"
+    assert "report/revenue" in {d.job for d in impact(result.project, "shop.customer_list")}
+    pii = [f for f in result.findings if f.rule == "report-pii"]
+    assert pii and "contact" in pii[0].message

@@ -24,7 +24,7 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     messages = {f.message: f for f in by_rule(result, "model")}
     finding = messages["unknown key 'ownr'; did you mean 'owner'?"]
     assert where(finding) == f"{REPORT}:{line_of(report, 'ownr:')}"
-    assert "missing required key 'owner'" in messages
+    assert "missing required key 'owner'" not in messages  # one error per misspelling
 
 
 def test_unknown_nested_key(tmp_path: Path) -> None:
@@ -161,3 +161,25 @@ def test_comma_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
     [finding] = by_rule(result, "model")
     assert "unknown key 'south'" in finding.message
     assert "a comma ends the value" in finding.message
+
+
+def test_a_broken_report_still_has_its_sql_checked(tmp_path: Path) -> None:
+    """A structural error (a misspelt key, even sql_file's own) does not hide the SQL's."""
+    report = REVENUE.replace("owner:", "ownr:").replace("sum(o.total)", "sum(o.totl)")
+    result = check(tmp_path, {"definitions/reports/revenue.yaml": report})
+    messages = [f.message for f in result.findings]
+    assert "unknown key 'ownr'; did you mean 'owner'?" in messages
+    assert "missing required key 'owner'" not in messages  # one error per misspelling
+    assert "unknown column shop.orders.totl; did you mean total?" in messages
+    filed = REVENUE.split("sql: |")[0] + "sql_flie: revenue.sql\n" + \
+        REVENUE.split("group by c.region\n")[1]
+    sql = "select o.nope, x.id from shop.orders o join shop.nowhere x on x.id = o.id\n"
+    result = check(tmp_path, {"definitions/reports/revenue.yaml": filed,
+                              "definitions/reports/revenue.sql": sql})
+    found = sorted(f"{f.location.file}:{f.location.line}: {f.message}" for f in result.findings)
+    assert found == sorted([
+        f"definitions/reports/revenue.yaml:{line_of(filed, 'sql_flie')}: unknown key "
+        "'sql_flie'; did you mean 'sql_file'?",
+        "definitions/reports/revenue.sql:1: unknown table shop.nowhere: not declared in "
+        "schema/shop.yaml",
+        "definitions/reports/revenue.sql:1: unknown column shop.orders.nope"]), found

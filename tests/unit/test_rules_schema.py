@@ -137,3 +137,47 @@ def test_schema_name_must_match_file(tmp_path: Path) -> None:
     result = check(tmp_path, {"schema/shop.yaml": shop})
     [finding] = by_rule(result, "schema-name")
     assert where(finding) == "schema/shop.yaml:1"
+
+
+def test_named_types_must_be_declared(tmp_path: Path) -> None:
+    shop = _shop("      region: {type: text}", "      region: {type: shop.region}\n"
+                 "      size: {type: shop.size}")
+    shop = shop.replace("tables:\n", "types:\n  size: {enum: [s, m, l]}\ntables:\n", 1)
+    result = check(tmp_path, {"schema/shop.yaml": shop})
+    [finding] = by_rule(result, "schema-types")
+    assert where(finding) == f"schema/shop.yaml:{line_of(shop, 'shop.region')}"
+    assert finding.message.startswith("type shop.region is not declared")
+
+
+def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> None:
+    from engine.ddl import create_all
+
+    shop = SHOP.replace("  orders:", '  Order:').replace(
+        "references: {table: shop.customers", 'references: {table: "shop.\\"customers\\""')
+    result = check(tmp_path, {"schema/shop.yaml": shop})
+    assert [f for f in result.findings if f.rule.startswith("schema")] == []
+    ddl = "\n".join(create_all(s.model for s in result.project.schemas.values()))
+    assert 'CREATE TABLE shop."Order" (' in ddl
+    assert 'ALTER TABLE shop."Order" ADD CONSTRAINT "Order_customer_id_fkey" FOREIGN KEY ' \
+        "(customer_id) REFERENCES shop.customers (id);" in ddl
+    from engine.lineage import impact
+
+    jobs = {d.job for d in impact(result.project, 'shop."Order".total')}
+    assert "backup/nightly" in jobs
+    bad = check(tmp_path, {"schema/shop.yaml": SHOP.replace(
+        "references: {table: shop.customers", "references: {table: customers")})
+    assert any("is not schema.table" in f.message for f in bad.findings)
+
+
+def test_two_named_indexes_on_the_same_columns_are_a_warning(tmp_path: Path) -> None:
+    """Of different names, as pulled from a real database (pagila has them): wasteful, not
+    wrong; of the same name PostgreSQL refuses the second."""
+    shop = _shop("      - columns: [placed_at]\n",
+                 "      - {columns: [placed_at], name: a_idx}\n"
+                 "      - {columns: [placed_at], name: b_idx}\n")
+    [finding] = by_rule(check(tmp_path, {"schema/shop.yaml": shop}), "schema-duplicates")
+    assert finding.severity is Severity.WARNING
+    unnamed = _shop("      - columns: [placed_at]\n",
+                    "      - columns: [placed_at]\n      - columns: [placed_at]\n")
+    [finding] = by_rule(check(tmp_path, {"schema/shop.yaml": unnamed}), "schema-duplicates")
+    assert finding.severity is Severity.ERROR

@@ -64,3 +64,52 @@ def test_counting_with_filters_and_case_conditions_hides_values() -> None:
     shown = analyze("select case when c.id > 0 then c.email end as e from shop.customers c",
                     CATALOG)
     assert shown.exposed["e"] == {("shop", "customers", "email")}
+
+
+PATHED = Catalog(
+    {"shop": {"customers": {"id": "bigint", "email": "text"}},
+     "public": {"payment": {"id": "bigint", "amount": "numeric"},
+                "customers": {"id": "bigint", "name": "text"}},
+     "app": {"Order": {"Id": "bigint", "CustomerId": "bigint"}}},
+    frozenset(), ("public", "shop"), frozenset({"public.last_day"}),
+    frozenset({"public.last_day", "public.rewards"}))
+
+
+def test_unqualified_names_resolve_through_the_search_path() -> None:
+    analysis = analyze("select p.amount from payment p", PATHED)
+    assert analysis.ok, analysis.problems
+    assert analysis.tables == {("public", "payment")}
+    # PostgreSQL reads the first schema on the path that has it, and we say so.
+    ambiguous = analyze("select c.id from customers c", PATHED)
+    assert [p.rule for p in ambiguous.problems] == ["sql-ambiguous-table"]
+    assert "PostgreSQL reads public.customers" in ambiguous.problems[0].message
+    missing = analyze('select 1 from "Order"', PATHED)
+    assert missing.problems[0].message == (
+        "unknown table 'Order': not in any schema on the search_path (public, shop); qualify "
+        "it (schema.table); did you mean app.Order?")
+
+
+def test_quoted_names_keep_their_case_and_unquoted_ones_fold() -> None:
+    assert analyze('select o."CustomerId" from app."Order" o', PATHED).ok
+    folded = analyze("select o.CustomerId from app.\"Order\" o", PATHED)
+    assert [p.message for p in folded.problems] == [
+        'unknown column app.Order.customerid; did you mean "CustomerId"? (a mixed-case name '
+        "must be quoted)"]
+
+
+def test_every_unknown_table_and_column_in_one_pass() -> None:
+    analysis = analyze("select p.amout, x.y from public.payment p join public.nope x "
+                       "on x.id = p.id", PATHED)
+    assert [p.message for p in analysis.problems] == [
+        "unknown table public.nope: not declared in schema/public.yaml",
+        "unknown column public.payment.amout; did you mean amount?"]
+
+
+def test_user_functions_only_when_declared_safe() -> None:
+    assert analyze("select public.last_day(now()) as d", PATHED).ok
+    assert analyze("select last_day(now()) as d", PATHED).ok
+    for sql in ("select public.rewards(1) as r", "select rewards(1) as r"):
+        problems = analyze(sql, PATHED).problems
+        assert [p.rule for p in problems] == ["sql-read-only"], sql
+        assert "public.rewards() is not declared safe" in problems[0].message
+    assert not analyze("select other.f(1) as r", PATHED).ok
