@@ -1,4 +1,5 @@
-"""marketops engine: the pure core (definitions, loading, validation, planning, scheduling)."""
+"""marketops engine: the pure core (definitions, loading, validation, planning, scheduling),
+and in engine.app the composition root, the only part that imports runners."""
 
 import logging
 

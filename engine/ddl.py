@@ -19,15 +19,17 @@ from engine.models.schema import (
     Table,
     View,
 )
-from engine.pgnames import RESERVED, ident, qualified, split_name, split_qualified
+from engine.pgnames import (
+    RESERVED,
+    ident,
+    literal,
+    qualified,
+    split_name,
+    split_qualified,
+)
 from engine.pgtypes import parse_type
 
 __all__ = ["RESERVED", "ident", "qualified"]
-
-
-def literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _limit(name: str) -> str:

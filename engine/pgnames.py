@@ -29,6 +29,11 @@ def check_name(value: str) -> str:
     return value
 
 
+def literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def ident(name: str) -> str:
     """A name as SQL writes it: bare when PostgreSQL would fold it to itself, else quoted."""
     if _PLAIN.match(name) and name not in RESERVED:

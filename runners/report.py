@@ -24,6 +24,7 @@ import psycopg
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
+from engine.pgnames import literal
 from runners.database import bind_literally, connect, mask_dsn, without_password
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
 
@@ -228,8 +229,8 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
         f"SET TRANSACTION SNAPSHOT '{snapshot}';\n"
         f"SET LOCAL statement_timeout = {timeout_ms};\n"
-        f"SET LOCAL TimeZone = {_literal(request.timezone)};\n"
-        f"\\o '{str(target).replace(chr(39), chr(39) * 2)}'\n"
+        f"SET LOCAL TimeZone = {literal(request.timezone)};\n"
+        f"\\o {literal(str(target))}\n"
         f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER);\n"
         "\\o\n"
         "COMMIT;\n")
@@ -258,9 +259,6 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
     with target.open(newline="", encoding="utf-8") as handle:
         state.columns = next(csv.reader(handle), [])
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _csv_records(path: Path) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_wiring import catalog_of, run_backup
+from engine.app.executor import run_backup
+from engine.app.tiers.backup import catalog_of
 from engine.errors import BackupError
 from engine.jobs import jobs
 from engine.validate import ValidationResult, validate
@@ -65,7 +66,7 @@ def test_sigkill_mid_backup_leaves_nothing_that_lists_as_complete(
     listed = subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), "backups",
                              "nightly_full"], env=env, capture_output=True, text=True)
     assert "0 backup(s), 1 incomplete" in listed.stdout
-    from engine.restore_wiring import restore_database
+    from engine.app.tiers.restore import restore_database
 
     with pytest.raises(BackupError, match="no complete backup"):
         restore_database(root, result, "nightly_full", "never", server_dsn=market_dsn)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_wiring import take_backup
+from engine.app.tiers.backup import take_backup
 from engine.errors import BackupError
 from runners.database import connect, database_name, query
 from tests.integration.conftest import copy_repository
@@ -280,7 +280,7 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
 
 def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
         cluster: Cluster, tmp_path: Path) -> None:
-    from engine.backup_wiring import run_backup
+    from engine.app.executor import run_backup
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks select g, 'killed restore ' || g from generate_series("
@@ -313,7 +313,7 @@ def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
 
 
 def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
-    from engine.restore_wiring import _discard
+    from engine.app.tiers.restore import _discard
 
     copy = tmp_path / "base-pitr"
     copy.mkdir()

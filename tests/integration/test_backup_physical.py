@@ -15,13 +15,13 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_wiring import take_backup
+from engine.app.tiers.backup import take_backup
+from engine.app.tiers.restore import restore_point_in_time
+from engine.app.tiers.wal import configure_archiving, wal_settings
 from engine.jobs import Job, jobs
 from engine.manifest import Manifest
 from engine.pitr import RecoveryTarget
-from engine.restore_wiring import restore_point_in_time
 from engine.validate import ValidationResult, validate
-from engine.wal_wiring import configure_archiving, wal_settings
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer, embedded_bin_dir
@@ -111,7 +111,7 @@ class Cluster:
 def archiving_cluster(root: Path, key: str, tiers: dict[str, str]) -> Iterator[Cluster]:
     """A project under `root` with the base and WAL tiers (and `tiers`, file -> YAML), its
     own server archiving through marketops, and a `marks` table; stopped afterwards."""
-    from engine.wal_wiring import prepare_archive_access
+    from engine.app.tiers.wal import prepare_archive_access
 
     os.environ["MARKETOPS_TEST_BACKUP_KEY"] = key  # the server (and archive_command) inherit it
     write_project(root, {"marketops.yaml": SETTINGS, "schema/shop.yaml": None,
@@ -158,7 +158,7 @@ def test_full_plus_incremental_equals_a_full_backup_of_the_same_point(
     # With summarize_wal, the incremental holds only changed blocks; combined, it must be
     # indistinguishable from a new full backup of the same state.
     cluster.sql("checkpoint")
-    from engine.backup_wiring import catalog_of
+    from engine.app.tiers.backup import catalog_of
 
     combined = restore_point_in_time(cluster.root, cluster.result, "base", tmp_path / "combined",
                                      backup_id=incremental.backup_id)
@@ -263,9 +263,9 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
 
 
 def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
-    from engine.backup_health import freshness
-    from engine.backup_wiring import run_backup
-    from engine.verify_wiring import verify_tier
+    from engine.app.executor import run_backup
+    from engine.app.health import freshness
+    from engine.app.tiers.verify import verify_tier
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks values (777001, 'for the drill')")
@@ -303,10 +303,11 @@ def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Clust
 def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
     from datetime import timedelta
 
+    from engine.app.alerting import Alerter
+    from engine.app.executor import Executor
     from engine.execution import execute_run
     from engine.ledger import Ledger
     from engine.models.settings import Smtp
-    from engine.wiring import Alerter, Executor
     from tests.mailbox import smtp_server
 
     port = free_port()
@@ -396,7 +397,7 @@ def test_a_base_backup_starts_on_its_own_wal_without_the_archive(cluster: Cluste
                                                                  tmp_path: Path) -> None:
     """PostgreSQL 18 tools store the copy as base.tar + pg_wal.tar; the WAL streamed during
     the backup alone must make the restored copy consistent (no restore_command)."""
-    from engine.backup_wiring import tier_of, tier_store
+    from engine.app.tiers.backup import tier_of, tier_store
     from runners.catalog import read_catalog
     from runners.pgtools import discover
     from runners.physical import restore_chain

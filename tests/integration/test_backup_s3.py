@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.backup_wiring import catalog_of, run_backup, store_for
+from engine.app.context import store_for
+from engine.app.executor import run_backup
+from engine.app.tiers.backup import catalog_of
+from engine.app.tiers.restore import restore_database
+from engine.app.tiers.verify import verify_tier
 from engine.jobs import jobs
-from engine.restore_wiring import restore_database
 from engine.validate import validate
-from engine.verify_wiring import verify_tier
 from runners.codec import generate_key
 from runners.storage import Store
 from runners.wal import fetch, push, stored_names

@@ -11,12 +11,13 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.backup_health import freshness
-from engine.backup_wiring import apply_retention, catalog_of, retention_plan, run_backup
+from engine.app.executor import run_backup
+from engine.app.health import freshness
+from engine.app.tiers.backup import apply_retention, catalog_of, retention_plan
+from engine.app.tiers.verify import verify_tier
 from engine.errors import BackupError
 from engine.jobs import Job, jobs
 from engine.validate import ValidationResult, validate
-from engine.verify_wiring import verify_tier
 from runners.database import connect
 from tests.backupcheck import table_fingerprints
 from tests.integration.conftest import copy_repository
@@ -44,7 +45,7 @@ def _job(result: ValidationResult, name: str) -> Job:
 def test_every_logical_tier_backs_up_and_restores_identically(
         repo: tuple[Path, ValidationResult], market_dsn: str) -> None:
     root, result = repo
-    from engine.restore_wiring import restore_database
+    from engine.app.tiers.restore import restore_database
 
     logical = [t for t, loaded in result.project.backups.items()
                if loaded.model.kind in ("logical_full", "logical_schemas")]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.backup_wiring import take_backup
+from engine.app.tiers.backup import take_backup
 from runners.database import connect
 from runners.mailbox import free_port
 from runners.postgres import EmbeddedServer

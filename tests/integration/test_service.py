@@ -283,7 +283,7 @@ run: {{misfire_grace: 1min}}
 
 def test_replicas_run_backups_one_at_a_time_and_report_their_age(tmp_path: Path,
                                                                   shop_dsn: str) -> None:
-    from engine.backup_wiring import catalog_of
+    from engine.app.tiers.backup import catalog_of
     from engine.validate import validate
 
     root = make_project(tmp_path, every=5)

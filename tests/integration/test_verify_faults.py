@@ -266,7 +266,7 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
 
 
 def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Cluster) -> None:
-    from engine.backup_wiring import take_backup
+    from engine.app.tiers.backup import take_backup
 
     full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks select g, 'incremental ' || g from generate_series("

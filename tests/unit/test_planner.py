@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.cli import cli
+from engine.app.cli import cli
 from engine.jobs import jobs
 from engine.planner import plan
 from tests.helpers import REVENUE, check

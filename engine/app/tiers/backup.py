@@ -9,7 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backup_listing import Verified
+# toolset_for and backup_key live in the context; named here for the tier modules.
+from engine.app.context import backup_key as backup_key
+from engine.app.context import store_for
+from engine.app.context import toolset_for as toolset_for
+from engine.backup_listing import TierListing, Verified, archived_at, audit_chain, wal_range
 from engine.errors import UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -23,16 +27,18 @@ from engine.models.backup import (
 )
 from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
 from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE
-from engine.wiring import resolve_env, store_for
+from engine.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT, parse_segment
+from runners.catalog import read_catalog
+from runners.codec import Sealing
+from runners.logical import LogicalRequest, backup_logical
+from runners.physical import PhysicalRequest, backup_physical
+from runners.storage import remove_stale_staging
+from runners.wal import stored_entries
 
 if TYPE_CHECKING:
-    from engine.backup_listing import TierListing
     from engine.ledger import Ledger
     from engine.manifest import Manifest
     from runners.catalog import Catalog
-    from runners.codec import Sealing
-    from runners.pgtools import Toolset
     from runners.storage import Store
 
 # Every heavy read of one cluster (dumps, base backups) takes this advisory lock on it.
@@ -40,32 +46,13 @@ CLUSTER_LOCK = int.from_bytes(hashlib.sha256(b"marketops backup").digest()[:8], 
                               signed=True)
 
 
-def toolset_for(result: ValidationResult) -> Toolset:
-    """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
-    from runners.pgtools import discover
-    from runners.postgres import embedded_bin_dir
-
-    configured = result.project.settings.postgres.bin_dir
-    return discover(Path(configured) if configured else embedded_bin_dir())
-
-
 def staging_for(root: Path) -> Path:
     """Local scratch space for dumps and restores before they are sealed or started."""
     return root / "var" / "staging"
 
 
-def backup_key(result: ValidationResult, name: str) -> str:
-    """The value of a key named in settings (from its environment variable)."""
-    ref = result.project.settings.keys.get(name)
-    if ref is None:
-        raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
-    return resolve_env(ref, f"keys.{name}")
-
-
 def sealing_for(result: ValidationResult, tier: BackupTier) -> Sealing:
     """How a tier's files are compressed and encrypted."""
-    from runners.codec import Sealing
-
     compression = getattr(tier, "compression", None)
     encryption = getattr(tier, "encryption", None)
     key = backup_key(result, encryption.key) if encryption else None
@@ -90,8 +77,6 @@ def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
 
 
 def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> Catalog:
-    from runners.catalog import read_catalog
-
     return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
 
 
@@ -195,9 +180,6 @@ def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: Ret
               now: datetime, *, dry_run: bool = False) -> list[str]:
     """Remove archived segments older than the PITR window's base backup needs (or, with
     dry_run, only name them)."""
-    from engine.walnames import SEGMENT, parse_segment
-    from runners.wal import stored_entries
-
     try:
         wal_id, wal = wal_tier_for(result, base_tier_id)
     except UsageError:
@@ -221,41 +203,8 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
     """Remove what killed runs left in the staging directory (dumps and restores there hold
     plaintext of encrypted tiers): every directory whose maker is gone from this host, or
     whose run the ledger no longer records as running. The names removed."""
-    from runners.storage import remove_stale_staging
-
     return remove_stale_staging(staging_for(root),
                                 ledger.statuses_of if ledger is not None else None)
-
-
-def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
-               ledger_note: Any = None, *, run_id: int | None = None,
-               ledger: Ledger | None = None) -> dict[str, Any]:
-    """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
-    the staging leftovers of dead runs."""
-    import time
-
-    tier = job.tier
-    assert tier is not None
-    started = time.monotonic()
-    clear_staging(root, ledger)
-    if isinstance(tier, RestoreDrillTier):
-        from engine.drill_wiring import run_drill
-
-        return run_drill(root, result, job, primary_dsn, run_id=run_id)
-    if isinstance(tier, AuditVaultTier):
-        from engine.audit_wiring import export_audit
-
-        return export_audit(root, result, job.name, primary_dsn)
-    if isinstance(tier, WalArchiveTier):
-        from engine.wal_wiring import check_wal
-
-        return check_wal(root, result, job.name, primary_dsn)
-    from runners.database import advisory_lock
-
-    with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, primary_dsn, run_id=run_id)
-        plan = apply_retention(root, result, job.name)
-    return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
 
 def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
@@ -266,8 +215,6 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
     store = tier_store(root, result, tier)
     toolset, sealing, staging = toolset_for(result), sealing_for(result, tier), staging_for(root)
     if isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
-        from runners.logical import LogicalRequest, backup_logical
-
         excluded = _excluded_data(result, tier)
         schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
         return backup_logical(LogicalRequest(
@@ -276,9 +223,6 @@ def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
             jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
             git_commit=job.git_commit, run_id=run_id))
     if isinstance(tier, PhysicalBaseTier):
-        from runners.catalog import read_catalog
-        from runners.physical import PhysicalRequest, backup_physical
-
         parent = _incremental_parent(tier, read_catalog(store, job.name))
         return backup_physical(PhysicalRequest(
             job.name, dsn, toolset, store, sealing, staging, parent=parent, verify=tier.verify,
@@ -315,8 +259,6 @@ def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = N
                    ledger: Ledger | None = None) -> list[TierListing]:
     """What `marketops backups` shows for every tier (or one), read from the destinations
     (and, given a ledger, which backups restore drills proved restorable)."""
-    from engine.backup_listing import TierListing
-
     tiers = [tier_id] if tier_id else sorted(
         t for t, loaded in result.project.backups.items()
         if not isinstance(loaded.model, RestoreDrillTier))
@@ -365,9 +307,6 @@ def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Ve
 
 def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiveTier,
                  base: TierListing) -> TierListing:
-    from engine.backup_listing import archived_at, wal_range
-    from runners.wal import stored_entries
-
     store = store_for(root, result, tier.destination)
     entries = stored_entries(store, tid)
     bases = catalog_of(root, result, tier.base_tier).complete
@@ -381,9 +320,6 @@ def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiv
 
 def _vault_listing(root: Path, result: ValidationResult, tid: str, tier: AuditVaultTier,
                    base: TierListing) -> TierListing:
-    from engine.backup_listing import audit_chain
-    from runners.catalog import read_catalog
-
     store = tier_store(root, result, tier)
     chains = []
     for table in tier.tables:

@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.audit_wiring import verify_audit
-from engine.jobs import Job
-from engine.models.backup import (
-    AuditVaultTier,
-    RestoreDrillTier,
-    WalArchiveTier,
-)
-from engine.validate import ValidationResult
-from engine.verify_wiring import verify_tier
-from engine.wal_wiring import (
+from engine.app.context import demo_data, latest_slot, ledger_for
+from engine.app.executor import Executor, run_slot
+from engine.app.tiers.audit import verify_audit
+from engine.app.tiers.verify import verify_tier
+from engine.app.tiers.wal import (
     configure_archiving,
     prepare_archive_access,
     wait_for_archiver,
     wal_settings,
     wal_state,
 )
-
-if TYPE_CHECKING:
-    pass
+from engine.jobs import Job, jobs
+from engine.models.backup import (
+    AuditVaultTier,
+    RestoreDrillTier,
+    WalArchiveTier,
+)
+from engine.models.settings import Smtp
+from engine.validate import ValidationResult
+from runners.codec import generate_key
+from runners.database import connect
+from runners.mailbox import LocalMailbox
 
 
 def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
     """For the demo only: when the key variable is unset, use (or make) var/demo-backup.key.
     True when the demo key is used. Production keys never come from a file we write."""
-    import os
-
     if os.environ.get(variable):
         return False
-    from runners.codec import generate_key
-
     path = root / "var" / "demo-backup.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +73,6 @@ def enable_archiving(root: Path, result: ValidationResult, target: Any) -> None:
 def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: datetime
                      ) -> list[DemoTier]:
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
-    from engine.wiring import Executor, ledger_for, run_slot
-
     enable_archiving(root, result, target)
     ledger = ledger_for(target.dsn)
     executor = Executor(root, result, target.dsn, ledger, primary_dsn=target.dsn)
@@ -130,6 +129,62 @@ def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: dat
 
 
 def _jobs(result: ValidationResult) -> dict[str, Job]:
-    from engine.jobs import jobs
-
     return jobs(result.project)
+
+
+def ensure_demo_data(root: Path, result: ValidationResult, dsn: str) -> bool:
+    """On the embedded server, create and fill the marketplace when it is not there yet."""
+    with connect(dsn) as conn:
+        present = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'orders' "
+            "and tablename = 'orders'").fetchone()
+        if present and present[0]:
+            rows = conn.execute("select exists (select 1 from orders.orders)").fetchone()
+            if rows and rows[0]:
+                return False
+    demo_data(root, "embedded", scale=0.01, seed=42, until=None)
+    return True
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """One report's demo run."""
+
+    job: str
+    period: str
+    status: str
+    rows: int
+    outputs: list[str]
+    deliveries: dict[str, str]
+
+
+def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Path,
+                     now: datetime) -> list[DemoReport]:
+    """Every report for its latest period, delivered to a local mailbox started for it."""
+    ledger = ledger_for(dsn)
+    found: list[DemoReport] = []
+    with LocalMailbox(mailbox) as box:
+        settings = result.project.settings
+        webhooks = {name: hook.model_copy(update={"url": "${MARKETOPS_DEMO_WEBHOOK}"})
+                    for name, hook in settings.webhooks.items()}
+        smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
+                    sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
+        demo_settings = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
+        demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
+                                result.findings)
+        os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
+        executor = Executor(root, demo, dsn, ledger)
+        for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
+                          key=lambda j: j.id):
+            slot = latest_slot(job, now)
+            period = job.period(slot)
+            outcome = run_slot(ledger, executor, job, slot, "manual")
+            if outcome is None:
+                continue
+            outputs = outcome.outputs or {}
+            found.append(DemoReport(
+                job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
+                outcome.status, int(outputs.get("rows", 0)),
+                sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
+                dict(outputs.get("deliveries", {}))))
+    return found

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.backup_wiring import staging_for, tier_of, wal_tier_for
+from engine.app.tiers.backup import staging_for, tier_of, wal_tier_for
+from engine.app.tiers.restore import restore_database, restore_point_in_time
+from engine.app.tiers.wal import verify_wal
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.jobs import Job
 from engine.models.backup import (
@@ -19,10 +21,10 @@ from engine.models.backup import (
     RestoreDrillTier,
     SmokeQuery,
 )
-from engine.restore_wiring import restore_database, restore_point_in_time
 from engine.sqlcheck import analyze
 from engine.validate import ValidationResult
-from engine.wal_wiring import verify_wal
+from runners.database import database_name
+from runners.storage import make_staging
 
 
 @dataclass
@@ -135,13 +137,9 @@ def run_drill(root: Path, result: ValidationResult, job: Job, primary_dsn: str, 
     """Drill every tier the job names; fail (and alert the owner) if any check fails."""
     tier = job.tier
     assert isinstance(tier, RestoreDrillTier)
-    from runners.storage import make_staging
-
     # Named after its maker: a killed drill's restored copies are cleared by the next run.
     scratch = make_staging(staging_for(root), f"drill-{job.name}", run_id)
     try:
-        from runners.database import database_name
-
         results = [drill_tier(root, result, tier_id, list(tier.smoke_queries), scratch,
                               database_name(primary_dsn)) for tier_id in tier.tiers]
     finally:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from engine.app.cli.types import INSTANT
 from engine.backup_listing import human_size as human_size  # used by the demo table
-from engine.clitypes import INSTANT
 from engine.errors import MarketopsError, UsageError
+
+if TYPE_CHECKING:
+    from engine.app.context import App
 
 
 @click.command("wal-push")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def wal_push(obj: dict[str, Any], path: Path) -> None:
+def wal_push(app: App, path: Path) -> None:
     """archive_command: store one WAL file (compressed, checksummed, encrypted).
 
     Exit 0 once it is stored (or was already, identically); non-zero otherwise, so that
@@ -28,18 +31,18 @@ def wal_push(obj: dict[str, Any], path: Path) -> None:
     Example (postgresql.conf):
       archive_command = 'marketops --root /srv/marketops wal-push %p'
     """
-    from engine.wal_wiring import wal_push as push
+    from engine.app.tiers.wal import wal_push as push
 
     if not path.is_absolute():
         path = Path.cwd() / path  # PostgreSQL runs it in the data directory
-    push(obj["root"], path)
+    push(app.root, path)
 
 
 @click.command("wal-fetch")
 @click.argument("name")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
+def wal_fetch(app: App, name: str, path: Path) -> None:
     """restore_command: bring back one WAL file.
 
     Exit 1 when the archive does not have it (PostgreSQL then ends recovery or waits);
@@ -50,13 +53,13 @@ def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
     Example (postgresql.auto.conf of a restored cluster):
       restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
     """
-    from engine.wal_wiring import wal_fetch as fetch
+    from engine.app.tiers.wal import wal_fetch as fetch
     from runners.wal import WalNotFound
 
     if not path.is_absolute():
         path = Path.cwd() / path
     try:
-        fetch(obj["root"], name, path)
+        fetch(app.root, name, path)
     except WalNotFound:
         sys.exit(1)
     except MarketopsError as exc:
@@ -68,23 +71,22 @@ def wal_fetch(obj: dict[str, Any], name: str, path: Path) -> None:
 @click.option("--apply", "apply_", is_flag=True,
               help="Set them with ALTER SYSTEM on the primary (then restart it if asked).")
 @click.pass_obj
-def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
+def wal_setup(app: App, apply_: bool) -> None:
     """Print (or apply) the server settings WAL archiving and incremental backups need.
 
     \b
     Example:
       marketops wal-setup --apply
     """
-    from engine.wal_wiring import configure_archiving, wal_settings
-    from engine.wiring import primary_target, valid_definitions
+    from engine.app.tiers.wal import configure_archiving, wal_settings
 
-    result = valid_definitions(obj["root"])
-    settings = wal_settings(obj["root"], result)
+    result = app.defs
+    settings = wal_settings(app.root, result)
     if not apply_:
         for name, value in settings.items():
             click.echo(f"{name} = '{value}'")
         return
-    target = primary_target(obj["root"], result, None)
+    target = app.primary(None)
     restart = configure_archiving(target.dsn, settings)
     if restart and target.server is not None:
         target.server.stop()
@@ -101,7 +103,7 @@ def wal_setup(obj: dict[str, Any], apply_: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people, json for scripts.")
 @click.pass_obj
-def backups(obj: dict[str, Any], tier: str | None, fmt: str) -> None:
+def backups(app: App, tier: str | None, fmt: str) -> None:
     """List every tier's backups (or one tier's), oldest first, like pgBackRest's info.
 
     Per backup: full, incremental or dump, start and stop time (and LSN for physical
@@ -114,29 +116,26 @@ def backups(obj: dict[str, Any], tier: str | None, fmt: str) -> None:
       marketops backups nightly_full
       marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
+    from engine.app.tiers.backup import backup_listing
     from engine.backup_listing import as_dict, render_text
-    from engine.backup_wiring import backup_listing
-    from engine.wiring import valid_definitions
 
-    result = valid_definitions(obj["root"])
-    listings = backup_listing(obj["root"], result, tier, _reachable_ledger(obj["root"], result))
+    result = app.defs
+    listings = backup_listing(app.root, result, tier, _reachable_ledger(app))
     if fmt == "json":
         click.echo(json.dumps({"tiers": [as_dict(t) for t in listings]}, indent=2))
         return
     click.echo(render_text(listings), nl=False)
 
 
-def _reachable_ledger(root: Path, result: Any) -> Any:
+def _reachable_ledger(app: App) -> Any:
     """The ledger (for restore drill results) when its database runs; a listing neither
     starts the embedded server nor fails because the state database is away."""
-    from engine.wiring import database_dsn, embedded_server, ledger_for
-
-    databases = result.project.settings.databases
+    databases = app.defs.project.settings.databases
     chosen = databases.state or databases.primary
-    if chosen.dsn == "embedded" and not embedded_server(root, result).is_running():
+    if chosen.dsn == "embedded" and not app.embedded().is_running():
         return None
     try:
-        return ledger_for(database_dsn(root, result, "state"))
+        return app.ledger
     except MarketopsError:
         return None
 
@@ -164,7 +163,7 @@ def _reachable_ledger(root: Path, result: Any) -> Any:
 @click.option("--dsn", envvar="MARKETOPS_DSN", default=None,
               help="Server for --into-database (default: the primary's server).")
 @click.pass_obj
-def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str | None,
+def restore(app: App, tier: str, backup_id: str | None, target: str | None,
             target_time: Any, target_lsn: str | None, target_name: str | None,
             into_dir: Path | None, keep_on_failure: bool, into_database: str | None,
             port: int | None, dsn: str | None) -> None:
@@ -179,14 +178,13 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str |
       marketops restore --tier base_weekly --target-time 2026-11-25T10:15:00+01:00 --into /srv/pitr
       marketops restore --tier base_weekly --target-name before-migration --into /srv/pitr
     """
+    from engine.app.tiers.restore import restore_database, restore_point_in_time
     from engine.pitr import target_from_options
-    from engine.restore_wiring import restore_database, restore_point_in_time
-    from engine.wiring import valid_definitions
 
-    result = valid_definitions(obj["root"])
+    result = app.defs
     if into_dir is not None:
         goal = target_from_options(target, target_time, target_lsn, target_name)
-        done = restore_point_in_time(obj["root"], result, tier, into_dir, backup_id=backup_id,
+        done = restore_point_in_time(app.root, result, tier, into_dir, backup_id=backup_id,
                                      target=goal, port=port, keep_on_failure=keep_on_failure)
         click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
         if done.wal_checked:
@@ -203,7 +201,7 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str |
                                       ("--target-name", target_name)) if value is not None]
     if given:
         raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
-    logical = restore_database(obj["root"], result, tier, into_database, backup_id=backup_id,
+    logical = restore_database(app.root, result, tier, into_database, backup_id=backup_id,
                                dsn=dsn)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
@@ -216,7 +214,7 @@ def restore(obj: dict[str, Any], tier: str, backup_id: str | None, target: str |
 @click.option("--dsn", envvar="MARKETOPS_DSN", default=None, help="The primary (default: "
               "from marketops.yaml).")
 @click.pass_obj
-def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
+def mark(app: App, name: str, dsn: str | None) -> None:
     """Make a named restore point on the primary (pg_create_restore_point), switch its WAL
     segment out and wait until it is archived; `restore --target-name NAME` recovers to it.
 
@@ -224,10 +222,9 @@ def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
     Example:
       marketops mark before-migration-42
     """
-    from engine.restore_wiring import create_mark
-    from engine.wiring import valid_definitions
+    from engine.app.tiers.restore import create_mark
 
-    made = create_mark(obj["root"], valid_definitions(obj["root"]), name, dsn=dsn)
+    made = create_mark(app.root, app.defs, name, dsn=dsn)
     click.echo(f"restore point '{made.name}' at LSN {made.lsn} ({made.time.isoformat()}), "
                f"archived in {made.segment}")
     click.echo(f"recover to it with: marketops restore --tier <physical tier> --target-name "
@@ -243,7 +240,7 @@ def mark(obj: dict[str, Any], name: str, dsn: str | None) -> None:
               help="audit: record the head of a vault chain the ledger has none for (a vault "
                    "older than the heads), once the chain checks out.")
 @click.pass_obj
-def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: bool) -> None:
+def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> None:
     """Re-read stored files and check them against what was recorded when they were stored.
 
     A backup is checked with every backup it builds on (a physical incremental: its full
@@ -260,11 +257,10 @@ def verify(obj: dict[str, Any], what: str, every: bool, dsn: str | None, adopt: 
       marketops verify wal_archive
       marketops verify audit
     """
-    from engine.verify_wiring import verify_tier
-    from engine.wiring import valid_definitions
+    from engine.app.tiers.verify import verify_tier
 
-    result = valid_definitions(obj["root"])
-    problems, checked = verify_tier(obj["root"], result, what, every=every, dsn=dsn,
+    result = app.defs
+    problems, checked = verify_tier(app.root, result, what, every=every, dsn=dsn,
                                     adopt=adopt)
     for line in checked:
         click.echo(f"ok      {line}")

@@ -1,14 +1,17 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster. (Verification: engine/verify_wiring.py.)"""
+WAL, to a point in time) into a started cluster. (Verification: engine/app/tiers/verify.py.)"""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.backup_wiring import (
+from engine.app.context import primary_target
+from engine.app.tiers.backup import (
     backup_key,
     catalog_of,
     restore_command,
@@ -18,6 +21,7 @@ from engine.backup_wiring import (
     toolset_for,
     wal_tier_for,
 )
+from engine.app.tiers.wal import wait_for_archiver
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.models.backup import (
     LogicalFullTier,
@@ -39,6 +43,14 @@ from engine.pitr import (
 )
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
+from runners.database import connect, drop_database, ensure_database, probe, query, with_database
+from runners.logical import restore_logical
+from runners.mailbox import free_port
+from runners.physical import restore_chain
+from runners.postgres import EmbeddedServer
+from runners.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.verify import check_wal_file
+from runners.wal import stored_entries, stored_names, stored_times
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -65,8 +77,6 @@ def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
 
 
 def row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
-    from runners.database import connect, query
-
     with connect(dsn) as conn:
         return {t: int(query(conn, "select count(*) from {}".format(
             ".".join(f'"{p}"' for p in t.split("."))))[0][0]) for t in tables}
@@ -84,10 +94,6 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     """Restore a logical backup into `database` and check row counts. A missing database is
     created only once the key is right and every file decrypts, and dropped again when the
     restore fails; an existing (empty) one is left as it was found."""
-    from engine.wiring import primary_target
-    from runners.database import drop_database, ensure_database, with_database
-    from runners.logical import restore_logical
-
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
@@ -161,11 +167,6 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
                 timeout: float = 300) -> Mark:
     """A named restore point on the primary, its segment switched out and archived, recorded
     next to the WAL archive so that restores can find the base backup that precedes it."""
-    from engine.wal_wiring import wait_for_archiver
-    from engine.wiring import primary_target
-    from runners.database import probe
-    from runners.recovery import create_restore_point
-
     name = check_mark_name(name)
     wal_id, wal = wal_tier_for(result)
     if find_mark(root, result, wal_id, name) is not None:
@@ -194,9 +195,6 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
                    target: RecoveryTarget, mark: Mark | None) -> tuple[WalRange | None, str]:
     """Every segment recovery to `target` will read is stored and reads back intact; the
     range checked and how it was described. BackupError names the first one that is not."""
-    from runners.verify import check_wal_file
-    from runners.wal import stored_entries, stored_times
-
     wal = tier_of(result, wal_id)
     assert isinstance(wal, WalArchiveTier)
     start = manifest.details.get("start_wal")
@@ -233,10 +231,6 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
 def _discard(into: Path, existed: bool, keep: bool | None) -> str:
     """Stop a server left on a failed restore and remove what the restore wrote. `keep`
     None: the caller (a drill) has no --keep-on-failure to offer."""
-    import shutil
-
-    from runners.postgres import EmbeddedServer
-
     if (into / "PG_VERSION").exists():
         with contextlib.suppress(MarketopsError):
             EmbeddedServer(into, 1).stop()
@@ -264,12 +258,6 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     to `target` (default: the end of the archive) and start PostgreSQL on it. The archive is
     checked first; on failure nothing is left in `into` unless keep_on_failure (None: the
     caller offers no way to keep it, so the message suggests none)."""
-    import time
-
-    from runners.mailbox import free_port
-    from runners.physical import restore_chain
-    from runners.recovery import RecoveryFailed, start_restored
-
     started = time.monotonic()
     target = target or RecoveryTarget()
     tier = tier_of(result, tier_id)
@@ -349,8 +337,6 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
 
 
 def _stored_names(root: Path, result: ValidationResult, wal_id: str) -> list[str]:
-    from runners.wal import stored_names
-
     return stored_names(tier_store(root, result, tier_of(result, wal_id)), wal_id)
 
 

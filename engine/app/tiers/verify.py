@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.backup_wiring import backup_key, catalog_of, tier_of, tier_store
+from engine.app.context import store_for
+from engine.app.tiers.audit import verify_audit
+from engine.app.tiers.backup import backup_key, catalog_of, tier_of, tier_store
+from engine.app.tiers.wal import verify_wal
 from engine.errors import UsageError
 from engine.models.backup import AuditVaultTier, PhysicalBaseTier, WalArchiveTier
 from engine.validate import ValidationResult
+from runners.verify import Damaged, verify_backup, verify_wal_files
 
 if TYPE_CHECKING:
     from engine.manifest import Manifest
@@ -22,9 +26,6 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
     re-read against their manifests; `audit` or an audit tier: the vault against the head
     the ledger recorded; a WAL tier: every stored file's contents, and gaps. A stored file
     damaged or missing is a `Damaged` problem (exit 3); the others are unhealthy states."""
-    from engine.audit_wiring import verify_audit
-    from runners.verify import Damaged
-
     if what == "audit":
         return verify_audit(root, result, dsn=dsn, adopt=adopt)
     tier = tier_of(result, what)
@@ -72,8 +73,6 @@ def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool 
 
 
 def _read_backup(store: Store, manifest: Manifest) -> list[str]:
-    from runners.verify import verify_backup
-
     return verify_backup(store, manifest)
 
 
@@ -81,10 +80,6 @@ def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
                        ) -> tuple[list[str], list[str]]:
     """Gaps by name (as the scheduled check finds them), then every stored file re-read:
     decrypted, decompressed, its sha256 against the one recorded in its stored name."""
-    from engine.wal_wiring import verify_wal
-    from engine.wiring import store_for
-    from runners.verify import Damaged, verify_wal_files
-
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
     problems, checked = verify_wal(root, result, wal_id)

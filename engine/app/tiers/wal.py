@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.backup_wiring import (
+from engine.app.context import store_for
+from engine.app.tiers.backup import (
     archive_command,
     backup_infos,
     backup_key,
@@ -22,13 +23,10 @@ from engine.freshness import WalState
 from engine.models.backup import (
     WalArchiveTier,
 )
+from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
-from engine.wiring import store_for
-
-if TYPE_CHECKING:
-    pass
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -87,7 +85,7 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
 
     with connect(dsn, autocommit=True) as conn:
         for name, value in settings.items():
-            conn.execute(f"alter system set {name} = {_literal(value)}")
+            conn.execute(f"alter system set {name} = {literal(value)}")
         conn.execute("select pg_reload_conf()")
         pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
         live = {str(r[0]): str(r[1]) for r in query(
@@ -96,9 +94,6 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     return bool(pending) or live.get("archive_mode") != "on" or \
         live.get("wal_level") not in ("replica", "logical")
 
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.backup_wiring import catalog_of, tier_store
+from engine.app.tiers.backup import catalog_of, tier_store
+from engine.app.tiers.wal import wal_state
 from engine.errors import MarketopsError
-from engine.freshness import Freshness
+from engine.freshness import Freshness, backup_freshness, wal_problems
 from engine.models.backup import (
     AuditVaultTier,
     RestoreDrillTier,
     WalArchiveTier,
 )
 from engine.validate import ValidationResult
-from engine.wal_wiring import wal_state
-
-if TYPE_CHECKING:
-    pass
+from runners.catalog import read_catalog
 
 
 def freshness(root: Path, result: ValidationResult, dsn: str | None,
               now: datetime | None = None) -> dict[str, Freshness]:
     """Every backup tier's newest valid backup (or WAL) against its RPO; errors reading a
     destination are reported as the tier's problem."""
-    from engine.freshness import Freshness, backup_freshness, wal_problems
-
     moment = now or datetime.now(UTC)
     out: dict[str, Freshness] = {}
     for tier_id, loaded in sorted(result.project.backups.items()):
@@ -58,8 +55,6 @@ def freshness(root: Path, result: ValidationResult, dsn: str | None,
 
 def _newest_audit_batch(root: Path, result: ValidationResult, tier_id: str,
                         tier: AuditVaultTier) -> tuple[str | None, datetime | None]:
-    from runners.catalog import read_catalog
-
     store = tier_store(root, result, tier)
     newest: tuple[str | None, datetime | None] = (None, None)
     for table in tier.tables:
@@ -82,8 +77,6 @@ class FreshnessCache:
         self._at = float("-inf")
 
     def __call__(self) -> dict[str, Freshness]:
-        import time
-
         if time.monotonic() - self._at >= self.ttl:
             current = getattr(self.result, "result", self.result)
             self._value = freshness(self.root, current, self.dsn)

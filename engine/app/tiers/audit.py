@@ -10,23 +10,25 @@ vault's and the state database's administrators.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.app.context import database_dsn
+from engine.app.tiers.backup import backup_key, sealing_for, tier_of, tier_store
 from engine.auditchain import Head, sign_head, signature_problem
-from engine.backup_wiring import backup_key, sealing_for, tier_of, tier_store
 from engine.errors import BackupError, UsageError
 from engine.ledger import Ledger
 from engine.models.backup import AuditVaultTier
 from engine.validate import ValidationResult
+from runners.auditvault import export_batches, stored_head, verify_chain
+from runners.database import connect
 
 ANCHOR_KEY = "audit-anchor"
 
 
 def _ledger(dsn: str) -> Ledger:
-    from runners.database import connect
-
     ledger = Ledger(lambda: connect(dsn, autocommit=True, application="marketops audit anchor"))
     ledger.migrate()
     return ledger
@@ -63,8 +65,6 @@ class LedgerAnchor:
 
 def state_dsn(root: Path, result: ValidationResult, primary_dsn: str) -> str:
     """The ledger's database: `databases.state`, else the primary this run reads."""
-    from engine.wiring import database_dsn
-
     if result.project.settings.databases.state is None:
         return primary_dsn
     return database_dsn(root, result, "state")
@@ -74,10 +74,6 @@ def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
                  ) -> dict[str, Any]:
     """Append the settled audit rows above the last exported id to the vault, batch by
     batch, recording the chain head in the ledger after each."""
-    import time
-
-    from runners.auditvault import export_batches
-
     tier = tier_of(result, tier_id)
     assert isinstance(tier, AuditVaultTier)
     started = time.monotonic()
@@ -97,9 +93,6 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
     chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
     and an unsigned head signed once an anchor key is set, after the chain checks out: a
     deliberate act, since it vouches for the vault's newest batch."""
-    from engine.wiring import database_dsn
-    from runners.auditvault import stored_head, verify_chain
-
     tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
              if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
     if not tiers:

@@ -6,12 +6,16 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.clitypes import INSTANT
+from engine.app.cli.backup import register
+from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
+
+if TYPE_CHECKING:
+    from engine.app.context import App
 
 
 class _Group(click.Group):
@@ -25,7 +29,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MarketopsError as exc:
-            if (ctx.obj or {}).get("debug"):
+            if getattr(ctx.obj, "debug", False):
                 raise
             click.secho(f"error: {mask(str(exc))}", fg="red", err=True)
             cause = exc.__cause__
@@ -51,7 +55,11 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
       marketops impact users.accounts.email
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
-    ctx.obj = {"root": root.resolve(), "debug": debug}
+    # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
+    # per WAL segment, must not pay for that before it knows it needs them.
+    from engine.app.context import App
+
+    ctx.obj = App(root.resolve(), debug=debug)
 
 
 @cli.command()
@@ -59,7 +67,7 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
               show_default=True, help="text for people, json for tools, github for Actions.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.pass_obj
-def validate(obj: dict[str, Any], fmt: str, strict: bool) -> None:
+def validate(app: App, fmt: str, strict: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
     Exits 0 when valid, 1 when not.
@@ -71,7 +79,7 @@ def validate(obj: dict[str, Any], fmt: str, strict: bool) -> None:
     from engine.output import RENDERERS
     from engine.validate import validate as run_validation
 
-    result = run_validation(obj["root"], debug=obj["debug"])
+    result = run_validation(app.root, debug=app.debug)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 
@@ -81,7 +89,7 @@ def validate(obj: dict[str, Any], fmt: str, strict: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_obj
-def impact(obj: dict[str, Any], target: str, fmt: str) -> None:
+def impact(app: App, target: str, fmt: str) -> None:
     """List the reports and backup tiers that depend on schema.table[.column].
 
     \b
@@ -91,7 +99,7 @@ def impact(obj: dict[str, Any], target: str, fmt: str) -> None:
     from engine.lineage import impact as find_impact
     from engine.loader import load_project
 
-    project, findings = load_project(obj["root"])
+    project, findings = load_project(app.root)
     if any(f.is_error for f in findings):
         click.secho(f"warning: {len(findings)} definition problem(s) hide some dependents; "
                     "run marketops validate", fg="yellow", err=True)
@@ -113,7 +121,7 @@ def impact(obj: dict[str, Any], target: str, fmt: str) -> None:
               help="Directory to write into; default <root>/jsonschema.")
 @click.option("--check", is_flag=True, help="Exit 1 if the files on disk are out of date.")
 @click.pass_obj
-def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
+def jsonschema(app: App, out: Path | None, check: bool) -> None:
     """Write the JSON Schema of each definition kind, for editor completion.
 
     \b
@@ -122,7 +130,7 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
     """
     from engine.jsonschema import schema_documents
 
-    directory = out or obj["root"] / "jsonschema"
+    directory = out or app.root / "jsonschema"
     stale = []
     for name, text in schema_documents().items():
         path = directory / name
@@ -155,7 +163,7 @@ def jsonschema(obj: dict[str, Any], out: Path | None, check: bool) -> None:
               help="Also read the destinations and list what each tier's retention would "
                    "delete now (backups, interrupted leftovers, WAL segments).")
 @click.pass_obj
-def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
+def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
          retention: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
@@ -174,9 +182,8 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
 
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
-    from engine.wiring import valid_definitions
 
-    result = valid_definitions(obj["root"])
+    result = app.defs
     available = all_jobs(result.project)
     unknown = [j for j in job_ids if j not in available]
     if unknown:
@@ -193,9 +200,9 @@ def plan(obj: dict[str, Any], start: Any, end: Any, job_ids: tuple[str, ...], fm
     slots = list(make_plan(selected, start, end))
     preview: dict[str, Any] = {}
     if retention:
-        from engine.backup_wiring import retention_preview
+        from engine.app.tiers.backup import retention_preview
 
-        preview = retention_preview(obj["root"], result)
+        preview = retention_preview(app.root, result)
         if job_ids:
             preview = {t: v for t, v in preview.items() if f"backup/{t}" in job_ids}
     if fmt == "json":
@@ -262,7 +269,7 @@ def _horizon(jobs: list[Any], start: Any) -> timedelta:
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
 @click.pass_obj
-def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
+def run_job(app: App, job_id: str, at: Any) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -275,19 +282,13 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.context import latest_slot
+    from engine.app.executor import Executor, run_slot
     from engine.jobs import jobs as all_jobs
-    from engine.wiring import (
-        Executor,
-        database_dsn,
-        latest_slot,
-        ledger_for,
-        run_slot,
-        valid_definitions,
-    )
     from runners.gitinfo import head_commit
 
-    result = valid_definitions(obj["root"])
-    available = all_jobs(result.project, head_commit(obj["root"]))
+    result = app.defs
+    available = all_jobs(result.project, head_commit(app.root))
     job = available.get(job_id)
     if job is None:
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
@@ -295,8 +296,8 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
         raise UsageError(f"{job_id} runs continuously (archive_command); see "
                          "`marketops wal-setup`")
     slot = latest_slot(job, at or dt.now(UTC))
-    ledger = ledger_for(database_dsn(obj["root"], result, "state"))
-    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
+    ledger = app.ledger
+    executor = Executor(app.root, result, app.dsn("reports"),
                         ledger)
     outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
@@ -336,7 +337,7 @@ def run_job(obj: dict[str, Any], job_id: str, at: Any) -> None:
               help="Seconds a run stays ours without a heartbeat; a dead replica's runs are "
               "taken over after this.")
 @click.pass_obj
-def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | None,
+def serve(app: App, host: str, port: int, tick: float, worker: str | None,
           shutdown_grace: float, max_reports: int, max_backups: int, lease: float) -> None:
     """Run the schedule as a service until SIGTERM, with /healthz, /metrics and /status.
 
@@ -350,45 +351,39 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.alerting import Alerter
+    from engine.app.context import (
+        LiveDefinitions,
+        durations,
+        statuses,
+        worker_name,
+    )
+    from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
+    from engine.app.executor import Executor
     from engine.logs import configure
     from engine.service import Service, ServiceConfig
     from engine.status import as_dict, render_html, render_metrics
-    from engine.wiring import (
-        Alerter,
-        Executor,
-        LiveDefinitions,
-        database_dsn,
-        durations,
-        ensure_demo_data,
-        ledger_for,
-        primary_target,
-        statuses,
-        valid_definitions,
-        worker_name,
-    )
     from runners.httpserver import StatusServer, json_page
 
     name = worker or worker_name()
     configure(name)
-    root = obj["root"]
-    result = valid_definitions(root)
+    root = app.root
+    result = app.defs
     if result.project.settings.databases.primary.dsn == "embedded":
-        target = primary_target(root, result, None)
+        target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
             click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
-        from engine.demo_backups import enable_archiving, ensure_demo_key
-
         if ensure_demo_key(root):
             click.echo("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace "
                        "are encrypted with var/demo-backup.key", err=True)
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
-    ledger = ledger_for(database_dsn(root, result, "state"))
-    from engine.backup_wiring import clear_staging
+    ledger = app.ledger
+    from engine.app.tiers.backup import clear_staging
 
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
-    executor = Executor(root, live, database_dsn(root, result, "reports"), ledger)
+    executor = Executor(root, live, app.dsn("reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
@@ -396,9 +391,9 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
                                     limits={"report": max_reports, "backup": max_backups}),
                       changed=live.changed, on_failure=Alerter(live, ledger))
 
-    from engine.backup_health import FreshnessCache
+    from engine.app.health import FreshnessCache
 
-    backup_freshness = FreshnessCache(root, live, database_dsn(root, result, "primary"))
+    backup_freshness = FreshnessCache(root, live, app.dsn("primary"))
 
     def now_statuses() -> list[Any]:
         return statuses(live.result, ledger, executor.supports, dt.now(UTC),
@@ -433,7 +428,7 @@ def serve(obj: dict[str, Any], host: str, port: int, tick: float, worker: str | 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_obj
-def status(obj: dict[str, Any], fmt: str) -> None:
+def status(app: App, fmt: str) -> None:
     """Last and next run of every job; exit 1 when any scheduled job is late or failing.
 
     \b
@@ -443,14 +438,15 @@ def status(obj: dict[str, Any], fmt: str) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.backup_health import freshness
+    from engine.app.context import statuses
+    from engine.app.executor import Executor
+    from engine.app.health import freshness
     from engine.status import as_dict, render_text
-    from engine.wiring import Executor, database_dsn, ledger_for, statuses, valid_definitions
 
-    result = valid_definitions(obj["root"])
-    ledger = ledger_for(database_dsn(obj["root"], result, "state"))
-    executor = Executor(obj["root"], result, "")
-    fresh = freshness(obj["root"], result, database_dsn(obj["root"], result, "primary"))
+    result = app.defs
+    ledger = app.ledger
+    executor = Executor(app.root, result, "")
+    fresh = freshness(app.root, result, app.dsn("primary"))
     found = statuses(result, ledger, executor.supports, dt.now(UTC), fresh)
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
@@ -464,7 +460,7 @@ def status(obj: dict[str, Any], fmt: str) -> None:
 @click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
 @click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
 @click.pass_obj
-def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
+def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
     """Run every slot of a past range, oldest first; each run is idempotent on its slot.
 
     Slots already succeeded are run again (same period, same output). Exit 1 if any failed.
@@ -476,22 +472,22 @@ def backfill(obj: dict[str, Any], job_id: str, start: Any, end: Any) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
+    from engine.app.executor import Executor, run_slot
     from engine.jobs import jobs as all_jobs
-    from engine.wiring import Executor, database_dsn, ledger_for, run_slot, valid_definitions
 
     if end <= start:
         raise UsageError("--until must be after --from")
     if end > dt.now(UTC):
         raise UsageError("--until is in the future; backfill runs past slots only")
-    result = valid_definitions(obj["root"])
+    result = app.defs
     job = all_jobs(result.project).get(job_id)
     if job is None or job.schedule is None:
         raise UsageError(f"unknown or unscheduled job {job_id}")
     if job.kind != "report":
         raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot be "
                          f"backfilled; run `marketops run {job_id}`")
-    ledger = ledger_for(database_dsn(obj["root"], result, "state"))
-    executor = Executor(obj["root"], result, database_dsn(obj["root"], result, "reports"),
+    ledger = app.ledger
+    executor = Executor(app.root, result, app.dsn("reports"),
                         ledger)
     failed = 0
     slots = job.schedule.between(start, end)
@@ -523,18 +519,13 @@ def db() -> None:
     """
 
 
-def _server(obj: dict[str, Any]) -> Any:
-    from engine.loader import load_project
-    from engine.validate import ValidationResult
-    from engine.wiring import embedded_server
-
-    project, _ = load_project(obj["root"])
-    return embedded_server(obj["root"], ValidationResult(project, []))
+def _server(app: App) -> Any:
+    return app.as_loaded().embedded()
 
 
 @db.command("start")
 @click.pass_obj
-def db_start(obj: dict[str, Any]) -> None:
+def db_start(app: App) -> None:
     """Start the embedded server (or reuse it when it runs already).
 
     \b
@@ -543,7 +534,7 @@ def db_start(obj: dict[str, Any]) -> None:
     """
     from runners.database import ensure_database
 
-    server = _server(obj)
+    server = _server(app)
     started = server.start()
     ensure_database(server.dsn("postgres"), server.database)
     click.echo(f"{'started' if started else 'already running'}: {server.dsn()}")
@@ -553,27 +544,27 @@ def db_start(obj: dict[str, Any]) -> None:
 
 @db.command("stop")
 @click.pass_obj
-def db_stop(obj: dict[str, Any]) -> None:
+def db_stop(app: App) -> None:
     """Stop the embedded server cleanly.
 
     \b
     Example:
       marketops db stop
     """
-    server = _server(obj)
+    server = _server(app)
     click.echo("stopped" if server.stop() else "not running")
 
 
 @db.command("status")
 @click.pass_obj
-def db_status(obj: dict[str, Any]) -> None:
+def db_status(app: App) -> None:
     """Say whether the embedded server runs; exit 1 when it does not.
 
     \b
     Example:
       marketops db status
     """
-    server = _server(obj)
+    server = _server(app)
     running = server.is_running()
     click.echo(f"{'running' if running else 'not running'}: {server.dsn()} ({server.data_dir})")
     sys.exit(0 if running else 1)
@@ -581,14 +572,14 @@ def db_status(obj: dict[str, Any]) -> None:
 
 @db.command("dsn")
 @click.pass_obj
-def db_dsn(obj: dict[str, Any]) -> None:
+def db_dsn(app: App) -> None:
     """Print the embedded server's DSN.
 
     \b
     Example:
       psql "$(marketops db dsn)"
     """
-    click.echo(_server(obj).dsn())
+    click.echo(_server(app).dsn())
 
 
 @cli.group()
@@ -603,7 +594,7 @@ def schema() -> None:
 
 @schema.command("ddl")
 @click.pass_obj
-def schema_ddl(obj: dict[str, Any]) -> None:
+def schema_ddl(app: App) -> None:
     """Print the DDL that creates the declared schemas in an empty database.
 
     \b
@@ -611,9 +602,8 @@ def schema_ddl(obj: dict[str, Any]) -> None:
       marketops schema ddl > marketplace.sql
     """
     from engine.ddl import create_all
-    from engine.wiring import valid_definitions
 
-    result = valid_definitions(obj["root"])
+    result = app.defs
     statements = create_all(s.model for s in result.project.schemas.values())
     click.echo("\n\n".join(statements))
 
@@ -629,7 +619,7 @@ def _live(dsn: str, names: list[str] | None = None) -> Any:
 @schema.command("apply")
 @_DSN_OPTION
 @click.pass_obj
-def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
+def schema_apply(app: App, dsn: str | None) -> None:
     """Create what is declared but missing, in one transaction; never drops or alters.
 
     Applying twice changes nothing. Exit 1 if drift remains that needs a migration.
@@ -639,11 +629,10 @@ def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
       marketops schema apply --dsn postgresql://app@db.internal/shop
     """
     from engine.schemadiff import apply_statements, diff
-    from engine.wiring import primary_target, valid_definitions
     from runners.database import execute_script, mask_dsn
 
-    result = valid_definitions(obj["root"])
-    target = primary_target(obj["root"], result, dsn)
+    result = app.defs
+    target = app.primary(dsn)
     declared = {name: s.model for name, s in result.project.schemas.items()}
     live = _live(target.dsn, list(declared))
     statements = apply_statements(declared, live.schemas)
@@ -667,7 +656,7 @@ def schema_apply(obj: dict[str, Any], dsn: str | None) -> None:
 @click.option("--schema", "names", multiple=True, help="Only these schemas (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.pass_obj
-def schema_pull(obj: dict[str, Any], dsn: str | None, out: Path | None,
+def schema_pull(app: App, dsn: str | None, out: Path | None,
                 names: tuple[str, ...], force: bool) -> None:
     """Write schema YAML from a live database, to adopt marketops on an existing one.
 
@@ -675,15 +664,11 @@ def schema_pull(obj: dict[str, Any], dsn: str | None, out: Path | None,
     Example:
       marketops schema pull --dsn postgresql://app@db.internal/shop --out schema/
     """
-    from engine.loader import load_project
     from engine.schema_yaml import render
-    from engine.validate import ValidationResult
-    from engine.wiring import primary_target
 
-    project, _ = load_project(obj["root"])
-    target = primary_target(obj["root"], ValidationResult(project, []), dsn)
+    target = app.as_loaded().primary(dsn)
     pulled = _live(target.dsn, list(names) or None)
-    directory = out or obj["root"] / "schema"
+    directory = out or app.root / "schema"
     existing = [directory / f"{n}.yaml" for n in pulled.schemas
                 if (directory / f"{n}.yaml").exists()]
     if existing and not force:
@@ -705,7 +690,7 @@ def schema_pull(obj: dict[str, Any], dsn: str | None, out: Path | None,
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_obj
-def schema_diff(obj: dict[str, Any], dsn: str | None, fmt: str) -> None:
+def schema_diff(app: App, dsn: str | None, fmt: str) -> None:
     """Report drift between the YAML and a live database; exit 1 on any drift.
 
     \b
@@ -713,11 +698,10 @@ def schema_diff(obj: dict[str, Any], dsn: str | None, fmt: str) -> None:
       marketops schema diff --dsn postgresql://app@db.internal/shop
     """
     from engine.schemadiff import diff
-    from engine.wiring import primary_target, valid_definitions
     from runners.database import mask_dsn
 
-    result = valid_definitions(obj["root"])
-    target = primary_target(obj["root"], result, dsn)
+    result = app.defs
+    target = app.primary(dsn)
     declared = {name: s.model for name, s in result.project.schemas.items()}
     drift = diff(declared, _live(target.dsn).schemas)
     if fmt == "json":
@@ -754,7 +738,7 @@ def _print_rows(summary: Any) -> None:
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Last day of data (exclusive); default today (UTC).")
 @click.pass_obj
-def demo_data(obj: dict[str, Any], dsn: str | None, scale: float, seed: int,
+def demo_data(app: App, dsn: str | None, scale: float, seed: int,
               until: Any) -> None:
     """Fill every declared table with a year of realistic marketplace data.
 
@@ -764,10 +748,10 @@ def demo_data(obj: dict[str, Any], dsn: str | None, scale: float, seed: int,
     Example:
       marketops demo-data --scale 0.1 --seed 7
     """
-    from engine.wiring import demo_data as run_demo_data
+    from engine.app.context import demo_data as run_demo_data
     from runners.database import mask_dsn
 
-    summary = run_demo_data(obj["root"], dsn, scale=scale, seed=seed,
+    summary = run_demo_data(app.root, dsn, scale=scale, seed=seed,
                             until=until.date() if until else None)
     click.echo(f"generated demo data in {mask_dsn(summary.dsn)} (scale {scale}, seed {seed})")
     _print_rows(summary)
@@ -778,7 +762,7 @@ def demo_data(obj: dict[str, Any], dsn: str | None, scale: float, seed: int,
               help="Size of the generated data; 1 = about one million orders.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.pass_obj
-def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
+def demo(app: App, scale: float, seed: int) -> None:
     """Run marketops on an embedded PostgreSQL with realistic generated data.
 
     Starts the embedded server under ./var/ (reusing it if it runs), applies the schema,
@@ -788,13 +772,12 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     Example:
       marketops demo
     """
-    from engine.wiring import demo_data as run_demo_data
-    from engine.wiring import embedded_server, valid_definitions
+    from engine.app.context import demo_data as run_demo_data
 
-    result = valid_definitions(obj["root"])
-    server = embedded_server(obj["root"], result)
+    result = app.defs
+    server = app.embedded()
     click.echo(f"starting the embedded PostgreSQL 18 in {server.data_dir} ...")
-    summary = run_demo_data(obj["root"], "embedded", scale=scale, seed=seed, until=None)
+    summary = run_demo_data(app.root, "embedded", scale=scale, seed=seed, until=None)
     project = result.project
     tables = sum(len(s.model.tables) for s in project.schemas.values())
     click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
@@ -803,11 +786,11 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from engine.wiring import run_demo_reports
+    from engine.app.demo import run_demo_reports
 
-    mailbox = (obj["root"] / "var" / "mailbox").resolve()
+    mailbox = (app.root / "var" / "mailbox").resolve()
     click.echo("running every report for its latest period ...")
-    reports = run_demo_reports(obj["root"], result, summary.dsn, mailbox, dt.now(UTC))
+    reports = run_demo_reports(app.root, result, summary.dsn, mailbox, dt.now(UTC))
     click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
                "delivered")
     for r in reports:
@@ -815,20 +798,19 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
         click.echo(f"{r.job:<29}{r.period:<25}{r.status:<10}{r.rows:>7,}  "
                    f"{','.join(f for f in r.outputs if f != 'json'):<18}"
                    f"{sent}/{len(r.deliveries)}")
-    from engine.demo_backups import ensure_demo_key, run_demo_backups
-    from engine.wiring import primary_target
+    from engine.app.demo import ensure_demo_key, run_demo_backups
 
-    if ensure_demo_key(obj["root"]):
+    if ensure_demo_key(app.root):
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
     click.echo("running every backup tier once, then the restore drill ...")
-    tiers = run_demo_backups(obj["root"], result, primary_target(obj["root"], result, None),
+    tiers = run_demo_backups(app.root, result, app.primary(None),
                              dt.now(UTC))
     # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.
     wide = max([22, *(len(t.verified) + 2 for t in tiers)])
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
                f"{'verified':<{wide}}recovery / RTO")
     for t in tiers:
-        from engine.cli_backup import human_size
+        from engine.app.cli.backup import human_size
 
         size = human_size(t.stored_bytes) if t.stored_bytes else "-"
         took = f"{t.seconds:.1f}s" if t.seconds else "-"
@@ -838,13 +820,13 @@ def demo(obj: dict[str, Any], scale: float, seed: int) -> None:
             click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
     if archive:
-        from engine.wiring import local_destination
+        from engine.app.context import local_destination
 
-        click.echo(f"report files:   {local_destination(obj['root'], result, archive)}")
+        click.echo(f"report files:   {local_destination(app.root, result, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
     click.echo(f"data directory: {server.data_dir}")
     click.echo(f'connect:        psql "{server.dsn()}"')
-    click.echo(f"backups:        {obj['root'] / 'var' / 'backups'}  (marketops backups)")
+    click.echo(f"backups:        {app.root / 'var' / 'backups'}  (marketops backups)")
     click.echo("next:           marketops status   |   marketops restore --help   |   "
                "marketops db stop")
 
@@ -854,9 +836,4 @@ def main() -> None:
     cli(prog_name="marketops")
 
 
-from engine.cli_backup import register  # noqa: E402 - commands defined after the group
-
 register(cli)
-
-if __name__ == "__main__":  # archive_command runs `python -m engine.cli`
-    main()

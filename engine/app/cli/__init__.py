@@ -1,0 +1,5 @@
+"""The `marketops` command, split by command group."""
+
+from engine.app.cli.main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,338 @@
+"""The composition root's context: the App and the helpers that resolve settings into
+connections, stores and tools."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import DefinitionError, UsageError
+from engine.jobs import Job, jobs
+from engine.ledger import Ledger
+from engine.loader import load_project
+from engine.masking import remember
+from engine.schemadiff import apply_statements
+from engine.status import job_status
+from engine.validate import ValidationResult, validate
+from runners.database import Pool, connect, ensure_database, execute_script
+from runners.demodata import generate
+from runners.gitinfo import head_commit
+from runners.introspect import pull
+from runners.pgtools import Toolset, discover
+from runners.postgres import EmbeddedServer, embedded_bin_dir
+from runners.storage import Store, StoreSpec
+
+if TYPE_CHECKING:
+    from engine.freshness import Freshness
+    from engine.status import JobStatus
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def resolve_env(value: str, what: str) -> str:
+    """`${VAR}` -> the variable's value; a clear error naming the variable when unset."""
+    match = _ENV_REF.match(value)
+    if not match:
+        return value
+    resolved = os.environ.get(match.group(1))
+    if not resolved:
+        raise UsageError(f"{what} refers to ${{{match.group(1)}}}, which is not set in the "
+                         "environment")
+    return remember(resolved)
+
+
+def valid_definitions(root: Path) -> ValidationResult:
+    """The definitions, refusing to go on when any is invalid (nothing is half-applied)."""
+    result = validate(root)
+    if not result.passed():
+        first = result.errors[0]
+        raise DefinitionError(f"{len(result.errors)} definition error(s), first: {first.location}:"
+                              f" {first.message}; run marketops validate")
+    return result
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command connects, and the embedded server when that is what it is."""
+
+    dsn: str
+    server: EmbeddedServer | None = None
+
+
+def embedded_server(root: Path, result: ValidationResult) -> EmbeddedServer:
+    settings = result.project.settings.embedded
+    data_dir = Path(settings.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = (root / data_dir).resolve()
+    return EmbeddedServer(data_dir, settings.port, settings.database)
+
+
+def primary_target(root: Path, result: ValidationResult, dsn_override: str | None) -> Target:
+    """The primary database: --dsn / MARKETOPS_DSN, else settings; `embedded` starts it."""
+    dsn = dsn_override or result.project.settings.databases.primary.dsn
+    if dsn == "embedded":
+        server = embedded_server(root, result)
+        server.start()
+        ensure_database(server.dsn("postgres"), server.database)
+        return Target(server.dsn(), server)
+    return Target(resolve_env(dsn, "databases.primary.dsn"))
+
+
+@dataclass(frozen=True)
+class DemoDataSummary:
+    """Rows generated per table, where, and how long it took."""
+
+    dsn: str
+    rows: dict[str, int]
+    seconds: float
+    applied_statements: int
+
+
+def apply_schema(result: ValidationResult, dsn: str) -> int:
+    """Create whatever the declared schema lacks in `dsn`; the number of statements run."""
+    declared = {name: s.model for name, s in result.project.schemas.items()}
+    with connect(dsn) as conn:
+        live = pull(conn, list(declared)).schemas
+    statements = apply_statements(declared, live)
+    if statements:
+        execute_script(dsn, statements)
+    return len(statements)
+
+
+def demo_data(root: Path, dsn_override: str | None, *, scale: float, seed: int,
+              until: date | None) -> DemoDataSummary:
+    """Apply the schema where needed, then replace every declared table's rows."""
+    result = valid_definitions(root)
+    target = primary_target(root, result, dsn_override)
+    applied = apply_schema(result, target.dsn)
+    tables = [f"{s}.{t}" for s, loaded in result.project.schemas.items()
+              for t in loaded.model.tables]
+    generated = generate(target.dsn, tables, scale=scale, seed=seed, until=until)
+    return DemoDataSummary(target.dsn, generated.rows, generated.seconds, applied)
+
+
+def local_destination(root: Path, result: ValidationResult, name: str) -> Path:
+    """The directory of a file:// destination (relative URLs are relative to the root)."""
+    destination = result.project.settings.destinations.get(name)
+    if destination is None:
+        raise UsageError(f"unknown destination '{name}'")
+    url = destination.url
+    if not url.startswith("file://"):
+        raise UsageError(f"destination '{name}' is {url.split(':')[0]}://; this needs a "
+                         "local file:// directory")
+    path = Path(url.removeprefix("file://"))
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def store_for(root: Path, result: ValidationResult, name: str) -> Store:
+    """The destination `name` with its secrets read from the environment."""
+    destination = result.project.settings.destinations.get(name)
+    if destination is None:
+        raise UsageError(f"unknown destination '{name}'")
+    if destination.url.startswith("file://"):
+        return Store(StoreSpec(name, f"file://{local_destination(root, result, name)}"))
+    options: dict[str, object] = {}
+    if destination.endpoint_url:
+        options["endpoint_url"] = destination.endpoint_url
+    if destination.region:
+        options["client_kwargs"] = {"region_name": destination.region}
+    if destination.access_key_id:
+        options["key"] = resolve_env(destination.access_key_id,
+                                     f"destinations.{name}.access_key_id")
+    if destination.secret_access_key:
+        options["secret"] = resolve_env(destination.secret_access_key,
+                                        f"destinations.{name}.secret_access_key")
+    return Store(StoreSpec(name, destination.url, options))
+
+
+def database_dsn(root: Path, result: ValidationResult, which: str,
+                 dsn_override: str | None = None) -> str:
+    """DSN of `primary`, `reports` (falls back to primary) or `state` (falls back to primary)."""
+    databases = result.project.settings.databases
+    chosen = getattr(databases, which) if which != "primary" else None
+    if dsn_override or chosen is None:
+        return primary_target(root, result, dsn_override).dsn
+    if chosen.dsn == "embedded":
+        return primary_target(root, result, "embedded").dsn
+    return resolve_env(chosen.dsn, f"databases.{which}.dsn")
+
+
+def ledger_for(dsn: str) -> Ledger:
+    """The ledger in `dsn`, migrated, over a small pool of connections."""
+    pool = Pool(dsn, application="marketops ledger")
+    ledger = Ledger(pool.connection)
+    ledger.migrate()
+    return ledger
+
+
+def worker_name() -> str:
+    """host:pid, unique among replicas."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def psql_binary(result: ValidationResult) -> Path | None:
+    """psql from postgres.bin_dir, else the embedded PostgreSQL's; None if neither exists."""
+    configured = result.project.settings.postgres.bin_dir
+    directory = Path(configured) if configured else embedded_bin_dir()
+    candidate = directory / "psql"
+    return candidate if candidate.is_file() else None
+
+
+def latest_slot(job: Job, at: datetime) -> datetime:
+    """The latest slot of `job` at or before `at`."""
+    if job.schedule is None:
+        raise UsageError(f"{job.id} runs continuously; it has no slots")
+    slot = job.schedule.latest_at_or_before(at)
+    if slot is None:
+        raise UsageError(f"{job.id} has no slot before {at.isoformat()}")
+    return slot
+
+
+class LiveDefinitions:
+    """The definitions as they are on disk now: reloaded on change, kept only when valid."""
+
+    def __init__(self, root: Path, result: ValidationResult) -> None:
+        self.root = root
+        self.result = result
+        self._signature = self.signature()
+
+    def signature(self) -> tuple[tuple[str, float, int], ...]:
+        files = [self.root / "marketops.yaml"]
+        for folder in ("schema", "definitions/reports", "definitions/backups"):
+            directory = self.root / folder
+            if directory.is_dir():
+                files.extend(sorted(directory.iterdir()))
+        found = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((str(path), stat.st_mtime, stat.st_size))
+        return tuple(found)
+
+    def changed(self) -> bool:
+        current = self.signature()
+        if current == self._signature:
+            return False
+        self._signature = current
+        return True
+
+    def load(self) -> dict[str, Job]:
+        """Validate and take the current files; DefinitionError when they are invalid."""
+        result = valid_definitions(self.root)
+        self.result = result
+        return jobs(result.project, head_commit(self.root))
+
+
+def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult:
+    """The definitions in force: the latest valid set when they are live."""
+    if isinstance(definitions, LiveDefinitions):
+        return definitions.result
+    return definitions
+
+
+def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
+             now: datetime, fresh: dict[str, Freshness] | None = None) -> list[JobStatus]:
+    """The status of every job of the project (with backup freshness when given)."""
+    latest = ledger.latest_by_job()
+    success = ledger.last_success()
+    fresh = fresh or {}
+    return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now,
+                       fresh.get(job.name) if job.kind == "backup" else None)
+            for job_id, job in sorted(jobs(result.project).items())]
+
+
+def durations(ledger: Ledger) -> dict[str, float]:
+    """Seconds the latest finished run of each job took."""
+    found: dict[str, float] = {}
+    for job, record in ledger.latest_by_job().items():
+        if record.started_at and record.finished_at:
+            found[job] = (record.finished_at - record.started_at).total_seconds()
+    return found
+
+
+def toolset_for(result: ValidationResult) -> Toolset:
+    """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
+    configured = result.project.settings.postgres.bin_dir
+    return discover(Path(configured) if configured else embedded_bin_dir())
+
+
+def backup_key(result: ValidationResult, name: str) -> str:
+    """The value of a key named in settings (from its environment variable)."""
+    ref = result.project.settings.keys.get(name)
+    if ref is None:
+        raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
+    return resolve_env(ref, f"keys.{name}")
+
+
+class App:
+    """The root's one front object (sqlmesh's Context): the repository, its current valid
+    definitions, and what is built from them on first use — DSNs, the primary, the ledger,
+    stores, tools and keys. A CLI command makes one and calls on it."""
+
+    def __init__(self, root: Path, defs: ValidationResult | None = None, *,
+                 debug: bool = False) -> None:
+        self.root = root
+        self.debug = debug
+        if defs is not None:
+            self.__dict__["defs"] = defs
+        self._dsns: dict[str, str] = {}
+        self._stores: dict[str, Store] = {}
+        self._targets: dict[str | None, Target] = {}
+
+    def as_loaded(self) -> App:
+        """This repository with its definitions as loaded, valid or not: for the commands
+        that must work while a repository is being adopted (db, schema pull)."""
+        project, _ = load_project(self.root)
+        return App(self.root, ValidationResult(project, []), debug=self.debug)
+
+    @cached_property
+    def defs(self) -> ValidationResult:
+        """The definitions, validated once; DefinitionError when any is invalid."""
+        return valid_definitions(self.root)
+
+    def dsn(self, which: str, dsn_override: str | None = None) -> str:
+        """DSN of `primary`, `reports` or `state` (the latter two fall back to primary)."""
+        if dsn_override is not None:
+            return database_dsn(self.root, self.defs, which, dsn_override)
+        if which not in self._dsns:
+            self._dsns[which] = database_dsn(self.root, self.defs, which)
+        return self._dsns[which]
+
+    def primary(self, dsn_override: str | None = None) -> Target:
+        """The primary database (the embedded one started when that is what it is)."""
+        if dsn_override not in self._targets:
+            self._targets[dsn_override] = primary_target(self.root, self.defs, dsn_override)
+        return self._targets[dsn_override]
+
+    def embedded(self) -> EmbeddedServer:
+        """The embedded server of the settings, not started."""
+        return embedded_server(self.root, self.defs)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger in the state database, migrated."""
+        return ledger_for(self.dsn("state"))
+
+    def store(self, name: str) -> Store:
+        """The destination `name`, its secrets read from the environment."""
+        if name not in self._stores:
+            self._stores[name] = store_for(self.root, self.defs, name)
+        return self._stores[name]
+
+    @cached_property
+    def toolset(self) -> Toolset:
+        """The PostgreSQL tools backups and restores use."""
+        return toolset_for(self.defs)
+
+    def key(self, name: str) -> str:
+        """The value of the key `name` of the settings."""
+        return backup_key(self.defs, name)

@@ -1,0 +1,1 @@
+"""One module per backup tier kind (and restore and verify), as the root runs them."""
