@@ -255,7 +255,8 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
         stored[first].write_bytes(saved)
     assert _cli(cluster.root, "verify", "wal").returncode == 0
 
-    # Missing before a later one: a gap (the archiver may never have stored it), exit 1.
+    # Missing between two stored ones: a gap (the archiver may never have stored it), exit 1;
+    # with no base backup yet, the archive starts at its oldest stored segment.
     held = cluster.root / "held-segment"
     stored[first].rename(held)
     try:

@@ -26,7 +26,7 @@ from engine.models.backup import (
 from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE
+from engine.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -171,9 +171,10 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
     assert isinstance(tier, WalArchiveTier)
     state = wal_state(root, result, wal_id, dsn)
     problems, _ = wal_problems(state, tier.rpo)
+    segments = sorted(name for name in state.stored if SEGMENT.match(name))
+    start = state.first_needed or (segments[0] if segments else "the start")
     checked = [] if problems else [
-        f"{wal_id}: {len(state.stored)} WAL file(s) from {state.first_needed or 'the start'} "
-        f"on, no gap"]
+        f"{wal_id}: {len(state.stored)} WAL file(s) from {start} on, no gap"]
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
