@@ -94,6 +94,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunningRow:
+    """A row recorded running, as deciding whether its worker died needs it."""
+
+    job: str
+    slot: datetime
+    worker: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    lease_until: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A ledger row as status pages show it."""
 
@@ -188,6 +201,27 @@ class Ledger:
                 returning id, job, slot, attempt, trigger""",
                 (worker, trigger, lease, definition_hash, job, slot)).fetchone()
         return Run(*row) if row else None
+
+    def running_rows(self, jobs: list[str] | None = None) -> list[RunningRow]:
+        """The rows recorded running (of these jobs), with the database's clock."""
+        with self._conn() as conn:
+            rows = conn.execute(f"""select job, slot, worker, started_at, heartbeat_at,
+                    lease_until, now() from {SCHEMA}.runs
+                where status = 'running' and (%s::text[] is null or job = any(%s))
+                order by slot""", (jobs, jobs)).fetchall()
+        return [RunningRow(*row) for row in rows]
+
+    def release_dead(self, job: str, slot: datetime, dead: str | None) -> bool:
+        """End the lease of a running row whose worker `dead` is known to have died, so the
+        next take-over takes it now; False when the row changed meanwhile."""
+        with self._conn() as conn:
+            row = conn.execute(f"""
+                update {SCHEMA}.runs set lease_until = now() - interval '1 millisecond',
+                    notes = concat_ws('; ', notes, 'worker ' || worker || ' died')
+                where job = %s and slot = %s and status = 'running'
+                  and worker is not distinct from %s
+                returning id""", (job, slot, dead)).fetchone()
+        return row is not None
 
     def running_owner(self, job: str, slot: datetime) -> tuple[str | None, datetime] | None:
         """The worker of the slot's run and when it started, while it is recorded running."""

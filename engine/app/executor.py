@@ -23,8 +23,8 @@ from engine.app.tiers.drill import run_drill
 from engine.app.tiers.wal import check_wal
 from engine.execution import Outcome, execute_run
 from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.liveness import dead_worker, worker_pid
+from engine.ledger import Ledger, Run, RunningRow
+from engine.liveness import run_owner_dead, worker_pid
 from engine.models.backup import AuditVaultTier, RestoreDrillTier, WalArchiveTier
 from engine.validate import ValidationResult
 from runners.database import advisory_lock
@@ -48,17 +48,28 @@ def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
 
 def take_over_dead(ledger: Ledger, job: Job, slot: datetime, worker: str, lease: timedelta,
                    trigger: str) -> Run | None:
-    """The slot's running run, when its worker is a process of this host that has died
-    (killed, crashed): taken now rather than after its lease; None otherwise."""
-    owner = ledger.running_owner(job.id, slot)
-    if owner is None:
-        return None
-    pid = worker_pid(owner[0], host_name())
+    """The slot's running run, when its worker died (a process of this host that is gone,
+    or a heartbeat that stopped): taken now rather than after its lease; None otherwise."""
+    for row in ledger.running_rows([job.id]):
+        if row.slot == slot and row.worker is not None and owner_died(row):
+            return ledger.take_over_dead(job.id, slot, row.worker, worker, lease,
+                                         job.definition_hash, trigger)
+    return None
+
+
+def owner_died(row: RunningRow) -> bool:
+    """Whether a running row's worker is dead, as this host can tell."""
+    pid = worker_pid(row.worker, host_name())
     found = process(pid) if pid is not None else None
-    if owner[0] is None or not dead_worker(owner[0], host_name(), found, owner[1], os.getpid()):
-        return None
-    return ledger.take_over_dead(job.id, slot, owner[0], worker, lease, job.definition_hash,
-                                 trigger)
+    return run_owner_dead(row.worker, host_name(), found, row.started_at, row.heartbeat_at,
+                          row.lease_until, row.now, os.getpid())
+
+
+def release_dead_runs(ledger: Ledger) -> list[RunningRow]:
+    """At service start: end the leases of running rows whose worker died, so the first
+    take-over runs them again now; the rows released."""
+    return [row for row in ledger.running_rows()
+            if owner_died(row) and ledger.release_dead(row.job, row.slot, row.worker)]
 
 
 @dataclass(frozen=True)

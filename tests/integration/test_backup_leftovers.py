@@ -56,8 +56,8 @@ def _plaintext(staging: Path) -> list[Path]:
     return found
 
 
-def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
-        root: Path, env: dict[str, str], market_dsn: str) -> None:
+def _kill_mid_dump(root: Path, env: dict[str, str], market_dsn: str) -> int:
+    """Start `run backup/nightly_full`, SIGKILL it while pg_dump writes; its pid."""
     with connect(market_dsn, autocommit=True) as conn:  # enough rows to be caught mid-dump
         conn.execute("create table admin.bulk as select g as id, %s || (select string_agg("
                      "md5(random()::text || g || i), '') from generate_series(1, 30) i) as "
@@ -73,8 +73,15 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     time.sleep(0.5)  # pg_dump, orphaned, dies on its next write to the closed pipe
+    return proc.pid
+
+
+def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    staging = root / "var" / "staging"
+    pid = _kill_mid_dump(root, env, market_dsn)
     leftovers = [p.name for p in staging.iterdir()]
-    assert any(n.startswith("nightly_full-") and f".{proc.pid}@" in n for n in leftovers), \
+    assert any(n.startswith("nightly_full-") and f".{pid}@" in n for n in leftovers), \
         leftovers
     assert _plaintext(staging)
 
@@ -93,7 +100,7 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
     with connect(market_dsn) as conn:
         notes = query(conn, "select notes, attempt, status from marketops.runs where job = "
                       "'backup/nightly_full'")
-    assert len(notes) == 1 and f":{proc.pid} died" in notes[0][0] and notes[0][1:] == (
+    assert len(notes) == 1 and f":{pid} died" in notes[0][0] and notes[0][1:] == (
         2, "succeeded")
     assert _plaintext(staging) == []
 
@@ -276,6 +283,49 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.communicate(timeout=60)
+
+
+def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    from runners.processes import host_name
+
+    pid = _kill_mid_dump(root, env, market_dsn)
+    staging = root / "var" / "staging"
+    assert _plaintext(staging)
+    with connect(market_dsn, autocommit=True) as conn:  # a lease far longer than the test
+        conn.execute("update marketops.runs set lease_until = now() + interval '1 hour' "
+                     "where job = 'backup/nightly_full'")
+    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "serve",
+                              "--port", "0", "--shutdown-grace", "30"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stderr is not None
+        said = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = serve.stderr.readline()
+            said.append(line)
+            if line.startswith("serving:") or not line:
+                break
+        assert any(line.startswith("backup/nightly_full slot ") and
+                   f"worker {host_name()}:{pid} died; taken over now" in line
+                   for line in said), said
+        assert _plaintext(staging) == []
+        rows: list[tuple[object, ...]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with connect(market_dsn) as conn:
+                rows = query(conn, "select status, attempt, notes from marketops.runs "
+                             "where job = 'backup/nightly_full'")
+            if rows and rows[0][0] != "running":
+                break
+            time.sleep(1)
+        assert len(rows) == 1 and rows[0][:2] == ("succeeded", 2), rows
+        assert f":{pid} died" in str(rows[0][2])
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=90)
+    assert _plaintext(staging) == []
 
 
 def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(

@@ -379,8 +379,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = app.ledger
+    from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
 
+    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
+        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+                   "taken over now", err=True)
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
     executor = Executor(root, live, app.dsn("reports"), ledger)
