@@ -13,6 +13,7 @@ from engine.manifest import Manifest, StoredFile
 from engine.walnames import SEGMENT, parse_segment
 from runners.codec import CHUNK, unseal
 from runners.storage import Store
+from runners.wal import key_problem, wal_folders
 
 
 class Damaged(str):
@@ -117,7 +118,7 @@ def segment_header_problem(name: str, head: bytes) -> str | None:
 def wal_entries(store: Store, tier: str) -> list[tuple[str, str]]:
     """(WAL name, stored path) of every file in the archive, oldest name first."""
     entries = [(entry.split("-", 1)[0], f"{tier}/{folder}/{entry}")
-               for folder in store.list(tier) for entry in store.list(f"{tier}/{folder}")]
+               for folder in wal_folders(store, tier) for entry in store.list(f"{tier}/{folder}")]
     return sorted(entries)
 
 
@@ -143,7 +144,7 @@ def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
             got = unseal(source, sink, codec=codec,  # type: ignore[arg-type]
                          key=key if encrypted else None)
     except BackupError as exc:
-        return str(exc)
+        return str(key_problem(store, path.rsplit("/", 2)[0], name, key, str(exc)))
     if got.raw_sha256 != digest:
         return "its contents do not match the checksum recorded when it was stored"
     if SEGMENT.match(name):

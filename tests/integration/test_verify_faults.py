@@ -231,7 +231,8 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "re-read, each matches the checksum recorded when it was stored" in ok.stdout
     archive = cluster.root / "var" / "backups" / "wal"
-    stored = {p.name[:24]: p for p in archive.rglob("*") if p.is_file() and len(p.name) > 24}
+    stored = {p.name[:24]: p for p in archive.rglob("*")
+              if p.is_file() and p.parent.name != "keys" and len(p.name) > 24}
 
     # One flipped byte: found, named, exit 3 (its name alone shows no gap).
     saved = _flip(stored[first])
@@ -324,3 +325,47 @@ def test_a_signed_head_catches_the_ledger_edited_to_match_a_truncated_vault(
     assert "does not match its signature: the ledger row was edited" in edited.stdout
     refused = _run(root, env)
     assert refused.returncode == 1 and "edited" in refused.stdout + refused.stderr
+
+
+def test_a_wrong_key_is_told_from_a_damaged_file_for_base_backups_and_wal(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from engine.app.tiers.backup import take_backup
+
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    assert str(full.details["key_fingerprint"]).startswith("sha256:")
+    other = {"MARKETOPS_TEST_BACKUP_KEY": str(pyrage.x25519.Identity.generate())}
+    into = tmp_path / "into"
+
+    wrong = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                 "--target", "immediate", "--into", str(into), env=other)
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert f"wrong key: base/{full.backup_id} was encrypted with key 'k1'" in wrong.stderr
+    assert not into.exists()
+
+    victim = max(full.files, key=lambda f: f.stored_size)
+    path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
+    saved = _flip(path, 0.3)
+    try:
+        damaged = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                       "--target", "immediate", "--into", str(into))
+        assert damaged.returncode == 3, damaged.stdout + damaged.stderr
+        assert f"base/{full.backup_id}/{victim.name}" in damaged.stderr
+        assert "wrong key" not in damaged.stderr
+        assert not into.exists()
+    finally:
+        path.write_bytes(saved)
+
+    # The WAL archive records its key's fingerprint beside its segments.
+    by_key = _cli(cluster.root, "verify", "wal", env=other)
+    assert "wrong key:" in by_key.stdout and "in the archive (wal)" in by_key.stdout
+    archive = cluster.root / "var" / "backups" / "wal"
+    assert len(list((archive / "keys").iterdir())) == 1
+    segment = sorted(p for p in archive.rglob("*") if p.is_file() and p.parent.name != "keys"
+                     and len(p.name) > 24)[-1]
+    saved = _flip(segment, 0.9)
+    try:
+        broken = _cli(cluster.root, "verify", "wal")
+        assert broken.returncode == 3, broken.stdout + broken.stderr
+        assert segment.name[:24] in broken.stdout and "wrong key" not in broken.stdout
+    finally:
+        segment.write_bytes(saved)
