@@ -376,8 +376,9 @@ def _untar(store: Store, manifest: Manifest, stored: StoredFile, directory: Path
 
 
 def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str | None,
-                  toolset: Toolset, staging: Path) -> None:
-    """Rebuild a data directory from a full backup and its incrementals, oldest first."""
+                  toolset: Toolset, staging: Path, keep: bool = False) -> None:
+    """Rebuild a data directory from a full backup and its incrementals, oldest first; on
+    failure `target` is removed unless `keep`."""
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; restore into a new directory")
     # Every key checked before anything is unpacked: a wrong key is said as such, at once.
@@ -401,7 +402,8 @@ def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_combinebackup", done))
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(target, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

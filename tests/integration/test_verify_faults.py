@@ -351,7 +351,14 @@ def test_a_wrong_key_is_told_from_a_damaged_file_for_base_backups_and_wal(
         assert damaged.returncode == 3, damaged.stdout + damaged.stderr
         assert f"base/{full.backup_id}/{victim.name}" in damaged.stderr
         assert "wrong key" not in damaged.stderr
-        assert not into.exists()
+        assert not into.exists() and f"removed {into} (keep it with --keep-on-failure)" in \
+            damaged.stderr
+        kept = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                    "--target", "immediate", "--into", str(into), "--keep-on-failure")
+        assert kept.returncode == 3, kept.stdout + kept.stderr
+        assert f"kept {into} as it is (--keep-on-failure" in kept.stderr
+        assert into.is_dir() and any(into.iterdir())
+        shutil.rmtree(into)
     finally:
         path.write_bytes(saved)
 

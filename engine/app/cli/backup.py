@@ -155,7 +155,8 @@ def _reachable_ledger(app: App) -> Any:
 @click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="New data directory (physical tiers).")
 @click.option("--keep-on-failure", is_flag=True,
-              help="Keep the --into directory (and its server log) when recovery fails.")
+              help="Keep what a failed restore made: the --into directory (and its "
+              "server log), or the --into-database database.")
 @click.option("--into-database", default=None,
               help="Database to restore a logical tier into (created; must not hold its "
                    "schemas).")
@@ -202,7 +203,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
     if given:
         raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
     logical = restore_database(app.root, result, tier, into_database, backup_id=backup_id,
-                               dsn=dsn)
+                               dsn=dsn, keep_on_failure=keep_on_failure)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
     for fk in logical.skipped_foreign_keys:

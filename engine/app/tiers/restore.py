@@ -90,10 +90,12 @@ def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
 
 def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
                      backup_id: str | None = None, dsn: str | None = None,
-                     server_dsn: str | None = None) -> DatabaseRestore:
+                     server_dsn: str | None = None,
+                     keep_on_failure: bool = False) -> DatabaseRestore:
     """Restore a logical backup into `database` and check row counts. A missing database is
     created only once the key is right and every file decrypts, and dropped again when the
-    restore fails; an existing (empty) one is left as it was found."""
+    restore fails (kept, and named, with keep_on_failure); an existing (empty) one is left
+    as it was found."""
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
@@ -118,6 +120,15 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
                               "differ: " + "; ".join(wrong[:5]))
+    except MarketopsError as exc:
+        if not created:
+            raise
+        if keep_on_failure:
+            raise type(exc)(f"{exc}; kept database {database} as it is "
+                            "(--keep-on-failure)") from None
+        drop_database(admin, database)
+        raise type(exc)(f"{exc}; dropped database {database} (keep it with "
+                        "--keep-on-failure)") from None
     except BaseException:
         if created:
             drop_database(admin, database)
@@ -300,8 +311,14 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
         wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
-    restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                  toolset=toolset_for(result), staging=staging_for(root))
+    try:
+        restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                      toolset=toolset_for(result), staging=staging_for(root),
+                      keep=True)  # removed (or kept) below, and said so
+    except MarketopsError as exc:
+        if not into.exists():  # refused before writing anything (a wrong key)
+            raise
+        raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
         recovered = start_restored(into, port or free_port(), "postgres",
