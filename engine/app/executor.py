@@ -81,6 +81,7 @@ class Executor:
     reports_dsn: str
     ledger: Ledger | None = None
     primary_dsn: str | None = None
+    keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
     def result(self) -> ValidationResult:
@@ -94,7 +95,8 @@ class Executor:
             return run_backup(self.root, self.result, job,
                               self.primary_dsn or database_dsn(self.root, self.result,
                                                                "primary"),
-                              run_id=run.id, ledger=self.ledger)
+                              run_id=run.id, ledger=self.ledger,
+                              keep_on_failure=self.keep_on_failure)
         result = self.result
         done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
         outputs: dict[str, object] = {
@@ -109,7 +111,7 @@ class Executor:
 
 def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
                ledger_note: Any = None, *, run_id: int | None = None,
-               ledger: Ledger | None = None) -> dict[str, Any]:
+               ledger: Ledger | None = None, keep_on_failure: bool = False) -> dict[str, Any]:
     """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
     the staging leftovers of dead runs."""
     tier = job.tier
@@ -117,7 +119,8 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     started = time.monotonic()
     clear_staging(root, ledger)
     if isinstance(tier, RestoreDrillTier):
-        return run_drill(root, result, job, primary_dsn, run_id=run_id)
+        return run_drill(root, result, job, primary_dsn, run_id=run_id,
+                         keep_on_failure=keep_on_failure)
     if isinstance(tier, AuditVaultTier):
         return export_audit(root, result, job.name, primary_dsn)
     if isinstance(tier, WalArchiveTier):

@@ -371,3 +371,33 @@ def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
     assert "--keep-on-failure" not in said and str(copy) in said and not copy.exists()
     copy.mkdir()
     assert "keep it with --keep-on-failure" in _discard(copy, False, False)
+
+
+def test_a_failed_drill_keeps_its_copies_only_when_asked(cluster: Cluster) -> None:
+    from engine.app.executor import run_backup
+
+    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    victim = max(full.files, key=lambda f: f.stored_size)
+    path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
+    saved = path.read_bytes()
+    data = bytearray(saved)
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    kept_root = cluster.root / "var" / "kept"
+    try:
+        with pytest.raises(BackupError) as plain:
+            run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+        assert f"base/{full.backup_id}/{victim.name}" in str(plain.value)
+        assert not kept_root.exists() or list(kept_root.iterdir()) == []
+        with pytest.raises(BackupError) as asked:
+            run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn,
+                       keep_on_failure=True)
+        kept = [p for p in kept_root.iterdir()]
+        assert len(kept) == 1 and f"kept the drill's restored copies in {kept[0]}" in \
+            str(asked.value), str(asked.value)
+        assert (kept[0] / "base-pitr").is_dir() and any((kept[0] / "base-pitr").iterdir())
+        assert "staging" not in str(asked.value)
+    finally:
+        path.write_bytes(saved)
+    staging = cluster.root / "var" / "staging"
+    assert [n for n in os.listdir(staging) if n.startswith("drill-")] == []

@@ -268,8 +268,10 @@ def _horizon(jobs: list[Any], start: Any) -> timedelta:
 @click.argument("job_id", metavar="JOB")
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.option("--keep-on-failure", is_flag=True,
+              help="Drills: keep a failed drill's restored copies (under var/kept), named.")
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any) -> None:
+def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -298,7 +300,7 @@ def run_job(app: App, job_id: str, at: Any) -> None:
     slot = latest_slot(job, at or dt.now(UTC))
     ledger = app.ledger
     executor = Executor(app.root, result, app.dsn("reports"),
-                        ledger)
+                        ledger, keep_on_failure=keep_on_failure)
     outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")

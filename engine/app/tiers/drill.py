@@ -72,7 +72,7 @@ def _smoke(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
 
 
 def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list[SmokeQuery],
-               scratch: Path, database: str) -> DrillResult:
+               scratch: Path, database: str, keep: bool = False) -> DrillResult:
     """Restore one tier's latest backup into scratch space and check it."""
     from runners.database import with_database
     from runners.mailbox import free_port
@@ -111,7 +111,7 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
                 outcome.problems += verify_wal(root, result, wal_id)[0]
             # With WAL: recover to the end of the archive, as a real disaster would.
             done_c = restore_point_in_time(root, result, tier_id, directory,
-                                           keep_on_failure=None)
+                                           keep_on_failure=True if keep else None)
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done_c.backup_id
             outcome.smoke, problems = _smoke(with_database(done_c.dsn, database), queries,
@@ -133,20 +133,32 @@ def drill_tier(root: Path, result: ValidationResult, tier_id: str, queries: list
 
 
 def run_drill(root: Path, result: ValidationResult, job: Job, primary_dsn: str, *,
-              run_id: int | None = None) -> dict[str, Any]:
-    """Drill every tier the job names; fail (and alert the owner) if any check fails."""
+              run_id: int | None = None, keep_on_failure: bool = False) -> dict[str, Any]:
+    """Drill every tier the job names; fail (and alert the owner) if any check fails. With
+    keep_on_failure, a failed drill's restored copies are kept under var/kept and named."""
     tier = job.tier
     assert isinstance(tier, RestoreDrillTier)
     # Named after its maker: a killed drill's restored copies are cleared by the next run.
     scratch = make_staging(staging_for(root), f"drill-{job.name}", run_id)
+    kept: Path | None = None
     try:
         results = [drill_tier(root, result, tier_id, list(tier.smoke_queries), scratch,
-                              database_name(primary_dsn)) for tier_id in tier.tiers]
+                              database_name(primary_dsn), keep_on_failure)
+                   for tier_id in tier.tiers]
+        if keep_on_failure and any(r.problems for r in results):
+            # Out of staging, which the next run clears of a dead maker's directories.
+            kept = root / "var" / "kept" / scratch.name
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(scratch, kept)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     outputs: dict[str, Any] = {"tiers": {r.tier: {**asdict(r), "within_rto": r.within_rto}
                                          for r in results}}
     failed = [f"{r.tier}: {p}" for r in results for p in r.problems]
     if failed:
-        raise BackupError("restore drill failed: " + "; ".join(failed[:4]))
+        said = "; ".join(failed[:4])
+        if kept is not None:
+            said = said.replace(str(scratch), str(kept)) + \
+                f"; kept the drill's restored copies in {kept} (--keep-on-failure)"
+        raise BackupError("restore drill failed: " + said)
     return outputs
