@@ -130,6 +130,9 @@ def run_owner_dead(worker: str | None, host: str, process: Process | None,
                    run_started: datetime | None, heartbeat_at: datetime | None,
                    lease_until: datetime | None, now: datetime, me: int) -> bool:
     """Whether a running row can be taken over now rather than after its lease: its worker
-    is a dead process of this host, or (any host) its heartbeat stopped."""
-    return dead_worker(worker, host, process, run_started, me) or \
-        heartbeat_stopped(heartbeat_at, lease_until, now)
+    is a dead process of this host, or (another host's, or one named otherwise) its heartbeat
+    stopped. A live process of this host is trusted over a late beat (a slow state database
+    delays beats, it does not kill the worker)."""
+    if worker_pid(worker, host) is not None:
+        return dead_worker(worker, host, process, run_started, me)
+    return heartbeat_stopped(heartbeat_at, lease_until, now)

@@ -96,3 +96,5 @@ def test_a_heartbeat_two_beats_late_has_stopped_on_any_host() -> None:
                               beat_at + timedelta(seconds=5), 1)
     assert run_owner_dead("here:42", "here", None, beat_at, beat_at, lease_until,
                           beat_at + timedelta(seconds=5), 1)  # gone from this host
+    alive = Process(42, beat_at - timedelta(minutes=1), MARKETOPS)
+    assert not run_owner_dead("here:42", "here", alive, beat_at, beat_at, lease_until, late, 1)
