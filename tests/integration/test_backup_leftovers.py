@@ -374,9 +374,16 @@ def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
 
 
 def test_a_failed_drill_keeps_its_copies_only_when_asked(cluster: Cluster) -> None:
+    from dataclasses import replace
+
     from engine.app.executor import run_backup
 
-    full = take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    job = cluster.job("base")
+    assert job.tier is not None  # type: ignore[attr-defined]
+    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
+        update={"incremental": False}))  # a chain of its own, whatever ran before
+    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
+    assert full.backup_type == "full"
     victim = max(full.files, key=lambda f: f.stored_size)
     path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
     saved = path.read_bytes()
