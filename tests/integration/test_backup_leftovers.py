@@ -18,7 +18,7 @@ import pytest
 
 from engine.app.tiers.backup import take_backup
 from engine.errors import BackupError
-from runners.database import connect, database_name, query
+from runners.postgres.connection import connect, database_name, query
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL
 from tests.integration.test_backup_physical import Cluster, cluster
@@ -106,8 +106,8 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
 
 
 def test_a_live_runs_staging_is_left_alone(root: Path, env: dict[str, str]) -> None:
-    from engine.liveness import staging_name
-    from runners.processes import host_name
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
 
     staging = root / "var" / "staging"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -259,8 +259,8 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
 
 
 def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
-    from engine.liveness import staging_name
-    from runners.processes import host_name
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
 
     staging = root / "var" / "staging"
     dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")

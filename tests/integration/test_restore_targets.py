@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine.app.tiers.backup import take_backup
-from runners.database import connect
-from runners.mailbox import free_port
-from runners.postgres import EmbeddedServer
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect
+from runners.postgres.embedded import EmbeddedServer
 from tests.integration.test_backup_physical import (
     KEY,
     Cluster,

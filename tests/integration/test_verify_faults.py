@@ -19,9 +19,9 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.auditchain import chain_hash
-from runners.codec import seal, unseal
-from runners.database import connect
+from engine.backups.auditchain import chain_hash
+from runners.postgres.connection import connect
+from runners.storage.sealing import seal, unseal
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import (
     Cluster,

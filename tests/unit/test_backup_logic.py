@@ -6,12 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.auditchain import GENESIS, Batch, chain_hash, chain_problems
-from engine.freshness import WalState, backup_freshness, wal_problems
-from engine.manifest import Manifest, StoredFile, new_backup_id
-from engine.models.backup import Retention
-from engine.retention import BackupInfo, plan_retention, wal_cutoff
-from engine.walnames import Segment, is_wal_name, missing_segments, parse_segment, segment_of_lsn
+from engine.backups.auditchain import GENESIS, Batch, chain_hash, chain_problems
+from engine.backups.freshness import WalState, backup_freshness, wal_problems
+from engine.backups.manifest import Manifest, StoredFile, new_backup_id
+from engine.backups.retention import BackupInfo, plan_retention, wal_cutoff
+from engine.backups.walnames import (
+    Segment,
+    is_wal_name,
+    missing_segments,
+    parse_segment,
+    segment_of_lsn,
+)
+from engine.definitions.models.backup import Retention
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.liveness import (
+from engine.runs.liveness import (
     Process,
     StagingOwner,
     dead_worker,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.types import INSTANT
-from engine.backup_listing import human_size as human_size  # used by the demo table
+from engine.backups.listing import human_size as human_size  # used by the demo table
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def wal_fetch(app: App, name: str, path: Path) -> None:
       restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
     """
     from engine.app.tiers.wal import wal_fetch as fetch
-    from runners.wal import WalNotFound
+    from runners.backup.wal import WalNotFound
 
     if not path.is_absolute():
         path = Path.cwd() / path
@@ -116,8 +116,8 @@ def backups(app: App, tier: str | None, fmt: str) -> None:
       marketops backups nightly_full
       marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
-    from engine.app.tiers.backup import backup_listing
-    from engine.backup_listing import as_dict, render_text
+    from engine.app.inventory import backup_listing
+    from engine.backups.listing import as_dict, render_text
 
     result = app.defs
     listings = backup_listing(app.root, result, tier, _reachable_ledger(app))
@@ -180,7 +180,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
       marketops restore --tier base_weekly --target-name before-migration --into /srv/pitr
     """
     from engine.app.tiers.restore import restore_database, restore_point_in_time
-    from engine.pitr import target_from_options
+    from engine.backups.pitr import target_from_options
 
     result = app.defs
     if into_dir is not None:
@@ -258,7 +258,7 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
       marketops verify wal_archive
       marketops verify audit
     """
-    from engine.app.tiers.verify import verify_tier
+    from engine.app.inventory import verify_tier
 
     result = app.defs
     problems, checked = verify_tier(app.root, result, what, every=every, dsn=dsn,
@@ -285,7 +285,7 @@ def keygen() -> None:
     Example:
       export MARKETOPS_BACKUP_KEY=$(marketops keygen | head -1)
     """
-    from runners.codec import generate_key
+    from runners.storage.sealing import generate_key
 
     secret, public = generate_key()
     click.echo(secret)

@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster. (Verification: engine/app/tiers/verify.py.)"""
+WAL, to a point in time) into a started cluster. (Verification: each kind's handler.)"""
 
 from __future__ import annotations
 
@@ -21,15 +21,7 @@ from engine.app.tiers.backup import (
     toolset_for,
     wal_tier_for,
 )
-from engine.app.tiers.wal import wait_for_archiver
-from engine.errors import BackupError, MarketopsError, UsageError
-from engine.models.backup import (
-    LogicalFullTier,
-    LogicalSchemasTier,
-    PhysicalBaseTier,
-    WalArchiveTier,
-)
-from engine.pitr import (
+from engine.backups.pitr import (
     BaseChoice,
     Mark,
     RecoveryTarget,
@@ -41,20 +33,37 @@ from engine.pitr import (
     first_gap,
     needed_range,
 )
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
-from runners.database import connect, drop_database, ensure_database, probe, query, with_database
-from runners.logical import restore_logical
-from runners.mailbox import free_port
-from runners.physical import restore_chain
-from runners.postgres import EmbeddedServer
-from runners.recovery import RecoveryFailed, create_restore_point, start_restored
-from runners.verify import check_wal_file
-from runners.wal import stored_entries, stored_names, stored_times
+from engine.backups.policy import smoke_applies
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
+from engine.definitions.models.backup import (
+    LogicalFullTier,
+    LogicalSchemasTier,
+    PhysicalBaseTier,
+    SmokeQuery,
+    WalArchiveTier,
+)
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.validation.sqlcheck import analyze
+from engine.validation.validate import ValidationResult
+from runners.backup.logical import restore_logical
+from runners.backup.physical import restore_chain
+from runners.backup.wal import stored_entries, stored_names, stored_times, wait_for_archiver
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import (
+    count_rows,
+    drop_database,
+    ensure_database,
+    probe,
+    rows_returned,
+    with_database,
+)
+from runners.postgres.embedded import EmbeddedServer
+from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:
-    from engine.manifest import Manifest
-    from runners.catalog import Catalog
+    from engine.backups.manifest import Manifest
+    from runners.storage.catalog import BackupCatalog
 
 
 @dataclass(frozen=True)
@@ -68,18 +77,12 @@ class DatabaseRestore:
     skipped_foreign_keys: list[str]
 
 
-def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
+def _pick(catalog: BackupCatalog, tier_id: str, backup_id: str | None) -> Manifest:
     chosen = catalog.get(backup_id) if backup_id else catalog.latest()
     if chosen is None:
         raise BackupError(f"{tier_id} has no complete backup" + (f" {backup_id}" if backup_id
                                                                 else "") + " to restore")
     return chosen
-
-
-def row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
-    with connect(dsn) as conn:
-        return {t: int(query(conn, "select count(*) from {}".format(
-            ".".join(f'"{p}"' for p in t.split("."))))[0][0]) for t in tables}
 
 
 def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
@@ -116,7 +119,7 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
                                target_dsn=target, staging=staging_for(root),
                                jobs=tier.parallel_jobs, prepare=create)
-        wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
+        wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
                               "differ: " + "; ".join(wrong[:5]))
@@ -149,6 +152,31 @@ class ClusterRestore:
     chain: list[str]
     stop_command: str = ""
     wal_checked: str = ""
+
+
+def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
+                result: ValidationResult) -> tuple[dict[str, str], list[str]]:
+    """Each smoke query the restore can answer (it holds every schema the query reads), run
+    on it: (outcome per query, problems)."""
+    outcome: dict[str, str] = {}
+    problems: list[str] = []
+    for smoke in queries:
+        reads = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        if not smoke_applies(reads, schemas):
+            continue  # this tier does not hold what the query reads
+        try:
+            found = rows_returned(dsn, smoke.sql)
+        except MarketopsError as exc:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} failed: {exc}")
+            continue
+        if found < smoke.min_rows:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} returned {found} row(s), "
+                            f"expected at least {smoke.min_rows}")
+        else:
+            outcome[smoke.name] = f"ok ({found} rows)"
+    return outcome, problems
 
 
 def _marks(wal_id: str) -> str:
@@ -197,7 +225,7 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
     return mark
 
 
-def _base_choices(catalog: Catalog) -> list[BaseChoice]:
+def _base_choices(catalog: BackupCatalog) -> list[BaseChoice]:
     return [BaseChoice(m.backup_id, m.finished_at, m.details.get("stop_lsn"))
             for m in catalog.complete]
 
