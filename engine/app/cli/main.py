@@ -199,8 +199,10 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
 @click.argument("job_id", metavar="JOB")
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.option("--keep-on-failure", is_flag=True,
+              help="Drills: keep a failed drill's restored copies (under var/kept), named.")
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any) -> None:
+def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -226,8 +228,8 @@ def run_job(app: App, job_id: str, at: Any) -> None:
                          "`marketops wal-setup`")
     slot = latest_slot(job, at or clock.now())
     ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"),
-                        ledger)
+    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger,
+                             keep_on_failure=keep_on_failure)
     outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
@@ -306,8 +308,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = app.ledger
+    from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
 
+    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
+        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+                   "taken over now", err=True)
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
     executor = JobDispatcher(root, live, app.dsn("reports"), ledger)
