@@ -287,7 +287,7 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
 
 def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
         root: Path, env: dict[str, str], market_dsn: str) -> None:
-    from runners.processes import host_name
+    from runners.service.processes import host_name
 
     pid = _kill_mid_dump(root, env, market_dsn)
     staging = root / "var" / "staging"

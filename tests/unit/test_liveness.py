@@ -82,7 +82,7 @@ def test_a_staging_leftover_is_stale_when_its_maker_is_gone_or_its_run_ended() -
 
 
 def test_a_heartbeat_two_beats_late_has_stopped_on_any_host() -> None:
-    from engine.liveness import heartbeat_stopped, run_owner_dead
+    from engine.runs.liveness import heartbeat_stopped, run_owner_dead
 
     beat_at = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
     lease_until = beat_at + timedelta(seconds=60)  # beats every 20 s

@@ -268,7 +268,7 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
     for line in problems:
         click.secho(f"FAILED  {line}", fg="red")
     from engine.errors import DamagedBackupError
-    from runners.verify import damaged_files
+    from runners.storage.verify import damaged_files
 
     if damaged := damaged_files(problems):
         raise DamagedBackupError(f"{what}: {len(damaged)} stored file(s) damaged or missing "

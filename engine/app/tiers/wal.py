@@ -24,11 +24,10 @@ from engine.app.tiers.handler import TierHandler
 from engine.backups.freshness import Freshness, WalState, wal_problems
 from engine.backups.listing import TierListing, Verified, archived_at, wal_range
 from engine.backups.retention import wal_cutoff
-from engine.backups.walnames import DEFAULT_SEGMENT_SIZE
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT
 from engine.definitions.models.backup import (
     WalArchiveTier,
 )
-from engine.backups.walnames import SEGMENT
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job
