@@ -258,6 +258,19 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
     assert any(s["job"].startswith("report/") for s in one_day["slots"])
 
 
+def _start_lines(serve: subprocess.Popen[str]) -> list[str]:
+    """What `serve` says on stderr up to its `serving:` line (or its end)."""
+    assert serve.stderr is not None
+    said = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = serve.stderr.readline()
+        said.append(line)
+        if line.startswith("serving:") or not line:
+            break
+    return said
+
+
 def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
     from engine.runs.liveness import staging_name
     from runners.service.processes import host_name
@@ -270,14 +283,7 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
                               "--port", "0", "--shutdown-grace", "1"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert serve.stderr is not None
-        said = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = serve.stderr.readline()
-            said.append(line)
-            if line.startswith("serving:") or not line:
-                break
+        said = _start_lines(serve)
         assert f"removed staging/{dead.name}: left by a run that died\n" in said, said
         assert not dead.exists()
     finally:
@@ -299,14 +305,7 @@ def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
                               "--port", "0", "--shutdown-grace", "30"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert serve.stderr is not None
-        said = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = serve.stderr.readline()
-            said.append(line)
-            if line.startswith("serving:") or not line:
-                break
+        said = _start_lines(serve)
         assert any(line.startswith("backup/nightly_full slot ") and
                    f"worker {host_name()}:{pid} died; taken over now" in line
                    for line in said), said
@@ -374,16 +373,10 @@ def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
 
 
 def test_a_failed_drill_keeps_its_copies_only_when_asked(cluster: Cluster) -> None:
-    from dataclasses import replace
 
     from engine.app.executor import run_backup
 
-    job = cluster.job("base")
-    assert job.tier is not None  # type: ignore[attr-defined]
-    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
-        update={"incremental": False}))  # a chain of its own, whatever ran before
-    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
-    assert full.backup_type == "full"
+    full = cluster.full_backup()
     victim = max(full.files, key=lambda f: f.stored_size)
     path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
     saved = path.read_bytes()
