@@ -20,8 +20,8 @@ from engine.app.tiers.physical import PhysicalHandler
 from engine.app.tiers.wal import WalHandler
 from engine.definitions.models.backup import BackupTier
 from engine.runs.execution import Outcome, execute_run
-from engine.runs.ledger import Ledger, Run
-from engine.runs.liveness import dead_worker, worker_pid
+from engine.runs.ledger import Ledger, Run, RunningRow
+from engine.runs.liveness import run_owner_dead, worker_pid
 from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners.report.query import run_report
@@ -61,17 +61,28 @@ def run_slot(ledger: Ledger, executor: JobDispatcher, job: Job, slot: datetime,
 
 def take_over_dead(ledger: Ledger, job: Job, slot: datetime, worker: str, lease: timedelta,
                    trigger: str) -> Run | None:
-    """The slot's running run, when its worker is a process of this host that has died
-    (killed, crashed): taken now rather than after its lease; None otherwise."""
-    owner = ledger.running_owner(job.id, slot)
-    if owner is None:
-        return None
-    pid = worker_pid(owner[0], host_name())
+    """The slot's running run, when its worker died (a process of this host that is gone,
+    or a heartbeat that stopped): taken now rather than after its lease; None otherwise."""
+    for row in ledger.running_rows([job.id]):
+        if row.slot == slot and row.worker is not None and owner_died(row):
+            return ledger.take_over_dead(job.id, slot, row.worker, worker, lease,
+                                         job.definition_hash, trigger)
+    return None
+
+
+def owner_died(row: RunningRow) -> bool:
+    """Whether a running row's worker is dead, as this host can tell."""
+    pid = worker_pid(row.worker, host_name())
     found = process(pid) if pid is not None else None
-    if owner[0] is None or not dead_worker(owner[0], host_name(), found, owner[1], os.getpid()):
-        return None
-    return ledger.take_over_dead(job.id, slot, owner[0], worker, lease, job.definition_hash,
-                                 trigger)
+    return run_owner_dead(row.worker, host_name(), found, row.started_at, row.heartbeat_at,
+                          row.lease_until, row.now, os.getpid())
+
+
+def release_dead_runs(ledger: Ledger) -> list[RunningRow]:
+    """At service start: end the leases of running rows whose worker died, so the first
+    take-over runs them again now; the rows released."""
+    return [row for row in ledger.running_rows()
+            if owner_died(row) and ledger.release_dead(row.job, row.slot, row.worker)]
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class JobDispatcher:
     ledger: Ledger | None = None
     primary_dsn: str | None = None
     observe_delivery: Callable[[Job, str, str], None] | None = None
+    keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
     def result(self) -> ValidationResult:
@@ -97,7 +109,8 @@ class JobDispatcher:
             return run_backup(self.root, self.result, job,
                               self.primary_dsn or database_dsn(self.root, self.result,
                                                                "primary"),
-                              run_id=run.id, ledger=self.ledger)
+                              run_id=run.id, ledger=self.ledger,
+                              keep_on_failure=self.keep_on_failure)
         result = self.result
         ledger = self.ledger
         fence = (lambda: ledger.fence(run.id, run.attempt)) if ledger is not None else None
@@ -116,11 +129,11 @@ class JobDispatcher:
 
 def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
                ledger_note: Any = None, *, run_id: int | None = None,
-               ledger: Ledger | None = None) -> dict[str, Any]:
+               ledger: Ledger | None = None, keep_on_failure: bool = False) -> dict[str, Any]:
     """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
     the staging leftovers of dead runs."""
     tier = job.tier
     assert tier is not None
     clear_staging(root, ledger)
     return handler_for(tier).run(root, result, job, tier, primary_dsn, run_id=run_id,
-                                 ledger=ledger)
+                                 ledger=ledger, keep_on_failure=keep_on_failure)

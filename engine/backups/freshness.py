@@ -55,8 +55,11 @@ def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]
                       key=lambda n: parse_segment(n, state.segment_size).number)
     last = last_archived or (segments[-1] if segments else None)
     gaps: list[str] = []
-    if state.first_needed and last and SEGMENT.match(last):
-        first = parse_segment(state.first_needed, state.segment_size)
+    # With no base backup yet, nothing older is needed: the archive starts at its oldest
+    # stored segment, and a segment missing after it is still a gap.
+    start = state.first_needed or (segments[0] if segments else None)
+    if start and last and SEGMENT.match(last):
+        first = parse_segment(start, state.segment_size)
         end = parse_segment(last, state.segment_size)
         gaps = missing_segments(segments, first, end) if end.number >= first.number else []
         if gaps:

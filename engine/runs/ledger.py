@@ -130,6 +130,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunningRow:
+    """A row recorded running, as deciding whether its worker died needs it."""
+
+    job: str
+    slot: datetime
+    worker: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    lease_until: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A ledger row as status pages show it."""
 
@@ -208,11 +221,18 @@ class Ledger:
                                (worker, trigger, lease, definition_hash, job, slot)).fetchone()
         return Run(*row) if row else None
 
-    def running_owner(self, job: str, slot: datetime) -> tuple[str | None, datetime] | None:
-        """The worker of the slot's run and when it started, while it is recorded running."""
+    def running_rows(self, jobs: list[str] | None = None) -> list[RunningRow]:
+        """The rows recorded running (of these jobs), with the database's clock."""
         with self._conn() as conn:
-            row = conn.execute(QUERIES["running_owner"], (job, slot)).fetchone()
-        return (row[0], row[1]) if row else None
+            rows = conn.execute(QUERIES["running_rows"], (jobs, jobs)).fetchall()
+        return [RunningRow(*row) for row in rows]
+
+    def release_dead(self, job: str, slot: datetime, dead: str | None) -> bool:
+        """End the lease of a running row whose worker `dead` is known to have died, so the
+        next take-over takes it now; False when the row changed meanwhile."""
+        with self._conn() as conn:
+            row = conn.execute(QUERIES["release_dead"], (job, slot, dead)).fetchone()
+        return row is not None
 
     def take_over_dead(self, job: str, slot: datetime, dead: str, worker: str, lease: timedelta,
                        definition_hash: str, trigger: str = "manual") -> Run | None:

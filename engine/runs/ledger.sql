@@ -40,10 +40,19 @@ where job = %s and slot = %s
   and (status <> 'running' or lease_until < now())
 returning id, job, slot, attempt, trigger;
 
--- running_owner --
--- The worker of the slot's run and when it started, while it is recorded running.
-select worker, started_at from marketops.runs
-    where job = %s and slot = %s and status = 'running';
+-- running_rows --
+-- The rows recorded running (of these jobs, or all when null), with the database's clock.
+select job, slot, worker, started_at, heartbeat_at, lease_until, now() from marketops.runs
+    where status = 'running' and (%s::text[] is null or job = any(%s))
+    order by slot;
+
+-- release_dead --
+-- End the lease of a running row whose worker is known to have died, so the next take-over
+-- takes it now; no row when the row changed meanwhile.
+update marketops.runs set lease_until = now() - interval '1 millisecond',
+    notes = concat_ws('; ', notes, 'worker ' || worker || ' died')
+where job = %s and slot = %s and status = 'running' and worker is not distinct from %s
+returning id;
 
 -- take_over_dead --
 -- Take a running slot whose worker `dead` is known to have died, without waiting out its

@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 
 # Clocks of the database (the run's start) and of this host differ a little.
 CLOCK_SLACK = timedelta(seconds=5)
+# A worker beats every third of its lease (engine.execution); two beats missed in a row
+# means it stopped, whichever host it runs on.
+MISSED_BEATS = 2
 _WORKER = re.compile(r"^(?P<host>.+):(?P<pid>\d+)$")
 _STAGING = re.compile(r"^(?P<label>[^@/]+)\.(?P<pid>\d+)@(?P<host>[^@/]+)\.run(?P<run>\d*)\."
                       r"(?P<random>[A-Za-z0-9_]+)$")
@@ -110,3 +113,26 @@ def stale_staging(owner: StagingOwner, host: str, process: Process | None,
     if owner.host == _safe(host):
         return owner_gone(owner.pid, process, made_at, me)
     return run_status is not None and run_status != "running"
+
+
+def heartbeat_stopped(heartbeat_at: datetime | None, lease_until: datetime | None,
+                      now: datetime) -> bool:
+    """Whether a running row's worker stopped beating: more than MISSED_BEATS beats (a third
+    of its lease each, the lease read back as lease_until - heartbeat_at) late. All three
+    times come from the state database, so no host clock is involved."""
+    if heartbeat_at is None or lease_until is None or lease_until <= heartbeat_at:
+        return False
+    beat = (lease_until - heartbeat_at) / 3
+    return now - heartbeat_at > beat * MISSED_BEATS + CLOCK_SLACK
+
+
+def run_owner_dead(worker: str | None, host: str, process: Process | None,
+                   run_started: datetime | None, heartbeat_at: datetime | None,
+                   lease_until: datetime | None, now: datetime, me: int) -> bool:
+    """Whether a running row can be taken over now rather than after its lease: its worker
+    is a dead process of this host, or (another host's, or one named otherwise) its heartbeat
+    stopped. A live process of this host is trusted over a late beat (a slow state database
+    delays beats, it does not kill the worker)."""
+    if worker_pid(worker, host) is not None:
+        return dead_worker(worker, host, process, run_started, me)
+    return heartbeat_stopped(heartbeat_at, lease_until, now)

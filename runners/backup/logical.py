@@ -381,7 +381,7 @@ def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | No
             with target.open("wb") as sink:
                 unseal_checked(store, manifest, stored, sink, key)
         except BackupError as exc:  # named here once, whichever layer found the damage
-            raise _damaged(manifest, stored, str(exc), key_checked) from None
+            raise damaged_file(manifest, stored, str(exc), key_checked) from None
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unseal") as pool:
         for done in [pool.submit(one, stored) for stored in
@@ -389,8 +389,10 @@ def unseal_into(store: Store, manifest: Manifest, directory: Path, key: str | No
             done.result()
 
 
-def _damaged(manifest: Manifest, stored: StoredFile, message: str, key_checked: bool
-             ) -> DamagedBackupError:
+def damaged_file(manifest: Manifest, stored: StoredFile, message: str, key_checked: bool
+                 ) -> DamagedBackupError:
+    """One file of a backup that could not be read back, named with its backup; a failed
+    decryption under the recorded key's fingerprint is damage, not a wrong key."""
     name = f"{manifest.tier}/{manifest.backup_id}/{stored.name}"
     if "wrong key or damaged file" in message and key_checked:
         message = ("cannot decrypt although the key matches the backup's fingerprint: the "

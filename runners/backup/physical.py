@@ -24,12 +24,21 @@ from engine.backups.manifest import MANIFEST, Manifest, StoredFile, new_backup_i
 from engine.backups.serverchecks import server_problems
 from engine.backups.walnames import segment_of_lsn
 from engine.errors import BackupError
+from runners.backup.logical import check_key, damaged_file
 from runners.postgres.connection import connect, query
 from runners.postgres.embedded import embedded_bin_dir
 from runners.postgres.tools import Command, PgBaseBackup, PgCombineBackup, PgVerifyBackup, PgWalDump
 from runners.postgres.toolset import Toolset, check_server, discover, tool_failure
 from runners.storage.growing import GrowingFile
-from runners.storage.sealing import EXTENSIONS, Discard, Sealing, as_is, decompressing, seal
+from runners.storage.sealing import (
+    EXTENSIONS,
+    Discard,
+    Sealing,
+    as_is,
+    decompressing,
+    key_fingerprint,
+    seal,
+)
 from runners.storage.stores import Store, scratch, staged_backup
 from runners.storage.verify import unseal_checked
 
@@ -123,7 +132,10 @@ def backup_physical(request: PhysicalRequest) -> Manifest:
             server_version=str(version),
             tool_version=".".join(map(str, request.toolset.version)),
             details={**wal, "segment_size": segment_size, "verified": request.verify,
-                     TAR_CODEC: tar_codec},
+                     TAR_CODEC: tar_codec,
+                     # So that a restore tells a wrong key from a damaged file.
+                     **({"key_fingerprint": key_fingerprint(request.sealing.key)}
+                        if request.sealing.key else {})},
             definition_hash=request.definition_hash, git_commit=request.git_commit)
         request.store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
         return manifest
@@ -314,15 +326,23 @@ def _fetch_file(store: Store, manifest: Manifest, name: str, target: Path,
         unseal_checked(store, manifest, _stored_name(manifest, name), sink, key)
 
 
-def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None) -> None:
+def _unpack(store: Store, manifest: Manifest, directory: Path, key: str | None,
+            key_checked: bool = False) -> None:
     """Rebuild one backup's directory as pg_basebackup -Fp would have written it: the data
-    tar, the WAL tar (tar-format backups) into pg_wal, and the backup_manifest."""
-    _untar(store, manifest, _stored_name(manifest, DATA), directory, key)
-    wal = [f for f in manifest.files if f.name.split(".")[0] == WAL_TAR.split(".")[0]]
-    if wal:
-        _untar(store, manifest, wal[0], directory / "pg_wal", key)
-    if not (directory / PG_MANIFEST).exists():
-        _fetch_file(store, manifest, PG_MANIFEST, directory / PG_MANIFEST, key)
+    tar, the WAL tar (tar-format backups) into pg_wal, and the backup_manifest. A file that
+    cannot be read back is named, with its backup, in a DamagedBackupError."""
+    stored = _stored_name(manifest, DATA)
+    try:
+        _untar(store, manifest, stored, directory, key)
+        wal = [f for f in manifest.files if f.name.split(".")[0] == WAL_TAR.split(".")[0]]
+        if wal:
+            stored = wal[0]
+            _untar(store, manifest, stored, directory / "pg_wal", key)
+        if not (directory / PG_MANIFEST).exists():
+            stored = _stored_name(manifest, PG_MANIFEST)
+            _fetch_file(store, manifest, PG_MANIFEST, directory / PG_MANIFEST, key)
+    except BackupError as exc:
+        raise damaged_file(manifest, stored, str(exc), key_checked) from None
 
 
 def _untar(store: Store, manifest: Manifest, stored: StoredFile, directory: Path,
@@ -353,26 +373,30 @@ def _untar(store: Store, manifest: Manifest, stored: StoredFile, directory: Path
 
 
 def restore_chain(store: Store, chain: list[Manifest], target: Path, *, key: str | None,
-                  toolset: Toolset, staging: Path) -> None:
-    """Rebuild a data directory from a full backup and its incrementals, oldest first."""
+                  toolset: Toolset, staging: Path, keep: bool = False) -> None:
+    """Rebuild a data directory from a full backup and its incrementals, oldest first; on
+    failure `target` is removed unless `keep`."""
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; restore into a new directory")
-    with scratch(staging, "restore") as work:
+    # Every key checked before anything is unpacked: a wrong key is said as such, at once.
+    checked = {m.backup_id: check_key(m, key) for m in chain}
+    with scratch(staging, f"restore-{chain[0].tier}") as work:
         try:
             if len(chain) == 1:
                 target.mkdir(parents=True, exist_ok=True)
-                _unpack(store, chain[0], target, key)
+                _unpack(store, chain[0], target, key, checked[chain[0].backup_id])
                 return
             parts: list[Path] = []
             for manifest in chain:
                 part = work / manifest.backup_id
                 part.mkdir()
-                _unpack(store, manifest, part, key)
+                _unpack(store, manifest, part, key, checked[manifest.backup_id])
                 parts.append(part)
             target.parent.mkdir(parents=True, exist_ok=True)
             done = toolset.program(PgCombineBackup).combine(parts, target).run()
             if done.returncode != 0:
                 raise BackupError(tool_failure("pg_combinebackup", done))
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(target, ignore_errors=True)
             raise

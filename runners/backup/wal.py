@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.backups.walnames import HISTORY, SEGMENT, is_wal_name
-from engine.errors import BackupError
-from runners.storage.sealing import CHUNK, EXTENSIONS, Sealing, seal, unseal
+from engine.errors import BackupError, DamagedBackupError, WrongKeyError
+from runners.storage.sealing import CHUNK, EXTENSIONS, Sealing, key_fingerprint, seal, unseal
 from runners.storage.stores import Store
 
 
@@ -42,6 +42,51 @@ def _stored(store: Store, tier: str, name: str) -> list[str]:
     return [n for n in store.list(f"{tier}/{_folder(name)}") if n.split("-", 1)[0] == name]
 
 
+# In the tier's folder (the only place the server's archive_command may write), skipped by
+# every listing of segments.
+KEYS = "keys"
+
+
+def _keys(tier: str) -> str:
+    return f"{tier}/{KEYS}"
+
+
+def wal_folders(store: Store, tier: str) -> list[str]:
+    """The tier's folders that hold WAL files."""
+    return [folder for folder in store.list(tier) if folder != KEYS]
+
+
+def record_key(store: Store, tier: str, name: str, key: str) -> None:
+    """Record, once per key, the fingerprint of the key the archive is sealed with from
+    WAL file `name` on: a fetch can then tell a wrong key from a damaged file."""
+    listed = f"{_keys(tier)}/{key_fingerprint(key).removeprefix('sha256:')}"
+    if not store.exists(listed):
+        store.put_bytes(listed, name.encode())
+
+
+def key_problem(store: Store, tier: str, name: str, key: str | None,
+                message: str) -> BackupError:
+    """Why WAL file `name` failed to decrypt: the key given is not the one recorded for it
+    (a WrongKeyError), or it is, so the stored file is damaged (a DamagedBackupError);
+    `message` as it was for an archive written before keys were recorded."""
+    if key is None or "wrong key or damaged file" not in message:
+        return BackupError(message)
+    recorded = sorted((store.get_bytes(f"{_keys(tier)}/{fp}").decode(), fp)
+                      for fp in store.list(_keys(tier)))
+    if not recorded:
+        return BackupError(f"{name} in the archive ({tier}): {message}")
+    # The key in effect for `name`: the last one recorded from a file at or before it.
+    sealed_with = ([fp for first, fp in recorded if first <= name] or [recorded[0][1]])[-1]
+    given = key_fingerprint(key).removeprefix("sha256:")
+    if given == sealed_with:
+        return DamagedBackupError(f"{name} in the archive ({tier}) cannot be decrypted "
+                                  "although the key matches the fingerprint recorded for it: "
+                                  "the stored file is damaged")
+    return WrongKeyError(f"wrong key: {name} in the archive ({tier}) was encrypted with the "
+                         f"key of fingerprint sha256:{sealed_with[:12]}..., the key given has "
+                         f"sha256:{given[:12]}...; set the key the archive was made with")
+
+
 def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
     """Archive one WAL file; False when the identical file is archived already."""
     name = path.name
@@ -58,6 +103,8 @@ def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
                           f"already archived in '{store.spec.name}' ({tier}); is another "
                           "cluster archiving to the same place?")
     suffix = EXTENSIONS[sealing.codec] + (".age" if sealing.key else "")
+    if sealing.key:
+        record_key(store, tier, name, sealing.key)
     with path.open("rb") as source, \
             store.writer(f"{tier}/{_folder(name)}/{name}-{digest}{suffix}") as sink:
         sealed = seal(source, sink, codec=sealing.codec, level=sealing.level, key=sealing.key,
@@ -80,7 +127,10 @@ def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> 
     try:
         with store.reader(f"{tier}/{_folder(name)}/{stored}") as source, \
                 partial.open("wb") as sink:
-            got = unseal(source, sink, codec=codec, key=key if encrypted else None)
+            try:
+                got = unseal(source, sink, codec=codec, key=key if encrypted else None)
+            except BackupError as exc:
+                raise key_problem(store, tier, name, key, str(exc)) from None
         if got.raw_sha256 != digest:
             raise BackupError(f"{name} in the archive does not match its checksum: damaged")
         os.replace(partial, target)
@@ -92,7 +142,7 @@ def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:
     """Name of every archived WAL file -> when it was stored (None when the destination
     does not say)."""
     times: dict[str, datetime | None] = {}
-    for folder in store.list(tier):
+    for folder in wal_folders(store, tier):
         for entry, when in store.modified_under(f"{tier}/{folder}").items():
             times[entry.split("-", 1)[0]] = when
     return times
@@ -101,7 +151,7 @@ def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:
 def stored_names(store: Store, tier: str) -> list[str]:
     """Names of every archived WAL file (without digest and suffix), sorted."""
     names = []
-    for folder in store.list(tier):
+    for folder in wal_folders(store, tier):
         for entry in store.list(f"{tier}/{folder}"):
             names.append(entry.split("-", 1)[0])
     return sorted(names)
@@ -110,7 +160,7 @@ def stored_names(store: Store, tier: str) -> list[str]:
 def stored_entries(store: Store, tier: str) -> dict[str, str]:
     """WAL name -> its stored file path under the destination."""
     entries = {}
-    for folder in store.list(tier):
+    for folder in wal_folders(store, tier):
         for entry in store.list(f"{tier}/{folder}"):
             entries[entry.split("-", 1)[0]] = f"{tier}/{folder}/{entry}"
     return entries

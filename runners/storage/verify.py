@@ -11,13 +11,29 @@ from typing import BinaryIO
 from engine.backups.manifest import Manifest, StoredFile
 from engine.backups.walnames import SEGMENT, parse_segment
 from engine.errors import BackupError
+from runners.backup.wal import key_problem, wal_folders
 from runners.storage.sealing import CHUNK, unseal
 from runners.storage.stores import Store
 
 
+class Damaged(str):
+    """A problem that is a stored file damaged or missing (exit 3), as opposed to another
+    unhealthy state such as a gap or an incomplete backup (exit 1)."""
+
+    def within(self, prefix: str) -> Damaged:
+        """The same problem, with what holds the file named in front."""
+        return Damaged(f"{prefix}: {self}")
+
+
+def damaged_files(problems: list[str]) -> list[str]:
+    """The problems that are damaged stored files."""
+    return [p for p in problems if isinstance(p, Damaged)]
+
+
 def verify_backup(store: Store, manifest: Manifest) -> list[str]:
-    """Problems found (missing file, size or sha256 differing); empty when intact."""
-    problems = []
+    """Problems found (missing file, size or sha256 differing), each a `Damaged`; empty
+    when intact."""
+    problems: list[str] = []
     for stored in manifest.files:
         name = f"{manifest.tier}/{manifest.backup_id}/{stored.name}"
         digest, size = hashlib.sha256(), 0
@@ -27,11 +43,11 @@ def verify_backup(store: Store, manifest: Manifest) -> list[str]:
                     digest.update(chunk)
                     size += len(chunk)
         except BackupError as exc:
-            problems.append(f"{name}: {exc}")
+            problems.append(Damaged(f"{name}: {exc}"))
             continue
         if size != stored.stored_size or digest.hexdigest() != stored.stored_sha256:
-            problems.append(f"{name}: does not match its manifest (size {size:,} vs "
-                            f"{stored.stored_size:,}, sha256 differs): damaged")
+            problems.append(Damaged(f"{name}: does not match its manifest (size {size:,} vs "
+                                    f"{stored.stored_size:,}, sha256 differs): damaged"))
     return problems
 
 
@@ -102,8 +118,11 @@ def segment_header_problem(name: str, head: bytes) -> str | None:
 def wal_entries(store: Store, tier: str) -> list[tuple[str, str]]:
     """(WAL name, stored path) of every file in the archive, oldest name first."""
     entries = [(entry.split("-", 1)[0], f"{tier}/{folder}/{entry}")
-               for folder in store.list(tier) for entry in store.list(f"{tier}/{folder}")]
+               for folder in wal_folders(store, tier) for entry in store.list(f"{tier}/{folder}")]
     return sorted(entries)
+
+
+NOT_CHECKED = "encrypted, and the key is not available: contents not checked"
 
 
 def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
@@ -118,14 +137,14 @@ def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
     codec = "zstd" if "zst" in suffixes else "gzip" if "gz" in suffixes else "none"
     encrypted = "age" in suffixes
     if encrypted and key is None:
-        return "encrypted, and the key is not available: contents not checked"
+        return NOT_CHECKED
     sink = _HeadSink(_LONG_HEADER.size)
     try:
         with store.reader(path) as source:
             got = unseal(source, sink, codec=codec,  # type: ignore[arg-type]
                          key=key if encrypted else None)
     except BackupError as exc:
-        return str(exc)
+        return str(key_problem(store, path.rsplit("/", 2)[0], name, key, str(exc)))
     if got.raw_sha256 != digest:
         return "its contents do not match the checksum recorded when it was stored"
     if SEGMENT.match(name):
@@ -134,8 +153,9 @@ def check_wal_file(store: Store, path: str, key: str | None) -> str | None:
 
 
 def verify_wal_files(store: Store, tier: str, key: str | None) -> WalCheck:
-    """Re-read every stored WAL file of `tier`; each damaged one named."""
-    problems, checked = [], 0
+    """Re-read every stored WAL file of `tier`; each damaged one named (a `Damaged`)."""
+    problems: list[str] = []
+    checked = 0
     seen: set[str] = set()
     for name, path in wal_entries(store, tier):
         if name in seen:
@@ -143,6 +163,7 @@ def verify_wal_files(store: Store, tier: str, key: str | None) -> WalCheck:
         seen.add(name)
         problem = check_wal_file(store, path, key)
         if problem is not None:
-            problems.append(f"{name}: {problem} ({store.spec.name}: {path})")
+            found = f"{name}: {problem} ({store.spec.name}: {path})"
+            problems.append(found if problem == NOT_CHECKED else Damaged(found))
         checked += 1
     return WalCheck(problems, checked)

@@ -107,6 +107,15 @@ def test_wal_problems_name_the_gap_failure_and_lag() -> None:
     assert wal_problems(idle, timedelta(minutes=5))[0] == []  # idle is not stalled
 
 
+def test_wal_gap_without_a_base_backup_counts_from_the_oldest_stored_segment() -> None:
+    stored = [Segment(1, n).name for n in (3, 4, 6)]
+    state = WalState(stored, None, None, None, None, False, 0, None)
+    problems, gaps = wal_problems(state, timedelta(minutes=5))
+    assert gaps == [Segment(1, 5).name] and Segment(1, 5).name in problems[0]
+    whole = WalState(stored[:2], None, None, None, None, False, 0, None)
+    assert wal_problems(whole, timedelta(minutes=5)) == ([], [])
+
+
 def test_audit_chain_finds_deleted_altered_and_reordered_batches() -> None:
     batches, prev = [], GENESIS
     for seq in range(1, 5):

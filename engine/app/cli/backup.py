@@ -155,7 +155,8 @@ def _reachable_ledger(app: App) -> Any:
 @click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="New data directory (physical tiers).")
 @click.option("--keep-on-failure", is_flag=True,
-              help="Keep the --into directory (and its server log) when recovery fails.")
+              help="Keep what a failed restore made: the --into directory (and its "
+              "server log), or the --into-database database.")
 @click.option("--into-database", default=None,
               help="Database to restore a logical tier into (created; must not hold its "
                    "schemas).")
@@ -202,7 +203,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
     if given:
         raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
     logical = restore_database(app.root, result, tier, into_database, backup_id=backup_id,
-                               dsn=dsn)
+                               dsn=dsn, keep_on_failure=keep_on_failure)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
     for fk in logical.skipped_foreign_keys:
@@ -248,7 +249,8 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
     compared with its recorded checksum, and the archive for gaps; `audit` (or an audit
     tier): the vault's hash chain, against the head the ledger recorded after each run.
 
-    Exit 0 when everything checks out, 1 otherwise (a damaged file is named, with its backup).
+    Exit 0 when everything checks out, 3 when a stored file is damaged or missing (named,
+    with its backup), 1 for other problems (a gap, an incomplete backup, a broken audit chain).
 
     \b
     Examples:
@@ -265,6 +267,12 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
         click.echo(f"ok      {line}")
     for line in problems:
         click.secho(f"FAILED  {line}", fg="red")
+    from engine.errors import DamagedBackupError
+    from runners.storage.verify import damaged_files
+
+    if damaged := damaged_files(problems):
+        raise DamagedBackupError(f"{what}: {len(damaged)} stored file(s) damaged or missing "
+                                 "(named above); restore from another backup")
     sys.exit(1 if problems else 0)
 
 

@@ -236,9 +236,11 @@ def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
               help="Instead of JOB, each job these pick (dbt-style: tag:finance, kind:backup, "
                    "report/*), one after the other.")
 @_DSN_OPTION
+@click.option("--keep-on-failure", is_flag=True,
+              help="Drills: keep a failed drill's restored copies (under var/kept), named.")
 @click.pass_obj
 def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
-            dsn: str | None) -> None:
+            dsn: str | None, keep_on_failure: bool) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -278,12 +280,13 @@ def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
                 chosen.append(job)
     # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
     ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
-    ok = [_run_one(app, job, at or clock.now(), ledger, dsn, alone=len(chosen) == 1)
-          for job in chosen]
+    ok = [_run_one(app, job, at or clock.now(), ledger, dsn, alone=len(chosen) == 1,
+                   keep_on_failure=keep_on_failure) for job in chosen]
     sys.exit(0 if all(ok) else 1)
 
 
-def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool) -> bool:
+def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool, *,
+             keep_on_failure: bool = False) -> bool:
     """One job's slot at or before `at`, said as it ended; True when it succeeded."""
     from contextlib import nullcontext
 
@@ -299,7 +302,8 @@ def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: b
                        f"{box.directory}, as in the demo", err=True)
         executor = JobDispatcher(app.root, into_mailbox(result, box) if box else result,
                                  app.dsn("reports", dsn), ledger,
-                                 primary_dsn=app.dsn("primary", dsn) if dsn else None)
+                                 primary_dsn=app.dsn("primary", dsn) if dsn else None,
+                                 keep_on_failure=keep_on_failure)
         outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         busy = f"{job.id} slot {slot.isoformat()} is running right now elsewhere"
@@ -397,8 +401,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
                            (lambda r: into_mailbox(r, box)) if box else None)
     ledger = app.ledger
+    from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
 
+    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
+        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+                   "taken over now", err=True)
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         say(f"removed staging/{leftover}: left by a run that died")
     from engine.app.metrics import Measured, Metrics

@@ -149,7 +149,8 @@ class AuditHandler(TierHandler[AuditVaultTier]):
     verified_words = ("chain ok", "BROKEN")
 
     def run(self, root: Path, result: ValidationResult, job: Job, tier: AuditVaultTier,
-            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
         return export_audit(root, result, job.name, primary_dsn)
 
     def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: AuditVaultTier,

@@ -3,6 +3,7 @@ check it against its manifest, run the smoke queries, time it against the tier's
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners import progress
 from runners.postgres.connection import database_name
-from runners.storage.stores import scratch
+from runners.storage.stores import make_staging
 
 __all__ = ["DrillHandler", "DrillResult"]
 
@@ -33,30 +34,50 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
         self.handler_for = handler_for
 
     def drill_tier(self, root: Path, result: ValidationResult, tier_id: str,
-                   queries: list[SmokeQuery], scratch: Path, database: str) -> DrillResult:
+                   queries: list[SmokeQuery], scratch: Path, database: str,
+                   keep: bool = False) -> DrillResult:
         """Restore one tier's latest backup into scratch space and check it."""
         tier = tier_of(result, tier_id)
         outcome = self.handler_for(tier).restore(root, result, tier_id, tier, queries,
-                                                 scratch, database)
+                                                 scratch, database, keep=keep)
         late = rto_problem(outcome.seconds, outcome.rto_seconds)
         if late is not None:
             outcome.problems.append(late)
         return outcome
 
     def run(self, root: Path, result: ValidationResult, job: Job, tier: RestoreDrillTier,
-            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
-        """Drill every tier the job names; fail (and alert the owner) if any check fails."""
-        results: list[DrillResult] = []
-        with scratch(staging_for(root), "drill", run_id) as directory, \
-                progress.step(f"drill {job.name}", total=len(tier.tiers), unit="tiers") as shown:
-            for tier_id in tier.tiers:
-                results.append(self.drill_tier(root, result, tier_id, list(tier.smoke_queries),
-                                               directory, database_name(primary_dsn)))
-                shown.advance()
-            shown.summary = f"{sum(1 for r in results if not r.problems)}/{len(results)} ok"
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
+        """Drill every tier the job names; fail (and alert the owner) if any check fails.
+        With keep_on_failure, a failed drill's restored copies are kept under var/kept."""
+        # Named after its maker: a killed drill's restored copies are cleared by the next run.
+        directory = make_staging(staging_for(root), f"drill-{job.name}", run_id)
+        kept: Path | None = None
+        try:
+            results: list[DrillResult] = []
+            with progress.step(f"drill {job.name}", total=len(tier.tiers),
+                               unit="tiers") as shown:
+                for tier_id in tier.tiers:
+                    results.append(self.drill_tier(
+                        root, result, tier_id, list(tier.smoke_queries), directory,
+                        database_name(primary_dsn), keep_on_failure))
+                    shown.advance()
+                shown.summary = (f"{sum(1 for r in results if not r.problems)}/"
+                                 f"{len(results)} ok")
+            if keep_on_failure and any(r.problems for r in results):
+                # Out of staging, which the next run clears of a dead maker's directories.
+                kept = root / "var" / "kept" / directory.name
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(directory, kept)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
         outputs: dict[str, Any] = {"tiers": {r.tier: {**asdict(r), "within_rto": r.within_rto}
                                              for r in results}}
         failed = [f"{r.tier}: {p}" for r in results for p in r.problems]
         if failed:
-            raise BackupError("restore drill failed: " + "; ".join(failed[:4]))
+            said = "; ".join(failed[:4])
+            if kept is not None:
+                said = said.replace(str(directory), str(kept)) + \
+                    f"; kept the drill's restored copies in {kept} (--keep-on-failure)"
+            raise BackupError("restore drill failed: " + said)
         return outputs

@@ -31,7 +31,7 @@ from engine.errors import UsageError
 from engine.validation.validate import ValidationResult
 from runners import progress
 from runners.postgres.connection import advisory_lock
-from runners.storage.verify import verify_backup
+from runners.storage.verify import Damaged, verify_backup
 
 if TYPE_CHECKING:
     from engine.backups.manifest import Manifest
@@ -51,13 +51,16 @@ class TierHandler(Generic[T]):
     demo_order = 1
 
     def run(self, root: Path, result: ValidationResult, job: Job, tier: T, primary_dsn: str,
-            *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
+            *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
         """One scheduled run of the tier; its outputs for the ledger."""
         raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
     def restore(self, root: Path, result: ValidationResult, tier_id: str, tier: T,
-                queries: list[SmokeQuery], scratch: Path, database: str) -> DrillResult:
-        """Restore the newest backup into scratch space and check it (a drill's step)."""
+                queries: list[SmokeQuery], scratch: Path, database: str, *,
+                keep: bool = False) -> DrillResult:
+        """Restore the newest backup into scratch space and check it (a drill's step); with
+        `keep`, what a failed restore made is left in scratch for the drill to keep."""
         outcome = DrillResult(tier_id)
         outcome.problems.append(f"{tier.kind} tiers cannot be drilled")
         return outcome
@@ -96,7 +99,8 @@ class CatalogHandler(TierHandler[S]):
         raise NotImplementedError
 
     def run(self, root: Path, result: ValidationResult, job: Job, tier: S, primary_dsn: str,
-            *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
+            *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
         """A backup under the cluster lock, then the tier's retention."""
         started = time.monotonic()
         with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
@@ -111,7 +115,7 @@ class CatalogHandler(TierHandler[S]):
                ) -> tuple[list[str], list[str]]:
         catalog = catalog_of(root, result, tier_id)
         problems = [f"{tier_id}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
-        problems += [f"{tier_id}/{b}: manifest damaged" for b in catalog.damaged]
+        problems += [Damaged(f"{tier_id}/{b}: manifest damaged") for b in catalog.damaged]
         checked: list[str] = []
         chosen = catalog.complete if every else catalog.complete[-1:]
         if not chosen:
@@ -132,7 +136,9 @@ class CatalogHandler(TierHandler[S]):
                                              [m.backup_id for m in chain],
                                              chain[0].parent_id, broken)
             if verdict is not None:
-                problems.append(verdict)
+                # A backup the chain needs is gone: as for a damaged file, restore another.
+                problems.append(Damaged(verdict) if chain[0].parent_id is not None
+                                else verdict)
             elif not broken:
                 builds = f", with the {len(chain) - 1} backup(s) it builds on" \
                     if len(chain) > 1 else ""

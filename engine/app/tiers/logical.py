@@ -32,7 +32,8 @@ class LogicalHandler(CatalogHandler[LogicalTier]):
         return take_logical(root, result, job, tier, dsn, run_id=run_id)
 
     def restore(self, root: Path, result: ValidationResult, tier_id: str, tier: LogicalTier,
-                queries: list[SmokeQuery], scratch: Path, database: str) -> DrillResult:
+                queries: list[SmokeQuery], scratch: Path, database: str, *,
+                keep: bool = False) -> DrillResult:
         outcome = DrillResult(tier_id, rto_seconds=tier.rto.total_seconds())
         server = EmbeddedServer(scratch / f"{tier_id}-cluster", free_port(), "postgres")
         server.start()  # a scratch cluster: the drill never loads the production server

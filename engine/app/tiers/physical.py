@@ -36,7 +36,7 @@ class PhysicalHandler(CatalogHandler[PhysicalBaseTier]):
 
     def restore(self, root: Path, result: ValidationResult, tier_id: str,
                 tier: PhysicalBaseTier, queries: list[SmokeQuery], scratch: Path,
-                database: str) -> DrillResult:
+                database: str, *, keep: bool = False) -> DrillResult:
         outcome = DrillResult(tier_id, rto_seconds=tier.rto.total_seconds())
         directory = scratch / f"{tier_id}-pitr"
         try:
@@ -49,7 +49,8 @@ class PhysicalHandler(CatalogHandler[PhysicalBaseTier]):
             if has_wal:
                 outcome.problems += verify_wal(root, result, wal_id)[0]
             # With WAL: recover to the end of the archive, as a real disaster would.
-            done = restore_point_in_time(root, result, tier_id, directory)
+            done = restore_point_in_time(root, result, tier_id, directory,
+                                         keep_on_failure=True if keep else None)
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done.backup_id
             outcome.smoke, problems = smoke_check(with_database(done.dsn, database), queries,

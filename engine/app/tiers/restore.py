@@ -94,10 +94,12 @@ def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
 
 def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
                      backup_id: str | None = None, dsn: str | None = None,
-                     server_dsn: str | None = None) -> DatabaseRestore:
+                     server_dsn: str | None = None,
+                     keep_on_failure: bool = False) -> DatabaseRestore:
     """Restore a logical backup into `database` and check row counts. A missing database is
     created only once the key is right and every file decrypts, and dropped again when the
-    restore fails; an existing (empty) one is left as it was found."""
+    restore fails (kept, and named, with keep_on_failure); an existing (empty) one is left
+    as it was found."""
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
@@ -123,6 +125,15 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
                               "differ: " + "; ".join(wrong[:5]))
+    except MarketopsError as exc:
+        if not created:
+            raise
+        if keep_on_failure:
+            raise type(exc)(f"{exc}; kept database {database} as it is "
+                            "(--keep-on-failure)") from None
+        drop_database(admin, database)
+        raise type(exc)(f"{exc}; dropped database {database} (keep it with "
+                        "--keep-on-failure)") from None
     except BaseException:
         if created:
             drop_database(admin, database)
@@ -258,8 +269,9 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
     return wal_range, f"{where}: {count} segment(s), each matches its checksum"
 
 
-def _discard(into: Path, existed: bool, keep: bool) -> str:
-    """Stop a server left on a failed restore and remove what the restore wrote."""
+def _discard(into: Path, existed: bool, keep: bool | None) -> str:
+    """Stop a server left on a failed restore and remove what the restore wrote. `keep`
+    None: the caller (a drill) has no --keep-on-failure to offer."""
     if (into / "PG_VERSION").exists():
         with contextlib.suppress(MarketopsError):
             EmbeddedServer(into, 1).stop()
@@ -271,18 +283,22 @@ def _discard(into: Path, existed: bool, keep: bool) -> str:
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-        return f"emptied {into} (keep what it holds with --keep-on-failure)"
+        return f"emptied {into}" + ("" if keep is None else
+                                    " (keep what it holds with --keep-on-failure)")
     shutil.rmtree(into, ignore_errors=True)
+    if keep is None:  # a drill: `marketops restore ... --keep-on-failure` keeps such a copy
+        return f"removed the drill's copy {into}"
     return f"removed {into} (keep it with --keep-on-failure)"
 
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
                           backup_id: str | None = None,
                           target: RecoveryTarget | None = None, port: int | None = None,
-                          keep_on_failure: bool = False) -> ClusterRestore:
+                          keep_on_failure: bool | None = False) -> ClusterRestore:
     """Rebuild a data directory from the base backup(s), recover it through the WAL archive
     to `target` (default: the end of the archive) and start PostgreSQL on it. The archive is
-    checked first; on failure nothing is left in `into` unless keep_on_failure."""
+    checked first; on failure nothing is left in `into` unless keep_on_failure (None: the
+    caller offers no way to keep it, so the message suggests none)."""
     started = time.monotonic()
     target = target or RecoveryTarget()
     tier = tier_of(result, tier_id)
@@ -325,9 +341,15 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
         wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
-    with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
-        restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                      toolset=toolset_for(result), staging=staging_for(root))
+    try:
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                          toolset=toolset_for(result), staging=staging_for(root),
+                          keep=True)  # removed (or kept) below, and said so
+    except MarketopsError as exc:
+        if not into.exists():  # refused before writing anything (a wrong key)
+            raise
+        raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
         with progress.step(f"recovery of {tier_id} to {target.describe()}"):

@@ -24,7 +24,7 @@ from engine.app.tiers.handler import TierHandler
 from engine.backups.freshness import Freshness, WalState, wal_problems
 from engine.backups.listing import TierListing, Verified, archived_at, wal_range
 from engine.backups.retention import wal_cutoff
-from engine.backups.walnames import DEFAULT_SEGMENT_SIZE
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT
 from engine.definitions.models.backup import (
     WalArchiveTier,
 )
@@ -33,7 +33,7 @@ from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners.backup.wal import stored_entries
-from runners.storage.verify import verify_wal_files
+from runners.storage.verify import Damaged, verify_wal_files
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -170,9 +170,10 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
     assert isinstance(tier, WalArchiveTier)
     state = wal_state(root, result, wal_id, dsn)
     problems, _ = wal_problems(state, tier.rpo)
+    segments = sorted(name for name in state.stored if SEGMENT.match(name))
+    start = state.first_needed or (segments[0] if segments else "the start")
     checked = [] if problems else [
-        f"{wal_id}: {len(state.stored)} WAL file(s) from {state.first_needed or 'the start'} "
-        f"on, no gap"]
+        f"{wal_id}: {len(state.stored)} WAL file(s) from {start} on, no gap"]
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
@@ -190,7 +191,8 @@ def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
         except UsageError as exc:
             return [*problems, f"{wal_id}: contents not checked: {exc}"], checked
     found = verify_wal_files(store_for(root, result, tier.destination), wal_id, key)
-    problems += [f"{wal_id}: {p}" for p in found.problems]
+    problems += [p.within(wal_id) if isinstance(p, Damaged) else f"{wal_id}: {p}"
+                 for p in found.problems]
     if not found.problems:
         checked.append(f"{wal_id}: {found.checked} WAL file(s) re-read, each matches the "
                        "checksum recorded when it was stored")
@@ -204,7 +206,8 @@ class WalHandler(TierHandler[WalArchiveTier]):
     demo_order = 2
 
     def run(self, root: Path, result: ValidationResult, job: Job, tier: WalArchiveTier,
-            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None) -> dict[str, Any]:
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
         return check_wal(root, result, job.name, primary_dsn)
 
     def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: WalArchiveTier,
