@@ -37,8 +37,8 @@ from runners.postgres.embedded import (
 )
 from runners.postgres.introspect import pull
 from runners.postgres.toolset import Toolset, discover
-from runners.progress import note
 from runners.service.gitinfo import head_commit
+from runners.service.progress import note
 from runners.storage.stores import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def start_embedded(root: Path, result: ValidationResult) -> tuple[EmbeddedServer
     """Start the embedded server unless it runs; True when this call started it. When its
     port is taken by another program and none was asked for, a free one is chosen, said, and
     remembered for the next commands."""
-    from runners.mailbox import free_port
+    from runners.demo.mailbox import free_port
 
     configured = result.project.settings.embedded.port
     server = embedded_server(root, result)

@@ -31,10 +31,10 @@ from engine.definitions.models.settings import Smtp
 from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job, jobs
 from engine.validation.validate import ValidationResult
-from runners import progress
 from runners.backup.wal import wait_for_archiver
 from runners.demo.data import has_orders
 from runners.demo.mailbox import LocalMailbox, answers
+from runners.service import progress
 from runners.storage.sealing import generate_key
 
 

@@ -21,8 +21,8 @@ from prometheus_client import (
 from prometheus_client.core import Metric
 
 from engine.errors import TransientError
-from engine.jobs import Job
-from engine.ledger import Run
+from engine.runs.ledger import Run
+from engine.scheduling.jobs import Job
 
 # Reports take from a fraction of a second to minutes, dumps and drills up to hours.
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 7200,

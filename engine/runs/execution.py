@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine.definitions.models.base import format_duration
 from engine.errors import LeaseLost, MarketopsError, TransientError
 from engine.masking import describe_error, mask
-from engine.definitions.models.base import format_duration
 from engine.runs.ledger import Ledger, Run
 from engine.scheduling.jobs import Job
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DatabaseError
-from runners import progress
 from runners.postgres.connection import connect
+from runners.service import progress
 
 SQL_DIR = Path(__file__).parent / "sql"
 HOUR_WEIGHTS = [0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.0, 1.1, 1.2, 1.3, 1.2, 1.1, 1.1,

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import fsspec
 
 from engine.errors import BackupError, TransientError
-from runners import progress
+from runners.service import progress
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def test_demo_data_shows_progress_on_a_terminal_and_plain_lines_elsewhere(
     assert "\x1b[" not in plain.stderr  # no terminal codes in a log
     code, screen = _on_a_terminal(["demo-data", "--dsn", dsn, "--scale", "0.0005"], root)
     assert code == 0, screen
-    from runners.demodata import steps
+    from runners.demo.data import steps
 
     assert "\x1b[" in screen and f"/{len(steps())} steps" in screen  # a live bar
     assert " rows in 109 tables (" in screen
@@ -180,7 +180,7 @@ def test_run_takes_its_database_from_dsn_or_marketops_dsn(tmp_path: Path, shop_d
     assert directory.parent == root / "reports" / "tick" and (directory / "tick.csv").is_file()
     by_variable = run("run", "report/tick", cwd=root, env={"MARKETOPS_DSN": shop_dsn})
     assert by_variable.returncode == 0, by_variable.stdout + by_variable.stderr
-    from runners.database import connect
+    from runners.postgres.connection import connect
 
     with connect(shop_dsn) as conn:  # the ledger is in the --dsn database too
         [(attempts,)] = conn.execute("select sum(attempt) from marketops.runs "
@@ -233,7 +233,7 @@ def test_serve_logs_a_due_retry_as_a_retry_with_its_cause(tmp_path: Path,
     replica = start_replica(root, shop_dsn, "solo")
 
     def attempts() -> int:
-        from runners.database import connect
+        from runners.postgres.connection import connect
 
         try:
             with connect(shop_dsn) as conn:
@@ -486,7 +486,7 @@ def test_suspend_and_resume_are_held_in_the_ledger_and_shown_in_status(
         tmp_path: Path, shop_dsn: str) -> None:
     import time
 
-    from runners.database import connect
+    from runners.postgres.connection import connect
     from tests.integration.test_service import make_project, start_replica, stop, wait_for
 
     root = make_project(tmp_path / "repo", every=2)
@@ -531,7 +531,7 @@ def test_suspend_and_resume_are_held_in_the_ledger_and_shown_in_status(
 
 
 def test_check_forces_a_wal_switch_and_finds_the_segment_archived(tmp_path: Path) -> None:
-    from runners.database import connect
+    from runners.postgres.connection import connect
     from tests.integration.test_backup_physical import KEY, archiving_cluster
 
     with archiving_cluster(tmp_path / "repo", KEY, {}) as cluster:

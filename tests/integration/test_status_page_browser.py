@@ -98,7 +98,7 @@ def test_status_page_local_times_a_retrying_delivery_and_links_to_outputs(
     replica = start_replica(root, shop_dsn, "web", port=port)
     try:
         def states() -> set[str]:
-            from runners.database import connect
+            from runners.postgres.connection import connect
 
             try:
                 with connect(shop_dsn) as conn:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.models.base import format_duration, parse_duration
+from engine.definitions.models.base import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(("delta", "written"), [

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import UsageError
-from engine.jobs import Job, jobs
-from engine.selection import select
-from engine.validate import validate
+from engine.scheduling.jobs import Job, jobs
+from engine.scheduling.selection import select
+from engine.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.jobs import Job, jobs
-from engine.ledger import RunRecord
-from engine.status import job_status, relative, render_html, render_run, render_text
+from engine.runs.ledger import RunRecord
+from engine.runs.status import job_status, relative, render_html, render_run, render_text
+from engine.scheduling.jobs import Job, jobs
 from tests.helpers import BASE, write_project
 
 NOW = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # 08:30 in Berlin
 
 
 def _revenue(tmp_path: Path) -> Job:
-    from engine.validate import validate
+    from engine.validation.validate import validate
 
     root = write_project(tmp_path, dict(BASE))
     found = jobs(validate(root).project)

@@ -33,9 +33,9 @@ def check(app: App, dsn: str | None, timeout: float) -> None:
     from engine.app.context import primary_target
     from engine.app.tiers.backup import wal_tier_for
     from engine.app.tiers.wal import wal_state
-    from engine.serverchecks import server_problems
-    from runners.database import connect, query
-    from runners.physical import server_settings
+    from engine.backups.serverchecks import server_problems
+    from runners.backup.physical import server_settings
+    from runners.postgres.connection import connect, query
 
     result = app.defs
     wal_id, _ = wal_tier_for(result)

@@ -446,8 +446,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     }
 
     def run_page(rest: str) -> tuple[int, str, str]:
-        from engine.scheduling.jobs import jobs as all_jobs
         from engine.runs.status import render_run
+        from engine.scheduling.jobs import jobs as all_jobs
 
         record = ledger.run(int(rest)) if rest.isdigit() else None
         if record is None:
@@ -828,7 +828,7 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
     if port is not None:
         os.environ[PORT_VARIABLE] = str(port)  # for every step, and the tools it starts
-    from runners import progress
+    from runners.service import progress
 
     result = app.defs
     with progress.step(f"embedded PostgreSQL 18 in {app.embedded().data_dir}") as shown:
@@ -885,7 +885,7 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
         click.echo(f"report files:   {local_destination(app.root, result, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
     from engine.app.cli.backup import human_size
-    from runners.storage import tree_size
+    from runners.storage.stores import tree_size
 
     click.echo(f"data directory: {server.data_dir}  ({human_size(tree_size(server.data_dir))})")
     click.echo(f'connect:        psql "{server.dsn()}"')

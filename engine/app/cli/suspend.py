@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _known(app: App, job_id: str) -> None:
-    from engine.jobs import jobs
+    from engine.scheduling.jobs import jobs
 
     available = jobs(app.defs.project)
     if job_id not in available:

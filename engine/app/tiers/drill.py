@@ -17,8 +17,8 @@ from engine.errors import BackupError
 from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
-from runners import progress
 from runners.postgres.connection import database_name
+from runners.service import progress
 from runners.storage.stores import make_staging
 
 __all__ = ["DrillHandler", "DrillResult"]

@@ -29,8 +29,8 @@ from engine.backups.policy import DrillResult, restore_chain_problems
 from engine.definitions.models.backup import BackupTier, SmokeQuery, StoringTier
 from engine.errors import UsageError
 from engine.validation.validate import ValidationResult
-from runners import progress
 from runners.postgres.connection import advisory_lock
+from runners.service import progress
 from runners.storage.verify import Damaged, verify_backup
 
 if TYPE_CHECKING:

@@ -45,7 +45,6 @@ from engine.definitions.models.backup import (
 from engine.errors import BackupError, MarketopsError, UsageError
 from engine.validation.sqlcheck import analyze
 from engine.validation.validate import ValidationResult
-from runners import progress
 from runners.backup.logical import restore_logical
 from runners.backup.physical import restore_chain
 from runners.backup.wal import stored_entries, stored_names, stored_times, wait_for_archiver
@@ -60,6 +59,7 @@ from runners.postgres.connection import (
 )
 from runners.postgres.embedded import EmbeddedServer
 from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.service import progress
 from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
 from engine.errors import UsageError
-from engine.jobs import Job
+from engine.scheduling.jobs import Job
 
 METHODS = ("tag", "kind", "job")
 

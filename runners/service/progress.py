@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.backup_listing import human_size
+from engine.backups.listing import human_size
 
 log = logging.getLogger("marketops.progress")
 
