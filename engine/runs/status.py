@@ -101,8 +101,10 @@ def _zone(s: JobStatus, utc: bool) -> tzinfo:
     return UTC if utc else ZoneInfo(s.timezone)
 
 
-def _at(at: datetime | None, s: JobStatus, now: datetime, utc: bool) -> str:
-    return "-" if at is None else f"{local(at, _zone(s, utc))} ({relative(at, now)})"
+def _at(at: datetime | None, s: JobStatus, now: datetime | None, utc: bool) -> str:
+    if at is None:
+        return "-"
+    return local(at, _zone(s, utc)) + (f" ({relative(at, now)})" if now is not None else "")
 
 
 def _age(s: JobStatus) -> str:
@@ -115,8 +117,8 @@ def _age(s: JobStatus) -> str:
 def render_text(statuses: list[JobStatus], now: datetime | None = None, utc: bool = False
                 ) -> str:
     """One line per job: its last run (slot, how long it took), last success and next run in
-    the job's own timezone, named, and how far from `now`; `utc` shows every time in UTC."""
-    now = now or datetime.now(UTC)
+    the job's own timezone, named, and how far from `now` (when given: the core reads no
+    clock); `utc` shows every time in UTC."""
     rows = [("job", "zone", "last run", "slot", "took", "last success", "next run",
              "backup age", "health")]
     for s in statuses:
