@@ -29,6 +29,30 @@ def test_migrations_are_applied_once(ledger: Ledger) -> None:
     assert ledger.migrate() == []
 
 
+@pytest.mark.parametrize("before", [[1, 2, 3], [1, 2, 20]], ids=["main's", "issue 20's"])
+def test_a_database_migrated_by_an_earlier_ledger_migrates_cleanly(
+        new_database: Callable[..., str], monkeypatch: pytest.MonkeyPatch,
+        before: list[int]) -> None:
+    # Main's ledger had 1-3 and the suspend/resume branch 1, 2 and 20: the versions are a
+    # set, so either database takes the rest, once, and every table is there.
+    assert len(set(VERSIONS)) == len(VERSIONS)
+    dsn = new_database()
+    ledger = Ledger(lambda: connect(dsn, autocommit=True))
+    monkeypatch.setattr("engine.runs.ledger.MIGRATIONS",
+                        [m for m in MIGRATIONS if m[0] in before])
+    assert ledger.migrate() == before
+    monkeypatch.undo()
+    assert ledger.migrate() == [v for v in VERSIONS if v not in before]
+    assert ledger.migrate() == []
+    assert ledger.suspend("report/x", "quiet", "ops") and ledger.suspended()["report/x"][0] == \
+        "quiet"
+    with connect(dsn) as conn:
+        columns = {r[0] for r in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marketops' and table_name = 'deliveries'").fetchall()}
+    assert {"run_attempt", "permanent", "queued_at"} <= columns
+
+
 def test_concurrent_migrations_do_not_collide(new_database: Callable[..., str]) -> None:
     dsn = new_database()
     results: list[list[int]] = []

@@ -464,6 +464,40 @@ def test_run_select_runs_each_picked_job_and_fails_when_one_does(tmp_path: Path,
     assert "say which job: marketops run JOB (or --select tag:finance)" in neither.stderr
 
 
+def test_backfill_select_backfills_each_picked_report_and_leaves_backups_out(
+        tmp_path: Path, shop_dsn: str) -> None:
+    quick = SLOW.replace("Slow", "Quick").replace(
+        "generate_series(1, 400000000) g", "generate_series(1, 10) g").replace(
+        "Counts far too long for its timeout.", "Counts ten.")
+    root = _shop_project(tmp_path / "repo", slow=SLOW, quick=quick)
+    (root / "definitions" / "backups").mkdir()
+    (root / "definitions" / "backups" / "nightly.yaml").write_text(
+        "title: Nightly\nowner: dba@corp.example\nkind: logical_full\ncron: \"0 1 * * *\"\n"
+        "timezone: UTC\ndestination: archive\nretention: {keep_last: 1}\nrpo: 26h\nrto: 1h\n")
+    window = ("--from", "2026-03-01T00:00Z", "--until", "2026-03-03T00:00Z")
+    env = {"TEST_PRIMARY_DSN": shop_dsn}
+    picked = run("backfill", "--select", "report/q*", "--select", "kind:backup", *window,
+                 cwd=root, env=env)
+    assert picked.returncode == 0, picked.stdout + picked.stderr
+    assert "backup/nightly: a backup is of the database as it is now, not backfilled" \
+        in picked.stderr
+    lines = picked.stdout.splitlines()
+    assert lines[:2] == ["2026-03-01T06:00:00+00:00: succeeded (1 rows)",
+                         "2026-03-02T06:00:00+00:00: succeeded (1 rows)"], lines
+    assert lines[-1] == "2 slot(s), 0 failed"
+    both = run("backfill", "--select", "report/*", *window, cwd=root, env=env)
+    assert both.returncode == 1, both.stdout + both.stderr  # slow times out each day
+    named = [line.split()[0] for line in both.stdout.splitlines()[:-1]]
+    assert named == ["report/quick"] * 2 + ["report/slow"] * 2, both.stdout
+    assert both.stdout.splitlines()[-1] == "4 slot(s), 2 failed, 2 reports"
+    only_backups = run("backfill", "--select", "kind:backup", *window, cwd=root, env=env)
+    assert only_backups.returncode == 2 and "picks no report; backups cannot be backfilled" \
+        in only_backups.stderr and "Traceback" not in only_backups.stderr
+    neither = run("backfill", *window, cwd=root, env=env)
+    assert neither.returncode == 2
+    assert "say which job: marketops backfill JOB (or --select tag:finance)" in neither.stderr
+
+
 def test_shell_completion_offers_commands_and_job_ids(tmp_path: Path, repo_root: Path) -> None:
     root = copy_repository(repo_root, tmp_path / "repo")
 

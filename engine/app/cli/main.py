@@ -510,50 +510,88 @@ def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("job_id", metavar="JOB", shell_complete=complete_job)
+@click.argument("job_id", metavar="[JOB]", required=False, shell_complete=complete_job)
 @click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
 @click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
+@click.option("--select", "selectors", multiple=True,
+              help="Instead of JOB, each report these pick (dbt-style: tag:finance, "
+                   "report/*), one after the other.")
 @click.pass_obj
-def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
+def backfill(app: App, job_id: str | None, start: Any, end: Any,
+             selectors: tuple[str, ...]) -> None:
     """Run every slot of a past range, oldest first; each run is idempotent on its slot.
 
     Slots already succeeded are run again (same period, same output). Exit 1 if any failed.
 
     \b
-    Example:
+    Examples:
       marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
+      marketops backfill --select tag:finance --from 2026-01-01T00:00Z --until 2026-03-01T00:00Z
     """
 
-    from engine.app.executor import JobDispatcher, run_slot
+    from engine.app.executor import JobDispatcher
     from engine.scheduling.jobs import jobs as all_jobs
 
+    if job_id is None and not selectors:
+        raise UsageError("say which job: marketops backfill JOB (or --select tag:finance)")
     if end <= start:
         raise UsageError("--until must be after --from")
     if end > clock.now():
         raise UsageError("--until is in the future; backfill runs past slots only")
     result = app.defs
-    job = all_jobs(result.project).get(job_id)
-    if job is None or job.schedule is None:
-        raise UsageError(f"unknown or unscheduled job {job_id}")
-    if job.kind != "report":
-        raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot be "
-                         f"backfilled; run `marketops run {job_id}`")
+    available = all_jobs(result.project)
+    chosen = []
+    if job_id is not None:
+        job = available.get(job_id)
+        if job is None or job.schedule is None:
+            raise UsageError(f"unknown or unscheduled job {job_id}")
+        if job.kind != "report":
+            raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot "
+                             f"be backfilled; run `marketops run {job_id}`")
+        chosen.append(job)
+    if selectors:
+        from engine.scheduling.selection import select
+
+        for job in select(available, selectors):
+            if job.kind != "report" or job.schedule is None:
+                # Said and left out, as `run --select` leaves out continuous jobs.
+                click.echo(f"{job.id}: a backup is of the database as it is now, not "
+                           "backfilled", err=True)
+            elif job not in chosen:
+                chosen.append(job)
+        if not chosen:
+            raise UsageError(f"--select {' '.join(selectors)} picks no report; backups cannot "
+                             "be backfilled")
     ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"),
-                        ledger)
+    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger)
+    slots = failed = 0
+    for job in chosen:
+        ran, lost = _backfill_job(ledger, executor, job, start, end, named=len(chosen) > 1)
+        slots, failed = slots + ran, failed + lost
+    click.echo(f"{slots} slot(s), {failed} failed"
+               + (f", {len(chosen)} reports" if len(chosen) > 1 else ""))
+    sys.exit(1 if failed else 0)
+
+
+def _backfill_job(ledger: Any, executor: Any, job: Any, start: Any, end: Any, named: bool
+                  ) -> tuple[int, int]:
+    """Every slot of `job` in the range, oldest first, each said as it ended: (slots,
+    failed)."""
+    from engine.app.executor import run_slot
+
     failed = 0
     slots = job.schedule.between(start, end)
+    who = f"{job.id} " if named else ""
     for slot in slots:
         outcome = run_slot(ledger, executor, job, slot, "backfill")
         if outcome is None:
-            click.echo(f"{slot.isoformat()}: running elsewhere, left alone")
+            click.echo(f"{who}{slot.isoformat()}: running elsewhere, left alone")
             continue
         failed += outcome.status != "succeeded"
         rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
-        click.echo(f"{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}{rows}"
-                   + (f": {outcome.error}" if outcome.error else ""))
-    click.echo(f"{len(slots)} slot(s), {failed} failed")
-    sys.exit(1 if failed else 0)
+        click.echo(f"{who}{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}"
+                   f"{rows}" + (f": {outcome.error}" if outcome.error else ""))
+    return len(slots), failed
 
 
 @cli.group()
