@@ -13,12 +13,13 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import xlsxwriter
 
-from engine.reports.figures import Display, fmt_value, xlsx_number_format
+from engine.reports.figures import Display, fmt_value, tick_text, xlsx_number_format
 
 SAMPLE_ROWS = 1000
 
@@ -114,7 +115,7 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
+    from matplotlib.ticker import FuncFormatter
 
     by_name = {d.name: d for d in shown or ()}
     xi = columns.index(x)
@@ -142,10 +143,12 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
     axes.set_xticks(range(len(labels)))
     axes.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     first = by_name.get(ys[0])
-    if first is not None and first.kind == "percent":
-        axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    elif first is not None and first.numeric:
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    if first is not None and first.numeric:
+        # Ticks in the report's locale (percent of a 0-1 share, money with its symbol), with
+        # the decimals their spacing needs.
+        numeric = first
+        ticks = FuncFormatter(lambda v, _: tick_text(v, numeric, _step(ticks.locs)))
+        axes.yaxis.set_major_formatter(ticks)
     axes.set_xlabel(by_name[x].label if x in by_name else x)
     if len(ys) == 1:
         axes.set_ylabel(first.label if first is not None else ys[0])
@@ -160,6 +163,11 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _step(locs: Sequence[float]) -> float:
+    gaps = [b - a for a, b in pairwise(locs) if b > a]
+    return min(gaps) if gaps else 1.0
 
 
 def _lines(rows: Sequence[Sequence[Any]], columns: list[str], x: str, ys: list[str],
