@@ -22,6 +22,7 @@ from engine.app.context import (
     store_for,
 )
 from engine.app.deliveries import deliver_once
+from engine.definitions.models.base import canonical_locale
 from engine.definitions.models.report import DestinationRecipient, EmailRecipient
 from engine.errors import JobError, MarketopsError, TransientError, UsageError
 from engine.reports.delivery_plan import attach_files, report_recipients
@@ -53,7 +54,7 @@ from runners.storage.directories import copy_directory, upload_directory
 def report_locale(result: ValidationResult, job: Job) -> str:
     """The locale a report's figures read in: its own, else reports.locale in settings."""
     assert job.report is not None
-    return job.report.locale or result.project.settings.reports.locale
+    return job.report.locale or canonical_locale(result.project.settings.reports.locale)
 
 
 def declared_columns(job: Job, locale: str) -> dict[str, Display]:

@@ -146,7 +146,7 @@ def test_chart_ticks_in_the_locale() -> None:
 
 
 def test_a_report_locale_overrides_the_settings_default(tmp_path: Path) -> None:
-    settings = SETTINGS.replace("reports:\n", "reports:\n  locale: de_DE\n")
+    settings = SETTINGS.replace("reports:\n", "reports:\n  locale: de-DE\n")
     result = check(tmp_path / "a", {"marketops.yaml": settings})
     assert result.passed(), [str(f) for f in result.errors]
     [job] = [j for j in jobs(result.project).values() if j.kind == "report"]
@@ -164,7 +164,9 @@ def test_a_report_locale_overrides_the_settings_default(tmp_path: Path) -> None:
 def test_an_unknown_locale_in_settings_is_one_finding_at_its_line(tmp_path: Path) -> None:
     settings = SETTINGS.replace("reports:\n", "reports:\n  locale: de_DX\n")
     result = check(tmp_path, {"marketops.yaml": settings})
-    [finding] = by_rule(result, "model")
+    # The rest of the settings still load: nothing else is reported.
+    assert [f.message for f in result.errors] == [f.message for f in by_rule(result, "settings")]
+    [finding] = result.errors
     assert where(finding) == f"marketops.yaml:{line_of(settings, 'locale: de_DX')}"
     assert "unknown locale 'de_DX'; did you mean 'de_DE'?" in finding.message
     assert "CLDR locale name such as en, en_GB, de_DE or fr_FR" in finding.message

@@ -120,7 +120,9 @@ def _timezone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_timezone),
                          WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"]})]
 
-def _locale(value: str) -> str:
+def canonical_locale(value: str) -> str:
+    """A CLDR locale name as Babel spells it ('de-DE' -> 'de_DE'); ValueError (with what to
+    write instead) when no locale has that name."""
     for sep in ("_", "-"):  # de_DE as CLDR writes it, de-DE as BCP 47 does
         try:
             return str(Locale.parse(value, sep=sep))
@@ -132,7 +134,7 @@ def _locale(value: str) -> str:
                      "en_GB, de_DE or fr_FR)") from None
 
 
-LocaleName = Annotated[str, AfterValidator(_locale),
+LocaleName = Annotated[str, AfterValidator(canonical_locale),
                        WithJsonSchema({"type": "string", "examples": ["en", "de_DE", "fr_FR"]})]
 
 # `${VAR}`: how every secret and DSN names the environment variable that holds it.
