@@ -8,8 +8,6 @@ from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel import Locale, UnknownLocaleError
-from babel.localedata import locale_identifiers
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -123,6 +121,10 @@ TimeZoneName = Annotated[str, AfterValidator(_timezone),
 def canonical_locale(value: str) -> str:
     """A CLDR locale name as Babel spells it ('de-DE' -> 'de_DE'); ValueError (with what to
     write instead) when no locale has that name."""
+    # Loaded here, not on top: every command loads the models, few need locales (wal-push).
+    from babel import Locale, UnknownLocaleError
+    from babel.localedata import locale_identifiers
+
     for sep in ("_", "-"):  # de_DE as CLDR writes it, de-DE as BCP 47 does
         try:
             return str(Locale.parse(value, sep=sep))
