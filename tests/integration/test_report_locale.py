@@ -99,3 +99,11 @@ def test_pnl_in_de_DE_reads_with_german_separators(repo_root: Path, market_dsn: 
     assert sheet is not None
     assert sheet["A2"].value == float(revenue)  # a real number; Excel shows its separators
     assert sheet["A2"].number_format == '#,##0.00" €";-#,##0.00" €"'
+
+    # The preview renders the same figures without sending.
+    look = subprocess.run([MARKETOPS, "--root", str(root), "preview", "report/pnl_monthly",
+                           "--at", OCTOBER_SLOT, "--out", str(tmp_path / "look")], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert look.returncode == 0, look.stdout + look.stderr
+    page = (tmp_path / "look" / "2026-10-01_2026-11-01" / "pnl_monthly.mail.html").read_text()
+    assert f'<td class="num" style="text-align:right">{money}</td>' in page
