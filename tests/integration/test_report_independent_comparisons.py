@@ -1,0 +1,542 @@
+"""Key figures and their comparisons in report mails, checked against an independent computation.
+
+For every report that declares `compare:` on a key figure, a test fills a fresh database
+(built from the declared schema) with rows generated here (a seeded random.Random plus
+hand-placed rows at the edges of the compared periods), runs the report through the CLI
+(`marketops run`) for the previous period and then for the current one, receives the real
+MIME message on a loopback SMTP server (aiosmtpd) and reads its plain-text summary line.
+Each key figure (the total over the report's rows, per the `key` column description), its
+previous value and the printed change in % with its arrow are compared with figures
+computed here in plain Python over the inserted rows, from the YAML descriptions' words
+(the report SQL and the engine's figure code are never read). Periods are recomputed here
+from the report's timezone, and each report's compared pair includes a period crossing a
+DST change (29 March or 25 October 2026). Also checked: a previous period with nothing (0),
+a current period with nothing, and a run with no archived previous period (the engine then
+runs the report for that period itself).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.dbschema.ddl import create_all
+from engine.definitions.project import Project
+from runners.postgres.connection import connect, execute_script
+from tests.conftest import free_port
+from tests.integration.test_cli import MARKETOPS
+from tests.mailbox import http_sink, smtp_server
+
+BERLIN = ZoneInfo("Europe/Berlin")
+PARIS = ZoneInfo("Europe/Paris")
+WARSAW = ZoneInfo("Europe/Warsaw")
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+PURCHASE = {"paid", "shipped", "delivered", "returned"}
+STATUSES = ["paid", "shipped", "delivered", "delivered", "returned", "pending", "cancelled",
+            "shiped", "Paid"]
+EUR = Decimal("0.01")
+
+
+def local(tz: ZoneInfo, y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    """A wall-clock moment in `tz` as an aware UTC datetime (so arithmetic is elapsed time)."""
+    return datetime(y, m, d, h, mi, tzinfo=tz).astimezone(UTC)
+
+
+def rnd(value: Decimal, places: int) -> Decimal:
+    """Half away from zero (decimal's ROUND_HALF_UP rounds away from zero)."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def money(r: random.Random, low: int, high: int) -> Decimal:
+    return Decimal(r.randint(low * 100, high * 100)) / 100
+
+
+def between(r: random.Random, lo: datetime, hi: datetime) -> datetime:
+    return lo + timedelta(seconds=r.randrange(int((hi - lo).total_seconds())))
+
+
+# ------------------------------------------------------------------ rows and the database
+
+@dataclass
+class World:
+    """Rows to insert, by table, as column -> value dicts."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, table: str, **values: Any) -> dict[str, Any]:
+        self.rows[table].append(values)
+        return values
+
+    def of(self, table: str) -> list[dict[str, Any]]:
+        return self.rows.get(table, [])
+
+
+def _table_order(project: Project) -> list[str]:
+    """Every declared table, each after the tables its foreign keys reference."""
+    deps: dict[str, set[str]] = {}
+    for sname, loaded in project.schemas.items():
+        for tname, table in loaded.model.tables.items():
+            deps[f"{sname}.{tname}"] = {fk.references.table for fk in table.foreign_keys}
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in sorted(deps.get(name, ())):
+            if dep != name:
+                visit(dep)
+        done.append(name)
+    for name in sorted(deps):
+        visit(name)
+    return done
+
+
+def fill(project: Project, dsn: str, world: World) -> None:
+    """Create the declared schema in `dsn` and insert the world's rows."""
+    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    order = _table_order(project)
+    assert set(world.rows) <= set(order), set(world.rows) - set(order)
+    declared = {f"{sname}.{tname}": set(table.columns)
+                for sname, loaded in project.schemas.items()
+                for tname, table in loaded.model.tables.items()}
+    with connect(dsn) as conn, conn.transaction(), conn.cursor() as cur:
+        for table in order:
+            rows = world.of(table)
+            if not rows:
+                continue
+            # Keys that are not columns (an order's "items") are the generator's helpers.
+            cols = sorted({c for row in rows for c in row} & declared[table])
+            text = (f"insert into {table} ({', '.join(cols)}) overriding system value "
+                    f"values ({', '.join(['%s'] * len(cols))})")
+            cur.executemany(text.encode(), [tuple(row.get(c) for c in cols) for row in rows])
+
+
+# ------------------------------------------------------------------ the engine, as a user runs it
+
+@dataclass
+class Delivered:
+    """What one `marketops run` printed and mailed."""
+
+    stdout: str
+    mails: list[Message]
+
+
+def project_root(repo_root: Path, root: Path, smtp_port: int) -> Path:
+    """This repository's schema and definitions under `root`, with settings pointing at the
+    test's database, SMTP server, webhook sink and archive directory."""
+    root.mkdir(parents=True)
+    for part in ("schema", "definitions"):
+        shutil.copytree(repo_root / part, root / part)
+    settings = (repo_root / "marketops.yaml").read_text(encoding="utf-8")
+    for old, new in [("dsn: embedded ", 'dsn: "${TEST_PRIMARY_DSN}" '),
+                     ("host: localhost", "host: 127.0.0.1"),
+                     ("port: 2525", f"port: {smtp_port}"),
+                     ("file://./var/reports", f"file://{root}/var/reports")]:
+        assert old in settings, old
+        settings = settings.replace(old, new)
+    (root / "marketops.yaml").write_text(settings, encoding="utf-8")
+    return root
+
+
+class Engine:
+    """Runs reports through the CLI against one database, collecting the mails sent."""
+
+    def __init__(self, root: Path, dsn: str, mails: list[tuple[list[str], Message]],
+                 hook_port: int) -> None:
+        self.root, self.dsn, self.mails, self.hook_port = root, dsn, mails, hook_port
+
+    def run(self, report: str, at: datetime) -> Delivered:
+        before = len(self.mails)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
+               "TEST_PRIMARY_DSN": self.dsn,
+               "DATA_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{self.hook_port}/hook"}
+        done = subprocess.run([MARKETOPS, "--root", str(self.root), "run", f"report/{report}",
+                               "--at", at.isoformat()], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return Delivered(done.stdout, [m for _, m in self.mails[before:]])
+
+    def archived(self, report: str) -> list[str]:
+        folder = self.root / "var" / "reports" / "reports" / report
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def engine(project: Project, repo_root: Path, new_database: Callable[..., str],
+           tmp_path: Path) -> Iterator[Callable[[World], Engine]]:
+    """Factory: an engine over a fresh database holding the given world."""
+    smtp_port, hook_port = free_port(), free_port()
+    with smtp_server(smtp_port) as mails, http_sink(hook_port):
+        made = iter(range(100))
+
+        def make(world: World) -> Engine:
+            dsn = new_database()
+            fill(project, dsn, world)
+            root = project_root(repo_root, tmp_path / f"project{next(made)}", smtp_port)
+            return Engine(root, dsn, mails, hook_port)
+        yield make
+
+
+def plain_text(message: Message) -> str:
+    assert isinstance(message, EmailMessage)
+    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def html_text(message: Message) -> str:
+    assert isinstance(message, EmailMessage)
+    part = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+# ------------------------------------------------------------------ the marketplace's fixed rows
+
+def base(w: World, r: random.Random, accounts: int = 60) -> None:
+    """Reference data, a catalogue, accounts, a warehouse and carriers."""
+    w.add("ref.currencies", code="EUR", name="Euro", minor_units=2)
+    w.add("ref.countries", code="DE", name="Germany", currency_code="EUR")
+    for rid, name in [(1, "North"), (2, "South"), (3, "East")]:
+        w.add("ref.regions", id=rid, country_code="DE", name=name, timezone="Europe/Berlin")
+    for cid, code in [(1, "organic"), (2, "social")]:
+        w.add("users.acquisition_channels", id=cid, code=code, label=code.title(),
+              is_paid=cid == 2)
+    for code in ["paid", "shipped", "delivered", "returned", "pending", "cancelled"]:
+        w.add("ref.order_statuses", code=code, label=code.title(), is_final=False)
+    for rid, code in [(1, "size"), (2, "broken")]:
+        w.add("ref.return_reasons", id=rid, code=code, label=f"reason {code}",
+              is_seller_fault=False)
+    for rid, code in [(1, "mind"), (2, "stock")]:
+        w.add("ref.cancellation_reasons", id=rid, code=code, label=f"cancel {code}",
+              initiated_by="customer")
+    w.add("product.sellers", id=1, name="Seller", country_code="DE",
+          contact_email="s@x.example", commission_rate=Decimal("0.1"),
+          joined_at=local(BERLIN, 2024, 1, 1))
+    w.add("product.categories", id=1, parent_id=None, name="Top", slug="top", is_active=True)
+    for pid in range(1, 9):
+        w.add("product.products", id=pid, category_id=1, brand_id=None, seller_id=1,
+              title=f"Product {pid}", description="d", status="active",
+              created_at=local(BERLIN, 2024, 1, 1))
+    for sid in range(1, 17):
+        w.add("product.skus", id=sid, product_id=(sid - 1) % 8 + 1, code=f"SKU{sid}",
+              unit_cost=money(r, 1, 30))
+    for aid in range(1, accounts + 1):
+        w.add("users.accounts", id=aid, email=f"u{aid}@x.example", region_id=r.randint(1, 3),
+              channel_id=r.randint(1, 2), status="active",
+              created_at=local(BERLIN, 2024, 6, 1))
+    w.add("logistics.warehouses", id=1, name="Main", region_id=1, capacity_units=1000)
+    for cid, name in [(1, "Parcelo"), (2, "Swift")]:
+        w.add("logistics.carriers", id=cid, name=name, sla_hours=48)
+
+
+class Orders:
+    """Orders with their lines, payment and fee, numbered in one sequence."""
+
+    def __init__(self, w: World, r: random.Random) -> None:
+        self.w, self.r = w, r
+        self.ids = iter(range(1, 10**6))
+        self.item_ids = iter(range(1, 10**7))
+
+    def add(self, placed: datetime, status: str, lines: int = 2,
+            account: int | None = None) -> dict[str, Any]:
+        r, oid = self.r, next(self.ids)
+        order = self.w.add("orders.orders", id=oid, account_id=account or r.randint(1, 60),
+                           region_id=r.randint(1, 3), status=status, placed_at=placed,
+                           subtotal=Decimal(0), discount_total=Decimal(0),
+                           shipping_fee=money(r, 0, 5), total=Decimal(0))
+        order["items"] = []
+        for _ in range(lines):
+            order["items"].append(self.w.add(
+                "orders.order_items", id=next(self.item_ids), order_id=oid,
+                sku_id=r.randint(1, 16), quantity=r.randint(1, 3),
+                unit_price=money(r, 3, 90),
+                discount=money(r, 0, 4) if r.random() < 0.4 else Decimal(0)))
+        self.w.add("payments.payments", id=oid, order_id=oid, amount=money(r, 5, 200),
+                   currency_code="EUR", status="captured", created_at=placed)
+        return order
+
+
+
+def month(tz: ZoneInfo, y: int, m: int) -> tuple[datetime, datetime]:
+    """A local calendar month as [start, end) instants."""
+    return local(tz, y, m, 1), local(tz, y + m // 12, m % 12 + 1, 1)
+
+
+def week(tz: ZoneInfo, monday: date) -> tuple[datetime, datetime]:
+    """The local Monday-to-Monday week starting on `monday`."""
+    end = monday + timedelta(days=7)
+    return (local(tz, monday.year, monday.month, monday.day),
+            local(tz, end.year, end.month, end.day))
+
+
+def inside(t: datetime | None, period: tuple[datetime, datetime]) -> bool:
+    return t is not None and period[0] <= t < period[1]
+
+
+# ------------------------------------------------------------------ pnl_monthly
+
+def pnl_world(seed: int) -> World:
+    """Orders over October and November 2026 (Berlin; October has the DST change), nothing
+    before October, refunds and fees spilling into December, heavy ad spend in October (a
+    negative contribution), and orders at 23:30 / 00:30 local around each month edge."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    orders = Orders(w, r)
+    w.add("marketing.ad_channels", id=1, name="search")
+    w.add("marketing.campaigns", id=1, name="Autumn", channel_id=1,
+          starts_at=local(BERLIN, 2026, 1, 1), ends_at=local(BERLIN, 2027, 6, 1),
+          budget=Decimal(10**6))
+    oct_, nov = month(BERLIN, 2026, 10), month(BERLIN, 2026, 11)
+    edges = [local(BERLIN, 2026, 10, 1, 0, 30), local(BERLIN, 2026, 10, 25, 2, 30),
+             local(BERLIN, 2026, 10, 31, 23, 30), local(BERLIN, 2026, 11, 1, 0, 30),
+             local(BERLIN, 2026, 11, 30, 23, 30)]
+    times = [between(r, oct_[0], nov[1]) for _ in range(400)] + edges
+    refunds = iter(range(1, 10**6))
+    for k, placed in enumerate(times):
+        status = "delivered" if placed in edges else r.choice(STATUSES)
+        order = orders.add(placed, status, lines=r.choice([0, 1, 2, 3]))
+        oid = order["id"]
+        w.add("payments.fees", payment_id=oid, amount=money(r, 0, 3),
+              charged_at=placed + timedelta(hours=r.randint(0, 120)))
+        if status in ("shipped", "delivered", "returned"):
+            w.add("logistics.shipments", id=oid, order_id=oid, warehouse_id=1,
+                  carrier_id=1, region_id=1,
+                  shipped_at=None if k % 9 == 0 else placed + timedelta(hours=r.randint(1, 90)),
+                  promised_at=placed + timedelta(days=3), delivered_at=None,
+                  shipping_cost=money(r, 2, 9))
+        if status == "returned":
+            w.add("orders.returns", id=oid, order_id=oid, account_id=order["account_id"],
+                  reason_id=1, requested_at=placed + timedelta(days=4), received_at=None,
+                  status="refunded")
+            w.add("payments.refunds", id=next(refunds), payment_id=oid, return_id=oid,
+                  amount=money(r, 5, 80), refunded_at=placed + timedelta(days=r.randint(5, 12)))
+        if status == "cancelled":
+            w.add("payments.refunds", id=next(refunds), payment_id=oid, return_id=None,
+                  amount=money(r, 5, 80), refunded_at=placed + timedelta(hours=r.randint(1, 200)))
+    for _ in range(60):
+        w.add("inventory.write_offs", sku_id=r.randint(1, 16), quantity=1, cost=money(r, 1, 40),
+              reason="damaged", written_off_at=between(r, oct_[0], nov[1]))
+    day = date(2026, 10, 1)
+    while day <= date(2026, 11, 30):
+        # October spends far more than it earns: its contribution is negative.
+        w.add("marketing.ad_spend", campaign_id=1, day=day,
+              amount=money(r, 900, 1400) if day.month == 10 else money(r, 10, 60),
+              impressions=1, clicks=1)
+        day += timedelta(days=1)
+    return w
+
+
+def pnl_figures(w: World, period: tuple[datetime, datetime]) -> dict[str, Decimal]:
+    """The P&L's key figures for one month, from the description's words."""
+    cost = {s["id"]: s["unit_cost"] for s in w.of("product.skus")}
+    bought = {o["id"] for o in w.of("orders.orders")
+              if o["status"] in PURCHASE and inside(o["placed_at"], period)}
+    revenue = sum((i["unit_price"] * i["quantity"] - i["discount"]
+                   for i in w.of("orders.order_items") if i["order_id"] in bought), Decimal(0))
+    cogs = sum((cost[i["sku_id"]] * i["quantity"] for i in w.of("orders.order_items")
+                if i["order_id"] in bought), Decimal(0))
+    returns = sum((f["amount"] for f in w.of("payments.refunds")
+                   if f["return_id"] is not None and inside(f["refunded_at"], period)),
+                  Decimal(0))
+    write_offs = sum((x["cost"] for x in w.of("inventory.write_offs")
+                      if inside(x["written_off_at"], period)), Decimal(0))
+    first, last = period[0].astimezone(BERLIN).date(), period[1].astimezone(BERLIN).date()
+    ads = sum((s["amount"] for s in w.of("marketing.ad_spend") if first <= s["day"] < last),
+              Decimal(0))
+    logistics = sum((s["shipping_cost"] for s in w.of("logistics.shipments")
+                     if inside(s["shipped_at"], period)), Decimal(0))
+    fees = sum((f["amount"] for f in w.of("payments.fees") if inside(f["charged_at"], period)),
+               Decimal(0))
+    gross = revenue - returns - cogs - write_offs
+    return {"revenue": rnd(revenue, 2), "gross_margin": rnd(gross, 2),
+            "contribution": rnd(gross - ads - logistics - fees, 2)}
+
+
+
+# ------------------------------------------------------------------ periods, words, the summary
+
+Period = tuple[datetime, datetime]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
+
+
+def quarter(tz: ZoneInfo, y: int, q: int) -> Period:
+    end_y, end_m = (y + 1, 1) if q == 4 else (y, 3 * q + 1)
+    return local(tz, y, 3 * q - 2, 1), local(tz, end_y, end_m, 1)
+
+
+def day(tz: ZoneInfo, d: date) -> Period:
+    after = d + timedelta(days=1)
+    return local(tz, d.year, d.month, d.day), local(tz, after.year, after.month, after.day)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """A report's period kind, in its timezone: the previous period and one a year before
+    are calendar periods (local midnights), never the period shifted by elapsed time."""
+
+    kind: str  # month, week, day, quarter
+    tz: ZoneInfo
+
+    def dates(self, period: Period) -> tuple[date, date]:
+        return period[0].astimezone(self.tz).date(), period[1].astimezone(self.tz).date()
+
+    def make(self, first: date) -> Period:
+        if self.kind == "month":
+            return month(self.tz, first.year, first.month)
+        if self.kind == "quarter":
+            return quarter(self.tz, first.year, (first.month - 1) // 3 + 1)
+        if self.kind == "week":
+            return week(self.tz, first)
+        return day(self.tz, first)
+
+    def previous(self, period: Period) -> Period:
+        first, _ = self.dates(period)
+        if self.kind == "month":
+            return self.make((first - timedelta(days=1)).replace(day=1))
+        if self.kind == "quarter":
+            back = first.replace(day=1) - timedelta(days=80)
+            return self.make(back.replace(month=(back.month - 1) // 3 * 3 + 1, day=1))
+        return self.make(first - timedelta(days=7 if self.kind == "week" else 1))
+
+    def year_before(self, period: Period) -> Period:
+        first, _ = self.dates(period)
+        return self.make(first.replace(year=first.year - 1))
+
+    def words(self, period: Period) -> str:
+        """The period as the mail names it (month and quarter wording from the engine's
+        documentation; week and day wording from issue 18's examples)."""
+        first, end = self.dates(period)
+        last = end - timedelta(days=1)
+        if self.kind == "month":
+            return f"{MONTHS[first.month - 1]} {first.year}"
+        if self.kind == "quarter":
+            return f"Q{(first.month - 1) // 3 + 1} {first.year}"
+        if self.kind == "week":
+            span = (f"{first.day}–{last.day} {last:%b %Y}" if first.month == last.month else
+                    f"{first.day} {first:%b} – {last.day} {last:%b %Y}" if first.year ==
+                    last.year else f"{first:%-d %b %Y} – {last:%-d %b %Y}")
+            return f"Week {first.isocalendar().week}, {span}"
+        return f"{first:%a} {first.day} {first:%b %Y}"
+
+
+CADENCES = {"previous_month": "month", "previous_week": "week", "previous_day": "day",
+            "previous_quarter": "quarter"}
+
+
+def shown(value: Decimal, fmt: Any) -> str:
+    """A figure as the mail shows it (the issue's "locale's separators": 1,234.50 EUR as
+    €1,234.50, negatives with a minus sign)."""
+    sign = "−" if value < 0 else ""
+    if str(fmt) == "integer":
+        return f"{sign}{abs(value):,.0f}"
+    assert getattr(fmt, "currency", None) == "EUR", fmt
+    return f"{sign}€{abs(value):,.2f}"
+
+
+def change(current: Decimal, previous: Decimal) -> str:
+    """The change against `previous`: the arrow says which way the figure moved, the % is
+    of the previous value's size (so a negative previous value still reads the right way),
+    rounded half away from zero to 1 decimal. A previous 0 has no %."""
+    if previous == 0:
+        return "new" if current == 0 else f"{'▲' if current > 0 else '▼'} new"
+    pct = rnd((current - previous) * 100 / abs(previous), 1)
+    arrow = "▲" if current > previous else "▼" if current < previous else "="
+    return f"{arrow} {abs(pct)}%"
+
+
+def summary(text: str) -> dict[str, str]:
+    """The summary lines of a mail's plain-text part, by label ("- Label ..." lines)."""
+    lines: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("- "):
+            lines[line[2:]] = line
+    return lines
+
+
+@dataclass
+class Case:
+    """One report's comparison check: its world and its key figures in plain Python."""
+
+    report: str
+    world: World
+    figures: Callable[[World, Period], dict[str, Decimal]]
+    runs: list[Period]           # current periods, run in this order (each archives)
+    fresh: list[Period]          # current periods run on a second engine without an archive
+    slot_delay: timedelta = timedelta(hours=12)
+
+
+def expected_lines(project: Project, case: Case, current: Period) -> list[str]:
+    model = project.reports[case.report].model
+    cadence = Cadence(CADENCES[str(model.period)], ZoneInfo(model.timezone))
+    now = case.figures(case.world, current)
+    lines = []
+    for name, column in model.columns.items():
+        if not column.key:
+            continue
+        label = column.label or name
+        value = shown(now[name], column.format)
+        if column.compare is None:
+            lines.append(f"- {label} {value}")
+            continue
+        other = (cadence.previous(current) if column.compare == "previous_period"
+                 else cadence.year_before(current))
+        before = case.figures(case.world, other)[name]
+        lines.append(f"- {label} {value} ({change(now[name], before)} vs "
+                     f"{shown(before, column.format)} for {cadence.words(other)})")
+    return lines
+
+
+def check(project: Project, engine: Callable[[World], Engine], case: Case) -> None:
+    """Run the case's periods through the engine; every key figure line must be ours."""
+    problems: list[str] = []
+    for runs, archive in [(case.runs, True), (case.fresh, False)]:
+        e = engine(case.world)
+        for period in runs:
+            got = e.run(case.report, period[1] + case.slot_delay)
+            assert got.mails, got.stdout
+            text = plain_text(got.mails[0])
+            lines = summary(text)
+            for want in expected_lines(project, case, period):
+                label_value = want.split(" (")[0]
+                if want not in lines.values():
+                    near = [v for v in lines.values() if v.startswith(label_value[:12])]
+                    problems.append(f"{period[0]:%Y-%m-%d} ({'archived' if archive else 'computed'}"
+                                    f" previous): want {want!r}, mail has {near}")
+        if not archive:
+            assert e.archived(case.report) == [f"{p[0].astimezone(ZoneInfo(project.reports[case.report].model.timezone)):%Y-%m-%d}_{p[1].astimezone(ZoneInfo(project.reports[case.report].model.timezone)):%Y-%m-%d}" for p in runs]
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ the tests
+
+def test_pnl_monthly(project: Project, engine: Callable[[World], Engine]) -> None:
+    """October 2026 against an empty September (▲ new), November against the archived
+    October (DST month, negative contribution), December (nothing sold) against November;
+    then November on an engine without archives (October computed by the engine)."""
+    c = Cadence("month", BERLIN)
+    oct_, nov, dec = month(BERLIN, 2026, 10), month(BERLIN, 2026, 11), month(BERLIN, 2026, 12)
+    case = Case("pnl_monthly", pnl_world(18), pnl_figures, [oct_, nov, dec], [nov])
+    assert c.previous(nov) == oct_
+    assert pnl_figures(case.world, c.previous(oct_))["revenue"] == 0
+    assert pnl_figures(case.world, oct_)["contribution"] < 0 < pnl_figures(case.world, nov)[
+        "contribution"]
+    check(project, engine, case)
