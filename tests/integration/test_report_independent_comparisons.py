@@ -455,12 +455,14 @@ def shown(value: Decimal, fmt: Any) -> str:
 def change(current: Decimal, previous: Decimal) -> str:
     """The change against `previous`: the arrow says which way the figure moved, the % is
     of the previous value's size (so a negative previous value still reads the right way),
-    rounded half away from zero to 1 decimal. A previous 0 has no %."""
+    rounded half away from zero to 1 decimal. A previous 0 has no % ("new"); nothing
+    before and nothing now is no change."""
+    if current == previous:
+        return "= no change"
     if previous == 0:
-        return "new" if current == 0 else f"{'▲' if current > 0 else '▼'} new"
+        return f"{'▲' if current > 0 else '▼'} new"
     pct = rnd((current - previous) * 100 / abs(previous), 1)
-    arrow = "▲" if current > previous else "▼" if current < previous else "="
-    return f"{arrow} {abs(pct)}%"
+    return f"{'▲' if current > previous else '▼'} {abs(pct)}%"
 
 
 def summary(text: str) -> dict[str, str]:
@@ -507,6 +509,8 @@ def expected_lines(project: Project, case: Case, current: Period) -> list[str]:
 
 def check(project: Project, engine: Callable[[World], Engine], case: Case) -> None:
     """Run the case's periods through the engine; every key figure line must be ours."""
+    model = project.reports[case.report].model
+    cadence = Cadence(CADENCES[str(model.period)], ZoneInfo(model.timezone))
     problems: list[str] = []
     for runs, archive in [(case.runs, True), (case.fresh, False)]:
         e = engine(case.world)
@@ -519,10 +523,11 @@ def check(project: Project, engine: Callable[[World], Engine], case: Case) -> No
                 label_value = want.split(" (")[0]
                 if want not in lines.values():
                     near = [v for v in lines.values() if v.startswith(label_value[:12])]
-                    problems.append(f"{period[0]:%Y-%m-%d} ({'archived' if archive else 'computed'}"
+                    problems.append(f"{cadence.words(period)} ({'archived' if archive else 'computed'}"
                                     f" previous): want {want!r}, mail has {near}")
-        if not archive:
-            assert e.archived(case.report) == [f"{p[0].astimezone(ZoneInfo(project.reports[case.report].model.timezone)):%Y-%m-%d}_{p[1].astimezone(ZoneInfo(project.reports[case.report].model.timezone)):%Y-%m-%d}" for p in runs]
+        if not archive:  # the previous period was computed, not run and archived
+            assert e.archived(case.report) == sorted(
+                "_".join(f"{d:%Y-%m-%d}" for d in cadence.dates(p)) for p in runs)
     assert not problems, "\n".join(problems)
 
 
@@ -540,3 +545,227 @@ def test_pnl_monthly(project: Project, engine: Callable[[World], Engine]) -> Non
     assert pnl_figures(case.world, oct_)["contribution"] < 0 < pnl_figures(case.world, nov)[
         "contribution"]
     check(project, engine, case)
+
+
+# ------------------------------------------------------------------ logistics_sla
+
+WEEKS_OCT = [week(BERLIN, date(2026, 10, d)) for d in (5, 12, 19, 26)] + [
+    week(BERLIN, date(2026, 11, 2))]
+
+
+def edges_of_weeks(tz: ZoneInfo, mondays: list[date]) -> list[datetime]:
+    """23:30 on each Sunday before a Monday and 00:30 on the Monday; 02:30 on 25 October
+    in both folds (the hour that happens twice)."""
+    found = []
+    for monday in mondays:
+        sunday = monday - timedelta(days=1)
+        found += [local(tz, sunday.year, sunday.month, sunday.day, 23, 30),
+                  local(tz, monday.year, monday.month, monday.day, 0, 30)]
+    found += [datetime(2026, 10, 25, 2, 30, tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)]
+    return found
+
+
+def logistics_world(seed: int) -> World:
+    """Shipments delivered over three weeks of October 2026 (12 Oct - 1 Nov, Berlin), late
+    and on time (one exactly at its promise), some not delivered, two carriers x three
+    regions; deliveries at the weeks' edges."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    orders = Orders(w, r)
+    lo, hi = WEEKS_OCT[1][0], WEEKS_OCT[3][1]
+    times = [between(r, lo, hi) for _ in range(500)]
+    times += edges_of_weeks(BERLIN, [date(2026, 10, 19), date(2026, 10, 26)])
+    times += [lo + timedelta(minutes=30), hi - timedelta(minutes=30)]
+    for k, delivered in enumerate(times):
+        order = orders.add(delivered - timedelta(days=3), "delivered", lines=1)
+        promised = delivered + timedelta(hours=r.choice([-30, -5, -1, 2, 10, 40]))
+        if k % 50 == 0:
+            promised = delivered  # on time: delivered exactly at the promise
+        w.add("logistics.shipments", id=order["id"], order_id=order["id"], warehouse_id=1,
+              carrier_id=r.randint(1, 2), region_id=r.randint(1, 3),
+              shipped_at=delivered - timedelta(hours=r.randint(5, 60)), promised_at=promised,
+              delivered_at=None if k % 23 == 0 else delivered,
+              shipping_cost=money(r, 2, 9))
+    return w
+
+
+def logistics_figures(w: World, period: Period) -> dict[str, Decimal]:
+    delivered = [s for s in w.of("logistics.shipments") if inside(s["delivered_at"], period)]
+    return {"deliveries": Decimal(len(delivered)),
+            "late_deliveries": Decimal(sum(s["delivered_at"] > s["promised_at"]
+                                           for s in delivered))}
+
+
+def test_logistics_sla(project: Project, engine: Callable[[World], Engine]) -> None:
+    """Week 5-11 Oct (nothing delivered) against an empty week (no change), 12-18 Oct
+    against an empty week (new), 19-25 Oct (25 October's DST change)
+    against the archived 12-18, 26 Oct - 1 Nov against the archived DST week, and 2-8 Nov
+    (nothing delivered) against 26 Oct - 1 Nov; then 26 Oct - 1 Nov with the DST week
+    computed by the engine."""
+    w = logistics_world(18)
+    assert logistics_figures(w, WEEKS_OCT[0])["deliveries"] == 0
+    assert logistics_figures(w, WEEKS_OCT[4])["deliveries"] == 0
+    check(project, engine, Case("logistics_sla", w, logistics_figures, WEEKS_OCT,
+                                [WEEKS_OCT[3]]))
+
+
+# ------------------------------------------------------------------ daily reports
+
+DAYS_OCT = [day(BERLIN, date(2026, 10, d)) for d in range(22, 28)]
+# Items per day, 23-26 October (Berlin); 25 October (the DST day, 25 hours) has 81 against
+# 24 October's 80: +1.25%, which rounds half away from zero to 1.3%.
+PER_DAY = {23: 57, 24: 80, 25: 81, 26: 70}
+
+
+def daily_times(r: random.Random, tz: ZoneInfo) -> list[datetime]:
+    """PER_DAY moments per local day, each day's with 00:30 and 23:30 (and on 25 October
+    02:30 in both folds) among them."""
+    found: list[datetime] = []
+    for d, count in PER_DAY.items():
+        lo, hi = day(tz, date(2026, 10, d))
+        chosen = [local(tz, 2026, 10, d, 0, 30), local(tz, 2026, 10, d, 23, 30)]
+        if d == 25:
+            chosen += [datetime(2026, 10, 25, 2, 30, tzinfo=tz, fold=f).astimezone(UTC)
+                       for f in (0, 1)]
+        chosen += [between(r, lo, hi) for _ in range(count - len(chosen))]
+        found += chosen
+    return found
+
+
+def support_world(seed: int) -> World:
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    for tid, code in [(1, "delivery"), (2, "payment"), (3, "returns")]:
+        w.add("support.topics", id=tid, code=code, label=code.title())
+    w.add("support.sla_policies", id=1, priority="normal", first_response_minutes=60,
+          resolution_minutes=1440)
+    for created in daily_times(r, BERLIN):
+        answered = None if r.random() < 0.2 else created + timedelta(minutes=r.randint(1, 200))
+        w.add("support.tickets", account_id=r.randint(1, 60), order_id=None, product_id=None,
+              topic_id=r.randint(1, 3), sla_policy_id=1, agent_id=None, channel="email",
+              status="open", created_at=created, first_response_at=answered,
+              resolved_at=None)
+    return w
+
+
+def support_figures(w: World, period: Period) -> dict[str, Decimal]:
+    return {"tickets": Decimal(sum(inside(t["created_at"], period)
+                                   for t in w.of("support.tickets")))}
+
+
+def test_support_sla(project: Project, engine: Callable[[World], Engine]) -> None:
+    """23 October against an empty 22nd (new), each day against the archived day before
+    (25 October, the 25-hour day: +1.25% shown as 1.3%), 27 October (no tickets) against
+    the 26th; then 26 and 25 October with the previous day computed by the engine."""
+    w = support_world(18)
+    assert [support_figures(w, d)["tickets"] for d in DAYS_OCT] == [0, 57, 80, 81, 70, 0]
+    check(project, engine, Case("support_sla", w, support_figures, DAYS_OCT[1:],
+                                [DAYS_OCT[4], DAYS_OCT[3]]))
+
+
+def security_world(seed: int) -> World:
+    """Audit actions, sign-ins (some without MFA) and failed attempts (known admins and
+    unknown usernames) over 23-26 October 2026 (Berlin)."""
+    r = random.Random(seed)
+    w = World()
+    for aid in range(1, 5):
+        w.add("admin.admins", id=aid, email=f"a{aid}@x.example", full_name=f"Admin {aid}",
+              active=aid != 4, created_at=local(BERLIN, 2024, 1, 1))
+    actions = ["product.create", "product.delete", "price.change", "order.status_change",
+               "promo.create", "user.view"]
+    for at in daily_times(r, BERLIN):
+        w.add("admin.audit_log", admin_id=r.randint(1, 4), action=r.choice(actions),
+              entity_type="product", entity_id=r.randint(1, 99), details=None,
+              ip_address=r.choice([None, "10.1.2.3", "203.0.113.9"]), occurred_at=at)
+    for at in daily_times(r, BERLIN)[::3]:
+        w.add("admin.admin_logins", admin_id=r.randint(1, 4), logged_in_at=at,
+              ip_address="10.0.0.1", mfa_used=r.random() < 0.7)
+    for at in daily_times(r, BERLIN)[::2]:
+        known = r.random() < 0.4
+        w.add("admin.failed_access_attempts", username=f"user{r.randint(1, 9)}",
+              admin_id=r.randint(1, 4) if known else None, ip_address="203.0.113.66",
+              reason="bad password", attempted_at=at)
+    return w
+
+
+def security_figures(w: World, period: Period) -> dict[str, Decimal]:
+    return {"actions": Decimal(sum(inside(a["occurred_at"], period)
+                                   for a in w.of("admin.audit_log"))),
+            "logins_without_mfa": Decimal(sum(inside(x["logged_in_at"], period)
+                                              and not x["mfa_used"]
+                                              for x in w.of("admin.admin_logins"))),
+            "failed_attempts": Decimal(sum(inside(x["attempted_at"], period)
+                                           for x in w.of("admin.failed_access_attempts")))}
+
+
+def test_security_audit(project: Project, engine: Callable[[World], Engine]) -> None:
+    w = security_world(18)
+    check(project, engine, Case("security_audit", w, security_figures, DAYS_OCT[1:],
+                                [DAYS_OCT[4]]))
+
+
+def quality_world(seed: int) -> World:
+    """A catalogue with some of the ten data-quality problems, and orders (some without an
+    address, some with a status ref.order_statuses does not know) over 23-26 October."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    w.add("product.brands", id=1, name="Brand", country_code="DE")
+    w.add("product.categories", id=2, parent_id=1, name="Sub", slug="", is_active=False)
+    w.add("product.attributes", id=1, name="colour", is_required=True)
+    for p in w.of("product.products"):
+        if p["id"] % 2:
+            p["brand_id"] = 1
+            w.add("product.images", product_id=p["id"], url=f"https://img/{p['id']}",
+                  position=0)
+        if p["id"] % 3 == 0:
+            p["category_id"] = 2
+        if p["id"] % 4 != 0:
+            w.add("product.product_attribute_values", product_id=p["id"], attribute_id=1,
+                  value="red")
+    for a in w.of("users.accounts")[:10]:
+        w.add("users.addresses", id=a["id"], account_id=a["id"], region_id=1, line1="x",
+              city="y", postal_code="1", is_default=True)
+    orders = Orders(w, r)
+    for at in daily_times(r, BERLIN):
+        account = r.randint(1, 60)
+        order = orders.add(at, r.choice(STATUSES), lines=1, account=account)
+        order["address_id"] = account if account <= 10 and r.random() < 0.8 else None
+    return w
+
+
+def quality_figures(w: World, period: Period) -> dict[str, Decimal]:
+    """The sum over the ten checks' failing counts (the key figure's total over the rows)."""
+    cats = {c["id"]: c for c in w.of("product.categories")}
+    products = w.of("product.products")
+    pairs: dict[tuple[Any, str], int] = defaultdict(int)
+    for c in cats.values():
+        pairs[(c["parent_id"], c["name"])] += 1
+    imaged = {i["product_id"] for i in w.of("product.images")}
+    required = [a["id"] for a in w.of("product.attributes") if a["is_required"]]
+    valued = {(v["product_id"], v["attribute_id"])
+              for v in w.of("product.product_attribute_values")}
+    known = {s["code"] for s in w.of("ref.order_statuses")}
+    counts = [
+        sum(n > 1 for n in pairs.values()),
+        sum(c["slug"] == "" for c in cats.values()),
+        sum(p["status"] == "active" and p["category_id"] is not None
+            and not cats[p["category_id"]]["is_active"] for p in products),
+        sum(p["id"] not in imaged for p in products),
+        sum(p["category_id"] is None or p["brand_id"] is None or p["description"] is None
+            for p in products),
+        sum(any((p["id"], a) not in valued for a in required) for p in products),
+        sum(s["product_id"] is None for s in w.of("product.skus")),
+        sum(p["status"] not in ("active", "archived", "draft") for p in products),
+        sum(o["status"] not in known for o in w.of("orders.orders")),
+        sum(o.get("address_id") is None and inside(o["placed_at"], period)
+            for o in w.of("orders.orders"))]
+    return {"failing": Decimal(sum(counts))}
+
+
+def test_data_quality(project: Project, engine: Callable[[World], Engine]) -> None:
+    w = quality_world(18)
+    check(project, engine, Case("data_quality", w, quality_figures, DAYS_OCT[1:],
+                                [DAYS_OCT[4]]))
