@@ -769,3 +769,251 @@ def test_data_quality(project: Project, engine: Callable[[World], Engine]) -> No
     w = quality_world(18)
     check(project, engine, Case("data_quality", w, quality_figures, DAYS_OCT[1:],
                                 [DAYS_OCT[4]]))
+
+
+# ------------------------------------------------------------------ weekly reports
+
+def weeks_oct(tz: ZoneInfo) -> list[Period]:
+    """The weeks of 5, 12, 19 (25 October's DST change) and 26 October 2026 in `tz`."""
+    return [week(tz, date(2026, 10, d)) for d in (5, 12, 19, 26)]
+
+
+def weekly_times(r: random.Random, tz: ZoneInfo, count: int) -> list[datetime]:
+    """`count` moments over 12 Oct - 1 Nov 2026 (local) plus the weeks' edge moments."""
+    lo, hi = weeks_oct(tz)[1][0], weeks_oct(tz)[3][1]
+    return [between(r, lo, hi) for _ in range(count)] + edges_of_weeks(
+        tz, [date(2026, 10, 19), date(2026, 10, 26)]) + [lo + timedelta(minutes=30),
+                                                          hi - timedelta(minutes=30)]
+
+
+def weekly_case(report: str, w: World, figures: Callable[[World, Period], dict[str, Decimal]],
+                tz: ZoneInfo) -> Case:
+    """12-18 Oct against an empty week, 19-25 Oct (DST) and 26 Oct - 1 Nov against the
+    archived week before; 26 Oct - 1 Nov again with the DST week computed by the engine."""
+    weeks = weeks_oct(tz)
+    return Case(report, w, figures, weeks[1:], [weeks[3]])
+
+
+def returns_world(seed: int) -> World:
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    orders = Orders(w, r)
+    for k, at in enumerate(weekly_times(r, BERLIN, 300)):
+        if k % 3 == 0:
+            order = orders.add(at - timedelta(hours=5), "cancelled", lines=1)
+            w.add("orders.cancellations", order_id=order["id"], reason_id=r.randint(1, 2),
+                  cancelled_at=at, refunded_amount=money(r, 0, 60))
+            continue
+        order = orders.add(at - timedelta(days=6), "returned", lines=r.randint(0, 3))
+        w.add("orders.returns", id=order["id"], order_id=order["id"],
+              account_id=order["account_id"], reason_id=r.randint(1, 2), requested_at=at,
+              received_at=None, status=r.choice(["requested", "received", "refunded"]))
+        for item in order["items"]:  # several items, or none (adds 0)
+            w.add("orders.return_items", return_id=order["id"], order_item_id=item["id"],
+                  quantity=1, refund_amount=money(r, 1, 50), restockable=True)
+    return w
+
+
+def returns_figures(w: World, period: Period) -> dict[str, Decimal]:
+    returns = {x["id"] for x in w.of("orders.returns") if inside(x["requested_at"], period)}
+    cancels = [c for c in w.of("orders.cancellations") if inside(c["cancelled_at"], period)]
+    amount = sum((i["refund_amount"] for i in w.of("orders.return_items")
+                  if i["return_id"] in returns), Decimal(0))
+    amount += sum((c["refunded_amount"] for c in cancels), Decimal(0))
+    return {"cases": Decimal(len(returns) + len(cancels)), "amount": rnd(amount, 2)}
+
+
+def test_returns_cancellations(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, weekly_case("returns_cancellations", returns_world(18),
+                                       returns_figures, BERLIN))
+
+
+def growth_world(seed: int) -> World:
+    """Accounts created over the weeks (and long before), with purchases, cancelled and
+    pending orders and invalid statuses; some accounts' first purchase in a checked week."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r, accounts=40)  # created mid-2024: returning buyers when they buy
+    orders = Orders(w, r)
+    for aid, created in enumerate(weekly_times(r, BERLIN, 150), start=41):
+        w.add("users.accounts", id=aid, email=f"u{aid}@x.example", region_id=r.randint(1, 3),
+              channel_id=r.randint(1, 2), status="active", created_at=created)
+        for _ in range(r.randint(0, 3)):
+            placed = created + timedelta(hours=r.randint(1, 400))
+            orders.add(placed, r.choice(STATUSES), lines=1, account=aid)
+    for aid in range(1, 41):
+        for _ in range(r.randint(0, 3)):
+            orders.add(between(r, weeks_oct(BERLIN)[1][0], weeks_oct(BERLIN)[3][1]),
+                       r.choice(STATUSES), lines=1, account=aid)
+    return w
+
+
+def growth_figures(w: World, period: Period) -> dict[str, Decimal]:
+    first: dict[int, datetime] = {}
+    active: set[int] = set()
+    for o in w.of("orders.orders"):
+        if o["status"] in PURCHASE:
+            a = o["account_id"]
+            first[a] = min(first.get(a, o["placed_at"]), o["placed_at"])
+            if inside(o["placed_at"], period):
+                active.add(a)
+    created = {a["id"]: a["created_at"] for a in w.of("users.accounts")
+               if a["created_at"] < period[1]}
+    return {"new_accounts": Decimal(sum(period[0] <= t for t in created.values())),
+            "first_time_buyers": Decimal(sum(a in created and inside(first[a], period)
+                                             for a in active)),
+            "returning_buyers": Decimal(sum(a in created and first[a] < period[0]
+                                            for a in active)),
+            "accounts_total": Decimal(len(created))}
+
+
+def test_user_growth(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, weekly_case("user_growth", growth_world(18), growth_figures,
+                                       BERLIN))
+
+
+def inventory_world(seed: int) -> World:
+    """Stock movements in and out at two warehouses' locations over the weeks (Warsaw)."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    w.add("logistics.warehouses", id=2, name="East", region_id=3, capacity_units=500)
+    w.add("logistics.warehouses", id=3, name="Empty", region_id=2, capacity_units=10)
+    for lid in range(1, 5):
+        w.add("inventory.storage_locations", id=lid, warehouse_id=(lid - 1) % 2 + 1,
+              code=f"L{lid}", capacity_units=100)
+    for at in weekly_times(r, WARSAW, 500):
+        kind = r.choice(["sale", "sale", "receipt", "adjustment", "return"])
+        qty = -r.randint(1, 6) if kind == "sale" else r.choice([-2, 1, 3, 10])
+        w.add("inventory.stock_movements", sku_id=r.randint(1, 16), location_id=r.randint(1, 4),
+              kind=kind, quantity=qty, moved_at=at)
+    return w
+
+
+def inventory_figures(w: World, period: Period) -> dict[str, Decimal]:
+    moved = [m["quantity"] for m in w.of("inventory.stock_movements")
+             if inside(m["moved_at"], period)]
+    return {"units_in": Decimal(sum(q for q in moved if q > 0)),
+            "units_out": Decimal(-sum(q for q in moved if q < 0))}
+
+
+def test_inventory_movements(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, weekly_case("inventory_movements", inventory_world(18),
+                                       inventory_figures, WARSAW))
+
+
+def search_world(seed: int) -> World:
+    """More than 100 distinct queries a week (mixed case: one query lower-cased), so the
+    report's top 100 leaves some out (Amsterdam)."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    w.add("analytics.sessions", id=1, account_id=None, started_at=local(AMSTERDAM, 2026, 10, 1),
+          ended_at=None, device="web", channel_id=None, ip_address=None)
+    words = [f"query {k}" for k in range(160)]
+    for at in weekly_times(r, AMSTERDAM, 3000):
+        # A skewed choice: low-numbered queries are frequent, the tail is rare.
+        text = words[min(int(r.expovariate(1 / 40)), 159)]
+        w.add("analytics.searches", session_id=1,
+              query=text.upper() if r.random() < 0.2 else text,
+              results_count=r.randint(0, 30), searched_at=at)
+    return w
+
+
+def search_figures(w: World, period: Period) -> dict[str, Decimal]:
+    """Searches summed over the report's rows: the top 100 queries (the key figure is the
+    total over the rows shown, per the `key` column description)."""
+    per: dict[str, int] = defaultdict(int)
+    for s in w.of("analytics.searches"):
+        if inside(s["searched_at"], period):
+            per[s["query"].lower()] += 1
+    top = sorted(per.items(), key=lambda kv: (-kv[1], kv[0].encode()))[:100]
+    return {"searches": Decimal(sum(n for _, n in top))}
+
+
+def test_search_quality(project: Project, engine: Callable[[World], Engine]) -> None:
+    w = search_world(18)
+    per_week = {len({s["query"].lower() for s in w.of("analytics.searches")
+                     if inside(s["searched_at"], p)}) for p in weeks_oct(AMSTERDAM)[1:]}
+    assert min(per_week) > 100
+    check(project, engine, weekly_case("search_quality", w, search_figures, AMSTERDAM))
+
+
+def problem_world(seed: int) -> World:
+    """Returns (some with several items of one product), complaints and bad reviews of 70
+    products over the weeks, so the report's top 50 leaves some products out."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    for pid in range(9, 71):
+        w.add("product.products", id=pid, category_id=1, brand_id=None, seller_id=1,
+              title=f"Product {pid}", description="d", status="active",
+              created_at=local(BERLIN, 2024, 1, 1))
+        w.add("product.skus", id=pid + 100, product_id=pid, code=f"SKU{pid + 100}",
+              unit_cost=Decimal(5))
+    skus = {s["id"]: s["product_id"] for s in w.of("product.skus")}
+    orders = Orders(w, r)
+    for k, at in enumerate(weekly_times(r, BERLIN, 450)):
+        if k % 3 == 0:
+            order = orders.add(at - timedelta(days=5), "returned", lines=0)
+            sku = r.choice(list(skus))
+            for _ in range(r.randint(1, 3)):  # several items of one product: counts once
+                item = w.add("orders.order_items", id=next(orders.item_ids),
+                             order_id=order["id"], sku_id=sku, quantity=1,
+                             unit_price=Decimal(10), discount=Decimal(0))
+                order["items"].append(item)
+            w.add("orders.returns", id=order["id"], order_id=order["id"],
+                  account_id=order["account_id"], reason_id=1, requested_at=at,
+                  received_at=None, status="requested")
+            for item in order["items"]:
+                w.add("orders.return_items", return_id=order["id"], order_item_id=item["id"],
+                      quantity=1, refund_amount=Decimal(10), restockable=True)
+        elif k % 3 == 1:
+            w.add("support.tickets", account_id=None, order_id=None,
+                  product_id=r.randint(1, 70), topic_id=1, sla_policy_id=1, agent_id=None,
+                  channel="email", status="open", created_at=at, first_response_at=None,
+                  resolved_at=None)
+        else:
+            w.add("product.reviews", product_id=r.randint(1, 70), account_id=r.randint(1, 60),
+                  rating=r.randint(1, 5), body=None, created_at=at)
+    w.add("support.topics", id=1, code="product", label="Product")
+    w.add("support.sla_policies", id=1, priority="normal", first_response_minutes=60,
+          resolution_minutes=1440)
+    return w
+
+
+def problem_figures(w: World, period: Period) -> dict[str, Decimal]:
+    """Returns and complaints summed over the report's rows: the top 50 products by score
+    (3 x returns + 2 x complaints + 2 x bad reviews; no shipments, so no late deliveries)."""
+    product_of_item = {}
+    skus = {s["id"]: s["product_id"] for s in w.of("product.skus")}
+    for i in w.of("orders.order_items"):
+        product_of_item[i["id"]] = skus[i["sku_id"]]
+    in_week = {x["id"] for x in w.of("orders.returns") if inside(x["requested_at"], period)}
+    returns: dict[int, set[int]] = defaultdict(set)
+    for i in w.of("orders.return_items"):
+        if i["return_id"] in in_week:
+            returns[product_of_item[i["order_item_id"]]].add(i["return_id"])
+    complaints: dict[int, int] = defaultdict(int)
+    for t in w.of("support.tickets"):
+        if inside(t["created_at"], period):
+            complaints[t["product_id"]] += 1
+    bad: dict[int, int] = defaultdict(int)
+    for v in w.of("product.reviews"):
+        if inside(v["created_at"], period) and v["rating"] <= 2:
+            bad[v["product_id"]] += 1
+    scored = []
+    for p in w.of("product.products"):
+        pid = p["id"]
+        score = 3 * len(returns[pid]) + 2 * complaints[pid] + 2 * bad[pid]
+        if score > 0:
+            scored.append((-score, pid))
+    top = [pid for _, pid in sorted(scored)[:50]]
+    return {"returns": Decimal(sum(len(returns[p]) for p in top)),
+            "complaints": Decimal(sum(complaints[p] for p in top))}
+
+
+def test_problem_products(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, weekly_case("problem_products", problem_world(18),
+                                       problem_figures, BERLIN))
