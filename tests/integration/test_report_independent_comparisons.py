@@ -1017,3 +1017,229 @@ def problem_figures(w: World, period: Period) -> dict[str, Decimal]:
 def test_problem_products(project: Project, engine: Callable[[World], Engine]) -> None:
     check(project, engine, weekly_case("problem_products", problem_world(18),
                                        problem_figures, BERLIN))
+
+
+# ------------------------------------------------------------------ funnel, content, promo, assortment
+
+def funnel_world(seed: int) -> World:
+    """Sessions over 23-26 October (Berlin) assigned to two checkout variants (some not
+    assigned, some in another experiment), with funnel steps reached."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    for eid in (1, 2):
+        w.add("analytics.experiments", id=eid, key=f"exp{eid}", description="x",
+              started_at=local(BERLIN, 2026, 1, 1), ended_at=None)
+    for vid, eid, name in [(1, 1, "control"), (2, 1, "one-page"), (3, 2, "other")]:
+        w.add("analytics.experiment_variants", id=vid, experiment_id=eid, name=name,
+              traffic_share=Decimal("0.5"))
+    steps = ["visit", "product_view", "add_to_cart", "checkout", "payment", "purchase"]
+    for sid, at in enumerate(daily_times(r, BERLIN), start=1):
+        w.add("analytics.sessions", id=sid, account_id=None, started_at=at, ended_at=None,
+              device="web", channel_id=None, ip_address=None)
+        if sid % 7:
+            variant = r.choice([1, 2, 3])
+            w.add("analytics.experiment_assignments", session_id=sid,
+                  experiment_id=1 if variant < 3 else 2, variant_id=variant, assigned_at=at)
+        for step in steps[:r.randint(1, 6)]:
+            w.add("analytics.funnel_events", session_id=sid, step=step,
+                  occurred_at=at + timedelta(days=2))  # the event's own time does not matter
+    return w
+
+
+def funnel_figures(w: World, period: Period) -> dict[str, Decimal]:
+    assigned = {a["session_id"] for a in w.of("analytics.experiment_assignments")
+                if a["experiment_id"] == 1}
+    visits = {s["id"] for s in w.of("analytics.sessions")
+              if s["id"] in assigned and inside(s["started_at"], period)}
+    bought = {e["session_id"] for e in w.of("analytics.funnel_events")
+              if e["step"] == "purchase"}
+    return {"visits": Decimal(len(visits)), "purchases": Decimal(len(visits & bought))}
+
+
+def test_funnel_conversion(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, Case("funnel_conversion", funnel_world(18), funnel_figures,
+                                DAYS_OCT[1:], [DAYS_OCT[4]]))
+
+
+def content_world(seed: int) -> World:
+    """Article views over October and November 2026 (Paris), articles with two topics, one
+    and none, clicks to the catalogue and purchases by the clicking readers."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    orders = Orders(w, r)
+    for aid in (1, 2):
+        w.add("content.authors", id=aid, display_name=f"Author {aid}", email=f"a{aid}@x.example")
+    for tid in (1, 2, 3):
+        w.add("content.topics", id=tid, name=f"Topic {tid}")
+    for art in range(1, 9):
+        w.add("content.articles", id=art, author_id=art % 2 + 1, title=f"A{art}",
+              slug=f"a{art}", published_at=local(PARIS, 2026, 1, 1), word_count=500)
+        for tid in [[], [1], [2], [1, 3]][art % 4]:
+            w.add("content.article_topics", article_id=art, topic_id=tid)
+    oct_, nov = month(PARIS, 2026, 10), month(PARIS, 2026, 11)
+    edges = [local(PARIS, 2026, 10, 1, 0, 30), local(PARIS, 2026, 10, 31, 23, 30),
+             local(PARIS, 2026, 11, 1, 0, 30), local(PARIS, 2026, 11, 30, 23, 30)]
+    for vid, at in enumerate([between(r, oct_[0], nov[1]) for _ in range(400)] + edges,
+                             start=1):
+        account = r.randint(1, 60) if r.random() < 0.7 else None
+        w.add("analytics.sessions", id=vid, account_id=account, started_at=at, ended_at=None,
+              device="web", channel_id=None, ip_address=None)
+        w.add("content.article_views", id=vid, article_id=r.randint(1, 8), session_id=vid,
+              viewed_at=at, seconds_on_page=r.randint(5, 400))
+        if r.random() < 0.3:
+            clicked = at + timedelta(minutes=r.randint(1, 30))
+            w.add("content.article_clicks", article_view_id=vid, product_id=r.randint(1, 8),
+                  clicked_at=clicked)
+            if account is not None and r.random() < 0.6:
+                orders.add(clicked + timedelta(hours=r.choice([1, 50, 167, 169])),
+                           r.choice(STATUSES), lines=2, account=account)
+    return w
+
+
+def content_figures(w: World, period: Period) -> dict[str, Decimal]:
+    """Views and influenced revenue summed over the (topic, author) rows: a view of an
+    article with two topics is in two rows, so it counts twice in the total."""
+    topics: dict[int, list[int]] = defaultdict(list)
+    for t in w.of("content.article_topics"):
+        topics[t["article_id"]].append(t["topic_id"])
+    author = {a["id"]: a["author_id"] for a in w.of("content.articles")}
+    account = {s["id"]: s["account_id"] for s in w.of("analytics.sessions")}
+    views = {v["id"]: v for v in w.of("content.article_views") if inside(v["viewed_at"], period)}
+    net: dict[int, Decimal] = defaultdict(Decimal)
+    for i in w.of("orders.order_items"):
+        net[i["order_id"]] += i["unit_price"] * i["quantity"] - i["discount"]
+    buys = [o for o in w.of("orders.orders") if o["status"] in PURCHASE]
+    influenced: dict[tuple[int, int], set[int]] = defaultdict(set)
+    total_views = 0
+    for v in views.values():
+        total_views += len(topics[v["article_id"]])
+    for c in w.of("content.article_clicks"):
+        v = views.get(c["article_view_id"])
+        if v is None or account[v["session_id"]] is None:
+            continue
+        for o in buys:
+            if (o["account_id"] == account[v["session_id"]]
+                    and c["clicked_at"] < o["placed_at"] <= c["clicked_at"] + timedelta(hours=168)):
+                for t in topics[v["article_id"]]:
+                    influenced[(t, author[v["article_id"]])].add(o["id"])
+    revenue = sum((rnd(sum((net[o] for o in orders), Decimal(0)), 2)
+                   for orders in influenced.values()), Decimal(0))
+    return {"views": Decimal(total_views), "influenced_revenue": revenue}
+
+
+def test_content_marketing(project: Project, engine: Callable[[World], Engine]) -> None:
+    """October (DST month) against an empty September, November against the archived
+    October; November again with October computed by the engine (Europe/Paris)."""
+    check(project, engine, Case("content_marketing", content_world(18), content_figures,
+                                [month(PARIS, 2026, 10), month(PARIS, 2026, 11)],
+                                [month(PARIS, 2026, 11)]))
+
+
+def promo_world(seed: int) -> World:
+    """Promo purchases over October and November 2026 (Berlin), codes with and without a
+    campaign, a campaign with spend and no orders, cancelled and pending promo orders."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    orders = Orders(w, r)
+    w.add("marketing.ad_channels", id=1, name="search")
+    for cid in (1, 2, 3):
+        w.add("marketing.campaigns", id=cid, name=f"Campaign {cid}", channel_id=1,
+              starts_at=local(BERLIN, 2026, 1, 1), ends_at=local(BERLIN, 2027, 1, 1),
+              budget=Decimal(5000))
+    for did, cid in [(1, 1), (2, 2), (3, None)]:
+        w.add("marketing.discounts", id=did, campaign_id=cid, kind="amount", value=Decimal(5),
+              min_order_total=Decimal(0))
+        w.add("marketing.promo_codes", id=did, code=f"CODE{did}", discount_id=did,
+              max_uses=None, valid_from=local(BERLIN, 2026, 1, 1),
+              valid_until=local(BERLIN, 2027, 1, 1))
+    oct_, nov = month(BERLIN, 2026, 10), month(BERLIN, 2026, 11)
+    edges = [local(BERLIN, 2026, 10, 1, 0, 30), local(BERLIN, 2026, 10, 31, 23, 30),
+             local(BERLIN, 2026, 11, 1, 0, 30), local(BERLIN, 2026, 11, 30, 23, 30)]
+    for at in [between(r, oct_[0], nov[1]) for _ in range(300)] + edges:
+        order = orders.add(at, "paid" if at in edges else r.choice(STATUSES), lines=2)
+        if at in edges or r.random() < 0.5:
+            w.add("marketing.promo_redemptions", promo_code_id=r.randint(1, 3),
+                  order_id=order["id"], account_id=order["account_id"],
+                  discount_amount=money(r, 1, 15), redeemed_at=at)
+    d = date(2026, 10, 1)
+    while d < date(2026, 12, 1):
+        for cid in (1, 3):  # campaign 3 has spend but no code
+            if r.random() < 0.7:
+                w.add("marketing.ad_spend", campaign_id=cid, day=d, amount=money(r, 0, 80),
+                      impressions=1, clicks=1)
+        d += timedelta(days=1)
+    return w
+
+
+def promo_figures(w: World, period: Period) -> dict[str, Decimal]:
+    redeemed = {p["order_id"]: p for p in w.of("marketing.promo_redemptions")}
+    promo = {o["id"] for o in w.of("orders.orders") if o["status"] in PURCHASE
+             and o["id"] in redeemed and inside(o["placed_at"], period)}
+    revenue = sum((i["unit_price"] * i["quantity"] - i["discount"]
+                   for i in w.of("orders.order_items") if i["order_id"] in promo), Decimal(0))
+    first, last = period[0].astimezone(BERLIN).date(), period[1].astimezone(BERLIN).date()
+    spend = sum((s["amount"] for s in w.of("marketing.ad_spend") if first <= s["day"] < last),
+                Decimal(0))
+    return {"promo_orders": Decimal(len(promo)), "revenue": rnd(revenue, 2),
+            "discount_given": sum((redeemed[o]["discount_amount"] for o in promo), Decimal(0)),
+            "ad_spend": spend}
+
+
+def test_promo_roi(project: Project, engine: Callable[[World], Engine]) -> None:
+    check(project, engine, Case("promo_roi", promo_world(18), promo_figures,
+                                [month(BERLIN, 2026, 10), month(BERLIN, 2026, 11)],
+                                [month(BERLIN, 2026, 11)]))
+
+
+def assortment_world(seed: int) -> World:
+    """Purchases in Q4 2025, Q3 2026 and Q4 2026 (Berlin; Q4 has the October DST change),
+    none in Q3 2025 or Q2 2026; a category tree two levels deep, a product without a
+    category and an orphan SKU (in no row)."""
+    r = random.Random(seed)
+    w = World()
+    base(w, r)
+    w.add("product.categories", id=2, parent_id=1, name="Child", slug="child", is_active=True)
+    w.add("product.categories", id=3, parent_id=2, name="Grandchild", slug="gc", is_active=True)
+    w.add("product.categories", id=4, parent_id=None, name="Other", slug="other",
+          is_active=True)
+    w.add("product.categories", id=5, parent_id=None, name="No SKUs", slug="none",
+          is_active=True)
+    for p in w.of("product.products"):
+        p["category_id"] = [1, 2, 3, 4, None, 1, 3, 4][p["id"] - 1]
+    w.add("product.skus", id=17, product_id=None, code="ORPHAN", unit_cost=Decimal(1))
+    orders = Orders(w, r)
+    spans = [quarter(BERLIN, 2025, 4), quarter(BERLIN, 2026, 3), quarter(BERLIN, 2026, 4)]
+    edges = [local(BERLIN, 2026, 10, 1, 0, 30), local(BERLIN, 2026, 9, 30, 23, 30),
+             local(BERLIN, 2025, 10, 1, 0, 30), local(BERLIN, 2026, 12, 31, 23, 30)]
+    for at in [between(r, *spans[k % 3]) for k in range(450)] + edges:
+        order = orders.add(at, "paid" if at in edges else r.choice(STATUSES), lines=2)
+        if r.random() < 0.1:
+            order["items"][0]["sku_id"] = 17
+    return w
+
+
+def assortment_figures(w: World, period: Period) -> dict[str, Decimal]:
+    """Revenue and units of purchase lines whose product is in a top-level category's tree
+    (every product with a category is: the tree holds all descendants)."""
+    category = {p["id"]: p["category_id"] for p in w.of("product.products")}
+    sku_product = {s["id"]: s["product_id"] for s in w.of("product.skus")}
+    bought = {o["id"] for o in w.of("orders.orders")
+              if o["status"] in PURCHASE and inside(o["placed_at"], period)}
+    lines = [i for i in w.of("orders.order_items") if i["order_id"] in bought
+             and sku_product[i["sku_id"]] is not None
+             and category[sku_product[i["sku_id"]]] is not None]
+    return {"revenue": rnd(sum((i["unit_price"] * i["quantity"] - i["discount"] for i in lines),
+                               Decimal(0)), 2),
+            "units": Decimal(sum(i["quantity"] for i in lines))}
+
+
+def test_assortment(project: Project, engine: Callable[[World], Engine]) -> None:
+    """Q3 2026 (units against an empty Q2, revenue against an empty Q3 2025), then Q4 2026
+    against the archived Q3 2026 and Q4 2025 a year before (never archived: computed);
+    Q4 2026 again with no archive at all."""
+    q3, q4 = quarter(BERLIN, 2026, 3), quarter(BERLIN, 2026, 4)
+    check(project, engine, Case("assortment", assortment_world(18), assortment_figures,
+                                [q3, q4], [q4], slot_delay=timedelta(hours=36)))
