@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -36,8 +35,8 @@ import pytest
 
 from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
+from runners.demo.mailbox import free_port
 from runners.postgres.connection import connect, execute_script
-from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.mailbox import http_sink, smtp_server
 
@@ -431,13 +430,15 @@ class Cadence:
         if self.kind == "quarter":
             return f"Q{(first.month - 1) // 3 + 1} {first.year}"
         if self.kind == "week":
-            span = (f"{first.day}–{last.day} {last:%b %Y}" if first.month == last.month else
-                    f"{first.day} {first:%b} – {last.day} {last:%b %Y}" if first.year ==
-                    last.year else f"{first:%-d %b %Y} – {last:%-d %b %Y}")
+            span = (f"{first.day}{DASH}{last.day} {last:%b %Y}" if first.month == last.month
+                    else f"{first.day} {first:%b} {DASH} {last.day} {last:%b %Y}"
+                    if first.year == last.year
+                    else f"{first:%-d %b %Y} {DASH} {last:%-d %b %Y}")
             return f"Week {first.isocalendar().week}, {span}"
         return f"{first:%a} {first.day} {first:%b %Y}"
 
 
+DASH, MINUS = "\u2013", "\u2212"  # the en dash of a span, the minus sign of a figure
 CADENCES = {"previous_month": "month", "previous_week": "week", "previous_day": "day",
             "previous_quarter": "quarter"}
 
@@ -445,7 +446,7 @@ CADENCES = {"previous_month": "month", "previous_week": "week", "previous_day": 
 def shown(value: Decimal, fmt: Any) -> str:
     """A figure as the mail shows it (the issue's "locale's separators": 1,234.50 EUR as
     €1,234.50, negatives with a minus sign)."""
-    sign = "−" if value < 0 else ""
+    sign = MINUS if value < 0 else ""
     if str(fmt) == "integer":
         return f"{sign}{abs(value):,.0f}"
     assert getattr(fmt, "currency", None) == "EUR", fmt
@@ -523,8 +524,9 @@ def check(project: Project, engine: Callable[[World], Engine], case: Case) -> No
                 label_value = want.split(" (")[0]
                 if want not in lines.values():
                     near = [v for v in lines.values() if v.startswith(label_value[:12])]
-                    problems.append(f"{cadence.words(period)} ({'archived' if archive else 'computed'}"
-                                    f" previous): want {want!r}, mail has {near}")
+                    source = "archived" if archive else "computed"
+                    problems.append(f"{cadence.words(period)} ({source} previous): "
+                                    f"want {want!r}, mail has {near}")
         if not archive:  # the previous period was computed, not run and archived
             assert e.archived(case.report) == sorted(
                 "_".join(f"{d:%Y-%m-%d}" for d in cadence.dates(p)) for p in runs)
@@ -1019,7 +1021,7 @@ def test_problem_products(project: Project, engine: Callable[[World], Engine]) -
                                        problem_figures, BERLIN))
 
 
-# ------------------------------------------------------------------ funnel, content, promo, assortment
+# ------------------------------------------------------------ funnel, content, promo, assortment
 
 def funnel_world(seed: int) -> World:
     """Sessions over 23-26 October (Berlin) assigned to two checkout variants (some not
@@ -1116,14 +1118,14 @@ def content_figures(w: World, period: Period) -> dict[str, Decimal]:
     for v in views.values():
         total_views += len(topics[v["article_id"]])
     for c in w.of("content.article_clicks"):
-        v = views.get(c["article_view_id"])
-        if v is None or account[v["session_id"]] is None:
+        seen = views.get(c["article_view_id"])
+        if seen is None or account[seen["session_id"]] is None:
             continue
         for o in buys:
-            if (o["account_id"] == account[v["session_id"]]
+            if (o["account_id"] == account[seen["session_id"]]
                     and c["clicked_at"] < o["placed_at"] <= c["clicked_at"] + timedelta(hours=168)):
-                for t in topics[v["article_id"]]:
-                    influenced[(t, author[v["article_id"]])].add(o["id"])
+                for topic in topics[seen["article_id"]]:
+                    influenced[(topic, author[seen["article_id"]])].add(o["id"])
     revenue = sum((rnd(sum((net[o] for o in orders), Decimal(0)), 2)
                    for orders in influenced.values()), Decimal(0))
     return {"views": Decimal(total_views), "influenced_revenue": revenue}
@@ -1149,8 +1151,8 @@ def promo_world(seed: int) -> World:
         w.add("marketing.campaigns", id=cid, name=f"Campaign {cid}", channel_id=1,
               starts_at=local(BERLIN, 2026, 1, 1), ends_at=local(BERLIN, 2027, 1, 1),
               budget=Decimal(5000))
-    for did, cid in [(1, 1), (2, 2), (3, None)]:
-        w.add("marketing.discounts", id=did, campaign_id=cid, kind="amount", value=Decimal(5),
+    for did, campaign in [(1, 1), (2, 2), (3, None)]:
+        w.add("marketing.discounts", id=did, campaign_id=campaign, kind="amount", value=Decimal(5),
               min_order_total=Decimal(0))
         w.add("marketing.promo_codes", id=did, code=f"CODE{did}", discount_id=did,
               max_uses=None, valid_from=local(BERLIN, 2026, 1, 1),
@@ -1207,8 +1209,8 @@ def assortment_world(seed: int) -> World:
           is_active=True)
     w.add("product.categories", id=5, parent_id=None, name="No SKUs", slug="none",
           is_active=True)
-    for p in w.of("product.products"):
-        p["category_id"] = [1, 2, 3, 4, None, 1, 3, 4][p["id"] - 1]
+    for product in w.of("product.products"):
+        product["category_id"] = [1, 2, 3, 4, None, 1, 3, 4][product["id"] - 1]
     w.add("product.skus", id=17, product_id=None, code="ORPHAN", unit_cost=Decimal(1))
     orders = Orders(w, r)
     spans = [quarter(BERLIN, 2025, 4), quarter(BERLIN, 2026, 3), quarter(BERLIN, 2026, 4)]
