@@ -519,8 +519,13 @@ def check(project: Project, engine: Callable[[World], Engine], case: Case) -> No
             got = e.run(case.report, period[1] + case.slot_delay)
             assert got.mails, got.stdout
             text = plain_text(got.mails[0])
+            page = html_text(got.mails[0])
             lines = summary(text)
             for want in expected_lines(project, case, period):
+                if " vs " in want:  # the HTML part carries the same change and previous value
+                    arrow, previous = want[want.rindex(" (") + 2:-1].split(" vs ")
+                    if arrow not in page or f"vs {previous}" not in page:
+                        problems.append(f"{cadence.words(period)}: HTML lacks {want!r}")
                 label_value = want.split(" (")[0]
                 if want not in lines.values():
                     near = [v for v in lines.values() if v.startswith(label_value[:12])]
