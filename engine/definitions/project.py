@@ -121,6 +121,7 @@ class Project:
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
     # The SQL of reports whose YAML did not load, still checked so one run finds everything.
     unbuilt_sql: dict[str, tuple[ReportSql, SourceDoc]] = field(default_factory=dict)
+    target: str | None = None  # the target of marketops.yaml in force, None for none
 
     def settings_loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
         if self.settings_doc is None:

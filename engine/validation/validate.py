@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.definitions.loader import SETTINGS_FILE, load_project
+from engine.definitions.loader import (
+    SETTINGS_FILE,
+    load_project,
+    settings_doc,
+    target_settings,
+)
 from engine.definitions.project import Project
+from engine.definitions.targets import declared
+from engine.definitions.yamlsource import SourceDoc
 from engine.masking import describe_error
 from engine.validation.findings import Finding, Location, Severity
 from engine.validation.rules import all_rules
@@ -32,9 +39,46 @@ class ValidationResult:
         return not self.errors and not (strict and self.warnings)
 
 
-def validate(root: Path, *, debug: bool = False) -> ValidationResult:
-    """Load `root` and run every rule; problems are findings, never exceptions."""
-    project, findings = load_project(root)
+def validate(root: Path, *, target: str | None = None, every_target: bool = False,
+             debug: bool = False) -> ValidationResult:
+    """Load `root` with the settings of `target` (else the default one) and run every rule.
+    With `every_target` the findings are those of the file's own settings plus, named after
+    it, what each target adds. Problems are findings, never exceptions."""
+    project, loaded = load_project(root, target)
+    checked = _run_rules(project, debug)
+    findings = loaded + checked
+    read: list[Finding] = []
+    raw = settings_doc(root, read) if every_target else None
+    if raw is not None and not read and declared(raw):
+        own: list[Finding] = []
+        target_settings(raw, project.target, own)
+        shared = set(loaded) - set(own)  # the other files' findings, the same for any target
+        per: dict[str | None, set[Finding]] = {project.target: set(own + checked)}
+        for name in [None, *declared(raw)]:
+            if name not in per:
+                per[name] = _target_findings(project, raw, name, debug)
+        reference = shared | per[None]
+        findings = list(reference)
+        for name, found in per.items():
+            findings.extend(replace(f, message=f"target {name}: {f.message}")
+                            for f in found - reference if name is not None)
+    unique = sorted(set(findings), key=Finding.sort_key)
+    return ValidationResult(project, unique)
+
+
+def _target_findings(project: Project, raw: SourceDoc, name: str | None,
+                     debug: bool) -> set[Finding]:
+    """The findings the settings of target `name` make, the rules run over them."""
+    found: list[Finding] = []
+    settings, merged = target_settings(raw, name, found)
+    if found:  # settings that did not load would only echo as noise in the rules
+        return set(found)
+    other = replace(project, settings=settings, settings_doc=merged, target=name)
+    return set(_run_rules(other, debug))
+
+
+def _run_rules(project: Project, debug: bool) -> list[Finding]:
+    findings: list[Finding] = []
     for check in all_rules():
         try:
             findings.extend(check.func(project))
@@ -44,5 +88,4 @@ def validate(root: Path, *, debug: bool = False) -> ValidationResult:
             findings.append(Finding(Location(SETTINGS_FILE), f"internal error in rule "
                                     f"{check.name}: {describe_error(exc)}; please report this "
                                     "bug", "internal"))
-    unique = sorted(set(findings), key=Finding.sort_key)
-    return ValidationResult(project, unique)
+    return findings
