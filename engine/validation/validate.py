@@ -39,12 +39,12 @@ class ValidationResult:
         return not self.errors and not (strict and self.warnings)
 
 
-def validate(root: Path, *, target: str | None = None, every_target: bool = False,
-             debug: bool = False) -> ValidationResult:
+def validate(root: Path, *, target: str | None = None, how: str = "--target",
+             every_target: bool = False, debug: bool = False) -> ValidationResult:
     """Load `root` with the settings of `target` (else the default one) and run every rule.
     With `every_target` the findings are those of the file's own settings plus, named after
     it, what each target adds. Problems are findings, never exceptions."""
-    project, loaded = load_project(root, target)
+    project, loaded = load_project(root, target, how)
     checked = _run_rules(project, debug)
     findings = loaded + checked
     read: list[Finding] = []

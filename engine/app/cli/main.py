@@ -52,23 +52,29 @@ class _Group(click.Group):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, envvar="MARKETOPS_ROOT",
               help="The definitions repository (marketops.yaml, schema/, definitions/).")
+@click.option("--target", envvar="MARKETOPS_TARGET", default=None, metavar="NAME",
+              help="The target of marketops.yaml (dev, prod...) to use; default its "
+                   "default_target, else the settings alone.")
 @click.option("--debug", is_flag=True, envvar="MARKETOPS_DEBUG",
               help="Show tracebacks instead of one-line errors.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path, debug: bool) -> None:
+def cli(ctx: click.Context, root: Path, target: str | None, debug: bool) -> None:
     """marketops: declarative reports and backups for a PostgreSQL marketplace.
 
     \b
     Example:
       marketops validate            # check every definition, offline
       marketops impact users.accounts.email
+      marketops --target prod status
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
     # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
     # per WAL segment, must not pay for that before it knows it needs them.
     from engine.app.context import App
 
-    ctx.obj = App(root.resolve(), debug=debug)
+    how = ("MARKETOPS_TARGET" if ctx.get_parameter_source("target")
+           is click.core.ParameterSource.ENVIRONMENT else "--target")
+    ctx.obj = App(root.resolve(), debug=debug, target=target or None, target_from=how)
 
 
 @cli.command()
@@ -79,7 +85,8 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
 def validate(app: App, fmt: str, strict: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
-    Exits 0 when valid, 1 when not.
+    Exits 0 when valid, 1 when not. The settings are checked alone and as each target of
+    marketops.yaml makes them; a finding only one target has starts with its name.
 
     \b
     Example:
@@ -88,7 +95,8 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     from engine.validation.output import RENDERERS
     from engine.validation.validate import validate as run_validation
 
-    result = run_validation(app.root, debug=app.debug)
+    result = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
+                            debug=app.debug)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 
@@ -208,8 +216,20 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tu
     if fmt == "json":
         click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
     else:
+        _say_target(app)
         click.echo("\n".join(plan_text(window, preview, utc=utc,
                                         group_checks=not (every or job_ids))))
+
+
+def _target_note(result: Any) -> str:
+    """', target prod' when a target of marketops.yaml is in force, else nothing."""
+    return f", target {result.project.target}" if result.project.target else ""
+
+
+def _say_target(app: App) -> None:
+    """The first line of a text view: which target's settings it shows (none without)."""
+    if app.defs.project.target:
+        click.echo(f"target: {app.defs.project.target} (marketops.yaml)")
 
 
 def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
@@ -399,7 +419,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
             say(f"the demo's project and no mail server: mail and unset webhooks go to "
                 f"{box.directory}, as in the demo")
     live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
-                           (lambda r: into_mailbox(r, box)) if box else None)
+                           (lambda r: into_mailbox(r, box)) if box else None,
+                           target=app.target)
     ledger = app.ledger
     from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
@@ -459,8 +480,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     http = StatusServer(host, port, pages, under={"/runs/": run_page})
     http.start()
     # Said without a URL path, which the log's masking would take for a webhook token.
-    say(f"serving: worker {name}; status page, /status.json, /metrics and /healthz on "
-        f"{host}:{http.port}")
+    say(f"serving: worker {name}{_target_note(result)}; status page, /status.json, /metrics "
+        f"and /healthz on {host}:{http.port}")
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     try:
@@ -505,6 +526,7 @@ def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
+        _say_target(app)
         click.echo(render_text(found, clock.now(), utc=utc), nl=False)
     sys.exit(0 if all(s.healthy for s in found) else 1)
 

@@ -96,13 +96,20 @@ def wal_tier_for(result: ValidationResult, base_tier: str | None = None
     return found[0]
 
 
-def archive_command(root: Path) -> str:
-    """archive_command for postgresql.conf: this interpreter, this repository."""
-    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-push "%p"'
+def _engine_command(root: Path, target: str | None) -> str:
+    # The target is part of the command: the server runs it with its own environment, in
+    # which MARKETOPS_TARGET is not set, and WAL must go on to the target's destination.
+    chosen = f' --target "{target}"' if target else ""
+    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"{chosen}'
 
 
-def restore_command(root: Path) -> str:
-    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-fetch "%f" "%p"'
+def archive_command(root: Path, target: str | None = None) -> str:
+    """archive_command for postgresql.conf: this interpreter, this repository, this target."""
+    return f'{_engine_command(root, target)} wal-push "%p"'
+
+
+def restore_command(root: Path, target: str | None = None) -> str:
+    return f'{_engine_command(root, target)} wal-fetch "%f" "%p"'
 
 
 @dataclass(frozen=True)
