@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,3 +159,29 @@ def test_validate_reports_a_mistake_only_one_target_has(tmp_path: Path) -> None:
     assert errors[0].startswith(f"marketops.yaml:{line_of(settings, 'k1: hunter2')}:")
     assert "target staging: keys.k1" in errors[0] and "hunter2" not in errors[0]
     assert _cli(root, env, "--target", "prod", "plan").returncode == 0  # prod is fine
+
+
+def test_serve_names_the_target_in_its_start_line(tmp_path: Path, shop_dsn: str) -> None:
+    root = write_project(tmp_path / "repo", {
+        "marketops.yaml": _settings(2525),
+        "definitions/reports/revenue.yaml": REVENUE + "enabled: false\n",  # nothing to run
+    })
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
+           "PROD_DSN": shop_dsn, "MARKETOPS_TARGET": "prod",
+           "BACKUP_KEY": generate_key()[0]}
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root),
+                                  "serve", "--port", "0", "--worker", "w"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        deadline = time.monotonic() + 60
+        while "serving: " not in log.read_text() and serve.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lines = [json.loads(x) for x in log.read_text().splitlines() if "serving: " in x]
+        assert lines, log.read_text()
+        assert lines[0]["message"].startswith("serving: worker w, target prod; ")
+    finally:
+        serve.terminate()
+        serve.wait(30)
