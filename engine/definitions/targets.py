@@ -10,17 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from engine.definitions.yamlsource import Path_, SourceDoc
-from engine.errors import UsageError
+from engine.errors import UnknownTarget
 from engine.validation.findings import Finding
 
 TARGETS_KEY = "targets"
 DEFAULT_KEY = "default_target"
 # An overlay cannot hold these: a target chooses settings, not other targets.
 _FILE_ONLY = (TARGETS_KEY, DEFAULT_KEY)
-
-
-class UnknownTarget(UsageError):
-    """The target asked for is not declared under `targets:` in marketops.yaml."""
 
 
 def merge(base: Any, overlay: Any) -> Any:
@@ -50,12 +46,13 @@ def select(doc: SourceDoc | None, requested: str | None, how: str = "--target") 
     An unknown requested target is an UnknownTarget naming where targets are declared; an
     unknown default_target is left to `problems` (validate reports it at its line)."""
     names = declared(doc)
+    data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
     if requested is None:
-        data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
         default = data.get(DEFAULT_KEY)
         return default if isinstance(default, str) and default in names else None
-    if requested in names:
-        return requested
+    written = data.get(TARGETS_KEY)
+    if requested in names or (isinstance(written, dict) and requested in written):
+        return requested  # declared, if perhaps not as a mapping: the model says so
     if doc is None:
         raise UnknownTarget(f"unknown target '{requested}' (from {how}): there is no "
                             "marketops.yaml to declare targets in")
@@ -117,7 +114,7 @@ def apply(doc: SourceDoc, name: str | None) -> SourceDoc:
     `targets:`, the rest where the top level has it."""
     if name is None:
         return doc
-    overlay = {k: v for k, v in declared(doc)[name].items() if k not in _FILE_ONLY}
+    overlay = {k: v for k, v in declared(doc).get(name, {}).items() if k not in _FILE_ONLY}
     merged = merge(doc.data, overlay)
     prefix: Path_ = (TARGETS_KEY, name)
     result = SourceDoc(doc.file, merged)

@@ -159,6 +159,9 @@ def test_validate_reports_a_mistake_only_one_target_has(tmp_path: Path) -> None:
     assert errors[0].startswith(f"marketops.yaml:{line_of(settings, 'k1: hunter2')}:")
     assert "target staging: keys.k1" in errors[0] and "hunter2" not in errors[0]
     assert _cli(root, env, "--target", "prod", "plan").returncode == 0  # prod is fine
+    unknown = _cli(root, {**env, "MARKETOPS_TARGET": "nope"}, "plan")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: unknown target 'nope' (from MARKETOPS_TARGET): ")
 
 
 def test_serve_names_the_target_in_its_start_line(tmp_path: Path, shop_dsn: str) -> None:

@@ -7,8 +7,9 @@ import pytest
 
 from engine.definitions.jsonschema import schema_documents
 from engine.definitions.loader import load_project
-from engine.definitions.targets import UnknownTarget, apply, merge, select
+from engine.definitions.targets import apply, merge, select
 from engine.definitions.yamlsource import parse_yaml
+from engine.errors import UnknownTarget
 from engine.validation.validate import validate
 from tests.helpers import SETTINGS, line_of, where, write_project
 
@@ -122,6 +123,16 @@ def test_a_mistake_of_the_file_itself_is_not_pinned_on_a_target(tmp_path: Path) 
     [finding] = result.findings
     assert not finding.message.startswith("target ")
     assert where(finding) == f"marketops.yaml:{line_of(settings, 'destination: archiv')}"
+
+
+def test_a_target_that_is_not_a_mapping_is_a_finding_not_unknown(tmp_path: Path) -> None:
+    settings = TARGETS + "  qa: [a, b]\n"
+    root = write_project(tmp_path, {"marketops.yaml": settings})
+    project, findings = load_project(root, "qa")
+    assert project.target == "qa"
+    assert [(where(f), f.message) for f in findings] == [
+        (f"marketops.yaml:{line_of(settings, 'qa: [a, b]')}",
+         "targets.qa: expected a mapping (key: value), got a list")]
 
 
 def test_target_problems_are_findings(tmp_path: Path) -> None:
