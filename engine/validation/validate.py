@@ -73,7 +73,7 @@ def _target_findings(project: Project, raw: SourceDoc, name: str | None,
     settings, merged = target_settings(raw, name, found)
     if found:  # settings that did not load would only echo as noise in the rules
         return set(found)
-    other = replace(project, settings=settings, settings_doc=merged, target=name)
+    other = project.with_settings(settings, merged, name)
     return set(_run_rules(other, debug))
 
 

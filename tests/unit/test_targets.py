@@ -11,7 +11,7 @@ from engine.definitions.targets import apply, merge, select
 from engine.definitions.yamlsource import parse_yaml
 from engine.errors import UnknownTarget
 from engine.validation.validate import validate
-from tests.helpers import SETTINGS, line_of, where, write_project
+from tests.helpers import REVENUE, SETTINGS, line_of, where, write_project
 
 TARGETS = SETTINGS + """\
 databases:
@@ -157,3 +157,15 @@ def test_json_schema_describes_targets_as_partial_settings() -> None:
     assert "required" not in schema["$defs"]["PartialSmtp"]
     assert "required" in schema["$defs"]["Smtp"]
     assert schema["properties"]["default_target"]
+
+
+def test_a_target_with_another_search_path_has_its_sql_checked_again(tmp_path: Path) -> None:
+    settings = TARGETS.replace("  pii_allowed_domains: [corp.example]\n",
+                               "  pii_allowed_domains: [corp.example]\n  search_path: [shop]\n")
+    settings += "  qa:\n    reports: {search_path: [public]}\n"
+    report = REVENUE.replace("from shop.orders o", "from orders o")
+    root = write_project(tmp_path, {"marketops.yaml": settings,
+                                    "definitions/reports/revenue.yaml": report})
+    findings = validate(root, every_target=True, debug=True).findings
+    assert findings and all(f.message.startswith("target qa: ") for f in findings)
+    assert {f.location.file for f in findings} == {"definitions/reports/revenue.yaml"}
