@@ -71,10 +71,10 @@ def _target_findings(project: Project, raw: SourceDoc, name: str | None,
     """The findings the settings of target `name` make, the rules run over them."""
     found: list[Finding] = []
     settings, merged = target_settings(raw, name, found)
-    if found:  # settings that did not load would only echo as noise in the rules
+    if any(f.rule == "model" for f in found):  # rules over defaults would only be noise
         return set(found)
     other = project.with_settings(settings, merged, name)
-    return set(_run_rules(other, debug))
+    return set(found + _run_rules(other, debug))
 
 
 def _run_rules(project: Project, debug: bool) -> list[Finding]:

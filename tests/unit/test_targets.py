@@ -169,3 +169,17 @@ def test_a_target_with_another_search_path_has_its_sql_checked_again(tmp_path: P
     findings = validate(root, every_target=True, debug=True).findings
     assert findings and all(f.message.startswith("target qa: ") for f in findings)
     assert {f.location.file for f in findings} == {"definitions/reports/revenue.yaml"}
+
+
+def test_an_unknown_default_target_does_not_stop_the_targets_checks(tmp_path: Path) -> None:
+    settings = TARGETS.replace("default_target: dev", "default_target: dve") + \
+        "  qa:\n    reports: {destination: archiv}\n"
+    root = write_project(tmp_path, {"marketops.yaml": settings})
+    result = validate(root, every_target=True)
+    found = {(where(f), f.message.split(";")[0]) for f in result.findings}
+    assert found == {
+        (f"marketops.yaml:{line_of(settings, 'default_target: dve')}",
+         "default_target: unknown target 'dve' (targets: dev, prod, qa)"),
+        (f"marketops.yaml:{line_of(settings, 'destination: archiv}')}",
+         "target qa: unknown destination 'archiv'"),
+    }
