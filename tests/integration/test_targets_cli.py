@@ -159,6 +159,12 @@ def test_validate_reports_a_mistake_only_one_target_has(tmp_path: Path) -> None:
     assert errors[0].startswith(f"marketops.yaml:{line_of(settings, 'k1: hunter2')}:")
     assert "target staging: keys.k1" in errors[0] and "hunter2" not in errors[0]
     assert _cli(root, env, "--target", "prod", "plan").returncode == 0  # prod is fine
+    completed = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--root", str(root), "--target", "s"],
+        env={**env, "_MARKETOPS_COMPLETE": "bash_complete", "COMP_CWORD": "4",
+             "COMP_WORDS": f"marketops --root {root} --target s"},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert completed.stdout.split() == ["plain,staging"]
     unknown = _cli(root, {**env, "MARKETOPS_TARGET": "nope"}, "plan")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("error: unknown target 'nope' (from MARKETOPS_TARGET): ")

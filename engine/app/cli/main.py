@@ -16,7 +16,7 @@ from engine.app.cli.check import check
 from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.preview import register as register_preview
 from engine.app.cli.suspend import resume, suspend
-from engine.app.cli.types import INSTANT, complete_job
+from engine.app.cli.types import INSTANT, complete_job, complete_target
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class _Group(click.Group):
               show_default=True, envvar="MARKETOPS_ROOT",
               help="The definitions repository (marketops.yaml, schema/, definitions/).")
 @click.option("--target", envvar="MARKETOPS_TARGET", default=None, metavar="NAME",
+              shell_complete=complete_target,
               help="The target of marketops.yaml (dev, prod...) to use; default its "
                    "default_target, else the settings alone.")
 @click.option("--debug", is_flag=True, envvar="MARKETOPS_DEBUG",
