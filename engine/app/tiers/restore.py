@@ -111,9 +111,10 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     admin, target = with_database(base, "postgres"), with_database(base, database)
     created = False
 
-    def create() -> None:
+    def create() -> bool:
         nonlocal created
         created = ensure_database(admin, database)
+        return created
 
     try:
         done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
