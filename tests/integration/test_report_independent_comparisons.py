@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import traceback
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,10 +36,9 @@ import pytest
 from click.testing import CliRunner
 
 from engine.app.cli import cli
-from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
 from runners.demo.mailbox import free_port
-from runners.postgres.connection import connect, execute_script, with_database
+from runners.postgres.connection import connect
 from tests.mailbox import http_sink, smtp_server
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -180,20 +178,6 @@ class Engine:
     def archived(self, report: str) -> list[str]:
         folder = self.root / "var" / "reports" / "reports" / report
         return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-@pytest.fixture(scope="module")
-def declared_schema(project: Project, pg_admin_dsn: str) -> Iterator[str]:
-    """Name of a database holding the declared schema and no rows: each engine's database
-    is a copy of it (CREATE DATABASE ... TEMPLATE), not built again."""
-    name = f"declared_{uuid.uuid4().hex[:8]}"
-    with connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f"create database {name}".encode())
-    execute_script(with_database(pg_admin_dsn, name),
-                   create_all(s.model for s in project.schemas.values()))
-    yield name
-    with connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {name} with (force)".encode())
 
 
 @pytest.fixture(scope="module")
