@@ -63,6 +63,7 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
     from engine.app.context import App
 
     ctx.obj = App(root.resolve(), debug=debug)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
