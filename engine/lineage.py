@@ -14,7 +14,7 @@ from engine.project import Project
 from engine.rules.backup_rules import tier_tables
 
 if TYPE_CHECKING:
-    from engine.sqlcheck import SqlAnalysis
+    from engine.sqltypes import SqlAnalysis
 
 
 @dataclass(frozen=True)

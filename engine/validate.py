@@ -10,6 +10,7 @@ from engine.loader import SETTINGS_FILE, load_project
 from engine.masking import describe_error
 from engine.project import Project
 from engine.rules import all_rules
+from engine.sqlmemo import SqlMemo
 
 
 @dataclass
@@ -32,9 +33,12 @@ class ValidationResult:
         return not self.errors and not (strict and self.warnings)
 
 
-def validate(root: Path, *, debug: bool = False) -> ValidationResult:
-    """Load `root` and run every rule; problems are findings, never exceptions."""
+def validate(root: Path, *, debug: bool = False, memo: SqlMemo | None = None
+             ) -> ValidationResult:
+    """Load `root` and run every rule; problems are findings, never exceptions. With a memo,
+    SQL analysed before (same text, same catalog, same checker) is not analysed again."""
     project, findings = load_project(root)
+    project.sql_memo = memo
     for check in all_rules():
         try:
             findings.extend(check.func(project))

@@ -19,7 +19,7 @@ from engine.models.backup import (
 from engine.project import Loaded, Project
 from engine.rules import rule
 from engine.rules.common import gap_range, human, unknown_name
-from engine.sqlcheck import TableRef, analyze
+from engine.sqltypes import TableRef
 
 # "At least daily" allows for the 25-hour day of a fall-back transition.
 DAILY = timedelta(hours=25)
@@ -111,7 +111,7 @@ def _drill_references(project: Project, loaded: Loaded[BackupTier],
             yield Finding(loaded.loc(("tiers", i)), f"'{target}' is itself a restore drill",
                           "backup-references")
     for i, smoke in enumerate(tier.smoke_queries):
-        analysis = analyze(smoke.sql, project.catalog)
+        analysis = project.analyze(smoke.sql)
         for problem in analysis.problems:
             yield Finding(loaded.doc.text_loc(("smoke_queries", i, "sql"), problem.line,
                                               problem.col), problem.message, problem.rule)

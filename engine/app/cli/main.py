@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,19 +56,35 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
       marketops impact users.accounts.email
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
-    # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
-    # per WAL segment, must not pay for that before it knows it needs them.
+    # Imported here: the App pulls in every runner, and validate (before every commit) and
+    # wal-push (once per WAL segment) must not pay for that.
+    if ctx.invoked_subcommand in _LIGHT:
+        ctx.obj = Invocation(root.resolve(), debug)
+        return
     from engine.app.context import App
 
     ctx.obj = App(root.resolve(), debug=debug)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the commands that need no App get: the repository and --debug."""
+
+    root: Path
+    debug: bool
+
+
+_LIGHT = frozenset({"validate"})
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="text for people, json for tools, github for Actions.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--no-cache", is_flag=True,
+              help="Analyse every SQL again; neither read nor write .marketops/cache/.")
 @click.pass_obj
-def validate(app: App, fmt: str, strict: bool) -> None:
+def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
     Exits 0 when valid, 1 when not.
@@ -78,8 +95,12 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     """
     from engine.output import RENDERERS
     from engine.validate import validate as run_validation
+    from runners.sqlcache import open_memo, save_memo
 
-    result = run_validation(app.root, debug=app.debug)
+    memo = None if no_cache else open_memo(app.root)
+    result = run_validation(app.root, debug=app.debug, memo=memo)
+    if memo is not None:
+        save_memo(app.root, memo)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 

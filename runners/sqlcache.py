@@ -1,0 +1,88 @@
+"""validate's cache on disk: the SQL analyses of the last run, under the repository's cache
+directory (`.marketops/cache/`, or MARKETOPS_CACHE_DIR).
+
+One JSON file, replaced atomically. A missing, unreadable or corrupt file is an empty cache;
+a directory that cannot be written (a read-only checkout in CI) only means no cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.sqlmemo import FORMAT, SqlMemo
+
+CACHE_DIR = Path(".marketops") / "cache"
+FILE = "sql-analyses.json"
+# The modules whose code decides an analysis: a change to any of them is a new checker.
+_CHECKER_MODULES = ("engine.sqlcheck", "engine.sqltypes", "engine.pgnames", "engine.sqlmemo")
+
+
+def cache_dir(root: Path) -> Path:
+    configured = os.environ.get("MARKETOPS_CACHE_DIR")
+    return Path(configured) if configured else root / CACHE_DIR
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def tool_fingerprint() -> str:
+    """marketops' and sqlglot's versions and the checker's own source, hashed: an edit to the
+    checker (even without a version bump) invalidates every entry."""
+    digest = hashlib.sha256(f"{FORMAT}:{_version('marketops')}:{_version('sqlglot')}".encode())
+    for name in _CHECKER_MODULES:
+        spec = importlib.util.find_spec(name)  # finds the file without importing sqlglot
+        origin = spec.origin if spec is not None else None
+        digest.update(name.encode())
+        digest.update(Path(origin).read_bytes() if origin else b"?")
+    return digest.hexdigest()
+
+
+def open_memo(root: Path) -> SqlMemo:
+    """A memo over the entries saved by the last run of this checker (none when unreadable)."""
+    tool = tool_fingerprint()
+    entries: dict[str, Any] = {}
+    try:
+        data = json.loads((cache_dir(root) / FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("tool") == tool \
+            and isinstance(data.get("entries"), dict):
+        entries = data["entries"]
+    return SqlMemo(entries, tool)
+
+
+def save_memo(root: Path, memo: SqlMemo) -> bool:
+    """Keep what this run used (what it no longer reads is dropped); False when the cache
+    directory cannot be written."""
+    if not memo.changed:
+        return True
+    directory = cache_dir(root)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        ignore = directory.parent / ".gitignore" if directory == root / CACHE_DIR else None
+        if ignore is not None and not ignore.exists():
+            ignore.write_text("# marketops' cache: never commit it\n*\n")
+        handle, temporary = tempfile.mkstemp(prefix=f".{FILE}.", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"tool": memo.tool, "entries": memo.used}, out,
+                          separators=(",", ":"))
+            os.replace(temporary, directory / FILE)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    except OSError:
+        return False
+    return True
