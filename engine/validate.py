@@ -39,6 +39,12 @@ def validate(root: Path, *, debug: bool = False, memo: SqlMemo | None = None
     SQL analysed before (same text, same catalog, same checker) is not analysed again."""
     project, findings = load_project(root)
     project.sql_memo = memo
+    return ValidationResult(project, run_rules(project, findings, debug=debug))
+
+
+def run_rules(project: Project, found: list[Finding], *, debug: bool = False) -> list[Finding]:
+    """`found` (the loader's findings) and every rule's, unique, sorted by file and line."""
+    findings = list(found)
     for check in all_rules():
         try:
             findings.extend(check.func(project))
@@ -48,5 +54,4 @@ def validate(root: Path, *, debug: bool = False, memo: SqlMemo | None = None
             findings.append(Finding(Location(SETTINGS_FILE), f"internal error in rule "
                                     f"{check.name}: {describe_error(exc)}; please report this "
                                     "bug", "internal"))
-    unique = sorted(set(findings), key=Finding.sort_key)
-    return ValidationResult(project, unique)
+    return sorted(set(findings), key=Finding.sort_key)

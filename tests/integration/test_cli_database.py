@@ -140,6 +140,27 @@ def test_run_a_report_twice_for_the_same_slot(demo_root: Path) -> None:
             ("succeeded", attempt + 1, "manual")]  # the same slot, one row, one more attempt
 
 
+def test_run_goes_on_past_a_broken_unrelated_report(demo_root: Path) -> None:
+    run("demo", "--scale", "0.001", cwd=demo_root)
+    other = demo_root / "definitions/reports/assortment.yaml"
+    text = other.read_text()
+    other.write_text(text.replace("\ncron:", "\ncronn:", 1))
+    try:
+        assert run("validate", cwd=demo_root).returncode == 1
+        done = run("run", "report/funnel_conversion", cwd=demo_root)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "succeeded" in done.stdout
+        [warning] = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+        assert "definitions/reports/assortment.yaml" in warning
+        assert "does not read" in warning
+        broken = run("run", "report/assortment", cwd=demo_root)
+        assert broken.returncode == 2, broken.stdout + broken.stderr
+        assert "definitions/reports/assortment.yaml" in broken.stderr
+        assert "Traceback" not in broken.stderr
+    finally:
+        other.write_text(text)
+
+
 def test_run_refuses_what_cannot_run_with_one_clear_line(demo_root: Path) -> None:
     backfill = run("backfill", "backup/nightly_full", "--from", "2026-01-01T00:00Z",
                    "--until", "2026-01-03T00:00Z", cwd=demo_root)

@@ -308,10 +308,11 @@ def run_job(app: App, job_id: str, at: Any) -> None:
     from engine.jobs import jobs as all_jobs
     from runners.gitinfo import head_commit
 
+    app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
-    available = all_jobs(result.project, head_commit(app.root))
-    job = available.get(job_id)
+    job = all_jobs(result.project, head_commit(app.root)).get(job_id)
     if job is None:
+        available = all_jobs(app.as_loaded().defs.project)
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
     if job.schedule is None:
         raise UsageError(f"{job_id} runs continuously (archive_command); see "
@@ -500,6 +501,7 @@ def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
         raise UsageError("--until must be after --from")
     if end > dt.now(UTC):
         raise UsageError("--until is in the future; backfill runs past slots only")
+    app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
     job = all_jobs(result.project).get(job_id)
     if job is None or job.schedule is None:
