@@ -18,16 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.sqlmemo import FORMAT, SqlMemo
+from runners.cachedir import cache_dir, ignore_in_git
 
-CACHE_DIR = Path(".marketops") / "cache"
 FILE = "sql-analyses.json"
 # The modules whose code decides an analysis: a change to any of them is a new checker.
 _CHECKER_MODULES = ("engine.sqlcheck", "engine.sqltypes", "engine.pgnames", "engine.sqlmemo")
-
-
-def cache_dir(root: Path) -> Path:
-    configured = os.environ.get("MARKETOPS_CACHE_DIR")
-    return Path(configured) if configured else root / CACHE_DIR
 
 
 def _version(distribution: str) -> str:
@@ -71,9 +66,7 @@ def save_memo(root: Path, memo: SqlMemo) -> bool:
     directory = cache_dir(root)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        ignore = directory.parent / ".gitignore" if directory == root / CACHE_DIR else None
-        if ignore is not None and not ignore.exists():
-            ignore.write_text("# marketops' cache: never commit it\n*\n")
+        ignore_in_git(root, directory)
         handle, temporary = tempfile.mkstemp(prefix=f".{FILE}.", dir=directory)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:

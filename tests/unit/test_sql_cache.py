@@ -11,7 +11,8 @@ import pytest
 from engine.output import RENDERERS
 from engine.sqlmemo import SqlMemo
 from engine.validate import ValidationResult, validate
-from runners.sqlcache import FILE, cache_dir, open_memo, save_memo, tool_fingerprint
+from runners.cachedir import cache_dir
+from runners.sqlcache import FILE, open_memo, save_memo, tool_fingerprint
 from tests.helpers import REVENUE, write_project
 
 ROOT = Path(__file__).resolve().parents[2]

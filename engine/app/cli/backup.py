@@ -78,10 +78,11 @@ def wal_setup(app: App, apply_: bool) -> None:
     Example:
       marketops wal-setup --apply
     """
-    from engine.app.tiers.wal import configure_archiving, wal_settings
+    from engine.app.tiers.wal import compile_archive_config, configure_archiving, wal_settings
 
     result = app.defs
     settings = wal_settings(app.root, result)
+    compile_archive_config(app.root, result)
     if not apply_:
         for name, value in settings.items():
             click.echo(f"{name} = '{value}'")

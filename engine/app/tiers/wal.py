@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.app.context import store_for
 from engine.app.tiers.backup import (
@@ -27,6 +27,9 @@ from engine.pgnames import literal
 from engine.retention import wal_cutoff
 from engine.validate import ValidationResult
 from engine.walnames import DEFAULT_SEGMENT_SIZE
+
+if TYPE_CHECKING:
+    from runners.archiveconfig import ArchiveConfig
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -53,12 +56,58 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
 
 
 def wal_push(root: Path, path: Path) -> bool:
-    """archive_command: store one WAL file; False when it was archived already."""
+    """archive_command: store one WAL file; False when it was archived already. Compiles
+    the archive's settings for the fast path (engine.app.walpush) on the way."""
+    from runners import archiveconfig
     from runners.wal import push
 
     result, wal_id, wal = wal_definitions(root)
-    return push(store_for(root, result, wal.destination), wal_id, path,
-                sealing_for(result, wal))
+    store = store_for(root, result, wal.destination)
+    sealing = sealing_for(result, wal)
+    archiveconfig.write(root, archive_config(root, result, wal_id, wal))
+    return push(store, wal_id, path, sealing)
+
+
+def archive_config(root: Path, result: ValidationResult, wal_id: str,
+                   wal: WalArchiveTier) -> ArchiveConfig:
+    """The WAL tier's settings as the fast path reads them: references, not secrets."""
+    from engine.app.context import local_destination
+    from runners.archiveconfig import ArchiveConfig
+
+    destination = result.project.settings.destinations.get(wal.destination)
+    if destination is None:
+        raise UsageError(f"unknown destination '{wal.destination}'")
+    url = destination.url
+    options: dict[str, object] = {}
+    if url.startswith("file://"):
+        url = f"file://{local_destination(root, result, wal.destination)}"
+    else:
+        if destination.endpoint_url:
+            options["endpoint_url"] = destination.endpoint_url
+        if destination.region:
+            options["client_kwargs"] = {"region_name": destination.region}
+        if destination.access_key_id:
+            options["key"] = destination.access_key_id
+        if destination.secret_access_key:
+            options["secret"] = destination.secret_access_key
+    compression = wal.compression
+    key_name = wal.encryption.key if wal.encryption else None
+    key_ref = result.project.settings.keys.get(key_name) if key_name else None
+    if key_name is not None and key_ref is None:
+        raise UsageError(f"key '{key_name}' is not declared under keys: in marketops.yaml")
+    return ArchiveConfig(wal_id, wal.destination, url, options, compression.codec.value,
+                         compression.level, key_name, key_ref)
+
+
+def compile_archive_config(root: Path, result: ValidationResult) -> bool:
+    """Write the fast path's settings now (wal-setup, serve); False when it cannot."""
+    from runners import archiveconfig
+
+    try:
+        wal_id, wal = wal_tier_for(result)
+    except UsageError:
+        return False  # no WAL tier: nothing to archive
+    return archiveconfig.write(root, archive_config(root, result, wal_id, wal))
 
 
 def wal_fetch(root: Path, name: str, target: Path) -> None:
