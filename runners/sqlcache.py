@@ -58,11 +58,13 @@ def open_memo(root: Path) -> SqlMemo:
     return SqlMemo(entries, tool)
 
 
-def save_memo(root: Path, memo: SqlMemo) -> bool:
-    """Keep what this run used (what it no longer reads is dropped); False when the cache
+def save_memo(root: Path, memo: SqlMemo, *, prune: bool = True) -> bool:
+    """Keep what this run used; with `prune` (a whole validate) drop what it no longer
+    reads, without (one job's check) keep the other entries too. False when the cache
     directory cannot be written."""
-    if not memo.changed:
+    if not memo.changed if prune else not memo.misses:
         return True
+    entries = memo.used if prune else {**memo.entries, **memo.used}
     directory = cache_dir(root)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def save_memo(root: Path, memo: SqlMemo) -> bool:
         handle, temporary = tempfile.mkstemp(prefix=f".{FILE}.", dir=directory)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"tool": memo.tool, "entries": memo.used}, out,
+                json.dump({"tool": memo.tool, "entries": entries}, out,
                           separators=(",", ":"))
             os.replace(temporary, directory / FILE)
         finally:

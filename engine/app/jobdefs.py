@@ -17,7 +17,7 @@ def job_definitions(root: Path, job_id: str, *, debug: bool = False) -> Validati
     A problem only elsewhere is one warning line on stderr, and the job goes on."""
     memo = open_memo(root)
     checked = validate_job(root, job_id, memo=memo, debug=debug)
-    save_memo(root, memo)
+    save_memo(root, memo, prune=False)  # the other reports' entries stay for validate
     result = checked.result
     if not result.passed():
         first = result.errors[0]

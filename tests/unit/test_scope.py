@@ -70,3 +70,23 @@ def test_a_backup_ignores_reports_and_a_report_ignores_backup_rules(tmp_path: Pa
     assert {(f.location.file, f.rule) for f in report.elsewhere} == {
         ("schema/shop.yaml", "backup-coverage")}
     assert not validate_job(root, "backup/nightly").passed()
+
+
+def test_checking_one_job_keeps_the_other_cached_analyses(tmp_path: Path) -> None:
+    from engine.validate import validate
+    from runners.sqlcache import open_memo, save_memo
+
+    root = write_project(tmp_path, {OTHER: REVENUE.replace("c.region,", "c.region, 1 as one,")})
+    memo = open_memo(root)
+    validate(root, memo=memo)
+    assert save_memo(root, memo)
+    saved = len(memo.used)
+    write_project(root, {"definitions/reports/revenue.yaml": REVENUE.replace(
+        "sum(o.total)", "sum(o.total) + 0")})
+    job = open_memo(root)
+    assert validate_job(root, "report/revenue", memo=job).passed()
+    assert job.misses == 1
+    assert save_memo(root, job, prune=False)
+    again = open_memo(root)
+    validate(root, memo=again)
+    assert again.misses == 0 and again.hits == saved
