@@ -22,7 +22,6 @@ from engine.models.backup import (
     RestoreDrillTier,
     SmokeQuery,
 )
-from engine.sqlcheck import analyze
 from engine.validate import ValidationResult
 
 
@@ -51,7 +50,7 @@ def _smoke(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
     outcome: dict[str, str] = {}
     problems: list[str] = []
     for smoke in queries:
-        needed = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        needed = {t[0] for t in result.project.analyze(smoke.sql).tables}
         if schemas is not None and not needed <= schemas:
             continue  # this tier does not hold what the query reads
         try:
