@@ -90,3 +90,20 @@ def test_checking_one_job_keeps_the_other_cached_analyses(tmp_path: Path) -> Non
     again = open_memo(root)
     validate(root, memo=again)
     assert again.misses == 0 and again.hits == saved
+
+
+def test_plan_of_one_job_warns_about_a_broken_unrelated_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.app.cli.main import cli
+
+    root = str(write_project(tmp_path, {OTHER: REVENUE.replace("cron:", "cronn:")}))
+    args = ["--root", root, "plan", "--from", "2026-03-28T12:00Z", "--until",
+            "2026-03-30T12:00Z", "--format", "json"]
+    assert CliRunner().invoke(cli, args).exit_code == 2  # every job: the definitions count
+    one = CliRunner().invoke(cli, [*args, "--job", "report/revenue"])
+    assert one.exit_code == 0, one.output
+    assert "warning: 1 definition error(s) in what report/revenue does not read, first: " \
+        f"{OTHER}:" in one.stderr
+    broken = CliRunner().invoke(cli, [*args, "--job", "report/other"])
+    assert broken.exit_code == 2 and f"{OTHER}:" in broken.output

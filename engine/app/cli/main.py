@@ -204,11 +204,14 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     from engine.jobs import jobs as all_jobs
     from engine.planner import plan as make_plan
 
+    if len(job_ids) == 1:
+        app = app.for_job(job_ids[0])  # one job: check what it reads, not every report
     result = app.defs
     available = all_jobs(result.project)
     unknown = [j for j in job_ids if j not in available]
     if unknown:
-        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
+        known = all_jobs(app.as_loaded().defs.project)
+        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(known))})")
     selected = [available[j] for j in job_ids] if job_ids else list(available.values())
     summarize = retention and end is None and start is None and not job_ids
     if summarize:  # the window reaches months ahead: the runs that apply retention only
@@ -391,6 +394,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     configure(name)
     root = app.root
     result = app.defs
+    from engine.app.tiers.wal import compile_archive_config
+
+    compile_archive_config(root, result)  # what archive_command's fast path reads
     if result.project.settings.databases.primary.dsn == "embedded":
         target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
