@@ -2,7 +2,7 @@
 cache: `--no-cache`) and warm (the SQL analyses cached under .marketops/cache/), against
 baselines measured in the same run: importing the libraries alone, and `sqlfluff lint`.
 
-Run by hand:  python bench/validate.py [--runs 7] [--no-sqlfluff]
+Run by hand:  python bench/validate.py [--runs 7] [--no-sqlfluff] [--other MARKETOPS]
 Definition sets: the repository's own, and a copy with 10x its reports (each report cloned
 with a distinct SQL text, so each is its own cache entry).
 Goals (issue 19): cold < 0.5 s, warm < 0.35 s on the repository's definitions; the 10x copy
@@ -97,7 +97,8 @@ def sql_files(root: Path, out: Path) -> int:
     return count
 
 
-def measure(label: str, root: Path, runs: int, sqlfluff: bool) -> dict[str, float]:
+def measure(label: str, root: Path, runs: int, sqlfluff: bool, other: Path | None = None
+            ) -> dict[str, float]:
     marketops = str(BIN / "marketops")
     imports = _wall([sys.executable, "-c", IMPORTS], root, runs)
     cold = _wall([marketops, "validate", "--no-cache"], root, runs)
@@ -111,6 +112,10 @@ def measure(label: str, root: Path, runs: int, sqlfluff: bool) -> dict[str, floa
           f"imports")
     print(f"  marketops validate (warm cache):      {warm:.3f} s = {warm / imports:.2f}x the "
           f"imports, {cold / warm:.2f}x faster than cold")
+    if other is not None:
+        before = _wall([str(other), "validate"], root, runs)
+        print(f"  other marketops validate ({other}): {before:.3f} s: this one is "
+              f"{before / cold:.2f}x faster cold, {before / warm:.2f}x warm")
     if sqlfluff:
         with tempfile.TemporaryDirectory() as tmp:
             count = sql_files(root, Path(tmp) / "sql")
@@ -125,6 +130,8 @@ def measure(label: str, root: Path, runs: int, sqlfluff: bool) -> dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--other", type=Path, default=None,
+                        help="Another marketops executable to time on the same sets.")
     parser.add_argument("--no-sqlfluff", action="store_true",
                         help="Skip the sqlfluff baseline (a minute per run here).")
     args = parser.parse_args()
@@ -136,10 +143,10 @@ def main() -> None:
         own.mkdir()
         scaled.mkdir()
         scaled_copy(own, 0, 0)  # a copy: the checkout's own cache stays as it is
-        base = measure("repository definitions", own, args.runs, sqlfluff)
+        base = measure("repository definitions", own, args.runs, sqlfluff, args.other)
         reports = len(list((own / "definitions/reports").glob("*.yaml")))
         scaled_copy(scaled, 0, 10 * reports)
-        big = measure("copy with 10x the reports", scaled, args.runs, False)
+        big = measure("copy with 10x the reports", scaled, args.runs, False, args.other)
     print(f"10x the reports, warm: {big['warm'] / base['warm']:.2f}x the repository's warm "
           f"time  [goal <= 3x]; cold: {big['cold'] / base['cold']:.2f}x")
 
