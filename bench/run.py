@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.app.context import App, latest_slot  # noqa: E402
-from engine.jobs import jobs  # noqa: E402
-from runners.postgres import embedded_bin_dir  # noqa: E402
+from engine.scheduling.jobs import jobs  # noqa: E402
+from runners.postgres.embedded import embedded_bin_dir  # noqa: E402
 
 
 def literal(value: Any) -> str:

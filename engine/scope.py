@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.findings import Finding
-from engine.glossary import closure
-from engine.loader import BACKUPS_DIR, REPORTS_DIR, SCHEMA_DIR, SETTINGS_FILE, load_project
-from engine.project import Project
+from engine.validation.findings import Finding
+from engine.definitions.glossary import closure
+from engine.definitions.loader import BACKUPS_DIR, REPORTS_DIR, SCHEMA_DIR, SETTINGS_FILE, load_project
+from engine.definitions.project import Project
 from engine.sqlmemo import SqlMemo
-from engine.validate import ValidationResult, run_rules
+from engine.validation.validate import ValidationResult, run_rules
 
 
 @dataclass

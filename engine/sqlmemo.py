@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from engine.sqltypes import Catalog, SqlAnalysis, SqlProblem
+from engine.sqltypes import DeclaredSchema, SqlAnalysis, SqlProblem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 
 
-def catalog_fingerprint(catalog: Catalog) -> str:
+def catalog_fingerprint(catalog: DeclaredSchema) -> str:
     """sha256 of everything in the catalog that SQL checks read."""
     text = json.dumps([catalog.tables, sorted(catalog.pii), list(catalog.search_path),
                        sorted(catalog.safe_functions), sorted(catalog.functions)],
@@ -97,13 +97,13 @@ class SqlMemo:
         self.used: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
-        self._catalogs: dict[int, tuple[Catalog, str]] = {}
+        self._catalogs: dict[int, tuple[DeclaredSchema, str]] = {}
 
     @property
     def changed(self) -> bool:
         return self.misses > 0 or len(self.used) != len(self.entries)
 
-    def key(self, kind: str, sql: str, catalog: Catalog | None) -> str:
+    def key(self, kind: str, sql: str, catalog: DeclaredSchema | None) -> str:
         parts = [str(FORMAT), self.tool, kind]
         if catalog is not None:
             parts.append(self._fingerprint(catalog))
@@ -112,7 +112,7 @@ class SqlMemo:
         digest.update(sql.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
-    def _fingerprint(self, catalog: Catalog) -> str:
+    def _fingerprint(self, catalog: DeclaredSchema) -> str:
         # A project has one catalog; fingerprint it once (kept alive, so the id stays its own).
         known = self._catalogs.get(id(catalog))
         if known is None or known[0] is not catalog:
@@ -136,10 +136,10 @@ class SqlMemo:
         self.used[key] = store(value)
         return value
 
-    def analyze(self, sql: str, catalog: Catalog) -> SqlAnalysis:
-        """engine.sqlcheck.analyze(sql, catalog), remembered (a fresh object each call)."""
+    def analyze(self, sql: str, catalog: DeclaredSchema) -> SqlAnalysis:
+        """engine.validation.sqlcheck.analyze(sql, catalog), remembered (a fresh object each call)."""
         def compute() -> SqlAnalysis:
-            from engine.sqlcheck import analyze
+            from engine.validation.sqlcheck import analyze
 
             return analyze(sql, catalog)
 
@@ -149,9 +149,9 @@ class SqlMemo:
         return result
 
     def own_cte_names(self, sql: str) -> set[str]:
-        """engine.sqlcheck.own_cte_names(sql), remembered."""
+        """engine.validation.sqlcheck.own_cte_names(sql), remembered."""
         def compute() -> set[str]:
-            from engine.sqlcheck import own_cte_names
+            from engine.validation.sqlcheck import own_cte_names
 
             return own_cte_names(sql)
 

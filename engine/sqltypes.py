@@ -1,6 +1,6 @@
 """What SQL checks take and give: the catalog of declared tables and a query's analysis.
 
-Apart from engine.sqlcheck so that a validation answered from the cache never imports sqlglot.
+Apart from engine.validation.sqlcheck so that a validation answered from the cache never imports sqlglot.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ TableRef = tuple[str, str]
 
 
 @dataclass(frozen=True)
-class Catalog:
+class DeclaredSchema:
     """The declared tables: schema -> table -> column -> type, and which columns hold PII."""
 
     tables: dict[str, dict[str, dict[str, str]]]

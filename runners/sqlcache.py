@@ -22,7 +22,7 @@ from runners.cachedir import cache_dir, ignore_in_git
 
 FILE = "sql-analyses.json"
 # The modules whose code decides an analysis: a change to any of them is a new checker.
-_CHECKER_MODULES = ("engine.sqlcheck", "engine.sqltypes", "engine.pgnames", "engine.sqlmemo")
+_CHECKER_MODULES = ("engine.validation.sqlcheck", "engine.sqltypes", "engine.dbschema.pgnames", "engine.sqlmemo")
 
 
 def _version(distribution: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.errors import DefinitionError
 from engine.masking import mask
 from engine.scope import validate_job
-from engine.validate import ValidationResult
+from engine.validation.validate import ValidationResult
 from runners.sqlcache import open_memo, save_memo
 
 

@@ -22,9 +22,9 @@ def fast_push(root: Path, path: Path) -> bool | None:
     if config is None:
         return None
     from engine.masking import remember
-    from runners.codec import Sealing
-    from runners.storage import Store, StoreSpec
-    from runners.wal import push
+    from runners.storage.sealing import Sealing
+    from runners.storage.stores import Store, StoreSpec
+    from runners.backup.wal import push
 
     key = remember(archiveconfig.resolve(config.key_ref, f"keys.{config.key_name}")) \
         if config.key_ref else None

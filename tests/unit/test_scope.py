@@ -73,7 +73,7 @@ def test_a_backup_ignores_reports_and_a_report_ignores_backup_rules(tmp_path: Pa
 
 
 def test_checking_one_job_keeps_the_other_cached_analyses(tmp_path: Path) -> None:
-    from engine.validate import validate
+    from engine.validation.validate import validate
     from runners.sqlcache import open_memo, save_memo
 
     root = write_project(tmp_path, {OTHER: REVENUE.replace("c.region,", "c.region, 1 as one,")})

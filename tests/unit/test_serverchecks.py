@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from engine.app.tiers.backup import archive_command
-from engine.serverchecks import server_problems
+from engine.backups.serverchecks import server_problems
 
 READY = {"wal_level": "replica", "max_wal_senders": "10", "archive_mode": "on"}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.output import RENDERERS
+from engine.validation.output import RENDERERS
 from engine.sqlmemo import SqlMemo
-from engine.validate import ValidationResult, validate
+from engine.validation.validate import ValidationResult, validate
 from runners.cachedir import cache_dir
 from runners.sqlcache import FILE, open_memo, save_memo, tool_fingerprint
 from tests.helpers import REVENUE, write_project

@@ -1,4 +1,4 @@
-from engine.sqlparams import to_pyformat
+from engine.reports.sqlparams import to_pyformat
 
 
 def test_named_parameters_become_pyformat() -> None:
@@ -38,8 +38,8 @@ def _with_sqlglot(sql: str, names: set[str]) -> str:
 def test_every_query_of_the_repository_is_rewritten_as_sqlglot_reads_it() -> None:
     from pathlib import Path
 
-    from engine.jobs import jobs
-    from engine.validate import validate
+    from engine.scheduling.jobs import jobs
+    from engine.validation.validate import validate
 
     project = validate(Path(__file__).resolve().parents[2]).project
     checked = 0
