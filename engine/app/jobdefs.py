@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from engine.definitions.scope import validate_job
 from engine.errors import DefinitionError
 from engine.masking import mask
-from engine.scope import validate_job
 from engine.validation.validate import ValidationResult
-from runners.sqlcache import open_memo, save_memo
+from runners.cache.analyses import open_memo, save_memo
 
 
 def job_definitions(root: Path, job_id: str, *, debug: bool = False) -> ValidationResult:

@@ -1,7 +1,7 @@
 """archive_command's fast path: `python -m engine.app.walpush --root R %p`.
 
 PostgreSQL starts it once per WAL segment, one after the other, so its start-up bounds how
-fast WAL is archived. It reads the archive's compiled settings (runners.archiveconfig) and
+fast WAL is archived. It reads the archive's compiled settings (runners.cache.archive) and
 stores the segment with the same push, checksums and sealing as `marketops wal-push`,
 importing neither click, pydantic, sqlglot nor the definitions. When the compiled settings
 are missing or older than marketops.yaml or a backup tier, it runs `marketops wal-push`
@@ -16,20 +16,20 @@ from pathlib import Path
 
 def fast_push(root: Path, path: Path) -> bool | None:
     """Push `path` with the compiled settings; None when there are none to trust."""
-    from runners import archiveconfig
+    from runners.cache import archive
 
-    config = archiveconfig.read(root)
+    config = archive.read(root)
     if config is None:
         return None
     from engine.masking import remember
+    from runners.backup.wal import push
     from runners.storage.sealing import Sealing
     from runners.storage.stores import Store, StoreSpec
-    from runners.backup.wal import push
 
-    key = remember(archiveconfig.resolve(config.key_ref, f"keys.{config.key_name}")) \
+    key = remember(archive.resolve(config.key_ref, f"keys.{config.key_name}")) \
         if config.key_ref else None
     store = Store(StoreSpec(config.destination, config.url,
-                            archiveconfig.resolved_options(config)))
+                            archive.resolved_options(config)))
     return push(store, config.tier, path, Sealing(config.codec, config.level,
                                                   config.key_name, key))
 

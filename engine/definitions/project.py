@@ -19,8 +19,8 @@ from engine.validation.findings import Location
 if TYPE_CHECKING:
     # sqlglot is imported where SQL is checked, not where a project is loaded: wal-push
     # loads the project once per WAL segment and needs no SQL.
-    from engine.sqlmemo import SqlMemo
-    from engine.sqltypes import ColumnRef, DeclaredSchema, SqlAnalysis, TableRef
+    from engine.validation.sqlmemo import SqlMemo
+    from engine.validation.sqltypes import ColumnRef, DeclaredSchema, SqlAnalysis, TableRef
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ def build_catalog(schemas: Sequence[SchemaFile], search_path: Sequence[str] = ("
                   safe_functions: Sequence[str] = ()) -> DeclaredSchema:
     """What SQL checks need of the declared schemas: tables and views with their columns, PII
     columns, and the user functions, with those a report may call."""
-    from engine.sqltypes import DeclaredSchema
+    from engine.validation.sqltypes import DeclaredSchema
 
     tables: dict[str, dict[str, dict[str, str]]] = {}
     pii: set[ColumnRef] = set()

@@ -17,13 +17,13 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokenizer_core import Token
 
 from engine.dbschema.pgnames import qualified
+from engine.validation.sqltypes import ColumnRef as ColumnRef
 
 # Re-exported: the result types live apart so a cached validation need not import sqlglot.
-from engine.sqltypes import DeclaredSchema as DeclaredSchema
-from engine.sqltypes import ColumnRef as ColumnRef
-from engine.sqltypes import SqlAnalysis as SqlAnalysis
-from engine.sqltypes import SqlProblem as SqlProblem
-from engine.sqltypes import TableRef as TableRef
+from engine.validation.sqltypes import DeclaredSchema as DeclaredSchema
+from engine.validation.sqltypes import SqlAnalysis as SqlAnalysis
+from engine.validation.sqltypes import SqlProblem as SqlProblem
+from engine.validation.sqltypes import TableRef as TableRef
 
 # sqlglot logs a warning for every statement it falls back to parsing as a Command;
 # we report those ourselves.

@@ -10,7 +10,7 @@ from engine.definitions.project import Project
 from engine.masking import describe_error
 from engine.validation.findings import Finding, Location, Severity
 from engine.validation.rules import all_rules
-from engine.sqlmemo import SqlMemo
+from engine.validation.sqlmemo import SqlMemo
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.scope import validate_job
-from engine.sqlmemo import SqlMemo
+from engine.definitions.scope import validate_job
+from engine.validation.sqlmemo import SqlMemo
 from tests.helpers import NIGHTLY, REVENUE, write_project
 
 BROKEN_SQL = REVENUE.replace("sum(o.total) as revenue", "sum(o.totl) as revenue")
@@ -74,7 +74,7 @@ def test_a_backup_ignores_reports_and_a_report_ignores_backup_rules(tmp_path: Pa
 
 def test_checking_one_job_keeps_the_other_cached_analyses(tmp_path: Path) -> None:
     from engine.validation.validate import validate
-    from runners.sqlcache import open_memo, save_memo
+    from runners.cache.analyses import open_memo, save_memo
 
     root = write_project(tmp_path, {OTHER: REVENUE.replace("c.region,", "c.region, 1 as one,")})
     memo = open_memo(root)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.validation.output import RENDERERS
-from engine.sqlmemo import SqlMemo
+from engine.validation.sqlmemo import SqlMemo
 from engine.validation.validate import ValidationResult, validate
-from runners.cachedir import cache_dir
-from runners.sqlcache import FILE, open_memo, save_memo, tool_fingerprint
+from runners.cache.analyses import FILE, open_memo, save_memo, tool_fingerprint
+from runners.cache.directory import cache_dir
 from tests.helpers import REVENUE, write_project
 
 ROOT = Path(__file__).resolve().parents[2]

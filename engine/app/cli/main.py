@@ -98,7 +98,7 @@ def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """
     from engine.validation.output import RENDERERS
     from engine.validation.validate import validate as run_validation
-    from runners.sqlcache import open_memo, save_memo
+    from runners.cache.analyses import open_memo, save_memo
 
     memo = None if no_cache else open_memo(app.root)
     result = run_validation(app.root, debug=app.debug, memo=memo)

@@ -36,7 +36,7 @@ from runners.backup.wal import stored_entries
 from runners.storage.verify import Damaged, verify_wal_files
 
 if TYPE_CHECKING:
-    from runners.archiveconfig import ArchiveConfig
+    from runners.cache.archive import ArchiveConfig
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
@@ -65,13 +65,13 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
 def wal_push(root: Path, path: Path) -> bool:
     """archive_command: store one WAL file; False when it was archived already. Compiles
     the archive's settings for the fast path (engine.app.walpush) on the way."""
-    from runners import archiveconfig
     from runners.backup.wal import push
+    from runners.cache import archive
 
     result, wal_id, wal = wal_definitions(root)
     store = store_for(root, result, wal.destination)
     sealing = sealing_for(result, wal)
-    archiveconfig.write(root, archive_config(root, result, wal_id, wal))
+    archive.write(root, archive_config(root, result, wal_id, wal))
     return push(store, wal_id, path, sealing)
 
 
@@ -79,7 +79,7 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
                    wal: WalArchiveTier) -> ArchiveConfig:
     """The WAL tier's settings as the fast path reads them: references, not secrets."""
     from engine.app.context import local_destination
-    from runners.archiveconfig import ArchiveConfig
+    from runners.cache.archive import ArchiveConfig
 
     destination = result.project.settings.destinations.get(wal.destination)
     if destination is None:
@@ -108,13 +108,13 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
 
 def compile_archive_config(root: Path, result: ValidationResult) -> bool:
     """Write the fast path's settings now (wal-setup, serve); False when it cannot."""
-    from runners import archiveconfig
+    from runners.cache import archive
 
     try:
         wal_id, wal = wal_tier_for(result)
     except UsageError:
         return False  # no WAL tier: nothing to archive
-    return archiveconfig.write(root, archive_config(root, result, wal_id, wal))
+    return archive.write(root, archive_config(root, result, wal_id, wal))
 
 
 def wal_fetch(root: Path, name: str, target: Path) -> None:

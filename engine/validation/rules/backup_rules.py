@@ -20,7 +20,7 @@ from engine.definitions.project import Loaded, Project
 from engine.validation.findings import Finding, Severity
 from engine.validation.rules import rule
 from engine.validation.rules.common import gap_range, human, unknown_name
-from engine.sqltypes import TableRef
+from engine.validation.sqltypes import TableRef
 
 # "At least daily" allows for the 25-hour day of a fall-back transition.
 DAILY = timedelta(hours=25)

@@ -17,12 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.sqlmemo import FORMAT, SqlMemo
-from runners.cachedir import cache_dir, ignore_in_git
+from engine.validation.sqlmemo import FORMAT, SqlMemo
+from runners.cache.directory import cache_dir, ignore_in_git
 
 FILE = "sql-analyses.json"
 # The modules whose code decides an analysis: a change to any of them is a new checker.
-_CHECKER_MODULES = ("engine.validation.sqlcheck", "engine.sqltypes", "engine.dbschema.pgnames", "engine.sqlmemo")
+_CHECKER_MODULES = ("engine.validation.sqlcheck", "engine.validation.sqltypes",
+                    "engine.dbschema.pgnames", "engine.validation.sqlmemo")
 
 
 def _version(distribution: str) -> str:

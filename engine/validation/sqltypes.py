@@ -1,6 +1,7 @@
 """What SQL checks take and give: the catalog of declared tables and a query's analysis.
 
-Apart from engine.validation.sqlcheck so that a validation answered from the cache never imports sqlglot.
+Apart from engine.validation.sqlcheck so that a validation answered from the cache never
+imports sqlglot.
 """
 
 from __future__ import annotations

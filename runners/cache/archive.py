@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from runners.cachedir import cache_dir, ignore_in_git
+from runners.cache.directory import cache_dir, ignore_in_git
 
 FILE = "archive.json"
 FORMAT = 1

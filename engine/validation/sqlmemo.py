@@ -5,7 +5,8 @@ An entry's key is the sha256 of everything the analysis depends on: the checker'
 fingerprint (marketops and sqlglot versions, the checker's source), the catalog (every declared
 table, column, type, PII tag, the search_path and the functions) and the SQL text. A changed
 file, schema or tool gives a new key, so a stale entry is never looked up; an entry that does
-not decode is recomputed. Loading and saving the entries is the caller's (runners.sqlcache).
+not decode is recomputed. Loading and saving the entries is the caller's
+(runners.cache.analyses).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from engine.sqltypes import DeclaredSchema, SqlAnalysis, SqlProblem
+from engine.validation.sqltypes import DeclaredSchema, SqlAnalysis, SqlProblem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -137,7 +138,8 @@ class SqlMemo:
         return value
 
     def analyze(self, sql: str, catalog: DeclaredSchema) -> SqlAnalysis:
-        """engine.validation.sqlcheck.analyze(sql, catalog), remembered (a fresh object each call)."""
+        """engine.validation.sqlcheck.analyze(sql, catalog), remembered (a fresh object each
+        call)."""
         def compute() -> SqlAnalysis:
             from engine.validation.sqlcheck import analyze
 

@@ -7,11 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.validation.findings import Finding
 from engine.definitions.glossary import closure
-from engine.definitions.loader import BACKUPS_DIR, REPORTS_DIR, SCHEMA_DIR, SETTINGS_FILE, load_project
+from engine.definitions.loader import (
+    BACKUPS_DIR,
+    REPORTS_DIR,
+    SCHEMA_DIR,
+    SETTINGS_FILE,
+    load_project,
+)
 from engine.definitions.project import Project
-from engine.sqlmemo import SqlMemo
+from engine.validation.findings import Finding
+from engine.validation.sqlmemo import SqlMemo
 from engine.validation.validate import ValidationResult, run_rules
 
 
