@@ -6,6 +6,10 @@ stores the segment with the same push, checksums and sealing as `marketops wal-p
 importing neither click, pydantic, sqlglot nor the definitions. When the compiled settings
 are missing or older than marketops.yaml or a backup tier, it runs `marketops wal-push`
 itself, which compiles them again.
+
+With `archive_async` on the WAL tier, it stores nothing itself: it returns once the
+background pusher (engine.app.walpusher, started here when none runs) has stored the
+segment, which for a busy server is usually before PostgreSQL asks (runners.backup.walspool).
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ def fast_push(root: Path, path: Path) -> bool | None:
     config = archive.read(root)
     if config is None:
         return None
+    if config.process_max > 0:
+        from engine.app.walasync import push_async
+
+        done = push_async(root, config, path)
+        if done is not None:
+            return done
     from engine.masking import remember
     from runners.backup.wal import push
     from runners.storage.sealing import Sealing

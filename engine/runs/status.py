@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.backups.freshness import Freshness, span
+from engine.backups.walqueue import describe
 from engine.runs.ledger import RunRecord
 from engine.scheduling.jobs import Job
 
@@ -68,6 +69,8 @@ def render_text(statuses: list[JobStatus]) -> str:
             "continuous" if s.freshness is not None else "-")
         health = "not scheduled" if not s.scheduled else ("ok" if s.healthy else s.problem)
         lines.append(f"{s.job:<34} {last:<10} {slot:<26} {nxt:<26} {_age(s):<22} {health}")
+        if s.freshness is not None and s.freshness.queue is not None:
+            lines.append(f"  {describe(s.freshness.queue)}")
     return "\n".join(lines) + "\n"
 
 
@@ -84,7 +87,16 @@ def as_dict(s: JobStatus) -> dict[str, object]:
             "backup": None if s.freshness is None else {
                 "newest": s.freshness.newest, "rpo_seconds": s.freshness.rpo.total_seconds(),
                 "age_seconds": s.freshness.age.total_seconds() if s.freshness.age else None,
-                "problem": s.freshness.problem}}
+                "problem": s.freshness.problem, **_queue(s.freshness)}}
+
+
+def _queue(freshness: Freshness) -> dict[str, object]:
+    """Asynchronous WAL archiving's queue, for the tiers that archive so."""
+    queue = freshness.queue
+    if queue is None:
+        return {}
+    return {"queue": {"ready": queue.ready, "stored_ahead": queue.stored_ahead,
+                      "pusher_pid": queue.pusher_pid, "errors": queue.failed}}
 
 
 def _label(value: str) -> str:

@@ -23,7 +23,7 @@ from engine.errors import UsageError
 from runners.cache.directory import cache_dir, ignore_in_git
 
 FILE = "archive.json"
-FORMAT = 1
+FORMAT = 2
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -58,6 +58,14 @@ class ArchiveConfig:
     level: int
     key_name: str | None = None
     key_ref: str | None = None  # ${VAR} of the key
+    process_max: int = 0  # > 0: asynchronous, through the spool, this many at once
+    timeout: float = 60.0  # seconds an asynchronous archive_command waits for its file
+    spool: str = ""  # absolute
+
+    @property
+    def archive(self) -> str:
+        """Names the archive a spool marker vouches for."""
+        return f"{self.url}#{self.tier}"
 
 
 def write(root: Path, config: ArchiveConfig) -> bool:
@@ -100,8 +108,10 @@ def read(root: Path) -> ArchiveConfig | None:
     except TypeError:
         return None
     fields = (config.tier, config.destination, config.url, config.codec)
-    if not all(isinstance(f, str) for f in fields) or not isinstance(config.level, int) \
-            or not isinstance(config.options, dict):
+    if not all(isinstance(f, str) for f in (*fields, config.spool)) \
+            or not isinstance(config.level, int) or not isinstance(config.options, dict) \
+            or not isinstance(config.process_max, int) \
+            or not isinstance(config.timeout, (int, float)):
         return None
     return config
 

@@ -71,7 +71,14 @@ def wal_push(root: Path, path: Path) -> bool:
     result, wal_id, wal = wal_definitions(root)
     store = store_for(root, result, wal.destination)
     sealing = sealing_for(result, wal)
-    archive.write(root, archive_config(root, result, wal_id, wal))
+    config = archive_config(root, result, wal_id, wal)
+    # The pusher reads the compiled settings: without them, this segment is stored here.
+    if archive.write(root, config) and config.process_max > 0:
+        from engine.app.walasync import push_async
+
+        done = push_async(root, config, path)
+        if done is not None:
+            return done
     return push(store, wal_id, path, sealing)
 
 
@@ -102,8 +109,14 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
     key_ref = result.project.settings.keys.get(key_name) if key_name else None
     if key_name is not None and key_ref is None:
         raise UsageError(f"key '{key_name}' is not declared under keys: in marketops.yaml")
+    from runners.backup.walspool import spool_dir
+
+    asynchronous = wal.archive_async
     return ArchiveConfig(wal_id, wal.destination, url, options, compression.codec.value,
-                         compression.level, key_name, key_ref)
+                         compression.level, key_name, key_ref,
+                         asynchronous.process_max if asynchronous else 0,
+                         asynchronous.timeout.total_seconds() if asynchronous else 60.0,
+                         str(spool_dir(root, wal_id)))
 
 
 def compile_archive_config(root: Path, result: ValidationResult) -> bool:
@@ -147,13 +160,15 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
     """Let the embedded server's own user (when we run as root) run archive_command: read
     this repository and write the WAL destination."""
+    from runners.backup.walspool import spool_dir
     from runners.postgres.embedded import grant_server_access
 
     wal_id, wal = wal_tier_for(result)
     store = store_for(root, result, wal.destination)
     wal_dir = store.local_path(wal_id)
+    spool = [spool_dir(root, wal_id)] if wal.archive_async else []
     grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
-                        writable=[wal_dir] if wal_dir is not None else [])
+                        writable=([wal_dir] if wal_dir is not None else []) + spool)
 
 
 def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
@@ -268,8 +283,13 @@ class WalHandler(TierHandler[WalArchiveTier]):
                   tier: WalArchiveTier, dsn: str | None, now: datetime) -> Freshness | None:
         state = wal_state(root, result, tier_id, dsn)
         problems, _ = wal_problems(state, tier.rpo)
+        queue = None
+        if tier.archive_async is not None:
+            from runners.backup.walspool import Spool, spool_dir
+
+            queue = Spool(spool_dir(root, tier_id)).queue_state()
         return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
-                         "; ".join(problems) or None, f"{len(state.stored)} WAL files")
+                         "; ".join(problems) or None, f"{len(state.stored)} WAL files", queue)
 
     def listing(self, root: Path, result: ValidationResult, tier_id: str,
                 tier: WalArchiveTier, base: TierListing, drilled: dict[str, Verified]

@@ -1,0 +1,68 @@
+"""The background WAL pusher of asynchronous archiving, started detached by archive_command
+(engine.app.walpush) when none runs: `python -m engine.app.walpusher --root R --pg-wal D`.
+
+It stores the ready WAL files of pg_wal D with the archive's compiled settings
+(runners.cache.archive), `process_max` at once, and stops when idle, after an error, or when
+the settings change (runners.backup.walspool.run_pusher). It never prints: what it does goes
+to the spool's pusher.log, its errors to the spool where archive_command reads them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runners.cache.archive import ArchiveConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 4 or args[0] != "--root" or args[2] != "--pg-wal":
+        print("usage: python -m engine.app.walpusher --root DIR --pg-wal DIR", file=sys.stderr)
+        return 2
+    root, pg_wal = Path(args[1]).resolve(), Path(args[3]).resolve()
+    from engine.errors import MarketopsError
+    from runners.backup.walspool import GLOBAL, Spool, run_pusher, spool_dir
+    from runners.cache import archive
+
+    fingerprint = archive.fingerprint(root)
+    config = archive.read(root)
+    if config is None or config.process_max <= 0:
+        # archive_command reads the same settings first: they changed in between.
+        return 0
+    spool = Spool(Path(config.spool) if config.spool else spool_dir(root, config.tier))
+    try:
+        store_one = _storer(config)
+    except MarketopsError as exc:
+        spool.create()
+        spool.write_error(GLOBAL, str(exc))
+        return exc.exit_code
+    spool.create()
+    with spool.log_path.open("a", encoding="utf-8") as log:
+        run_pusher(spool, pg_wal, store_one, config.archive, config.process_max,
+                   lambda: archive.fingerprint(root) == fingerprint, log)
+    return 0
+
+
+def _storer(config: ArchiveConfig) -> Callable[[Path], str]:
+    """Store one WAL file as the synchronous path does; the sha256 of what was stored."""
+    from engine.masking import remember
+    from runners.backup.wal import archive_file
+    from runners.cache import archive
+    from runners.storage.sealing import Sealing
+    from runners.storage.stores import Store, StoreSpec
+
+    key = remember(archive.resolve(config.key_ref, f"keys.{config.key_name}")) \
+        if config.key_ref else None
+    store = Store(StoreSpec(config.destination, config.url, archive.resolved_options(config)))
+    # zstd in the storing thread: its own workers times process_max oversubscribe the cores.
+    sealing = Sealing(config.codec, config.level, config.key_name, key,
+                      threads=0 if config.process_max > 1 else 2)
+    return lambda path: archive_file(store, config.tier, path, sealing)[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
