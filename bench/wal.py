@@ -2,16 +2,21 @@
 new process per segment, one after the other), on a copy of the repository's definitions
 with its encrypted wal_archive tier and a file:// destination.
 
-Run by hand:  python bench/wal.py [--segments 7]
-Measured in the same run:
+Run by hand:  python bench/wal.py [--segments 7] [--backlog 24] [--process-max 2]
+Measured in the same run, per call:
   baseline interpreter   `python -c pass` (what any Python archive_command pays)
   baseline zstd -3       the `zstd` command compressing the segment to a file (the floor
                          of the work itself, without encryption or checksums)
   full path              `python -m engine.cli wal-push` (loads the definitions)
   fast path              `python -m engine.app.walpush` (compiled settings; the
                          archive_command that `marketops wal-setup` sets)
+Then a backlog, as after a bulk load: `--backlog` segments ready at once in a pg_wal with
+archive_status, archived the way PostgreSQL's archiver does it (archive_command on the
+oldest .ready, one call after the other, .ready renamed .done on success), until none is
+left: the fast path synchronously, then with `archive_async` (the background pusher,
+`--process-max` at once), each on its own copy of the repository and archive.
 Goal (issue 19): one segment, sync, < 0.15 s. Not measured here: pgBackRest (not installed
-on this machine) and the asynchronous pusher (not built yet).
+on this machine).
 """
 
 from __future__ import annotations
@@ -50,9 +55,37 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
+def archive_backlog(python: str, root: Path, env: dict[str, str], pg_wal: Path,
+                    segments: list[bytes]) -> float:
+    """Seconds for PostgreSQL's serial archiver to archive `segments`, all ready at once."""
+    status = pg_wal / "archive_status"
+    status.mkdir(parents=True)
+    names = []
+    for number, data in enumerate(segments, start=0x100):
+        name = f"00000001{number >> 8:08X}{number & 0xFF:08X}"
+        (pg_wal / name).write_bytes(data)
+        (status / f"{name}.ready").touch()
+        names.append(name)
+    argv = [python, "-m", "engine.app.walpush", "--root", str(root)]
+    began = time.perf_counter()
+    for name in names:  # the oldest .ready first, as pgarch.c takes them
+        timed([*argv, f"{pg_wal.name}/{name}"], env, pg_wal.parent)
+        (status / f"{name}.ready").rename(status / f"{name}.done")
+    elapsed = time.perf_counter() - began
+    spool_pid = root / ".marketops" / "spool" / "wal_archive" / "pusher.pid"
+    deadline = time.monotonic() + 60
+    while spool_pid.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the idle pusher ends by itself; the directory goes after it
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--segments", type=int, default=7, help="Segments per method.")
+    parser.add_argument("--backlog", type=int, default=24,
+                        help="Segments ready at once in the backlog runs (0: skip them).")
+    parser.add_argument("--process-max", type=int, default=2,
+                        help="archive_async.process_max of the asynchronous backlog run.")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +136,32 @@ def main() -> None:
               f"{fast - results['baseline interpreter (python -c pass)']:.3f} s above a bare "
               f"interpreter  [goal: < 0.15 s per segment: "
               f"{'met' if fast < 0.15 else 'NOT met'}]")
+        if args.backlog <= 0:
+            return
+        backlog = [segment_bytes(10_000 + n) for n in range(args.backlog)]
+        copies = {}
+        for mode in ("sync", "async"):
+            copy = work / f"repo-{mode}"
+            shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".marketops", "var"))
+            if mode == "async":
+                tier = copy / "definitions" / "backups" / "wal_archive.yaml"
+                tier.write_text(tier.read_text() + "archive_async: {process_max: "
+                                f"{args.process_max}}}\n")
+            # Compile its settings (an unmeasured full-path push of a file nobody waits for).
+            timed([python, "-m", "engine.cli", "--root", str(copy), "wal-push",
+                   str(next_segment())], env, pg_wal)
+            copies[mode] = copy
+        seconds = {mode: archive_backlog(python, copy, env, work / f"pg_wal-{mode}", backlog)
+                   for mode, copy in copies.items()}
+        megabytes = 16 * args.backlog
+        print(f"backlog of {args.backlog} segments ({megabytes} MB) ready at once, archived "
+              "by a serial archiver:")
+        for mode, elapsed in seconds.items():
+            label = ("fast path, synchronous" if mode == "sync" else
+                     f"fast path, archive_async process_max={args.process_max}")
+            print(f"  {label:<40} {elapsed:6.2f} s  {megabytes / elapsed:7.1f} MB/s  "
+                  f"{elapsed / args.backlog:6.3f} s/segment")
+        print(f"async: {seconds['sync'] / seconds['async']:.2f}x the synchronous throughput")
 
 
 if __name__ == "__main__":
