@@ -140,6 +140,17 @@ def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]]
     out += _family("marketops_job_healthy", "gauge",
                    "1 when the job is on time and not failing.",
                    [("job", s.job, str(int(s.healthy))) for s in statuses if s.scheduled])
+    queued = [(f.tier, f.queue) for f in fresh if f.queue is not None]
+    if queued:  # only where WAL is archived asynchronously
+        out += _family("marketops_wal_async_ready", "gauge",
+                       "WAL files the server waits to have archived.",
+                       [("tier", t, str(q.ready)) for t, q in queued if q.ready is not None])
+        out += _family("marketops_wal_async_stored_ahead", "gauge",
+                       "WAL files the pusher stored before the server asked.",
+                       [("tier", t, str(q.stored_ahead)) for t, q in queued])
+        out += _family("marketops_wal_async_pusher_running", "gauge",
+                       "1 while the background WAL pusher runs.",
+                       [("tier", t, str(int(q.pusher_pid is not None))) for t, q in queued])
     return "\n".join(out) + "\n"
 
 

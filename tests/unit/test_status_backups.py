@@ -65,3 +65,8 @@ def test_asynchronous_archivings_queue_shows_in_text_and_json(tmp_path: Path) ->
                         "last error: X: refused")
     assert as_dict(queued)["backup"]["queue"] == {  # type: ignore[index]
         "ready": 7, "stored_ahead": 3, "pusher_pid": 4242, "errors": ["X: refused"]}
+    metrics = render_metrics([queued], [], {}, {})
+    assert 'marketops_wal_async_ready{tier="nightly"} 7' in metrics
+    assert 'marketops_wal_async_stored_ahead{tier="nightly"} 3' in metrics
+    assert 'marketops_wal_async_pusher_running{tier="nightly"} 1' in metrics
+    assert "marketops_wal_async" not in render_metrics([plain], [], {}, {})
