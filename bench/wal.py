@@ -15,6 +15,10 @@ archive_status, archived the way PostgreSQL's archiver does it (archive_command 
 oldest .ready, one call after the other, .ready renamed .done on success), until none is
 left: the fast path synchronously, then with `archive_async` (the background pusher,
 `--process-max` at once), each on its own copy of the repository and archive.
+With `--postgres N`, last, on the embedded PostgreSQL 18: a server per mode archiving
+through marketops (as `wal-setup --apply` sets it up), a write load closing N segments as
+fast as it can (inserts, pg_switch_wal), and the seconds until pg_stat_archiver has
+archived the last one (total, and the lag left after the load ended).
 Goal (issue 19): one segment, sync, < 0.15 s. Not measured here: pgBackRest (not installed
 on this machine).
 """
@@ -79,11 +83,64 @@ def archive_backlog(python: str, root: Path, env: dict[str, str], pg_wal: Path,
     return elapsed
 
 
+def archive_under_load(root: Path, data: Path, segments: int) -> tuple[float, float]:
+    """(seconds from the load's start until its last segment is archived, of which after
+    the load ended) on a new embedded server archiving for `root`."""
+    sys.path.insert(0, str(ROOT))
+    from engine.app.tiers.wal import (
+        compile_archive_config,
+        configure_archiving,
+        prepare_archive_access,
+        wal_settings,
+    )
+    from engine.validation.validate import validate
+    from runners.demo.mailbox import free_port
+    from runners.postgres.connection import connect
+    from runners.postgres.embedded import EmbeddedServer
+
+    result = validate(root)
+    server = EmbeddedServer(data, free_port(), "postgres")
+    server.start()
+    try:
+        compile_archive_config(root, result)
+        prepare_archive_access(root, result)
+        if configure_archiving(server.dsn(), wal_settings(root, result)):
+            server.stop()
+            server.start()
+        with connect(server.dsn(), autocommit=True) as conn:
+            conn.execute("create table load (id bigserial primary key, note text)")
+
+            def archived() -> str:
+                row = conn.execute("select last_archived_wal from pg_stat_archiver").fetchone()
+                return str(row[0]) if row and row[0] else ""
+
+            began = time.perf_counter()
+            last = ""
+            for _ in range(segments):
+                conn.execute("insert into load (note) select md5(random()::text) "
+                             "from generate_series(1, 5000)")
+                row = conn.execute("select pg_walfile_name(pg_switch_wal())").fetchone()
+                last = str(row[0]) if row else last
+            loaded = time.perf_counter()
+            deadline = loaded + 600
+            while archived() < last:
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"{last} not archived in 600 s; see {server.log_file}")
+                time.sleep(0.02)
+            done = time.perf_counter()
+        return done - began, done - loaded
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--segments", type=int, default=7, help="Segments per method.")
     parser.add_argument("--backlog", type=int, default=24,
                         help="Segments ready at once in the backlog runs (0: skip them).")
+    parser.add_argument("--postgres", type=int, default=0, metavar="N",
+                        help="Segments of write load on the embedded PostgreSQL 18 per mode "
+                             "(0: skip).")
     parser.add_argument("--process-max", type=int, default=2,
                         help="archive_async.process_max of the asynchronous backlog run.")
     args = parser.parse_args()
@@ -139,14 +196,19 @@ def main() -> None:
         if args.backlog <= 0:
             return
         backlog = [segment_bytes(10_000 + n) for n in range(args.backlog)]
-        copies = {}
-        for mode in ("sync", "async"):
-            copy = work / f"repo-{mode}"
+        def fresh_copy(mode: str, name: str) -> Path:
+            """The repository without its archive, asynchronous in mode `async`."""
+            copy = work / name
             shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".marketops", "var"))
             if mode == "async":
                 tier = copy / "definitions" / "backups" / "wal_archive.yaml"
                 tier.write_text(tier.read_text() + "archive_async: {process_max: "
                                 f"{args.process_max}}}\n")
+            return copy
+
+        copies = {}
+        for mode in ("sync", "async"):
+            copy = fresh_copy(mode, f"repo-{mode}")
             # Compile its settings (an unmeasured full-path push of a file nobody waits for).
             timed([python, "-m", "engine.cli", "--root", str(copy), "wal-push",
                    str(next_segment())], env, pg_wal)
@@ -162,6 +224,22 @@ def main() -> None:
             print(f"  {label:<40} {elapsed:6.2f} s  {megabytes / elapsed:7.1f} MB/s  "
                   f"{elapsed / args.backlog:6.3f} s/segment")
         print(f"async: {seconds['sync'] / seconds['async']:.2f}x the synchronous throughput")
+        if args.postgres <= 0:
+            return
+        os.environ.update(env)  # the servers (and so archive_command) inherit the key
+        under_load = {mode: archive_under_load(fresh_copy(mode, f"repo-pg-{mode}"),
+                                               work / f"pg-{mode}", args.postgres)
+                      for mode in ("sync", "async")}
+        print(f"embedded PostgreSQL 18, a write load closing {args.postgres} segments as fast "
+              "as it can:")
+        for mode, (total, lag) in under_load.items():
+            label = ("archive_command synchronous" if mode == "sync" else
+                     f"archive_async process_max={args.process_max}")
+            print(f"  {label:<40} {total:6.2f} s to archive all "
+                  f"({16 * args.postgres / total:6.1f} MB/s), {lag:6.2f} s of lag after the "
+                  "load")
+        print(f"async: {under_load['sync'][0] / under_load['async'][0]:.2f}x the synchronous "
+              "throughput under load")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ segment, starting it when none runs (runners.backup.walspool)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,6 @@ def push_async(root: Path, config: ArchiveConfig, path: Path) -> bool | None:
     if not (pg_wal / "archive_status" / f"{path.name}.ready").exists():
         return None
     spool = Spool(Path(config.spool) if config.spool else spool_dir(root, config.tier))
-    argv = [sys.executable, "-m", "engine.app.walpusher", "--root", str(root),
-            "--pg-wal", str(pg_wal)]
+    args = ["--root", str(root), "--pg-wal", str(pg_wal)]
     return await_stored(spool, path, config.archive, config.timeout,
-                        lambda: spawn(argv, spool.log_path))
+                        lambda: spawn("engine.app.walpusher", args, spool.log_path))

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -228,11 +229,13 @@ def sha256_of(path: Path) -> str:
         raise BackupError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the pusher detached: a session of its own, output to its log."""
+def spawn(module: str, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start the pusher (`python -m module args`) detached: a session of its own, output
+    to its log."""
     with log_path.open("ab") as log:
         try:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            return subprocess.Popen([sys.executable, "-m", module, *args],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True, cwd="/")
         except OSError as exc:
             raise BackupError(f"cannot start the WAL pusher: {exc.strerror}") from None
