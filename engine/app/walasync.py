@@ -21,6 +21,6 @@ def push_async(root: Path, config: ArchiveConfig, path: Path) -> bool | None:
     if not (pg_wal / "archive_status" / f"{path.name}.ready").exists():
         return None
     spool = Spool(Path(config.spool) if config.spool else spool_dir(root, config.tier))
-    args = ["--root", str(root), "--pg-wal", str(pg_wal)]
+    args = ["--root", str(root), "--pg-wal", str(pg_wal), "--spool", str(spool.directory)]
     return await_stored(spool, path, config.archive, config.timeout,
                         lambda: spawn("engine.app.walpusher", args, spool.log_path))

@@ -1,5 +1,6 @@
 """The background WAL pusher of asynchronous archiving, started detached by archive_command
-(engine.app.walpush) when none runs: `python -m engine.app.walpusher --root R --pg-wal D`.
+(engine.app.walpush) when none runs:
+`python -m engine.app.walpusher --root R --pg-wal D --spool S`.
 
 It stores the ready WAL files of pg_wal D with the archive's compiled settings
 (runners.cache.archive), `process_max` at once, and stops when idle, after an error, or when
@@ -20,20 +21,25 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 4 or args[0] != "--root" or args[2] != "--pg-wal":
-        print("usage: python -m engine.app.walpusher --root DIR --pg-wal DIR", file=sys.stderr)
+    if len(args) != 6 or args[0::2] != ["--root", "--pg-wal", "--spool"]:
+        print("usage: python -m engine.app.walpusher --root DIR --pg-wal DIR --spool DIR",
+              file=sys.stderr)
         return 2
-    root, pg_wal = Path(args[1]).resolve(), Path(args[3]).resolve()
+    root, pg_wal, spool_path = (Path(a).resolve() for a in args[1::2])
     from engine.errors import MarketopsError
     from runners.backup.walspool import GLOBAL, Spool, run_pusher, spool_dir
     from runners.cache import archive
 
+    spool = Spool(spool_path)
     fingerprint = archive.fingerprint(root)
     config = archive.read(root)
-    if config is None or config.process_max <= 0:
-        # archive_command reads the same settings first: they changed in between.
-        return 0
-    spool = Spool(Path(config.spool) if config.spool else spool_dir(root, config.tier))
+    if config is None or config.process_max <= 0 or spool_path != (
+            Path(config.spool) if config.spool else spool_dir(root, config.tier)).resolve():
+        # Changed since archive_command read them: its next call reads them again.
+        spool.create()
+        spool.write_error(GLOBAL, "the WAL archive's settings changed while archive_command "
+                          "waited; PostgreSQL's next call uses the new ones")
+        return 1
     try:
         store_one = _storer(config)
     except MarketopsError as exc:
