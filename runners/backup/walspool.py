@@ -34,9 +34,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from engine.backups.walqueue import (
     Marker,
@@ -49,6 +48,9 @@ from engine.backups.walqueue import (
 )
 from engine.errors import BackupError
 from engine.masking import mask
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 OK = ".ok"
 ERROR = ".error"
@@ -286,6 +288,9 @@ def run_pusher(spool: Spool, pg_wal: Path, store_one: Callable[[Path], str], arc
     it stops there; the next archive_command starts a new one), the settings change
     (`still_valid` turns False) or pg_wal goes away. `store_one` returns the sha256 of
     what it stored."""
+
+    # Here, not on top: archive_command imports this module and never runs a pool.
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     def say(line: str) -> None:
         if log is not None:
