@@ -90,6 +90,12 @@ def as_dict(s: JobStatus) -> dict[str, object]:
                 "problem": s.freshness.problem, **_queue(s.freshness)}}
 
 
+def _queue_html(freshness: Freshness | None) -> str:
+    if freshness is None or freshness.queue is None:
+        return ""
+    return f'<br><small class="queue">{html.escape(describe(freshness.queue))}</small>'
+
+
 def _queue(freshness: Freshness) -> dict[str, object]:
     """Asynchronous WAL archiving's queue, for the tiers that archive so."""
     queue = freshness.queue
@@ -166,7 +172,7 @@ def render_html(statuses: list[JobStatus], worker: str, now: datetime) -> str:
             f"<td>{html.escape(s.next_run.isoformat(timespec='minutes') if s.next_run else '-')}"
             f"</td><td>{html.escape(_age(s))}</td>"
             f"<td>{html.escape(state if s.healthy or not s.scheduled else str(s.problem))}"
-            "</td></tr>")
+            f"{_queue_html(s.freshness)}</td></tr>")
     unhealthy = sum(1 for s in statuses if s.scheduled and not s.healthy)
     summary = "All scheduled jobs are healthy." if not unhealthy else \
         f"{unhealthy} job(s) need attention."

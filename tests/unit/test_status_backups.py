@@ -70,3 +70,7 @@ def test_asynchronous_archivings_queue_shows_in_text_and_json(tmp_path: Path) ->
     assert 'marketops_wal_async_stored_ahead{tier="nightly"} 3' in metrics
     assert 'marketops_wal_async_pusher_running{tier="nightly"} 1' in metrics
     assert "marketops_wal_async" not in render_metrics([plain], [], {}, {})
+    page = render_html([queued], "w1", NOW)
+    assert ('<small class="queue">async queue: 7 ready, 3 stored ahead, pusher running '
+            '(pid 4242); last error: X: refused</small>') in page
+    assert 'class="queue"' not in render_html([plain], "w1", NOW)
