@@ -221,3 +221,37 @@ def test_backfill_runs_each_past_slot_once(demo_root: Path) -> None:
     future = run("backfill", "report/funnel_conversion", "--from", start.isoformat(),
                  "--until", (datetime.now(UTC) + timedelta(days=2)).isoformat(), cwd=demo_root)
     assert future.returncode == 2 and "in the future" in future.stderr
+
+
+def test_wal_setup_opens_the_spool_and_the_server_archives_asynchronously(
+        demo_root: Path) -> None:
+    import time
+
+    tier = demo_root / "definitions" / "backups" / "wal_archive.yaml"
+    tier.write_text(tier.read_text() + "archive_async: {process_max: 2}\n")
+    done = run("wal-setup", "--apply", cwd=demo_root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    spool = demo_root / ".marketops" / "spool" / "wal_archive"
+    assert spool.is_dir()
+    if os.geteuid() == 0:  # the embedded server runs as its own user, who writes the spool
+        assert spool.stat().st_uid != 0
+    port = re.search(r"embedded:\n  port: (\d+)", (demo_root / "marketops.yaml").read_text())
+    assert port is not None
+    with connect(f"postgresql://postgres@127.0.0.1:{port.group(1)}/marketplace",
+                 autocommit=True) as conn:
+        conn.execute("create table if not exists wal_async_probe (id int)")
+        conn.execute("insert into wal_async_probe values (1)")
+        row = conn.execute("select pg_walfile_name(pg_switch_wal())").fetchone()
+        assert row is not None
+        segment = str(row[0])
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            archived = conn.execute("select last_archived_wal from pg_stat_archiver").fetchone()
+            if archived and archived[0] and str(archived[0]) >= segment:
+                break
+            time.sleep(0.2)
+    log = spool / "pusher.log"
+    assert log.exists() and f"{segment}: stored" in log.read_text(), \
+        log.read_text()[-1000:] if log.exists() else "no pusher log"
+    status = run("status", cwd=demo_root)
+    assert "async queue:" in status.stdout, status.stdout + status.stderr

@@ -107,8 +107,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsyncCluster]:
     os.environ["MARKETOPS_TEST_ASYNC_DSN"] = server.dsn("postgres")
     server.start()
     project = AsyncCluster(root, server)
-    # What `marketops wal-setup` does: compile the settings the fast path reads, open the
-    # repository, the destination and the spool to the server's user, set archiving up.
+    # What `marketops wal-setup --apply` does for the embedded server: compile the settings
+    # the fast path reads, open the repository, destination and spool to the server's user,
+    # set archiving up.
     assert compile_archive_config(root, project.result)
     prepare_archive_access(root, project.result)
     if configure_archiving(project.dsn, wal_settings(root, project.result)):

@@ -88,6 +88,12 @@ def wal_setup(app: App, apply_: bool) -> None:
             click.echo(f"{name} = '{value}'")
         return
     target = app.primary(None)
+    if target.server is not None:
+        from engine.app.tiers.wal import prepare_archive_access
+
+        # Its archive_command runs as the server's user: the repository, the destination and
+        # (archive_async) the spool must be open to it before the first segment.
+        prepare_archive_access(app.root, result)
     restart = configure_archiving(target.dsn, settings)
     if restart and target.server is not None:
         target.server.stop()
