@@ -302,6 +302,14 @@ class App:
         project, _ = load_project(self.root)
         return App(self.root, ValidationResult(project, []), debug=self.debug)
 
+    def for_job(self, job_id: str) -> App:
+        """This repository with only what `job_id` reads checked (run, backfill): its own
+        problems stop it, problems elsewhere are warned about on stderr."""
+        from engine.app.jobdefs import job_definitions
+
+        return App(self.root, job_definitions(self.root, job_id, debug=self.debug),
+                   debug=self.debug)
+
     @cached_property
     def defs(self) -> ValidationResult:
         """The definitions, validated once; DefinitionError when any is invalid."""

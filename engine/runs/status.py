@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.backups.freshness import Freshness, span
+from engine.backups.walqueue import describe
 from engine.runs.ledger import RunRecord
 from engine.scheduling.jobs import Job
 
@@ -68,6 +69,8 @@ def render_text(statuses: list[JobStatus]) -> str:
             "continuous" if s.freshness is not None else "-")
         health = "not scheduled" if not s.scheduled else ("ok" if s.healthy else s.problem)
         lines.append(f"{s.job:<34} {last:<10} {slot:<26} {nxt:<26} {_age(s):<22} {health}")
+        if s.freshness is not None and s.freshness.queue is not None:
+            lines.append(f"  {describe(s.freshness.queue)}")
     return "\n".join(lines) + "\n"
 
 
@@ -84,7 +87,22 @@ def as_dict(s: JobStatus) -> dict[str, object]:
             "backup": None if s.freshness is None else {
                 "newest": s.freshness.newest, "rpo_seconds": s.freshness.rpo.total_seconds(),
                 "age_seconds": s.freshness.age.total_seconds() if s.freshness.age else None,
-                "problem": s.freshness.problem}}
+                "problem": s.freshness.problem, **_queue(s.freshness)}}
+
+
+def _queue_html(freshness: Freshness | None) -> str:
+    if freshness is None or freshness.queue is None:
+        return ""
+    return f'<br><small class="queue">{html.escape(describe(freshness.queue))}</small>'
+
+
+def _queue(freshness: Freshness) -> dict[str, object]:
+    """Asynchronous WAL archiving's queue, for the tiers that archive so."""
+    queue = freshness.queue
+    if queue is None:
+        return {}
+    return {"queue": {"ready": queue.ready, "stored_ahead": queue.stored_ahead,
+                      "pusher_pid": queue.pusher_pid, "errors": queue.failed}}
 
 
 def _label(value: str) -> str:
@@ -128,6 +146,17 @@ def render_metrics(statuses: list[JobStatus], counts: list[tuple[str, str, int]]
     out += _family("marketops_job_healthy", "gauge",
                    "1 when the job is on time and not failing.",
                    [("job", s.job, str(int(s.healthy))) for s in statuses if s.scheduled])
+    queued = [(f.tier, f.queue) for f in fresh if f.queue is not None]
+    if queued:  # only where WAL is archived asynchronously
+        out += _family("marketops_wal_async_ready", "gauge",
+                       "WAL files the server waits to have archived.",
+                       [("tier", t, str(q.ready)) for t, q in queued if q.ready is not None])
+        out += _family("marketops_wal_async_stored_ahead", "gauge",
+                       "WAL files the pusher stored before the server asked.",
+                       [("tier", t, str(q.stored_ahead)) for t, q in queued])
+        out += _family("marketops_wal_async_pusher_running", "gauge",
+                       "1 while the background WAL pusher runs.",
+                       [("tier", t, str(int(q.pusher_pid is not None))) for t, q in queued])
     return "\n".join(out) + "\n"
 
 
@@ -143,7 +172,7 @@ def render_html(statuses: list[JobStatus], worker: str, now: datetime) -> str:
             f"<td>{html.escape(s.next_run.isoformat(timespec='minutes') if s.next_run else '-')}"
             f"</td><td>{html.escape(_age(s))}</td>"
             f"<td>{html.escape(state if s.healthy or not s.scheduled else str(s.problem))}"
-            "</td></tr>")
+            f"{_queue_html(s.freshness)}</td></tr>")
     unhealthy = sum(1 for s in statuses if s.scheduled and not s.healthy)
     summary = "All scheduled jobs are healthy." if not unhealthy else \
         f"{unhealthy} job(s) need attention."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,20 +59,36 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
       marketops impact users.accounts.email
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
-    # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
-    # per WAL segment, must not pay for that before it knows it needs them.
+    # Imported here: the App pulls in every runner, and validate (before every commit) and
+    # wal-push (once per WAL segment) must not pay for that.
+    if ctx.invoked_subcommand in _LIGHT:
+        ctx.obj = Invocation(root.resolve(), debug)
+        return
     from engine.app.context import App
 
     ctx.obj = App(root.resolve(), debug=debug)
     ctx.call_on_close(ctx.obj.close)
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """What the commands that need no App get: the repository and --debug."""
+
+    root: Path
+    debug: bool
+
+
+_LIGHT = frozenset({"validate"})
+
+
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="text for people, json for tools, github for Actions.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--no-cache", is_flag=True,
+              help="Analyse every SQL again; neither read nor write .marketops/cache/.")
 @click.pass_obj
-def validate(app: App, fmt: str, strict: bool) -> None:
+def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
     Exits 0 when valid, 1 when not.
@@ -82,8 +99,12 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     """
     from engine.validation.output import RENDERERS
     from engine.validation.validate import validate as run_validation
+    from runners.cache.analyses import open_memo, save_memo
 
-    result = run_validation(app.root, debug=app.debug)
+    memo = None if no_cache else open_memo(app.root)
+    result = run_validation(app.root, debug=app.debug, memo=memo)
+    if memo is not None:
+        save_memo(app.root, memo)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 
@@ -186,9 +207,13 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     from engine.scheduling.jobs import jobs
     from engine.scheduling.planner import plan_payload, plan_text, plan_window
 
+    if len(job_ids) == 1:
+        app = app.for_job(job_ids[0])  # one job: check what it reads, not every report
+    available = jobs(app.defs.project)
+    if any(j not in available for j in job_ids):
+        available = jobs(app.as_loaded().defs.project)  # name every job in the error
     now = clock.now()
-    window = plan_window(jobs(app.defs.project), job_ids, start, end, retention=retention,
-                         now=now)
+    window = plan_window(available, job_ids, start, end, retention=retention, now=now)
     preview = retention_preview(app.root, app.defs, now, only=job_ids) if retention else {}
     if fmt == "json":
         click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
@@ -219,10 +244,11 @@ def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
     from engine.scheduling.jobs import jobs as all_jobs
     from runners.service.gitinfo import head_commit
 
+    app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
-    available = all_jobs(result.project, head_commit(app.root))
-    job = available.get(job_id)
+    job = all_jobs(result.project, head_commit(app.root)).get(job_id)
     if job is None:
+        available = all_jobs(app.as_loaded().defs.project)
         raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
     if job.schedule is None:
         raise UsageError(f"{job_id} runs continuously (archive_command); see "
@@ -299,6 +325,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     configure(name)
     root = app.root
     result = app.defs
+    from engine.app.tiers.wal import compile_archive_config
+
+    compile_archive_config(root, result)  # what archive_command's fast path reads
     if result.project.settings.databases.primary.dsn == "embedded":
         target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
@@ -408,6 +437,7 @@ def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
         raise UsageError("--until must be after --from")
     if end > clock.now():
         raise UsageError("--until is in the future; backfill runs past slots only")
+    app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
     job = all_jobs(result.project).get(job_id)
     if job is None or job.schedule is None:
