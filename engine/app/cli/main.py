@@ -405,8 +405,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.tiers.backup import clear_staging
 
     for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
-        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
-                   "taken over now", err=True)
+        say(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+            "taken over now")
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         say(f"removed staging/{leftover}: left by a run that died")
     from engine.app.metrics import Measured, Metrics
