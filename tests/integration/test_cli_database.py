@@ -73,6 +73,10 @@ def test_demo_end_to_end(demo_root: Path) -> None:
     drills = [line for line in out.splitlines() if line.startswith("drill:")]
     assert len(drills) == 4 and all(" succeeded " in d and "/ RTO" in d for d in drills), out
     assert any("WAL replayed to" in d for d in drills), out
+    # The PITR drill's replay point, on its own line, in the drill job's zone (Europe/Berlin).
+    replayed = [line for line in out.splitlines() if "last replayed commit at " in line]
+    assert replayed and all(re.search(r"commit at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T;", r)
+                            and "+00" not in r for r in replayed), out
     # Reused on a second run, and the data is replaced, not doubled.
     again = run("demo", "--scale", "0.001", cwd=demo_root)
     assert again.returncode == 0, again.stderr

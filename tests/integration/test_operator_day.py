@@ -595,3 +595,38 @@ def test_check_forces_a_wal_switch_and_finds_the_segment_archived(tmp_path: Path
         foreign = run("check", "--dsn", cluster.dsn, cwd=cluster.root, env=env)
         assert foreign.returncode == 1 and "the primary cannot archive WAL for wal: set " \
             "archive_command = 'marketops --root <repo> wal-push %p'" in foreign.stderr
+
+
+BERLIN_DRILL = """\
+title: Drill of the base backups, scheduled in Berlin
+owner: dba@corp.example
+kind: restore_drill
+cron: "0 4 * * 6"
+timezone: Europe/Berlin
+tiers: [base]
+"""
+
+
+def test_a_drill_says_its_replay_point_in_its_own_zone_named(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from engine.app.executor import run_backup
+    from tests.integration.test_backup_physical import KEY, archiving_cluster
+
+    with archiving_cluster(tmp_path / "repo", KEY,
+                           {"definitions/backups/drill.yaml": BERLIN_DRILL}) as cluster:
+        cluster.full_backup()
+        [(committed,)] = cluster.sql("insert into marks values (1, 'replayed') returning now()")
+        cluster.switch_and_wait()
+        outputs = run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+    checked = outputs["tiers"]["base"]["checked"]
+    assert checked.startswith("WAL replayed to the end of the archive: last replayed commit "
+                              "at "), checked
+    assert "+00" not in checked and "UTC" not in checked
+    shown = checked.split("last replayed commit at ")[1].split(";")[0]
+    assert isinstance(committed, datetime)
+    berlin = committed.astimezone(ZoneInfo("Europe/Berlin"))
+    # The insert's commit, read in Berlin (to the second; the commit lands just after now()).
+    assert shown in {f"{at:%Y-%m-%d %H:%M:%S} {at.tzname()}"
+                     for at in (berlin, berlin + timedelta(seconds=1))}, checked
