@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -93,6 +94,7 @@ class JobDispatcher:
     reports_dsn: str
     ledger: Ledger | None = None
     primary_dsn: str | None = None
+    observe_delivery: Callable[[Job, str, str], None] | None = None
     keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
@@ -119,7 +121,8 @@ class JobDispatcher:
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
             "alerts": done.alerts}
         if self.ledger is not None:
-            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger).deliver(
+            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger,
+                                                    self.observe_delivery).deliver(
                 job, run, done)
         return outputs
 

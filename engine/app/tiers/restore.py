@@ -58,6 +58,7 @@ from runners.postgres.connection import (
 )
 from runners.postgres.embedded import EmbeddedServer
 from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.service import progress
 from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:
@@ -116,9 +117,10 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         return created
 
     try:
-        done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
-                               target_dsn=target, staging=staging_for(root),
-                               jobs=tier.parallel_jobs, prepare=create)
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+                                   target_dsn=target, staging=staging_for(root),
+                                   jobs=tier.parallel_jobs, prepare=create)
         wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
@@ -340,18 +342,20 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
     try:
-        restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                      toolset=toolset_for(result), staging=staging_for(root),
-                      keep=True)  # removed (or kept) below, and said so
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                          toolset=toolset_for(result), staging=staging_for(root),
+                          keep=True)  # removed (or kept) below, and said so
     except MarketopsError as exc:
         if not into.exists():  # refused before writing anything (a wrong key)
             raise
         raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
-        recovered = start_restored(into, port or free_port(), "postgres",
-                                   restore_command=restore_command(root) if replay else None,
-                                   targets=target.settings())
+        with progress.step(f"recovery of {tier_id} to {target.describe()}"):
+            recovered = start_restored(into, port or free_port(), "postgres",
+                                       restore_command=restore_command(root) if replay
+                                       else None, targets=target.settings())
     except RecoveryFailed as exc:
         reason = str(exc)
         if replay and (exc.log.ended_early or exc.log.not_restored):
