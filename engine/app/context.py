@@ -216,9 +216,12 @@ def database_dsn(root: Path, result: ValidationResult, which: str,
     return resolve_env(chosen.dsn, f"databases.{which}.dsn")
 
 
-def ledger_for(dsn: str) -> Ledger:
-    """The ledger in `dsn`, migrated, over a small pool of connections."""
+def ledger_for(dsn: str, pools: list[Pool] | None = None) -> Ledger:
+    """The ledger in `dsn`, migrated, over a small pool of connections (added to `pools`,
+    when given, for the caller to close)."""
     pool = Pool(dsn, application="marketops ledger")
+    if pools is not None:
+        pools.append(pool)
     ledger = Ledger(pool.connection)
     ledger.migrate()
     return ledger
@@ -386,6 +389,7 @@ class App:
         self._dsns: dict[str, str] = {}
         self._stores: dict[str, Store] = {}
         self._targets: dict[str | None, Target] = {}
+        self._pools: list[Pool] = []
 
     def as_loaded(self) -> App:
         """This repository with its definitions as loaded, valid or not: for the commands
@@ -393,6 +397,14 @@ class App:
         project, _ = load_project(self.root, self.target, self.target_from)
         return App(self.root, ValidationResult(project, []), debug=self.debug,
                    target=self.target, target_from=self.target_from)
+
+    def for_job(self, job_id: str) -> App:
+        """This repository with only what `job_id` reads checked (run, backfill): its own
+        problems stop it, problems elsewhere are warned about on stderr."""
+        from engine.app.jobdefs import job_definitions
+
+        return App(self.root, job_definitions(self.root, job_id, debug=self.debug),
+                   debug=self.debug)
 
     @cached_property
     def defs(self) -> ValidationResult:
@@ -424,7 +436,14 @@ class App:
     @cached_property
     def ledger(self) -> Ledger:
         """The ledger in the state database, migrated."""
-        return ledger_for(self.dsn("state"))
+        return ledger_for(self.dsn("state"), self._pools)
+
+    def close(self) -> None:
+        """Close the ledger's idle connections (a process that goes on, such as a test
+        invoking the CLI in-process, must not leave them to the garbage collector)."""
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            pool.close()
 
     def store(self, name: str) -> Store:
         """The destination `name`, its secrets read from the environment."""

@@ -4,7 +4,7 @@ whether it is late or failing."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from engine.backups.freshness import Freshness, span
+from engine.backups.walqueue import describe
 from engine.runs.ledger import RunRecord
 from engine.scheduling.jobs import Job
 
@@ -121,6 +122,7 @@ def render_text(statuses: list[JobStatus], now: datetime | None = None, utc: boo
     clock); `utc` shows every time in UTC."""
     rows = [("job", "zone", "last run", "slot", "took", "last success", "next run",
              "backup age", "health")]
+    queues: dict[int, str] = {}  # under a WAL tier's row: its asynchronous archiving queue
     for s in statuses:
         nxt = _at(s.next_run, s, now, utc) if s.next_run else (
             "continuous" if s.freshness is not None else "-")
@@ -130,9 +132,11 @@ def render_text(statuses: list[JobStatus], now: datetime | None = None, utc: boo
         rows.append((s.job, "UTC" if utc else s.timezone, s.last.status if s.last else "-",
                      local(s.last.slot, _zone(s, utc)) if s.last else "-", took(s.duration),
                      _at(s.last_success, s, now, utc), nxt, _age(s), str(health)))
+        if s.freshness is not None and s.freshness.queue is not None:
+            queues[len(rows) - 1] = f"  {describe(s.freshness.queue)}\n"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
-                   + "  " + row[-1] + "\n" for row in rows)
+                   + "  " + row[-1] + "\n" + queues.get(i, "") for i, row in enumerate(rows))
 
 
 def as_dict(s: JobStatus) -> dict[str, object]:
@@ -149,7 +153,22 @@ def as_dict(s: JobStatus) -> dict[str, object]:
             "backup": None if s.freshness is None else {
                 "newest": s.freshness.newest, "rpo_seconds": s.freshness.rpo.total_seconds(),
                 "age_seconds": s.freshness.age.total_seconds() if s.freshness.age else None,
-                "problem": s.freshness.problem}}
+                "problem": s.freshness.problem, **_queue(s.freshness)}}
+
+
+def _queue_html(freshness: Freshness | None) -> str:
+    if freshness is None or freshness.queue is None:
+        return ""
+    return f'<br><small class="queue">{html.escape(describe(freshness.queue))}</small>'
+
+
+def _queue(freshness: Freshness) -> dict[str, object]:
+    """Asynchronous WAL archiving's queue, for the tiers that archive so."""
+    queue = freshness.queue
+    if queue is None:
+        return {}
+    return {"queue": {"ready": queue.ready, "stored_ahead": queue.stored_ahead,
+                      "pusher_pid": queue.pusher_pid, "errors": queue.failed}}
 
 
 def metric_families(statuses: list[JobStatus], counts: Iterable[tuple[str, str, int]] = (),
@@ -190,6 +209,23 @@ def metric_families(statuses: list[JobStatus], counts: Iterable[tuple[str, str, 
               "tier", [(f.tier, float(f.problem is None)) for f in fresh]),
         gauge("marketops_job_healthy", "1 when the job is on time and neither failing nor "
               "retrying.", "job", [(s.job, float(s.healthy)) for s in statuses if s.scheduled]),
+        *_queue_gauges(fresh, gauge),
+    ]
+
+
+def _queue_gauges(fresh: list[Freshness], gauge: Callable[..., GaugeMetricFamily]
+                  ) -> list[GaugeMetricFamily]:
+    """Asynchronous WAL archiving's queue, only for the tiers that archive so."""
+    queued = [(f.tier, f.queue) for f in fresh if f.queue is not None]
+    if not queued:
+        return []
+    return [
+        gauge("marketops_wal_async_ready", "WAL files the server waits to have archived.",
+              "tier", [(t, float(q.ready)) for t, q in queued if q.ready is not None]),
+        gauge("marketops_wal_async_stored_ahead", "WAL files the pusher stored before the "
+              "server asked.", "tier", [(t, float(q.stored_ahead)) for t, q in queued]),
+        gauge("marketops_wal_async_pusher_running", "1 while the background WAL pusher runs.",
+              "tier", [(t, float(q.pusher_pid is not None)) for t, q in queued]),
     ]
 
 
@@ -233,7 +269,7 @@ def render_html(statuses: list[JobStatus], worker: str, now: datetime, utc: bool
         cells = [html.escape(s.job), html.escape("UTC" if utc else s.timezone), last,
                  html.escape(local(s.last.slot, _zone(s, utc)) if s.last else "-"),
                  html.escape(took(s.duration)), html.escape(_at(s.last_success, s, now, utc)),
-                 html.escape(nxt), html.escape(_age(s)), health]
+                 html.escape(nxt), html.escape(_age(s)), health + _queue_html(s.freshness)]
         rows.append(f'<tr class="{state.replace(" ", "-")}">'
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     unhealthy = sum(1 for s in statuses if s.scheduled and not s.healthy)

@@ -17,6 +17,7 @@ from engine.definitions.yamlsource import SourceDoc
 from engine.masking import describe_error
 from engine.validation.findings import Finding, Location, Severity
 from engine.validation.rules import all_rules
+from engine.validation.sqlmemo import SqlMemo
 
 
 @dataclass
@@ -40,11 +41,14 @@ class ValidationResult:
 
 
 def validate(root: Path, *, target: str | None = None, how: str = "--target",
-             every_target: bool = False, debug: bool = False) -> ValidationResult:
+             every_target: bool = False, debug: bool = False, memo: SqlMemo | None = None
+             ) -> ValidationResult:
     """Load `root` with the settings of `target` (else the default one) and run every rule.
     With `every_target` the findings are those of the file's own settings plus, named after
-    it, what each target adds. Problems are findings, never exceptions."""
+    it, what each target adds. With a memo, SQL analysed before (same text, same catalog,
+    same checker) is not analysed again. Problems are findings, never exceptions."""
     project, loaded = load_project(root, target, how)
+    project.sql_memo = memo
     checked = _run_rules(project, debug)
     findings = loaded + checked
     read: list[Finding] = []
@@ -75,6 +79,11 @@ def _target_findings(project: Project, raw: SourceDoc, name: str | None,
         return set(found)
     other = project.with_settings(settings, merged, name)
     return set(found + _run_rules(other, debug))
+
+
+def run_rules(project: Project, found: list[Finding], *, debug: bool = False) -> list[Finding]:
+    """`found` (the loader's findings) and every rule's, unique, sorted by file and line."""
+    return sorted(set(found + _run_rules(project, debug)), key=Finding.sort_key)
 
 
 def _run_rules(project: Project, debug: bool) -> list[Finding]:

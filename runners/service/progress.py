@@ -1,10 +1,13 @@
 """Progress of long steps (demo data, backups, restores, drills), for people and for logs.
 
-On a terminal a step is a live rich bar; elsewhere (a pipe, CI, a log file) it is plain lines:
-one when it starts, one every LOG_EVERY seconds while it runs, one when it ends. When the
-service has configured logging they go through the `marketops.progress` logger instead, so
-its output stays JSON. Deep code reports what it did with `advance(n, unit)` and never needs
-to know whether anyone is watching: amounts go to the innermost open step counting that unit.
+On a terminal a step is a live rich bar and a line when it ends. Off a terminal (a pipe, CI,
+a script reading stderr) a command says nothing extra, as pgBackRest and dbt do: scripts that
+expect one error line get one. The service is the exception: its log is where the on-call
+engineer looks, so when it has configured logging a step is plain lines through the
+`marketops.progress` logger (JSON like the rest of its output): one when it starts, one every
+LOG_EVERY seconds while it runs, one when it ends. Deep code reports what it did with
+`advance(n, unit)` and never needs to know whether anyone is watching: amounts go to the
+innermost open step counting that unit.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from engine.backups.listing import human_size
 
@@ -30,11 +33,27 @@ _open: list[Step] = []
 _live: Any = None  # the rich Progress while any step is open on a terminal
 
 
+Mode = Literal["bar", "log", "off"]
+
+
+def mode_for(*, stderr_is_terminal: bool, term: str, service_logging: bool) -> Mode:
+    """How steps show: `log` lines when the service's logging owns the output, a live `bar`
+    when a person watches stderr on a capable terminal, else `off` (nothing extra)."""
+    if service_logging:
+        return "log"
+    if stderr_is_terminal and term != "dumb":
+        return "bar"
+    return "off"
+
+
+def current_mode() -> Mode:
+    return mode_for(stderr_is_terminal=sys.stderr.isatty(), term=os.environ.get("TERM", ""),
+                    service_logging=_logging_configured())
+
+
 def on_terminal() -> bool:
     """Whether people watch stderr (and no service logger owns it)."""
-    if _logging_configured():
-        return False
-    return sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
+    return current_mode() == "bar"
 
 
 def _logging_configured() -> bool:
@@ -73,6 +92,7 @@ class Step:
         self.summary: str | None = None
         self._logged = self.started
         self._task: Any = None
+        self._logs = False  # plain lines for the service's log
 
     @property
     def seconds(self) -> float:
@@ -92,7 +112,7 @@ class Step:
             self.done += value
             if self._task is not None and _live is not None:
                 _live.update(self._task, completed=self.done, done=self.text())
-            elif _live is None and time.monotonic() - self._logged >= LOG_EVERY:
+            elif self._logs and time.monotonic() - self._logged >= LOG_EVERY:
                 self._logged = time.monotonic()
                 note(f"{self.title}: {self.text()} so far ({self.seconds:.0f}s)")
 
@@ -114,17 +134,20 @@ def counting(unit: str) -> bool:
 
 @contextmanager
 def step(title: str, *, total: float | None = None, unit: str = "") -> Iterator[Step]:
-    """A long step: a bar on a terminal, a start and an end line otherwise. Set `.summary`
-    to say what it did; the end line gives it with the time taken."""
+    """A long step: a bar and an end line on a terminal, start and end lines in the service's
+    log, nothing elsewhere. Set `.summary` to say what it did; the end line gives it with the
+    time taken."""
     global _live
     current = Step(title, total, unit)
+    shown = current_mode()
     with _lock:
-        if on_terminal():
+        if shown == "bar":
             if _live is None:
                 _live = _progress()
                 _live.start()
             current._task = _live.add_task(title, total=total, done=current.text())
-        else:
+        elif shown == "log":
+            current._logs = True
             note(f"{title} ...")
         _open.append(current)
     failed = True
@@ -137,7 +160,8 @@ def step(title: str, *, total: float | None = None, unit: str = "") -> Iterator[
             if current._task is not None and _live is not None:
                 _live.remove_task(current._task)
             ended = "failed" if failed else (current.summary or current.text() or "done")
-            note(f"{title}: {ended} ({current.seconds:.1f}s)")
+            if shown != "off":
+                note(f"{title}: {ended} ({current.seconds:.1f}s)")
             if not _open and _live is not None:
                 _live.stop()
                 _live = None

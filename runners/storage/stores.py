@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,7 +103,8 @@ class Store:
         created: list[Path] = []
         if self.local:
             head, _, tail = final.rpartition("/")
-            staging = f"{head}/.{tail}.partial-{os.getpid()}"
+            # Per thread too: the WAL pusher stores files from several threads at once.
+            staging = f"{head}/.{tail}.partial-{os.getpid()}-{threading.get_ident()}"
             created = _make_dirs(Path(head))
         handle = None
         try:

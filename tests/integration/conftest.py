@@ -47,6 +47,21 @@ def market_template(pg_admin_dsn: str, repo_root: Path) -> Iterator[str]:
         conn.execute(f"drop database if exists {name} with (force)".encode())
 
 
+@pytest.fixture(scope="session")
+def declared_schema(pg_admin_dsn: str, project: Project) -> Iterator[str]:
+    """Name of a database holding the declared schema and no rows, for tests to copy
+    (`new_database(declared_schema)`, CREATE DATABASE ... TEMPLATE) instead of building the
+    109 tables again each time. Nothing may connect to it but that copy."""
+    name = f"declared_{uuid.uuid4().hex[:8]}"
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"create database {name}".encode())
+    execute_script(with_database(pg_admin_dsn, name),
+                   create_all(s.model for s in project.schemas.values()))
+    yield name
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name} with (force)".encode())
+
+
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server on loopback."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,21 +70,41 @@ def cli(ctx: click.Context, root: Path, target: str | None, debug: bool) -> None
       marketops --target prod status
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
-    # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
-    # per WAL segment, must not pay for that before it knows it needs them.
-    from engine.app.context import App
-
+    # Imported here: the App pulls in every runner, and validate (before every commit) and
+    # wal-push (once per WAL segment) must not pay for that.
     how = ("MARKETOPS_TARGET" if ctx.get_parameter_source("target")
            is click.core.ParameterSource.ENVIRONMENT else "--target")
+    if ctx.invoked_subcommand in _LIGHT:
+        ctx.obj = Invocation(root.resolve(), debug, target or None, how)
+        return
+    from engine.app.context import App
+
     ctx.obj = App(root.resolve(), debug=debug, target=target or None, target_from=how)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the commands that need no App get: the repository, --debug and the target asked
+    for (by `target_from`: --target or MARKETOPS_TARGET)."""
+
+    root: Path
+    debug: bool
+    target: str | None = None
+    target_from: str = "--target"
+
+
+_LIGHT = frozenset({"validate"})
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="text for people, json for tools, github for Actions.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--no-cache", is_flag=True,
+              help="Analyse every SQL again; neither read nor write .marketops/cache/.")
 @click.pass_obj
-def validate(app: App, fmt: str, strict: bool) -> None:
+def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
     Exits 0 when valid, 1 when not. The settings are checked alone and as each target of
@@ -95,9 +116,13 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     """
     from engine.validation.output import RENDERERS
     from engine.validation.validate import validate as run_validation
+    from runners.cache.analyses import open_memo, save_memo
 
+    memo = None if no_cache else open_memo(app.root)
     result = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
-                            debug=app.debug)
+                            debug=app.debug, memo=memo)
+    if memo is not None:
+        save_memo(app.root, memo)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 
@@ -206,8 +231,12 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tu
     from engine.scheduling.jobs import jobs
     from engine.scheduling.planner import plan_payload, plan_text, plan_window
 
-    now = clock.now()
+    if len(job_ids) == 1 and not selectors:
+        app = app.for_job(job_ids[0])  # one job: check what it reads, not every report
     available = jobs(app.defs.project)
+    if any(j not in available for j in job_ids):
+        available = jobs(app.as_loaded().defs.project)  # name every job in the error
+    now = clock.now()
     if selectors:
         from engine.scheduling.selection import select
 
@@ -277,6 +306,8 @@ def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
     from engine.scheduling.jobs import jobs as all_jobs
     from runners.service.gitinfo import head_commit
 
+    if job_id is not None and not selectors:
+        app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
     available = all_jobs(result.project, head_commit(app.root))
     if job_id is None and not selectors:
@@ -285,7 +316,8 @@ def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
     if job_id is not None:
         job = available.get(job_id)
         if job is None:
-            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
+            everything = all_jobs(app.as_loaded().defs.project)  # name every job
+            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(everything))})")
         if job.schedule is None:
             raise UsageError(f"{job_id} runs continuously (archive_command); see "
                              "`marketops wal-setup`")
@@ -405,6 +437,9 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     say = logging.getLogger("marketops.serve").info  # every line of the service is JSON
     root = app.root
     result = app.defs
+    from engine.app.tiers.wal import compile_archive_config
+
+    compile_archive_config(root, result)  # what archive_command's fast path reads
     stack = ExitStack()
     box = None
     if is_demo_project(result):
@@ -427,8 +462,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     from engine.app.tiers.backup import clear_staging
 
     for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
-        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
-                   "taken over now", err=True)
+        say(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+            "taken over now")
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         say(f"removed staging/{leftover}: left by a run that died")
     from engine.app.metrics import Measured, Metrics
@@ -561,6 +596,8 @@ def backfill(app: App, job_id: str | None, start: Any, end: Any,
         raise UsageError("--until must be after --from")
     if end > clock.now():
         raise UsageError("--until is in the future; backfill runs past slots only")
+    if job_id is not None and not selectors:
+        app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
     available = all_jobs(result.project)
     chosen = []

@@ -96,20 +96,25 @@ def wal_tier_for(result: ValidationResult, base_tier: str | None = None
     return found[0]
 
 
-def _engine_command(root: Path, target: str | None) -> str:
+def _target_option(target: str | None) -> str:
     # The target is part of the command: the server runs it with its own environment, in
     # which MARKETOPS_TARGET is not set, and WAL must go on to the target's destination.
-    chosen = f' --target "{target}"' if target else ""
-    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"{chosen}'
+    return f' --target "{target}"' if target else ""
 
 
 def archive_command(root: Path, target: str | None = None) -> str:
-    """archive_command for postgresql.conf: this interpreter, this repository, this target."""
-    return f'{_engine_command(root, target)} wal-push "%p"'
+    """archive_command for postgresql.conf: this interpreter, this repository, this target,
+    through the fast path that reads the compiled archive settings (engine.app.walpush)
+    when no target is in force (the compiled settings are of the file's own)."""
+    if target:
+        return (f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"'
+                f'{_target_option(target)} wal-push "%p"')
+    return f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}" "%p"'
 
 
 def restore_command(root: Path, target: str | None = None) -> str:
-    return f'{_engine_command(root, target)} wal-fetch "%f" "%p"'
+    return (f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"'
+            f'{_target_option(target)} wal-fetch "%f" "%p"')
 
 
 @dataclass(frozen=True)

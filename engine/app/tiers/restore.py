@@ -43,7 +43,6 @@ from engine.definitions.models.backup import (
     WalArchiveTier,
 )
 from engine.errors import BackupError, MarketopsError, UsageError
-from engine.validation.sqlcheck import analyze
 from engine.validation.validate import ValidationResult
 from runners.backup.logical import restore_logical
 from runners.backup.physical import restore_chain
@@ -112,9 +111,10 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     admin, target = with_database(base, "postgres"), with_database(base, database)
     created = False
 
-    def create() -> None:
+    def create() -> bool:
         nonlocal created
         created = ensure_database(admin, database)
+        return created
 
     try:
         with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
@@ -163,7 +163,7 @@ def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
     outcome: dict[str, str] = {}
     problems: list[str] = []
     for smoke in queries:
-        reads = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        reads = {t[0] for t in result.project.analyze(smoke.sql).tables}
         if not smoke_applies(reads, schemas):
             continue  # this tier does not hold what the query reads
         try:

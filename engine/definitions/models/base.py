@@ -85,6 +85,8 @@ def _longer_than_zero(why: str) -> AfterValidator:
 RollingLength = Annotated[Duration, _longer_than_zero("a rolling period of 0s covers no time")]
 ArchiveTimeout = Annotated[Duration, _longer_than_zero(
     "PostgreSQL reads an archive_timeout of 0 as never forcing a WAL switch")]
+PushWait = Annotated[Duration, _longer_than_zero(
+    "archive_command would fail every segment not stored before it was called")]
 # PostgreSQL keeps statement_timeout in milliseconds in a 32-bit int (about 24.8 days).
 MAX_STATEMENT_TIMEOUT = timedelta(hours=24)
 
