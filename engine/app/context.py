@@ -403,8 +403,9 @@ class App:
         problems stop it, problems elsewhere are warned about on stderr."""
         from engine.app.jobdefs import job_definitions
 
-        return App(self.root, job_definitions(self.root, job_id, debug=self.debug),
-                   debug=self.debug)
+        return App(self.root, job_definitions(self.root, job_id, target=self.target,
+                                              how=self.target_from, debug=self.debug),
+                   debug=self.debug, target=self.target, target_from=self.target_from)
 
     @cached_property
     def defs(self) -> ValidationResult:

@@ -104,12 +104,9 @@ def _target_option(target: str | None) -> str:
 
 def archive_command(root: Path, target: str | None = None) -> str:
     """archive_command for postgresql.conf: this interpreter, this repository, this target,
-    through the fast path that reads the compiled archive settings (engine.app.walpush)
-    when no target is in force (the compiled settings are of the file's own)."""
-    if target:
-        return (f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"'
-                f'{_target_option(target)} wal-push "%p"')
-    return f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}" "%p"'
+    through the fast path that reads the compiled archive settings (engine.app.walpush)."""
+    return (f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}"'
+            f'{_target_option(target)} "%p"')
 
 
 def restore_command(root: Path, target: str | None = None) -> str:

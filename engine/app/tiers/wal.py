@@ -118,7 +118,7 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
                          compression.level, key_name, key_ref,
                          asynchronous.process_max if asynchronous else 0,
                          asynchronous.timeout.total_seconds() if asynchronous else 60.0,
-                         str(spool_dir(root, wal_id)))
+                         str(spool_dir(root, wal_id)), result.project.target)
 
 
 def compile_archive_config(root: Path, result: ValidationResult) -> bool:
