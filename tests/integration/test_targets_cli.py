@@ -132,7 +132,11 @@ def test_target_prod_reads_its_database_and_writes_its_destinations(
     assert setup.returncode == 0, setup.stderr
     [line] = [x for x in setup.stdout.splitlines() if x.startswith("archive_command = ")]
     command = line.removeprefix("archive_command = ").strip("'")
-    assert '--target "prod"' in command
+    assert '--target "prod"' in command and "-m engine.app.walpush " in command
+    # Compiled for the fast path from prod's settings, under prod's own name.
+    compiled = json.loads((root / ".marketops/cache/archive-prod.json").read_text())
+    assert compiled["target"] == "prod" and compiled["url"].endswith("/var/prod-backups")
+    assert not (root / ".marketops/cache/archive.json").exists()
     segment = tmp_path / "000000010000000000000001"
     segment.write_bytes(b"wal" * 1000)
     pushed = subprocess.run(command.replace("%p", shlex.quote(str(segment))), shell=True,

@@ -7,10 +7,12 @@ import pytest
 
 from engine.definitions.jsonschema import schema_documents
 from engine.definitions.loader import load_project
+from engine.definitions.scope import validate_job
 from engine.definitions.targets import apply, merge, select
 from engine.definitions.yamlsource import parse_yaml
 from engine.errors import UnknownTarget
 from engine.validation.validate import validate
+from runners.cache.analyses import open_memo, save_memo
 from tests.helpers import REVENUE, SETTINGS, line_of, where, write_project
 
 TARGETS = SETTINGS + """\
@@ -183,3 +185,42 @@ def test_an_unknown_default_target_does_not_stop_the_targets_checks(tmp_path: Pa
         (f"marketops.yaml:{line_of(settings, 'destination: archiv}')}",
          "target qa: unknown destination 'archiv'"),
     }
+
+
+def _search_path_targets(tmp_path: Path) -> Path:
+    """The file's own settings resolve `orders` through search_path [shop]; target qa's
+    [public] does not."""
+    settings = TARGETS.replace("  pii_allowed_domains: [corp.example]\n",
+                               "  pii_allowed_domains: [corp.example]\n  search_path: [shop]\n")
+    settings = settings.replace("default_target: dev\n", "")
+    settings += "  qa:\n    reports: {search_path: [public]}\n"
+    report = REVENUE.replace("from shop.orders o", "from orders o")
+    return write_project(tmp_path, {"marketops.yaml": settings,
+                                    "definitions/reports/revenue.yaml": report})
+
+
+@pytest.mark.parametrize("first", [None, "qa"])
+def test_the_sql_cache_never_answers_for_another_targets_search_path(
+        tmp_path: Path, first: str | None) -> None:
+    root = _search_path_targets(tmp_path)
+    expected = {name: validate(root, target=name).passed() for name in (None, "qa")}
+    assert expected == {None: True, "qa": False}
+    # One cache shared by both, warmed by one target, then read by the other (and again).
+    for name in (first, "qa" if first is None else None, first):
+        memo = open_memo(root)
+        assert validate(root, target=name, memo=memo).passed() is expected[name]
+        save_memo(root, memo)
+
+
+def test_a_jobs_check_is_of_the_target_in_force(tmp_path: Path) -> None:
+    root = _search_path_targets(tmp_path)
+    memo = open_memo(root)
+    assert validate_job(root, "report/revenue", memo=memo).passed()
+    save_memo(root, memo, prune=False)
+    checked = validate_job(root, "report/revenue", target="qa", memo=open_memo(root))
+    assert not checked.passed()
+    assert checked.result.project.target == "qa"
+    assert {f.location.file for f in checked.result.errors} == \
+        {"definitions/reports/revenue.yaml"}
+    with pytest.raises(UnknownTarget, match="from MARKETOPS_TARGET"):
+        validate_job(root, "report/revenue", target="nope", how="MARKETOPS_TARGET")
