@@ -369,6 +369,10 @@ def backup_key(result: ValidationResult, name: str) -> str:
                              f"({exc.strerror})") from None
         if not value:
             raise UsageError(f"{unset}, and the demo key {path} is empty") from None
+        # As ensure_demo_key does for serve and the demo: the programs this command starts
+        # inherit it — a restored server's restore_command runs `wal-fetch` as the server's
+        # own user, who cannot read the file (0600, ours).
+        os.environ[DEMO_KEY_VARIABLE] = value
         return remember(value)
 
 
