@@ -31,6 +31,13 @@ def without_password(dsn: str) -> tuple[str, str | None]:
         (str(password) if password is not None else None)
 
 
+def as_user(dsn: str, user: str) -> str:
+    """The same server and database, connecting as `user` (its password, if it needs one,
+    from PGPASSFILE or PGPASSWORD: never the DSN's own user's)."""
+    base, _ = without_password(dsn)
+    return make_conninfo(base, user=user)
+
+
 def bind_literally(conn: Connection, sql: str, params: dict[str, Any]) -> str:
     """The query with its parameters as SQL literals (for tools that take a query text)."""
     return psycopg.ClientCursor(conn).mogrify(sql, params)

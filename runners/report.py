@@ -12,21 +12,27 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.adapt import Transformer
+from psycopg.pq import ExecStatus, Format
 
 from engine.alerts import AlertRule
 from engine.errors import DatabaseError, JobError, TransientError
 from engine.pgnames import literal
+from engine.roles import session_warning
 from runners.database import bind_literally, connect, mask_dsn, without_password
 from runners.render import SAMPLE_ROWS, XlsxWriter, chart_png, summary_html
+from runners.roles import session_powers
 
 FETCH_ROWS = 10_000
 CHART_ROWS = 20
@@ -69,6 +75,7 @@ class ReportResult:
     directory: Path
     alerts: list[str]
     head: list[tuple[Any, ...]]
+    warnings: tuple[str, ...] = ()
 
 
 def _sha256(path: Path) -> str:
@@ -112,7 +119,7 @@ def run_report(request: ReportRequest) -> ReportResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head)
+                        streamed.head, tuple(streamed.warnings))
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
@@ -145,6 +152,7 @@ class _Streamed:
     head: list[tuple[Any, ...]]
     any_crossed: dict[str, bool]
     all_crossed: dict[str, bool]
+    warnings: list[str] = field(default_factory=list)
 
     def fired(self, alert: AlertRule) -> bool:
         if alert.when == "all_rows":
@@ -159,23 +167,30 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
     try:
         with connect(request.dsn, application=f"marketops report/{request.report_id}") as conn:
             with conn.transaction():
-                # One snapshot for both passes: the CSV and the typed rows agree.
                 conn.execute("set transaction isolation level repeatable read, read only")
                 conn.execute(f"set local statement_timeout = {timeout_ms}".encode())
                 conn.execute("select set_config('TimeZone', %s, true)", [request.timezone])
+                warning = session_warning(session_powers(conn))
+                state.warnings = [warning] if warning else []
+                # The SQL is evaluated once, by the COPY that writes the CSV; the typed pass
+                # (XLSX, summary, alerts) reads that CSV back with the result's column types,
+                # so a volatile or side-effecting query cannot give two different answers or
+                # act twice.
                 if request.psql is not None:
                     _psql_csv(request, staging, conn, state, timeout_ms)
                 else:
                     _copy_csv(request, staging, conn, state)
                 if "xlsx" in request.formats or "html" in request.formats or request.alerts:
-                    with conn.cursor(name="marketops_report") as cursor:
-                        cursor.itersize = FETCH_ROWS
-                        cursor.execute(request.sql, request.params)
-                        state.columns = [c.name for c in cursor.description or []]
-                        _typed_rows(request, staging, cursor, state)
+                    types = _column_types(conn, request)
+                    _typed_rows(request, staging, _csv_batches(conn, staging / (
+                        f"{request.report_id}.csv"), types), state)
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         raise JobError(f"report/{request.report_id} tried to write and was refused by the "
                        f"read-only transaction: {exc.diag.message_primary}") from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise JobError(f"report/{request.report_id} was refused: {exc.diag.message_primary} "
+                       "(reports connect as roles.reports: run marketops roles apply after "
+                       "changing what reports read)") from None
     except psycopg.errors.QueryCanceled as exc:
         raise JobError(f"report/{request.report_id} exceeded its statement timeout "
                        f"({request.statement_timeout}): {exc.diag.message_primary}") from None
@@ -188,6 +203,89 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
         raise JobError(f"report/{request.report_id} failed: "
                        f"{exc.diag.message_primary or exc}") from None
     return state
+
+
+def _column_types(conn: Any, request: ReportRequest) -> list[int]:
+    """The result's column type oids, from describing the statement (not running it)."""
+    query = bind_literally(conn, request.sql, request.params).encode()
+    prepared = conn.pgconn.prepare(b"", query, None)
+    if prepared.status != ExecStatus.COMMAND_OK:
+        raise JobError(f"report/{request.report_id} failed: "
+                       f"{prepared.error_message.decode(errors='replace').strip()}")
+    described = conn.pgconn.describe_prepared(b"")
+    return [described.ftype(i) for i in range(described.nfields)]
+
+
+class _Records:
+    """The lines csv.reader consumes, kept until taken: each record's raw text."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.seen: list[str] = []
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> str:
+        line: str = next(self.handle)
+        self.seen.append(line)
+        return line
+
+    def take(self) -> str:
+        text = "".join(self.seen)
+        self.seen = []
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _quoted(record: str) -> list[bool]:
+    """Which fields of a CSV record are quoted (PostgreSQL quotes an empty string, never a
+    NULL: that is how the two differ)."""
+    flags: list[bool] = []
+    pos, end = 0, len(record)
+    while True:
+        if pos < end and record[pos] == '"':
+            match = _QUOTED.match(record, pos)
+            flags.append(True)
+            pos = match.end() if match else end
+        else:
+            comma = record.find(",", pos)
+            flags.append(False)
+            pos = end if comma < 0 else comma
+        if pos >= end:
+            return flags
+        pos += 1
+
+
+def _csv_batches(conn: Any, path: Path, types: list[int]) -> Iterator[list[tuple[Any, ...]]]:
+    """The CSV's rows as typed values (PostgreSQL's text input, as for a query's rows)."""
+    loader = Transformer(conn)
+    loader.set_loader_types(types, Format.TEXT)
+    with path.open(newline="", encoding="utf-8") as handle:
+        records = _Records(handle)
+        reader = csv.reader(records)
+        next(reader, None)
+        records.take()
+        batch: list[tuple[Any, ...]] = []
+        for values in reader:
+            raw = records.take()
+            if not values:
+                values = [""] * len(types)  # one column, NULL: an empty line
+            if "" not in values:
+                fields: list[bytes | None] = [v.encode() for v in values]
+            elif '""' not in raw:
+                fields = [v.encode() if v else None for v in values]
+            else:
+                fields = [None if v == "" and not q else v.encode()
+                          for v, q in zip(values, _quoted(raw), strict=False)]
+            batch.append(loader.load_sequence(fields))
+            if len(batch) >= FETCH_ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def _copy_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed) -> None:
@@ -278,13 +376,14 @@ def _csv_records(path: Path) -> int:
     return records
 
 
-def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Streamed) -> None:
+def _typed_rows(request: ReportRequest, staging: Path,
+                batches: Iterator[list[tuple[Any, ...]]], state: _Streamed) -> None:
     """Typed rows for the XLSX, the summary and the alerts."""
     checks = [(a, state.columns.index(a.column)) for a in request.alerts
               if a.column in state.columns]
     xlsx: XlsxWriter | None = None
     pending: list[tuple[Any, ...]] = []
-    while batch := cursor.fetchmany(FETCH_ROWS):
+    for batch in batches:
         if len(state.head) < SAMPLE_ROWS:
             state.head.extend(batch[: SAMPLE_ROWS - len(state.head)])
         for alert, index in checks:

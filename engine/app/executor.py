@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from engine.validate import ValidationResult
 from runners.database import advisory_lock
 from runners.processes import host_name, process
 from runners.report import run_report
+
+log = logging.getLogger("marketops.reports")
 
 
 def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
@@ -90,6 +93,10 @@ class Executor:
             "rows": done.rows, "columns": done.columns, "files": done.files,
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
             "alerts": done.alerts}
+        if done.warnings:
+            outputs["warnings"] = list(done.warnings)
+            for warning in done.warnings:
+                log.warning("report/%s: %s", job.name, warning)
         if self.ledger is not None:
             outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger).deliver(
                 job, run, done)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.alerts import AlertRule
 from engine.app.context import local_destination, psql_binary, resolve_env, store_for
+from engine.app.roles import reports_dsn as role_dsn
 from engine.errors import MarketopsError, TransientError, UsageError
 from engine.jobs import Job
 from engine.ledger import Ledger, Run
@@ -41,7 +42,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
                    for a in report.alerts)
     subtitle = (f"Period {period.start.isoformat()} to {period.end.isoformat()} "
                 f"({report.timezone})")
-    return ReportRequest(job.name, reports_dsn, to_pyformat(job.sql, set(params)), params,
+    return ReportRequest(job.name, role_dsn(root, result, reports_dsn),
+                         to_pyformat(job.sql, set(params)), params,
                          report.limits.statement_timeout, report.limits.max_rows, out_dir,
                          report.timezone, tuple(f.value for f in report.formats),
                          report.title, subtitle, chart, alerts, psql_binary(result))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.backup import register
+from engine.app.cli.roles import register as register_roles
 from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 
@@ -837,3 +838,4 @@ def main() -> None:
 
 
 register(cli)
+register_roles(cli)
