@@ -1,0 +1,161 @@
+"""The reporting role on a real PostgreSQL: every declared report runs as it, and it can
+neither write, nor read what no report reads, nor get out through dblink, COPY PROGRAM or
+the server's files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine.app.roles import apply
+from engine.jobs import jobs
+from engine.roles import report_reads
+from engine.validate import ValidationResult, validate
+from runners.database import as_user, connect
+from runners.report import run_report
+from tests.support.reports import request_for
+
+ROLE = "marketops_reports"
+AT = datetime(2026, 10, 31, 12, tzinfo=UTC)
+MARKETOPS = str(Path(sys.executable).with_name("marketops"))
+
+
+@pytest.fixture(scope="module")
+def definitions(repo_root: Path) -> ValidationResult:
+    result = validate(repo_root)
+    assert result.project.settings.roles.reports == ROLE
+    return result
+
+
+@pytest.fixture
+def armed(market_dsn: str) -> Iterator[str]:
+    """The marketplace with dblink and a view that writes through it, as an attacker with
+    CREATE VIEW (or a careless migration) would leave it: created before the roles."""
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("create extension dblink")
+        conn.execute("create extension postgres_fdw")
+        conn.execute("create table public.landed (id serial primary key)")
+        conn.execute(f"""create view public.sneaky as select x from dblink(
+            '{market_dsn}', 'insert into public.landed default values returning 1')
+            as t(x int)""".encode())
+    yield market_dsn
+
+
+def _landed(dsn: str) -> int:
+    with connect(dsn) as conn:
+        row = conn.execute("select count(*) from public.landed").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_roles_apply_is_idempotent(definitions: ValidationResult, armed: str) -> None:
+    first = dict(apply(definitions, armed))
+    assert len(first[ROLE]) > 20 and any("GRANT SELECT" in s for s in first[ROLE])
+    assert any(s.startswith("REVOKE EXECUTE ON FUNCTION public.dblink(")
+               for s in first[ROLE])
+    assert first["marketops_backups"][-1:] != []
+    assert dict(apply(definitions, armed)) == {ROLE: [], "marketops_backups": []}
+
+
+def test_the_cli_applies_and_dry_runs(definitions: ValidationResult, market_dsn: str,
+                                      repo_root: Path) -> None:
+    def roles(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([MARKETOPS, "--root", str(repo_root), "roles", "apply",
+                               "--dsn", market_dsn, *extra], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    dry = roles("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"role {ROLE}: would run" in dry.stdout and "GRANT SELECT ON" in dry.stdout
+    again = roles("--dry-run")
+    assert again.stdout == dry.stdout  # the dry run changed nothing
+    done = roles()
+    assert done.returncode == 0, done.stderr
+    assert roles().stdout.count("applied 0 statement(s)") == 2
+
+
+def test_every_report_runs_as_the_role_and_it_warns_as_superuser(
+        definitions: ValidationResult, armed: str, tmp_path: Path) -> None:
+    apply(definitions, armed)
+    role_dsn = as_user(armed, ROLE)
+    reports = [j for j in jobs(definitions.project).values() if j.kind == "report"]
+    assert len(reports) == len(definitions.project.reports) >= 15
+    for job in reports:
+        assert job.schedule is not None
+        slot = job.schedule.latest_at_or_before(AT)
+        assert slot is not None
+        done = run_report(request_for(job, slot, role_dsn, tmp_path / job.name))
+        assert done.warnings == (), (job.name, done.warnings)
+    as_superuser = run_report(request_for(reports[0], slot, armed, tmp_path / "su"))
+    assert as_superuser.warnings and "superuser" in as_superuser.warnings[0]
+
+
+def _refused(dsn: str, statement: str) -> str:
+    """The error PostgreSQL gives `statement` in a read-write transaction of its own."""
+    with connect(dsn) as conn:
+        conn.execute("begin read write")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            conn.execute(statement.encode())
+        return str(refused.value.diag.message_primary)
+
+
+def test_the_role_cannot_write_reach_or_escape(definitions: ValidationResult,
+                                               armed: str) -> None:
+    apply(definitions, armed)
+    role_dsn = as_user(armed, ROLE)
+    read = report_reads(definitions.project)
+    declared = {(s, t) for s, loaded in definitions.project.schemas.items()
+                for t in loaded.model.tables}
+    unread = sorted(declared - read)
+    assert ("orders", "orders") in read and unread
+
+    for statement in ("insert into orders.orders (id) values (-1)",
+                      "update orders.orders set id = id",
+                      "delete from orders.orders",
+                      "truncate orders.orders",
+                      "create table orders.mine (x int)",
+                      "create table public.mine (x int)",
+                      "create schema mine"):
+        assert "permission denied" in _refused(role_dsn, statement)
+    for schema, table in unread:
+        assert "permission denied" in _refused(role_dsn, f"select 1 from {schema}.{table}")
+
+    # The superuser's view writes through dblink's own connection, read-only or not.
+    before = _landed(armed)
+    with connect(armed) as conn:
+        conn.execute("set transaction read only")
+        conn.execute("select * from public.sneaky").fetchall()
+    assert _landed(armed) == before + 1
+    with connect(armed, autocommit=True) as conn:  # as if a report declared the view
+        conn.execute(f"grant select on public.sneaky to {ROLE}".encode())
+    assert "permission denied for function dblink" in _refused(
+        role_dsn, "select * from public.sneaky")
+    assert "permission denied for function dblink_connect" in _refused(
+        role_dsn, f"select dblink_connect('{armed}')")
+    assert _landed(armed) == before + 1
+
+    assert "foreign-data wrapper postgres_fdw" in _refused(
+        role_dsn, "create server elsewhere foreign data wrapper postgres_fdw")
+    for statement in ("copy (select 1) to program 'id'",
+                      "copy orders.orders to '/tmp/marketops-roles-test.csv'",
+                      "copy public.landed from '/etc/hostname'",
+                      "select pg_read_file('postgresql.conf')",
+                      "select pg_ls_dir('.')",
+                      "select pg_read_binary_file('/etc/hostname')",
+                      "select lo_import('/etc/hostname')",
+                      "select lo_export(0, '/tmp/marketops-roles-test')"):
+        assert _refused(role_dsn, statement)
+
+    with connect(role_dsn) as conn:  # sessions start read-only, with a statement timeout
+        shown = conn.execute("select current_setting('default_transaction_read_only'), "
+                             "extract(epoch from current_setting('statement_timeout')::interval)"
+                             ).fetchone()
+    longest = max(r.model.limits.statement_timeout
+                  for r in definitions.project.reports.values())
+    assert shown == ("on", longest.total_seconds())
