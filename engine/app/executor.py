@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.app.context import LiveDefinitions, current, database_dsn, worker_name
 from engine.app.reporting import ReportDelivery, report_request
+from engine.app.roles import backups_dsn
 from engine.app.tiers.audit import export_audit
 from engine.app.tiers.backup import (
     CLUSTER_LOCK,
@@ -119,6 +120,7 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     if isinstance(tier, WalArchiveTier):
         return check_wal(root, result, job.name, primary_dsn)
     with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, primary_dsn, run_id=run_id)
+        manifest = take_backup(root, result, job, backups_dsn(root, result, primary_dsn),
+                               run_id=run_id)
         plan = apply_retention(root, result, job.name)
     return BackupRun(manifest, plan, time.monotonic() - started).outputs()

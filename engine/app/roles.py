@@ -42,11 +42,19 @@ def reports_dsn(root: Path, result: ValidationResult, dsn: str) -> str:
     """The DSN reports connect with: as `roles.reports` when set. On the embedded server
     (marketops's own) the roles are applied first whenever what the reports read changed;
     elsewhere `marketops roles apply` does it, as `schema apply` does the schema."""
-    role = result.project.settings.roles.reports
+    return _as_role(root, result, dsn, result.project.settings.roles.reports)
+
+
+def backups_dsn(root: Path, result: ValidationResult, dsn: str) -> str:
+    """The DSN pg_dump and pg_basebackup connect with: as `roles.backups` when set (applied
+    first on the embedded server, as for reports)."""
+    return _as_role(root, result, dsn, result.project.settings.roles.backups)
+
+
+def _as_role(root: Path, result: ValidationResult, dsn: str, role: str | None) -> str:
     if role is None:
         return dsn
-    embedded = embedded_server(root, result)
-    if dsn == embedded.dsn():
+    if dsn == embedded_server(root, result).dsn():
         key = (dsn, frozenset(report_reads(result.project)))
         if key not in _APPLIED:
             apply(result, dsn)

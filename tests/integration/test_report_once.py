@@ -29,8 +29,9 @@ def exporter(request: pytest.FixtureRequest) -> Path | None:
 def test_the_csv_and_the_typed_rows_come_from_one_execution(
         new_database: Callable[..., str], tmp_path: Path, exporter: Path | None) -> None:
     out = tmp_path / "once"
-    done = run_report(ReportRequest("once", new_database(), SQL, {"count": 40}, timedelta(seconds=30),
-                                    1000, out, "UTC", ("csv", "html"), psql=exporter))
+    done = run_report(ReportRequest("once", new_database(), SQL, {"count": 40},
+                                    timedelta(seconds=30), 1000, out, "UTC", ("csv", "html"),
+                                    psql=exporter))
     with (out / "once.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))[1:]
     assert done.rows == len(rows) == 40 and len(done.head) >= 20
