@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from engine.errors import DatabaseError
+from engine.pgnames import ident
 from engine.roles import (
     CONNECTING_EXTENSIONS,
     ESCAPE_ROLES,
@@ -141,3 +142,17 @@ class _Rollback(Exception):
 
 
 _LOCK = 0x6D6B_726F6C65  # "mkrole": one applier at a time per cluster
+
+
+def ensure_roles_exist(admin_dsn: str, names: Sequence[str]) -> list[str]:
+    """Create the roles among `names` the cluster lacks, NOLOGIN and with nothing granted: a
+    dump's GRANTs to them then restore (pg_dump does not dump roles); `roles apply` makes
+    them usable. The names created."""
+    created = []
+    with connect(admin_dsn, autocommit=True, application="marketops roles") as conn:
+        for name in names:
+            if conn.execute("select 1 from pg_roles where rolname = %s", [name]).fetchone():
+                continue
+            conn.execute(f"CREATE ROLE {ident(name)} NOLOGIN".encode())
+            created.append(name)
+    return created

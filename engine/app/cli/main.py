@@ -784,6 +784,9 @@ def demo(app: App, scale: float, seed: int) -> None:
     click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
                f"({summary.applied_statements} DDL statements applied)")
     _print_rows(summary)
+    from engine.app.cli.roles import print_roles
+
+    print_roles(result, summary.dsn)
     from datetime import UTC
     from datetime import datetime as dt
 

@@ -10,6 +10,7 @@ from engine.errors import UsageError
 
 if TYPE_CHECKING:
     from engine.app.context import App
+    from engine.validate import ValidationResult
 
 
 @click.group()
@@ -51,6 +52,23 @@ def roles_apply(app: App, dsn: str | None, dry_run: bool) -> None:
                    f"{mask_dsn(target.dsn)}")
         for statement in statements:
             click.echo(f"  {statement};")
+
+
+def print_roles(result: ValidationResult, dsn: str) -> None:
+    """For the demo: apply the roles and say what reports and backups connect as."""
+    from engine.app.roles import apply
+    from engine.roles import report_reads
+
+    done = dict(apply(result, dsn))
+    roles = result.project.settings.roles
+    if roles.reports:
+        click.echo(f"role {roles.reports}: reports connect as it: SELECT on the "
+                   f"{len(report_reads(result.project))} tables and views they read, "
+                   f"read-only, no dblink ({len(done.get(roles.reports, []))} statement(s))")
+    if roles.backups:
+        click.echo(f"role {roles.backups}: pg_dump and pg_basebackup connect as it: "
+                   f"REPLICATION, pg_read_all_data ({len(done.get(roles.backups, []))} "
+                   "statement(s))")
 
 
 def register(group: click.Group) -> None:

@@ -49,6 +49,7 @@ from runners.mailbox import free_port
 from runners.physical import restore_chain
 from runners.postgres import EmbeddedServer
 from runners.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.roles import ensure_roles_exist
 from runners.verify import check_wal_file
 from runners.wal import stored_entries, stored_names, stored_times
 
@@ -108,6 +109,9 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
 
     def create() -> None:
         nonlocal created
+        roles = result.project.settings.roles
+        # The dump grants to the roles jobs connect as; a cluster restored into may lack them.
+        ensure_roles_exist(admin, [r for r in (roles.reports, roles.backups) if r])
         created = ensure_database(admin, database)
 
     try:
