@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.app.roles import apply as apply_roles
 from engine.ddl import create_all
 from engine.project import Project
 from engine.validate import validate
@@ -42,6 +43,9 @@ def market_template(pg_admin_dsn: str, repo_root: Path) -> Iterator[str]:
     execute_script(dsn, create_all(s.model for s in project.schemas.values()))
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.002, seed=5, until=date(2026, 11, 1))
+    # As an operator would after `schema apply`: the roles the settings name, granted what
+    # they need (roles are the cluster's; the grants are cloned with the template).
+    apply_roles(validate(repo_root), dsn)
     yield name
     with connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"drop database if exists {name} with (force)".encode())
