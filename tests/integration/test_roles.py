@@ -172,3 +172,27 @@ def test_the_role_cannot_write_reach_or_escape(definitions: ValidationResult,
     longest = max(r.model.limits.statement_timeout
                   for r in definitions.project.reports.values())
     assert shown == ("on", longest.total_seconds())
+
+
+def test_logical_backups_connect_as_the_backups_role(repo_root: Path, tmp_path: Path,
+                                                      market_dsn: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyrage
+
+    from engine.app.executor import run_backup
+    from engine.errors import MarketopsError
+    from tests.integration.conftest import copy_repository
+
+    root = copy_repository(repo_root, tmp_path / "repo")
+    monkeypatch.setenv("MARKETOPS_BACKUP_KEY", str(pyrage.x25519.Identity.generate()))
+    result = validate(root)
+    job = jobs(result.project)["backup/users_schema"]
+    assert run_backup(root, result, job, market_dsn)["rows"] > 0
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("alter role marketops_backups nologin")
+    try:  # the same run fails once the role may not log in: it is the role that connects
+        with pytest.raises(MarketopsError, match="marketops_backups"):
+            run_backup(root, result, job, market_dsn)
+    finally:
+        with connect(market_dsn, autocommit=True) as conn:
+            conn.execute("alter role marketops_backups login")
