@@ -39,6 +39,7 @@ class RoleState:
     database: frozenset[str] = frozenset()  # CONNECT, CREATE, TEMPORARY held directly
     schemas: frozenset[tuple[str, str]] = frozenset()  # (schema, USAGE|CREATE) held directly
     tables: frozenset[tuple[str, str, str]] = frozenset()  # (schema, relation, privilege)
+    columns: frozenset[tuple[str, str, str, str]] = frozenset()  # (..., column, privilege)
     functions: frozenset[str] = frozenset()  # signatures the role may EXECUTE directly
     settings: dict[str, str] = field(default_factory=dict)  # ALTER ROLE ... SET, all databases
     connecting_functions: frozenset[str] = frozenset()  # of CONNECTING_EXTENSIONS, by PUBLIC
@@ -121,6 +122,10 @@ def plan(spec: RoleSpec, state: RoleState) -> list[str]:
         out.append(f"REVOKE {', '.join(extra)} ON DATABASE {database} FROM {role}")
     out.extend(_schemas(spec, state, role))
     out.extend(_tables(spec, state, role))
+    # Column grants (an UPDATE on one column is a write): table-level SELECT covers reading.
+    for schema, table, column, privilege in sorted(state.columns):
+        out.append(f"REVOKE {privilege} ({ident(column)}) ON {qualified(schema, table)} "
+                   f"FROM {role}")
     for function in sorted(state.connecting_functions):
         out.append(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
     for function in sorted(state.functions):

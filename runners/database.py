@@ -34,6 +34,10 @@ def without_password(dsn: str) -> tuple[str, str | None]:
 def as_user(dsn: str, user: str) -> str:
     """The same server and database, connecting as `user` (its password, if it needs one,
     from PGPASSFILE or PGPASSWORD: never the DSN's own user's)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    if conninfo_to_dict(dsn).get("user") == user:
+        return dsn  # already the role, with its own password if the DSN holds one
     base, _ = without_password(dsn)
     return make_conninfo(base, user=user)
 

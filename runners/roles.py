@@ -44,6 +44,13 @@ from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.rela
 where a.grantee = %s::regrole
 """
 
+_COLUMNS = """
+select n.nspname, c.relname, a.attname, x.privilege_type
+from pg_attribute a join pg_class c on c.oid = a.attrelid
+     join pg_namespace n on n.oid = c.relnamespace, aclexplode(a.attacl) x
+where x.grantee = %s::regrole
+"""
+
 _SIGNATURE = """quote_ident(n.nspname) || '.' || quote_ident(p.proname)
        || '(' || pg_get_function_identity_arguments(p.oid) || ')'"""
 
@@ -82,6 +89,7 @@ def role_state(conn: Connection, name: str) -> RoleState:
         database=frozenset(r[0] for r in conn.execute(_DATABASE, [name])),
         schemas=frozenset((r[0], r[1]) for r in conn.execute(_SCHEMAS, [name])),
         tables=frozenset((r[0], r[1], r[2]) for r in conn.execute(_TABLES, [name])),
+        columns=frozenset((r[0], r[1], r[2], r[3]) for r in conn.execute(_COLUMNS, [name])),
         functions=frozenset(r[0] for r in conn.execute(_DIRECT, [name])),
         settings=settings, connecting_functions=public,
         server_version=version)
@@ -120,10 +128,10 @@ def apply_roles(dsn: str, specs: Sequence[Callable[[RoleState], RoleSpec]],
             with conn.transaction():
                 conn.execute("select pg_advisory_xact_lock(%s)", [_LOCK])
                 for build in specs:
-                    probe = build(RoleState())
-                    spec = build(role_state(conn, probe.name))
-                    statements = plan(spec, role_state(conn, spec.name))
-                    done.append((spec.name, statements))
+                    name = build(RoleState()).name
+                    state = role_state(conn, name)
+                    statements = plan(build(state), state)
+                    done.append((name, statements))
                     if not dry_run:
                         for statement in statements:
                             conn.execute(statement.encode())

@@ -60,6 +60,7 @@ def _drift(dsn: str) -> None:
         conn.execute(f"revoke all on all tables in schema orders from {ROLE}".encode())
         conn.execute(f"grant insert on users.accounts to {ROLE}".encode())
         conn.execute(f"grant select on public.landed to {ROLE}".encode())
+        conn.execute(f"grant update (status) on orders.orders to {ROLE}".encode())
 
 
 def test_roles_apply_converges_and_is_idempotent(definitions: ValidationResult,
@@ -69,6 +70,7 @@ def test_roles_apply_converges_and_is_idempotent(definitions: ValidationResult,
     assert "GRANT SELECT ON orders.orders TO marketops_reports" in first[ROLE]
     assert "REVOKE INSERT ON users.accounts FROM marketops_reports" in first[ROLE]
     assert "REVOKE SELECT ON public.landed FROM marketops_reports" in first[ROLE]
+    assert "REVOKE UPDATE (status) ON orders.orders FROM marketops_reports" in first[ROLE]
     assert any(s.startswith("REVOKE EXECUTE ON FUNCTION public.dblink(")
                for s in first[ROLE])
     assert dict(apply(definitions, armed)) == {ROLE: [], "marketops_backups": []}
@@ -165,6 +167,8 @@ def test_the_role_cannot_write_reach_or_escape(definitions: ValidationResult,
                       "select lo_export(0, '/tmp/marketops-roles-test')"):
         assert _refused(role_dsn, statement)
 
+    with connect(role_dsn) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("select lo_create(0)")  # no large object either, in its sessions
     with connect(role_dsn) as conn:  # sessions start read-only, with a statement timeout
         shown = conn.execute("select current_setting('default_transaction_read_only'), "
                              "extract(epoch from current_setting('statement_timeout')::interval)"

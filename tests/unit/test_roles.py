@@ -83,6 +83,7 @@ def test_whatever_else_the_role_holds_is_taken_away() -> None:
         schemas=frozenset({("shop", "USAGE"), ("shop", "CREATE"), ("admin", "USAGE")}),
         tables=frozenset({("shop", "orders", "SELECT"), ("shop", "orders", "INSERT"),
                           ("admin", "audit_log", "SELECT")}),
+        columns=frozenset({("shop", "orders", "total", "UPDATE")}),
         functions=frozenset({"pg_catalog.pg_read_file(text)"}),
         settings={"search_path": "admin"})
     assert plan(spec, state) == [
@@ -95,6 +96,7 @@ def test_whatever_else_the_role_holds_is_taken_away() -> None:
         "REVOKE CREATE ON SCHEMA shop FROM reporter",
         "REVOKE SELECT ON admin.audit_log FROM reporter",
         "REVOKE INSERT ON shop.orders FROM reporter",
+        "REVOKE UPDATE (total) ON shop.orders FROM reporter",
         "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) FROM reporter",
         "ALTER ROLE reporter RESET search_path",
     ]
