@@ -200,3 +200,29 @@ def test_logical_backups_connect_as_the_backups_role(repo_root: Path, tmp_path: 
     finally:
         with connect(market_dsn, autocommit=True) as conn:
             conn.execute("alter role marketops_backups login")
+
+
+def test_a_report_reading_a_dblink_view(definitions: ValidationResult, armed: str,
+                                        tmp_path: Path) -> None:
+    """As the superuser the view's write lands once per run (the SQL is evaluated once, for
+    the CSV and the typed pass alike); as the reporting role the run fails and writes nothing."""
+    from datetime import timedelta
+
+    from engine.errors import JobError
+    from runners.report import ReportRequest
+
+    def request(dsn: str, name: str) -> ReportRequest:
+        return ReportRequest("sneaky", dsn, "select x from public.sneaky", {},
+                             timedelta(seconds=30), 100, tmp_path / name, "UTC",
+                             ("csv", "html"))
+
+    apply(definitions, armed)
+    before = _landed(armed)
+    done = run_report(request(armed, "su"))
+    assert done.rows == 1 and _landed(armed) == before + 1
+    assert done.warnings and "superuser" in done.warnings[0]
+    with connect(armed, autocommit=True) as conn:  # as if a report declared the view
+        conn.execute(f"grant select on public.sneaky to {ROLE}".encode())
+    with pytest.raises(JobError, match="permission denied for function dblink"):
+        run_report(request(as_user(armed, ROLE), "role"))
+    assert _landed(armed) == before + 1
