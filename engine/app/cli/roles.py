@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 @click.group()
 def roles() -> None:
-    """The database roles reports and backups connect as (settings: roles)."""
+    """The database roles reports and backups connect as (settings: roles).
+
+    \b
+    Example:
+      marketops roles apply --dry-run
+    """
 
 
 @roles.command("apply")
