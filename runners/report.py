@@ -259,28 +259,43 @@ def _quoted(record: str) -> list[bool]:
         pos += 1
 
 
+def _holds_empty_strings(path: Path) -> bool:
+    """Whether the CSV may hold a quoted empty string (or a doubled quote): only then must
+    a record's raw text be looked at to tell '' from NULL."""
+    tail = b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if b'""' in tail + block[:1] or b'""' in block:
+                return True
+            tail = block[-1:]
+    return False
+
+
 def _csv_batches(conn: Any, path: Path, types: list[int]) -> Iterator[list[tuple[Any, ...]]]:
     """The CSV's rows as typed values (PostgreSQL's text input, as for a query's rows)."""
     loader = Transformer(conn)
     loader.set_loader_types(types, Format.TEXT)
+    load = loader.load_sequence
+    exact = _holds_empty_strings(path)
     with path.open(newline="", encoding="utf-8") as handle:
-        records = _Records(handle)
-        reader = csv.reader(records)
+        records = _Records(handle) if exact else None
+        reader = csv.reader(records if records is not None else handle)
         next(reader, None)
-        records.take()
+        if records is not None:
+            records.take()
         batch: list[tuple[Any, ...]] = []
         for values in reader:
-            raw = records.take()
             if not values:
                 values = [""] * len(types)  # one column, NULL: an empty line
-            if "" not in values:
-                fields: list[bytes | None] = [v.encode() for v in values]
-            elif '""' not in raw:
-                fields = [v.encode() if v else None for v in values]
+            if records is None:  # no quoted empty string anywhere: every empty field is NULL
+                batch.append(load([v.encode() if v else None for v in values]))
             else:
-                fields = [None if v == "" and not q else v.encode()
-                          for v, q in zip(values, _quoted(raw), strict=False)]
-            batch.append(loader.load_sequence(fields))
+                raw = records.take()
+                if "" not in values:
+                    batch.append(load([v.encode() for v in values]))
+                else:
+                    batch.append(load([None if v == "" and not q else v.encode()
+                                       for v, q in zip(values, _quoted(raw), strict=False)]))
             if len(batch) >= FETCH_ROWS:
                 yield batch
                 batch = []

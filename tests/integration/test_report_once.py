@@ -43,3 +43,13 @@ def test_the_csv_and_the_typed_rows_come_from_one_execution(
         assert note != "" or n % 4 == 1
         assert half == (None if n % 3 == 0 else Decimal(text[4]))
     assert [t[3] for t in done.head[:4]] == ["", 'a,"b"\nc', "plain", None]
+
+
+def test_nulls_without_any_empty_string(new_database: Callable[..., str], tmp_path: Path,
+                                        exporter: Path | None) -> None:
+    sql = ("select g as n, case when g %% 2 = 0 then null else 'x' || g end as note "
+           "from generate_series(1, %(count)s) g order by g")
+    done = run_report(ReportRequest("nulls", new_database(), sql, {"count": 6},
+                                    timedelta(seconds=30), 100, tmp_path / "n", "UTC",
+                                    ("csv", "html"), psql=exporter))
+    assert done.head == [(1, "x1"), (2, None), (3, "x3"), (4, None), (5, "x5"), (6, None)]
