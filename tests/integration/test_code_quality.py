@@ -19,7 +19,9 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_on_engine() -> None:
+def test_mypy_strict_on_engine_and_runners() -> None:
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    assert set(files) >= {"engine", "runners"}
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
 
