@@ -41,17 +41,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.ddl import create_all  # noqa: E402
-from engine.validate import validate  # noqa: E402
-from runners.codec import Sealing  # noqa: E402
-from runners.database import connect, execute_script, with_database  # noqa: E402
-from runners.demodata import generate  # noqa: E402
-from runners.logical import LogicalRequest, backup_logical, restore_logical  # noqa: E402
-from runners.mailbox import free_port  # noqa: E402
-from runners.pgtools import Toolset, discover  # noqa: E402
-from runners.physical import PhysicalRequest, backup_physical  # noqa: E402
-from runners.postgres import EmbeddedServer, embedded_bin_dir  # noqa: E402
-from runners.storage import Store, StoreSpec  # noqa: E402
+from engine.dbschema.ddl import create_all  # noqa: E402
+from engine.validation.validate import validate  # noqa: E402
+from runners.backup.logical import LogicalRequest, backup_logical, restore_logical  # noqa: E402
+from runners.backup.physical import PhysicalRequest, backup_physical  # noqa: E402
+from runners.demo.data import generate  # noqa: E402
+from runners.demo.mailbox import free_port  # noqa: E402
+from runners.postgres.connection import connect, execute_script, with_database  # noqa: E402
+from runners.postgres.embedded import EmbeddedServer, embedded_bin_dir  # noqa: E402
+from runners.postgres.toolset import Toolset, discover  # noqa: E402
+from runners.storage.sealing import Sealing  # noqa: E402
+from runners.storage.stores import Store, StoreSpec  # noqa: E402
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
 

@@ -21,12 +21,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.ddl import create_all  # noqa: E402
-from engine.validate import validate  # noqa: E402
-from runners.database import execute_script  # noqa: E402
-from runners.demodata import generate  # noqa: E402
-from runners.mailbox import free_port  # noqa: E402
-from runners.postgres import EmbeddedServer  # noqa: E402
+from engine.dbschema.ddl import create_all  # noqa: E402
+from engine.validation.validate import validate  # noqa: E402
+from runners.demo.data import generate  # noqa: E402
+from runners.demo.mailbox import free_port  # noqa: E402
+from runners.postgres.connection import execute_script  # noqa: E402
+from runners.postgres.embedded import EmbeddedServer  # noqa: E402
 
 
 def main() -> None:

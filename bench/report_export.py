@@ -21,8 +21,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runners.mailbox import free_port  # noqa: E402
-from runners.postgres import EmbeddedServer, embedded_bin_dir  # noqa: E402
+from runners.demo.mailbox import free_port  # noqa: E402
+from runners.postgres.embedded import EmbeddedServer, embedded_bin_dir  # noqa: E402
 
 QUERY = ("select t.id, t.amount, t.placed_at, t.label from bench.facts t "
          "where t.id <= {rows} order by t.id")
@@ -32,7 +32,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 from datetime import timedelta
 from pathlib import Path
-from runners.report import ReportRequest, run_report
+from runners.report.query import ReportRequest, run_report
 began = time.perf_counter()
 psql = {psql!r}
 done = run_report(ReportRequest("export", {dsn!r}, {sql!r}, {{}}, timedelta(hours=1),

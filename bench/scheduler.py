@@ -31,12 +31,12 @@ from croniter import croniter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.jobs import Job  # noqa: E402
-from engine.models.base import RunPolicy  # noqa: E402
-from engine.schedule import Schedule  # noqa: E402
-from engine.service import Scheduler  # noqa: E402
-from runners.mailbox import free_port  # noqa: E402
-from runners.postgres import EmbeddedServer  # noqa: E402
+from engine.definitions.models.base import RunPolicy  # noqa: E402
+from engine.runs.service import Scheduler  # noqa: E402
+from engine.scheduling.jobs import Job  # noqa: E402
+from engine.scheduling.schedule import Schedule  # noqa: E402
+from runners.demo.mailbox import free_port  # noqa: E402
+from runners.postgres.embedded import EmbeddedServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -1,5 +1,6 @@
-"""marketops engine: the pure core (definitions, loading, validation, planning, scheduling),
-and in engine.app the composition root, the only part that imports runners."""
+"""marketops engine: the pure core (definitions, validation, database schemas, scheduling,
+runs, backups and reports policy, as functions of their inputs), and in engine.app the
+composition root, the only part that imports runners."""
 
 import logging
 

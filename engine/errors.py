@@ -50,6 +50,10 @@ class TransientError(MarketopsError):
     exit_code = 4
 
 
+class LeaseLost(MarketopsError):
+    """This worker no longer holds the run (another took it over); it stopped."""
+
+
 class BackupError(MarketopsError):
     """A backup, restore or verification failed; nothing incomplete was published."""
 

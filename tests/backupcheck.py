@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runners.database import connect, query
+from runners.postgres.connection import connect, query
 
 _TABLES = ("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = "
            "c.relnamespace where c.relkind in ('r', 'p') and n.nspname not in "

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.database import connect, with_database
-from runners.mailbox import free_port
-from runners.postgres import EmbeddedServer
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect, with_database
+from runners.postgres.embedded import EmbeddedServer
 
 
 @pytest.fixture(scope="session")

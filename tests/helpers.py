@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from engine.findings import Finding
-from engine.validate import ValidationResult, validate
+from engine.validation.findings import Finding
+from engine.validation.validate import ValidationResult, validate
 
 SETTINGS = """\
 destinations:

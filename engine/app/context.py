@@ -4,7 +4,6 @@ connections, stores and tools."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,39 +12,44 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.dbschema.schemadiff import apply_statements
+from engine.definitions.loader import load_project
+from engine.definitions.models.base import env_reference
+from engine.definitions.models.settings import Smtp
 from engine.errors import DefinitionError, UsageError
-from engine.jobs import Job, jobs
-from engine.ledger import Ledger
-from engine.loader import load_project
 from engine.masking import remember
-from engine.schemadiff import apply_statements
-from engine.status import job_status
-from engine.validate import ValidationResult, validate
-from runners.database import Pool, connect, ensure_database, execute_script
-from runners.demodata import generate
-from runners.gitinfo import head_commit
-from runners.introspect import pull
-from runners.pgtools import Toolset, discover
-from runners.postgres import EmbeddedServer, embedded_bin_dir
-from runners.storage import Store, StoreSpec
+from engine.runs.ledger import Ledger
+from engine.runs.status import job_status
+from engine.scheduling.jobs import Job, jobs
+from engine.validation.validate import ValidationResult, validate
+from runners.delivery.send import SmtpServer
+from runners.demo.data import generate
+from runners.postgres.connection import Pool, connect, ensure_database, execute_script
+from runners.postgres.embedded import EmbeddedServer, embedded_bin_dir
+from runners.postgres.introspect import pull
+from runners.postgres.toolset import Toolset, discover
+from runners.service.gitinfo import head_commit
+from runners.storage.stores import Store, StoreSpec
 
 if TYPE_CHECKING:
-    from engine.freshness import Freshness
-    from engine.status import JobStatus
-
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
+    from engine.backups.freshness import Freshness
+    from engine.runs.status import JobStatus
 
 def resolve_env(value: str, what: str) -> str:
     """`${VAR}` -> the variable's value; a clear error naming the variable when unset."""
-    match = _ENV_REF.match(value)
-    if not match:
+    name = env_reference(value)
+    if name is None:
         return value
-    resolved = os.environ.get(match.group(1))
+    resolved = os.environ.get(name)
     if not resolved:
-        raise UsageError(f"{what} refers to ${{{match.group(1)}}}, which is not set in the "
-                         "environment")
+        raise UsageError(f"{what} refers to ${{{name}}}, which is not set in the environment")
     return remember(resolved)
+
+
+def smtp_server(smtp: Smtp) -> SmtpServer:
+    """The SMTP server of the settings, its password resolved from the environment."""
+    return SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
+                      resolve_env(smtp.password, "smtp.password") if smtp.password else None)
 
 
 def valid_definitions(root: Path) -> ValidationResult:

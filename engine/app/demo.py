@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.app.context import demo_data, latest_slot, ledger_for
-from engine.app.executor import Executor, run_slot
-from engine.app.tiers.audit import verify_audit
-from engine.app.tiers.verify import verify_tier
+from engine.app.executor import JobDispatcher, handler_for, run_slot
 from engine.app.tiers.wal import (
     configure_archiving,
     prepare_archive_access,
-    wait_for_archiver,
     wal_settings,
     wal_state,
 )
-from engine.jobs import Job, jobs
-from engine.models.backup import (
-    AuditVaultTier,
-    RestoreDrillTier,
-    WalArchiveTier,
-)
-from engine.models.settings import Smtp
-from engine.validate import ValidationResult
-from runners.codec import generate_key
-from runners.database import connect
-from runners.mailbox import LocalMailbox
+from engine.definitions.models.settings import Smtp
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job, jobs
+from engine.validation.validate import ValidationResult
+from runners.backup.wal import wait_for_archiver
+from runners.demo.data import has_orders
+from runners.demo.mailbox import LocalMailbox
+from runners.storage.sealing import generate_key
 
 
 def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
@@ -75,57 +70,81 @@ def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: dat
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
     enable_archiving(root, result, target)
     ledger = ledger_for(target.dsn)
-    executor = Executor(root, result, target.dsn, ledger, primary_dsn=target.dsn)
-    all_jobs = {j.name: j for j in _jobs(result).values() if j.kind == "backup"}
-    order = sorted(all_jobs.values(), key=lambda j: (
-        {"physical_base": 0, "restore_drill": 3, "wal_archive": 2}.get(
-            j.tier.kind if j.tier else "", 1), j.name))
+    executor = JobDispatcher(root, result, target.dsn, ledger, primary_dsn=target.dsn)
+    backups = [j for j in _jobs(result).values() if j.kind == "backup" and j.tier is not None]
+    order = sorted(backups, key=_demo_order)
     found: list[DemoTier] = []
     for job in order:
         tier = job.tier
-        assert tier is not None
-        assert job.schedule is not None
-        if isinstance(tier, WalArchiveTier):
-            wait_for_archiver(target.dsn)
-            # The WAL tier's slot is its health check, recorded in the ledger like any run.
-            checked = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now)
-                               or now, "manual")
-            state = wal_state(root, result, job.name, target.dsn)
-            ok = checked is not None and checked.status == "succeeded"
-            found.append(DemoTier(job.name, tier.kind, checked.status if checked else "-", 0,
-                                  0.0, f"{len(state.stored)} segments, no gap" if ok else
-                                  str(checked.error if checked else "not checked"), "-"))
-            continue
-        slot = job.schedule.latest_at_or_before(now) or now
-        outcome = run_slot(ledger, executor, job, slot, "manual")
-        if outcome is None:
-            continue
-        outputs = outcome.outputs or {}
-        if isinstance(tier, RestoreDrillTier):
-            for tier_id, drilled in (outputs.get("tiers") or {}).items():
-                seconds = drilled.get("seconds") or 0.0
-                rto = drilled.get("rto_seconds") or 0.0
-                smoke = sum(1 for v in (drilled.get("smoke") or {}).values()
-                            if str(v).startswith("ok"))
-                found.append(DemoTier(f"drill:{tier_id}", "restore_drill", outcome.status, 0,
-                                      seconds, f"{drilled.get('checked', '')}, {smoke} smoke ok",
-                                      f"{seconds:.1f}s / RTO {rto:.0f}s"))
-            if outcome.status != "succeeded":
-                found.append(DemoTier(job.name, tier.kind, outcome.status, 0, 0.0, "-", "-",
-                                      outcome.error))
-            continue
-        verified = "-"
-        if outcome.status == "succeeded" and not isinstance(tier, AuditVaultTier):
-            problems, _ = verify_tier(root, result, job.name)
-            verified = "yes" if not problems else "NO"
-        elif outcome.status == "succeeded":
-            problems, _ = verify_audit(root, result, job.name, dsn=target.dsn)
-            verified = "chain ok" if not problems else "BROKEN"
-        found.append(DemoTier(job.name, tier.kind, outcome.status,
-                              int(outputs.get("stored_bytes", 0)),
-                              float(outputs.get("seconds", 0.0)), verified, "-",
+        assert tier is not None and job.schedule is not None
+        rows = _DEMO_ROWS.get(tier.kind, _backup_rows)
+        found += rows(root, result, target, ledger, executor, job, now)
+    return found
+
+
+def _demo_order(job: Job) -> tuple[int, str]:
+    assert job.tier is not None
+    return handler_for(job.tier).demo_order, job.name
+
+
+def _wal_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+              executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
+    assert job.tier is not None and job.schedule is not None
+    wait_for_archiver(target.dsn)
+    # The WAL tier's slot is its health check, recorded in the ledger like any run.
+    checked = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
+                       "manual")
+    state = wal_state(root, result, job.name, target.dsn)
+    ok = checked is not None and checked.status == "succeeded"
+    return [DemoTier(job.name, job.tier.kind, checked.status if checked else "-", 0, 0.0,
+                     f"{len(state.stored)} segments, no gap" if ok else
+                     str(checked.error if checked else "not checked"), "-")]
+
+
+def _drill_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+                executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
+    assert job.tier is not None and job.schedule is not None
+    outcome = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
+                       "manual")
+    if outcome is None:
+        return []
+    found = []
+    for tier_id, drilled in ((outcome.outputs or {}).get("tiers") or {}).items():
+        seconds = drilled.get("seconds") or 0.0
+        rto = drilled.get("rto_seconds") or 0.0
+        smoke = sum(1 for v in (drilled.get("smoke") or {}).values()
+                    if str(v).startswith("ok"))
+        found.append(DemoTier(f"drill:{tier_id}", "restore_drill", outcome.status, 0,
+                              seconds, f"{drilled.get('checked', '')}, {smoke} smoke ok",
+                              f"{seconds:.1f}s / RTO {rto:.0f}s"))
+    if outcome.status != "succeeded":
+        found.append(DemoTier(job.name, job.tier.kind, outcome.status, 0, 0.0, "-", "-",
                               outcome.error))
     return found
+
+
+def _backup_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+                 executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
+    tier = job.tier
+    assert tier is not None and job.schedule is not None
+    outcome = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
+                       "manual")
+    if outcome is None:
+        return []
+    outputs = outcome.outputs or {}
+    verified = "-"
+    if outcome.status == "succeeded":
+        handler = handler_for(tier)
+        problems, _ = handler.verify(root, result, job.name, tier, dsn=target.dsn)
+        verified = handler.verified_words[1 if problems else 0]
+    return [DemoTier(job.name, tier.kind, outcome.status, int(outputs.get("stored_bytes", 0)),
+                     float(outputs.get("seconds", 0.0)), verified, "-", outcome.error)]
+
+
+_DemoRows = Callable[[Path, ValidationResult, Any, Ledger, JobDispatcher, Job, datetime],
+                     list[DemoTier]]
+# How the demo table shows a kind's run: the WAL check and drills have rows of their own.
+_DEMO_ROWS: dict[str, _DemoRows] = {"wal_archive": _wal_rows, "restore_drill": _drill_rows}
 
 
 def _jobs(result: ValidationResult) -> dict[str, Job]:
@@ -134,14 +153,8 @@ def _jobs(result: ValidationResult) -> dict[str, Job]:
 
 def ensure_demo_data(root: Path, result: ValidationResult, dsn: str) -> bool:
     """On the embedded server, create and fill the marketplace when it is not there yet."""
-    with connect(dsn) as conn:
-        present = conn.execute(
-            "select count(*) from pg_tables where schemaname = 'orders' "
-            "and tablename = 'orders'").fetchone()
-        if present and present[0]:
-            rows = conn.execute("select exists (select 1 from orders.orders)").fetchone()
-            if rows and rows[0]:
-                return False
+    if has_orders(dsn):
+        return False
     demo_data(root, "embedded", scale=0.01, seed=42, until=None)
     return True
 
@@ -156,6 +169,14 @@ class DemoReport:
     rows: int
     outputs: list[str]
     deliveries: dict[str, str]
+
+
+def _period_words(job: Job, period: Any) -> str:
+    from engine.reports.figures import period_kind, period_words
+
+    if period is None or job.report is None:
+        return ""
+    return period_words(period_kind(job.report.period), period)
 
 
 def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Path,
@@ -173,7 +194,7 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
         demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
                                 result.findings)
         os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
-        executor = Executor(root, demo, dsn, ledger)
+        executor = JobDispatcher(root, demo, dsn, ledger)
         for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
                           key=lambda j: j.id):
             slot = latest_slot(job, now)
@@ -183,7 +204,7 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
                 continue
             outputs = outcome.outputs or {}
             found.append(DemoReport(
-                job.id, f"{period.start.date()} .. {period.end.date()}" if period else "",
+                job.id, _period_words(job, period),
                 outcome.status, int(outputs.get("rows", 0)),
                 sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
                 dict(outputs.get("deliveries", {}))))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,31 +11,43 @@ from typing import Any
 
 from engine.app.context import LiveDefinitions, current, database_dsn, worker_name
 from engine.app.reporting import ReportDelivery, report_request
-from engine.app.roles import backups_dsn
-from engine.app.tiers.audit import export_audit
-from engine.app.tiers.backup import (
-    CLUSTER_LOCK,
-    BackupRun,
-    apply_retention,
-    clear_staging,
-    take_backup,
-)
-from engine.app.tiers.drill import run_drill
-from engine.app.tiers.wal import check_wal
-from engine.execution import Outcome, execute_run
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
-from engine.liveness import dead_worker, worker_pid
-from engine.models.backup import AuditVaultTier, RestoreDrillTier, WalArchiveTier
-from engine.validate import ValidationResult
-from runners.database import advisory_lock
-from runners.processes import host_name, process
-from runners.report import run_report
+from engine.app.tiers.audit import AuditHandler
+from engine.app.tiers.backup import clear_staging
+from engine.app.tiers.drill import DrillHandler
+from engine.app.tiers.handler import TierHandler
+from engine.app.tiers.logical import LogicalHandler
+from engine.app.tiers.physical import PhysicalHandler
+from engine.app.tiers.wal import WalHandler
+from engine.definitions.models.backup import BackupTier
+from engine.runs.execution import Outcome, execute_run
+from engine.runs.ledger import Ledger, Run, RunningRow
+from engine.runs.liveness import run_owner_dead, worker_pid
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.report.query import run_report
+from runners.service.processes import host_name, process
 
 log = logging.getLogger("marketops.reports")
 
 
-def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
+def handler_for(tier: BackupTier) -> TierHandler[Any]:
+    """The handler of the tier's kind."""
+    return HANDLERS[tier.kind]
+
+
+_LOGICAL = LogicalHandler()
+# One handler per tier kind (barman's executor per backup method, chosen once).
+HANDLERS: dict[str, TierHandler[Any]] = {
+    "logical_full": _LOGICAL,
+    "logical_schemas": _LOGICAL,
+    "physical_base": PhysicalHandler(),
+    "wal_archive": WalHandler(),
+    "audit_vault": AuditHandler(),
+    "restore_drill": DrillHandler(handler_for),
+}
+
+
+def run_slot(ledger: Ledger, executor: JobDispatcher, job: Job, slot: datetime,
              trigger: str) -> Outcome | None:
     """Claim one slot outside the service (manual run, backfill, demo) — or take it again
     when it ran before — and run it to its recorded end; None while it runs elsewhere."""
@@ -52,21 +63,32 @@ def run_slot(ledger: Ledger, executor: Executor, job: Job, slot: datetime,
 
 def take_over_dead(ledger: Ledger, job: Job, slot: datetime, worker: str, lease: timedelta,
                    trigger: str) -> Run | None:
-    """The slot's running run, when its worker is a process of this host that has died
-    (killed, crashed): taken now rather than after its lease; None otherwise."""
-    owner = ledger.running_owner(job.id, slot)
-    if owner is None:
-        return None
-    pid = worker_pid(owner[0], host_name())
+    """The slot's running run, when its worker died (a process of this host that is gone,
+    or a heartbeat that stopped): taken now rather than after its lease; None otherwise."""
+    for row in ledger.running_rows([job.id]):
+        if row.slot == slot and row.worker is not None and owner_died(row):
+            return ledger.take_over_dead(job.id, slot, row.worker, worker, lease,
+                                         job.definition_hash, trigger)
+    return None
+
+
+def owner_died(row: RunningRow) -> bool:
+    """Whether a running row's worker is dead, as this host can tell."""
+    pid = worker_pid(row.worker, host_name())
     found = process(pid) if pid is not None else None
-    if owner[0] is None or not dead_worker(owner[0], host_name(), found, owner[1], os.getpid()):
-        return None
-    return ledger.take_over_dead(job.id, slot, owner[0], worker, lease, job.definition_hash,
-                                 trigger)
+    return run_owner_dead(row.worker, host_name(), found, row.started_at, row.heartbeat_at,
+                          row.lease_until, row.now, os.getpid())
+
+
+def release_dead_runs(ledger: Ledger) -> list[RunningRow]:
+    """At service start: end the leases of running rows whose worker died, so the first
+    take-over runs them again now; the rows released."""
+    return [row for row in ledger.running_rows()
+            if owner_died(row) and ledger.release_dead(row.job, row.slot, row.worker)]
 
 
 @dataclass(frozen=True)
-class Executor:
+class JobDispatcher:
     """Runs a job's slot with the runner of its kind, then delivers what it produced."""
 
     root: Path
@@ -74,6 +96,7 @@ class Executor:
     reports_dsn: str
     ledger: Ledger | None = None
     primary_dsn: str | None = None
+    keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
     def result(self) -> ValidationResult:
@@ -87,9 +110,13 @@ class Executor:
             return run_backup(self.root, self.result, job,
                               self.primary_dsn or database_dsn(self.root, self.result,
                                                                "primary"),
-                              run_id=run.id, ledger=self.ledger)
+                              run_id=run.id, ledger=self.ledger,
+                              keep_on_failure=self.keep_on_failure)
         result = self.result
-        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn))
+        ledger = self.ledger
+        fence = (lambda: ledger.fence(run.id, run.attempt)) if ledger is not None else None
+        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn),
+                          before_publish=fence)
         outputs: dict[str, object] = {
             "rows": done.rows, "columns": done.columns, "files": done.files,
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
@@ -106,21 +133,11 @@ class Executor:
 
 def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
                ledger_note: Any = None, *, run_id: int | None = None,
-               ledger: Ledger | None = None) -> dict[str, Any]:
+               ledger: Ledger | None = None, keep_on_failure: bool = False) -> dict[str, Any]:
     """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
     the staging leftovers of dead runs."""
     tier = job.tier
     assert tier is not None
-    started = time.monotonic()
     clear_staging(root, ledger)
-    if isinstance(tier, RestoreDrillTier):
-        return run_drill(root, result, job, primary_dsn)
-    if isinstance(tier, AuditVaultTier):
-        return export_audit(root, result, job.name, primary_dsn)
-    if isinstance(tier, WalArchiveTier):
-        return check_wal(root, result, job.name, primary_dsn)
-    with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-        manifest = take_backup(root, result, job, backups_dsn(root, result, primary_dsn),
-                               run_id=run_id)
-        plan = apply_retention(root, result, job.name)
-    return BackupRun(manifest, plan, time.monotonic() - started).outputs()
+    return handler_for(tier).run(root, result, job, tier, primary_dsn, run_id=run_id,
+                                 ledger=ledger, keep_on_failure=keep_on_failure)

@@ -3,65 +3,37 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.app.tiers.backup import catalog_of, tier_store
-from engine.app.tiers.wal import wal_state
+from engine.app import clock
+from engine.app.executor import handler_for
+from engine.backups.freshness import Freshness
+from engine.definitions.models.backup import stored
 from engine.errors import MarketopsError
-from engine.freshness import Freshness, backup_freshness, wal_problems
-from engine.models.backup import (
-    AuditVaultTier,
-    RestoreDrillTier,
-    WalArchiveTier,
-)
-from engine.validate import ValidationResult
-from runners.catalog import read_catalog
+from engine.validation.validate import ValidationResult
 
 
 def freshness(root: Path, result: ValidationResult, dsn: str | None,
               now: datetime | None = None) -> dict[str, Freshness]:
     """Every backup tier's newest valid backup (or WAL) against its RPO; errors reading a
     destination are reported as the tier's problem."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     out: dict[str, Freshness] = {}
     for tier_id, loaded in sorted(result.project.backups.items()):
         tier = loaded.model
-        if isinstance(tier, RestoreDrillTier) or not tier.enabled:
+        storing = stored(tier)
+        if storing is None or not tier.enabled:
             continue
         try:
-            if isinstance(tier, WalArchiveTier):
-                state = wal_state(root, result, tier_id, dsn)
-                problems, _ = wal_problems(state, tier.rpo)
-                age = state.last_archived_age
-                out[tier_id] = Freshness(tier_id, tier.rpo, state.last_archived, age,
-                                         "; ".join(problems) or None,
-                                         f"{len(state.stored)} WAL files")
-                continue
-            if isinstance(tier, AuditVaultTier):
-                newest = _newest_audit_batch(root, result, tier_id, tier)
-                out[tier_id] = backup_freshness(tier_id, tier.rpo, *newest, moment)
-                continue
-            latest = catalog_of(root, result, tier_id).latest()
-            out[tier_id] = backup_freshness(tier_id, tier.rpo,
-                                            latest.backup_id if latest else None,
-                                            latest.finished_at if latest else None, moment)
+            found = handler_for(tier).freshness(root, result, tier_id, tier, dsn, moment)
         except MarketopsError as exc:
-            out[tier_id] = Freshness(tier_id, getattr(tier, "rpo", moment - moment), None, None,
-                                     f"cannot read its destination: {exc}")
+            found = Freshness(tier_id, storing.rpo, None, None,
+                              f"cannot read its destination: {exc}")
+        if found is not None:
+            out[tier_id] = found
     return out
-
-
-def _newest_audit_batch(root: Path, result: ValidationResult, tier_id: str,
-                        tier: AuditVaultTier) -> tuple[str | None, datetime | None]:
-    store = tier_store(root, result, tier)
-    newest: tuple[str | None, datetime | None] = (None, None)
-    for table in tier.tables:
-        latest = read_catalog(store, f"{tier_id}/{table}").latest()
-        if latest and (newest[1] is None or latest.finished_at > newest[1]):
-            newest = (latest.backup_id, latest.finished_at)
-    return newest
 
 
 class FreshnessCache:

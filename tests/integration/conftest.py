@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from engine.app.roles import apply as apply_roles
-from engine.ddl import create_all
-from engine.project import Project
-from engine.validate import validate
-from runners.database import connect, execute_script, with_database
-from runners.demodata import generate
-from runners.mailbox import free_port
+from engine.dbschema.ddl import create_all
+from engine.definitions.project import Project
+from engine.validation.validate import validate
+from runners.demo.data import generate
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect, execute_script, with_database
 
 
 @pytest.fixture(scope="session")

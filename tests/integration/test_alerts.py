@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_service import make_project, start_replica, stop, wait_for
 from tests.mailbox import http_sink, smtp_server

@@ -16,8 +16,8 @@ import pytest
 from engine.app.executor import run_backup
 from engine.app.tiers.backup import catalog_of
 from engine.errors import BackupError
-from engine.jobs import jobs
-from engine.validate import ValidationResult, validate
+from engine.scheduling.jobs import jobs
+from engine.validation.validate import ValidationResult, validate
 from tests.integration.conftest import copy_repository
 
 KEY = str(pyrage.x25519.Identity.generate())
@@ -39,7 +39,7 @@ def repo(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 def test_sigkill_mid_backup_leaves_nothing_that_lists_as_complete(
         repo: tuple[Path, ValidationResult], market_dsn: str) -> None:
     root, result = repo
-    from runners.database import connect
+    from runners.postgres.connection import connect
 
     with connect(market_dsn, autocommit=True) as conn:  # enough bytes to be caught mid-write
         conn.execute("create table admin.bulk as select g as id, (select string_agg(md5("

@@ -3,6 +3,7 @@ worker's lease, a half-made restore database; and the `backups` listing scripts 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,8 @@ import pyrage
 import pytest
 
 from engine.app.tiers.backup import take_backup
-from runners.database import connect, database_name, query
+from engine.errors import BackupError
+from runners.postgres.connection import connect, database_name, query
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import KEY as KEY_PHYSICAL
 from tests.integration.test_backup_physical import Cluster, cluster
@@ -54,8 +56,8 @@ def _plaintext(staging: Path) -> list[Path]:
     return found
 
 
-def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
-        root: Path, env: dict[str, str], market_dsn: str) -> None:
+def _kill_mid_dump(root: Path, env: dict[str, str], market_dsn: str) -> int:
+    """Start `run backup/nightly_full`, SIGKILL it while pg_dump writes; its pid."""
     with connect(market_dsn, autocommit=True) as conn:  # enough rows to be caught mid-dump
         conn.execute("create table admin.bulk as select g as id, %s || (select string_agg("
                      "md5(random()::text || g || i), '') from generate_series(1, 30) i) as "
@@ -71,8 +73,15 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     time.sleep(0.5)  # pg_dump, orphaned, dies on its next write to the closed pipe
+    return proc.pid
+
+
+def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    staging = root / "var" / "staging"
+    pid = _kill_mid_dump(root, env, market_dsn)
     leftovers = [p.name for p in staging.iterdir()]
-    assert any(n.startswith("nightly_full-") and f".{proc.pid}@" in n for n in leftovers), \
+    assert any(n.startswith("nightly_full-") and f".{pid}@" in n for n in leftovers), \
         leftovers
     assert _plaintext(staging)
 
@@ -91,14 +100,14 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
     with connect(market_dsn) as conn:
         notes = query(conn, "select notes, attempt, status from marketops.runs where job = "
                       "'backup/nightly_full'")
-    assert len(notes) == 1 and f":{proc.pid} died" in notes[0][0] and notes[0][1:] == (
+    assert len(notes) == 1 and f":{pid} died" in notes[0][0] and notes[0][1:] == (
         2, "succeeded")
     assert _plaintext(staging) == []
 
 
 def test_a_live_runs_staging_is_left_alone(root: Path, env: dict[str, str]) -> None:
-    from engine.liveness import staging_name
-    from runners.processes import host_name
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
 
     staging = root / "var" / "staging"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -250,8 +259,8 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
 
 
 def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
-    from engine.liveness import staging_name
-    from runners.processes import host_name
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
 
     staging = root / "var" / "staging"
     dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")
@@ -274,3 +283,128 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.communicate(timeout=60)
+
+
+def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
+        root: Path, env: dict[str, str], market_dsn: str) -> None:
+    from runners.service.processes import host_name
+
+    pid = _kill_mid_dump(root, env, market_dsn)
+    staging = root / "var" / "staging"
+    assert _plaintext(staging)
+    with connect(market_dsn, autocommit=True) as conn:  # a lease far longer than the test
+        conn.execute("update marketops.runs set lease_until = now() + interval '1 hour' "
+                     "where job = 'backup/nightly_full'")
+    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "serve",
+                              "--port", "0", "--shutdown-grace", "30"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stderr is not None
+        said = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = serve.stderr.readline()
+            said.append(line)
+            if line.startswith("serving:") or not line:
+                break
+        assert any(line.startswith("backup/nightly_full slot ") and
+                   f"worker {host_name()}:{pid} died; taken over now" in line
+                   for line in said), said
+        assert _plaintext(staging) == []
+        rows: list[tuple[object, ...]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with connect(market_dsn) as conn:
+                rows = query(conn, "select status, attempt, notes from marketops.runs "
+                             "where job = 'backup/nightly_full'")
+            if rows and rows[0][0] != "running":
+                break
+            time.sleep(1)
+        assert len(rows) == 1 and rows[0][:2] == ("succeeded", 2), rows
+        assert f":{pid} died" in str(rows[0][2])
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=90)
+    assert _plaintext(staging) == []
+
+
+def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from engine.app.executor import run_backup
+
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
+    cluster.sql("insert into marks select g, 'killed restore ' || g from generate_series("
+                "900001, 960000) g")
+    take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)  # a chain
+    staging = cluster.root / "var" / "staging"
+    env = {**os.environ, "MARKETOPS_TEST_BACKUP_KEY": KEY_PHYSICAL}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(cluster.root),
+                             "restore", "--tier", "base", "--into", str(tmp_path / "into")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def restoring() -> list[str]:
+        names = [p.name for p in staging.iterdir()] if staging.exists() else []
+        return [n for n in names if n.startswith("restore-base.") and f".{proc.pid}@" in n]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not restoring() and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()  # caught while unpacking the chain
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    time.sleep(0.5)  # pg_combinebackup, orphaned, may still be writing
+    assert restoring()
+
+    # The next backup run (of another tier: the drill's) clears the dead restore's copy.
+    with contextlib.suppress(BackupError):  # a drill may fail; its clearing came first
+        run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+    assert restoring() == []
+    assert [n for n in os.listdir(staging) if n.startswith(("restore-", "drill-"))] == []
+
+
+def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
+    from engine.app.tiers.restore import _discard
+
+    copy = tmp_path / "base-pitr"
+    copy.mkdir()
+    said = _discard(copy, False, None)  # what a failed drill's message ends with
+    assert "--keep-on-failure" not in said and str(copy) in said and not copy.exists()
+    copy.mkdir()
+    assert "keep it with --keep-on-failure" in _discard(copy, False, False)
+
+
+def test_a_failed_drill_keeps_its_copies_only_when_asked(cluster: Cluster) -> None:
+    from dataclasses import replace
+
+    from engine.app.executor import run_backup
+
+    job = cluster.job("base")
+    assert job.tier is not None  # type: ignore[attr-defined]
+    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
+        update={"incremental": False}))  # a chain of its own, whatever ran before
+    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
+    assert full.backup_type == "full"
+    victim = max(full.files, key=lambda f: f.stored_size)
+    path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
+    saved = path.read_bytes()
+    data = bytearray(saved)
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    kept_root = cluster.root / "var" / "kept"
+    try:
+        with pytest.raises(BackupError) as plain:
+            run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
+        assert f"base/{full.backup_id}/{victim.name}" in str(plain.value)
+        assert not kept_root.exists() or list(kept_root.iterdir()) == []
+        with pytest.raises(BackupError) as asked:
+            run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn,
+                       keep_on_failure=True)
+        kept = [p for p in kept_root.iterdir()]
+        assert len(kept) == 1 and f"kept the drill's restored copies in {kept[0]}" in \
+            str(asked.value), str(asked.value)
+        assert (kept[0] / "base-pitr").is_dir() and any((kept[0] / "base-pitr").iterdir())
+        assert "staging" not in str(asked.value)
+    finally:
+        path.write_bytes(saved)
+    staging = cluster.root / "var" / "staging"
+    assert [n for n in os.listdir(staging) if n.startswith("drill-")] == []

@@ -9,12 +9,12 @@ import pyrage
 import pytest
 
 from engine.errors import BackupError, MarketopsError
-from runners.codec import Sealing
-from runners.database import connect, with_database
-from runners.logical import LogicalRequest, backup_logical, read_manifest, restore_logical
-from runners.pgtools import discover
-from runners.postgres import embedded_bin_dir
-from runners.storage import Store, StoreSpec
+from runners.backup.logical import LogicalRequest, backup_logical, read_manifest, restore_logical
+from runners.postgres.connection import connect, with_database
+from runners.postgres.embedded import embedded_bin_dir
+from runners.postgres.toolset import discover
+from runners.storage.sealing import Sealing
+from runners.storage.stores import Store, StoreSpec
 from tests.backupcheck import table_fingerprints
 
 KEY = str(pyrage.x25519.Identity.generate())
@@ -103,7 +103,7 @@ def test_a_damaged_file_and_a_wrong_key_are_caught(market_dsn: str, tmp_path: Pa
 
 
 def test_database_down_is_a_clear_error(tmp_path: Path, pg_admin_dsn: str) -> None:
-    from runners.mailbox import free_port
+    from runners.demo.mailbox import free_port
 
     dead = with_database(pg_admin_dsn, "x").replace(
         pg_admin_dsn.split("@")[1].split("/")[0], f"127.0.0.1:{free_port()}")
@@ -124,7 +124,7 @@ def test_a_backup_stored_as_is_restores_and_a_damaged_file_is_refused(
     restore_logical(request.store, manifest, key=None, toolset=request.toolset,
                     target_dsn=target, staging=tmp_path / "r1")
     assert table_fingerprints(target) == table_fingerprints(market_dsn, ["support"])
-    from runners.verify import verify_backup
+    from runners.storage.verify import verify_backup
 
     assert verify_backup(request.store, manifest) == []  # the restore left them untouched
     biggest = max(manifest.files, key=lambda f: f.stored_size)

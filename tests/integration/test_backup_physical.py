@@ -18,14 +18,14 @@ import pytest
 from engine.app.tiers.backup import take_backup
 from engine.app.tiers.restore import restore_point_in_time
 from engine.app.tiers.wal import configure_archiving, wal_settings
-from engine.jobs import Job, jobs
-from engine.manifest import Manifest
-from engine.pitr import RecoveryTarget
-from engine.validate import ValidationResult, validate
-from runners.database import connect
-from runners.mailbox import free_port
-from runners.postgres import EmbeddedServer, embedded_bin_dir
-from runners.storage import Store
+from engine.backups.manifest import Manifest
+from engine.backups.pitr import RecoveryTarget
+from engine.scheduling.jobs import Job, jobs
+from engine.validation.validate import ValidationResult, validate
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect
+from runners.postgres.embedded import EmbeddedServer, embedded_bin_dir
+from runners.storage.stores import Store
 from tests.helpers import write_project
 
 KEY = str(pyrage.x25519.Identity.generate())
@@ -265,7 +265,7 @@ def test_wal_fetch_tells_missing_from_broken(cluster: Cluster, tmp_path: Path) -
 def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Cluster) -> None:
     from engine.app.executor import run_backup
     from engine.app.health import freshness
-    from engine.app.tiers.verify import verify_tier
+    from engine.app.inventory import verify_tier
 
     take_backup(cluster.root, cluster.result, cluster.job("base"), cluster.dsn)
     cluster.sql("insert into marks values (777001, 'for the drill')")
@@ -278,7 +278,7 @@ def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Clust
     assert freshness(cluster.root, cluster.result, cluster.dsn)["wal"].problem is None
 
     # Take one archived segment away (one the latest base backup needs for PITR).
-    from engine.walnames import parse_segment
+    from engine.backups.walnames import parse_segment
 
     gone = parse_segment(last).number - 1
     victim = next(p for p in (cluster.root / "var" / "backups" / "wal").rglob("*")
@@ -303,11 +303,11 @@ def test_drill_replays_the_archive_and_a_removed_segment_is_named(cluster: Clust
 def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
     from datetime import timedelta
 
-    from engine.app.alerting import Alerter
-    from engine.app.executor import Executor
-    from engine.execution import execute_run
-    from engine.ledger import Ledger
-    from engine.models.settings import Smtp
+    from engine.app.alerting import FailureAlerter
+    from engine.app.executor import JobDispatcher
+    from engine.definitions.models.settings import Smtp
+    from engine.runs.execution import execute_run
+    from engine.runs.ledger import Ledger
     from tests.mailbox import smtp_server
 
     port = free_port()
@@ -318,14 +318,14 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
     result = ValidationResult(dc_replace(cluster.result.project, settings=settings), [])
     ledger = Ledger(lambda: connect(cluster.dsn, autocommit=True))
     ledger.migrate()
-    executor = Executor(cluster.root, result, cluster.dsn, ledger, primary_dsn=cluster.dsn)
+    executor = JobDispatcher(cluster.root, result, cluster.dsn, ledger, primary_dsn=cluster.dsn)
     job = jobs(result.project)["backup/wal"]
     assert job.schedule is not None  # WAL slots are health checks
     take_backup(cluster.root, result, job_for(result, "base"), cluster.dsn)
     last = cluster.switch_and_wait()
     cluster.sql("insert into marks values (888001, 'x')")
     cluster.switch_and_wait()
-    from engine.walnames import parse_segment
+    from engine.backups.walnames import parse_segment
 
     victim = next(p for p in (cluster.root / "var" / "backups" / "wal").rglob(f"{last}-*"))
     assert parse_segment(last)
@@ -337,7 +337,7 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
                            None)
         assert run is not None
         return execute_run(ledger, executor, job, run, "w", timedelta(seconds=60),
-                           Alerter(result, ledger)).status
+                           FailureAlerter(result, ledger)).status
 
     with smtp_server(port) as mails:
         assert check(0) == "succeeded"
@@ -398,10 +398,10 @@ def test_a_base_backup_starts_on_its_own_wal_without_the_archive(cluster: Cluste
     """PostgreSQL 18 tools store the copy as base.tar + pg_wal.tar; the WAL streamed during
     the backup alone must make the restored copy consistent (no restore_command)."""
     from engine.app.tiers.backup import tier_of, tier_store
-    from runners.catalog import read_catalog
-    from runners.pgtools import discover
-    from runners.physical import restore_chain
-    from runners.recovery import start_restored
+    from runners.backup.physical import restore_chain
+    from runners.postgres.recovery import start_restored
+    from runners.postgres.toolset import discover
+    from runners.storage.catalog import read_catalog
 
     cluster.sql("insert into marks select g, 'own wal ' || g from generate_series(9001, 9100) g")
     job: Job = cluster.job("base")  # type: ignore[assignment]
@@ -433,11 +433,11 @@ def test_a_base_backup_stored_as_it_is_is_moved_in_whole(cluster: Cluster,
                                                          tmp_path: Path) -> None:
     """Uncompressed and unencrypted on a local destination, base.tar is hashed as it is
     written and moved in after pg_verifybackup: the stored file checks and restores."""
-    from runners.codec import Sealing
-    from runners.pgtools import discover
-    from runners.physical import PhysicalRequest, backup_physical
-    from runners.storage import Store, StoreSpec
-    from runners.verify import verify_backup
+    from runners.backup.physical import PhysicalRequest, backup_physical
+    from runners.postgres.toolset import discover
+    from runners.storage.sealing import Sealing
+    from runners.storage.stores import Store, StoreSpec
+    from runners.storage.verify import verify_backup
 
     tools = discover(embedded_bin_dir())
     store = Store(StoreSpec("plain", f"file://{tmp_path / 'dest'}"))
@@ -456,11 +456,11 @@ def test_pg_basebackup_compresses_itself_when_it_and_the_verifier_can(
         cluster: Cluster, tmp_path: Path, key: str | None) -> None:
     """The wheel has gzip in pg_basebackup and in pg_verifybackup: a gzip tier stores the
     tool's own base.tar.gz (encrypted when the tier is), verified, and it restores."""
-    from runners.codec import Sealing
-    from runners.pgtools import discover
-    from runners.physical import PhysicalRequest, backup_physical
-    from runners.storage import Store, StoreSpec
-    from runners.verify import verify_backup
+    from runners.backup.physical import PhysicalRequest, backup_physical
+    from runners.postgres.toolset import discover
+    from runners.storage.sealing import Sealing
+    from runners.storage.stores import Store, StoreSpec
+    from runners.storage.verify import verify_backup
 
     tools = discover(embedded_bin_dir())
     store = Store(StoreSpec("gz", f"file://{tmp_path / 'dest'}"))
@@ -484,9 +484,9 @@ def test_pg_basebackup_compresses_itself_when_it_and_the_verifier_can(
 def _assert_restores_marks(cluster: Cluster, store: Store, manifest: Manifest,
                            key: str | None, tmp_path: Path) -> None:
     """Restore one base backup, start it, and compare the marks table with the cluster's."""
-    from runners.pgtools import discover
-    from runners.physical import restore_chain
-    from runners.recovery import start_restored
+    from runners.backup.physical import restore_chain
+    from runners.postgres.recovery import start_restored
+    from runners.postgres.toolset import discover
 
     target = tmp_path / "restored"
     restore_chain(store, [manifest], target, key=key, toolset=discover(embedded_bin_dir()),

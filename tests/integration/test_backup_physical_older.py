@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from runners.codec import Sealing
-from runners.database import connect
-from runners.mailbox import free_port
-from runners.pgtools import discover
-from runners.physical import PhysicalRequest, _tar_verifier, backup_physical, restore_chain
-from runners.storage import Store, StoreSpec
+from runners.backup.physical import PhysicalRequest, _tar_verifier, backup_physical, restore_chain
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect
+from runners.postgres.toolset import discover
+from runners.storage.sealing import Sealing
+from runners.storage.stores import Store, StoreSpec
 from tests.backupcheck import table_fingerprints
 
 PG15 = Path("/usr/lib/postgresql/15/bin")

@@ -10,14 +10,14 @@ import pytest
 
 from engine.app.context import store_for
 from engine.app.executor import run_backup
+from engine.app.inventory import verify_tier
 from engine.app.tiers.backup import catalog_of
 from engine.app.tiers.restore import restore_database
-from engine.app.tiers.verify import verify_tier
-from engine.jobs import jobs
-from engine.validate import validate
-from runners.codec import generate_key
-from runners.storage import Store
-from runners.wal import fetch, push, stored_names
+from engine.scheduling.jobs import jobs
+from engine.validation.validate import validate
+from runners.backup.wal import fetch, push, stored_names
+from runners.storage.sealing import generate_key
+from runners.storage.stores import Store
 from tests.backupcheck import table_fingerprints
 from tests.integration.conftest import copy_repository
 
@@ -65,7 +65,7 @@ def test_logical_backup_and_wal_on_s3(tmp_path: Path, repo_root: Path, s3_endpoi
     segment = tmp_path / "000000010000000000000042"
     segment.write_bytes(os.urandom(1 << 16))
     key = os.environ["MARKETOPS_BACKUP_KEY"]
-    from runners.codec import Sealing
+    from runners.storage.sealing import Sealing
 
     sealing = Sealing("zstd", 3, "backup-key", key)
     assert push(store, "wal_archive", segment, sealing) is True

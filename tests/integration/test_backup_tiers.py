@@ -13,12 +13,12 @@ import pytest
 
 from engine.app.executor import run_backup
 from engine.app.health import freshness
+from engine.app.inventory import verify_tier
 from engine.app.tiers.backup import apply_retention, catalog_of, retention_plan
-from engine.app.tiers.verify import verify_tier
 from engine.errors import BackupError
-from engine.jobs import Job, jobs
-from engine.validate import ValidationResult, validate
-from runners.database import connect
+from engine.scheduling.jobs import Job, jobs
+from engine.validation.validate import ValidationResult, validate
+from runners.postgres.connection import connect
 from tests.backupcheck import table_fingerprints
 from tests.integration.conftest import copy_repository
 
@@ -215,7 +215,7 @@ def test_restore_command_into_a_new_database(repo: tuple[Path, ValidationResult]
     assert done.returncode == 0, done.stderr
     assert "row counts match the manifest" in done.stdout
     assert "skipped foreign key support." in done.stdout  # users/orders are not in it
-    from runners.database import with_database
+    from runners.postgres.connection import with_database
 
     restored = table_fingerprints(with_database(market_dsn, "support_check"))
     assert restored == table_fingerprints(market_dsn, ["support"])

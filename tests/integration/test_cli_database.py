@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import run
 from tests.mailbox import http_sink, smtp_server
@@ -45,6 +48,17 @@ def test_demo_end_to_end(demo_root: Path) -> None:
     mails = sorted((demo_root / "var" / "mailbox").glob("*.eml"))
     assert len(mails) >= 15
     assert b"Content-Type: text/html" in mails[0].read_bytes()
+    # In the readable form: the period in words, labels, formatted money.
+    messages = [email.message_from_bytes(m.read_bytes(), policy=email.policy.default)
+                for m in mails]
+    subjects = {str(m["Subject"]).split(": ", 1)[0].removeprefix("[ALERT] "): m
+                for m in messages}
+    assert all(re.search(r"\d{4}-\d{2}-\d{2}", str(m["Subject"])) is None for m in messages)
+    pnl = subjects["Monthly P&L"]
+    assert re.fullmatch(r"(\[ALERT\] )?Monthly P&L: [A-Z][a-z]+ \d{4}", str(pnl["Subject"]))
+    text = pnl.get_body(preferencelist=("plain",)).get_content()
+    assert re.search(r"^Net revenue +€[\d,]+\.\d\d\r?$", text, re.M), text
+    assert re.search(r"^- Contribution \u2212?€[\d,]+\.\d\d \([▲▼=]", text, re.M), text
     assert (demo_root / "var" / "mailbox" / "webhooks.jsonl").read_text().count("\n") >= 3
     # Every backup tier ran once and verified; the drill restored four tiers within RTO.
     tiers = {line.split()[0]: line for line in out.splitlines()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.ddl import create_all
-from engine.validate import validate
-from runners.database import connect, execute_script, with_database
-from runners.demodata import generate
+from engine.dbschema.ddl import create_all
+from engine.validation.validate import validate
+from runners.demo.data import generate
+from runners.postgres.connection import connect, execute_script, with_database
 
 UNTIL = date(2026, 11, 1)
 

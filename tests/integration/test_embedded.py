@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import EmbeddedServerError
-from runners.database import connect
-from runners.postgres import EmbeddedServer
+from runners.postgres.connection import connect
+from runners.postgres.embedded import EmbeddedServer
 from tests.conftest import free_port
 
 

@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from runners.gitinfo import head_commit
+from runners.service.gitinfo import head_commit
 
 
 def _git(root: Path, *args: str) -> str:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.ledger import MIGRATIONS, Ledger
-from runners.database import connect
+from engine.errors import LeaseLost
+from engine.runs.ledger import MIGRATIONS, Ledger
+from runners.postgres.connection import connect
 
 SLOT = datetime(2026, 3, 1, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -112,7 +113,7 @@ def test_skipped_slots_and_queries(ledger: Ledger) -> None:
 
 
 def test_the_audit_vault_head_is_kept_and_never_moves_back(ledger: Ledger) -> None:
-    from engine.auditchain import Head
+    from engine.backups.auditchain import Head
 
     assert ledger.audit_head("vault", "admin.audit_log") is None
     ledger.record_audit_head("vault", "admin.audit_log", Head(3, "c" * 64, 300, "sig"))
@@ -121,3 +122,33 @@ def test_the_audit_vault_head_is_kept_and_never_moves_back(ledger: Ledger) -> No
     ledger.record_audit_head("vault", "admin.audit_log", Head(4, "d" * 64, 400))
     assert ledger.audit_head("vault", "admin.audit_log") == Head(4, "d" * 64, 400)
     assert ledger.audit_head("other", "admin.audit_log") is None
+
+
+def test_deliveries_are_fenced_by_the_attempt_in_sql(ledger: Ledger) -> None:
+    run = ledger.claim("report/x", SLOT, "sleepy", LEASE, "h1")
+    assert run is not None and run.attempt == 1
+    assert ledger.begin_delivery(run.id, "email:a", 1)
+    assert ledger.finish_delivery(run.id, "email:a", None, attempt=1)
+    assert ledger.begin_delivery(run.id, "email:gone", 1)
+    assert ledger.finish_delivery(run.id, "email:gone", "recipients refused (550)", attempt=1,
+                                  permanent=True)
+    assert ledger.begin_delivery(run.id, "email:b", 1)  # then the worker froze
+    assert not ledger.begin_delivery(run.id, "email:b", 1)
+    with ledger._conn() as conn:  # its lease runs out
+        conn.execute("update marketops.runs set lease_until = now() - interval '1 second'")
+    with pytest.raises(LeaseLost, match="its lease expired"):
+        ledger.fence(run.id, 1)
+    taken = ledger.take_over("awake", LEASE, ["report/x"])
+    assert taken is not None and taken.attempt == 2
+    assert ledger.begin_delivery(run.id, "email:a", 2).reason == "sent earlier"
+    assert ledger.begin_delivery(run.id, "email:gone", 2).reason.startswith(
+        "refused earlier, not retried")
+    assert ledger.begin_delivery(run.id, "email:b", 2)
+    # The frozen attempt wakes up: nothing it records or claims is taken.
+    assert not ledger.finish_delivery(run.id, "email:b", None, attempt=1)
+    with pytest.raises(LeaseLost, match="attempt 2 has taken the run over"):
+        ledger.begin_delivery(run.id, "email:c", 1)
+    assert not ledger.finish(run.id, "sleepy", "succeeded", attempt=1)
+    assert ledger.finish_delivery(run.id, "email:b", None, attempt=2)
+    assert ledger.deliveries(run.id) == {"email:a": ("sent", 1), "email:gone": ("failed", 1),
+                                         "email:b": ("sent", 2)}

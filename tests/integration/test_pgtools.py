@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.database import connect
-from runners.pgtools import ToolError, Toolset, check_server, discover
-from runners.postgres import embedded_bin_dir
+from runners.postgres.connection import connect
+from runners.postgres.embedded import embedded_bin_dir
+from runners.postgres.toolset import ToolError, Toolset, check_server, discover
 
 DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
 

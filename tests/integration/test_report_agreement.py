@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")

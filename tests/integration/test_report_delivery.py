@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from runners.database import connect
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.integration.test_service import make_project
@@ -81,10 +81,12 @@ def test_mail_parts_webhook_alert_and_bad_address(tmp_path: Path, shop_dsn: str)
         html.get_content()
     image = next(p for p in message.walk() if p.get_content_type() == "image/png")
     assert image["Content-ID"] == "<chart>" and image.get_payload(decode=True)[:4] == b"\x89PNG"
-    csv_part = next(p for p in message.walk() if p.get_filename() == "orders.csv")
+    # Attachments are named after the report and its period (issue 18).
+    csv_part = next(p for p in message.walk() if (p.get_filename() or "").endswith(".csv"))
+    assert csv_part.get_filename().startswith("Orders by size - 3650 days to ")
     assert csv_part.get_payload(decode=True).decode().splitlines() == [
         "id,total", "2,150.50", "3,20.00", "1,2.00"]
-    xlsx = next(p for p in message.walk() if p.get_filename() == "orders.xlsx")
+    xlsx = next(p for p in message.walk() if (p.get_filename() or "").endswith(".xlsx"))
     (tmp_path / "got.xlsx").write_bytes(xlsx.get_payload(decode=True))
     sheet = load_workbook(tmp_path / "got.xlsx").active
     assert [c.value for c in sheet[1]] == ["id", "total"]
@@ -105,11 +107,17 @@ def test_smtp_deferral_is_retried_and_each_recipient_gets_one_mail(tmp_path: Pat
         second = _run(root, shop_dsn, hook_port)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "email:a@corp.example: sent earlier" in second.stdout
+        # The 550 is final: the retry does not even connect for it.
+        assert "email:nobody@corp.example: refused earlier, not retried: recipients " \
+            "refused: nobody@corp.example (550 5.1.1 no such mailbox)" in second.stdout
     assert sorted(to[0] for to, _ in mails) == ["a@corp.example", "b@corp.example"]
+    assert len({str(m["Message-ID"]) for _, m in mails}) == 2 and all(m["Date"] for _, m in mails)
     with connect(shop_dsn) as conn:
-        rows = dict(conn.execute("select recipient, status from marketops.deliveries").fetchall())
-    assert rows["email:a@corp.example"] == "sent" and rows["email:b@corp.example"] == "sent"
-    assert rows["email:nobody@corp.example"] == "failed"
+        rows = {r: (s, n) for r, s, n in conn.execute(
+            "select recipient, status, attempts from marketops.deliveries").fetchall()}
+    assert rows["email:a@corp.example"] == ("sent", 1)
+    assert rows["email:b@corp.example"] == ("sent", 2)  # the 451 was tried again
+    assert rows["email:nobody@corp.example"] == ("failed", 1)
 
 
 def test_copy_to_an_s3_destination(tmp_path: Path, shop_dsn: str, s3_endpoint: str) -> None:
@@ -153,6 +161,7 @@ def test_mail_above_the_size_cap_links_to_the_archive(tmp_path: Path, shop_dsn: 
         result = _run(root, shop_dsn, hook_port)
     assert result.returncode == 0, result.stdout + result.stderr
     _, message = mails[0]
-    assert not [p for p in message.walk() if p.get_filename() in ("orders.csv", "orders.xlsx")]
+    assert not [p for p in message.walk()
+                if (p.get_filename() or "").endswith((".csv", ".xlsx"))]
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "too large to attach" in text and str(tmp_path / "reports") in text

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.ddl import create_all
-from runners.database import connect, execute_script
-from runners.mailbox import free_port
+from engine.dbschema.ddl import create_all
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect, execute_script
 from tests.integration.test_backup_physical_older import PG15, _as_server, _own, _start
 from tests.support.reports import declared_rows
 

@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.ddl import create_all
-from engine.project import Project
-from runners.database import connect, execute_script
+from engine.dbschema.ddl import create_all
+from engine.definitions.project import Project
+from runners.postgres.connection import connect, execute_script
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")

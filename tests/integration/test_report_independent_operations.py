@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from engine.ddl import create_all
-from runners.database import connect, execute_script
+from engine.dbschema.ddl import create_all
+from runners.postgres.connection import connect, execute_script
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")

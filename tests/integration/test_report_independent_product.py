@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.ddl import create_all
-from engine.project import Project
-from runners.database import Connection, connect, execute_script
+from engine.dbschema.ddl import create_all
+from engine.definitions.project import Project
+from runners.postgres.connection import Connection, connect, execute_script
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import JobError, TransientError
-from engine.sqlparams import to_pyformat
-from runners.database import connect
-from runners.postgres import embedded_bin_dir
-from runners.report import ReportRequest, run_report
+from engine.reports.sqlparams import to_pyformat
+from runners.postgres.connection import connect
+from runners.postgres.embedded import embedded_bin_dir
+from runners.report.query import ReportRequest, run_report
 from tests.conftest import free_port
 
 SETUP = """
@@ -139,7 +139,7 @@ def test_report_sql_follows_the_reports_calendar_not_the_servers(
     date casts, truncation and extraction follow Berlin whatever the server's TimeZone."""
     from zoneinfo import ZoneInfo
 
-    from engine.periods import CalendarPeriod, calendar_period
+    from engine.scheduling.periods import CalendarPeriod, calendar_period
 
     dsn = new_database()
     with connect(dsn, autocommit=True) as conn:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.ddl import create_all
-from engine.jobs import jobs
-from engine.validate import validate
-from runners.database import execute_script
-from runners.demodata import generate
-from runners.report import run_report
+from engine.dbschema.ddl import create_all
+from engine.scheduling.jobs import jobs
+from engine.validation.validate import validate
+from runners.demo.data import generate
+from runners.postgres.connection import execute_script
+from runners.report.query import run_report
 from tests.support.reports import request_for
 
 UNTIL = date(2026, 11, 1)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine.app.tiers.backup import take_backup
-from runners.database import connect
-from runners.mailbox import free_port
-from runners.postgres import EmbeddedServer
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import connect
+from runners.postgres.embedded import EmbeddedServer
 from tests.integration.test_backup_physical import (
     KEY,
     Cluster,
@@ -202,6 +202,21 @@ def test_a_target_past_the_end_of_the_archive_is_one_line(cluster: Cluster,
                str(into), "--keep-on-failure")
     assert f"kept {into}" in one_clean_line(kept)
     assert (into / "PG_VERSION").exists() and not EmbeddedServer(into, 1).is_running()
+
+
+def test_a_target_of_now_is_one_line_naming_the_end_of_the_archive(cluster: Cluster,
+                                                                    tmp_path: Path) -> None:
+    # "now" is later than anything archived: recovery stops short of it, as PostgreSQL
+    # refuses to promote then; the DBA is told where the archive ends and what to ask for.
+    base_backup(cluster)
+    write(cluster, 601, 601, "archived")
+    last = cluster.switch_and_wait()
+    into = tmp_path / "now"
+    done = cli(cluster, "restore", "--tier", "base", "--target-time", "now", "--into",
+               str(into))
+    line = one_clean_line(done)
+    assert f"the archive ends at {last}" in line and "--target latest" in line
+    assert not into.exists()
 
 
 def test_mark_refuses_a_primary_that_does_not_archive(cluster: Cluster, tmp_path: Path) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.ddl import create_all
-from engine.loader import build_model
-from engine.models.schema import SchemaFile
-from engine.schema_yaml import render
-from engine.schemadiff import apply_statements, diff
-from engine.validate import validate
-from engine.yamlsource import parse_yaml
-from runners.database import connect, execute_script
-from runners.introspect import pull
+from engine.dbschema.ddl import create_all
+from engine.dbschema.schema_yaml import render
+from engine.dbschema.schemadiff import apply_statements, diff
+from engine.definitions.loader import build_model
+from engine.definitions.models.schema import SchemaFile
+from engine.definitions.yamlsource import parse_yaml
+from engine.validation.validate import validate
+from runners.postgres.connection import connect, execute_script
+from runners.postgres.introspect import pull
 
 
 def _declared(root: Path) -> dict[str, SchemaFile]:

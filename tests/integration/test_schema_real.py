@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.ddl import create_all
-from engine.loader import build_model
-from engine.models.schema import Domain, EnumType, SchemaFile
-from engine.project import build_catalog
-from engine.schema_yaml import render
-from engine.schemadiff import apply_statements, diff
-from engine.sqlcheck import analyze
-from engine.yamlsource import parse_yaml
-from runners.database import connect, execute_script
-from runners.introspect import Pulled, pull
+from engine.dbschema.ddl import create_all
+from engine.dbschema.schema_yaml import render
+from engine.dbschema.schemadiff import apply_statements, diff
+from engine.definitions.loader import build_model
+from engine.definitions.models.schema import Domain, EnumType, SchemaFile
+from engine.definitions.project import build_catalog
+from engine.definitions.yamlsource import parse_yaml
+from engine.validation.sqlcheck import analyze
+from runners.postgres.connection import connect, execute_script
+from runners.postgres.introspect import Pulled, pull
 from tests.integration.test_cli import run
 
 DATA = Path(__file__).parent.parent / "data" / "schemas"

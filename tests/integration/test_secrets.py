@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.execution import execute_run
-from engine.jobs import Job
-from engine.ledger import Ledger, Run
+from engine.definitions.models.base import RunPolicy
 from engine.masking import remember
-from engine.models.base import RunPolicy
-from runners.database import connect
+from engine.runs.execution import execute_run
+from engine.runs.ledger import Ledger, Run
+from engine.scheduling.jobs import Job
+from runners.postgres.connection import connect
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 from tests.integration.test_service import make_project
+from tests.mailbox import http_sink, smtp_server
 
 TOKEN = "Tok3n-b7c1e9"
 
@@ -76,12 +77,15 @@ def test_a_webhook_url_without_a_scheme_fails_the_delivery_without_its_token(
     assert "does not start with https://" in ledger and TOKEN not in ledger, ledger
 
 
-@pytest.mark.parametrize("dsn", [
+DSN_FORMS = [
     "postgresql://app:{secret}@127.0.0.1:{port}/shop",
     "postgresql://app@127.0.0.1:{port}/shop?password={secret}&connect_timeout=5",
     "host=127.0.0.1 port={port} user=app password='with space {secret}' dbname=shop",
     "host=127.0.0.1 port={port} user=app password={secret} dbname=shop",
-])
+]
+
+
+@pytest.mark.parametrize("dsn", DSN_FORMS)
 def test_dsn_passwords_stay_out_of_output_and_ledger(tmp_path: Path, shop_dsn: str,
                                                      dsn: str) -> None:
     unreachable = dsn.format(secret=TOKEN, port=free_port())
@@ -127,3 +131,74 @@ def test_an_internal_error_is_recorded_by_type_and_masked_message(
     assert outcome.error == "internal error: ValueError: unknown url type: '***'"
     assert _ledger_text(dsn) == "internal error: ValueError: unknown url type: '***'"
     assert TOKEN not in caplog.text
+
+
+def _everything_in_the_ledger(dsn: str) -> str:
+    """Every row of every ledger table as text: no column is left out of the search."""
+    with connect(dsn, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = "
+            "'marketops'").fetchall()]
+        rows = [str(r[0]) for table in tables for r in conn.execute(
+            f"select t::text from marketops.{table} t").fetchall()]
+    assert any("report/orders" in r for r in rows)  # the search sees the runs
+    return "\n".join(rows)
+
+
+def test_a_run_with_dsn_and_smtp_passwords_set_keeps_them_out_of_everything(
+        tmp_path: Path, shop_dsn: str) -> None:
+    db_secret, smtp_secret, hook_secret = "Db-p4ss-9f2", "Smtp-p4ss-3c7", "Hook-t0k-5d1"
+    # Loopback trust authentication ignores the password, so the runs connect and succeed.
+    parts = dict(item.split("=", 1) for item in shop_dsn.split())
+    # The ledger's DSN in URL form, the reports' in key=value form with a quoted space.
+    with_password = (f"postgresql://{parts['user']}:{db_secret}@{parts['host']}:"
+                     f"{parts['port']}/{parts['dbname']}")
+    reports_dsn = f"{shop_dsn} password='with space {db_secret}'"
+    smtp_port, hook_port = free_port(), free_port()
+    root = _project(tmp_path, reports_dsn=True)
+    report = root / "definitions" / "reports" / "orders.yaml"
+    report.write_text(report.read_text() + "  - email: a@corp.example\n"
+                      "  - email: nobody@corp.example\n")
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text() + (
+        f"smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, sender: "
+        "reports@corp.example, username: mailer, password: \"${SMTP_PASSWORD}\"}\n"))
+    env = {"TEST_PRIMARY_DSN": with_password, "TEST_REPORTS_DSN": reports_dsn,
+           "MARKETOPS_DSN": with_password,
+           "OPS_HOOK": f"http://127.0.0.1:{hook_port}/services/{hook_secret}"}
+    with http_sink(hook_port) as posts, \
+            smtp_server(smtp_port, refuse={"nobody@corp.example"},
+                        login=("mailer", smtp_secret)) as mails:
+        ran = _marketops(root, "run", "report/orders", SMTP_PASSWORD=smtp_secret, **env)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert [to for to, _ in mails] == [["a@corp.example"]] and len(posts) == 1
+        # A wrong SMTP password: the delivery fails, recorded, with neither password in it.
+        wrong = _marketops(root, "run", "report/orders", "--at", "2026-11-01T07:00:00Z",
+                           SMTP_PASSWORD=f"{smtp_secret}-wrong", **env)
+        assert "email:a@corp.example: failed: the SMTP server refused the login of " \
+            "'mailer' (535 5.7.8 Authentication credentials invalid); check smtp.username " \
+            "and smtp.password" in wrong.stdout, wrong.stdout + wrong.stderr
+        # A settings mistake is not the recipient's refusal: once fixed, the mail goes out.
+        fixed = _marketops(root, "run", "report/orders", "--at", "2026-11-01T07:00:00Z",
+                           SMTP_PASSWORD=smtp_secret, **env)
+        assert [to for to, _ in mails] == [["a@corp.example"]] * 2, fixed.stdout
+        status = _marketops(root, "status", **env)
+    said = "\n".join(p.stdout + p.stderr for p in (ran, wrong, fixed, status))
+    ledger = _everything_in_the_ledger(shop_dsn)
+    for secret in (db_secret, smtp_secret, hook_secret, "with space"):
+        assert secret not in said, said
+        assert secret not in ledger, ledger
+
+
+@pytest.mark.parametrize("dsn", DSN_FORMS)
+def test_serve_logs_no_dsn_password(tmp_path: Path, dsn: str) -> None:
+    unreachable = dsn.format(secret=TOKEN, port=free_port())
+    root = _project(tmp_path)
+    served = subprocess.run(
+        [MARKETOPS, "--root", str(root), "serve", "--port", "0", "--worker", "w"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
+             "TEST_PRIMARY_DSN": unreachable, "OPS_HOOK": "http://127.0.0.1:9/h"},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert served.returncode == 4, served.stdout + served.stderr  # the database is down
+    assert "cannot connect to" in served.stderr and "***" in served.stderr, served.stderr
+    assert TOKEN not in served.stdout + served.stderr and "space" not in served.stderr

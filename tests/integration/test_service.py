@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.schedule import Schedule
-from runners.database import connect
-from runners.postgres import EmbeddedServer
+from engine.scheduling.schedule import Schedule
+from runners.postgres.connection import connect
+from runners.postgres.embedded import EmbeddedServer
 from tests.conftest import free_port
 from tests.integration.test_cli import MARKETOPS
 
@@ -284,7 +284,7 @@ run: {{misfire_grace: 1min}}
 def test_replicas_run_backups_one_at_a_time_and_report_their_age(tmp_path: Path,
                                                                   shop_dsn: str) -> None:
     from engine.app.tiers.backup import catalog_of
-    from engine.validate import validate
+    from engine.validation.validate import validate
 
     root = make_project(tmp_path, every=5)
     (root / "definitions" / "backups").mkdir()

@@ -19,9 +19,9 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from engine.auditchain import chain_hash
-from runners.codec import seal, unseal
-from runners.database import connect
+from engine.backups.auditchain import chain_hash
+from runners.postgres.connection import connect
+from runners.storage.sealing import seal, unseal
 from tests.integration.conftest import copy_repository
 from tests.integration.test_backup_physical import (
     Cluster,
@@ -231,13 +231,15 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "re-read, each matches the checksum recorded when it was stored" in ok.stdout
     archive = cluster.root / "var" / "backups" / "wal"
-    stored = {p.name[:24]: p for p in archive.rglob("*") if p.is_file() and len(p.name) > 24}
+    stored = {p.name[:24]: p for p in archive.rglob("*")
+              if p.is_file() and p.parent.name != "keys" and len(p.name) > 24}
 
-    # One flipped byte: found, named, exit 1 (its name alone shows no gap).
+    # One flipped byte: found, named, exit 3 (its name alone shows no gap).
     saved = _flip(stored[first])
     try:
         flipped = _cli(cluster.root, "verify", "wal")
-        assert flipped.returncode == 1
+        assert flipped.returncode == 3, flipped.stdout + flipped.stderr
+        assert "1 stored file(s) damaged or missing" in flipped.stderr
         failed = [line for line in flipped.stdout.splitlines() if line.startswith("FAILED")]
         assert len(failed) == 1 and first in failed[0], flipped.stdout
         assert "no gap" in flipped.stdout  # what verify said before, and still true
@@ -248,11 +250,21 @@ def test_verify_wal_archive_reads_every_segment_and_names_a_damaged_one(
     stored[first].write_bytes(stored[second].read_bytes())
     try:
         swapped = _cli(cluster.root, "verify", "wal")
-        assert swapped.returncode == 1 and first in swapped.stdout
+        assert swapped.returncode == 3 and first in swapped.stdout
         assert "do not match the checksum recorded when it was stored" in swapped.stdout
     finally:
         stored[first].write_bytes(saved)
     assert _cli(cluster.root, "verify", "wal").returncode == 0
+
+    # Missing between two stored ones: a gap (the archiver may never have stored it), exit 1;
+    # with no base backup yet, the archive starts at its oldest stored segment.
+    held = cluster.root / "held-segment"
+    stored[first].rename(held)
+    try:
+        gap = _cli(cluster.root, "verify", "wal")
+        assert gap.returncode == 1 and "gap" in gap.stdout, gap.stdout + gap.stderr
+    finally:
+        held.rename(stored[first])
 
 
 def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Cluster) -> None:
@@ -273,13 +285,13 @@ def test_verify_tier_checks_the_full_a_newer_incremental_builds_on(cluster: Clus
     saved = _flip(path, 0.3)
     try:
         damaged = _cli(cluster.root, "verify", "base")  # the newest only, not --all
-        assert damaged.returncode == 1
+        assert damaged.returncode == 3, damaged.stdout + damaged.stderr
         assert f"base/{full.backup_id}/{victim.name}" in damaged.stdout
         assert (f"base/{newest.backup_id}: cannot be restored: base/{full.backup_id} that it "
                 "builds on is damaged") in damaged.stdout, damaged.stdout
         # Read once even when --all reaches it twice (for itself and for the incremental).
         every = _cli(cluster.root, "verify", "base", "--all")
-        assert every.returncode == 1
+        assert every.returncode == 3
         assert every.stdout.count(f"base/{full.backup_id}/{victim.name}") == 1
     finally:
         path.write_bytes(saved)
@@ -313,3 +325,61 @@ def test_a_signed_head_catches_the_ledger_edited_to_match_a_truncated_vault(
     assert "does not match its signature: the ledger row was edited" in edited.stdout
     refused = _run(root, env)
     assert refused.returncode == 1 and "edited" in refused.stdout + refused.stderr
+
+
+def test_a_wrong_key_is_told_from_a_damaged_file_for_base_backups_and_wal(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from engine.app.tiers.backup import take_backup
+
+    job = cluster.job("base")
+    assert job.tier is not None  # type: ignore[attr-defined]
+    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
+        update={"incremental": False}))  # a chain of its own, whatever ran before
+    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
+    assert full.backup_type == "full"
+    assert str(full.details["key_fingerprint"]).startswith("sha256:")
+    other = {"MARKETOPS_TEST_BACKUP_KEY": str(pyrage.x25519.Identity.generate())}
+    into = tmp_path / "into"
+
+    wrong = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                 "--target", "immediate", "--into", str(into), env=other)
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert f"wrong key: base/{full.backup_id} was encrypted with key 'k1'" in wrong.stderr
+    assert not into.exists()
+
+    victim = max(full.files, key=lambda f: f.stored_size)
+    path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
+    saved = _flip(path, 0.3)
+    try:
+        damaged = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                       "--target", "immediate", "--into", str(into))
+        assert damaged.returncode == 3, damaged.stdout + damaged.stderr
+        assert f"base/{full.backup_id}/{victim.name}" in damaged.stderr
+        assert "wrong key" not in damaged.stderr
+        assert not into.exists() and f"removed {into} (keep it with --keep-on-failure)" in \
+            damaged.stderr
+        kept = _cli(cluster.root, "restore", "--tier", "base", "--backup", full.backup_id,
+                    "--target", "immediate", "--into", str(into), "--keep-on-failure")
+        assert kept.returncode == 3, kept.stdout + kept.stderr
+        assert f"kept {into} as it is (--keep-on-failure" in kept.stderr
+        assert into.is_dir() and any(into.iterdir())
+        shutil.rmtree(into)
+    finally:
+        path.write_bytes(saved)
+
+    # The WAL archive records its key's fingerprint beside its segments.
+    by_key = _cli(cluster.root, "verify", "wal", env=other)
+    assert "wrong key:" in by_key.stdout and "in the archive (wal)" in by_key.stdout
+    archive = cluster.root / "var" / "backups" / "wal"
+    assert len(list((archive / "keys").iterdir())) == 1
+    segment = sorted(p for p in archive.rglob("*") if p.is_file() and p.parent.name != "keys"
+                     and len(p.name) > 24)[-1]
+    saved = _flip(segment, 0.9)
+    try:
+        broken = _cli(cluster.root, "verify", "wal")
+        assert broken.returncode == 3, broken.stdout + broken.stderr
+        assert segment.name[:24] in broken.stdout and "wrong key" not in broken.stdout
+    finally:
+        segment.write_bytes(saved)

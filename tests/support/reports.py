@@ -6,10 +6,10 @@ import csv
 from datetime import datetime
 from pathlib import Path
 
-from engine.jobs import Job, jobs
-from engine.project import Project
-from engine.sqlparams import to_pyformat
-from runners.report import ReportRequest, ReportResult, run_report
+from engine.definitions.project import Project
+from engine.reports.sqlparams import to_pyformat
+from engine.scheduling.jobs import Job, jobs
+from runners.report.query import ReportRequest, ReportResult, run_report
 
 
 def request_for(job: Job, slot: datetime, dsn: str, out_dir: Path) -> ReportRequest:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import replace
 
-from engine.auditchain import (
+from engine.backups.auditchain import (
     GENESIS,
     Batch,
     Head,
@@ -17,7 +17,7 @@ from engine.auditchain import (
     sign_head,
     signature_problem,
 )
-from runners.verify import segment_header_problem
+from runners.storage.verify import segment_header_problem
 
 
 def _chain(count: int) -> list[Batch]:

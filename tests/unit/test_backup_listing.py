@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.auditchain import GENESIS, chain_hash
-from engine.backup_listing import (
+from engine.backups.auditchain import GENESIS, chain_hash
+from engine.backups.listing import (
     TierListing,
     archived_at,
     as_dict,
@@ -14,7 +14,7 @@ from engine.backup_listing import (
     render_text,
     wal_range,
 )
-from engine.manifest import Manifest, StoredFile
+from engine.backups.manifest import Manifest, StoredFile
 
 T0 = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
 

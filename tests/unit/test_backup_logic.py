@@ -6,12 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.auditchain import GENESIS, Batch, chain_hash, chain_problems
-from engine.freshness import WalState, backup_freshness, wal_problems
-from engine.manifest import Manifest, StoredFile, new_backup_id
-from engine.models.backup import Retention
-from engine.retention import BackupInfo, plan_retention, wal_cutoff
-from engine.walnames import Segment, is_wal_name, missing_segments, parse_segment, segment_of_lsn
+from engine.backups.auditchain import GENESIS, Batch, chain_hash, chain_problems
+from engine.backups.freshness import WalState, backup_freshness, wal_problems
+from engine.backups.manifest import Manifest, StoredFile, new_backup_id
+from engine.backups.retention import BackupInfo, plan_retention, wal_cutoff
+from engine.backups.walnames import (
+    Segment,
+    is_wal_name,
+    missing_segments,
+    parse_segment,
+    segment_of_lsn,
+)
+from engine.definitions.models.backup import Retention
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -99,6 +105,15 @@ def test_wal_problems_name_the_gap_failure_and_lag() -> None:
                     Segment(1, 29).name + ".00000028.backup",
                     timedelta(days=2), Segment(1, 30).name, False, 0, None)
     assert wal_problems(idle, timedelta(minutes=5))[0] == []  # idle is not stalled
+
+
+def test_wal_gap_without_a_base_backup_counts_from_the_oldest_stored_segment() -> None:
+    stored = [Segment(1, n).name for n in (3, 4, 6)]
+    state = WalState(stored, None, None, None, None, False, 0, None)
+    problems, gaps = wal_problems(state, timedelta(minutes=5))
+    assert gaps == [Segment(1, 5).name] and Segment(1, 5).name in problems[0]
+    whole = WalState(stored[:2], None, None, None, None, False, 0, None)
+    assert wal_problems(whole, timedelta(minutes=5)) == ([], [])
 
 
 def test_audit_chain_finds_deleted_altered_and_reordered_batches() -> None:

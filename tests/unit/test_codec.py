@@ -8,7 +8,7 @@ import os
 import pytest
 
 from engine.errors import BackupError
-from runners.codec import decompressing, generate_key, seal, unseal
+from runners.storage.sealing import decompressing, generate_key, seal, unseal
 
 KEY = generate_key()[0]
 DATA = os.urandom(300_000) + b"compressible " * 50_000
@@ -51,7 +51,7 @@ def test_public_recipient_encrypts_but_cannot_restore() -> None:
 
 
 def test_rows_of_a_copy_data_file() -> None:
-    from runners.codec import copy_rows
+    from runners.storage.sealing import copy_rows
 
     data = b"1\ta\n2\tb\\nwith an escaped newline\n\\.\n\n\n"
     sink = io.BytesIO()

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from runners.codec import Sealing, unseal
-from runners.logical import _DumpSealer, _Listener
-from runners.storage import Store, StoreSpec
+from runners.backup.logical import _DumpSealer, _Listener
+from runners.storage.sealing import Sealing, unseal
+from runners.storage.stores import Store, StoreSpec
 
 # Stands in for pg_dump: writes 7.dat in bursts (holding halfway until told to go on),
 # reports item 7, then holds until told to finish.

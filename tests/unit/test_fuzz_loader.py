@@ -5,8 +5,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.validate import validate
-from engine.yamlsource import parse_yaml
+from engine.definitions.yamlsource import parse_yaml
+from engine.validation.validate import validate
 from tests.helpers import BASE, write_project
 
 FILES = sorted(BASE)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.findings import Severity
-from engine.glossary import TermCycle, TermSource, closure, expand
-from engine.project import ReportSql
-from engine.yamlsource import SourceDoc
+from engine.definitions.glossary import TermCycle, TermSource, closure, expand
+from engine.definitions.project import ReportSql
+from engine.definitions.yamlsource import SourceDoc
+from engine.validation.findings import Severity
 from tests.helpers import REVENUE, by_rule, check, where
 
 REPORT = "definitions/reports/revenue.yaml"

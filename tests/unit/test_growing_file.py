@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runners.growing import GrowingFile
+from runners.storage.growing import GrowingFile
 
 WRITER = """
 import sys, time

@@ -229,3 +229,35 @@ def test_huge_retention_counts(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "retention: {keep_daily: 99999999999999999999}\n")
     _has_error(tmp_path, "definitions/backups/nightly.yaml:9:25", "keep_daily",
                "less than or equal to 36500")
+
+
+@pytest.mark.parametrize("target", ["../../../../../../../etc/passwd", "/etc/passwd",
+                                    "link.sql"])
+def test_sql_file_outside_the_project_is_not_read(tmp_path: Path, target: str) -> None:
+    write_project(tmp_path)
+    _with_sql_file(tmp_path, "select 1 as n").unlink()
+    (tmp_path / "definitions/reports/link.sql").symlink_to("/etc/passwd")
+    (tmp_path / REPORT).write_text((tmp_path / REPORT).read_text().replace(
+        "sql_file: revenue.sql", f"sql_file: {target}"))
+    line = _one_error(tmp_path, f"{REPORT}:{SQL_FILE_LINE}:11", f"sql_file '{target}' leads "
+                      "to /etc/passwd, outside the project")
+    assert "root:" not in line  # nothing of the file is quoted
+
+
+def test_a_sql_file_elsewhere_inside_the_project_is_read(tmp_path: Path) -> None:
+    write_project(tmp_path)
+    _with_sql_file(tmp_path, "select 1 as n").unlink()
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql/revenue.sql").write_text("select 1 as n, nope(")
+    (tmp_path / REPORT).write_text((tmp_path / REPORT).read_text().replace(
+        "sql_file: revenue.sql", "sql_file: ../../sql/revenue.sql"))
+    _has_error(tmp_path, "sql/revenue.sql:1:20", "does not parse")  # read, not refused
+
+
+def test_a_definition_linked_from_outside_the_project_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    write_project(root)
+    (tmp_path / "elsewhere.yaml").write_text((root / REPORT).read_text())
+    (root / "definitions/reports/copied.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    _one_error(root, "definitions/reports/copied.yaml:1:1",
+               f"is a link to {tmp_path / 'elsewhere.yaml'}, outside the project")

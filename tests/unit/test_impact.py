@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.dbschema.lineage import impact
 from engine.errors import UsageError
-from engine.lineage import impact
 from tests.helpers import check
 
 DRILL = ("title: Drill\nowner: dba@corp.example\nkind: restore_drill\ncron: \"0 4 * * 6\"\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.liveness import (
+from engine.runs.liveness import (
     Process,
     StagingOwner,
     dead_worker,
@@ -79,3 +79,22 @@ def test_a_staging_leftover_is_stale_when_its_maker_is_gone_or_its_run_ended() -
     assert stale_staging(there, "db1", None, T0, "succeeded", me=1)
     unknown_run = StagingOwner("restore-users", 4242, "db2", None)
     assert not stale_staging(unknown_run, "db1", None, T0, None, me=1)
+
+
+def test_a_heartbeat_two_beats_late_has_stopped_on_any_host() -> None:
+    from engine.runs.liveness import heartbeat_stopped, run_owner_dead
+
+    beat_at = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    lease_until = beat_at + timedelta(seconds=60)  # beats every 20 s
+    assert not heartbeat_stopped(beat_at, lease_until, beat_at + timedelta(seconds=44))
+    assert heartbeat_stopped(beat_at, lease_until, beat_at + timedelta(seconds=46))
+    assert not heartbeat_stopped(None, lease_until, beat_at + timedelta(days=1))
+    late = beat_at + timedelta(seconds=46)
+    # Another host's worker cannot be checked by pid, its heartbeat still tells.
+    assert run_owner_dead("elsewhere:42", "here", None, beat_at, beat_at, lease_until, late, 1)
+    assert not run_owner_dead("elsewhere:42", "here", None, beat_at, beat_at, lease_until,
+                              beat_at + timedelta(seconds=5), 1)
+    assert run_owner_dead("here:42", "here", None, beat_at, beat_at, lease_until,
+                          beat_at + timedelta(seconds=5), 1)  # gone from this host
+    alive = Process(42, beat_at - timedelta(minutes=1), MARKETOPS)
+    assert not run_owner_dead("here:42", "here", alive, beat_at, beat_at, lease_until, late, 1)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from engine.loader import allowed_keys, load_project
-from engine.models.report import Report
-from engine.yamlsource import parse_yaml
+from engine.definitions.loader import allowed_keys, load_project
+from engine.definitions.models.report import Report
+from engine.definitions.yamlsource import parse_yaml
 from tests.helpers import NIGHTLY, REVENUE, by_rule, check, line_of, where
 
 REPORT = "definitions/reports/revenue.yaml"

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from engine.findings import Finding, Location
-from engine.logs import JsonFormatter, mask_records
 from engine.masking import describe_error, literal_password, mask, remember
-from runners.database import mask_dsn
+from engine.runs.logs import JsonFormatter, mask_records
+from engine.validation.findings import Finding, Location
+from runners.postgres.connection import mask_dsn
 
 SECRET = "KvTail-9f3a"
 
@@ -90,3 +90,12 @@ def test_a_dsn_from_the_environment_keeps_its_host_but_not_its_password() -> Non
     remember("host=db2 user=x password='sp ace d pw'")
     text = mask("cannot connect to db.internal:5432/shop (Rem3mberedPw; sp ace d pw)")
     assert text == "cannot connect to db.internal:5432/shop (***; ***)"
+
+
+def test_an_env_reference_names_its_variable_and_nothing_else_is_one() -> None:
+    from engine.definitions.models.base import env_reference
+
+    assert env_reference("${SMTP_PASSWORD}") == "SMTP_PASSWORD"
+    assert env_reference("${_X1}") == "_X1"
+    for value in ("SMTP_PASSWORD", "${1X}", "${A}b", "a${A}", "${A-B}", "$A", ""):
+        assert env_reference(value) is None, value

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from engine.output import render_github, render_json, render_text
+from engine.validation.output import render_github, render_json, render_text
 from tests.helpers import REVENUE, check
 
 REPORT = "definitions/reports/revenue.yaml"

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.periods import CalendarPeriod, calendar_period, rolling_period
+from engine.scheduling.periods import CalendarPeriod, calendar_period, rolling_period
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.pgtypes import compatible, parse_type, same_storage
+from engine.dbschema.pgtypes import compatible, parse_type, same_storage
 
 
 @pytest.mark.parametrize(("text", "sql"), [

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.errors import BackupError, UsageError
-from engine.pitr import (
+from engine.backups.pitr import (
     BaseChoice,
     Mark,
     RecoveryTarget,
@@ -19,7 +18,8 @@ from engine.pitr import (
     read_recovery_log,
     target_from_options,
 )
-from engine.walnames import DEFAULT_SEGMENT_SIZE as SIZE
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE as SIZE
+from engine.errors import BackupError, UsageError
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine.app.cli import cli
-from engine.jobs import jobs
-from engine.planner import plan
+from engine.scheduling.jobs import jobs
+from engine.scheduling.planner import plan
 from tests.helpers import REVENUE, check
 
 NIGHTLY_BERLIN = REVENUE.replace('cron: "0 6 * * *"', 'cron: "30 2 * * *"')
@@ -58,3 +58,22 @@ def test_plan_rejects_unknown_job_and_reversed_window(tmp_path: Path) -> None:
     reversed_ = CliRunner().invoke(cli, ["--root", root, "plan", "--from", "2026-01-02",
                                          "--until", "2026-01-01"])
     assert reversed_.exit_code == 2 and "--until must be after --from" in reversed_.output
+
+
+def test_plan_text_lists_what_retention_would_delete_per_tier() -> None:
+    from engine.scheduling.planner import PlanWindow, plan_text
+
+    window = PlanWindow(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), [],
+                        summarize=False)
+    preview = {"nightly_full": {"keep": ["b3", "b2"], "delete": {"b1": "beyond keep_last 2"}},
+               "base_weekly": {"keep": ["f1"], "delete": {},
+                               "wal_segments": ["000000010000000000000001",
+                                                "000000010000000000000007"],
+                               "note": "WAL older than the oldest kept base backup"}}
+    assert plan_text(window, preview) == [
+        "0 slot(s)",
+        "retention nightly_full: keep 2, delete 1",
+        "    delete nightly_full/b1: beyond keep_last 2",
+        "retention base_weekly: keep 1, delete 0, 2 WAL segment(s) (WAL older than the oldest "
+        "kept base backup)",
+        "    delete WAL 000000010000000000000001 .. 000000010000000000000007"]

@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from engine.jsonschema import schema_documents
-from engine.validate import validate
+from engine.definitions.jsonschema import schema_documents
+from engine.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.models.backup import Retention
-from engine.retention import retention_horizon
+from engine.backups.retention import retention_horizon
+from engine.definitions.models.backup import Retention
 
 
 def test_the_horizon_is_the_longest_span_a_rule_keeps_a_backup_for() -> None:

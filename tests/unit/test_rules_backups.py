@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from engine.findings import Severity
+from engine.validation.findings import Severity
 from tests.helpers import NIGHTLY, SHOP, by_rule, check, line_of, where
 
 TIER = "definitions/backups/nightly.yaml"

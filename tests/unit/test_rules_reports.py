@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.findings import Severity
+from engine.validation.findings import Severity
 from tests.helpers import REVENUE, by_rule, check, line_of, where
 
 REPORT = "definitions/reports/revenue.yaml"
@@ -202,3 +202,28 @@ def test_pii_report_goes_only_to_internal_recipients(tmp_path: Path) -> None:
     found = by_rule(result, "report-pii")
     assert [f.location.line for f in found] == [line_of(report, "outside.example"),
                                                 line_of(report, "webhook: ops")]
+
+
+def test_declared_columns_must_be_outputs_and_well_formed(tmp_path: Path) -> None:
+    report = REVENUE + ("columns:\n"
+                        "  revenue: {label: Revenue, format: {currency: EUR}, key: true}\n"
+                        "  revenu: {label: Typo}\n")
+    found = by_rule(check(tmp_path, {REPORT: report}), "report-output-columns")
+    assert [f.location.line for f in found] == [line_of(report, "  revenu: {label: Typo}")]
+    assert "did you mean" in found[0].message or "revenue" in found[0].message
+    bad = REVENUE + "columns:\n  revenue: {format: {currency: euro}}\n"
+    result = check(tmp_path / "bad", {REPORT: bad})
+    assert not result.passed()
+    assert any(f.location.line == line_of(bad, "  revenue:") for f in result.errors), \
+        [(f.location.line, f.message) for f in result.errors]
+
+
+def test_chart_series_must_be_an_output_and_plot_one_column(tmp_path: Path) -> None:
+    report = REVENUE + "chart: {x: region, series: regoin, y: [revenue]}\n"
+    found = by_rule(check(tmp_path, {REPORT: report}), "report-output-columns")
+    assert [f.location.line for f in found] == [line_of(report, "chart:")]
+    assert "regoin" in found[0].message
+    two = REVENUE + "chart: {x: region, series: region, y: [revenue, revenue]}\n"
+    result = check(tmp_path / "two", {REPORT: two})
+    assert any("exactly one y" in f.message and f.location.line == line_of(two, "chart:")
+               for f in result.errors), [(f.location.line, f.message) for f in result.errors]

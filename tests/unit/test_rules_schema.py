@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from engine.findings import Severity
+from engine.validation.findings import Severity
 from tests.helpers import SHOP, by_rule, check, line_of, where
 
 
@@ -150,7 +150,7 @@ def test_named_types_must_be_declared(tmp_path: Path) -> None:
 
 
 def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> None:
-    from engine.ddl import create_all
+    from engine.dbschema.ddl import create_all
 
     shop = SHOP.replace("  orders:", '  Order:').replace(
         "references: {table: shop.customers", 'references: {table: "shop.\\"customers\\""')
@@ -160,7 +160,7 @@ def test_quoted_mixed_case_names_load_and_are_quoted_in_ddl(tmp_path: Path) -> N
     assert 'CREATE TABLE shop."Order" (' in ddl
     assert 'ALTER TABLE shop."Order" ADD CONSTRAINT "Order_customer_id_fkey" FOREIGN KEY ' \
         "(customer_id) REFERENCES shop.customers (id);" in ddl
-    from engine.lineage import impact
+    from engine.dbschema.lineage import impact
 
     jobs = {d.job for d in impact(result.project, 'shop."Order".total')}
     assert "backup/nightly" in jobs

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.schedule import Schedule, check_cron
+from engine.scheduling.schedule import Schedule, check_cron
 
 
 def _local(schedule: Schedule, start: str, end: str) -> list[str]:

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.jobs import Job, jobs
-from engine.service import Scheduler
+from engine.runs.service import Scheduler
+from engine.scheduling.jobs import Job, jobs
 from tests.helpers import REVENUE, check
 
 HOURLY = REVENUE.replace('cron: "0 6 * * *"', 'cron: "0 * * * *"').replace(
@@ -44,7 +44,7 @@ def test_missed_slots_within_grace_coalesce_and_older_are_skipped(tmp_path: Path
 def test_retry_backoff_doubles_with_bounded_jitter(tmp_path: Path) -> None:
     import random
 
-    from engine.execution import backoff
+    from engine.runs.execution import backoff
 
     job = _job(tmp_path)  # retry_backoff defaults to 30 s
     rng = random.Random(7)

@@ -1,8 +1,8 @@
 """The SQL analysis on its own: what a query reads, returns and exposes."""
 
-from engine.sqlcheck import Catalog, analyze
+from engine.validation.sqlcheck import DeclaredSchema, analyze
 
-CATALOG = Catalog(
+CATALOG = DeclaredSchema(
     {"shop": {"customers": {"id": "bigint", "email": "text", "region": "text"},
               "orders": {"id": "bigint", "customer_id": "bigint", "total": "numeric"}}},
     frozenset({("shop", "customers", "email")}),
@@ -66,7 +66,7 @@ def test_counting_with_filters_and_case_conditions_hides_values() -> None:
     assert shown.exposed["e"] == {("shop", "customers", "email")}
 
 
-PATHED = Catalog(
+PATHED = DeclaredSchema(
     {"shop": {"customers": {"id": "bigint", "email": "text"}},
      "public": {"payment": {"id": "bigint", "amount": "numeric"},
                 "customers": {"id": "bigint", "name": "text"}},

@@ -1,4 +1,4 @@
-from engine.sqlparams import to_pyformat
+from engine.reports.sqlparams import to_pyformat
 
 
 def test_named_parameters_become_pyformat() -> None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.freshness import Freshness, backup_freshness
-from engine.jobs import Job, jobs
-from engine.status import as_dict, job_status, render_html, render_metrics, render_text
+from engine.backups.freshness import Freshness, backup_freshness
+from engine.runs.status import as_dict, job_status, render_html, render_metrics, render_text
+from engine.scheduling.jobs import Job, jobs
 from tests.helpers import BASE, write_project
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def _nightly(tmp_path: Path) -> Job:
-    from engine.validate import validate
+    from engine.validation.validate import validate
 
     root = write_project(tmp_path, dict(BASE))
     return jobs(validate(root).project)["backup/nightly"]

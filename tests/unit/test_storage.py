@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.storage import Store, StoreSpec
+from runners.storage.stores import Store, StoreSpec
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.codec import Sealing
-from runners.pgtools import Toolset
-from runners.physical import tool_compression
+from runners.backup.physical import tool_compression
+from runners.postgres.toolset import Toolset
+from runners.storage.sealing import Sealing
 
 
 def _tools(major: int, dump: set[str], basebackup: set[str]) -> Toolset:

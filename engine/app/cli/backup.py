@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app.cli.types import INSTANT
-from engine.backup_listing import human_size as human_size  # used by the demo table
+from engine.backups.listing import human_size as human_size  # used by the demo table
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def wal_fetch(app: App, name: str, path: Path) -> None:
       restore_command = 'marketops --root /srv/marketops wal-fetch %f %p'
     """
     from engine.app.tiers.wal import wal_fetch as fetch
-    from runners.wal import WalNotFound
+    from runners.backup.wal import WalNotFound
 
     if not path.is_absolute():
         path = Path.cwd() / path
@@ -116,8 +116,8 @@ def backups(app: App, tier: str | None, fmt: str) -> None:
       marketops backups nightly_full
       marketops backups --format json | jq '.tiers[] | {tier, n: (.backups | length)}'
     """
-    from engine.app.tiers.backup import backup_listing
-    from engine.backup_listing import as_dict, render_text
+    from engine.app.inventory import backup_listing
+    from engine.backups.listing import as_dict, render_text
 
     result = app.defs
     listings = backup_listing(app.root, result, tier, _reachable_ledger(app))
@@ -155,7 +155,8 @@ def _reachable_ledger(app: App) -> Any:
 @click.option("--into", "into_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="New data directory (physical tiers).")
 @click.option("--keep-on-failure", is_flag=True,
-              help="Keep the --into directory (and its server log) when recovery fails.")
+              help="Keep what a failed restore made: the --into directory (and its "
+              "server log), or the --into-database database.")
 @click.option("--into-database", default=None,
               help="Database to restore a logical tier into (created; must not hold its "
                    "schemas).")
@@ -179,7 +180,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
       marketops restore --tier base_weekly --target-name before-migration --into /srv/pitr
     """
     from engine.app.tiers.restore import restore_database, restore_point_in_time
-    from engine.pitr import target_from_options
+    from engine.backups.pitr import target_from_options
 
     result = app.defs
     if into_dir is not None:
@@ -202,7 +203,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
     if given:
         raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
     logical = restore_database(app.root, result, tier, into_database, backup_id=backup_id,
-                               dsn=dsn)
+                               dsn=dsn, keep_on_failure=keep_on_failure)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
     for fk in logical.skipped_foreign_keys:
@@ -248,7 +249,8 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
     compared with its recorded checksum, and the archive for gaps; `audit` (or an audit
     tier): the vault's hash chain, against the head the ledger recorded after each run.
 
-    Exit 0 when everything checks out, 1 otherwise (a damaged file is named, with its backup).
+    Exit 0 when everything checks out, 3 when a stored file is damaged or missing (named,
+    with its backup), 1 for other problems (a gap, an incomplete backup, a broken audit chain).
 
     \b
     Examples:
@@ -256,7 +258,7 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
       marketops verify wal_archive
       marketops verify audit
     """
-    from engine.app.tiers.verify import verify_tier
+    from engine.app.inventory import verify_tier
 
     result = app.defs
     problems, checked = verify_tier(app.root, result, what, every=every, dsn=dsn,
@@ -265,6 +267,12 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
         click.echo(f"ok      {line}")
     for line in problems:
         click.secho(f"FAILED  {line}", fg="red")
+    from engine.errors import DamagedBackupError
+    from runners.storage.verify import damaged_files
+
+    if damaged := damaged_files(problems):
+        raise DamagedBackupError(f"{what}: {len(damaged)} stored file(s) damaged or missing "
+                                 "(named above); restore from another backup")
     sys.exit(1 if problems else 0)
 
 
@@ -277,7 +285,7 @@ def keygen() -> None:
     Example:
       export MARKETOPS_BACKUP_KEY=$(marketops keygen | head -1)
     """
-    from runners.codec import generate_key
+    from runners.storage.sealing import generate_key
 
     secret, public = generate_key()
     click.echo(secret)

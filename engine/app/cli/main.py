@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from engine.app import clock
 from engine.app.cli.backup import register
 from engine.app.cli.roles import register as register_roles
+from engine.app.cli.diff import diff as diff_command
+from engine.app.cli.preview import register as register_preview
 from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 
@@ -23,8 +26,8 @@ class _Group(click.Group):
     """Renders marketops errors once, as one red line, unless --debug asks for the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from engine.logs import mask_records
         from engine.masking import mask
+        from engine.runs.logs import mask_records
 
         mask_records()
         try:
@@ -77,8 +80,8 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     Example:
       marketops validate --format github
     """
-    from engine.output import RENDERERS
-    from engine.validate import validate as run_validation
+    from engine.validation.output import RENDERERS
+    from engine.validation.validate import validate as run_validation
 
     result = run_validation(app.root, debug=app.debug)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
@@ -97,8 +100,8 @@ def impact(app: App, target: str, fmt: str) -> None:
     Example:
       marketops impact orders.orders.total
     """
-    from engine.lineage import impact as find_impact
-    from engine.loader import load_project
+    from engine.dbschema.lineage import impact as find_impact
+    from engine.definitions.loader import load_project
 
     project, findings = load_project(app.root)
     if any(f.is_error for f in findings):
@@ -129,7 +132,7 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
     Example:
       marketops jsonschema --check
     """
-    from engine.jsonschema import schema_documents
+    from engine.definitions.jsonschema import schema_documents
 
     directory = out or app.root / "jsonschema"
     stale = []
@@ -178,99 +181,29 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
       marketops plan --from 2026-03-28T00:00Z --until 2026-04-01T00:00Z --job report/pnl_monthly
       marketops plan --retention
     """
-    from datetime import UTC
-    from datetime import datetime as dt
 
-    from engine.jobs import jobs as all_jobs
-    from engine.planner import plan as make_plan
+    from engine.app.inventory import retention_preview
+    from engine.scheduling.jobs import jobs
+    from engine.scheduling.planner import plan_payload, plan_text, plan_window
 
-    result = app.defs
-    available = all_jobs(result.project)
-    unknown = [j for j in job_ids if j not in available]
-    if unknown:
-        raise UsageError(f"unknown job {unknown[0]} (jobs: {', '.join(sorted(available))})")
-    selected = [available[j] for j in job_ids] if job_ids else list(available.values())
-    summarize = retention and end is None and start is None and not job_ids
-    if summarize:  # the window reaches months ahead: the runs that apply retention only
-        selected = [j for j in selected if _retained(j)]
-    start = start or dt.now(UTC).replace(microsecond=0)
-    if end is None:
-        end = start + (_horizon(selected, start) if retention else timedelta(days=1))
-    if end <= start:
-        raise UsageError("--until must be after --from")
-    slots = list(make_plan(selected, start, end))
-    preview: dict[str, Any] = {}
-    if retention:
-        from engine.app.tiers.backup import retention_preview
-
-        preview = retention_preview(app.root, result)
-        if job_ids:
-            preview = {t: v for t, v in preview.items() if f"backup/{t}" in job_ids}
+    now = clock.now()
+    window = plan_window(jobs(app.defs.project), job_ids, start, end, retention=retention,
+                         now=now)
+    preview = retention_preview(app.root, app.defs, now, only=job_ids) if retention else {}
     if fmt == "json":
-        payload: dict[str, Any] = {"from": start.isoformat(), "until": end.isoformat(),
-                                   "slots": [s.as_dict() for s in slots]}
-        if retention:
-            payload["retention"] = preview
-        click.echo(json.dumps(payload, indent=2))
-        return
-    if summarize:
-        click.echo(f"from {start.isoformat()} until {end.isoformat()} (the longest retention "
-                   "horizon), runs that apply retention:")
-        for job_id in sorted({s.job.id for s in slots}):
-            mine = [s for s in slots if s.job.id == job_id]
-            click.echo(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
-                       f"{mine[-1].local.isoformat()}")
-        slots = []
-    for planned in slots:
-        entry = planned.as_dict()
-        period = entry["period"]
-        covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
-                  if period else "")
-        click.echo(f"{entry['slot']}  {planned.job.id}{covers}")
-        lines = planned.action().splitlines()
-        more = " ..." if len(lines) > 1 else ""
-        click.echo(f"    {lines[0]}{more}")
-    if not summarize:
-        click.echo(f"{len(slots)} slot(s)")
-    for tier_id, entry in preview.items():
-        deletes = entry["delete"]
-        wal = entry.get("wal_segments") or []
-        click.echo(f"retention {tier_id}: keep {len(entry['keep'])}, delete {len(deletes)}"
-                   + (f", {len(wal)} WAL segment(s)" if wal else "")
-                   + (f" ({entry['note']})" if entry.get("note") else ""))
-        for backup_id, why in sorted(deletes.items()):
-            click.echo(f"    delete {tier_id}/{backup_id}: {why}")
-        if wal:
-            click.echo(f"    delete WAL {wal[0]} .. {wal[-1]}")
-
-
-def _retained(job: Any) -> bool:
-    """Whether a job is a backup tier whose runs apply a retention (not WAL, drills, vault)."""
-    from engine.models.backup import LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier
-
-    return isinstance(job.tier, (LogicalFullTier, LogicalSchemasTier, PhysicalBaseTier))
-
-
-def _horizon(jobs: list[Any], start: Any) -> timedelta:
-    """The longest retention horizon among the backup tiers of `jobs` (a day without any)."""
-    from engine.retention import retention_horizon
-
-    spans = [timedelta(days=1)]
-    for job in jobs:
-        if not _retained(job) or job.schedule is None:
-            continue
-        upcoming = job.schedule.between(start, start + timedelta(days=32))[:2]
-        interval = upcoming[1] - upcoming[0] if len(upcoming) == 2 else None
-        spans.append(retention_horizon(job.tier.retention, interval))
-    return max(spans)
+        click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
+    else:
+        click.echo("\n".join(plan_text(window, preview)))
 
 
 @cli.command("run")
 @click.argument("job_id", metavar="JOB")
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.option("--keep-on-failure", is_flag=True,
+              help="Drills: keep a failed drill's restored copies (under var/kept), named.")
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any) -> None:
+def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
@@ -280,13 +213,11 @@ def run_job(app: App, job_id: str, at: Any) -> None:
     Example:
       marketops run report/pnl_monthly --at 2026-03-01T06:00+01:00
     """
-    from datetime import UTC
-    from datetime import datetime as dt
 
     from engine.app.context import latest_slot
-    from engine.app.executor import Executor, run_slot
-    from engine.jobs import jobs as all_jobs
-    from runners.gitinfo import head_commit
+    from engine.app.executor import JobDispatcher, run_slot
+    from engine.scheduling.jobs import jobs as all_jobs
+    from runners.service.gitinfo import head_commit
 
     result = app.defs
     available = all_jobs(result.project, head_commit(app.root))
@@ -296,10 +227,10 @@ def run_job(app: App, job_id: str, at: Any) -> None:
     if job.schedule is None:
         raise UsageError(f"{job_id} runs continuously (archive_command); see "
                          "`marketops wal-setup`")
-    slot = latest_slot(job, at or dt.now(UTC))
+    slot = latest_slot(job, at or clock.now())
     ledger = app.ledger
-    executor = Executor(app.root, result, app.dsn("reports"),
-                        ledger)
+    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger,
+                             keep_on_failure=keep_on_failure)
     outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
         raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
@@ -349,10 +280,8 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
       marketops serve --port 8086 &  curl -s localhost:8086/status.json
     """
     import signal
-    from datetime import UTC
-    from datetime import datetime as dt
 
-    from engine.app.alerting import Alerter
+    from engine.app.alerting import FailureAlerter
     from engine.app.context import (
         LiveDefinitions,
         durations,
@@ -360,11 +289,11 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         worker_name,
     )
     from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
-    from engine.app.executor import Executor
-    from engine.logs import configure
-    from engine.service import Service, ServiceConfig
-    from engine.status import as_dict, render_html, render_metrics
-    from runners.httpserver import StatusServer, json_page
+    from engine.app.executor import JobDispatcher
+    from engine.runs.logs import configure
+    from engine.runs.service import Service, ServiceConfig, loop_stalled
+    from engine.runs.status import as_dict, render_html, render_metrics
+    from runners.service.http import StatusServer, json_page
 
     name = worker or worker_name()
     configure(name)
@@ -380,38 +309,41 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
         enable_archiving(root, result, target)
     live = LiveDefinitions(root, result)
     ledger = app.ledger
+    from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
 
+    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
+        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+                   "taken over now", err=True)
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
         click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
-    executor = Executor(root, live, app.dsn("reports"), ledger)
+    executor = JobDispatcher(root, live, app.dsn("reports"), ledger)
     service = Service(live.load, ledger, executor,
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
                                     lease=timedelta(seconds=lease),
                                     limits={"report": max_reports, "backup": max_backups}),
-                      changed=live.changed, on_failure=Alerter(live, ledger))
+                      changed=live.changed, on_failure=FailureAlerter(live, ledger))
 
     from engine.app.health import FreshnessCache
 
     backup_freshness = FreshnessCache(root, live, app.dsn("primary"))
 
     def now_statuses() -> list[Any]:
-        return statuses(live.result, ledger, executor.supports, dt.now(UTC),
+        return statuses(live.result, ledger, executor.supports, clock.now(),
                         backup_freshness())
 
     def healthz() -> tuple[int, str, str]:
-        fresh = service.last_tick is not None and \
-            (dt.now(UTC) - service.last_tick).total_seconds() < max(10.0, 5 * tick)
+        stalled = loop_stalled(service.last_tick, clock.now(), tick)
         ledger.latest_by_job()  # raises when the state database is unreachable
-        return (200, "text/plain", "ok\n") if fresh else (503, "text/plain", "loop stalled\n")
+        return (503, "text/plain", "loop stalled\n") if stalled else (200, "text/plain", "ok\n")
 
     pages = {
         "/healthz": healthz,
         "/metrics": lambda: (200, "text/plain; version=0.0.4", render_metrics(
             now_statuses(), list(ledger.counts()), durations(ledger),
             ledger.delivery_failures())),
-        "/status": lambda: (200, "text/html", render_html(now_statuses(), name, dt.now(UTC))),
+        "/status": lambda: (200, "text/html", render_html(now_statuses(), name, clock.now())),
         "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
     }
     http = StatusServer(host, port, pages)
@@ -436,19 +368,17 @@ def status(app: App, fmt: str) -> None:
     Example:
       marketops status --format json
     """
-    from datetime import UTC
-    from datetime import datetime as dt
 
     from engine.app.context import statuses
-    from engine.app.executor import Executor
+    from engine.app.executor import JobDispatcher
     from engine.app.health import freshness
-    from engine.status import as_dict, render_text
+    from engine.runs.status import as_dict, render_text
 
     result = app.defs
     ledger = app.ledger
-    executor = Executor(app.root, result, "")
+    executor = JobDispatcher(app.root, result, "")
     fresh = freshness(app.root, result, app.dsn("primary"))
-    found = statuses(result, ledger, executor.supports, dt.now(UTC), fresh)
+    found = statuses(result, ledger, executor.supports, clock.now(), fresh)
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
@@ -470,15 +400,13 @@ def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
     Example:
       marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
     """
-    from datetime import UTC
-    from datetime import datetime as dt
 
-    from engine.app.executor import Executor, run_slot
-    from engine.jobs import jobs as all_jobs
+    from engine.app.executor import JobDispatcher, run_slot
+    from engine.scheduling.jobs import jobs as all_jobs
 
     if end <= start:
         raise UsageError("--until must be after --from")
-    if end > dt.now(UTC):
+    if end > clock.now():
         raise UsageError("--until is in the future; backfill runs past slots only")
     result = app.defs
     job = all_jobs(result.project).get(job_id)
@@ -488,7 +416,7 @@ def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
         raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot be "
                          f"backfilled; run `marketops run {job_id}`")
     ledger = app.ledger
-    executor = Executor(app.root, result, app.dsn("reports"),
+    executor = JobDispatcher(app.root, result, app.dsn("reports"),
                         ledger)
     failed = 0
     slots = job.schedule.between(start, end)
@@ -533,7 +461,7 @@ def db_start(app: App) -> None:
     Example:
       marketops db start
     """
-    from runners.database import ensure_database
+    from runners.postgres.connection import ensure_database
 
     server = _server(app)
     started = server.start()
@@ -602,7 +530,7 @@ def schema_ddl(app: App) -> None:
     Example:
       marketops schema ddl > marketplace.sql
     """
-    from engine.ddl import create_all
+    from engine.dbschema.ddl import create_all
 
     result = app.defs
     statements = create_all(s.model for s in result.project.schemas.values())
@@ -610,8 +538,8 @@ def schema_ddl(app: App) -> None:
 
 
 def _live(dsn: str, names: list[str] | None = None) -> Any:
-    from runners.database import connect
-    from runners.introspect import pull
+    from runners.postgres.connection import connect
+    from runners.postgres.introspect import pull
 
     with connect(dsn) as conn:
         return pull(conn, names)
@@ -629,8 +557,8 @@ def schema_apply(app: App, dsn: str | None) -> None:
     Example:
       marketops schema apply --dsn postgresql://app@db.internal/shop
     """
-    from engine.schemadiff import apply_statements, diff
-    from runners.database import execute_script, mask_dsn
+    from engine.dbschema.schemadiff import apply_statements, diff, left_alone, needs_migration
+    from runners.postgres.connection import execute_script, mask_dsn
 
     result = app.defs
     target = app.primary(dsn)
@@ -641,10 +569,9 @@ def schema_apply(app: App, dsn: str | None) -> None:
         execute_script(target.dsn, statements)
     click.echo(f"applied {len(statements)} statement(s) to {mask_dsn(target.dsn)}")
     drift = diff(declared, _live(target.dsn, list(declared)).schemas)
-    conflicts = [d for d in drift if not d.kind.startswith("extra")]
-    for item in drift:
-        if item.kind.startswith("extra"):
-            click.echo(f"  left alone (not declared): {item}")
+    conflicts = needs_migration(drift)
+    for item in left_alone(drift):
+        click.echo(f"  left alone (not declared): {item}")
     for item in conflicts:
         click.echo(f"  needs a migration: {item}")
     sys.exit(1 if conflicts else 0)
@@ -665,7 +592,7 @@ def schema_pull(app: App, dsn: str | None, out: Path | None,
     Example:
       marketops schema pull --dsn postgresql://app@db.internal/shop --out schema/
     """
-    from engine.schema_yaml import render
+    from engine.dbschema.schema_yaml import render
 
     target = app.as_loaded().primary(dsn)
     pulled = _live(target.dsn, list(names) or None)
@@ -698,8 +625,8 @@ def schema_diff(app: App, dsn: str | None, fmt: str) -> None:
     Example:
       marketops schema diff --dsn postgresql://app@db.internal/shop
     """
-    from engine.schemadiff import diff
-    from runners.database import mask_dsn
+    from engine.dbschema.schemadiff import diff
+    from runners.postgres.connection import mask_dsn
 
     result = app.defs
     target = app.primary(dsn)
@@ -750,7 +677,7 @@ def demo_data(app: App, dsn: str | None, scale: float, seed: int,
       marketops demo-data --scale 0.1 --seed 7
     """
     from engine.app.context import demo_data as run_demo_data
-    from runners.database import mask_dsn
+    from runners.postgres.connection import mask_dsn
 
     summary = run_demo_data(app.root, dsn, scale=scale, seed=seed,
                             until=until.date() if until else None)
@@ -787,14 +714,12 @@ def demo(app: App, scale: float, seed: int) -> None:
     from engine.app.cli.roles import print_roles
 
     print_roles(result, summary.dsn)
-    from datetime import UTC
-    from datetime import datetime as dt
 
     from engine.app.demo import run_demo_reports
 
     mailbox = (app.root / "var" / "mailbox").resolve()
     click.echo("running every report for its latest period ...")
-    reports = run_demo_reports(app.root, result, summary.dsn, mailbox, dt.now(UTC))
+    reports = run_demo_reports(app.root, result, summary.dsn, mailbox, clock.now())
     click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
                "delivered")
     for r in reports:
@@ -808,7 +733,7 @@ def demo(app: App, scale: float, seed: int) -> None:
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
     click.echo("running every backup tier once, then the restore drill ...")
     tiers = run_demo_backups(app.root, result, app.primary(None),
-                             dt.now(UTC))
+                             clock.now())
     # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.
     wide = max([22, *(len(t.verified) + 2 for t in tiers)])
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
@@ -842,3 +767,5 @@ def main() -> None:
 
 register(cli)
 register_roles(cli)
+cli.add_command(diff_command)
+register_preview(cli)

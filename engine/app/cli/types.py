@@ -9,7 +9,7 @@ import click
 
 
 class _Instant(click.ParamType[datetime]):
-    """An ISO 8601 time; without an offset it is read as UTC."""
+    """An ISO 8601 time (without an offset it is read as UTC), or `now`."""
 
     name = "time"
 
@@ -19,10 +19,15 @@ class _Instant(click.ParamType[datetime]):
 
         if isinstance(value, datetime):
             return value
+        if str(value).strip().lower() == "now":
+            from engine.app import clock
+
+            return clock.now()
         try:
             parsed = datetime.fromisoformat(str(value))
         except ValueError:
-            self.fail(f"'{value}' is not an ISO 8601 time such as 2026-03-01T06:00+01:00",
+            self.fail(f"'{value}' is not an ISO 8601 time such as 2026-03-01T06:00+01:00 "
+                      "(or `now`)",
                       param, ctx)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

@@ -1,1 +1,2 @@
-"""One module per backup tier kind (and restore and verify), as the root runs them."""
+"""One handler per backup tier kind (logical, physical, wal, audit, drill), each with its run,
+restore, verify, freshness and retention; `executor.py` looks them up by kind."""

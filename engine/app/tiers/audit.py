@@ -11,19 +11,25 @@ vault's and the state database's administrators.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.app.context import database_dsn
 from engine.app.tiers.backup import backup_key, sealing_for, tier_of, tier_store
-from engine.auditchain import Head, sign_head, signature_problem
+from engine.app.tiers.handler import TierHandler
+from engine.backups.auditchain import Head, sign_head, signature_problem
+from engine.backups.freshness import Freshness, backup_freshness
+from engine.backups.listing import TierListing, Verified, audit_chain
+from engine.definitions.models.backup import AuditVaultTier
 from engine.errors import BackupError, UsageError
-from engine.ledger import Ledger
-from engine.models.backup import AuditVaultTier
-from engine.validate import ValidationResult
-from runners.auditvault import export_batches, stored_head, verify_chain
-from runners.database import connect
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.audit import export_batches, stored_head, verify_chain
+from runners.postgres.connection import connect
+from runners.storage.catalog import read_catalog
 
 ANCHOR_KEY = "audit-anchor"
 
@@ -134,3 +140,46 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
                 f"{'now ' if adopted else ''}anchored at #{head.batches}"
             checked.append(f"{tid}: {table}: {count} batch(es), chain intact, {anchored}")
     return problems, checked
+
+
+class AuditHandler(TierHandler[AuditVaultTier]):
+    """The append-only vault: runs export batches, verification walks the chains against the
+    ledger's heads, and retention never deletes (each batch names the previous one's hash)."""
+
+    verified_words = ("chain ok", "BROKEN")
+
+    def run(self, root: Path, result: ValidationResult, job: Job, tier: AuditVaultTier,
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
+        return export_audit(root, result, job.name, primary_dsn)
+
+    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: AuditVaultTier,
+               *, every: bool = False, dsn: str | None = None, adopt: bool = False
+               ) -> tuple[list[str], list[str]]:
+        return verify_audit(root, result, tier_id, dsn=dsn, adopt=adopt)
+
+    def freshness(self, root: Path, result: ValidationResult, tier_id: str,
+                  tier: AuditVaultTier, dsn: str | None, now: datetime) -> Freshness | None:
+        store = tier_store(root, result, tier)
+        newest: tuple[str | None, datetime | None] = (None, None)
+        for table in tier.tables:
+            latest = read_catalog(store, f"{tier_id}/{table}").latest()
+            if latest and (newest[1] is None or latest.finished_at > newest[1]):
+                newest = (latest.backup_id, latest.finished_at)
+        return backup_freshness(tier_id, tier.rpo, *newest, now)
+
+    def retention_preview(self, root: Path, result: ValidationResult, tier_id: str,
+                          tier: AuditVaultTier, now: datetime) -> dict[str, Any] | None:
+        return {"keep": {}, "delete": {}, "note": "the audit vault is append-only: batches "
+                "are never deleted by marketops"}
+
+    def listing(self, root: Path, result: ValidationResult, tier_id: str,
+                tier: AuditVaultTier, base: TierListing, drilled: dict[str, Verified]
+                ) -> TierListing:
+        store = tier_store(root, result, tier)
+        chains = []
+        for table in tier.tables:
+            catalog = read_catalog(store, f"{tier_id}/{table}")
+            chains.append(audit_chain(table, catalog.complete, catalog.incomplete,
+                                      catalog.damaged))
+        return replace(base, chains=chains)

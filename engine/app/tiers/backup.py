@@ -4,42 +4,48 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.app import clock
 
 # toolset_for and backup_key live in the context; named here for the tier modules.
 from engine.app.context import backup_key as backup_key
 from engine.app.context import store_for
 from engine.app.context import toolset_for as toolset_for
-from engine.backup_listing import TierListing, Verified, archived_at, audit_chain, wal_range
-from engine.errors import UsageError
-from engine.jobs import Job
-from engine.models.backup import (
-    AuditVaultTier,
+from engine.backups.policy import incremental_parent
+from engine.backups.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
+from engine.backups.walnames import SEGMENT, parse_segment
+from engine.definitions.models.backup import (
     BackupTier,
     LogicalFullTier,
     LogicalSchemasTier,
     PhysicalBaseTier,
-    RestoreDrillTier,
+    Stored,
     WalArchiveTier,
+    stored,
 )
-from engine.retention import BackupInfo, RetentionPlan, plan_retention, wal_cutoff
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT, parse_segment
-from runners.catalog import read_catalog
-from runners.codec import Sealing
-from runners.logical import LogicalRequest, backup_logical
-from runners.physical import PhysicalRequest, backup_physical
-from runners.storage import remove_stale_staging
-from runners.wal import stored_entries
+from engine.errors import UsageError
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.logical import LogicalRequest, backup_logical
+from runners.backup.physical import PhysicalRequest, backup_physical
+from runners.backup.wal import stored_entries
+from runners.storage.catalog import read_catalog
+from runners.storage.sealing import Sealing
+from runners.storage.stores import remove_stale_staging
 
 if TYPE_CHECKING:
-    from engine.ledger import Ledger
-    from engine.manifest import Manifest
-    from runners.catalog import Catalog
-    from runners.storage import Store
+    from engine.backups.manifest import Manifest
+    from engine.runs.ledger import Ledger
+    from runners.storage.catalog import BackupCatalog
+    from runners.storage.stores import Store
+
+# The kinds whose backups retention removes (the vault's batches pass its plan untouched:
+# they are never deleted, and a WAL tier's segments follow its base tier's backups).
+RETAINED_KINDS = frozenset({"logical_full", "logical_schemas", "physical_base", "audit_vault"})
 
 # Every heavy read of one cluster (dumps, base backups) takes this advisory lock on it.
 CLUSTER_LOCK = int.from_bytes(hashlib.sha256(b"marketops backup").digest()[:8], "big",
@@ -51,13 +57,11 @@ def staging_for(root: Path) -> Path:
     return root / "var" / "staging"
 
 
-def sealing_for(result: ValidationResult, tier: BackupTier) -> Sealing:
+def sealing_for(result: ValidationResult, tier: Stored) -> Sealing:
     """How a tier's files are compressed and encrypted."""
-    compression = getattr(tier, "compression", None)
-    encryption = getattr(tier, "encryption", None)
+    encryption = tier.encryption
     key = backup_key(result, encryption.key) if encryption else None
-    return Sealing(compression.codec.value if compression else "zstd",
-                   compression.level if compression else 3,
+    return Sealing(tier.compression.codec.value, tier.compression.level,
                    encryption.key if encryption else None, key)
 
 
@@ -70,13 +74,13 @@ def tier_of(result: ValidationResult, tier_id: str) -> BackupTier:
 
 
 def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
-    destination = getattr(tier, "destination", None)
-    if destination is None:
+    storing = stored(tier)
+    if storing is None:
         raise UsageError("restore drills have no destination of their own")
-    return store_for(root, result, destination)
+    return store_for(root, result, storing.destination)
 
 
-def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> Catalog:
+def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> BackupCatalog:
     return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
 
 
@@ -117,7 +121,7 @@ class BackupRun:
                 "seconds": round(self.seconds, 3), "deleted": sorted(self.retention.delete)}
 
 
-def backup_infos(catalog: Catalog) -> list[BackupInfo]:
+def backup_infos(catalog: BackupCatalog) -> list[BackupInfo]:
     return [BackupInfo(m.backup_id, m.finished_at, m.parent_id,
                        m.details.get("start_wal")) for m in catalog.complete]
 
@@ -126,41 +130,18 @@ def retention_plan(root: Path, result: ValidationResult, tier_id: str,
                    now: datetime | None = None) -> RetentionPlan:
     """What applying the tier's retention now would keep and delete."""
     tier = tier_of(result, tier_id)
-    retention = getattr(tier, "retention", None)
-    if retention is None or isinstance(tier, WalArchiveTier):
+    if tier.kind not in RETAINED_KINDS:
         raise UsageError(f"{tier_id} has no backups of its own to retain")
+    storing = stored(tier)
+    assert storing is not None
     catalog = catalog_of(root, result, tier_id)
-    return plan_retention(backup_infos(catalog), retention, now or datetime.now(UTC))
-
-
-def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None
-                      ) -> dict[str, dict[str, Any]]:
-    """For `marketops plan --retention`: per tier, what retention keeps and would delete now,
-    including interrupted leftovers and, for base tiers, the WAL segments it would prune."""
-    moment = now or datetime.now(UTC)
-    preview: dict[str, dict[str, Any]] = {}
-    for tier_id, loaded in sorted(result.project.backups.items()):
-        tier = loaded.model
-        if isinstance(tier, (WalArchiveTier, RestoreDrillTier)):
-            continue
-        if isinstance(tier, AuditVaultTier):
-            preview[tier_id] = {"keep": {}, "delete": {}, "note": "the audit vault is "
-                                "append-only: batches are never deleted by marketops"}
-            continue
-        plan = retention_plan(root, result, tier_id, moment)
-        leftovers = catalog_of(root, result, tier_id).incomplete
-        entry: dict[str, Any] = {"keep": plan.keep, "delete": {
-            **plan.delete, **{b: "incomplete (interrupted run)" for b in leftovers}}}
-        if isinstance(tier, PhysicalBaseTier):
-            entry["wal_segments"] = prune_wal(root, result, tier_id, plan, moment, dry_run=True)
-        preview[tier_id] = entry
-    return preview
+    return plan_retention(backup_infos(catalog), storing.retention, now or clock.now())
 
 
 def apply_retention(root: Path, result: ValidationResult, tier_id: str,
                     now: datetime | None = None) -> RetentionPlan:
     """Delete what the tier's retention does not keep; then WAL no kept base needs."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     plan = retention_plan(root, result, tier_id, moment)
     store = tier_store(root, result, tier_of(result, tier_id))
     # Called under the cluster lock, right after a successful backup: no other backup of
@@ -170,9 +151,8 @@ def apply_retention(root: Path, result: ValidationResult, tier_id: str,
                                                        for b in leftovers}})
     for backup_id in sorted(plan.delete):
         store.remove(f"{tier_id}/{backup_id}")
-    tier = tier_of(result, tier_id)
-    if isinstance(tier, PhysicalBaseTier):
-        prune_wal(root, result, tier_id, plan, moment)
+    # Only a physical tier is a WAL tier's base: for the others there is nothing to prune.
+    prune_wal(root, result, tier_id, plan, moment)
     return plan
 
 
@@ -208,122 +188,63 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
 
 
 def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
-                run_id: int | None = None) -> Manifest:
+                run_id: int | None = None, now: datetime | None = None) -> Manifest:
     """One backup of a logical or physical tier (no retention, no lock)."""
     tier = job.tier
     assert tier is not None
-    store = tier_store(root, result, tier)
-    toolset, sealing, staging = toolset_for(result), sealing_for(result, tier), staging_for(root)
-    if isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
-        excluded = _excluded_data(result, tier)
-        schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
-        return backup_logical(LogicalRequest(
-            job.name, tier.kind, dsn, toolset, store, sealing, staging, schemas=schemas,
-            exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
-            jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
-            git_commit=job.git_commit, run_id=run_id))
+    if isinstance(tier, LogicalFullTier | LogicalSchemasTier):
+        return take_logical(root, result, job, tier, dsn, run_id=run_id)
     if isinstance(tier, PhysicalBaseTier):
-        parent = _incremental_parent(tier, read_catalog(store, job.name))
-        return backup_physical(PhysicalRequest(
-            job.name, dsn, toolset, store, sealing, staging, parent=parent, verify=tier.verify,
-            definition_hash=job.definition_hash, git_commit=job.git_commit))
+        return take_physical(root, result, job, tier, dsn, now or clock.now())
     raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
 
-def _excluded_data(result: ValidationResult, tier: LogicalFullTier | LogicalSchemasTier
-                   ) -> list[str]:
+def take_logical(root: Path, result: ValidationResult, job: Job,
+                 tier: LogicalFullTier | LogicalSchemasTier, dsn: str, *,
+                 run_id: int | None = None) -> Manifest:
+    """One pg_dump of the tier's schemas (all, or the ones it names)."""
+    store = tier_store(root, result, tier)
+    schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
+    excluded = _excluded_data(result, schemas)
+    return backup_logical(LogicalRequest(
+        job.name, tier.kind, dsn, toolset_for(result), store, sealing_for(result, tier),
+        staging_for(root), schemas=schemas,
+        exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
+        jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
+        git_commit=job.git_commit, run_id=run_id))
+
+
+def take_physical(root: Path, result: ValidationResult, job: Job, tier: PhysicalBaseTier,
+                  dsn: str, now: datetime) -> Manifest:
+    """One pg_basebackup, incremental on the newest backup unless a full one is due."""
+    store = tier_store(root, result, tier)
+    parent = _incremental_parent(tier, read_catalog(store, job.name), now)
+    return backup_physical(PhysicalRequest(
+        job.name, dsn, toolset_for(result), store, sealing_for(result, tier),
+        staging_for(root), parent=parent, verify=tier.verify,
+        definition_hash=job.definition_hash, git_commit=job.git_commit))
+
+
+def _excluded_data(result: ValidationResult, schemas: list[str] | None) -> list[str]:
     """Tables the schema marks as derived (backup_exclude_reason): their data is skipped."""
     out = []
     for schema_name, loaded in result.project.schemas.items():
-        if isinstance(tier, LogicalSchemasTier) and schema_name not in tier.schemas:
+        if schemas is not None and schema_name not in schemas:
             continue
         for table_name, table in loaded.model.tables.items():
-            if getattr(table, "backup_exclude_reason", None):
+            if table.backup_exclude_reason:
                 out.append(f"{schema_name}.{table_name}")
     return out
 
 
-def _incremental_parent(tier: PhysicalBaseTier, catalog: Catalog) -> Manifest | None:
+def _incremental_parent(tier: PhysicalBaseTier, catalog: BackupCatalog, now: datetime
+                        ) -> Manifest | None:
     """The backup to build on, or None when a full backup is due."""
-    if not tier.incremental or not catalog.complete:
-        return None
-    latest = catalog.complete[-1]
-    chain = catalog.chain(latest.backup_id)
-    full = chain[0]
-    if tier.full_every is not None and datetime.now(UTC) - full.started_at >= tier.full_every:
-        return None
-    return latest
+    latest = catalog.complete[-1] if tier.incremental and catalog.complete else None
+    full = catalog.chain(latest.backup_id)[0] if latest is not None else None
+    parent = incremental_parent(tier.incremental, tier.full_every,
+                                latest.backup_id if latest else None,
+                                full.started_at if full else None, now)
+    return latest if parent is not None else None
 
 
-def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = None,
-                   ledger: Ledger | None = None) -> list[TierListing]:
-    """What `marketops backups` shows for every tier (or one), read from the destinations
-    (and, given a ledger, which backups restore drills proved restorable)."""
-    tiers = [tier_id] if tier_id else sorted(
-        t for t, loaded in result.project.backups.items()
-        if not isinstance(loaded.model, RestoreDrillTier))
-    drilled = _drilled(result, ledger) if ledger is not None else {}
-    listings = []
-    for tid in tiers:
-        tier = tier_of(result, tid)
-        if isinstance(tier, RestoreDrillTier):
-            raise UsageError(f"{tid} is a restore drill: it stores no backups of its own")
-        encryption = getattr(tier, "encryption", None)
-        base = TierListing(tid, tier.kind, getattr(tier, "destination", None),
-                           encryption.key if encryption else None)
-        if isinstance(tier, AuditVaultTier):
-            listings.append(_vault_listing(root, result, tid, tier, base))
-            continue
-        if isinstance(tier, WalArchiveTier):
-            listings.append(_wal_listing(root, result, tid, tier, base))
-            continue
-        catalog = catalog_of(root, result, tid)
-        verified = dict(drilled.get(tid, {}))
-        for m in catalog.complete:
-            if m.details.get("verified") and m.backup_id not in verified:
-                verified[m.backup_id] = Verified(m.finished_at,
-                                                 "at backup: pg_verifybackup, pg_waldump")
-        listings.append(replace(base, backups=catalog.complete, incomplete=catalog.incomplete,
-                                damaged=catalog.damaged, verified=verified))
-    return listings
-
-
-def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Verified]]:
-    """tier -> backup id -> when the newest successful restore drill restored it."""
-    found: dict[str, dict[str, Verified]] = {}
-    for tid, loaded in sorted(result.project.backups.items()):
-        if not isinstance(loaded.model, RestoreDrillTier):
-            continue
-        for record in ledger.runs(f"backup/{tid}", limit=50):
-            if record.status != "succeeded" or record.finished_at is None:
-                continue
-            for tier, drill in (record.outputs.get("tiers") or {}).items():
-                backup_id = drill.get("backup_id") if isinstance(drill, dict) else None
-                if backup_id and backup_id not in found.setdefault(tier, {}):
-                    found[tier][backup_id] = Verified(record.finished_at,
-                                                      f"restore drill {tid}")
-    return found
-
-
-def _wal_listing(root: Path, result: ValidationResult, tid: str, tier: WalArchiveTier,
-                 base: TierListing) -> TierListing:
-    store = store_for(root, result, tier.destination)
-    entries = stored_entries(store, tid)
-    bases = catalog_of(root, result, tier.base_tier).complete
-    size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases else \
-        DEFAULT_SEGMENT_SIZE
-    wal = wal_range(bases, list(entries), size)
-    if wal.latest_segment in entries:
-        wal = archived_at(wal, store.modified(entries[wal.latest_segment]))
-    return replace(base, wal=wal)
-
-
-def _vault_listing(root: Path, result: ValidationResult, tid: str, tier: AuditVaultTier,
-                   base: TierListing) -> TierListing:
-    store = tier_store(root, result, tier)
-    chains = []
-    for table in tier.tables:
-        catalog = read_catalog(store, f"{tid}/{table}")
-        chains.append(audit_chain(table, catalog.complete, catalog.incomplete,
-                                  catalog.damaged))
-    return replace(base, chains=chains)

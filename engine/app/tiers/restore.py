@@ -1,5 +1,5 @@
 """Restores wired to the definitions: logical tiers into a database, physical tiers (with
-WAL, to a point in time) into a started cluster. (Verification: engine/app/tiers/verify.py.)"""
+WAL, to a point in time) into a started cluster. (Verification: each kind's handler.)"""
 
 from __future__ import annotations
 
@@ -21,15 +21,7 @@ from engine.app.tiers.backup import (
     toolset_for,
     wal_tier_for,
 )
-from engine.app.tiers.wal import wait_for_archiver
-from engine.errors import BackupError, MarketopsError, UsageError
-from engine.models.backup import (
-    LogicalFullTier,
-    LogicalSchemasTier,
-    PhysicalBaseTier,
-    WalArchiveTier,
-)
-from engine.pitr import (
+from engine.backups.pitr import (
     BaseChoice,
     Mark,
     RecoveryTarget,
@@ -41,21 +33,38 @@ from engine.pitr import (
     first_gap,
     needed_range,
 )
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
-from runners.database import connect, drop_database, ensure_database, probe, query, with_database
-from runners.logical import restore_logical
-from runners.mailbox import free_port
-from runners.physical import restore_chain
-from runners.postgres import EmbeddedServer
-from runners.recovery import RecoveryFailed, create_restore_point, start_restored
+from engine.backups.policy import smoke_applies
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, parse_segment
+from engine.definitions.models.backup import (
+    LogicalFullTier,
+    LogicalSchemasTier,
+    PhysicalBaseTier,
+    SmokeQuery,
+    WalArchiveTier,
+)
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.validation.sqlcheck import analyze
+from engine.validation.validate import ValidationResult
+from runners.backup.logical import restore_logical
+from runners.backup.physical import restore_chain
+from runners.backup.wal import stored_entries, stored_names, stored_times, wait_for_archiver
+from runners.demo.mailbox import free_port
+from runners.postgres.connection import (
+    count_rows,
+    drop_database,
+    ensure_database,
+    probe,
+    rows_returned,
+    with_database,
+)
+from runners.postgres.embedded import EmbeddedServer
+from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
 from runners.roles import ensure_roles_exist
-from runners.verify import check_wal_file
-from runners.wal import stored_entries, stored_names, stored_times
+from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:
-    from engine.manifest import Manifest
-    from runners.catalog import Catalog
+    from engine.backups.manifest import Manifest
+    from runners.storage.catalog import BackupCatalog
 
 
 @dataclass(frozen=True)
@@ -69,18 +78,12 @@ class DatabaseRestore:
     skipped_foreign_keys: list[str]
 
 
-def _pick(catalog: Catalog, tier_id: str, backup_id: str | None) -> Manifest:
+def _pick(catalog: BackupCatalog, tier_id: str, backup_id: str | None) -> Manifest:
     chosen = catalog.get(backup_id) if backup_id else catalog.latest()
     if chosen is None:
         raise BackupError(f"{tier_id} has no complete backup" + (f" {backup_id}" if backup_id
                                                                 else "") + " to restore")
     return chosen
-
-
-def row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
-    with connect(dsn) as conn:
-        return {t: int(query(conn, "select count(*) from {}".format(
-            ".".join(f'"{p}"' for p in t.split("."))))[0][0]) for t in tables}
 
 
 def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
@@ -91,10 +94,12 @@ def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
 
 def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
                      backup_id: str | None = None, dsn: str | None = None,
-                     server_dsn: str | None = None) -> DatabaseRestore:
+                     server_dsn: str | None = None,
+                     keep_on_failure: bool = False) -> DatabaseRestore:
     """Restore a logical backup into `database` and check row counts. A missing database is
     created only once the key is right and every file decrypts, and dropped again when the
-    restore fails; an existing (empty) one is left as it was found."""
+    restore fails (kept, and named, with keep_on_failure); an existing (empty) one is left
+    as it was found."""
     tier = tier_of(result, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
@@ -118,10 +123,19 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
         done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
                                target_dsn=target, staging=staging_for(root),
                                jobs=tier.parallel_jobs, prepare=create)
-        wrong = count_mismatches(manifest, row_counts(target, list(manifest.row_counts)))
+        wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
                               "differ: " + "; ".join(wrong[:5]))
+    except MarketopsError as exc:
+        if not created:
+            raise
+        if keep_on_failure:
+            raise type(exc)(f"{exc}; kept database {database} as it is "
+                            "(--keep-on-failure)") from None
+        drop_database(admin, database)
+        raise type(exc)(f"{exc}; dropped database {database} (keep it with "
+                        "--keep-on-failure)") from None
     except BaseException:
         if created:
             drop_database(admin, database)
@@ -142,6 +156,31 @@ class ClusterRestore:
     chain: list[str]
     stop_command: str = ""
     wal_checked: str = ""
+
+
+def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
+                result: ValidationResult) -> tuple[dict[str, str], list[str]]:
+    """Each smoke query the restore can answer (it holds every schema the query reads), run
+    on it: (outcome per query, problems)."""
+    outcome: dict[str, str] = {}
+    problems: list[str] = []
+    for smoke in queries:
+        reads = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        if not smoke_applies(reads, schemas):
+            continue  # this tier does not hold what the query reads
+        try:
+            found = rows_returned(dsn, smoke.sql)
+        except MarketopsError as exc:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} failed: {exc}")
+            continue
+        if found < smoke.min_rows:
+            outcome[smoke.name] = "failed"
+            problems.append(f"smoke query {smoke.name} returned {found} row(s), "
+                            f"expected at least {smoke.min_rows}")
+        else:
+            outcome[smoke.name] = f"ok ({found} rows)"
+    return outcome, problems
 
 
 def _marks(wal_id: str) -> str:
@@ -190,7 +229,7 @@ def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | N
     return mark
 
 
-def _base_choices(catalog: Catalog) -> list[BaseChoice]:
+def _base_choices(catalog: BackupCatalog) -> list[BaseChoice]:
     return [BaseChoice(m.backup_id, m.finished_at, m.details.get("stop_lsn"))
             for m in catalog.complete]
 
@@ -232,8 +271,9 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
     return wal_range, f"{where}: {count} segment(s), each matches its checksum"
 
 
-def _discard(into: Path, existed: bool, keep: bool) -> str:
-    """Stop a server left on a failed restore and remove what the restore wrote."""
+def _discard(into: Path, existed: bool, keep: bool | None) -> str:
+    """Stop a server left on a failed restore and remove what the restore wrote. `keep`
+    None: the caller (a drill) has no --keep-on-failure to offer."""
     if (into / "PG_VERSION").exists():
         with contextlib.suppress(MarketopsError):
             EmbeddedServer(into, 1).stop()
@@ -245,18 +285,22 @@ def _discard(into: Path, existed: bool, keep: bool) -> str:
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-        return f"emptied {into} (keep what it holds with --keep-on-failure)"
+        return f"emptied {into}" + ("" if keep is None else
+                                    " (keep what it holds with --keep-on-failure)")
     shutil.rmtree(into, ignore_errors=True)
+    if keep is None:  # a drill: `marketops restore ... --keep-on-failure` keeps such a copy
+        return f"removed the drill's copy {into}"
     return f"removed {into} (keep it with --keep-on-failure)"
 
 
 def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
                           backup_id: str | None = None,
                           target: RecoveryTarget | None = None, port: int | None = None,
-                          keep_on_failure: bool = False) -> ClusterRestore:
+                          keep_on_failure: bool | None = False) -> ClusterRestore:
     """Rebuild a data directory from the base backup(s), recover it through the WAL archive
     to `target` (default: the end of the archive) and start PostgreSQL on it. The archive is
-    checked first; on failure nothing is left in `into` unless keep_on_failure."""
+    checked first; on failure nothing is left in `into` unless keep_on_failure (None: the
+    caller offers no way to keep it, so the message suggests none)."""
     started = time.monotonic()
     target = target or RecoveryTarget()
     tier = tier_of(result, tier_id)
@@ -299,8 +343,14 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
         wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
-    restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                  toolset=toolset_for(result), staging=staging_for(root))
+    try:
+        restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                      toolset=toolset_for(result), staging=staging_for(root),
+                      keep=True)  # removed (or kept) below, and said so
+    except MarketopsError as exc:
+        if not into.exists():  # refused before writing anything (a wrong key)
+            raise
+        raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
         recovered = start_restored(into, port or free_port(), "postgres",

@@ -4,10 +4,12 @@ server settings they need, and the health of the archive."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.app import clock
 from engine.app.context import store_for
 from engine.app.tiers.backup import (
     archive_command,
@@ -18,23 +20,28 @@ from engine.app.tiers.backup import (
     tier_of,
     wal_tier_for,
 )
-from engine.errors import BackupError, MarketopsError, UsageError
-from engine.freshness import WalState
-from engine.models.backup import (
+from engine.app.tiers.handler import TierHandler
+from engine.backups.freshness import Freshness, WalState, wal_problems
+from engine.backups.listing import TierListing, Verified, archived_at, wal_range
+from engine.backups.retention import wal_cutoff
+from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT
+from engine.definitions.models.backup import (
     WalArchiveTier,
 )
-from engine.pgnames import literal
-from engine.retention import wal_cutoff
-from engine.validate import ValidationResult
-from engine.walnames import DEFAULT_SEGMENT_SIZE
+from engine.errors import BackupError, MarketopsError, UsageError
+from engine.runs.ledger import Ledger
+from engine.scheduling.jobs import Job
+from engine.validation.validate import ValidationResult
+from runners.backup.wal import stored_entries
+from runners.storage.verify import Damaged, verify_wal_files
 
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
     """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
     segment and must start fast, and a broken report or schema file must not stop WAL
     archiving. Only errors in marketops.yaml, or a WAL tier that does not load, stop it."""
+    from engine.definitions.loader import load_project
     from engine.errors import DefinitionError
-    from engine.loader import load_project
 
     project, findings = load_project(root)
     errors = [f for f in findings if f.severity == "error"]
@@ -54,7 +61,7 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
 
 def wal_push(root: Path, path: Path) -> bool:
     """archive_command: store one WAL file; False when it was archived already."""
-    from runners.wal import push
+    from runners.backup.wal import push
 
     result, wal_id, wal = wal_definitions(root)
     return push(store_for(root, result, wal.destination), wal_id, path,
@@ -63,7 +70,7 @@ def wal_push(root: Path, path: Path) -> bool:
 
 def wal_fetch(root: Path, name: str, target: Path) -> None:
     """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
-    from runners.wal import fetch
+    from runners.backup.wal import fetch
 
     result, wal_id, wal = wal_definitions(root)
     key = backup_key(result, wal.encryption.key) if wal.encryption else None
@@ -81,25 +88,17 @@ def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
 
 def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     """ALTER SYSTEM the settings and reload; True when a restart is still needed."""
-    from runners.database import connect, query
+    from engine.backups.serverchecks import archiving_needs_restart
+    from runners.postgres.connection import alter_system
 
-    with connect(dsn, autocommit=True) as conn:
-        for name, value in settings.items():
-            conn.execute(f"alter system set {name} = {literal(value)}")
-        conn.execute("select pg_reload_conf()")
-        pending = query(conn, "select count(*) from pg_settings where pending_restart")[0][0]
-        live = {str(r[0]): str(r[1]) for r in query(
-            conn, "select name, setting from pg_settings where name = any(%s)",
-            (["archive_mode", "wal_level"],))}
-    return bool(pending) or live.get("archive_mode") != "on" or \
-        live.get("wal_level") not in ("replica", "logical")
-
+    pending, live = alter_system(dsn, settings, report=["archive_mode", "wal_level"])
+    return archiving_needs_restart(pending, live)
 
 
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
     """Let the embedded server's own user (when we run as root) run archive_command: read
     this repository and write the WAL destination."""
-    from runners.postgres import grant_server_access
+    from runners.postgres.embedded import grant_server_access
 
     wal_id, wal = wal_tier_for(result)
     store = store_for(root, result, wal.destination)
@@ -110,8 +109,8 @@ def prepare_archive_access(root: Path, result: ValidationResult) -> None:
 
 def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
     """The archive's contents and (when reachable) the server's archiver."""
-    from engine.freshness import WalState
-    from runners.wal import archiver_state, stored_names
+    from engine.backups.freshness import WalState
+    from runners.backup.wal import archiver_state, stored_names
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
@@ -119,10 +118,10 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
     catalog = catalog_of(root, result, tier.base_tier)
     infos = backup_infos(catalog)
     first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
-                       datetime.now(UTC)) or (infos[0].start_wal if infos else None)
+                       clock.now()) or (infos[0].start_wal if infos else None)
     archiver = None
     if dsn is not None:
-        from runners.database import connect
+        from runners.postgres.connection import connect
 
         try:
             with connect(dsn) as conn:
@@ -143,9 +142,9 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
 def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
     """The WAL tier's scheduled check: the server must be able to honour it, the archive must
     have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
-    from engine.serverchecks import server_problems
-    from runners.database import connect
-    from runners.physical import server_settings
+    from engine.backups.serverchecks import server_problems
+    from runners.backup.physical import server_settings
+    from runners.postgres.connection import connect
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
@@ -165,30 +164,73 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
                dsn: str | None = None) -> tuple[list[str], list[str]]:
     """Missing segments (by name) between the oldest needed base backup and the newest WAL,
     and the archiver's state when the server is reachable."""
-    from engine.freshness import wal_problems
+    from engine.backups.freshness import wal_problems
 
     tier = tier_of(result, wal_id)
     assert isinstance(tier, WalArchiveTier)
     state = wal_state(root, result, wal_id, dsn)
     problems, _ = wal_problems(state, tier.rpo)
+    segments = sorted(name for name in state.stored if SEGMENT.match(name))
+    start = state.first_needed or (segments[0] if segments else "the start")
     checked = [] if problems else [
-        f"{wal_id}: {len(state.stored)} WAL file(s) from {state.first_needed or 'the start'} "
-        f"on, no gap"]
+        f"{wal_id}: {len(state.stored)} WAL file(s) from {start} on, no gap"]
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
-def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
-    """Close the current WAL segment and wait until the archiver has stored it."""
-    import time
+def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
+                       ) -> tuple[list[str], list[str]]:
+    """Gaps by name (as the scheduled check finds them), then every stored file re-read:
+    decrypted, decompressed, its sha256 against the one recorded in its stored name."""
+    tier = tier_of(result, wal_id)
+    assert isinstance(tier, WalArchiveTier)
+    problems, checked = verify_wal(root, result, wal_id)
+    key = None
+    if tier.encryption is not None:
+        try:
+            key = backup_key(result, tier.encryption.key)
+        except UsageError as exc:
+            return [*problems, f"{wal_id}: contents not checked: {exc}"], checked
+    found = verify_wal_files(store_for(root, result, tier.destination), wal_id, key)
+    problems += [p.within(wal_id) if isinstance(p, Damaged) else f"{wal_id}: {p}"
+                 for p in found.problems]
+    if not found.problems:
+        checked.append(f"{wal_id}: {found.checked} WAL file(s) re-read, each matches the "
+                       "checksum recorded when it was stored")
+    return problems, checked
 
-    from runners.database import connect, query
 
-    with connect(dsn, autocommit=True) as conn:
-        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
-            if row[0] is not None and str(row[0])[:24] >= segment:
-                return True
-            time.sleep(0.5)
-    return False
+class WalHandler(TierHandler[WalArchiveTier]):
+    """Continuous archiving: its run is the archive's health check; it is verified file by
+    file, fresh while the archiver keeps up, and pruned with its base tier's backups."""
+
+    demo_order = 2
+
+    def run(self, root: Path, result: ValidationResult, job: Job, tier: WalArchiveTier,
+            primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
+            keep_on_failure: bool = False) -> dict[str, Any]:
+        return check_wal(root, result, job.name, primary_dsn)
+
+    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: WalArchiveTier,
+               *, every: bool = False, dsn: str | None = None, adopt: bool = False
+               ) -> tuple[list[str], list[str]]:
+        return verify_wal_archive(root, result, tier_id)
+
+    def freshness(self, root: Path, result: ValidationResult, tier_id: str,
+                  tier: WalArchiveTier, dsn: str | None, now: datetime) -> Freshness | None:
+        state = wal_state(root, result, tier_id, dsn)
+        problems, _ = wal_problems(state, tier.rpo)
+        return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
+                         "; ".join(problems) or None, f"{len(state.stored)} WAL files")
+
+    def listing(self, root: Path, result: ValidationResult, tier_id: str,
+                tier: WalArchiveTier, base: TierListing, drilled: dict[str, Verified]
+                ) -> TierListing:
+        store = store_for(root, result, tier.destination)
+        entries = stored_entries(store, tier_id)
+        bases = catalog_of(root, result, tier.base_tier).complete
+        size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases \
+            else DEFAULT_SEGMENT_SIZE
+        wal = wal_range(bases, list(entries), size)
+        if wal.latest_segment in entries:
+            wal = archived_at(wal, store.modified(entries[wal.latest_segment]))
+        return replace(base, wal=wal)

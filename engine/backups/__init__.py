@@ -1,0 +1,1 @@
+"""Backups: manifests, retention, WAL names, the audit chain, freshness, recovery targets."""

@@ -1,0 +1,3 @@
+"""The definitions: models (pydantic), YAML loading with positions, the project, the
+glossary.
+"""

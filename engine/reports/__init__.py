@@ -1,0 +1,1 @@
+"""Reports: thresholds, named SQL parameters, formatting of figures."""

@@ -1,0 +1,3 @@
+"""Runs: the ledger (and its named SQL), executing a claimed slot, the service loop, status,
+logs.
+"""

@@ -1,0 +1,1 @@
+"""Scheduling: cron with DST semantics, report periods, jobs, the planner."""

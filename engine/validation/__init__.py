@@ -1,0 +1,1 @@
+"""Validation: the rules, the SQL analysis (sqlglot), and rendering of findings."""

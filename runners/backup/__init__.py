@@ -1,0 +1,1 @@
+"""Backups: logical (pg_dump), physical (pg_basebackup), WAL archiving, the audit vault."""

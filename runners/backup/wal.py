@@ -1,0 +1,216 @@
+"""WAL archiving: archive_command (push) and restore_command (fetch) over a destination.
+
+Each file is stored as `<tier>/<dir>/<name>-<sha256 of the raw bytes>[.zst][.age]`: pushing
+the same file twice is a no-op, a different file under the same name is refused loudly
+(two clusters sharing one archive), and fetch checks what it restores against the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from engine.backups.walnames import HISTORY, SEGMENT, is_wal_name
+from engine.errors import BackupError, DamagedBackupError, WrongKeyError
+from runners.storage.sealing import CHUNK, EXTENSIONS, Sealing, key_fingerprint, seal, unseal
+from runners.storage.stores import Store
+
+
+class WalNotFound(BackupError):
+    """The archive does not hold this WAL file (normal at the end of recovery)."""
+
+
+def _folder(name: str) -> str:
+    if SEGMENT.match(name[:24]) and not HISTORY.match(name):
+        return name[:16]  # timeline + log id, as pgBackRest does: folders stay small
+    return "history"
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stored(store: Store, tier: str, name: str) -> list[str]:
+    return [n for n in store.list(f"{tier}/{_folder(name)}") if n.split("-", 1)[0] == name]
+
+
+# In the tier's folder (the only place the server's archive_command may write), skipped by
+# every listing of segments.
+KEYS = "keys"
+
+
+def _keys(tier: str) -> str:
+    return f"{tier}/{KEYS}"
+
+
+def wal_folders(store: Store, tier: str) -> list[str]:
+    """The tier's folders that hold WAL files."""
+    return [folder for folder in store.list(tier) if folder != KEYS]
+
+
+def record_key(store: Store, tier: str, name: str, key: str) -> None:
+    """Record, once per key, the fingerprint of the key the archive is sealed with from
+    WAL file `name` on: a fetch can then tell a wrong key from a damaged file."""
+    listed = f"{_keys(tier)}/{key_fingerprint(key).removeprefix('sha256:')}"
+    if not store.exists(listed):
+        store.put_bytes(listed, name.encode())
+
+
+def key_problem(store: Store, tier: str, name: str, key: str | None,
+                message: str) -> BackupError:
+    """Why WAL file `name` failed to decrypt: the key given is not the one recorded for it
+    (a WrongKeyError), or it is, so the stored file is damaged (a DamagedBackupError);
+    `message` as it was for an archive written before keys were recorded."""
+    if key is None or "wrong key or damaged file" not in message:
+        return BackupError(message)
+    recorded = sorted((store.get_bytes(f"{_keys(tier)}/{fp}").decode(), fp)
+                      for fp in store.list(_keys(tier)))
+    if not recorded:
+        return BackupError(f"{name} in the archive ({tier}): {message}")
+    # The key in effect for `name`: the last one recorded from a file at or before it.
+    sealed_with = ([fp for first, fp in recorded if first <= name] or [recorded[0][1]])[-1]
+    given = key_fingerprint(key).removeprefix("sha256:")
+    if given == sealed_with:
+        return DamagedBackupError(f"{name} in the archive ({tier}) cannot be decrypted "
+                                  "although the key matches the fingerprint recorded for it: "
+                                  "the stored file is damaged")
+    return WrongKeyError(f"wrong key: {name} in the archive ({tier}) was encrypted with the "
+                         f"key of fingerprint sha256:{sealed_with[:12]}..., the key given has "
+                         f"sha256:{given[:12]}...; set the key the archive was made with")
+
+
+def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
+    """Archive one WAL file; False when the identical file is archived already."""
+    name = path.name
+    if not is_wal_name(name):
+        raise BackupError(f"{name} is not a WAL file name; archive_command must pass %p")
+    try:
+        digest = _digest(path)
+    except OSError as exc:
+        raise BackupError(f"cannot read {path}: {exc.strerror}") from None
+    for existing in _stored(store, tier, name):
+        if existing.split("-", 1)[1].split(".", 1)[0] == digest:
+            return False
+        raise BackupError(f"refusing to archive {name}: a different file of that name is "
+                          f"already archived in '{store.spec.name}' ({tier}); is another "
+                          "cluster archiving to the same place?")
+    suffix = EXTENSIONS[sealing.codec] + (".age" if sealing.key else "")
+    if sealing.key:
+        record_key(store, tier, name, sealing.key)
+    with path.open("rb") as source, \
+            store.writer(f"{tier}/{_folder(name)}/{name}-{digest}{suffix}") as sink:
+        sealed = seal(source, sink, codec=sealing.codec, level=sealing.level, key=sealing.key,
+                      threads=sealing.threads)
+    if sealed.raw_sha256 != digest:
+        raise BackupError(f"{name} changed while it was archived")
+    return True
+
+
+def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> None:
+    """Restore one WAL file to `target` (written under a temporary name, then renamed)."""
+    found = _stored(store, tier, name)
+    if not found:
+        raise WalNotFound(f"{name} is not in the archive")
+    stored = found[0]
+    digest, _, suffix = stored.split("-", 1)[1].partition(".")
+    codec = "zstd" if ".zst" in f".{suffix}" else "gzip" if ".gz" in f".{suffix}" else "none"
+    encrypted = suffix.endswith("age")
+    partial = target.with_name(f".{target.name}.marketops-{os.getpid()}")
+    try:
+        with store.reader(f"{tier}/{_folder(name)}/{stored}") as source, \
+                partial.open("wb") as sink:
+            try:
+                got = unseal(source, sink, codec=codec, key=key if encrypted else None)
+            except BackupError as exc:
+                raise key_problem(store, tier, name, key, str(exc)) from None
+        if got.raw_sha256 != digest:
+            raise BackupError(f"{name} in the archive does not match its checksum: damaged")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def stored_times(store: Store, tier: str) -> dict[str, datetime | None]:
+    """Name of every archived WAL file -> when it was stored (None when the destination
+    does not say)."""
+    times: dict[str, datetime | None] = {}
+    for folder in wal_folders(store, tier):
+        for entry, when in store.modified_under(f"{tier}/{folder}").items():
+            times[entry.split("-", 1)[0]] = when
+    return times
+
+
+def stored_names(store: Store, tier: str) -> list[str]:
+    """Names of every archived WAL file (without digest and suffix), sorted."""
+    names = []
+    for folder in wal_folders(store, tier):
+        for entry in store.list(f"{tier}/{folder}"):
+            names.append(entry.split("-", 1)[0])
+    return sorted(names)
+
+
+def stored_entries(store: Store, tier: str) -> dict[str, str]:
+    """WAL name -> its stored file path under the destination."""
+    entries = {}
+    for folder in wal_folders(store, tier):
+        for entry in store.list(f"{tier}/{folder}"):
+            entries[entry.split("-", 1)[0]] = f"{tier}/{folder}/{entry}"
+    return entries
+
+
+@dataclass(frozen=True)
+class ArchiverState:
+    """pg_stat_archiver and the current WAL position of a server."""
+
+    archive_mode: str
+    archive_command: str
+    last_archived_wal: str | None
+    last_archived_age_s: float | None
+    failed_count: int
+    last_failed_wal: str | None
+    failing: bool
+    current_wal: str
+    segment_size: int
+    timeline: int
+
+
+def archiver_state(conn: object) -> ArchiverState:
+    """Read the archiver's progress from the server."""
+    from runners.postgres.connection import query
+
+    row = query(conn, "select current_setting('archive_mode'), "  # type: ignore[arg-type]
+                "current_setting('archive_command'), last_archived_wal, "
+                "extract(epoch from now() - last_archived_time), failed_count, "
+                "last_failed_wal, coalesce(last_failed_time > coalesce(last_archived_time, "
+                "'-infinity'), false), pg_walfile_name(pg_current_wal_lsn()), "
+                "(select setting::bigint from pg_settings where name = 'wal_segment_size'), "
+                "(select timeline_id from pg_control_checkpoint()) from pg_stat_archiver")[0]
+    return ArchiverState(str(row[0]), str(row[1]), row[2], float(row[3])
+                         if row[3] is not None else None, int(row[4]), row[5], bool(row[6]),
+                         str(row[7]), int(row[8]), int(row[9]))
+
+
+def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
+    """Close the current WAL segment and wait until the archiver has stored it."""
+    from runners.postgres.connection import (  # not on wal-push's path: psycopg is slow
+        connect,
+        query,
+    )
+
+    with connect(dsn, autocommit=True) as conn:
+        segment = str(query(conn, "select pg_walfile_name(pg_switch_wal())")[0][0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = query(conn, "select last_archived_wal from pg_stat_archiver")[0]
+            if row[0] is not None and str(row[0])[:24] >= segment:
+                return True
+            time.sleep(0.5)
+    return False

@@ -1,0 +1,1 @@
+"""Delivery: mail over SMTP, webhook posts."""

@@ -1,0 +1,1 @@
+"""The demo: the data generator and its SQL, the local mailbox."""

@@ -1,0 +1,3 @@
+"""PostgreSQL: connections (the one psycopg importer), client tools, the embedded server,
+introspection, recovery.
+"""

@@ -1,0 +1,1 @@
+"""Reports: the READ ONLY query streamed to files, and the rendered outputs."""

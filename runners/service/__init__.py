@@ -1,0 +1,1 @@
+"""The service's side: HTTP endpoints, git info, processes on this host."""

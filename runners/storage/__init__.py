@@ -1,0 +1,3 @@
+"""Storage: destinations (staging then rename), sealing (zstd + age), the backup catalog,
+verification.
+"""
