@@ -19,9 +19,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runners.mailbox import free_port  # noqa: E402
-from runners.postgres import EmbeddedServer  # noqa: E402
-from runners.report import _csv_batches  # noqa: E402
+from runners.demo.mailbox import free_port  # noqa: E402
+from runners.postgres.embedded import EmbeddedServer  # noqa: E402
+from runners.report.query import _csv_batches  # noqa: E402
 
 QUERY = ("select g as id, (g * 1.25)::numeric(12,2) as amount, "
          "timestamptz '2026-01-01' + g * interval '1 minute' as placed_at, "

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.app.context import embedded_server
-from engine.roles import RoleSpec, RoleState, backup_role, report_reads, report_role
-from engine.validate import ValidationResult
-from runners.database import as_user, database_name
-from runners.roles import apply_roles
+from engine.dbschema.roles import RoleSpec, RoleState, backup_role, report_reads, report_role
+from engine.validation.validate import ValidationResult
+from runners.postgres.connection import as_user, database_name
+from runners.postgres.roles import apply_roles
 
 _APPLIED: set[tuple[str, frozenset[tuple[str, str]]]] = set()
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.dbschema.pgnames import literal
+from engine.dbschema.roles import session_warning
 from engine.errors import DatabaseError, JobError, MarketopsError, TransientError
 from engine.reports.figures import Display, FigureTotals, Reference, key_figures
 from engine.reports.mail import ReportView, render_html
 from engine.reports.thresholds import Threshold
-from engine.roles import session_warning
 from runners.postgres.connection import (
     Cancelled,
     ConnectionFailed,
@@ -39,9 +39,9 @@ from runners.postgres.connection import (
     result_types,
     text_loader,
 )
+from runners.postgres.roles import session_powers
 from runners.postgres.tools import Psql
 from runners.report.render import SAMPLE_ROWS, XlsxWriter, chart_png
-from runners.roles import session_powers
 from runners.storage.directories import staged_directory
 
 FETCH_ROWS = 10_000

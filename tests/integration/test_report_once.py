@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.postgres import embedded_bin_dir
-from runners.report import ReportRequest, run_report
+from runners.postgres.embedded import embedded_bin_dir
+from runners.report.query import ReportRequest, run_report
 
 SQL = """select g as n, random() as r, clock_timestamp() as at,
        case g %% 4 when 0 then null when 1 then '' when 2 then 'a,"b"' || chr(10) || 'c'

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from engine.app.roles import apply
-from engine.jobs import jobs
-from engine.roles import report_reads
-from engine.validate import ValidationResult, validate
-from runners.database import as_user, connect
-from runners.report import run_report
+from engine.dbschema.roles import report_reads
+from engine.scheduling.jobs import jobs
+from engine.validation.validate import ValidationResult, validate
+from runners.postgres.connection import as_user, connect
+from runners.report.query import run_report
 from tests.support.reports import request_for
 
 ROLE = "marketops_reports"
@@ -209,7 +209,7 @@ def test_a_report_reading_a_dblink_view(definitions: ValidationResult, armed: st
     from datetime import timedelta
 
     from engine.errors import JobError
-    from runners.report import ReportRequest
+    from runners.report.query import ReportRequest
 
     def request(dsn: str, name: str) -> ReportRequest:
         return ReportRequest("sneaky", dsn, "select x from public.sneaky", {},

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from engine.roles import (
+from engine.dbschema.roles import (
     RoleSpec,
     RoleState,
     SessionPowers,

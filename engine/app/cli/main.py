@@ -12,9 +12,9 @@ import click
 
 from engine.app import clock
 from engine.app.cli.backup import register
-from engine.app.cli.roles import register as register_roles
 from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.preview import register as register_preview
+from engine.app.cli.roles import register as register_roles
 from engine.app.cli.types import INSTANT
 from engine.errors import MarketopsError, UsageError
 

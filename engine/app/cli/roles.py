@@ -10,7 +10,7 @@ from engine.errors import UsageError
 
 if TYPE_CHECKING:
     from engine.app.context import App
-    from engine.validate import ValidationResult
+    from engine.validation.validate import ValidationResult
 
 
 @click.group()
@@ -42,7 +42,7 @@ def roles_apply(app: App, dsn: str | None, dry_run: bool) -> None:
       marketops roles apply --dsn postgresql://admin@db.internal/shop
     """
     from engine.app.roles import apply
-    from runners.database import mask_dsn
+    from runners.postgres.connection import mask_dsn
 
     result = app.defs
     if result.project.settings.roles.reports is None and \
@@ -62,7 +62,7 @@ def roles_apply(app: App, dsn: str | None, dry_run: bool) -> None:
 def print_roles(result: ValidationResult, dsn: str) -> None:
     """For the demo: apply the roles and say what reports and backups connect as."""
     from engine.app.roles import apply
-    from engine.roles import report_reads
+    from engine.dbschema.roles import report_reads
 
     done = dict(apply(result, dsn))
     roles = result.project.settings.roles

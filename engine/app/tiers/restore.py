@@ -59,7 +59,7 @@ from runners.postgres.connection import (
 )
 from runners.postgres.embedded import EmbeddedServer
 from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
-from runners.roles import ensure_roles_exist
+from runners.postgres.roles import ensure_roles_exist
 from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:

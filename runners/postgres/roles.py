@@ -1,15 +1,12 @@
-"""Roles as the catalog holds them, and the session's own powers: what `engine.roles` plans
-from and warns about."""
+"""Roles as the catalog holds them, and the session's own powers: what
+`engine.dbschema.roles` plans from and warns about."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import psycopg
-
-from engine.errors import DatabaseError
-from engine.pgnames import ident
-from engine.roles import (
+from engine.dbschema.pgnames import ident
+from engine.dbschema.roles import (
     CONNECTING_EXTENSIONS,
     ESCAPE_ROLES,
     RoleSpec,
@@ -17,7 +14,8 @@ from engine.roles import (
     SessionPowers,
     plan,
 )
-from runners.database import Connection, connect
+from engine.errors import DatabaseError
+from runners.postgres.connection import Connection, PostgresError, connect
 
 _ROLE = """
 select rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin,
@@ -139,7 +137,7 @@ def apply_roles(dsn: str, specs: Sequence[Callable[[RoleState], RoleSpec]],
                     raise _Rollback
         except _Rollback:
             pass
-        except psycopg.Error as exc:
+        except PostgresError as exc:
             raise DatabaseError(f"{exc.diag.message_primary or exc} "
                                 f"(while running: {statement[:160]})") from None
     return done

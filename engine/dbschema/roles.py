@@ -1,8 +1,8 @@
 """Least-privilege database roles: what the reporting and backup roles should hold, and the
 GRANT/REVOKE statements that bring a role as the catalog has it to exactly that.
 
-Pure planning: `runners.roles` reads a `RoleState` from the catalog and runs the statements;
-applying the plan twice changes nothing the second time.
+Pure planning: `runners.postgres.roles` reads a `RoleState` from the catalog and runs the
+statements; applying the plan twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from engine.pgnames import ident, literal, qualified
-from engine.project import Project
+from engine.dbschema.pgnames import ident, literal, qualified
+from engine.definitions.project import Project
 
 TableRef = tuple[str, str]
 
