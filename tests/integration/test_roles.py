@@ -202,6 +202,33 @@ def test_logical_backups_connect_as_the_backups_role(repo_root: Path, tmp_path: 
             conn.execute("alter role marketops_backups login")
 
 
+@pytest.mark.parametrize("name", ["backup/audit_vault", "backup/wal_archive"])
+def test_audit_and_wal_runs_connect_as_the_backups_role(repo_root: Path, tmp_path: Path,
+                                                        market_dsn: str, name: str,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    import pyrage
+
+    from engine.app.executor import run_backup
+    from engine.errors import MarketopsError
+    from tests.integration.conftest import copy_repository
+
+    root = copy_repository(repo_root, tmp_path / "repo")
+    monkeypatch.setenv("MARKETOPS_BACKUP_KEY", str(pyrage.x25519.Identity.generate()))
+    result = validate(root)
+    job = jobs(result.project)[name]
+    with connect(market_dsn, autocommit=True) as conn:
+        conn.execute("alter role marketops_backups nologin")
+    try:  # refused at its login: it is the role that reads the rows and the archiver
+        with pytest.raises(MarketopsError, match="marketops_backups"):
+            run_backup(root, result, job, market_dsn)
+    finally:
+        with connect(market_dsn, autocommit=True) as conn:
+            conn.execute("alter role marketops_backups login")
+    if name == "backup/audit_vault":  # as the role, the export reads admin.audit_log
+        assert run_backup(root, result, job, market_dsn)["rows"] > 0
+
+
 def test_a_report_reading_a_dblink_view(definitions: ValidationResult, armed: str,
                                         tmp_path: Path) -> None:
     """As the superuser the view's write lands once per run (the SQL is evaluated once, for
@@ -226,3 +253,28 @@ def test_a_report_reading_a_dblink_view(definitions: ValidationResult, armed: st
     with pytest.raises(JobError, match="permission denied for function dblink"):
         run_report(request(as_user(armed, ROLE), "role"))
     assert _landed(armed) == before + 1
+
+
+def test_the_wal_check_as_the_backups_role_reads_an_archiving_server(
+        tmp_path: Path) -> None:
+    """Not only refused at login: as the role, the check sees the server's archive settings
+    and its archiver, and passes on an archive with no gap."""
+    import pyrage
+
+    from engine.app.executor import run_backup
+    from engine.app.tiers.backup import take_backup
+    from engine.errors import MarketopsError
+    from tests.integration.test_backup_physical import SETTINGS, archiving_cluster
+
+    key = str(pyrage.x25519.Identity.generate())
+    settings = {"marketops.yaml": SETTINGS + "roles: {backups: marketops_backups}\n"}
+    with archiving_cluster(tmp_path / "repo", key, settings) as cluster:
+        result = cluster.result
+        apply(result, cluster.dsn)
+        job = jobs(result.project)["backup/wal"]
+        take_backup(cluster.root, result, jobs(result.project)["backup/base"], cluster.dsn)
+        cluster.switch_and_wait()
+        assert run_backup(cluster.root, result, job, cluster.dsn)["stored"] > 0
+        cluster.sql("alter role marketops_backups nologin")
+        with pytest.raises(MarketopsError, match="marketops_backups"):
+            run_backup(cluster.root, result, job, cluster.dsn)
