@@ -44,6 +44,9 @@ class RoleState:
     settings: dict[str, str] = field(default_factory=dict)  # ALTER ROLE ... SET, all databases
     connecting_functions: frozenset[str] = frozenset()  # of CONNECTING_EXTENSIONS, by PUBLIC
     server_version: int = 180000
+    public_temporary: bool = False  # PUBLIC may create temporary tables in the database
+    # The other login roles (not superusers, not the owner) whose TEMPORARY is PUBLIC's only.
+    temporary_through_public: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class RoleSpec:
     schemas: frozenset[str] = frozenset()  # USAGE
     tables: frozenset[TableRef] = frozenset()  # SELECT
     settings: dict[str, str] = field(default_factory=dict)
+    # Whether the role may create temporary tables (which PUBLIC may, by default, in a READ
+    # WRITE session). When not, PUBLIC's TEMPORARY is revoked and granted by name to the
+    # login roles that had it only through PUBLIC, except `peers`.
+    temporary: bool = True
+    peers: frozenset[str] = frozenset()  # the other roles the settings name
 
 
 def report_reads(project: Project) -> set[TableRef]:
@@ -78,10 +86,12 @@ def report_role(project: Project, name: str, database: str) -> RoleSpec:
                         if "." in f}
     longest = max((r.model.limits.statement_timeout for r in project.reports.values()),
                   default=timedelta(minutes=5))
+    peers = frozenset(r for r in (project.settings.roles.backups,) if r and r != name)
     return RoleSpec(name, database, schemas=frozenset({s for s, _ in tables} | function_schemas),
                     tables=tables,
                     settings={"default_transaction_read_only": "on",
-                              "statement_timeout": f"{_ms(longest)}ms"})
+                              "statement_timeout": f"{_ms(longest)}ms"},
+                    temporary=False, peers=peers)
 
 
 def backup_role(project: Project, name: str, database: str, server_version: int) -> RoleSpec:
@@ -120,6 +130,11 @@ def plan(spec: RoleSpec, state: RoleState) -> list[str]:
     extra = sorted(state.database - {"CONNECT"})
     if extra:
         out.append(f"REVOKE {', '.join(extra)} ON DATABASE {database} FROM {role}")
+    if not spec.temporary and state.public_temporary:
+        # No DENY in PostgreSQL: PUBLIC's grant must go, and the others keep theirs by name.
+        for other in sorted(state.temporary_through_public - spec.peers - {spec.name}):
+            out.append(f"GRANT TEMPORARY ON DATABASE {database} TO {ident(other)}")
+        out.append(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
     out.extend(_schemas(spec, state, role))
     out.extend(_tables(spec, state, role))
     # Column grants (an UPDATE on one column is a write): table-level SELECT covers reading.

@@ -31,6 +31,21 @@ select a.privilege_type from pg_database d, aclexplode(d.datacl) a
 where d.datname = current_database() and a.grantee = %s::regrole
 """
 
+# PUBLIC's TEMPORARY on this database (a NULL ACL is the default: PUBLIC holds it), and the
+# login roles that would lose it with PUBLIC's.
+_PUBLIC_TEMPORARY = """
+select exists (select 1 from aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+               where a.grantee = 0 and a.privilege_type = 'TEMPORARY'),
+       array(select r.rolname from pg_roles r
+             where r.rolcanlogin and not r.rolsuper and r.oid <> d.datdba
+               and r.rolname <> %s and r.rolname !~ '^pg_'
+               and not exists (select 1 from aclexplode(coalesce(d.datacl,
+                                   acldefault('d', d.datdba))) a
+                               where a.grantee = r.oid and a.privilege_type = 'TEMPORARY')
+             order by 1)::text[]
+from pg_database d where d.datname = current_database()
+"""
+
 _SCHEMAS = """
 select n.nspname, a.privilege_type from pg_namespace n, aclexplode(n.nspacl) a
 where a.grantee = %s::regrole
@@ -77,8 +92,13 @@ def role_state(conn: Connection, name: str) -> RoleState:
     version = int(shown[0]) if shown else 0
     row = conn.execute(_ROLE, [name]).fetchone()
     public = frozenset(r[0] for r in conn.execute(_CONNECTING, [list(CONNECTING_EXTENSIONS)]))
+    temporary = conn.execute(_PUBLIC_TEMPORARY, [name]).fetchone()
+    assert temporary is not None  # the connected database's own row
+    public_temporary, through_public = bool(temporary[0]), frozenset(temporary[1])
     if row is None:
-        return RoleState(connecting_functions=public, server_version=version)
+        return RoleState(connecting_functions=public, server_version=version,
+                         public_temporary=public_temporary,
+                         temporary_through_public=through_public)
     flags = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS", "LOGIN")
     attributes = frozenset(f for f, on in zip(flags, row[:6], strict=True) if on)
     settings = dict(s.split("=", 1) for s in row[7])
@@ -90,7 +110,8 @@ def role_state(conn: Connection, name: str) -> RoleState:
         columns=frozenset((r[0], r[1], r[2], r[3]) for r in conn.execute(_COLUMNS, [name])),
         functions=frozenset(r[0] for r in conn.execute(_DIRECT, [name])),
         settings=settings, connecting_functions=public,
-        server_version=version)
+        server_version=version, public_temporary=public_temporary,
+        temporary_through_public=through_public)
 
 
 _POWERS = """

@@ -122,6 +122,9 @@ def _refused(dsn: str, statement: str) -> str:
 
 def test_the_role_cannot_write_reach_or_escape(definitions: ValidationResult,
                                                armed: str) -> None:
+    with connect(armed, autocommit=True) as conn:  # an application's own login role
+        conn.execute("do $$ begin create role marketops_test_app login; "
+                     "exception when duplicate_object then null; end $$")
     apply(definitions, armed)
     role_dsn = as_user(armed, ROLE)
     read = report_reads(definitions.project)
@@ -136,8 +139,12 @@ def test_the_role_cannot_write_reach_or_escape(definitions: ValidationResult,
                       "truncate orders.orders",
                       "create table orders.mine (x int)",
                       "create table public.mine (x int)",
-                      "create schema mine"):
+                      "create schema mine",
+                      "create temporary table mine (x int)"):
         assert "permission denied" in _refused(role_dsn, statement)
+    # PUBLIC's TEMPORARY went; the application's role keeps it, granted by name.
+    with connect(as_user(armed, "marketops_test_app")) as conn:
+        conn.execute("create temporary table mine (x int)")
     for schema, table in unread:
         assert "permission denied" in _refused(role_dsn, f"select 1 from {schema}.{table}")
 

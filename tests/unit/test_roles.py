@@ -131,3 +131,23 @@ def test_the_warning_names_what_the_user_could_do() -> None:
     assert writer == ("reports run as app, which can write shop.orders and use "
                       "pg_read_server_files; set roles.reports in marketops.yaml and run "
                       "marketops roles apply")
+
+
+def test_public_temporary_goes_and_the_other_login_roles_keep_it_by_name(
+        tmp_path: Path) -> None:
+    project = check(tmp_path).project
+    spec = report_role(project, "reporter", "shop")
+    assert not spec.temporary
+    ready = plan(spec, RoleState())
+    state = RoleState(public_temporary=True,
+                      temporary_through_public=frozenset({"app", "reporter", "zeta"}))
+    added = [s for s in plan(spec, state) if s not in ready]
+    assert added == ["GRANT TEMPORARY ON DATABASE shop TO app",
+                     "GRANT TEMPORARY ON DATABASE shop TO zeta",
+                     "REVOKE TEMPORARY ON DATABASE shop FROM PUBLIC"]
+    # The backup role named in the settings is not handed what it should not hold.
+    peered = RoleSpec(**{**spec.__dict__, "peers": frozenset({"zeta"})})
+    assert "GRANT TEMPORARY ON DATABASE shop TO zeta" not in plan(peered, state)
+    # A role that may create temporary tables leaves PUBLIC's grant alone.
+    assert not [s for s in plan(backup_role(project, "b", "shop", 180000), state)
+                if "TEMPORARY" in s]
