@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from engine.app.context import (
 )
 from engine.app.deliveries import deliver_once
 from engine.app.roles import reports_dsn as role_dsn
+from engine.definitions.models.base import canonical_locale
 from engine.definitions.models.report import DestinationRecipient, EmailRecipient
 from engine.errors import JobError, MarketopsError, TransientError, UsageError
 from engine.reports.delivery_plan import attach_files, report_recipients
@@ -30,6 +32,7 @@ from engine.reports.figures import (
     Reference,
     display_of,
     file_name,
+    fmt_number,
     key_figures,
     period_heading,
     period_kind,
@@ -49,10 +52,17 @@ from runners.report.query import ChartSpec, ReportRequest, ReportResult, run_rep
 from runners.storage.directories import copy_directory, upload_directory
 
 
-def declared_columns(job: Job) -> dict[str, Display]:
+def report_locale(result: ValidationResult, job: Job) -> str:
+    """The locale a report's figures read in: its own, else reports.locale in settings."""
+    assert job.report is not None
+    return job.report.locale or canonical_locale(result.project.settings.reports.locale)
+
+
+def declared_columns(job: Job, locale: str) -> dict[str, Display]:
     """The report's declared output columns as Displays, by name."""
     assert job.report is not None
-    return {name: display_of(name, column) for name, column in job.report.columns.items()}
+    return {name: display_of(name, column, locale)
+            for name, column in job.report.columns.items()}
 
 
 def period_label(period: Period) -> str:
@@ -94,7 +104,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
                             report.limits.statement_timeout, report.limits.max_rows, out_dir,
                             report.timezone, tuple(f.value for f in report.formats),
                             report.title, heading, chart, alerts, psql_binary(result),
-                            declared_columns(job), about=about)
+                            declared_columns(job, report_locale(result, job)), about=about,
+                            locale=report_locale(result, job))
     kinds = sorted({c.compare for c in report.columns.values() if c.compare} if compare
                    else set())
     references: dict[str, Reference] = {}
@@ -167,8 +178,9 @@ def report_view(result: ValidationResult, job: Job, slot: datetime, done: Report
     period = job.period(slot)
     assert period is not None
     kind = period_kind(job.report.period)
-    declared = declared_columns(job)
-    shown = [declared.get(c) or Display(c, c) for c in done.columns]
+    locale = report_locale(result, job)
+    declared = declared_columns(job, locale)
+    shown = [declared.get(c) or Display(c, c, locale=locale) for c in done.columns]
     manifest = _manifest(done)
     compared = manifest.get("compared")
     references = {
@@ -180,7 +192,7 @@ def report_view(result: ValidationResult, job: Job, slot: datetime, done: Report
     figures = key_figures(shown, done.figures or _dict(manifest.get("figures")), references)
     return ReportView(job.report.title, period_heading(kind, period, job.report.timezone),
                       shown, done.head, done.rows, figures, done.alerts, chart_src, attached,
-                      note, public_link(result, job, done), job.report.description)
+                      note, public_link(result, job, done), job.report.description, locale)
 
 
 def _dict(value: object) -> dict[str, str]:
@@ -210,7 +222,8 @@ def report_message(result: ValidationResult, job: Job, slot: datetime, done: Rep
                    "csv" if p.suffix == ".csv" else
                    "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         for p in files) if attach else ()
-    where = "" if attach else (f"The files ({size:,} bytes) are too large to attach; they "
+    bytes_text = fmt_number(Decimal(size), 0, report_locale(result, job))
+    where = "" if attach else (f"The files ({bytes_text} bytes) are too large to attach; they "
                                f"are archived at {done.directory}.")
     view = report_view(result, job, slot, done, chart_src="cid:chart" if chart else None,
                        attached=attach and bool(files), note=where)
@@ -288,7 +301,8 @@ class ReportDelivery:
         hook = self.result.project.settings.webhooks[name]
         url = resolve_env(hook.url, f"webhooks.{name}.url")
         view = report_view(self.result, job, run.slot, done, chart_src=None, attached=False)
-        lines = [f"*{subject(job, run.slot, bool(done.alerts))}*: {done.rows:,} "
+        rows = fmt_number(Decimal(done.rows), 0, view.locale)
+        lines = [f"*{subject(job, run.slot, bool(done.alerts))}*: {rows} "
                  f"row{'' if done.rows == 1 else 's'}"]
         lines += [f"• {f.sentence()}" for f in view.figures]
         lines += [f":warning: {a}" for a in done.alerts]

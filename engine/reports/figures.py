@@ -3,20 +3,32 @@ their change against the previous period. Pure: no I/O, the period passed in."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.numbers import (
+    NumberPattern,
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+    get_currency_symbol,
+)
 
 from engine.definitions.models.report import Column, Currency, Decimals, RollingPeriod
 from engine.scheduling.periods import CalendarPeriod, Period, calendar_period, rolling_period
 
 DASH = "\u2013"  # en dash, for ranges
 MINUS = "\u2212"  # a real minus sign
-SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+DEFAULT_LOCALE = "en"
 NUMERIC = {"currency", "decimal", "integer", "percent", "duration"}
 # Sums of these are meaningful over rows; a share or a mean is not.
 ADDITIVE = {"currency", "integer"}
@@ -34,16 +46,17 @@ class Display:
     key: bool = False
     compare: str | None = None  # previous_period | year_over_year
     description: str | None = None
+    locale: str = DEFAULT_LOCALE  # a CLDR name (en, de_DE, fr_FR): separators and symbols
 
     @property
     def numeric(self) -> bool:
         return self.kind in NUMERIC
 
 
-def display_of(name: str, column: Column | None) -> Display:
+def display_of(name: str, column: Column | None, locale: str = DEFAULT_LOCALE) -> Display:
     """The Display of an output column, from its declaration (or the raw name when none)."""
     if column is None:
-        return Display(name, name)
+        return Display(name, name, locale=locale)
     fmt = column.format
     kind, decimals, currency = "text", 2, None
     if isinstance(fmt, Currency):
@@ -53,12 +66,13 @@ def display_of(name: str, column: Column | None) -> Display:
     else:
         kind = fmt
     return Display(name, column.label or name, kind, decimals, currency, column.key,
-                   column.compare, column.description)
+                   column.compare, column.description, locale)
 
 
-def displays(names: Sequence[str], declared: Mapping[str, Column]) -> list[Display]:
+def displays(names: Sequence[str], declared: Mapping[str, Column],
+             locale: str = DEFAULT_LOCALE) -> list[Display]:
     """One Display per output column, in the query's order."""
-    return [display_of(n, declared.get(n)) for n in names]
+    return [display_of(n, declared.get(n), locale) for n in names]
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -72,18 +86,66 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def _grouped(number: Decimal, decimals: int) -> str:
-    quantum = Decimal(1).scaleb(-decimals)
-    rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
-    return f"{rounded:,.{decimals}f}"
+# Numbers in a locale ------------------------------------------------------------------
+# Babel (CLDR) gives each locale's separators, symbols and patterns; rounding is half-up
+# (as people round money), done here before Babel sees the number, and every negative shows a
+# real minus sign.
+
+@cache
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
 
 
-def _minus(text: str) -> str:
-    return MINUS + text[1:] if text.startswith("-") else text
+def _fixed(pattern: NumberPattern, decimals: int) -> NumberPattern:
+    """The locale's own pattern (grouping, sign, symbol place) with exactly `decimals`."""
+    fixed = copy.copy(pattern)
+    fixed.frac_prec = (decimals, decimals)
+    return fixed
+
+
+def _rounded(number: Decimal, decimals: int) -> Decimal:
+    rounded = number.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return rounded if rounded != 0 else abs(rounded)  # no "-0.00"
+
+
+# CLDR's currencySpacing, which Babel does not apply: a symbol made of letters ("CHF") is
+# kept apart from the digits by a no-break space.
+_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def _signed(text: str) -> str:
+    return text.replace("-", MINUS)
+
+
+def fmt_number(number: Decimal, decimals: int, locale: str = DEFAULT_LOCALE) -> str:
+    """An integer or decimal with the locale's separators: '1,234.50', '1.234,50',
+    '1\u202f234,50'."""
+    pattern = _fixed(_locale(locale).decimal_formats[None], decimals)
+    return _signed(format_decimal(_rounded(number, decimals), pattern, locale))
+
+
+def fmt_percent(share: Decimal, locale: str = DEFAULT_LOCALE, decimals: int = 1) -> str:
+    """A 0-1 share as a percent in the locale: '54.6%', '54,6\xa0%'."""
+    rounded = _rounded(share * 100, decimals) / 100
+    pattern = _fixed(_locale(locale).percent_formats[None], decimals)
+    return _signed(format_percent(rounded, pattern, locale))
+
+
+def fmt_currency(amount: Decimal, code: str, locale: str = DEFAULT_LOCALE,
+                 decimals: int | None = None) -> str:
+    """Money in the locale: '€316,795.04', '316.795,04\xa0€' (the currency's own decimals
+    unless `decimals` is given, as on a chart axis)."""
+    digits = get_currency_precision(code) if decimals is None else decimals
+    pattern = _locale(locale).currency_formats["standard"]
+    text = format_currency(_rounded(amount, digits), code,
+                           pattern if decimals is None else _fixed(pattern, digits), locale,
+                           currency_digits=decimals is None)
+    return _signed(_LETTER_DIGIT.sub("\u00a0", text))
 
 
 def fmt_value(value: Any, shown: Display) -> str:
-    """A cell as text for people: separators, currency, percent; empty for NULL."""
+    """A cell as text for people, in the column's locale: separators, currency, percent;
+    empty for NULL."""
     if value is None:
         return ""
     kind = shown.kind
@@ -95,16 +157,27 @@ def fmt_value(value: Any, shown: Display) -> str:
     if number is None:
         return value.isoformat() if isinstance(value, datetime) else str(value)
     if kind == "currency":
-        code = shown.currency or ""
-        text = _grouped(abs(number), 2)
-        symbol = SYMBOLS.get(code)
-        body = f"{symbol}{text}" if symbol else f"{text} {code}"
-        return f"{MINUS}{body}" if number < 0 else body
+        return fmt_currency(number, shown.currency or "", shown.locale)
     if kind == "percent":
-        return _minus(_grouped(number * 100, 1)) + "%"
-    if kind == "integer":
-        return _minus(_grouped(number, 0))
-    return _minus(_grouped(number, shown.decimals))
+        return fmt_percent(number, shown.locale)
+    return fmt_number(number, 0 if kind == "integer" else shown.decimals, shown.locale)
+
+
+def tick_text(value: float, shown: Display, step: float) -> str:
+    """A chart axis tick in the column's locale, with the decimals the ticks' spacing needs:
+    '50%', '12.5%', '€300,000', '300.000\xa0€'."""
+    scale = 100 if shown.kind == "percent" else 1
+    decimals = next((d for d in range(7) if _whole(step * scale * 10 ** d)), 6)
+    number = Decimal(repr(float(value)))
+    if shown.kind == "percent":
+        return fmt_percent(number, shown.locale, decimals)
+    if shown.kind == "currency":
+        return fmt_currency(number, shown.currency or "", shown.locale, decimals)
+    return fmt_number(number, decimals, shown.locale)
+
+
+def _whole(x: float) -> bool:
+    return abs(x - round(x)) < 1e-6 * max(1.0, abs(x))
 
 
 def duration_words(value: Any) -> str:
@@ -130,9 +203,18 @@ def duration_words(value: Any) -> str:
 def xlsx_number_format(shown: Display) -> str | None:
     """The spreadsheet number format of a column (None: General)."""
     if shown.kind == "currency":
-        symbol = SYMBOLS.get(shown.currency or "")
-        return (f'"{symbol}"#,##0.00;-"{symbol}"#,##0.00' if symbol
-                else f'#,##0.00 "{shown.currency}"')
+        # Excel shows its own separators; the symbol and its side come from the locale.
+        code = shown.currency or ""
+        digits = get_currency_precision(code)
+        body = "#,##0" + ("." + "0" * digits if digits else "")
+        pattern = _locale(shown.locale).currency_formats["standard"]
+        symbol = get_currency_symbol(code, shown.locale)
+        before = "¤" in pattern.prefix[0]
+        gap = " " if symbol[-1 if before else 0].isalpha() or "\u00a0" in pattern.pattern \
+            else ""
+        quoted = f'"{symbol}{gap}"' if before else f'"{gap}{symbol}"'
+        positive = f"{quoted}{body}" if before else f"{body}{quoted}"
+        return f"{positive};-{positive}"
     if shown.kind == "percent":
         return "0.0%"
     if shown.kind == "integer":
@@ -313,15 +395,16 @@ class KeyFigure:
         now, before = _decimal(self.value), _decimal(self.previous)
         if now is None or before is None:
             return None
+        locale = self.shown.locale
         if self.shown.kind == "percent":
             delta = (now - before) * 100
-            amount = f"{_grouped(abs(delta), 1)} pp"
+            amount = f"{fmt_number(abs(delta), 1, locale)} pp"
         elif before == 0:
             delta = now - before
-            amount = "new" if now != 0 else "0.0%"
+            amount = "new" if now != 0 else fmt_percent(Decimal(0), locale)
         else:
-            delta = (now - before) / abs(before) * 100
-            amount = f"{_grouped(abs(delta), 1)}%"
+            delta = (now - before) / abs(before)
+            amount = fmt_percent(abs(delta), locale)
         if delta == 0:
             return "= no change"
         return f"{'▲' if delta > 0 else '▼'} {amount}"

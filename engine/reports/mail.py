@@ -6,9 +6,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from engine.reports.figures import Display, KeyFigure, fmt_value
+from engine.reports.figures import DEFAULT_LOCALE, Display, KeyFigure, fmt_number, fmt_value
 
 SUMMARY_ROWS = 20
 TEXT_WIDTH = 28  # the widest a plain-text cell gets before it is cut
@@ -32,6 +33,7 @@ class ReportView:
     note: str = ""  # e.g. where too-large files are archived
     link: str | None = None  # the archived outputs, when reports.public_url is set
     description: str = ""
+    locale: str = DEFAULT_LOCALE  # the row counts' separators (cells follow their Display)
 
 
 def rows_line(view: ReportView) -> str:
@@ -39,10 +41,11 @@ def rows_line(view: ReportView) -> str:
     if view.total == 0:
         return "No rows for this period."
     shown = min(view.total, SUMMARY_ROWS, len(view.rows))
+    total = fmt_number(Decimal(view.total), 0, view.locale)
     if shown == view.total:
-        return f"{view.total:,} row{'' if view.total == 1 else 's'}."
+        return f"{total} row{'' if view.total == 1 else 's'}."
     tail = "; all rows attached" if view.attached else ""
-    return f"{shown:,} of {view.total:,} rows{tail}."
+    return f"{fmt_number(Decimal(shown), 0, view.locale)} of {total} rows{tail}."
 
 
 _CSS = ("body{font-family:Helvetica,Arial,sans-serif;color:#222;max-width:960px}"

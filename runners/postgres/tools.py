@@ -50,13 +50,19 @@ class Command:
             raise ToolError(f"cannot run {self.tool}{where}: {exc.strerror}") from None
 
     def start(self) -> subprocess.Popen[str]:
-        """Start in the background, stdout discarded and stderr captured."""
+        """Start in the background, stdout discarded and stderr captured; killed if this
+        process dies while it runs."""
+        from runners.storage import guard
+
         try:
-            return subprocess.Popen(list(self.argv), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True,
-                                    env=self._environment())
+            # A group of its own: the watcher can kill it with its workers (pg_dump -j).
+            process = subprocess.Popen(list(self.argv), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True,
+                                       env=self._environment(), process_group=0)
         except OSError as exc:
             raise ToolError(f"cannot run {self.tool}: {exc.strerror}") from None
+        guard.watch(process)  # killed with us: an orphan would go on writing plaintext
+        return process
 
 
 def tool_failure(tool: str, done: subprocess.CompletedProcess[str]) -> str:

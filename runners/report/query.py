@@ -24,7 +24,13 @@ from typing import Any
 from engine.dbschema.pgnames import literal
 from engine.dbschema.roles import session_warning
 from engine.errors import DatabaseError, JobError, MarketopsError, TransientError
-from engine.reports.figures import Display, FigureTotals, Reference, key_figures
+from engine.reports.figures import (
+    DEFAULT_LOCALE,
+    Display,
+    FigureTotals,
+    Reference,
+    key_figures,
+)
 from engine.reports.mail import ReportView, render_html
 from engine.reports.thresholds import Threshold
 from runners.postgres.connection import (
@@ -78,9 +84,10 @@ class ReportRequest:
     declared: Mapping[str, Display] = field(default_factory=dict)  # by output column
     references: Mapping[str, Reference] = field(default_factory=dict)  # by compare kind
     about: tuple[tuple[str, str], ...] = ()  # the XLSX About sheet (description, period, ...)
+    locale: str = DEFAULT_LOCALE  # how figures read in the HTML and the chart
 
     def shown(self, columns: list[str]) -> list[Display]:
-        return [self.declared.get(c) or Display(c, c) for c in columns]
+        return [self.declared.get(c) or Display(c, c, locale=self.locale) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,8 @@ def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
         src = "data:image/png;base64," + base64.b64encode(chart).decode()
     figures = key_figures(shown, streamed.figures(), request.references)
     view = ReportView(request.title or request.report_id, request.subtitle, shown,
-                      streamed.head, streamed.rows, figures, fired, src)
+                      streamed.head, streamed.rows, figures, fired, src,
+                      locale=request.locale)
     (staging / f"{request.report_id}.html").write_text(render_html(view), encoding="utf-8")
 
 

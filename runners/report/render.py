@@ -13,12 +13,13 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import xlsxwriter
 
-from engine.reports.figures import Display, fmt_value, xlsx_number_format
+from engine.reports.figures import Display, fmt_value, tick_text, xlsx_number_format
 
 SAMPLE_ROWS = 1000
 
@@ -108,14 +109,25 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
               ys: list[str], title: str, shown: Sequence[Display] | None = None,
               total: int | None = None, series: str | None = None) -> bytes:
     """A PNG chart of the first rows (headless matplotlib): labelled axes from the declared
-    columns, a percent axis for percent columns, one line (or bar group member) per value
-    of `series`, and the top N stated in the title."""
+    columns, a percent axis for percent columns, ticks in the columns' locale, one line (or
+    bar group member) per value of `series`, and the top N stated in the title."""
+    import matplotlib.pyplot as plt
+
+    figure = chart_figure(rows, columns, kind, x, ys, title, shown, total, series)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def chart_figure(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: str,
+                 ys: list[str], title: str, shown: Sequence[Display] | None = None,
+                 total: int | None = None, series: str | None = None) -> Any:
+    """The matplotlib Figure chart_png draws (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
-
     by_name = {d.name: d for d in shown or ()}
     xi = columns.index(x)
     lines = _lines(rows, columns, x, ys, series, by_name)
@@ -142,10 +154,10 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
     axes.set_xticks(range(len(labels)))
     axes.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     first = by_name.get(ys[0])
-    if first is not None and first.kind == "percent":
-        axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    elif first is not None and first.numeric:
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    if first is not None and first.numeric:
+        # Ticks in the report's locale (percent of a 0-1 share, money with its symbol), with
+        # the decimals their spacing needs.
+        axes.yaxis.set_major_formatter(_locale_ticks(first))
     axes.set_xlabel(by_name[x].label if x in by_name else x)
     if len(ys) == 1:
         axes.set_ylabel(first.label if first is not None else ys[0])
@@ -156,10 +168,30 @@ def chart_png(rows: Sequence[Sequence[Any]], columns: list[str], kind: str, x: s
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                     ncol=2 if len(lines) > 12 else 1, frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure
+
+
+def _locale_ticks(shown: Display) -> Any:
+    from matplotlib.ticker import Formatter
+
+    class LocaleTicks(Formatter):
+        """Each tick as tick_text writes it, decimals from the spacing of all the ticks."""
+
+        step = 1.0
+
+        def format_ticks(self, values: Sequence[float]) -> list[str]:
+            self.step = _step(list(values))
+            return [self(v, i) for i, v in enumerate(values)]
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return tick_text(x, shown, self.step)
+
+    return LocaleTicks()
+
+
+def _step(locs: Sequence[float]) -> float:
+    gaps = [b - a for a, b in pairwise(locs) if b > a]
+    return min(gaps) if gaps else 1.0
 
 
 def _lines(rows: Sequence[Sequence[Any]], columns: list[str], x: str, ys: list[str],

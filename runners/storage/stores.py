@@ -227,15 +227,26 @@ def _sync_entries(final: Path, created: list[Path]) -> None:
 
 def make_staging(staging: Path, label: str, run_id: int | None = None) -> Path:
     """A new scratch directory under `staging`, named after its maker (label, pid, host, run)
-    so that, if this process is killed, a later run can recognise it as a leftover."""
-    import tempfile
+    so that, if this process is killed, a later run can recognise it as a leftover. It is
+    removed at this process's death unless handed back with `guard.release`."""
+    import secrets
 
     from engine.runs.liveness import staging_name
     from runners.service.processes import host_name
+    from runners.storage import guard
 
     staging.mkdir(parents=True, exist_ok=True)
     prefix = staging_name(label, os.getpid(), host_name(), run_id)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=staging))
+    while True:
+        made = staging / (prefix + secrets.token_hex(4))
+        # The watcher is told before the directory exists: a kill at any instant after
+        # leaves nothing (guard.py).
+        guard.protect(made)
+        try:
+            made.mkdir(mode=0o700)
+            return made
+        except FileExistsError:
+            guard.release(made)
 
 
 def remove_stale_staging(staging: Path,
@@ -276,11 +287,14 @@ def scratch(staging: Path, label: str, run_id: int | None = None) -> Iterator[Pa
     removed with everything in it when the block ends, however it ends."""
     import shutil
 
+    from runners.storage import guard
+
     work = make_staging(staging, label, run_id)
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        guard.release(work)
 
 
 @contextlib.contextmanager

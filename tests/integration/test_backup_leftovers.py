@@ -72,20 +72,56 @@ def _kill_mid_dump(root: Path, env: dict[str, str], market_dsn: str) -> int:
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    time.sleep(0.5)  # pg_dump, orphaned, dies on its next write to the closed pipe
     return proc.pid
+
+
+def _processes(name: str) -> list[list[str]]:
+    """The command lines of this host's processes called `name`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == name:
+                found.append((entry / "cmdline").read_text().split("\0"))
+        except OSError:
+            continue
+    return found
+
+
+def _gone_soon(staging: Path, pid: int) -> list[str]:
+    """What is left under staging by the killed `pid`, once its watcher had a few seconds."""
+    deadline = time.monotonic() + 15
+    left = [p.name for p in staging.iterdir() if f".{pid}@" in p.name]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [p.name for p in staging.iterdir() if f".{pid}@" in p.name]
+    return left
+
+
+def _dead_runs_staging(staging: Path) -> Path:
+    """A staging directory with plaintext, named after a process of this host that is gone:
+    what a run leaves when even its watcher could not clean up (the machine went down)."""
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
+
+    dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")
+    dead.mkdir(parents=True)
+    (dead / "4321.dat").write_text(MARKER)
+    return dead
 
 
 def test_a_killed_encrypted_backup_leaves_no_plaintext_and_can_be_rerun_at_once(
         root: Path, env: dict[str, str], market_dsn: str) -> None:
     staging = root / "var" / "staging"
     pid = _kill_mid_dump(root, env, market_dsn)
-    leftovers = [p.name for p in staging.iterdir()]
-    assert any(n.startswith("nightly_full-") and f".{pid}@" in n for n in leftovers), \
-        leftovers
-    assert _plaintext(staging)
+    # Its watcher removes the killed run's staging and kills its pg_dump: the plaintext
+    # does not outlive the run.
+    assert _gone_soon(staging, pid) == []
+    assert _plaintext(staging) == []
+    assert not [p for p in _processes("pg_dump") if str(root) in " ".join(p)]
 
-    # The next run of another tier clears the dead run's plaintext.
+    # What a run leaves when even the watcher could not clean up (the machine went down)
+    # is cleared by the next run of another tier.
+    _dead_runs_staging(staging)
     other = _cli(root, env, "run", "backup/users_schema")
     assert other.returncode == 0, other.stdout + other.stderr
     assert _plaintext(staging) == []
@@ -258,26 +294,27 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
     assert any(s["job"].startswith("report/") for s in one_day["slots"])
 
 
-def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
-    from engine.runs.liveness import staging_name
-    from runners.service.processes import host_name
+def _start_lines(serve: subprocess.Popen[str]) -> list[str]:
+    """What `serve` says on stderr up to its `serving:` line (or its end)."""
+    assert serve.stderr is not None
+    said = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = serve.stderr.readline()
+        said.append(line)
+        if line.startswith("serving:") or not line:
+            break
+    return said
 
+
+def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]) -> None:
     staging = root / "var" / "staging"
-    dead = staging / (staging_name("nightly_full/z", 2 ** 22 + 19, host_name(), 5) + "c")
-    dead.mkdir(parents=True)
-    (dead / "4321.dat").write_text(MARKER)
+    dead = _dead_runs_staging(staging)
     serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "--root", str(root), "serve",
                               "--port", "0", "--shutdown-grace", "1"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert serve.stderr is not None
-        said = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = serve.stderr.readline()
-            said.append(line)
-            if line.startswith("serving:") or not line:
-                break
+        said = _start_lines(serve)
         assert f"removed staging/{dead.name}: left by a run that died\n" in said, said
         assert not dead.exists()
     finally:
@@ -291,7 +328,7 @@ def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
 
     pid = _kill_mid_dump(root, env, market_dsn)
     staging = root / "var" / "staging"
-    assert _plaintext(staging)
+    assert _gone_soon(staging, pid) == []
     with connect(market_dsn, autocommit=True) as conn:  # a lease far longer than the test
         conn.execute("update marketops.runs set lease_until = now() + interval '1 hour' "
                      "where job = 'backup/nightly_full'")
@@ -299,14 +336,7 @@ def test_serve_takes_over_a_killed_run_at_start_without_waiting_out_its_lease(
                               "--port", "0", "--shutdown-grace", "30"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert serve.stderr is not None
-        said = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = serve.stderr.readline()
-            said.append(line)
-            if line.startswith("serving:") or not line:
-                break
+        said = _start_lines(serve)
         assert any(line.startswith("backup/nightly_full slot ") and
                    f"worker {host_name()}:{pid} died; taken over now" in line
                    for line in said), said
@@ -344,7 +374,7 @@ def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
 
     def restoring() -> list[str]:
         names = [p.name for p in staging.iterdir()] if staging.exists() else []
-        return [n for n in names if n.startswith("restore-base.") and f".{proc.pid}@" in n]
+        return [n for n in names if n.startswith("restore-base.")]
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not restoring() and proc.poll() is None:
@@ -352,10 +382,14 @@ def test_a_killed_physical_restore_leaves_nothing_in_staging_after_the_next_run(
     assert proc.poll() is None, proc.communicate()  # caught while unpacking the chain
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    time.sleep(0.5)  # pg_combinebackup, orphaned, may still be writing
-    assert restoring()
+    assert _gone_soon(staging, proc.pid) == []  # its watcher removed the decrypted copy
 
-    # The next backup run (of another tier: the drill's) clears the dead restore's copy.
+    # What is left when even the watcher could not run is cleared by the next backup run
+    # (of another tier: the drill's).
+    from engine.runs.liveness import staging_name
+    from runners.service.processes import host_name
+
+    (staging / (staging_name("restore-base", 2 ** 22 + 23, host_name(), None) + "x")).mkdir()
     with contextlib.suppress(BackupError):  # a drill may fail; its clearing came first
         run_backup(cluster.root, cluster.result, cluster.job("drill"), cluster.dsn)
     assert restoring() == []
@@ -374,16 +408,10 @@ def test_a_drill_that_fails_offers_no_option_it_lacks(tmp_path: Path) -> None:
 
 
 def test_a_failed_drill_keeps_its_copies_only_when_asked(cluster: Cluster) -> None:
-    from dataclasses import replace
 
     from engine.app.executor import run_backup
 
-    job = cluster.job("base")
-    assert job.tier is not None  # type: ignore[attr-defined]
-    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
-        update={"incremental": False}))  # a chain of its own, whatever ran before
-    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
-    assert full.backup_type == "full"
+    full = cluster.full_backup()
     victim = max(full.files, key=lambda f: f.stored_size)
     path = cluster.root / "var" / "backups" / "base" / full.backup_id / victim.name
     saved = path.read_bytes()

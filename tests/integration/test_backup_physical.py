@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,6 +89,15 @@ class Cluster:
 
     def job(self, name: str) -> object:
         return jobs(self.result.project)[f"backup/{name}"]
+
+    def full_backup(self, name: str = "base") -> Manifest:
+        """A full base backup, a chain of its own whatever the tests before it took."""
+        job = self.job(name)
+        tier = job.tier  # type: ignore[attr-defined]
+        full_job = replace(job, tier=tier.model_copy(update={"incremental": False}))  # type: ignore[type-var]
+        manifest = take_backup(self.root, self.result, full_job, self.dsn)
+        assert manifest.backup_type == "full"
+        return manifest
 
     def sql(self, statement: str) -> list[tuple[object, ...]]:
         with connect(self.dsn, autocommit=True) as conn:

@@ -329,16 +329,9 @@ def test_a_signed_head_catches_the_ledger_edited_to_match_a_truncated_vault(
 
 def test_a_wrong_key_is_told_from_a_damaged_file_for_base_backups_and_wal(
         cluster: Cluster, tmp_path: Path) -> None:
-    from dataclasses import replace
 
-    from engine.app.tiers.backup import take_backup
 
-    job = cluster.job("base")
-    assert job.tier is not None  # type: ignore[attr-defined]
-    full_job = replace(job, tier=job.tier.model_copy(  # type: ignore[attr-defined, type-var]
-        update={"incremental": False}))  # a chain of its own, whatever ran before
-    full = take_backup(cluster.root, cluster.result, full_job, cluster.dsn)
-    assert full.backup_type == "full"
+    full = cluster.full_backup()
     assert str(full.details["key_fingerprint"]).startswith("sha256:")
     other = {"MARKETOPS_TEST_BACKUP_KEY": str(pyrage.x25519.Identity.generate())}
     into = tmp_path / "into"

@@ -32,7 +32,8 @@ SHARE = Display("late_share", "Late share", "percent", key=True, compare="previo
 @pytest.mark.parametrize(("value", "shown", "text"), [
     (Decimal("316795.04"), EUR, "€316,795.04"),
     (Decimal("-1234.5"), EUR, "\u2212€1,234.50"),
-    (Decimal("12.5"), Display("x", "x", "currency", currency="CHF"), "12.50 CHF"),
+    # CLDR en puts a letter symbol first, apart from the digits (no-break space).
+    (Decimal("12.5"), Display("x", "x", "currency", currency="CHF"), "CHF\u00a012.50"),
     (Decimal("0.1234"), SHARE, "12.3%"),
     (1234567, Display("n", "n", "integer"), "1,234,567"),
     (Decimal("2.345"), Display("d", "d", "decimal", decimals=2), "2.35"),

@@ -18,6 +18,7 @@ from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners.postgres.connection import database_name
+from runners.storage.guard import release
 from runners.storage.stores import make_staging
 
 __all__ = ["DrillHandler", "DrillResult"]
@@ -63,6 +64,7 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
                 shutil.move(directory, kept)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+            release(directory)
         outputs: dict[str, Any] = {"tiers": {r.tier: {**asdict(r), "within_rto": r.within_rto}
                                              for r in results}}
         failed = [f"{r.tier}: {p}" for r in results for p in r.problems]

@@ -118,6 +118,27 @@ def _timezone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_timezone),
                          WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"]})]
 
+def canonical_locale(value: str) -> str:
+    """A CLDR locale name as Babel spells it ('de-DE' -> 'de_DE'); ValueError (with what to
+    write instead) when no locale has that name."""
+    # Loaded here, not on top: every command loads the models, few need locales (wal-push).
+    from babel import Locale, UnknownLocaleError
+    from babel.localedata import locale_identifiers
+
+    for sep in ("_", "-"):  # de_DE as CLDR writes it, de-DE as BCP 47 does
+        try:
+            return str(Locale.parse(value, sep=sep))
+        except (UnknownLocaleError, ValueError, TypeError):
+            continue
+    close = get_close_matches(value, sorted(locale_identifiers()), n=1, cutoff=0.75)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ValueError(f"unknown locale '{value}'{hint} (use a CLDR locale name such as en, "
+                     "en_GB, de_DE or fr_FR)") from None
+
+
+LocaleName = Annotated[str, AfterValidator(canonical_locale),
+                       WithJsonSchema({"type": "string", "examples": ["en", "de_DE", "fr_FR"]})]
+
 # `${VAR}`: how every secret and DSN names the environment variable that holds it.
 ENV_REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
 _ENV_REF = re.compile(ENV_REF_PATTERN)

@@ -12,6 +12,7 @@ from engine.definitions.models.base import (
     CronExpr,
     EmailAddress,
     Identifier,
+    LocaleName,
     Model,
     Name,
     RollingLength,
@@ -207,6 +208,9 @@ class Report(Model):
                                    "each is put in front of the SQL as a CTE.")
     columns: dict[Identifier, Column] = Field(
         default_factory=dict, description="Labels, formats and key figures of output columns.")
+    locale: LocaleName | None = Field(None, description="How numbers, money and percentages "
+                                      "read (e.g. de_DE: 316.795,04 €); default: "
+                                      "reports.locale in marketops.yaml.")
     formats: list[OutputFormat] = Field(default_factory=lambda: [OutputFormat.CSV,
                                                                  OutputFormat.HTML], min_length=1)
     chart: Chart | None = None

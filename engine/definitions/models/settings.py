@@ -6,7 +6,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from engine.definitions.models.base import EmailAddress, Model, Name, SecretRef, env_reference
+from engine.definitions.models.base import (
+    EmailAddress,
+    Model,
+    Name,
+    SecretRef,
+    env_reference,
+)
 from engine.masking import literal_password
 
 
@@ -77,6 +83,12 @@ class ReportSettings(Model):
     public_url: str | None = Field(None, pattern=r"^https?://\S+$", description="Where people "
                                    "reach the archive over HTTP; mails and webhooks link to a "
                                    "run's outputs under <public_url>/reports/<id>/<period>/.")
+    # A plain string checked by the `settings` rule: a model error here would drop the whole
+    # file and bury the one mistake under every reference to a destination or key.
+    locale: str = Field("en", examples=["en", "de_DE", "fr_FR"], description=(
+        "How numbers, money and percentages read in mails, summaries and charts (separators, "
+        "currency symbol and its side): a CLDR locale such as en, en_GB, de_DE, fr_FR. A "
+        "report's own `locale` overrides it; XLSX keeps numeric cells, CSV raw values."))
     pii_allowed_domains: list[str] = Field(default_factory=list, description="Email domains "
                                            "that may receive reports holding personal data.")
     search_path: list[str] = Field(default_factory=lambda: ["public"], description="Schemas "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from engine.definitions.models.base import canonical_locale
 from engine.definitions.project import Project
 from engine.validation.findings import Finding, Severity
 from engine.validation.rules import rule
@@ -15,8 +16,13 @@ _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]
 
 @rule("settings")
 def settings_are_consistent(project: Project) -> Iterator[Finding]:
-    """The reports archive destination exists; allowed domains are domains."""
+    """The reports archive destination exists; the locale is known; allowed domains are
+    domains."""
     settings = project.settings
+    try:
+        canonical_locale(settings.reports.locale)
+    except ValueError as exc:
+        yield Finding(project.settings_loc(("reports", "locale")), str(exc), "settings")
     archive = settings.reports.destination
     if archive is not None and archive not in settings.destinations:
         yield Finding(project.settings_loc(("reports", "destination")),
