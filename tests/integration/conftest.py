@@ -18,18 +18,24 @@ import pytest
 from engine.app.roles import apply as apply_roles
 from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
-from engine.validation.validate import validate
+from engine.validation.validate import ValidationResult, validate
 from runners.demo.data import generate
 from runners.demo.mailbox import free_port
 from runners.postgres.connection import connect, execute_script, with_database
 
 
 @pytest.fixture(scope="session")
-def project(repo_root: Path) -> Project:
+def validated(repo_root: Path) -> ValidationResult:
     """This repository's definitions, validated once."""
     result = validate(repo_root)
     assert result.passed(), [str(f) for f in result.errors]
-    return result.project
+    return result
+
+
+@pytest.fixture(scope="session")
+def project(validated: ValidationResult) -> Project:
+    """This repository's definitions, validated once."""
+    return validated.project
 
 
 @pytest.fixture(scope="session")

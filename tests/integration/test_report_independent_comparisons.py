@@ -33,8 +33,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.app.roles import apply as apply_roles
 from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
+from engine.validation.validate import ValidationResult
 from runners.demo.mailbox import free_port
 from runners.postgres.connection import connect, execute_script
 from tests.integration.test_cli import MARKETOPS
@@ -177,9 +179,11 @@ class Engine:
 
 
 @pytest.fixture
-def engine(project: Project, repo_root: Path, new_database: Callable[..., str],
+def engine(validated: ValidationResult, repo_root: Path, new_database: Callable[..., str],
            tmp_path: Path) -> Iterator[Callable[[World], Engine]]:
-    """Factory: an engine over a fresh database holding the given world."""
+    """Factory: an engine over a fresh database holding the given world, its roles applied
+    (as an operator would after `schema apply`: reports connect as roles.reports)."""
+    project = validated.project
     smtp_port, hook_port = free_port(), free_port()
     with smtp_server(smtp_port) as mails, http_sink(hook_port):
         made = iter(range(100))
@@ -187,6 +191,7 @@ def engine(project: Project, repo_root: Path, new_database: Callable[..., str],
         def make(world: World) -> Engine:
             dsn = new_database()
             fill(project, dsn, world)
+            apply_roles(validated, dsn)
             root = project_root(repo_root, tmp_path / f"project{next(made)}", smtp_port)
             return Engine(root, dsn, mails, hook_port)
         yield make
