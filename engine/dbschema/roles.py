@@ -47,6 +47,9 @@ class RoleState:
     public_temporary: bool = False  # PUBLIC may create temporary tables in the database
     # The other login roles (not superusers, not the owner) whose TEMPORARY is PUBLIC's only.
     temporary_through_public: frozenset[str] = frozenset()
+    # Every sequence outside the system schemas (identity and serial columns own one each):
+    # pg_dump reads each one's state with SELECT, which pg_read_all_data covers only from 14.
+    sequences: frozenset[TableRef] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,17 @@ def report_role(project: Project, name: str, database: str) -> RoleSpec:
                     temporary=False, peers=peers)
 
 
-def backup_role(project: Project, name: str, database: str, server_version: int) -> RoleSpec:
+def backup_role(project: Project, name: str, database: str, server_version: int,
+                sequences: Iterable[TableRef] = ()) -> RoleSpec:
     """The backup role: REPLICATION (pg_basebackup) and reading everything (pg_dump): the
-    predefined pg_read_all_data from PostgreSQL 14, else SELECT per declared table."""
+    predefined pg_read_all_data from PostgreSQL 14, else SELECT per declared table and view
+    and per sequence (of `sequences`, the catalog's) in a declared schema."""
     if server_version >= 140000:
         return RoleSpec(name, database, replication=True,
                         member_of=frozenset({"pg_read_all_data"}))
     tables = frozenset((s, t) for s, loaded in project.schemas.items()
                        for t in (*loaded.model.tables, *loaded.model.views))
+    tables |= {(s, q) for s, q in sequences if s in project.schemas}
     return RoleSpec(name, database, replication=True, schemas=frozenset(project.schemas),
                     tables=tables)
 

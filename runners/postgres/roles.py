@@ -57,6 +57,11 @@ from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.rela
 where a.grantee = %s::regrole
 """
 
+_SEQUENCES = """
+select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind = 'S' and n.nspname <> 'information_schema' and left(n.nspname, 3) <> 'pg_'
+"""
+
 _COLUMNS = """
 select n.nspname, c.relname, a.attname, x.privilege_type
 from pg_attribute a join pg_class c on c.oid = a.attrelid
@@ -95,10 +100,11 @@ def role_state(conn: Connection, name: str) -> RoleState:
     temporary = conn.execute(_PUBLIC_TEMPORARY, [name]).fetchone()
     assert temporary is not None  # the connected database's own row
     public_temporary, through_public = bool(temporary[0]), frozenset(temporary[1])
+    sequences = frozenset((r[0], r[1]) for r in conn.execute(_SEQUENCES))
     if row is None:
         return RoleState(connecting_functions=public, server_version=version,
                          public_temporary=public_temporary,
-                         temporary_through_public=through_public)
+                         temporary_through_public=through_public, sequences=sequences)
     flags = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS", "LOGIN")
     attributes = frozenset(f for f, on in zip(flags, row[:6], strict=True) if on)
     settings = dict(s.split("=", 1) for s in row[7])
@@ -111,7 +117,7 @@ def role_state(conn: Connection, name: str) -> RoleState:
         functions=frozenset(r[0] for r in conn.execute(_DIRECT, [name])),
         settings=settings, connecting_functions=public,
         server_version=version, public_temporary=public_temporary,
-        temporary_through_public=through_public)
+        temporary_through_public=through_public, sequences=sequences)
 
 
 _POWERS = """

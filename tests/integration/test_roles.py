@@ -285,3 +285,34 @@ def test_the_wal_check_as_the_backups_role_reads_an_archiving_server(
         cluster.sql("alter role marketops_backups nologin")
         with pytest.raises(MarketopsError, match="marketops_backups"):
             run_backup(cluster.root, result, job, cluster.dsn)
+
+
+def test_without_pg_read_all_data_the_backups_role_dumps_every_declared_schema(
+        definitions: ValidationResult, market_dsn: str) -> None:
+    """The PostgreSQL < 14 spec (built for 13 here, on this server): SELECT per declared
+    table, view and sequence lets a real pg_dump of each declared schema read its tables and
+    its identity sequences' state; applied twice, nothing changes."""
+    from engine.dbschema.roles import RoleSpec, RoleState, backup_role
+    from runners.postgres.connection import database_name
+    from runners.postgres.embedded import embedded_bin_dir
+    from runners.postgres.roles import apply_roles
+
+    name = "marketops_backups_pre14"
+    database = database_name(market_dsn)
+
+    def build(state: RoleState) -> RoleSpec:
+        return backup_role(definitions.project, name, database, 130000, state.sequences)
+
+    try:
+        apply_roles(market_dsn, [build])
+        assert apply_roles(market_dsn, [build]) == [(name, [])]
+        schemas = [f"--schema={s}" for s in sorted(definitions.project.schemas)]
+        dump = subprocess.run([str(embedded_bin_dir() / "pg_dump"), "--dbname",
+                               as_user(market_dsn, name), *schemas], capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert dump.returncode == 0, dump.stderr
+        assert "SELECT pg_catalog.setval('orders.orders_id_seq'" in dump.stdout
+    finally:
+        with connect(market_dsn, autocommit=True) as conn:
+            conn.execute(f"drop owned by {name}".encode())
+            conn.execute(f"drop role if exists {name}".encode())

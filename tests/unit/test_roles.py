@@ -120,6 +120,11 @@ def test_the_backups_role(tmp_path: Path) -> None:
     older = backup_role(project, "backup", "shop", 130000)
     assert older.member_of == frozenset()
     assert older.tables == {("shop", "orders"), ("shop", "customers")}
+    # pg_dump SELECTs each sequence's state: those of declared schemas are granted too.
+    with_sequences = backup_role(project, "backup", "shop", 130000,
+                                 [("shop", "orders_id_seq"), ("other", "x_seq")])
+    assert with_sequences.tables == older.tables | {("shop", "orders_id_seq")}
+    assert "GRANT SELECT ON shop.orders_id_seq TO backup" in plan(with_sequences, RoleState())
 
 
 def test_the_warning_names_what_the_user_could_do() -> None:
