@@ -27,7 +27,7 @@ def role_specs(result: ValidationResult, dsn: str) -> list[Callable[[RoleState],
     if roles.backups is not None:
         backups = roles.backups
         specs.append(lambda state: backup_role(project, backups, database,
-                                               state.server_version, state.sequences))
+                                               state.server_version, state.relations))
     return specs
 
 

@@ -47,9 +47,14 @@ class RoleState:
     public_temporary: bool = False  # PUBLIC may create temporary tables in the database
     # The other login roles (not superusers, not the owner) whose TEMPORARY is PUBLIC's only.
     temporary_through_public: frozenset[str] = frozenset()
-    # Every sequence outside the system schemas (identity and serial columns own one each):
-    # pg_dump reads each one's state with SELECT, which pg_read_all_data covers only from 14.
-    sequences: frozenset[TableRef] = frozenset()
+    # Every table, view and sequence outside the system schemas, declared or not (identity
+    # columns own a sequence each): pg_dump reads them all, pg_read_all_data covers that
+    # only from PostgreSQL 14.
+    relations: frozenset[TableRef] = frozenset()
+    # What the applying role's default privileges grant this role on objects it creates
+    # later: (schema, or "" for every schema; object type "r" tables, "S" sequences, ...;
+    # privilege).
+    default_privileges: frozenset[tuple[str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class RoleSpec:
     # login roles that had it only through PUBLIC, except `peers`.
     temporary: bool = True
     peers: frozenset[str] = frozenset()  # the other roles the settings name
+    # Schemas where tables and sequences the applying role creates later (as `schema apply`
+    # does) are readable at once: default privileges.
+    default_select: frozenset[str] = frozenset()
 
 
 def report_reads(project: Project) -> set[TableRef]:
@@ -98,18 +106,19 @@ def report_role(project: Project, name: str, database: str) -> RoleSpec:
 
 
 def backup_role(project: Project, name: str, database: str, server_version: int,
-                sequences: Iterable[TableRef] = ()) -> RoleSpec:
+                relations: Iterable[TableRef] = ()) -> RoleSpec:
     """The backup role: REPLICATION (pg_basebackup) and reading everything (pg_dump): the
     predefined pg_read_all_data from PostgreSQL 14, else SELECT per declared table and view
-    and per sequence (of `sequences`, the catalog's) in a declared schema."""
+    and per relation of the catalog's (`relations`: sequences, undeclared tables) in a
+    declared schema, and default privileges for those the applier creates later."""
     if server_version >= 140000:
         return RoleSpec(name, database, replication=True,
                         member_of=frozenset({"pg_read_all_data"}))
     tables = frozenset((s, t) for s, loaded in project.schemas.items()
                        for t in (*loaded.model.tables, *loaded.model.views))
-    tables |= {(s, q) for s, q in sequences if s in project.schemas}
+    tables |= {(s, r) for s, r in relations if s in project.schemas}
     return RoleSpec(name, database, replication=True, schemas=frozenset(project.schemas),
-                    tables=tables)
+                    tables=tables, default_select=frozenset(project.schemas))
 
 
 def _ms(span: timedelta) -> int:
@@ -143,6 +152,7 @@ def plan(spec: RoleSpec, state: RoleState) -> list[str]:
         out.append(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
     out.extend(_schemas(spec, state, role))
     out.extend(_tables(spec, state, role))
+    out.extend(_defaults(spec, state, role))
     # Column grants (an UPDATE on one column is a write): table-level SELECT covers reading.
     for schema, table, column, privilege in sorted(state.columns):
         out.append(f"REVOKE {privilege} ({ident(column)}) ON {qualified(schema, table)} "
@@ -184,6 +194,24 @@ def _tables(spec: RoleSpec, state: RoleState, role: str) -> Iterable[str]:
             yield f"REVOKE {', '.join(extra)} ON {name} FROM {role}"
         if ref in spec.tables and "SELECT" not in privileges:
             yield f"GRANT SELECT ON {name} TO {role}"
+
+
+_DEFAULT_OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES",
+                    "n": "SCHEMAS"}
+
+
+def _defaults(spec: RoleSpec, state: RoleState, role: str) -> Iterable[str]:
+    wanted = {(s, kind, "SELECT") for s in spec.default_select for kind in ("r", "S")}
+    for verb, entries in (("REVOKE", state.default_privileges - wanted),
+                          ("GRANT", wanted - state.default_privileges)):
+        grouped: dict[tuple[str, str], set[str]] = {}
+        for schema, kind, privilege in entries:
+            grouped.setdefault((schema, kind), set()).add(privilege)
+        for (schema, kind), privileges in sorted(grouped.items()):
+            where = f" IN SCHEMA {ident(schema)}" if schema else ""
+            what = f"{', '.join(sorted(privileges))} ON {_DEFAULT_OBJECTS[kind]}"
+            yield (f"ALTER DEFAULT PRIVILEGES{where} GRANT {what} TO {role}" if verb == "GRANT"
+                   else f"ALTER DEFAULT PRIVILEGES{where} REVOKE {what} FROM {role}")
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,19 @@ from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.rela
 where a.grantee = %s::regrole
 """
 
-_SEQUENCES = """
+_RELATIONS = """
 select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where c.relkind = 'S' and n.nspname <> 'information_schema' and left(n.nspname, 3) <> 'pg_'
+where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname <> 'information_schema'
+  and left(n.nspname, 3) <> 'pg_'
+"""
+
+# The applying user's default privileges for the role (what it gets on objects the
+# applier creates later), per schema ("" for the database-wide defaults).
+_DEFAULTS = """
+select coalesce(n.nspname, ''), d.defaclobjtype::text, a.privilege_type
+from pg_default_acl d left join pg_namespace n on n.oid = d.defaclnamespace,
+     aclexplode(d.defaclacl) a
+where d.defaclrole = current_user::regrole and a.grantee = %s::regrole
 """
 
 _COLUMNS = """
@@ -100,11 +110,11 @@ def role_state(conn: Connection, name: str) -> RoleState:
     temporary = conn.execute(_PUBLIC_TEMPORARY, [name]).fetchone()
     assert temporary is not None  # the connected database's own row
     public_temporary, through_public = bool(temporary[0]), frozenset(temporary[1])
-    sequences = frozenset((r[0], r[1]) for r in conn.execute(_SEQUENCES))
+    relations = frozenset((r[0], r[1]) for r in conn.execute(_RELATIONS))
     if row is None:
         return RoleState(connecting_functions=public, server_version=version,
                          public_temporary=public_temporary,
-                         temporary_through_public=through_public, sequences=sequences)
+                         temporary_through_public=through_public, relations=relations)
     flags = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS", "LOGIN")
     attributes = frozenset(f for f, on in zip(flags, row[:6], strict=True) if on)
     settings = dict(s.split("=", 1) for s in row[7])
@@ -115,9 +125,11 @@ def role_state(conn: Connection, name: str) -> RoleState:
         tables=frozenset((r[0], r[1], r[2]) for r in conn.execute(_TABLES, [name])),
         columns=frozenset((r[0], r[1], r[2], r[3]) for r in conn.execute(_COLUMNS, [name])),
         functions=frozenset(r[0] for r in conn.execute(_DIRECT, [name])),
+        default_privileges=frozenset((r[0], r[1], r[2])
+                                     for r in conn.execute(_DEFAULTS, [name])),
         settings=settings, connecting_functions=public,
         server_version=version, public_temporary=public_temporary,
-        temporary_through_public=through_public, sequences=sequences)
+        temporary_through_public=through_public, relations=relations)
 
 
 _POWERS = """

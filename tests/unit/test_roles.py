@@ -120,11 +120,39 @@ def test_the_backups_role(tmp_path: Path) -> None:
     older = backup_role(project, "backup", "shop", 130000)
     assert older.member_of == frozenset()
     assert older.tables == {("shop", "orders"), ("shop", "customers")}
-    # pg_dump SELECTs each sequence's state: those of declared schemas are granted too.
+    # pg_dump reads every relation of a schema (each sequence's state, undeclared tables):
+    # the catalog's in declared schemas are granted too.
     with_sequences = backup_role(project, "backup", "shop", 130000,
-                                 [("shop", "orders_id_seq"), ("other", "x_seq")])
-    assert with_sequences.tables == older.tables | {("shop", "orders_id_seq")}
+                                 [("shop", "orders_id_seq"), ("shop", "orders"),
+                                  ("shop", "imported"), ("other", "x_seq")])
+    assert with_sequences.tables == older.tables | {("shop", "orders_id_seq"),
+                                                    ("shop", "imported")}
     assert "GRANT SELECT ON shop.orders_id_seq TO backup" in plan(with_sequences, RoleState())
+    # Tables and sequences the applier creates later (schema apply) are readable at once.
+    planned = plan(older, RoleState())
+    assert planned[-2:] == ["ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON "
+                            "SEQUENCES TO backup",
+                            "ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON "
+                            "TABLES TO backup"]
+    held = RoleState(exists=True, attributes=frozenset({"LOGIN", "REPLICATION"}),
+                     database=frozenset({"CONNECT"}), schemas=frozenset({("shop", "USAGE")}),
+                     tables=frozenset((s, t, "SELECT") for s, t in older.tables),
+                     default_privileges=frozenset({("shop", "r", "SELECT"),
+                                                   ("shop", "S", "SELECT")}))
+    assert plan(older, held) == []
+
+
+def test_default_privileges_beyond_the_spec_are_revoked() -> None:
+    spec = RoleSpec("reporter", "shop")
+    state = RoleState(exists=True, attributes=frozenset({"LOGIN"}),
+                      database=frozenset({"CONNECT"}),
+                      default_privileges=frozenset({("shop", "r", "INSERT"),
+                                                    ("shop", "r", "SELECT"),
+                                                    ("", "f", "EXECUTE")}))
+    assert plan(spec, state) == [
+        "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM reporter",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA shop REVOKE INSERT, SELECT ON TABLES FROM reporter",
+    ]
 
 
 def test_the_warning_names_what_the_user_could_do() -> None:
