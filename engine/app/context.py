@@ -3,6 +3,7 @@ connections, stores and tools."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Callable
@@ -19,16 +20,25 @@ from engine.definitions.models.settings import Smtp
 from engine.errors import DefinitionError, UsageError
 from engine.masking import remember
 from engine.runs.ledger import Ledger
-from engine.runs.status import job_status
+from engine.runs.status import job_status, local
 from engine.scheduling.jobs import Job, jobs
 from engine.validation.validate import ValidationResult, validate
 from runners.delivery.send import SmtpServer
 from runners.demo.data import generate
 from runners.postgres.connection import Pool, connect, ensure_database, execute_script
-from runners.postgres.embedded import EmbeddedServer, embedded_bin_dir
+from runners.postgres.embedded import (
+    EmbeddedServer,
+    embedded_bin_dir,
+    port_file,
+    port_free,
+    remember_port,
+    remembered_port,
+    running_port,
+)
 from runners.postgres.introspect import pull
 from runners.postgres.toolset import Toolset, discover
 from runners.service.gitinfo import head_commit
+from runners.service.progress import note
 from runners.storage.stores import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -70,20 +80,56 @@ class Target:
     server: EmbeddedServer | None = None
 
 
+PORT_VARIABLE = "MARKETOPS_EMBEDDED_PORT"
+
+
+def chosen_port() -> int | None:
+    """The port asked for with `demo --port` or MARKETOPS_EMBEDDED_PORT, if any."""
+    value = os.environ.get(PORT_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1024 <= int(value) <= 65535:
+        raise UsageError(f"{PORT_VARIABLE}={value[:20]} is not a port from 1024 to 65535")
+    return int(value)
+
+
 def embedded_server(root: Path, result: ValidationResult) -> EmbeddedServer:
+    """The embedded server of the settings, on the port it runs on (or was last started on),
+    else the one asked for, else embedded.port."""
     settings = result.project.settings.embedded
     data_dir = Path(settings.data_dir)
     if not data_dir.is_absolute():
         data_dir = (root / data_dir).resolve()
-    return EmbeddedServer(data_dir, settings.port, settings.database)
+    port = (running_port(data_dir) or chosen_port()
+            or remembered_port(data_dir, settings.port) or settings.port)
+    return EmbeddedServer(data_dir, port, settings.database)
+
+
+def start_embedded(root: Path, result: ValidationResult) -> tuple[EmbeddedServer, bool]:
+    """Start the embedded server unless it runs; True when this call started it. When its
+    port is taken by another program and none was asked for, a free one is chosen, said, and
+    remembered for the next commands."""
+    from runners.demo.mailbox import free_port
+
+    configured = result.project.settings.embedded.port
+    server = embedded_server(root, result)
+    if chosen_port() is None and not server.is_running() and not port_free(server.port):
+        taken = server.port
+        server = dataclasses.replace(server, port=free_port())
+        note(f"port {taken} on 127.0.0.1 is taken by another program: the embedded server "
+             f"uses port {server.port} (remembered in {port_file(server.data_dir)}; choose "
+             f"with --port, {PORT_VARIABLE} or embedded.port)")
+    started = server.start()
+    if started:
+        remember_port(server.data_dir, configured, server.port)
+    return server, started
 
 
 def primary_target(root: Path, result: ValidationResult, dsn_override: str | None) -> Target:
     """The primary database: --dsn / MARKETOPS_DSN, else settings; `embedded` starts it."""
     dsn = dsn_override or result.project.settings.databases.primary.dsn
     if dsn == "embedded":
-        server = embedded_server(root, result)
-        server.start()
+        server, _ = start_embedded(root, result)
         ensure_database(server.dsn("postgres"), server.database)
         return Target(server.dsn(), server)
     return Target(resolve_env(dsn, "databases.primary.dsn"))
@@ -168,9 +214,12 @@ def database_dsn(root: Path, result: ValidationResult, which: str,
     return resolve_env(chosen.dsn, f"databases.{which}.dsn")
 
 
-def ledger_for(dsn: str) -> Ledger:
-    """The ledger in `dsn`, migrated, over a small pool of connections."""
+def ledger_for(dsn: str, pools: list[Pool] | None = None) -> Ledger:
+    """The ledger in `dsn`, migrated, over a small pool of connections (added to `pools`,
+    when given, for the caller to close)."""
     pool = Pool(dsn, application="marketops ledger")
+    if pools is not None:
+        pools.append(pool)
     ledger = Ledger(pool.connection)
     ledger.migrate()
     return ledger
@@ -202,9 +251,11 @@ def latest_slot(job: Job, at: datetime) -> datetime:
 class LiveDefinitions:
     """The definitions as they are on disk now: reloaded on change, kept only when valid."""
 
-    def __init__(self, root: Path, result: ValidationResult) -> None:
+    def __init__(self, root: Path, result: ValidationResult,
+                 adjust: Callable[[ValidationResult], ValidationResult] | None = None) -> None:
         self.root = root
         self.result = result
+        self.adjust = adjust  # applied to every reload (the demo's mailbox, say)
         self._signature = self.signature()
 
     def signature(self) -> tuple[tuple[str, float, int], ...]:
@@ -232,6 +283,8 @@ class LiveDefinitions:
     def load(self) -> dict[str, Job]:
         """Validate and take the current files; DefinitionError when they are invalid."""
         result = valid_definitions(self.root)
+        if self.adjust is not None:
+            result = self.adjust(result)
         self.result = result
         return jobs(result.project, head_commit(self.root))
 
@@ -249,8 +302,11 @@ def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job],
     latest = ledger.latest_by_job()
     success = ledger.last_success()
     fresh = fresh or {}
+    held = {job: f"since {local(at, 'UTC')} by {by or '?'}" + (f": {why}" if why else "")
+            for job, (why, by, at) in ledger.suspended().items()}
     return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now,
-                       fresh.get(job.name) if job.kind == "backup" else None)
+                       fresh.get(job.name) if job.kind == "backup" else None,
+                       held.get(job_id))
             for job_id, job in sorted(jobs(result.project).items())]
 
 
@@ -269,12 +325,47 @@ def toolset_for(result: ValidationResult) -> Toolset:
     return discover(Path(configured) if configured else embedded_bin_dir())
 
 
+DEMO_KEY_VARIABLE = "MARKETOPS_BACKUP_KEY"
+
+
+def demo_key_file(root: Path) -> Path:
+    """The key the demo (and `serve` on the embedded server) encrypts with when
+    MARKETOPS_BACKUP_KEY is unset."""
+    return root / "var" / "demo-backup.key"
+
+
+def is_demo_project(result: ValidationResult) -> bool:
+    """Whether the primary is the embedded server: the demo's project, whose backups may be
+    encrypted with the demo key."""
+    return result.project.settings.databases.primary.dsn == "embedded"
+
+
 def backup_key(result: ValidationResult, name: str) -> str:
-    """The value of a key named in settings (from its environment variable)."""
+    """The value of a key named in settings (from its environment variable). In the demo's
+    project, an unset MARKETOPS_BACKUP_KEY falls back to var/demo-backup.key, as `serve` and
+    the demo themselves do, so every command reads what they wrote."""
     ref = result.project.settings.keys.get(name)
     if ref is None:
         raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
-    return resolve_env(ref, f"keys.{name}")
+    try:
+        return resolve_env(ref, f"keys.{name}")
+    except UsageError:
+        if ref != f"${{{DEMO_KEY_VARIABLE}}}" or not is_demo_project(result):
+            raise
+        path = demo_key_file(result.project.root)
+        unset = f"keys.{name} refers to ${{{DEMO_KEY_VARIABLE}}}, which is not set in the " \
+            "environment"
+        if not path.is_file():
+            raise UsageError(f"{unset}, and there is no demo key ({path}, written by "
+                             "`marketops demo`)") from None
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"{unset}, and the demo key {path} cannot be read "
+                             f"({exc.strerror})") from None
+        if not value:
+            raise UsageError(f"{unset}, and the demo key {path} is empty") from None
+        return remember(value)
 
 
 class App:
@@ -291,12 +382,21 @@ class App:
         self._dsns: dict[str, str] = {}
         self._stores: dict[str, Store] = {}
         self._targets: dict[str | None, Target] = {}
+        self._pools: list[Pool] = []
 
     def as_loaded(self) -> App:
         """This repository with its definitions as loaded, valid or not: for the commands
         that must work while a repository is being adopted (db, schema pull)."""
         project, _ = load_project(self.root)
         return App(self.root, ValidationResult(project, []), debug=self.debug)
+
+    def for_job(self, job_id: str) -> App:
+        """This repository with only what `job_id` reads checked (run, backfill): its own
+        problems stop it, problems elsewhere are warned about on stderr."""
+        from engine.app.jobdefs import job_definitions
+
+        return App(self.root, job_definitions(self.root, job_id, debug=self.debug),
+                   debug=self.debug)
 
     @cached_property
     def defs(self) -> ValidationResult:
@@ -321,10 +421,21 @@ class App:
         """The embedded server of the settings, not started."""
         return embedded_server(self.root, self.defs)
 
+    def start_embedded(self) -> tuple[EmbeddedServer, bool]:
+        """Start the embedded server (on a free port when its own is taken)."""
+        return start_embedded(self.root, self.defs)
+
     @cached_property
     def ledger(self) -> Ledger:
         """The ledger in the state database, migrated."""
-        return ledger_for(self.dsn("state"))
+        return ledger_for(self.dsn("state"), self._pools)
+
+    def close(self) -> None:
+        """Close the ledger's idle connections (a process that goes on, such as a test
+        invoking the CLI in-process, must not leave them to the garbage collector)."""
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            pool.close()
 
     def store(self, name: str) -> Store:
         """The destination `name`, its secrets read from the environment."""

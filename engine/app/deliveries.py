@@ -16,11 +16,19 @@ from runners.delivery.send import DeliveryError
 @dataclass(frozen=True)
 class Delivered:
     """What became of one recipient: `status` as the run's outputs show it; `transient` when
-    another attempt will try again; `refused` when the recipient refused for good."""
+    another attempt will try again; `refused` when the recipient refused for good; `tried`
+    when this call sent (or tried to); `cause` why a transient failure failed."""
 
     status: str
     transient: bool = False
     refused: bool = False
+    tried: bool = True
+    cause: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """sent, retrying or failed (the deliveries metric's label)."""
+        return "sent" if self.status == "sent" else "retrying" if self.transient else "failed"
 
 
 def deliver_once(ledger: Ledger, run: Run, recipient: str,
@@ -30,14 +38,15 @@ def deliver_once(ledger: Ledger, run: Run, recipient: str,
     run is another attempt's now, and so are its deliveries."""
     claim = ledger.begin_delivery(run.id, recipient, run.attempt)
     if not claim:
-        return Delivered(claim.reason, refused=claim.reason.startswith("refused"))
+        return Delivered(claim.reason, refused=claim.reason.startswith("refused"), tried=False)
     try:
         send(claim.queued_at)
     except LeaseLost:
         raise
     except TransientError as exc:
         ledger.finish_delivery(run.id, recipient, str(exc), attempt=run.attempt)
-        return Delivered(f"failed, will retry: {mask(str(exc))}", transient=True)
+        cause = mask(str(exc))
+        return Delivered(f"failed, will retry: {cause}", transient=True, cause=cause)
     except MarketopsError as exc:
         # A refusal for good (5xx, a 4xx webhook answer) is final; a settings mistake may be
         # fixed before the run's next attempt.

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.app.context import demo_data, latest_slot, ledger_for
+from engine.app.context import (
+    DEMO_KEY_VARIABLE,
+    demo_data,
+    demo_key_file,
+    is_demo_project,
+    latest_slot,
+    ledger_for,
+)
 from engine.app.executor import JobDispatcher, handler_for, run_slot
 from engine.app.tiers.wal import (
     configure_archiving,
@@ -24,16 +33,17 @@ from engine.scheduling.jobs import Job, jobs
 from engine.validation.validate import ValidationResult
 from runners.backup.wal import wait_for_archiver
 from runners.demo.data import has_orders
-from runners.demo.mailbox import LocalMailbox
+from runners.demo.mailbox import LocalMailbox, answers
+from runners.service import progress
 from runners.storage.sealing import generate_key
 
 
-def ensure_demo_key(root: Path, variable: str = "MARKETOPS_BACKUP_KEY") -> bool:
+def ensure_demo_key(root: Path, variable: str = DEMO_KEY_VARIABLE) -> bool:
     """For the demo only: when the key variable is unset, use (or make) var/demo-backup.key.
     True when the demo key is used. Production keys never come from a file we write."""
     if os.environ.get(variable):
         return False
-    path = root / "var" / "demo-backup.key"
+    path = demo_key_file(root)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -68,17 +78,20 @@ def enable_archiving(root: Path, result: ValidationResult, target: Any) -> None:
 def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: datetime
                      ) -> list[DemoTier]:
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
-    enable_archiving(root, result, target)
+    with progress.step("WAL archiving on the embedded server"):
+        enable_archiving(root, result, target)
     ledger = ledger_for(target.dsn)
     executor = JobDispatcher(root, result, target.dsn, ledger, primary_dsn=target.dsn)
     backups = [j for j in _jobs(result).values() if j.kind == "backup" and j.tier is not None]
     order = sorted(backups, key=_demo_order)
     found: list[DemoTier] = []
-    for job in order:
-        tier = job.tier
-        assert tier is not None and job.schedule is not None
-        rows = _DEMO_ROWS.get(tier.kind, _backup_rows)
-        found += rows(root, result, target, ledger, executor, job, now)
+    with progress.step("every backup tier once, then the drill", total=len(order),
+                       unit="tiers") as shown:
+        for job in order:
+            assert job.tier is not None and job.schedule is not None
+            rows = _DEMO_ROWS.get(job.tier.kind, _backup_rows)
+            found += rows(root, result, target, ledger, executor, job, now)
+            shown.advance()
     return found
 
 
@@ -185,27 +198,64 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
     ledger = ledger_for(dsn)
     found: list[DemoReport] = []
     with LocalMailbox(mailbox) as box:
-        settings = result.project.settings
-        webhooks = {name: hook.model_copy(update={"url": "${MARKETOPS_DEMO_WEBHOOK}"})
-                    for name, hook in settings.webhooks.items()}
-        smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
-                    sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
-        demo_settings = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
-        demo = ValidationResult(dataclasses.replace(result.project, settings=demo_settings),
-                                result.findings)
-        os.environ["MARKETOPS_DEMO_WEBHOOK"] = box.webhook_url
+        demo = into_mailbox(result, box, every_webhook=True)
         executor = JobDispatcher(root, demo, dsn, ledger)
-        for job in sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
-                          key=lambda j: j.id):
-            slot = latest_slot(job, now)
-            period = job.period(slot)
-            outcome = run_slot(ledger, executor, job, slot, "manual")
-            if outcome is None:
-                continue
-            outputs = outcome.outputs or {}
-            found.append(DemoReport(
-                job.id, _period_words(job, period),
-                outcome.status, int(outputs.get("rows", 0)),
-                sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
-                dict(outputs.get("deliveries", {}))))
+        reports = sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
+                         key=lambda j: j.id)
+        with progress.step("every report for its latest period", total=len(reports),
+                           unit="reports") as shown:
+            for job in reports:
+                found.extend(_demo_report(ledger, executor, job, now))
+                shown.advance()
     return found
+
+
+_WEBHOOK_VARIABLE = "MARKETOPS_DEMO_WEBHOOK"
+
+
+def into_mailbox(result: ValidationResult, box: LocalMailbox,
+                 every_webhook: bool = False) -> ValidationResult:
+    """The definitions with mail, and the webhooks (every one, or those whose URL variable is
+    unset), delivered to the local mailbox instead."""
+    settings = result.project.settings
+
+    def unset(url: str) -> bool:
+        match = re.fullmatch(r"\$\{(\w+)\}", url)
+        return bool(match) and not os.environ.get(match.group(1) if match else "")
+
+    webhooks = {name: hook.model_copy(update={"url": f"${{{_WEBHOOK_VARIABLE}}}"})
+                if every_webhook or unset(hook.url) else hook
+                for name, hook in settings.webhooks.items()}
+    smtp = Smtp(host="127.0.0.1", port=box.smtp_port, starttls=False,
+                sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
+    os.environ[_WEBHOOK_VARIABLE] = box.webhook_url
+    changed = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
+    return ValidationResult(dataclasses.replace(result.project, settings=changed),
+                            result.findings)
+
+
+@contextmanager
+def demo_mailbox(root: Path, result: ValidationResult) -> Iterator[LocalMailbox | None]:
+    """In the demo's project, when nothing answers at its SMTP server (the demo's mailbox
+    stopped with it): the local mailbox again, for `run` and `serve`; None otherwise."""
+    smtp = result.project.settings.smtp
+    if not is_demo_project(result) or smtp is None or answers(smtp.host, smtp.port):
+        yield None
+        return
+    with LocalMailbox(root / "var" / "mailbox") as box:
+        yield box
+
+
+def _demo_report(ledger: Ledger, executor: JobDispatcher, job: Job, now: datetime
+                 ) -> list[DemoReport]:
+    slot = latest_slot(job, now)
+    period = job.period(slot)
+    outcome = run_slot(ledger, executor, job, slot, "manual")
+    if outcome is None:
+        return []
+    outputs = outcome.outputs or {}
+    return [DemoReport(
+        job.id, _period_words(job, period),
+        outcome.status, int(outputs.get("rows", 0)),
+        sorted(str(f).rsplit(".", 1)[-1] for f in outputs.get("files", {})),
+        dict(outputs.get("deliveries", {})))]

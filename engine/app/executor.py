@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -96,6 +97,7 @@ class JobDispatcher:
     reports_dsn: str
     ledger: Ledger | None = None
     primary_dsn: str | None = None
+    observe_delivery: Callable[[Job, str, str], None] | None = None
     keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
@@ -126,7 +128,8 @@ class JobDispatcher:
             for warning in done.warnings:
                 log.warning("report/%s: %s", job.name, warning)
         if self.ledger is not None:
-            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger).deliver(
+            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger,
+                                                    self.observe_delivery).deliver(
                 job, run, done)
         return outputs
 

@@ -83,7 +83,8 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
     report = job.report
-    archived = local_destination(root, result, archive) / "reports" / job.name
+    # The archive is a destination of its own: reports/ in its name already says what it holds.
+    archived = local_destination(root, result, archive) / job.name
     out_dir = out_dir or archived / period_label(period)
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title,
@@ -238,30 +239,34 @@ class ReportDelivery:
     retry sends only what did not go out, a recipient refused for good is not tried again,
     and a worker that lost the run stops (LeaseLost) instead of sending."""
 
-    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger) -> None:
+    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger,
+                 observe: Callable[[Job, str, str], None] | None = None) -> None:
         self.root = root
         self.result = result
         self.ledger = ledger
+        self.observe = observe  # (job, recipient kind, outcome) of each attempt, for metrics
 
     def deliver(self, job: Job, run: Run, done: ReportResult) -> dict[str, str]:
         assert job.report is not None
         recipients = report_recipients(
             job.report.recipients, {a.name: a.notify for a in job.report.alerts}, done.fired)
         statuses: dict[str, str] = {}
-        transient: list[str] = []
+        transient: list[str] = []  # "recipient (why)"
         refused: list[str] = []
         for recipient in recipients:
             key = self._key(recipient)
             outcome = deliver_once(self.ledger, run, key, self._sender(job, run, done, recipient))
             statuses[key] = outcome.status
             if outcome.transient:
-                transient.append(key)
+                transient.append(f"{key} ({outcome.cause})")
             if outcome.refused:
                 refused.append(f"{key}: {outcome.status}")
+            if outcome.tried and self.observe is not None:
+                self.observe(job, key.split(":", 1)[0], outcome.outcome)
         if transient:
+            count = "1 delivery" if len(transient) == 1 else f"{len(transient)} deliveries"
             also = f"; refused for good, not retried: {'; '.join(refused)}" if refused else ""
-            raise TransientError(f"{len(transient)} delivery(ies) failed for now: "
-                                 f"{', '.join(transient)}{also}")
+            raise TransientError(f"{count} failed: {'; '.join(transient)}{also}")
         return statuses
 
     def _fence(self, run: Run) -> Callable[[], None]:
@@ -320,7 +325,9 @@ class ReportDelivery:
                              before_each=self._fence(run))
             return
         base = local_destination(self.root, self.result, destination)
-        copy_directory(done.directory, base / (path or f"reports/{job.name}") / done.directory.name,
+        archive = destination == self.result.project.settings.reports.destination
+        folder = path or (job.name if archive else f"reports/{job.name}")
+        copy_directory(done.directory, base / folder / done.directory.name,
                        before_publish=self._fence(run))
 
 

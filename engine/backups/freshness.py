@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT, missing_segments, parse_segment
+from engine.backups.walqueue import QueueState
 
 LAG_SEGMENTS = 8  # segments waiting to be archived before it counts as a growing lag
 
@@ -20,6 +21,7 @@ class Freshness:
     age: timedelta | None
     problem: str | None
     detail: str = ""
+    queue: QueueState | None = None  # asynchronous WAL archiving's spool
 
 
 def backup_freshness(tier: str, rpo: timedelta, newest_id: str | None,

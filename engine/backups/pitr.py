@@ -232,6 +232,28 @@ def first_gap(wal_range: WalRange, stored: Iterable[str]) -> str | None:
 
 
 # -- the restored server's log --------------------------------------------------------------
+# How PostgreSQL writes a timestamptz in its log (DateStyle ISO): 2026-12-02 20:59:01.5+00.
+_LOG_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(\.\d+)?"
+                       r"([+-]\d{2}(?::\d{2})?)(?![\d:])")
+
+
+def in_zone(text: str, zone: str) -> str:
+    """`text` with each time PostgreSQL's log wrote (in the server's log_timezone) shown in
+    `zone`, named: '... commit at 2026-12-02 20:59:01.5+00' in Europe/Berlin reads
+    '... commit at 2026-12-02 21:59:01 CET'."""
+    from zoneinfo import ZoneInfo
+
+    where = ZoneInfo(zone)
+
+    def shown(found: re.Match[str]) -> str:
+        offset = found.group(3)
+        at = datetime.fromisoformat(f"{found.group(1)}{offset}" if ":" in offset
+                                    else f"{found.group(1)}{offset}:00").astimezone(where)
+        return f"{at:%Y-%m-%d %H:%M:%S} {at.tzname()}"
+
+    return _LOG_TIME.sub(shown, text)
+
+
 _RESTORED = re.compile(r'restored log file "([0-9A-F]{24})" from archive')
 _NOT_RESTORED = re.compile(r'could not restore file "([0-9A-F]{24})" from archive')
 _STOPPED = re.compile(r"recovery stopping (?:before|after) (?:commit|abort) of transaction "

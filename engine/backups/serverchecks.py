@@ -15,7 +15,9 @@ def server_problems(settings: dict[str, str], *, incremental: bool, archiving: b
         problems.append("set summarize_wal = on for incremental backups (reload is enough)")
     if archiving and settings.get("archive_mode") not in ("on", "always"):
         problems.append("set archive_mode = on (restart needed)")
-    if archiving and "wal-push" not in settings.get("archive_command", ""):
+    command = settings.get("archive_command", "")
+    # `marketops wal-push` itself, or its fast path (what `marketops wal-setup` sets).
+    if archiving and "wal-push" not in command and "engine.app.walpush" not in command:
         problems.append("set archive_command = 'marketops --root <repo> wal-push %p' "
                         "(reload is enough); `marketops wal-setup` prints the exact lines")
     return problems

@@ -14,7 +14,7 @@ from engine.errors import UsageError
 from engine.validation.rules.backup_rules import tier_tables
 
 if TYPE_CHECKING:
-    from engine.validation.sqlcheck import SqlAnalysis
+    from engine.validation.sqltypes import SqlAnalysis
 
 
 @dataclass(frozen=True)

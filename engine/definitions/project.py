@@ -19,7 +19,8 @@ from engine.validation.findings import Location
 if TYPE_CHECKING:
     # sqlglot is imported where SQL is checked, not where a project is loaded: wal-push
     # loads the project once per WAL segment and needs no SQL.
-    from engine.validation.sqlcheck import ColumnRef, DeclaredSchema, SqlAnalysis, TableRef
+    from engine.validation.sqlmemo import SqlMemo
+    from engine.validation.sqltypes import ColumnRef, DeclaredSchema, SqlAnalysis, TableRef
 
 T = TypeVar("T")
 
@@ -82,7 +83,7 @@ def build_catalog(schemas: Sequence[SchemaFile], search_path: Sequence[str] = ("
                   safe_functions: Sequence[str] = ()) -> DeclaredSchema:
     """What SQL checks need of the declared schemas: tables and views with their columns, PII
     columns, and the user functions, with those a report may call."""
-    from engine.validation.sqlcheck import DeclaredSchema
+    from engine.validation.sqltypes import DeclaredSchema
 
     tables: dict[str, dict[str, dict[str, str]]] = {}
     pii: set[ColumnRef] = set()
@@ -121,6 +122,8 @@ class Project:
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
     # The SQL of reports whose YAML did not load, still checked so one run finds everything.
     unbuilt_sql: dict[str, tuple[ReportSql, SourceDoc]] = field(default_factory=dict)
+    # Analyses remembered by content (validate's cache); None: always computed.
+    sql_memo: SqlMemo | None = None
 
     def settings_loc(self, path: Sequence[str | int] = (), *, key: bool = False) -> Location:
         if self.settings_doc is None:
@@ -134,12 +137,26 @@ class Project:
                              self.settings.reports.search_path,
                              self.settings.reports.safe_functions)
 
+    def analyze(self, sql: str) -> SqlAnalysis:
+        """`sql` checked against the catalog (from the memo when it has it)."""
+        if self.sql_memo is not None:
+            return self.sql_memo.analyze(sql, self.catalog)
+        from engine.validation.sqlcheck import analyze
+
+        return analyze(sql, self.catalog)
+
+    def own_cte_names(self, sql: str) -> set[str]:
+        """The CTE names `sql` defines itself (from the memo when it has it)."""
+        if self.sql_memo is not None:
+            return self.sql_memo.own_cte_names(sql)
+        from engine.validation.sqlcheck import own_cte_names
+
+        return own_cte_names(sql)
+
     @cached_property
     def view_analyses(self) -> dict[TableRef, SqlAnalysis]:
         """Each declared view's definition checked as a report would be, computed once."""
-        from engine.validation.sqlcheck import analyze
-
-        return {(name, view_name): analyze(view.definition, self.catalog)
+        return {(name, view_name): self.analyze(view.definition)
                 for name, loaded in self.schemas.items()
                 for view_name, view in loaded.model.views.items()}
 
@@ -169,14 +186,10 @@ class Project:
     @cached_property
     def analyses(self) -> dict[str, SqlAnalysis]:
         """Each report's SQL checked against the catalog, computed once."""
-        from engine.validation.sqlcheck import analyze
-
-        return {rid: self.through_views(analyze(sql.text, self.catalog))
+        return {rid: self.through_views(self.analyze(sql.text))
                 for rid, sql in self.report_sql.items()}
 
     @cached_property
     def term_analyses(self) -> dict[str, SqlAnalysis]:
         """Each glossary term's SQL checked on its own (with the terms it uses), once."""
-        from engine.validation.sqlcheck import analyze
-
-        return {term: analyze(sql.text, self.catalog) for term, sql in self.term_sql.items()}
+        return {term: self.analyze(sql.text) for term, sql in self.term_sql.items()}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine.definitions.models.base import format_duration
 from engine.errors import LeaseLost, MarketopsError, TransientError
 from engine.masking import describe_error, mask
 from engine.runs.ledger import Ledger, Run
@@ -32,6 +33,7 @@ class Outcome:
     status: str
     error: str | None = None
     outputs: dict[str, Any] | None = None
+    retry_in: timedelta | None = None  # when retrying: the delay before the next attempt
 
 
 def backoff(job: Job, attempt: int, rng: random.Random | None = None) -> timedelta:
@@ -96,8 +98,10 @@ def execute_run(ledger: Ledger, execute: Execute, job: Job, run: Run, worker: st
             on_failure(job, run, outcome.error or "failed")
         except Exception:  # an alert that cannot go out must not hide the recorded failure
             log.exception("alerting the owners failed", extra=extra)
+    retry = (f" (next attempt in {format_duration(outcome.retry_in)})"
+             if outcome.retry_in is not None else "")
     log.log(logging.INFO if outcome.status == "succeeded" else logging.ERROR,
-            "run %s%s", outcome.status, f": {outcome.error}" if outcome.error else "",
+            "run %s%s%s", outcome.status, f": {outcome.error}" if outcome.error else "", retry,
             extra=extra)
     return outcome
 
@@ -108,4 +112,4 @@ def _transient(ledger: Ledger, job: Job, run: Run, worker: str, error: str) -> O
         return Outcome("failed", message)
     delay = backoff(job, run.attempt)
     ledger.retry_later(run.id, worker, delay, error, attempt=run.attempt)
-    return Outcome("retrying", f"{error} (retry in {int(delay.total_seconds())}s)")
+    return Outcome("retrying", error, retry_in=delay)

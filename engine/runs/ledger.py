@@ -91,6 +91,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             add column permanent boolean not null default false,
             add column queued_at timestamptz not null default now();
     """),
+    # Numbered after its issue (20), not 4: other branches may add a 4 of their own; the
+    # versions are a set, so main's 3 and this 20 apply in either order.
+    (20, "suspended jobs", """
+        create table marketops.suspended (
+            job text primary key,
+            reason text,
+            suspended_by text,
+            suspended_at timestamptz not null default now()
+        );
+    """),
 ]
 
 
@@ -114,6 +124,9 @@ class Run:
     slot: datetime
     attempt: int
     trigger: str
+    # take_over only: what the run was before it became ours ("running": a lease expired;
+    # "retrying": its retry fell due, whoever made the earlier attempt).
+    was: str | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +390,31 @@ class Ledger:
         with self._conn() as conn:
             rows = conn.execute(QUERIES["runs"], (job, job, limit)).fetchall()
         return [_record(r) for r in rows]
+
+    # -- suspension (kubectl's cronjob suspend, held here so every replica sees it) ---------
+    def suspend(self, job: str, reason: str | None, by: str) -> bool:
+        """Stop scheduling `job` until resumed; False when it was suspended already."""
+        with self._conn() as conn:
+            row = conn.execute(QUERIES["suspend"], (job, reason, by)).fetchone()
+        return row is not None
+
+    def resume(self, job: str) -> bool:
+        """Schedule `job` again; False when it was not suspended."""
+        with self._conn() as conn:
+            row = conn.execute(QUERIES["resume"], (job,)).fetchone()
+        return row is not None
+
+    def suspended(self) -> dict[str, tuple[str | None, str | None, datetime]]:
+        """job -> (reason, by whom, since when)."""
+        with self._conn() as conn:
+            rows = conn.execute(QUERIES["suspended"]).fetchall()
+        return {str(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by its id (the status page's link to its outputs and error)."""
+        with self._conn() as conn:
+            row = conn.execute(QUERIES["run"], (run_id,)).fetchone()
+        return _record(row) if row else None
 
     def latest_by_job(self) -> dict[str, RunRecord]:
         """The newest non-skipped run of every job."""

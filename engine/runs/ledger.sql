@@ -77,9 +77,10 @@ values (%s, %s, 'skipped', %s, %s, %s, now())
 on conflict (job, slot) do nothing returning id;
 
 -- take_over --
--- A run whose lease expired (its worker died) or whose retry is due, now ours.
+-- A run whose lease expired (its worker died) or whose retry is due, now ours, with the
+-- status it had ("running": a lease expired; "retrying": its retry fell due).
 with candidate as (
-    select id from marketops.runs
+    select id, status from marketops.runs
     where job = any(%s) and (
         (status = 'running' and lease_until < now())
         or (status = 'retrying' and next_attempt_at <= now()))
@@ -92,7 +93,7 @@ update marketops.runs r set
     heartbeat_at = now(), lease_until = now() + %s, started_at = now(),
     next_attempt_at = null
 from candidate where r.id = candidate.id
-returning r.id, r.job, r.slot, r.attempt, r.trigger;
+returning r.id, r.job, r.slot, r.attempt, r.trigger, candidate.status;
 
 -- heartbeat --
 -- Extend our lease; False when the run is no longer ours (taken over, cancelled).
@@ -193,6 +194,24 @@ select job, max(slot) from marketops.runs where job = any(%s) group by job;
 -- runs --
 -- Newest runs first.
 select id, job, slot, status, attempt, worker, started_at, finished_at, error, outputs, trigger from marketops.runs where (%s::text is null or job = %s) order by slot desc, id desc limit %s;
+
+-- run --
+-- One run by its id (the status page's link to its outputs and error).
+select id, job, slot, status, attempt, worker, started_at, finished_at, error, outputs, trigger from marketops.runs where id = %s;
+
+-- suspend --
+-- Stop scheduling a job until resumed (kubectl's cronjob suspend, held here so every
+-- replica sees it); no row when it was suspended already.
+insert into marketops.suspended (job, reason, suspended_by) values (%s, %s, %s)
+on conflict (job) do nothing returning job;
+
+-- resume --
+-- Schedule a job again; no row when it was not suspended.
+delete from marketops.suspended where job = %s returning job;
+
+-- suspended --
+-- Every suspended job: (job, reason, by whom, since when).
+select job, reason, suspended_by, suspended_at from marketops.suspended;
 
 -- latest_by_job --
 -- The newest non-skipped run of every job.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.errors import MarketopsError
 from engine.runs.execution import Execute, OnFailure, Outcome, execute_run
@@ -125,6 +125,7 @@ class Service:
         self.on_failure = on_failure
         self.scheduler = Scheduler()
         self.jobs: dict[str, Job] = {}
+        self.suspended: dict[str, Any] = {}
         self.pending: list[tuple[Job, datetime]] = []
         self.active: dict[int, tuple[Job, Run, Future[Outcome]]] = {}
         self.stopping = threading.Event()
@@ -193,11 +194,18 @@ class Service:
             for job in fresh:
                 self.scheduler.start(job, recorded.get(job.id), now)
         decision = self.scheduler.due(self.runnable(), now)
-        for job, slot, reason in decision.skip:
+        self.suspended = self.ledger.suspended()
+        skip = list(decision.skip)
+        for job, slot in decision.run:
+            if job.id in self.suspended:  # like a suspended CronJob: its slots do not run
+                skip.append((job, slot, "suspended: " + (self.suspended[job.id][0] or
+                                                         "marketops suspend")))
+            else:
+                self.pending.append((job, slot))
+        for job, slot, reason in skip:
             if self.ledger.record_skipped(job.id, slot, reason, job.definition_hash):
                 log.warning("slot skipped: %s", reason, extra={"job": job.id,
                                                              "slot": slot.isoformat()})
-        self.pending.extend(decision.run)
         self._start_pending(now)
         self._take_over()
 
@@ -230,7 +238,7 @@ class Service:
         self.pending = waiting
 
     def _take_over(self) -> None:
-        jobs = self.runnable()
+        jobs = [j for j in self.runnable() if j.id not in self.suspended]
         while not self.stopping.is_set() and any(self._capacity(j.kind) for j in jobs):
             ids = [j.id for j in jobs if self._capacity(j.kind)]
             run = self.ledger.take_over(self.config.worker, self.config.lease, ids)
@@ -244,8 +252,10 @@ class Service:
                 if self.on_failure is not None:
                     self.on_failure(job, run, error)
                 continue
-            log.info("took over run", extra={"job": job.id, "slot": run.slot.isoformat(),
-                                             "run_id": run.id, "attempt": run.attempt})
+            # A due retry is the next attempt, not a rescue: "took over" means a lease ran out.
+            log.info("retrying run" if run.was == "retrying" else "took over run",
+                     extra={"job": job.id, "slot": run.slot.isoformat(), "run_id": run.id,
+                            "attempt": run.attempt})
             self._submit(job, run)
 
     def _submit(self, job: Job, run: Run) -> None:

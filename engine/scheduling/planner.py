@@ -110,9 +110,18 @@ def plan_window(available: dict[str, Job], job_ids: Sequence[str], start: dateti
     return PlanWindow(start, end, list(plan(selected, start, end)), summarize)
 
 
-def plan_text(window: PlanWindow, preview: dict[str, Any]) -> list[str]:
+def plan_text(window: PlanWindow, preview: dict[str, Any], *, utc: bool = False,
+              group_checks: bool = True) -> list[str]:
     """`plan`'s text: each slot with its period and action (or per tier when summed up),
-    then what each tier's retention would delete."""
+    then what each tier's retention would delete. Slots are in their job's own zone, named
+    (`utc`: in UTC); the WAL tiers' health checks, which fire every few minutes, are one line
+    per tier when `group_checks`."""
+    def when(planned: PlannedSlot) -> str:
+        schedule = planned.job.schedule
+        if utc or schedule is None:
+            return planned.slot.isoformat()
+        return f"{planned.local.isoformat()} {schedule.timezone}"
+
     lines: list[str] = []
     if window.summarize:
         lines.append(f"from {window.start.isoformat()} until {window.end.isoformat()} (the "
@@ -122,15 +131,30 @@ def plan_text(window: PlanWindow, preview: dict[str, Any]) -> list[str]:
             lines.append(f"  {job_id}: {len(mine)} run(s), {mine[0].local.isoformat()} .. "
                          f"{mine[-1].local.isoformat()}")
     else:
+        checks: dict[str, list[PlannedSlot]] = {}
+        if group_checks:
+            for planned in window.slots:
+                if planned.job.tier is not None and planned.job.tier.kind == "wal_archive":
+                    checks.setdefault(planned.job.id, []).append(planned)
         for planned in window.slots:
+            if planned.job.id in checks:
+                continue
             entry = planned.as_dict()
             period = entry["period"]
             covers = (f"  period {period['start']} .. {period['end']}"  # type: ignore[index]
                       if period else "")
-            lines.append(f"{entry['slot']}  {planned.job.id}{covers}")
+            lines.append(f"{when(planned)}  {planned.job.id}{covers}")
             action = planned.action().splitlines()
             lines.append(f"    {action[0]}{' ...' if len(action) > 1 else ''}")
-        lines.append(f"{len(window.slots)} slot(s)")
+        for job_id, mine in sorted(checks.items()):
+            schedule = mine[0].job.schedule
+            cron = schedule.cron if schedule is not None else "?"
+            lines.append(f"{job_id}: {len(mine)} WAL health checks ({cron}), "
+                         f"{when(mine[0])} .. {when(mine[-1])}  (--all lists each)")
+        grouped = sum(len(m) for m in checks.values())
+        lines.append(f"{len(window.slots)} slot(s)" + (
+            f", {grouped} of them WAL health checks on {len(checks)} line(s)"
+            if grouped else ""))
     for tier_id, entry in preview.items():
         deletes = entry["delete"]
         wal = entry.get("wal_segments") or []

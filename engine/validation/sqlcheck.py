@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -15,17 +14,21 @@ from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
-from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token
 
 from engine.dbschema.pgnames import qualified
+from engine.validation.sqltypes import ColumnRef as ColumnRef
+
+# Re-exported: the result types live apart so a cached validation need not import sqlglot.
+from engine.validation.sqltypes import DeclaredSchema as DeclaredSchema
+from engine.validation.sqltypes import SqlAnalysis as SqlAnalysis
+from engine.validation.sqltypes import SqlProblem as SqlProblem
+from engine.validation.sqltypes import TableRef as TableRef
 
 # sqlglot logs a warning for every statement it falls back to parsing as a Command;
 # we report those ourselves.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
-ColumnRef = tuple[str, str, str]
-TableRef = tuple[str, str]
 
 # Statement kinds that write, lock, create, change settings or reach outside the database.
 _FORBIDDEN_NODES: dict[type[exp.Expr], str] = {
@@ -76,63 +79,6 @@ _FORBIDDEN_PREFIXES = {
 # Aggregates whose result does not reveal an individual value.
 _OPAQUE_AGGREGATES = (exp.Count, exp.Avg, exp.Sum, exp.Stddev, exp.StddevPop, exp.StddevSamp,
                       exp.Variance, exp.VariancePop, exp.ApproxDistinct)
-
-
-@dataclass(frozen=True)
-class DeclaredSchema:
-    """The declared tables: schema -> table -> column -> type, and which columns hold PII."""
-
-    tables: dict[str, dict[str, dict[str, str]]]
-    pii: frozenset[ColumnRef] = frozenset()
-    search_path: tuple[str, ...] = ("public",)
-    # schema.name of user-defined functions: those a report may call, and all declared.
-    safe_functions: frozenset[str] = frozenset()
-    functions: frozenset[str] = frozenset()
-    _mapping: MappingSchema | None = field(default=None, compare=False, repr=False)
-
-    def has_table(self, schema: str, table: str) -> bool:
-        return table in self.tables.get(schema, {})
-
-    def columns(self, schema: str, table: str) -> dict[str, str]:
-        return self.tables.get(schema, {}).get(table, {})
-
-    def schemas_with_table(self, table: str) -> list[str]:
-        return sorted(s for s, tables in self.tables.items() if table in tables)
-
-    def mapping(self) -> MappingSchema:
-        """sqlglot's view of the catalog, built once (it is costly for 100+ tables)."""
-        if self._mapping is None:
-            tables: dict[str, object] = dict(self.tables)
-            object.__setattr__(self, "_mapping",
-                               MappingSchema(tables, dialect="postgres", normalize=False))
-        assert self._mapping is not None
-        return self._mapping
-
-
-@dataclass(frozen=True)
-class SqlProblem:
-    """A problem in the SQL text, at (line, col) within it."""
-
-    message: str
-    rule: str
-    line: int = 1
-    col: int = 1
-
-
-@dataclass
-class SqlAnalysis:
-    """What a query reads, needs and returns."""
-
-    problems: list[SqlProblem] = field(default_factory=list)
-    tables: set[TableRef] = field(default_factory=set)
-    columns: set[ColumnRef] = field(default_factory=set)
-    parameters: dict[str, tuple[int, int]] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    exposed: dict[str, set[ColumnRef]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def _pos(node: exp.Expr) -> tuple[int, int]:

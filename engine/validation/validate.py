@@ -10,6 +10,7 @@ from engine.definitions.project import Project
 from engine.masking import describe_error
 from engine.validation.findings import Finding, Location, Severity
 from engine.validation.rules import all_rules
+from engine.validation.sqlmemo import SqlMemo
 
 
 @dataclass
@@ -32,9 +33,18 @@ class ValidationResult:
         return not self.errors and not (strict and self.warnings)
 
 
-def validate(root: Path, *, debug: bool = False) -> ValidationResult:
-    """Load `root` and run every rule; problems are findings, never exceptions."""
+def validate(root: Path, *, debug: bool = False, memo: SqlMemo | None = None
+             ) -> ValidationResult:
+    """Load `root` and run every rule; problems are findings, never exceptions. With a memo,
+    SQL analysed before (same text, same catalog, same checker) is not analysed again."""
     project, findings = load_project(root)
+    project.sql_memo = memo
+    return ValidationResult(project, run_rules(project, findings, debug=debug))
+
+
+def run_rules(project: Project, found: list[Finding], *, debug: bool = False) -> list[Finding]:
+    """`found` (the loader's findings) and every rule's, unique, sorted by file and line."""
+    findings = list(found)
     for check in all_rules():
         try:
             findings.extend(check.func(project))
@@ -44,5 +54,4 @@ def validate(root: Path, *, debug: bool = False) -> ValidationResult:
             findings.append(Finding(Location(SETTINGS_FILE), f"internal error in rule "
                                     f"{check.name}: {describe_error(exc)}; please report this "
                                     "bug", "internal"))
-    unique = sorted(set(findings), key=Finding.sort_key)
-    return ValidationResult(project, unique)
+    return sorted(set(findings), key=Finding.sort_key)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.backups.manifest import MANIFEST, Manifest, StoredFile, new_backup_id
 from engine.errors import BackupError, DamagedBackupError, WrongKeyError
-from runners.postgres.connection import connect, query
+from runners.postgres.connection import connect, database_name, query
 from runners.postgres.tools import PgDump, PgRestore
 from runners.postgres.toolset import Toolset, check_server, tool_failure
 from runners.storage.growing import POLL_SECONDS, GrowingFile
@@ -431,24 +431,24 @@ class LogicalRestore:
 
 def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolset: Toolset,
                     target_dsn: str, staging: Path, jobs: int = 2,
-                    prepare: Callable[[], None] = lambda: None) -> LogicalRestore:
+                    prepare: Callable[[], bool] = lambda: False) -> LogicalRestore:
     """pg_restore a logical backup into `target_dsn`, which must not hold its schemas yet.
-    `prepare` (creating the target database) runs only once the key is right and every file
-    has been decrypted and checked: a wrong key or a damaged file leaves nothing behind."""
+    `prepare` (creating the target database; True if it did) runs only once the key is right
+    and every file has been decrypted and checked: a wrong key or a damaged file leaves
+    nothing behind."""
     started = time.monotonic()
     check_key(manifest, key)
     with scratch(staging, f"restore-{manifest.tier}") as work:
         unseal_into(store, manifest, work / "dump", key)
-        prepare()
+        created = prepare()
         schemas = manifest.details.get("schemas") or []
         with connect(target_dsn, autocommit=True) as conn:
             present = _schemas(conn)
             clash = sorted(set(schemas) & present) if schemas else sorted(
                 {t.split(".")[0] for t in manifest.row_counts} & present - {"public"})
             if clash:
-                raise BackupError(f"the target database already has schema(s) "
-                                  f"{', '.join(clash)}; restore into a new database "
-                                  "(--into-database) or drop them first")
+                raise BackupError(_clash_message(manifest, database_name(target_dsn), clash,
+                                                 created))
         external: dict[str, str] = manifest.details.get("external_foreign_keys") or {}
         skipped = sorted(fk for fk, target in external.items() if target not in present)
         listing = _restore_list(toolset, work / "dump", skipped) if skipped else None
@@ -457,6 +457,15 @@ def restore_logical(store: Store, manifest: Manifest, *, key: str | None, toolse
         if done.returncode != 0:
             raise BackupError(tool_failure("pg_restore", done))
         return LogicalRestore(target_dsn, time.monotonic() - started, skipped)
+
+
+def _clash_message(manifest: Manifest, database: str, clash: list[str], created: bool) -> str:
+    what = (f"cannot restore {manifest.tier}/{manifest.backup_id} into database {database}: "
+            f"it already has schema(s) {', '.join(clash)}")
+    if created:  # a new database copies template1, so the clash came from there
+        return (f"{what}, copied from template1 when it was created; drop them from template1 "
+                "or restore on another server")
+    return f"{what}; restore into a new database (--into-database NAME) or drop them first"
 
 
 def _restore_list(toolset: Toolset, dump: Path, skipped: list[str]) -> Path:

@@ -89,6 +89,12 @@ def key_problem(store: Store, tier: str, name: str, key: str | None,
 
 def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
     """Archive one WAL file; False when the identical file is archived already."""
+    return archive_file(store, tier, path, sealing)[1]
+
+
+def archive_file(store: Store, tier: str, path: Path, sealing: Sealing) -> tuple[str, bool]:
+    """Archive one WAL file: the sha256 of its content, and False when the identical file
+    was archived already."""
     name = path.name
     if not is_wal_name(name):
         raise BackupError(f"{name} is not a WAL file name; archive_command must pass %p")
@@ -98,7 +104,7 @@ def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
         raise BackupError(f"cannot read {path}: {exc.strerror}") from None
     for existing in _stored(store, tier, name):
         if existing.split("-", 1)[1].split(".", 1)[0] == digest:
-            return False
+            return digest, False
         raise BackupError(f"refusing to archive {name}: a different file of that name is "
                           f"already archived in '{store.spec.name}' ({tier}); is another "
                           "cluster archiving to the same place?")
@@ -111,7 +117,7 @@ def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
                       threads=sealing.threads)
     if sealed.raw_sha256 != digest:
         raise BackupError(f"{name} changed while it was archived")
-    return True
+    return digest, True
 
 
 def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> None:

@@ -160,7 +160,9 @@ def post_webhook(url: str, payload: dict[str, object], timeout: float = 15.0) ->
         raise DeliveryError(f"webhook refused the post ({exc.code})") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TransientError(f"webhook unreachable: {type(reason).__name__}") from None
+        # strerror ("Connection refused") never holds the URL, which is a secret.
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else None
+        raise TransientError(f"webhook unreachable: {why or type(reason).__name__}") from None
     except ValueError as exc:  # http.client.InvalidURL and kin: the message quotes the URL
         raise DeliveryError(f"the webhook URL is malformed ({type(exc).__name__}); fix the "
                             "environment variable it is read from") from None

@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from engine.errors import DatabaseError
 from runners.postgres.connection import connect
+from runners.service import progress
 
 SQL_DIR = Path(__file__).parent / "sql"
 HOUR_WEIGHTS = [0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.0, 1.1, 1.2, 1.3, 1.2, 1.1, 1.1,
@@ -133,6 +135,16 @@ def generate(dsn: str, tables: Iterable[str], *, scale: float, seed: int,
     result = Generated()
     began = time.perf_counter()
     names = sorted(tables)
+    plan = steps()
+    with progress.step(f"demo data (scale {scale:g})", total=len(plan), unit="steps") as shown:
+        _fill(dsn, names, params, plan, result)
+        shown.summary = f"{result.total_rows:,} rows in {len(result.rows)} tables"
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _fill(dsn: str, names: list[str], params: dict[str, Any], plan: list[Step],
+          result: Generated) -> None:
     with connect(dsn) as conn:
         with conn.transaction():
             conn.execute("set local statement_timeout = 0")
@@ -144,12 +156,12 @@ def generate(dsn: str, tables: Iterable[str], *, scale: float, seed: int,
             conn.execute(f"""
                 create function pg_temp.r(i bigint, s int) returns float8
                 language sql immutable parallel safe as
-                $$ select (hashint8extended(i, s::bigint * 1000003 + {int(seed)})
+                $$ select (hashint8extended(i, s::bigint * 1000003 + {int(params["seed"])})
                            & 2147483647)::float8 / 2147483648.0 $$""".encode())
             # Explicit types: psycopg sends small Python ints as smallint, which overflows sums.
             columns = ", ".join(f"%({k})s::{_sql_type(v)} as {k}" for k, v in params.items())
             conn.execute(f"create temp table cfg on commit drop as select {columns}", params)
-            for step in steps():
+            for step in plan:
                 step_began = time.perf_counter()
                 try:
                     conn.execute(step.sql.encode())
@@ -162,13 +174,12 @@ def generate(dsn: str, tables: Iterable[str], *, scale: float, seed: int,
                 if analyzed:
                     conn.execute(f"analyze {analyzed}".encode())
                 result.steps[step.name] = time.perf_counter() - step_began
+                progress.advance(1, "steps")
             _reset_identities(conn, names)
         conn.commit()
         for name in names:
             row = conn.execute(f"select count(*) from {name}".encode()).fetchone()
             result.rows[name] = int(row[0]) if row else 0
-    result.seconds = time.perf_counter() - began
-    return result
 
 
 def _is_superuser(conn: object) -> bool:

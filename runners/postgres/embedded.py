@@ -8,6 +8,7 @@ across commands, and stops it only when asked. As root, PostgreSQL runs as its o
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -48,6 +49,11 @@ def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port."""
+    return _port_free(port)
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,6 +62,51 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def running_port(data_dir: Path) -> int | None:
+    """The port of the server running on `data_dir` (from its postmaster.pid), None when no
+    live server holds it: every command then finds the server wherever it was started."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's (the server's own user when we are not root)
+    return port
+
+
+def port_file(data_dir: Path) -> Path:
+    """Where the port a server was last started on is kept when it is not the configured one:
+    beside the data directory, so backups of the cluster do not carry it."""
+    return data_dir.with_name(f"{data_dir.name}.port")
+
+
+def remembered_port(data_dir: Path, configured: int) -> int | None:
+    """The port the server was last started on, while the settings still say `configured`."""
+    try:
+        state = json.loads(port_file(data_dir).read_text(encoding="utf-8"))
+        if int(state["configured"]) == configured:
+            return int(state["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def remember_port(data_dir: Path, configured: int, port: int) -> None:
+    """Keep `port` for later commands (forgotten when it is the configured one)."""
+    path = port_file(data_dir)
+    if port == configured:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"configured": configured, "port": port}) + "\n",
+                    encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -178,8 +229,9 @@ class EmbeddedServer:
             self._prepare_permissions()
         if not _port_free(self.port):
             raise EmbeddedServerError(
-                f"port {self.port} on 127.0.0.1 is used by another program; stop it or set "
-                "embedded.port in marketops.yaml")
+                f"port {self.port} on 127.0.0.1 is used by another program; stop it, choose "
+                "another with --port or MARKETOPS_EMBEDDED_PORT, or set embedded.port in "
+                "marketops.yaml")
         result = self._run(_pg_ctl().start(self.data_dir, self.log_file, f"-p {self.port}",
                                            wait=60), timeout=90)
         if result.returncode != 0:

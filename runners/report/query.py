@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.dbschema.pgnames import literal
 from engine.dbschema.roles import session_warning
+from engine.definitions.models.base import format_duration
 from engine.errors import DatabaseError, JobError, MarketopsError, TransientError
 from engine.reports.figures import (
     DEFAULT_LOCALE,
@@ -233,7 +234,8 @@ def query_failure(request: ReportRequest, exc: DatabaseError | PostgresError
                         "reports read)")
     if isinstance(exc, Cancelled):
         return JobError(f"{name} exceeded its statement timeout "
-                        f"({request.statement_timeout}): {exc.diag.message_primary}")
+                        f"({format_duration(request.statement_timeout)}): "
+                        f"{exc.diag.message_primary}")
     if isinstance(exc, DatabaseError):  # could not connect
         return TransientError(f"{name}: {exc}")
     if isinstance(exc, ConnectionFailed):
@@ -380,7 +382,7 @@ def _psql_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed
                            f"read-only transaction: {message}")
         if "statement timeout" in message:
             raise JobError(f"report/{request.report_id} exceeded its statement timeout "
-                           f"({request.statement_timeout}): {message}")
+                           f"({format_duration(request.statement_timeout)}): {message}")
         if "could not connect" in message or "connection" in message:
             raise TransientError(f"report/{request.report_id}: {message}")
         raise JobError(f"report/{request.report_id} failed: {message}")

@@ -11,13 +11,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class StatusServer:
     """Serves pages produced by callables; runs in a daemon thread."""
 
-    def __init__(self, host: str, port: int, pages: dict[str, Callable[[], tuple[int, str, str]]]
-                 ) -> None:
+    def __init__(self, host: str, port: int, pages: dict[str, Callable[[], tuple[int, str, str]]],
+                 under: dict[str, Callable[[str], tuple[int, str, str]]] | None = None) -> None:
         routes = pages
+        prefixes = under or {}  # "/runs/" -> page of the rest of the path ("/runs/12" -> "12")
+
+        def route(path: str) -> Callable[[], tuple[int, str, str]] | None:
+            if path in routes:
+                return routes[path]
+            for prefix, page in prefixes.items():
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    rest = path[len(prefix):]
+                    return lambda: page(rest)
+            return None
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                page = routes.get(self.path.split("?")[0])
+                page = route(self.path.split("?")[0])
                 if page is None:
                     code, kind, body = 404, "text/plain", "not found\n"
                 else:

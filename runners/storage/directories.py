@@ -3,6 +3,7 @@ then renamed into place, so that readers see the old directory or the new one, n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ def staged_directory(final: Path, before_publish: Callable[[], None] = lambda: N
     (nor when `before_publish` raises: a run that lost its lease publishes nothing)."""
     staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    created = [p for p in [staging, *staging.parents] if not p.exists()]
     staging.mkdir(parents=True)
     try:
         yield staging
@@ -26,6 +28,9 @@ def staged_directory(final: Path, before_publish: Callable[[], None] = lambda: N
         _replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for directory in created[1:]:  # a failed first run leaves no empty reports/<id>/
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         raise
 
 

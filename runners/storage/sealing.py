@@ -116,24 +116,28 @@ class _CompressingReader:
     def __init__(self, source: _HashingReader, stream: _Stream | None) -> None:
         self.source = source
         self.stream = stream
-        self.pending = b""
+        self.pending = bytearray()
+        self.offset = 0  # what is before it in `pending` was read already
         self.done = False
 
     def read(self, size: int = -1) -> bytes:
         want = size if size and size > 0 else CHUNK
         if self.stream is None:  # stored as it is: no buffering, no copies
             return self.source.read(want)
-        while len(self.pending) < want and not self.done:
+        while len(self.pending) - self.offset < want and not self.done:
             data = self.source.read(CHUNK)
             if not data:
                 self.done = True
-                if self.stream is not None:
-                    self.pending += self.stream.flush()
-            elif self.stream is None:
-                self.pending += data
+                self.pending += self.stream.flush()
             else:
                 self.pending += self.stream.compress(data)
-        out, self.pending = self.pending[:want], self.pending[want:]
+        out = bytes(self.pending[self.offset:self.offset + want])
+        self.offset += len(out)
+        # Multithreaded zstd hands over megabytes at once and age reads 64 KiB at a time:
+        # cutting the front off on every read copied the rest each time (quadratic).
+        if self.offset * 2 >= len(self.pending):
+            del self.pending[:self.offset]
+            self.offset = 0
         return out
 
     def readable(self) -> bool:

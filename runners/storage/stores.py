@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 import fsspec
 
 from engine.errors import BackupError, TransientError
+from runners.service import progress
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,40 @@ def _fail(spec: StoreSpec, action: str, exc: BaseException) -> BackupError:
     if "Could not connect" in text or "EndpointConnectionError" in type(exc).__name__:
         return TransientError(f"destination '{spec.name}' unreachable while {action}")  # type: ignore[return-value]
     return BackupError(f"destination '{spec.name}' failed while {action}: {text}")
+
+
+class _Counting:
+    """A file whose reads or writes count towards the open progress step (`read` or
+    `written`); everything else is the file's own."""
+
+    def __init__(self, handle: Any, unit: str) -> None:
+        self._handle = handle
+        self._unit = unit
+
+    def write(self, data: bytes) -> int:
+        written = self._handle.write(data)
+        progress.advance(len(data), self._unit)
+        return int(written) if written is not None else len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._handle.read(size)
+        progress.advance(len(data), self._unit)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = int(self._handle.readinto(buffer))
+        progress.advance(count, self._unit)
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._handle)
+
+
+def _counted(handle: Any, unit: str) -> Any:
+    return _Counting(handle, unit) if progress.counting(unit) else handle
 
 
 class Store:
@@ -67,12 +103,13 @@ class Store:
         created: list[Path] = []
         if self.local:
             head, _, tail = final.rpartition("/")
-            staging = f"{head}/.{tail}.partial-{os.getpid()}"
+            # Per thread too: the WAL pusher stores files from several threads at once.
+            staging = f"{head}/.{tail}.partial-{os.getpid()}-{threading.get_ident()}"
             created = _make_dirs(Path(head))
         handle = None
         try:
             handle = self.fs.open(staging, "wb")
-            yield handle
+            yield _counted(handle, "written")
             if self.local:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -105,7 +142,9 @@ class Store:
             created = _make_dirs(final.parent)
             try:
                 _sync_file(path)  # the tool that wrote it did not (--no-sync)
+                size = path.stat().st_size
                 os.replace(path, final)
+                progress.advance(size, "written")
                 _sync_entries(final, created)
                 return
             except OSError as exc:
@@ -129,7 +168,7 @@ class Store:
         except OSError as exc:
             raise _fail(self.spec, f"reading {name}", exc) from None
         with handle:
-            yield handle
+            yield _counted(handle, "read")
 
     def get_bytes(self, name: str) -> bytes:
         with self.reader(name) as handle:
@@ -295,6 +334,16 @@ def scratch(staging: Path, label: str, run_id: int | None = None) -> Iterator[Pa
     finally:
         shutil.rmtree(work, ignore_errors=True)
         guard.release(work)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes the files under `path` take (0 when it does not exist), symlinks not followed."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):  # removed meanwhile (a WAL segment recycled)
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 @contextlib.contextmanager

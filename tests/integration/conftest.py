@@ -57,6 +57,24 @@ def market_template(pg_admin_dsn: str, repo_root: Path) -> Iterator[str]:
         conn.execute(f"drop database if exists {name} with (force)".encode())
 
 
+@pytest.fixture(scope="session")
+def declared_schema(pg_admin_dsn: str, validated: ValidationResult) -> Iterator[str]:
+    """Name of a database holding the declared schema, its roles applied, and no rows, for
+    tests to copy (`new_database(declared_schema)`, CREATE DATABASE ... TEMPLATE) instead of
+    building the 109 tables again each time. Nothing may connect to it but that copy."""
+    name = f"declared_{uuid.uuid4().hex[:8]}"
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"create database {name}".encode())
+    dsn = with_database(pg_admin_dsn, name)
+    execute_script(dsn, create_all(s.model for s in validated.project.schemas.values()))
+    # As an operator would after `schema apply` (reports connect as roles.reports); the
+    # grants are cloned with the template.
+    apply_roles(validated, dsn)
+    yield name
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name} with (force)".encode())
+
+
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server on loopback."""

@@ -295,14 +295,21 @@ def test_plan_retention_needs_no_window(root: Path, env: dict[str, str]) -> None
 
 
 def _start_lines(serve: subprocess.Popen[str]) -> list[str]:
-    """What `serve` says on stderr up to its `serving:` line (or its end)."""
+    """What `serve` says up to its `serving:` line (or its end): the message of each JSON log
+    line on its stderr (a line that is not JSON fails here: all service output is JSON)."""
     assert serve.stderr is not None
     said = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = serve.stderr.readline()
-        said.append(line)
-        if line.startswith("serving:") or not line:
+        if not line:
+            break
+        try:
+            message = str(json.loads(line)["message"])
+        except ValueError:
+            raise AssertionError(f"serve said a line that is not JSON: {line!r}") from None
+        said.append(message)
+        if message.startswith("serving:"):
             break
     return said
 
@@ -315,7 +322,7 @@ def test_serve_clears_dead_runs_staging_at_start(root: Path, env: dict[str, str]
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         said = _start_lines(serve)
-        assert f"removed staging/{dead.name}: left by a run that died\n" in said, said
+        assert f"removed staging/{dead.name}: left by a run that died" in said, said
         assert not dead.exists()
     finally:
         serve.send_signal(signal.SIGTERM)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.dbschema.ddl import create_all
 from engine.validation.validate import validate
 from runners.demo.data import generate
-from runners.postgres.connection import connect, execute_script, with_database
+from runners.postgres.connection import connect, with_database
 
 UNTIL = date(2026, 11, 1)
 
@@ -31,11 +30,10 @@ def tables(declared: dict[str, object]) -> list[str]:
 
 
 @pytest.fixture
-def schema_db(new_database: Callable[..., str], declared: dict[str, object]) -> Callable[[], str]:
+def schema_db(new_database: Callable[..., str], declared_schema: str) -> Callable[[], str]:
+    """Factory: a new database holding the declared schema and no rows."""
     def make() -> str:
-        dsn = new_database()
-        execute_script(dsn, create_all(declared.values()))  # type: ignore[arg-type]
-        return dsn
+        return new_database(declared_schema)
     return make
 
 
@@ -156,13 +154,12 @@ FUTURE_PLANS = {
 
 
 @pytest.fixture(scope="module")
-def demo(pg_admin_dsn: str, declared: dict[str, object], tables: list[str]) -> Iterator[str]:
+def demo(pg_admin_dsn: str, declared_schema: str, tables: list[str]) -> Iterator[str]:
     """One demo at the default scale, generated up to UNTIL, shared by the invariant tests."""
     name = f"demo_{uuid.uuid4().hex[:8]}"
     with connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f"create database {name}".encode())
+        conn.execute(f"create database {name} template {declared_schema}".encode())
     dsn = with_database(pg_admin_dsn, name)
-    execute_script(dsn, create_all(declared.values()))  # type: ignore[arg-type]
     generate(dsn, tables, scale=0.01, seed=7, until=UNTIL)
     yield dsn
     with connect(pg_admin_dsn, autocommit=True) as conn:

@@ -33,9 +33,8 @@ insert into ref.order_statuses values ('delivered', 'Delivered', true), ('cancel
 
 
 @pytest.fixture
-def market(project, new_database: Callable[..., str]) -> str:  # type: ignore[no-untyped-def]
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+def market(new_database: Callable[..., str], declared_schema: str) -> str:
+    dsn: str = new_database(declared_schema)
     with connect(dsn, autocommit=True) as conn:
         conn.execute(BASE.encode())
     return dsn

@@ -1,9 +1,10 @@
 """Key figures and their comparisons in report mails, checked against an independent computation.
 
 For every report that declares `compare:` on a key figure, a test fills a fresh database
-(built from the declared schema) with rows generated here (a seeded random.Random plus
+(cloned from one holding the declared schema) with rows generated here (a seeded random.Random plus
 hand-placed rows at the edges of the compared periods), runs the report through the CLI
-(`marketops run`) for the previous period and then for the current one, receives the real
+(`marketops run`, invoked in this process) for the previous period and then for the current
+one, receives the real
 MIME message on a loopback SMTP server (aiosmtpd) and reads its plain-text summary line.
 Each key figure (the total over the report's rows, per the `key` column description), its
 previous value and the printed change in % with its arrow are compared with figures
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,14 +33,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
-from engine.app.roles import apply as apply_roles
-from engine.dbschema.ddl import create_all
+from engine.app.cli import cli
 from engine.definitions.project import Project
-from engine.validation.validate import ValidationResult
 from runners.demo.mailbox import free_port
-from runners.postgres.connection import connect, execute_script
-from tests.integration.test_cli import MARKETOPS
+from runners.postgres.connection import connect
 from tests.mailbox import http_sink, smtp_server
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -109,8 +108,7 @@ def _table_order(project: Project) -> list[str]:
 
 
 def fill(project: Project, dsn: str, world: World) -> None:
-    """Create the declared schema in `dsn` and insert the world's rows."""
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    """Insert the world's rows into `dsn`, a copy of the declared schema's database."""
     order = _table_order(project)
     assert set(world.rows) <= set(order), set(world.rows) - set(order)
     declared = {f"{sname}.{tname}": set(table.columns)
@@ -163,14 +161,18 @@ class Engine:
         self.root, self.dsn, self.mails, self.hook_port = root, dsn, mails, hook_port
 
     def run(self, report: str, at: datetime) -> Delivered:
+        """`marketops run` as the console script runs it (the same click command, arguments
+        and environment), but in this process: a new interpreter per run spent most of this
+        module's time importing and starting up."""
         before = len(self.mails)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARKETOPS_")},
-               "TEST_PRIMARY_DSN": self.dsn,
-               "DATA_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{self.hook_port}/hook"}
-        done = subprocess.run([MARKETOPS, "--root", str(self.root), "run", f"report/{report}",
-                               "--at", at.isoformat()], env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("MARKETOPS_")}
+        env |= {"TEST_PRIMARY_DSN": self.dsn,
+                "DATA_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{self.hook_port}/hook"}
+        done = CliRunner().invoke(cli, ["--root", str(self.root), "run", f"report/{report}",
+                                        "--at", at.isoformat()], env=env, prog_name="marketops")
+        crash = "".join(traceback.format_exception(*done.exc_info)) if (
+            done.exc_info and not isinstance(done.exception, SystemExit)) else ""
+        assert done.exit_code == 0, done.output + crash
         return Delivered(done.stdout, [m for _, m in self.mails[before:]])
 
     def archived(self, report: str) -> list[str]:
@@ -178,23 +180,29 @@ class Engine:
         return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-@pytest.fixture
-def engine(validated: ValidationResult, repo_root: Path, new_database: Callable[..., str],
-           tmp_path: Path) -> Iterator[Callable[[World], Engine]]:
-    """Factory: an engine over a fresh database holding the given world, its roles applied
-    (as an operator would after `schema apply`: reports connect as roles.reports)."""
-    project = validated.project
+@pytest.fixture(scope="module")
+def mail_servers() -> Iterator[tuple[int, list[tuple[list[str], Message]], int]]:
+    """One SMTP server and one webhook sink for every run of the module: the SMTP port, the
+    mails received and the webhook port (a run reads only the mails received during it)."""
     smtp_port, hook_port = free_port(), free_port()
     with smtp_server(smtp_port) as mails, http_sink(hook_port):
-        made = iter(range(100))
+        yield smtp_port, mails, hook_port
 
-        def make(world: World) -> Engine:
-            dsn = new_database()
-            fill(project, dsn, world)
-            apply_roles(validated, dsn)
-            root = project_root(repo_root, tmp_path / f"project{next(made)}", smtp_port)
-            return Engine(root, dsn, mails, hook_port)
-        yield make
+
+@pytest.fixture
+def engine(project: Project, repo_root: Path, new_database: Callable[..., str],
+           declared_schema: str, mail_servers: tuple[int, list[tuple[list[str], Message]], int],
+           tmp_path: Path) -> Callable[[World], Engine]:
+    """Factory: an engine over a fresh database holding the given world."""
+    smtp_port, mails, hook_port = mail_servers
+    made = iter(range(100))
+
+    def make(world: World) -> Engine:
+        dsn = new_database(declared_schema)
+        fill(project, dsn, world)
+        root = project_root(repo_root, tmp_path / f"project{next(made)}", smtp_port)
+        return Engine(root, dsn, mails, hook_port)
+    return make
 
 
 def plain_text(message: Message) -> str:

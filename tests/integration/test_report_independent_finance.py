@@ -14,8 +14,9 @@ pnl_monthly's and that user_growth's first-time buyers agree with retention_coho
 from __future__ import annotations
 
 import random
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -25,9 +26,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
-from runners.postgres.connection import connect, execute_script
+from runners.postgres.connection import connect, with_database
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -548,12 +548,18 @@ def world() -> World:
     return generate(20261202)
 
 
-@pytest.fixture
-def filled(project: Project, world: World, new_database: Callable[..., str]) -> str:
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+@pytest.fixture(scope="module")
+def filled(world: World, pg_admin_dsn: str, declared_schema: str) -> Iterator[str]:
+    """One database holding the module's world for every case: reports only read (their
+    runner's transaction is read only), so no case sees another's traces."""
+    name = f"finance_{uuid.uuid4().hex[:8]}"
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"create database {name} template {declared_schema}".encode())
+    dsn = with_database(pg_admin_dsn, name)
     insert(dsn, world)
-    return dsn
+    yield dsn
+    with connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name} with (force)".encode())
 
 
 def _slot_after(end: datetime) -> datetime:
@@ -596,13 +602,12 @@ def test_generated_data_covers_the_edge_cases(world: World) -> None:
 
 
 def test_cross_report_consistency(project: Project, new_database: Callable[..., str],
-                                  tmp_path: Path) -> None:
+                                  declared_schema: str, tmp_path: Path) -> None:
     """promo_roi's ad_spend adds up to pnl_monthly's; user_growth's first-time buyers of the
     four whole weeks of March 2026 (2-29 March, the DST change included) are retention's
     March cohort, in data where no order is placed on 1, 30 or 31 March."""
     world = generate(7, skip_days=[date(2026, 3, 1), date(2026, 3, 30), date(2026, 3, 31)])
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    dsn = new_database(declared_schema)
     insert(dsn, world)
     end = MONTHS["march"][1]
     at = _slot_after(end)

@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from engine.dbschema.ddl import create_all
-from runners.postgres.connection import connect, execute_script
+from runners.postgres.connection import connect
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -36,10 +35,8 @@ ORDER_STATUSES = ["delivered"] * 6 + ["paid", "shipped", "returned", "pending", 
 
 
 @pytest.fixture
-def db(project, new_database: Callable[..., str]) -> str:  # type: ignore[no-untyped-def]
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
-    return dsn
+def db(new_database: Callable[..., str], declared_schema: str) -> str:
+    return new_database(declared_schema)
 
 
 # ---------------------------------------------------------------- helpers

@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
-from runners.postgres.connection import Connection, connect, execute_script
+from runners.postgres.connection import Connection, connect
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -43,9 +42,8 @@ insert into product.categories values (1, null, 'Top', 'top', true);
 
 
 @pytest.fixture
-def market(project: Project, new_database: Callable[..., str]) -> str:
-    dsn: str = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+def market(new_database: Callable[..., str], declared_schema: str) -> str:
+    dsn: str = new_database(declared_schema)
     with connect(dsn, autocommit=True) as conn:
         conn.execute(BASE.encode())
     return dsn

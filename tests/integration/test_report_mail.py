@@ -122,7 +122,7 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
         assert first.returncode == 0, first.stdout + first.stderr
         # The archived October figures are what November is compared with: change them to
         # show they are read from the archive, not recomputed.
-        october = root / "reports" / "reports" / "sales" / "2026-10-01_2026-11-01"
+        october = root / "reports" / "sales" / "2026-10-01_2026-11-01"
         manifest = json.loads((october / "manifest.json").read_text())
         assert manifest["figures"] == {"orders": "2", "revenue": "300.00"}
         manifest["figures"]["revenue"] = "2000.00"
@@ -164,7 +164,7 @@ def test_mail_subject_table_chart_figures_and_spreadsheet(
     about = {r[0].value: r[1].value for r in book["About"].iter_rows()}
     assert about["Period"] == "November 2026 (Europe/Berlin)"
     assert about["SQL sha256"] == json.loads(
-        (root / "reports" / "reports" / "sales" / "2026-11-01_2026-12-01" / "manifest.json")
+        (root / "reports" / "sales" / "2026-11-01_2026-12-01" / "manifest.json")
         .read_text())["sql_sha256"]
 
     csv = next(p for p in message.walk()
@@ -198,7 +198,7 @@ def test_without_an_archived_previous_run_the_previous_period_is_computed(
     assert "vs €300.00 for October 2026" in html and "▲ 722.8%" in html
     text = _part(message, "text/plain").get_content()  # type: ignore[arg-type]
     assert "- Orders 3 (▲ 200.0% vs 1 for November 2025)" in text
-    assert not (root / "reports" / "reports" / "sales" / "2026-10-01_2026-11-01").exists()
+    assert not (root / "reports" / "sales" / "2026-10-01_2026-11-01").exists()
 
 
 def _cli(root: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:

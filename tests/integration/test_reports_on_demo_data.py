@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.dbschema.ddl import create_all
 from engine.scheduling.jobs import jobs
 from engine.validation.validate import validate
 from runners.demo.data import generate
-from runners.postgres.connection import execute_script
 from runners.report.query import run_report
 from tests.support.reports import request_for
 
@@ -22,12 +20,11 @@ UNTIL = date(2026, 11, 1)
 
 
 def test_all_fifteen_reports_return_rows(repo_root: Path, new_database: Callable[..., str],
-                                         tmp_path: Path) -> None:
+                                         declared_schema: str, tmp_path: Path) -> None:
     result = validate(repo_root)
     assert result.passed()
     project = result.project
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    dsn = new_database(declared_schema)
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.005, seed=11, until=UNTIL)
     reports = {j: job for j, job in jobs(project).items() if job.kind == "report"}
@@ -92,16 +89,15 @@ QUIET_WEEKEND = {("security_audit", c) for c in (
 
 @pytest.mark.parametrize("anchor", [date(2026, 12, 1), date(2026, 11, 4)])
 def test_every_report_shows_real_figures_for_the_demos_latest_period(
-        repo_root: Path, new_database: Callable[..., str], tmp_path: Path,
-        anchor: date) -> None:
+        repo_root: Path, new_database: Callable[..., str], declared_schema: str,
+        tmp_path: Path, anchor: date) -> None:
     """As `marketops demo` runs them: data up to the anchor (the demo's --until is today), each
     report's latest slot in the morning after it. Fixed anchors (a Tuesday that starts a
     month, a Wednesday) keep the test the same on every day it runs."""
     result = validate(repo_root)
     assert result.passed()
     project = result.project
-    dsn = new_database()
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    dsn = new_database(declared_schema)
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.01, seed=42, until=anchor)
     at = datetime.combine(anchor, time(10), UTC)

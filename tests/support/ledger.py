@@ -34,6 +34,7 @@ class MemoryLedger:
     now: datetime
     runs: dict[int, Row] = field(default_factory=dict)
     deliveries: dict[tuple[int, str], Delivery] = field(default_factory=dict)
+    held: dict[str, tuple[str | None, str | None, datetime]] = field(default_factory=dict)
 
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +61,10 @@ class MemoryLedger:
         assert row.lease_until < self.now
         row.worker, row.attempt, row.lease_until = worker, row.attempt + 1, self.now + lease
         return self._run(run_id)
+
+    def suspended(self) -> dict[str, tuple[str | None, str | None, datetime]]:
+        """job -> (reason, by whom, since when), as `marketops suspend` holds them."""
+        return dict(self.held)
 
     def take_over(self, worker: str, lease: timedelta, jobs: list[str]) -> Run | None:
         """The oldest slot of `jobs` whose lease expired or whose retry is due, now ours."""

@@ -14,6 +14,7 @@ from engine.backups.pitr import (
     choose_base,
     explain_early_end,
     first_gap,
+    in_zone,
     needed_range,
     read_recovery_log,
     target_from_options,
@@ -130,3 +131,22 @@ def test_the_log_names_where_recovery_stopped_and_why() -> None:
     point = read_recovery_log('LOG:  recovery stopping at restore point "m1", time '
                               "2026-12-02 21:00:01+00\n")
     assert point.stopped_at == "stopped at restore point 'm1' (made 2026-12-02 21:00:01+00)"
+
+
+def test_the_logs_times_read_in_the_drill_jobs_zone_named() -> None:
+    reached = read_recovery_log(LOG_GAP).reached()
+    assert reached is not None
+    berlin = in_zone(reached, "Europe/Berlin")
+    assert berlin == f"last replayed commit at 2026-12-02 21:59:01 CET; last archived segment " \
+        f"{seg(4)}"
+    assert in_zone(reached, "UTC").startswith("last replayed commit at 2026-12-02 20:59:01 UTC;")
+    # Summer time, and a server whose log_timezone is not UTC (offsets with minutes).
+    assert in_zone("at 2026-07-01 10:00:00.25+00", "Europe/Berlin") == "at 2026-07-01 12:00:00 CEST"
+    assert in_zone("at 2026-07-01 10:00:00+05:30", "UTC") == "at 2026-07-01 04:30:00 UTC"
+    assert in_zone("at 2026-01-01 23:30:00-03", "Asia/Tokyo") == "at 2026-01-02 11:30:00 JST"
+
+
+def test_only_the_logs_timestamps_change() -> None:
+    # An LSN, a segment name, an ISO target with a T and a bare date are not log times.
+    text = f"redo done at 0/4000060; {seg(4)}; target 2026-12-02T21:10:00+00:00; day 2026-12-02"
+    assert in_zone(text, "Europe/Berlin") == text

@@ -46,3 +46,31 @@ def test_a_fresh_tier_reports_fresh(tmp_path: Path) -> None:
     metrics = render_metrics([status], [], {}, {})
     assert 'marketops_backup_fresh{tier="nightly"} 1' in metrics
     assert status.freshness is fresh
+
+
+def test_asynchronous_archivings_queue_shows_in_text_and_json(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from engine.backups.walqueue import QueueState
+
+    job = _nightly(tmp_path)
+    fresh = backup_freshness("nightly", timedelta(hours=26), "b1", NOW - timedelta(hours=1),
+                             NOW)
+    plain = job_status(job, True, None, None, NOW, fresh)
+    assert "async queue" not in render_text([plain]) and "queue" not in as_dict(plain)["backup"]
+    queued = job_status(job, True, None, None, NOW,
+                        replace(fresh, queue=QueueState(7, 3, ["X: refused"], 4242)))
+    lines = render_text([queued]).splitlines()
+    assert lines[2] == ("  async queue: 7 ready, 3 stored ahead, pusher running (pid 4242); "
+                        "last error: X: refused")
+    assert as_dict(queued)["backup"]["queue"] == {  # type: ignore[index]
+        "ready": 7, "stored_ahead": 3, "pusher_pid": 4242, "errors": ["X: refused"]}
+    metrics = render_metrics([queued], [], {}, {})
+    assert 'marketops_wal_async_ready{tier="nightly"} 7' in metrics
+    assert 'marketops_wal_async_stored_ahead{tier="nightly"} 3' in metrics
+    assert 'marketops_wal_async_pusher_running{tier="nightly"} 1' in metrics
+    assert "marketops_wal_async" not in render_metrics([plain], [], {}, {})
+    page = render_html([queued], "w1", NOW)
+    assert ('<small class="queue">async queue: 7 ready, 3 stored ahead, pusher running '
+            '(pid 4242); last error: X: refused</small>') in page
+    assert 'class="queue"' not in render_html([plain], "w1", NOW)

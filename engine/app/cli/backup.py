@@ -78,15 +78,22 @@ def wal_setup(app: App, apply_: bool) -> None:
     Example:
       marketops wal-setup --apply
     """
-    from engine.app.tiers.wal import configure_archiving, wal_settings
+    from engine.app.tiers.wal import compile_archive_config, configure_archiving, wal_settings
 
     result = app.defs
     settings = wal_settings(app.root, result)
+    compile_archive_config(app.root, result)
     if not apply_:
         for name, value in settings.items():
             click.echo(f"{name} = '{value}'")
         return
     target = app.primary(None)
+    if target.server is not None:
+        from engine.app.tiers.wal import prepare_archive_access
+
+        # Its archive_command runs as the server's user: the repository, the destination and
+        # (archive_async) the spool must be open to it before the first segment.
+        prepare_archive_access(app.root, result)
     restart = configure_archiving(target.dsn, settings)
     if restart and target.server is not None:
         target.server.stop()

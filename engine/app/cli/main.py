@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,14 +13,20 @@ import click
 
 from engine.app import clock
 from engine.app.cli.backup import register
+from engine.app.cli.check import check
 from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.preview import register as register_preview
 from engine.app.cli.roles import register as register_roles
-from engine.app.cli.types import INSTANT
+from engine.app.cli.suspend import resume, suspend
+from engine.app.cli.types import INSTANT, complete_job
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
     from engine.app.context import App
+
+_DSN_OPTION = click.option(
+    "--dsn", envvar="MARKETOPS_DSN", default=None,
+    help="Database to use instead of databases.primary in marketops.yaml.")
 
 
 class _Group(click.Group):
@@ -59,19 +66,36 @@ def cli(ctx: click.Context, root: Path, debug: bool) -> None:
       marketops impact users.accounts.email
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
-    # Imported here: the App pulls in every runner, and wal-push, which PostgreSQL starts once
-    # per WAL segment, must not pay for that before it knows it needs them.
+    # Imported here: the App pulls in every runner, and validate (before every commit) and
+    # wal-push (once per WAL segment) must not pay for that.
+    if ctx.invoked_subcommand in _LIGHT:
+        ctx.obj = Invocation(root.resolve(), debug)
+        return
     from engine.app.context import App
 
     ctx.obj = App(root.resolve(), debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the commands that need no App get: the repository and --debug."""
+
+    root: Path
+    debug: bool
+
+
+_LIGHT = frozenset({"validate"})
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="text for people, json for tools, github for Actions.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--no-cache", is_flag=True,
+              help="Analyse every SQL again; neither read nor write .marketops/cache/.")
 @click.pass_obj
-def validate(app: App, fmt: str, strict: bool) -> None:
+def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
     Exits 0 when valid, 1 when not.
@@ -82,8 +106,12 @@ def validate(app: App, fmt: str, strict: bool) -> None:
     """
     from engine.validation.output import RENDERERS
     from engine.validation.validate import validate as run_validation
+    from runners.cache.analyses import open_memo, save_memo
 
-    result = run_validation(app.root, debug=app.debug)
+    memo = None if no_cache else open_memo(app.root)
+    result = run_validation(app.root, debug=app.debug, memo=memo)
+    if memo is not None:
+        save_memo(app.root, memo)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
     sys.exit(0 if result.passed(strict=strict) else 1)
 
@@ -160,15 +188,21 @@ def jsonschema(app: App, out: Path | None, check: bool) -> None:
 @click.option("--until", "end", type=INSTANT, default=None,
               help="End (inclusive); default: a day after --from, or with --retention the "
                    "longest retention horizon of the backup tiers shown.")
-@click.option("--job", "job_ids", multiple=True, help="Only this job (repeatable).")
+@click.option("--job", "job_ids", multiple=True, shell_complete=complete_job,
+              help="Only this job (repeatable).")
+@click.option("--select", "selectors", multiple=True,
+              help="dbt-style: tag:finance, kind:backup, report/* (repeatable: any of them).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--retention", is_flag=True,
               help="Also read the destinations and list what each tier's retention would "
                    "delete now (backups, interrupted leftovers, WAL segments).")
+@click.option("--all", "every", is_flag=True,
+              help="List every WAL health-check slot instead of one line per WAL tier.")
+@click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
 @click.pass_obj
-def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
-         retention: bool) -> None:
+def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tuple[str, ...],
+         fmt: str, retention: bool, every: bool, utc: bool) -> None:
     """Dry run: every slot that would fire between two times, in order, and what it runs.
 
     Without --from/--until the window is now .. now + 1 day; with --retention it is now ..
@@ -186,57 +220,128 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], fmt: str,
     from engine.scheduling.jobs import jobs
     from engine.scheduling.planner import plan_payload, plan_text, plan_window
 
+    if len(job_ids) == 1 and not selectors:
+        app = app.for_job(job_ids[0])  # one job: check what it reads, not every report
+    available = jobs(app.defs.project)
+    if any(j not in available for j in job_ids):
+        available = jobs(app.as_loaded().defs.project)  # name every job in the error
     now = clock.now()
-    window = plan_window(jobs(app.defs.project), job_ids, start, end, retention=retention,
-                         now=now)
+    if selectors:
+        from engine.scheduling.selection import select
+
+        job_ids = (*job_ids, *(j.id for j in select(available, selectors)))
+    window = plan_window(available, job_ids, start, end, retention=retention, now=now)
     preview = retention_preview(app.root, app.defs, now, only=job_ids) if retention else {}
     if fmt == "json":
         click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
     else:
-        click.echo("\n".join(plan_text(window, preview)))
+        click.echo("\n".join(plan_text(window, preview, utc=utc,
+                                        group_checks=not (every or job_ids))))
+
+
+def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
+    """`JOB slot TIME: STATUS: ERROR`, in the job's timezone; a retrying run says when its
+    next attempt is due and what takes it."""
+    tz = job.schedule.tz if job.schedule else None
+    line = f"{job.id} slot {slot.astimezone(tz).isoformat()}: {outcome.status}" + \
+        (f": {outcome.error}" if outcome.error else "")
+    if outcome.status == "retrying" and outcome.retry_in is not None:
+        from engine.definitions.models.base import format_duration
+
+        due = (now + outcome.retry_in).astimezone(tz)
+        line += (f"; next attempt at {due:%Y-%m-%d %H:%M:%S} {due.tzname()} (in "
+                 f"{format_duration(outcome.retry_in)}), taken by `marketops serve` or the "
+                 "next `marketops run` of this slot")
+    return line
 
 
 @cli.command("run")
-@click.argument("job_id", metavar="JOB")
+@click.argument("job_id", metavar="[JOB]", required=False, shell_complete=complete_job)
 @click.option("--at", type=INSTANT, default=None,
               help="Run the slot at (or latest before) this time; default: the latest slot.")
+@click.option("--select", "selectors", multiple=True,
+              help="Instead of JOB, each job these pick (dbt-style: tag:finance, kind:backup, "
+                   "report/*), one after the other.")
+@_DSN_OPTION
 @click.option("--keep-on-failure", is_flag=True,
               help="Drills: keep a failed drill's restored copies (under var/kept), named.")
 @click.pass_obj
-def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
+def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
+            dsn: str | None, keep_on_failure: bool) -> None:
     """Run one job now, for one slot, recorded in the ledger. Exit 1 if it fails.
 
     The same slot always covers the same period, so running it again, now or in a year,
     produces the same output.
 
     \b
-    Example:
+    Examples:
       marketops run report/pnl_monthly --at 2026-03-01T06:00+01:00
+      marketops run --select tag:finance
     """
 
-    from engine.app.context import latest_slot
-    from engine.app.executor import JobDispatcher, run_slot
+    from engine.app.context import ledger_for
     from engine.scheduling.jobs import jobs as all_jobs
     from runners.service.gitinfo import head_commit
 
+    if job_id is not None and not selectors:
+        app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
     available = all_jobs(result.project, head_commit(app.root))
-    job = available.get(job_id)
-    if job is None:
-        raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(available))})")
-    if job.schedule is None:
-        raise UsageError(f"{job_id} runs continuously (archive_command); see "
-                         "`marketops wal-setup`")
-    slot = latest_slot(job, at or clock.now())
-    ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger,
-                             keep_on_failure=keep_on_failure)
-    outcome = run_slot(ledger, executor, job, slot, "manual")
+    if job_id is None and not selectors:
+        raise UsageError("say which job: marketops run JOB (or --select tag:finance)")
+    chosen = []
+    if job_id is not None:
+        job = available.get(job_id)
+        if job is None:
+            everything = all_jobs(app.as_loaded().defs.project)  # name every job
+            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(everything))})")
+        if job.schedule is None:
+            raise UsageError(f"{job_id} runs continuously (archive_command); see "
+                             "`marketops wal-setup`")
+        chosen.append(job)
+    if selectors:
+        from engine.scheduling.selection import select
+
+        # Selected continuous jobs (WAL archiving) have no slot to run: left out, said so.
+        for job in select(available, selectors):
+            if job.schedule is None:
+                click.echo(f"{job.id}: runs continuously (archive_command), not run", err=True)
+            elif job not in chosen:
+                chosen.append(job)
+    # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
+    ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
+    ok = [_run_one(app, job, at or clock.now(), ledger, dsn, alone=len(chosen) == 1,
+                   keep_on_failure=keep_on_failure) for job in chosen]
+    sys.exit(0 if all(ok) else 1)
+
+
+def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool, *,
+             keep_on_failure: bool = False) -> bool:
+    """One job's slot at or before `at`, said as it ended; True when it succeeded."""
+    from contextlib import nullcontext
+
+    from engine.app.context import latest_slot
+    from engine.app.demo import demo_mailbox, into_mailbox
+    from engine.app.executor import JobDispatcher, run_slot
+
+    result = app.defs
+    slot = latest_slot(job, at)
+    with demo_mailbox(app.root, result) if job.kind == "report" else nullcontext() as box:
+        if box is not None:
+            click.echo(f"the demo's project and no mail server: mail and unset webhooks go to "
+                       f"{box.directory}, as in the demo", err=True)
+        executor = JobDispatcher(app.root, into_mailbox(result, box) if box else result,
+                                 app.dsn("reports", dsn), ledger,
+                                 primary_dsn=app.dsn("primary", dsn) if dsn else None,
+                                 keep_on_failure=keep_on_failure)
+        outcome = run_slot(ledger, executor, job, slot, "manual")
     if outcome is None:
-        raise UsageError(f"{job_id} slot {slot.isoformat()} is running right now elsewhere")
-    local = slot.astimezone(job.schedule.tz) if job.schedule else slot
-    click.echo(f"{job_id} slot {local.isoformat()}: {outcome.status}"
-               + (f": {outcome.error}" if outcome.error else ""))
+        busy = f"{job.id} slot {slot.isoformat()} is running right now elsewhere"
+        if alone:
+            raise UsageError(busy)
+        click.echo(busy)
+        return False
+    click.echo(outcome_line(job, slot, outcome, clock.now()))
     if outcome.outputs and job.kind == "backup":
         for key, value in outcome.outputs.items():
             click.echo(f"  {key}: {value}")
@@ -247,7 +352,7 @@ def run_job(app: App, job_id: str, at: Any, keep_on_failure: bool) -> None:
             click.echo(f"  alert: {alert}")
         for recipient, state in (outcome.outputs.get("deliveries") or {}).items():
             click.echo(f"  {recipient}: {state}")
-    sys.exit(0 if outcome.status == "succeeded" else 1)
+    return bool(outcome.status == "succeeded")
 
 
 @cli.command()
@@ -279,46 +384,74 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     Example:
       marketops serve --port 8086 &  curl -s localhost:8086/status.json
     """
+    import logging
     import signal
+    from contextlib import ExitStack
 
     from engine.app.alerting import FailureAlerter
     from engine.app.context import (
         LiveDefinitions,
         durations,
+        is_demo_project,
         statuses,
         worker_name,
     )
-    from engine.app.demo import enable_archiving, ensure_demo_data, ensure_demo_key
+    from engine.app.demo import (
+        demo_mailbox,
+        enable_archiving,
+        ensure_demo_data,
+        ensure_demo_key,
+        into_mailbox,
+    )
     from engine.app.executor import JobDispatcher
     from engine.runs.logs import configure
     from engine.runs.service import Service, ServiceConfig, loop_stalled
-    from engine.runs.status import as_dict, render_html, render_metrics
+    from engine.runs.status import as_dict, render_html
     from runners.service.http import StatusServer, json_page
 
     name = worker or worker_name()
     configure(name)
+    say = logging.getLogger("marketops.serve").info  # every line of the service is JSON
     root = app.root
     result = app.defs
-    if result.project.settings.databases.primary.dsn == "embedded":
+    from engine.app.tiers.wal import compile_archive_config
+
+    compile_archive_config(root, result)  # what archive_command's fast path reads
+    stack = ExitStack()
+    box = None
+    if is_demo_project(result):
         target = app.primary()
         if ensure_demo_data(root, result, target.dsn):
-            click.echo("the embedded marketplace was empty: filled it with demo data", err=True)
+            say("the embedded marketplace was empty: filled it with demo data")
         if ensure_demo_key(root):
-            click.echo("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace "
-                       "are encrypted with var/demo-backup.key", err=True)
+            say("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace are "
+                "encrypted with var/demo-backup.key")
         enable_archiving(root, result, target)
-    live = LiveDefinitions(root, result)
+        box = stack.enter_context(demo_mailbox(root, result))
+        if box is not None:
+            say(f"the demo's project and no mail server: mail and unset webhooks go to "
+                f"{box.directory}, as in the demo")
+    live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
+                           (lambda r: into_mailbox(r, box)) if box else None)
     ledger = app.ledger
     from engine.app.executor import release_dead_runs
     from engine.app.tiers.backup import clear_staging
 
     for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
-        click.echo(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
-                   "taken over now", err=True)
+        say(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
+            "taken over now")
     for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
-        click.echo(f"removed staging/{leftover}: left by a run that died", err=True)
-    executor = JobDispatcher(root, live, app.dsn("reports"), ledger)
-    service = Service(live.load, ledger, executor,
+        say(f"removed staging/{leftover}: left by a run that died")
+    from engine.app.metrics import Measured, Metrics
+    from engine.runs.status import metric_families
+    from runners.service.gitinfo import head_commit
+
+    metrics = Metrics(lambda: metric_families(now_statuses(), ledger.counts(),
+                                              durations(ledger), ledger.delivery_failures()),
+                      lambda: head_commit(root))
+    executor = JobDispatcher(root, live, app.dsn("reports"), ledger,
+                             observe_delivery=metrics.delivered)
+    service = Service(live.load, ledger, Measured(executor, metrics),
                       ServiceConfig(worker=name, tick_seconds=tick,
                                     shutdown_grace=shutdown_grace,
                                     lease=timedelta(seconds=lease),
@@ -340,29 +473,46 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
 
     pages = {
         "/healthz": healthz,
-        "/metrics": lambda: (200, "text/plain; version=0.0.4", render_metrics(
-            now_statuses(), list(ledger.counts()), durations(ledger),
-            ledger.delivery_failures())),
+        "/metrics": metrics.render,
         "/status": lambda: (200, "text/html", render_html(now_statuses(), name, clock.now())),
         "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
     }
-    http = StatusServer(host, port, pages)
+
+    def run_page(rest: str) -> tuple[int, str, str]:
+        from engine.runs.status import render_run
+        from engine.scheduling.jobs import jobs as all_jobs
+
+        record = ledger.run(int(rest)) if rest.isdigit() else None
+        if record is None:
+            return 404, "text/plain", f"no run {rest} in the ledger\n"
+        job = all_jobs(live.result.project).get(record.job)
+        zone = job.schedule.timezone if job is not None and job.schedule else "UTC"
+        return 200, "text/html", render_run(record, zone, clock.now())
+
+    http = StatusServer(host, port, pages, under={"/runs/": run_page})
     http.start()
-    click.echo(f"serving: worker {name}, status on http://{host}:{http.port}/status", err=True)
+    # Said without a URL path, which the log's masking would take for a webhook token.
+    say(f"serving: worker {name}; status page, /status.json, /metrics and /healthz on "
+        f"{host}:{http.port}")
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     try:
         service.serve()
     finally:
         http.stop()
+        stack.close()
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--utc", is_flag=True, help="Every time in UTC instead of each job's own zone.")
+@click.option("--select", "selectors", multiple=True,
+              help="dbt-style: tag:finance, kind:backup, report/* (repeatable: any of them).")
 @click.pass_obj
-def status(app: App, fmt: str) -> None:
-    """Last and next run of every job; exit 1 when any scheduled job is late or failing.
+def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
+    """Last and next run of every job, in each job's own timezone (named) and how long ago
+    or ahead; exit 1 when any scheduled job is late, failing or retrying.
 
     \b
     Example:
@@ -379,63 +529,104 @@ def status(app: App, fmt: str) -> None:
     executor = JobDispatcher(app.root, result, "")
     fresh = freshness(app.root, result, app.dsn("primary"))
     found = statuses(result, ledger, executor.supports, clock.now(), fresh)
+    if selectors:
+        from engine.scheduling.jobs import jobs as all_jobs
+        from engine.scheduling.selection import select
+
+        chosen = {j.id for j in select(all_jobs(result.project), selectors)}
+        found = [s for s in found if s.job in chosen]
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
-        click.echo(render_text(found), nl=False)
+        click.echo(render_text(found, clock.now(), utc=utc), nl=False)
     sys.exit(0 if all(s.healthy for s in found) else 1)
 
 
 @cli.command()
-@click.argument("job_id", metavar="JOB")
+@click.argument("job_id", metavar="[JOB]", required=False, shell_complete=complete_job)
 @click.option("--from", "start", type=INSTANT, required=True, help="Start (exclusive).")
 @click.option("--until", "end", type=INSTANT, required=True, help="End (inclusive).")
+@click.option("--select", "selectors", multiple=True,
+              help="Instead of JOB, each report these pick (dbt-style: tag:finance, "
+                   "report/*), one after the other.")
 @click.pass_obj
-def backfill(app: App, job_id: str, start: Any, end: Any) -> None:
+def backfill(app: App, job_id: str | None, start: Any, end: Any,
+             selectors: tuple[str, ...]) -> None:
     """Run every slot of a past range, oldest first; each run is idempotent on its slot.
 
     Slots already succeeded are run again (same period, same output). Exit 1 if any failed.
 
     \b
-    Example:
+    Examples:
       marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
+      marketops backfill --select tag:finance --from 2026-01-01T00:00Z --until 2026-03-01T00:00Z
     """
 
-    from engine.app.executor import JobDispatcher, run_slot
+    from engine.app.executor import JobDispatcher
     from engine.scheduling.jobs import jobs as all_jobs
 
+    if job_id is None and not selectors:
+        raise UsageError("say which job: marketops backfill JOB (or --select tag:finance)")
     if end <= start:
         raise UsageError("--until must be after --from")
     if end > clock.now():
         raise UsageError("--until is in the future; backfill runs past slots only")
+    if job_id is not None and not selectors:
+        app = app.for_job(job_id)  # checks what the job reads, not every report
     result = app.defs
-    job = all_jobs(result.project).get(job_id)
-    if job is None or job.schedule is None:
-        raise UsageError(f"unknown or unscheduled job {job_id}")
-    if job.kind != "report":
-        raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot be "
-                         f"backfilled; run `marketops run {job_id}`")
+    available = all_jobs(result.project)
+    chosen = []
+    if job_id is not None:
+        job = available.get(job_id)
+        if job is None or job.schedule is None:
+            raise UsageError(f"unknown or unscheduled job {job_id}")
+        if job.kind != "report":
+            raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot "
+                             f"be backfilled; run `marketops run {job_id}`")
+        chosen.append(job)
+    if selectors:
+        from engine.scheduling.selection import select
+
+        for job in select(available, selectors):
+            if job.kind != "report" or job.schedule is None:
+                # Said and left out, as `run --select` leaves out continuous jobs.
+                click.echo(f"{job.id}: a backup is of the database as it is now, not "
+                           "backfilled", err=True)
+            elif job not in chosen:
+                chosen.append(job)
+        if not chosen:
+            raise UsageError(f"--select {' '.join(selectors)} picks no report; backups cannot "
+                             "be backfilled")
     ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"),
-                        ledger)
-    failed = 0
-    slots = job.schedule.between(start, end)
-    for slot in slots:
-        outcome = run_slot(ledger, executor, job, slot, "backfill")
-        if outcome is None:
-            click.echo(f"{slot.isoformat()}: running elsewhere, left alone")
-            continue
-        failed += outcome.status != "succeeded"
-        rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
-        click.echo(f"{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}{rows}"
-                   + (f": {outcome.error}" if outcome.error else ""))
-    click.echo(f"{len(slots)} slot(s), {failed} failed")
+    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger)
+    slots = failed = 0
+    for job in chosen:
+        ran, lost = _backfill_job(ledger, executor, job, start, end, named=len(chosen) > 1)
+        slots, failed = slots + ran, failed + lost
+    click.echo(f"{slots} slot(s), {failed} failed"
+               + (f", {len(chosen)} reports" if len(chosen) > 1 else ""))
     sys.exit(1 if failed else 0)
 
 
-_DSN_OPTION = click.option(
-    "--dsn", envvar="MARKETOPS_DSN", default=None,
-    help="Database to use instead of databases.primary in marketops.yaml.")
+def _backfill_job(ledger: Any, executor: Any, job: Any, start: Any, end: Any, named: bool
+                  ) -> tuple[int, int]:
+    """Every slot of `job` in the range, oldest first, each said as it ended: (slots,
+    failed)."""
+    from engine.app.executor import run_slot
+
+    failed = 0
+    slots = job.schedule.between(start, end)
+    who = f"{job.id} " if named else ""
+    for slot in slots:
+        outcome = run_slot(ledger, executor, job, slot, "backfill")
+        if outcome is None:
+            click.echo(f"{who}{slot.isoformat()}: running elsewhere, left alone")
+            continue
+        failed += outcome.status != "succeeded"
+        rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
+        click.echo(f"{who}{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}"
+                   f"{rows}" + (f": {outcome.error}" if outcome.error else ""))
+    return len(slots), failed
 
 
 @cli.group()
@@ -463,8 +654,7 @@ def db_start(app: App) -> None:
     """
     from runners.postgres.connection import ensure_database
 
-    server = _server(app)
-    started = server.start()
+    server, started = app.as_loaded().start_embedded()
     ensure_database(server.dsn("postgres"), server.database)
     click.echo(f"{'started' if started else 'already running'}: {server.dsn()}")
     click.echo(f"data: {server.data_dir}  log: {server.log_file}")
@@ -689,8 +879,12 @@ def demo_data(app: App, dsn: str | None, scale: float, seed: int,
 @click.option("--scale", type=click.FloatRange(0.0001, 100), default=0.01, show_default=True,
               help="Size of the generated data; 1 = about one million orders.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--port", type=click.IntRange(1024, 65535), default=None,
+              envvar="MARKETOPS_EMBEDDED_PORT",
+              help="Port of the embedded server; default embedded.port (54329), or a free "
+              "one when that is taken. Later commands find the server on it.")
 @click.pass_obj
-def demo(app: App, scale: float, seed: int) -> None:
+def demo(app: App, scale: float, seed: int, port: int | None) -> None:
     """Run marketops on an embedded PostgreSQL with realistic generated data.
 
     Starts the embedded server under ./var/ (reusing it if it runs), applies the schema,
@@ -698,13 +892,22 @@ def demo(app: App, scale: float, seed: int) -> None:
 
     \b
     Example:
-      marketops demo
+      marketops demo --port 54400
     """
+    import os
+
+    from engine.app.context import PORT_VARIABLE
     from engine.app.context import demo_data as run_demo_data
 
+    if port is not None:
+        os.environ[PORT_VARIABLE] = str(port)  # for every step, and the tools it starts
+    from runners.service import progress
+
     result = app.defs
-    server = app.embedded()
-    click.echo(f"starting the embedded PostgreSQL 18 in {server.data_dir} ...")
+    with progress.step(f"embedded PostgreSQL 18 in {app.embedded().data_dir}") as shown:
+        server = app.primary(None).server
+        assert server is not None
+        shown.summary = f"listening on 127.0.0.1:{server.port}"
     summary = run_demo_data(app.root, "embedded", scale=scale, seed=seed, until=None)
     project = result.project
     tables = sum(len(s.model.tables) for s in project.schemas.values())
@@ -718,7 +921,6 @@ def demo(app: App, scale: float, seed: int) -> None:
     from engine.app.demo import run_demo_reports
 
     mailbox = (app.root / "var" / "mailbox").resolve()
-    click.echo("running every report for its latest period ...")
     reports = run_demo_reports(app.root, result, summary.dsn, mailbox, clock.now())
     click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
                "delivered")
@@ -731,11 +933,14 @@ def demo(app: App, scale: float, seed: int) -> None:
 
     if ensure_demo_key(app.root):
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
-    click.echo("running every backup tier once, then the restore drill ...")
     tiers = run_demo_backups(app.root, result, app.primary(None),
                              clock.now())
-    # Drill results are long ("111 tables match, 2 smoke ok"): the column fits the widest.
-    wide = max([22, *(len(t.verified) + 2 for t in tiers)])
+    # Drill results are long ("111 tables match, 2 smoke ok"; a PITR drill's replay point
+    # runs to 150 characters): the column fits 40, longer ones go on a line of their own.
+    def short(text: str) -> str:
+        return text if len(text) <= 38 else text.split(":")[0][:38]
+
+    wide = max([22, *(len(short(t.verified)) + 2 for t in tiers)])
     click.echo(f"{'tier':<24}{'kind':<16}{'status':<11}{'size':>10}{'time':>8}  "
                f"{'verified':<{wide}}recovery / RTO")
     for t in tiers:
@@ -744,7 +949,9 @@ def demo(app: App, scale: float, seed: int) -> None:
         size = human_size(t.stored_bytes) if t.stored_bytes else "-"
         took = f"{t.seconds:.1f}s" if t.seconds else "-"
         click.echo(f"{t.tier:<24}{t.kind:<16}{t.status:<11}{size:>10}{took:>8}  "
-                   f"{t.verified:<{wide}}{t.recovery}")
+                   f"{short(t.verified):<{wide}}{t.recovery}")
+        if short(t.verified) != t.verified:
+            click.echo(f"  {t.verified}")
         if t.error:
             click.echo(f"  error: {t.error}")
     archive = result.project.settings.reports.destination
@@ -753,11 +960,32 @@ def demo(app: App, scale: float, seed: int) -> None:
 
         click.echo(f"report files:   {local_destination(app.root, result, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
-    click.echo(f"data directory: {server.data_dir}")
+    from engine.app.cli.backup import human_size
+    from runners.storage.stores import tree_size
+
+    click.echo(f"data directory: {server.data_dir}  ({human_size(tree_size(server.data_dir))})")
     click.echo(f'connect:        psql "{server.dsn()}"')
-    click.echo(f"backups:        {app.root / 'var' / 'backups'}  (marketops backups)")
-    click.echo("next:           marketops status   |   marketops restore --help   |   "
-               "marketops db stop")
+    backups = app.root / "var" / "backups"
+    click.echo(f"backups:        {backups}  ({human_size(tree_size(backups))}; "
+               "marketops backups)")
+    restorable = [t.tier for t in tiers if t.kind.startswith("logical")
+                  and t.status == "succeeded"]
+    drilled = "users_schema" if "users_schema" in restorable else next(iter(restorable), None)
+    ran = [r.job for r in reports if r.status == "succeeded"]
+    report = "report/pnl_monthly" if "report/pnl_monthly" in ran else next(iter(ran), None)
+    steps = [("marketops status", "last and next run of every job")]
+    if report:
+        steps.append((f"marketops run {report}", "a report again (mail to var/mailbox)"))
+    if drilled:
+        database = f"{drilled.removesuffix('_schema')}_check"
+        steps.append((f"marketops restore --tier {drilled} --into-database {database}",
+                      "a backup into a new database"))
+    steps += [("marketops serve", "the schedule; then http://localhost:8086/status"),
+              ("marketops db stop", "stop the server; rm -rf var/ frees the disk")]
+    click.echo("next:")
+    width = max(len(command) for command, _ in steps) + 3
+    for command, why in steps:
+        click.echo(f"  {command:<{width}}# {why}")
 
 
 def main() -> None:
@@ -767,5 +995,8 @@ def main() -> None:
 
 register(cli)
 register_roles(cli)
+cli.add_command(suspend)
+cli.add_command(resume)
+cli.add_command(check)
 cli.add_command(diff_command)
 register_preview(cli)

@@ -33,3 +33,18 @@ class _Instant(click.ParamType[datetime]):
 
 
 INSTANT = _Instant()
+
+
+def complete_job(ctx: click.Context, param: click.Parameter, incomplete: str
+                 ) -> list[click.shell_completion.CompletionItem]:
+    """Job ids for shell completion, from the file names under definitions/ (no validation:
+    a tab press must answer at once, even while a definition is broken)."""
+    from pathlib import Path
+
+    from click.shell_completion import CompletionItem
+
+    root = Path(ctx.find_root().params.get("root") or ".")
+    found = [f"{kind}/{path.stem}" for kind, folder in (("report", "reports"),
+                                                          ("backup", "backups"))
+             for path in sorted((root / "definitions" / folder).glob("*.yaml"))]
+    return [CompletionItem(job) for job in found if job.startswith(incomplete)]

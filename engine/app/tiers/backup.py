@@ -97,8 +97,9 @@ def wal_tier_for(result: ValidationResult, base_tier: str | None = None
 
 
 def archive_command(root: Path) -> str:
-    """archive_command for postgresql.conf: this interpreter, this repository."""
-    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-push "%p"'
+    """archive_command for postgresql.conf: this interpreter, this repository, through the
+    fast path that reads the compiled archive settings (engine.app.walpush)."""
+    return f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}" "%p"'
 
 
 def restore_command(root: Path) -> str:

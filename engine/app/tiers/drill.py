@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.app.tiers.backup import staging_for, tier_of
 from engine.app.tiers.handler import TierHandler
+from engine.backups.pitr import in_zone
 from engine.backups.policy import DrillResult, rto_problem
 from engine.definitions.models.backup import BackupTier, RestoreDrillTier, SmokeQuery
 from engine.errors import BackupError
@@ -18,6 +19,7 @@ from engine.runs.ledger import Ledger
 from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners.postgres.connection import database_name
+from runners.service import progress
 from runners.storage.guard import release
 from runners.storage.stores import make_staging
 
@@ -45,6 +47,14 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
             outcome.problems.append(late)
         return outcome
 
+    @staticmethod
+    def _in_zone(drilled: DrillResult, zone: str) -> DrillResult:
+        # The restored server's log times are in its log_timezone (UTC); people read the
+        # drill's result (ledger, status, the demo's table) in the drill job's own zone.
+        drilled.checked = in_zone(drilled.checked, zone)
+        drilled.problems = [in_zone(p, zone) for p in drilled.problems]
+        return drilled
+
     def run(self, root: Path, result: ValidationResult, job: Job, tier: RestoreDrillTier,
             primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
@@ -52,11 +62,19 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
         With keep_on_failure, a failed drill's restored copies are kept under var/kept."""
         # Named after its maker: a killed drill's restored copies are cleared by the next run.
         directory = make_staging(staging_for(root), f"drill-{job.name}", run_id)
+        zone = job.schedule.timezone if job.schedule is not None else "UTC"
         kept: Path | None = None
         try:
-            results = [self.drill_tier(root, result, tier_id, list(tier.smoke_queries),
-                                       directory, database_name(primary_dsn), keep_on_failure)
-                       for tier_id in tier.tiers]
+            results: list[DrillResult] = []
+            with progress.step(f"drill {job.name}", total=len(tier.tiers),
+                               unit="tiers") as shown:
+                for tier_id in tier.tiers:
+                    results.append(self._in_zone(self.drill_tier(
+                        root, result, tier_id, list(tier.smoke_queries), directory,
+                        database_name(primary_dsn), keep_on_failure), zone))
+                    shown.advance()
+                shown.summary = (f"{sum(1 for r in results if not r.problems)}/"
+                                 f"{len(results)} ok")
             if keep_on_failure and any(r.problems for r in results):
                 # Out of staging, which the next run clears of a dead maker's directories.
                 kept = root / "var" / "kept" / directory.name

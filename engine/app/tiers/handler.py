@@ -31,6 +31,7 @@ from engine.definitions.models.backup import BackupTier, SmokeQuery, StoringTier
 from engine.errors import UsageError
 from engine.validation.validate import ValidationResult
 from runners.postgres.connection import advisory_lock
+from runners.service import progress
 from runners.storage.verify import Damaged, verify_backup
 
 if TYPE_CHECKING:
@@ -104,9 +105,10 @@ class CatalogHandler(TierHandler[S]):
         """A backup under the cluster lock, then the tier's retention."""
         started = time.monotonic()
         with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
-            manifest = self.take(root, result, job, tier,
-                                 backups_dsn(root, result, primary_dsn), run_id=run_id,
-                                 now=clock.now())
+            with progress.step(f"backup {job.name}", unit="written"):
+                manifest = self.take(root, result, job, tier,
+                                     backups_dsn(root, result, primary_dsn), run_id=run_id,
+                                     now=clock.now())
             plan = apply_retention(root, result, job.name)
         return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 

@@ -43,7 +43,6 @@ from engine.definitions.models.backup import (
     WalArchiveTier,
 )
 from engine.errors import BackupError, MarketopsError, UsageError
-from engine.validation.sqlcheck import analyze
 from engine.validation.validate import ValidationResult
 from runners.backup.logical import restore_logical
 from runners.backup.physical import restore_chain
@@ -60,6 +59,7 @@ from runners.postgres.connection import (
 from runners.postgres.embedded import EmbeddedServer
 from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
 from runners.postgres.roles import ensure_roles_exist
+from runners.service import progress
 from runners.storage.verify import check_wal_file
 
 if TYPE_CHECKING:
@@ -112,17 +112,19 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     admin, target = with_database(base, "postgres"), with_database(base, database)
     created = False
 
-    def create() -> None:
+    def create() -> bool:
         nonlocal created
         roles = result.project.settings.roles
         # The dump grants to the roles jobs connect as; a cluster restored into may lack them.
         ensure_roles_exist(admin, [r for r in (roles.reports, roles.backups) if r])
         created = ensure_database(admin, database)
+        return created
 
     try:
-        done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
-                               target_dsn=target, staging=staging_for(root),
-                               jobs=tier.parallel_jobs, prepare=create)
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+                                   target_dsn=target, staging=staging_for(root),
+                                   jobs=tier.parallel_jobs, prepare=create)
         wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
         if wrong:
             raise BackupError(f"restored {tier_id}/{manifest.backup_id} but row counts "
@@ -165,7 +167,7 @@ def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
     outcome: dict[str, str] = {}
     problems: list[str] = []
     for smoke in queries:
-        reads = {t[0] for t in analyze(smoke.sql, result.project.catalog).tables}
+        reads = {t[0] for t in result.project.analyze(smoke.sql).tables}
         if not smoke_applies(reads, schemas):
             continue  # this tier does not hold what the query reads
         try:
@@ -344,18 +346,20 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
     try:
-        restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                      toolset=toolset_for(result), staging=staging_for(root),
-                      keep=True)  # removed (or kept) below, and said so
+        with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
+            restore_chain(tier_store(root, result, tier), chain, into, key=key,
+                          toolset=toolset_for(result), staging=staging_for(root),
+                          keep=True)  # removed (or kept) below, and said so
     except MarketopsError as exc:
         if not into.exists():  # refused before writing anything (a wrong key)
             raise
         raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
     try:
-        recovered = start_restored(into, port or free_port(), "postgres",
-                                   restore_command=restore_command(root) if replay else None,
-                                   targets=target.settings())
+        with progress.step(f"recovery of {tier_id} to {target.describe()}"):
+            recovered = start_restored(into, port or free_port(), "postgres",
+                                       restore_command=restore_command(root) if replay
+                                       else None, targets=target.settings())
     except RecoveryFailed as exc:
         reason = str(exc)
         if replay and (exc.log.ended_early or exc.log.not_restored):

@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.app import clock
 from engine.app.context import store_for
@@ -36,6 +36,9 @@ from engine.validation.validate import ValidationResult
 from runners.backup.wal import stored_entries
 from runners.storage.verify import Damaged, verify_wal_files
 
+if TYPE_CHECKING:
+    from runners.cache.archive import ArchiveConfig
+
 
 def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
     """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
@@ -61,12 +64,71 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
 
 
 def wal_push(root: Path, path: Path) -> bool:
-    """archive_command: store one WAL file; False when it was archived already."""
+    """archive_command: store one WAL file; False when it was archived already. Compiles
+    the archive's settings for the fast path (engine.app.walpush) on the way."""
     from runners.backup.wal import push
+    from runners.cache import archive
 
     result, wal_id, wal = wal_definitions(root)
-    return push(store_for(root, result, wal.destination), wal_id, path,
-                sealing_for(result, wal))
+    store = store_for(root, result, wal.destination)
+    sealing = sealing_for(result, wal)
+    config = archive_config(root, result, wal_id, wal)
+    # The pusher reads the compiled settings: without them, this segment is stored here.
+    if archive.write(root, config) and config.process_max > 0:
+        from engine.app.walasync import push_async
+
+        done = push_async(root, config, path)
+        if done is not None:
+            return done
+    return push(store, wal_id, path, sealing)
+
+
+def archive_config(root: Path, result: ValidationResult, wal_id: str,
+                   wal: WalArchiveTier) -> ArchiveConfig:
+    """The WAL tier's settings as the fast path reads them: references, not secrets."""
+    from engine.app.context import local_destination
+    from runners.cache.archive import ArchiveConfig
+
+    destination = result.project.settings.destinations.get(wal.destination)
+    if destination is None:
+        raise UsageError(f"unknown destination '{wal.destination}'")
+    url = destination.url
+    options: dict[str, object] = {}
+    if url.startswith("file://"):
+        url = f"file://{local_destination(root, result, wal.destination)}"
+    else:
+        if destination.endpoint_url:
+            options["endpoint_url"] = destination.endpoint_url
+        if destination.region:
+            options["client_kwargs"] = {"region_name": destination.region}
+        if destination.access_key_id:
+            options["key"] = destination.access_key_id
+        if destination.secret_access_key:
+            options["secret"] = destination.secret_access_key
+    compression = wal.compression
+    key_name = wal.encryption.key if wal.encryption else None
+    key_ref = result.project.settings.keys.get(key_name) if key_name else None
+    if key_name is not None and key_ref is None:
+        raise UsageError(f"key '{key_name}' is not declared under keys: in marketops.yaml")
+    from runners.backup.walspool import spool_dir
+
+    asynchronous = wal.archive_async
+    return ArchiveConfig(wal_id, wal.destination, url, options, compression.codec.value,
+                         compression.level, key_name, key_ref,
+                         asynchronous.process_max if asynchronous else 0,
+                         asynchronous.timeout.total_seconds() if asynchronous else 60.0,
+                         str(spool_dir(root, wal_id)))
+
+
+def compile_archive_config(root: Path, result: ValidationResult) -> bool:
+    """Write the fast path's settings now (wal-setup, serve); False when it cannot."""
+    from runners.cache import archive
+
+    try:
+        wal_id, wal = wal_tier_for(result)
+    except UsageError:
+        return False  # no WAL tier: nothing to archive
+    return archive.write(root, archive_config(root, result, wal_id, wal))
 
 
 def wal_fetch(root: Path, name: str, target: Path) -> None:
@@ -99,13 +161,15 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
 def prepare_archive_access(root: Path, result: ValidationResult) -> None:
     """Let the embedded server's own user (when we run as root) run archive_command: read
     this repository and write the WAL destination."""
+    from runners.backup.walspool import spool_dir
     from runners.postgres.embedded import grant_server_access
 
     wal_id, wal = wal_tier_for(result)
     store = store_for(root, result, wal.destination)
     wal_dir = store.local_path(wal_id)
+    spool = [spool_dir(root, wal_id)] if wal.archive_async else []
     grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
-                        writable=[wal_dir] if wal_dir is not None else [])
+                        writable=([wal_dir] if wal_dir is not None else []) + spool)
 
 
 def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
@@ -220,8 +284,13 @@ class WalHandler(TierHandler[WalArchiveTier]):
                   tier: WalArchiveTier, dsn: str | None, now: datetime) -> Freshness | None:
         state = wal_state(root, result, tier_id, dsn)
         problems, _ = wal_problems(state, tier.rpo)
+        queue = None
+        if tier.archive_async is not None:
+            from runners.backup.walspool import Spool, spool_dir
+
+            queue = Spool(spool_dir(root, tier_id)).queue_state()
         return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
-                         "; ".join(problems) or None, f"{len(state.stored)} WAL files")
+                         "; ".join(problems) or None, f"{len(state.stored)} WAL files", queue)
 
     def listing(self, root: Path, result: ValidationResult, tier_id: str,
                 tier: WalArchiveTier, base: TierListing, drilled: dict[str, Verified]

@@ -16,6 +16,7 @@ from engine.definitions.models.base import (
     Identifier,
     Model,
     Name,
+    PushWait,
     RunPolicy,
     TimeZoneName,
 )
@@ -103,6 +104,18 @@ class PhysicalBaseTier(_ScheduledTier):
                                         "at least this often.")
 
 
+class AsyncArchiving(Model):
+    """archive_command acknowledges a segment only once stored, while a background pusher
+    stores the next ready segments ahead of PostgreSQL's serial calls (as pgBackRest's
+    archive-async and process-max)."""
+
+    process_max: int = Field(2, ge=1, le=32, description="Segments stored at once by the "
+                             "background pusher.")
+    timeout: PushWait = Field(timedelta(seconds=60), description="How long one "
+                                    "archive_command waits for its segment to be stored "
+                                    "before it fails (PostgreSQL then retries it).")
+
+
 class WalArchiveTier(_Tier):
     """Continuous WAL archiving (archive_command = marketops wal-push) for PITR."""
 
@@ -115,6 +128,8 @@ class WalArchiveTier(_Tier):
     retention: Retention = Field(default_factory=lambda: Retention(max_age=timedelta(days=8)))
     encryption: Encryption | None = None
     compression: Compression = Field(default_factory=Compression)
+    archive_async: AsyncArchiving | None = Field(None, description="Asynchronous, parallel "
+                                                 "archiving through a spool; off when absent.")
     rpo: Duration
     rto: Duration
     check_cron: CronExpr = Field("*/5 * * * *", description="How often the service checks "

@@ -51,6 +51,20 @@ def parse_duration(value: Any) -> timedelta:
                      f"got {str(value)[:60]!r}")
 
 
+def format_duration(delta: timedelta) -> str:
+    """A duration as the YAML writes it, and as people say it: 3s, 15min, 25h, 7d, 31d 1h
+    (whole seconds; parse_duration reads each part back)."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
+             f"{minutes}min" if minutes else "", f"{secs}s" if secs else ""]
+    if days and days < 2 and not minutes and not secs:
+        return f"{days * 24 + hours}h"
+    return " ".join(p for p in parts if p) or "0s"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
@@ -71,6 +85,8 @@ def _longer_than_zero(why: str) -> AfterValidator:
 RollingLength = Annotated[Duration, _longer_than_zero("a rolling period of 0s covers no time")]
 ArchiveTimeout = Annotated[Duration, _longer_than_zero(
     "PostgreSQL reads an archive_timeout of 0 as never forcing a WAL switch")]
+PushWait = Annotated[Duration, _longer_than_zero(
+    "archive_command would fail every segment not stored before it was called")]
 # PostgreSQL keeps statement_timeout in milliseconds in a 32-bit int (about 24.8 days).
 MAX_STATEMENT_TIMEOUT = timedelta(hours=24)
 

@@ -20,7 +20,7 @@ from engine.definitions.project import Loaded, Project
 from engine.validation.findings import Finding, Severity
 from engine.validation.rules import rule
 from engine.validation.rules.common import gap_range, human, unknown_name
-from engine.validation.sqlcheck import TableRef, analyze
+from engine.validation.sqltypes import TableRef
 
 # "At least daily" allows for the 25-hour day of a fall-back transition.
 DAILY = timedelta(hours=25)
@@ -113,7 +113,7 @@ def _drill_references(project: Project, loaded: Loaded[BackupTier],
             yield Finding(loaded.loc(("tiers", i)), f"'{target}' is itself a restore drill",
                           "backup-references")
     for i, smoke in enumerate(tier.smoke_queries):
-        analysis = analyze(smoke.sql, project.catalog)
+        analysis = project.analyze(smoke.sql)
         for problem in analysis.problems:
             yield Finding(loaded.doc.text_loc(("smoke_queries", i, "sql"), problem.line,
                                               problem.col), problem.message, problem.rule)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from difflib import get_close_matches
 from functools import lru_cache
 
+from engine.definitions.models.base import format_duration
 from engine.scheduling.schedule import Schedule
 
 # One year, starting and ending in winter so both DST transitions of either hemisphere fall in.
@@ -34,14 +35,4 @@ def gap_range(cron: str, timezone: str) -> tuple[timedelta, timedelta] | None:
     return Schedule(cron, timezone).gap_range(YEAR_START, YEAR_END)
 
 
-def human(delta: timedelta) -> str:
-    """A duration as people say it: 25h, 7d, 31d 1h, 90s."""
-    seconds = int(delta.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
-             f"{minutes}min" if minutes else "", f"{secs}s" if secs else ""]
-    if days and days < 2 and not minutes and not secs:
-        return f"{days * 24 + hours}h"
-    return " ".join(p for p in parts if p) or "0s"
+human = format_duration  # the rules' name for it

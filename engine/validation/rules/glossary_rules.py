@@ -29,14 +29,12 @@ def _mentions(text: str, name: str) -> bool:
 @rule("glossary")
 def reports_read_the_terms_they_list(project: Project) -> Iterator[Finding]:
     """Every term a report lists under `uses` is read by its SQL, and not redefined there."""
-    from engine.validation.sqlcheck import own_cte_names
-
     for report_id, loaded in project.reports.items():
         sql = project.report_sql.get(report_id)
         if sql is None or not loaded.model.uses:  # nothing to check: spare a second parse
             continue
         own = sql.own_text
-        redefined = own_cte_names(own) & set(loaded.model.uses)
+        redefined = project.own_cte_names(own) & set(loaded.model.uses)
         for index, term in enumerate(loaded.model.uses):
             if term in redefined:
                 yield Finding(loaded.loc(("uses", index)), f"the SQL defines its own '{term}'; "

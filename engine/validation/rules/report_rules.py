@@ -43,10 +43,8 @@ def sql_is_valid(project: Project) -> Iterator[Finding]:
 @rule("sql")
 def unbuilt_reports_sql_is_valid(project: Project) -> Iterator[Finding]:
     """A report whose YAML has problems still has its SQL checked, in the same run."""
-    from engine.validation.sqlcheck import analyze
-
     for sql, doc in project.unbuilt_sql.values():
-        for problem in analyze(sql.text, project.catalog).problems:
+        for problem in project.analyze(sql.text).problems:
             if problem.rule != "sql-parameters":
                 yield Finding(sql.locate(doc, problem.line, problem.col), problem.message,
                               problem.rule)

@@ -1,0 +1,70 @@
+"""archive_command's fast path: `python -m engine.app.walpush --root R %p`.
+
+PostgreSQL starts it once per WAL segment, one after the other, so its start-up bounds how
+fast WAL is archived. It reads the archive's compiled settings (runners.cache.archive) and
+stores the segment with the same push, checksums and sealing as `marketops wal-push`,
+importing neither click, pydantic, sqlglot nor the definitions. When the compiled settings
+are missing or older than marketops.yaml or a backup tier, it runs `marketops wal-push`
+itself, which compiles them again.
+
+With `archive_async` on the WAL tier, it stores nothing itself: it returns once the
+background pusher (engine.app.walpusher, started here when none runs) has stored the
+segment, which for a busy server is usually before PostgreSQL asks (runners.backup.walspool).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def fast_push(root: Path, path: Path) -> bool | None:
+    """Push `path` with the compiled settings; None when there are none to trust."""
+    from runners.cache import archive
+
+    config = archive.read(root)
+    if config is None:
+        return None
+    if config.process_max > 0:
+        from engine.app.walasync import push_async
+
+        done = push_async(root, config, path)
+        if done is not None:
+            return done
+    from engine.masking import remember
+    from runners.backup.wal import push
+    from runners.storage.sealing import Sealing
+    from runners.storage.stores import Store, StoreSpec
+
+    key = remember(archive.resolve(config.key_ref, f"keys.{config.key_name}")) \
+        if config.key_ref else None
+    store = Store(StoreSpec(config.destination, config.url,
+                            archive.resolved_options(config)))
+    return push(store, config.tier, path, Sealing(config.codec, config.level,
+                                                  config.key_name, key))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or args[0] != "--root":
+        print("usage: python -m engine.app.walpush --root DIR WAL_PATH", file=sys.stderr)
+        return 2
+    root, path = Path(args[1]).resolve(), Path(args[2])
+    from engine.errors import MarketopsError
+    from engine.masking import mask
+
+    try:
+        pushed = fast_push(root, path)
+    except MarketopsError as exc:
+        print(mask(f"error: wal-push {path.name}: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    if pushed is not None:
+        return 0
+    from engine.app.cli.main import cli
+
+    cli.main(["--root", str(root), "wal-push", str(path)], prog_name="marketops")
+    return 0  # not reached: click exits with the command's own code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local caches under .marketops/cache."""
