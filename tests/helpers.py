@@ -21,6 +21,7 @@ webhooks:
 reports:
   destination: archive
   pii_allowed_domains: [corp.example]
+roles: {reports: marketops_reports}
 """
 
 SHOP = """\

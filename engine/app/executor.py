@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from engine.scheduling.jobs import Job
 from engine.validation.validate import ValidationResult
 from runners.report.query import run_report
 from runners.service.processes import host_name, process
+
+log = logging.getLogger("marketops.reports")
 
 
 def handler_for(tier: BackupTier) -> TierHandler[Any]:
@@ -120,6 +123,10 @@ class JobDispatcher:
             "rows": done.rows, "columns": done.columns, "files": done.files,
             "directory": str(done.directory), "seconds": round(done.seconds, 3),
             "alerts": done.alerts}
+        if done.warnings:
+            outputs["warnings"] = list(done.warnings)
+            for warning in done.warnings:
+                log.warning("report/%s: %s", job.name, warning)
         if self.ledger is not None:
             outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger,
                                                     self.observe_delivery).deliver(

@@ -22,6 +22,7 @@ from engine.app.context import (
     store_for,
 )
 from engine.app.deliveries import deliver_once
+from engine.app.roles import reports_dsn as role_dsn
 from engine.definitions.models.base import canonical_locale
 from engine.definitions.models.report import DestinationRecipient, EmailRecipient
 from engine.errors import JobError, MarketopsError, TransientError, UsageError
@@ -100,7 +101,7 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
              ("Period", heading),
              ("Slot", f"{local_slot.isoformat()} ({report.timezone})"),
              ("SQL sha256", hashlib.sha256(sql.encode()).hexdigest()))
-    request = ReportRequest(job.name, reports_dsn, sql, params,
+    request = ReportRequest(job.name, role_dsn(root, result, reports_dsn), sql, params,
                             report.limits.statement_timeout, report.limits.max_rows, out_dir,
                             report.timezone, tuple(f.value for f in report.formats),
                             report.title, heading, chart, alerts, psql_binary(result),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.adapt import Transformer
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import ExecStatus, Format
 
 from engine.dbschema.pgnames import literal
 from engine.errors import DatabaseError
@@ -24,6 +26,7 @@ PostgresError = psycopg.Error
 ConnectionFailed = psycopg.OperationalError
 ReadOnlyRefused = psycopg.errors.ReadOnlySqlTransaction
 Cancelled = psycopg.errors.QueryCanceled
+Refused = psycopg.errors.InsufficientPrivilege
 __all__ = ["mask_dsn"]  # the one masking function, re-exported for the runners
 
 
@@ -37,9 +40,39 @@ def without_password(dsn: str) -> tuple[str, str | None]:
         (str(password) if password is not None else None)
 
 
+def as_user(dsn: str, user: str) -> str:
+    """The same server and database, connecting as `user` (its password, if it needs one,
+    from PGPASSFILE or PGPASSWORD: never the DSN's own user's)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    if conninfo_to_dict(dsn).get("user") == user:
+        return dsn  # already the role, with its own password if the DSN holds one
+    base, _ = without_password(dsn)
+    return make_conninfo(base, user=user)
+
+
 def bind_literally(conn: Connection, sql: str, params: dict[str, Any]) -> str:
     """The query with its parameters as SQL literals (for tools that take a query text)."""
     return psycopg.ClientCursor(conn).mogrify(sql, params)
+
+
+def result_types(conn: Connection, sql: str, params: dict[str, Any]) -> list[int]:
+    """The type oids of a query's result columns, from describing it (it is not run)."""
+    query = bind_literally(conn, sql, params).encode()
+    prepared = conn.pgconn.prepare(b"", query, None)
+    if prepared.status != ExecStatus.COMMAND_OK:
+        raise psycopg.errors.error_from_result(prepared, encoding=conn.info.encoding)
+    described = conn.pgconn.describe_prepared(b"")
+    return [described.ftype(i) for i in range(described.nfields)]
+
+
+def text_loader(conn: Connection, types: Sequence[int]
+                ) -> Callable[[Sequence[bytes | None]], tuple[Any, ...]]:
+    """What turns a row of PostgreSQL text values (None for NULL) into Python values of
+    the given type oids, as the connection loads a query's rows."""
+    loader = Transformer(conn)
+    loader.set_loader_types(types, Format.TEXT)
+    return loader.load_sequence
 
 
 def database_name(dsn: str) -> str:

@@ -1,7 +1,8 @@
 """Run a report's SQL read-only and stream its rows to files, with a manifest written last.
 
-The query runs in a READ ONLY transaction with a statement timeout and a dedicated
-application_name, through a server-side cursor: memory stays flat whatever the row count.
+The query runs once, in a READ ONLY transaction with a statement timeout and a dedicated
+application_name, as a COPY streamed to the CSV; the typed rows (XLSX, summary, figures,
+alerts) are that CSV read back: memory stays flat whatever the row count.
 Outputs go to a temporary directory renamed into place, so a crash never leaves a run that
 looks complete; running the same slot again replaces its outputs with the same content.
 """
@@ -12,14 +13,16 @@ import base64
 import csv
 import hashlib
 import json
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.dbschema.pgnames import literal
+from engine.dbschema.roles import session_warning
 from engine.definitions.models.base import format_duration
 from engine.errors import DatabaseError, JobError, MarketopsError, TransientError
 from engine.reports.figures import (
@@ -36,10 +39,14 @@ from runners.postgres.connection import (
     ConnectionFailed,
     PostgresError,
     ReadOnlyRefused,
+    Refused,
     bind_literally,
     connect,
     mask_dsn,
+    result_types,
+    text_loader,
 )
+from runners.postgres.roles import session_powers
 from runners.postgres.tools import Psql
 from runners.report.render import SAMPLE_ROWS, XlsxWriter, chart_png
 from runners.storage.directories import staged_directory
@@ -95,6 +102,7 @@ class ReportResult:
     head: list[tuple[Any, ...]]
     fired: tuple[str, ...] = ()  # the names of the thresholds behind `alerts`
     figures: dict[str, str] = field(default_factory=dict)  # key figures, exact decimal text
+    warnings: tuple[str, ...] = ()  # what the session could do beyond reading
 
 
 def _sha256(path: Path) -> str:
@@ -139,7 +147,8 @@ def run_report(request: ReportRequest,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return ReportResult(streamed.rows, streamed.columns, files, seconds, request.out_dir, fired,
-                        streamed.head, tuple(a.name for a in crossed), streamed.figures())
+                        streamed.head, tuple(a.name for a in crossed), streamed.figures(),
+                        tuple(streamed.warnings))
 
 
 def _write_html(request: ReportRequest, staging: Path, streamed: _Streamed,
@@ -169,6 +178,7 @@ class _Streamed:
     any_crossed: dict[str, bool]
     all_crossed: dict[str, bool]
     totals: FigureTotals | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, str]:
         return self.totals.figures() if self.totals is not None else {}
@@ -186,10 +196,15 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
     try:
         with connect(request.dsn, application=f"marketops report/{request.report_id}") as conn:
             with conn.transaction():
-                # One snapshot for both passes: the CSV and the typed rows agree.
                 conn.execute("set transaction isolation level repeatable read, read only")
                 conn.execute(f"set local statement_timeout = {timeout_ms}".encode())
                 conn.execute("select set_config('TimeZone', %s, true)", [request.timezone])
+                warning = session_warning(session_powers(conn))
+                state.warnings = [warning] if warning else []
+                # The SQL is evaluated once, by the COPY that writes the CSV; the typed pass
+                # (XLSX, summary, alerts) reads that CSV back with the result's column types,
+                # so a volatile or side-effecting query cannot give two different answers or
+                # act twice.
                 if request.psql is not None:
                     _psql_csv(request, staging, conn, state, timeout_ms)
                 else:
@@ -197,11 +212,9 @@ def _stream(request: ReportRequest, staging: Path) -> _Streamed:
                 keys = any(d.key for d in request.declared.values())
                 if "xlsx" in request.formats or "html" in request.formats or request.alerts \
                         or keys:
-                    with conn.cursor(name="marketops_report") as cursor:
-                        cursor.itersize = FETCH_ROWS
-                        cursor.execute(request.sql, request.params)
-                        state.columns = [c.name for c in cursor.description or []]
-                        _typed_rows(request, staging, cursor, state)
+                    types = result_types(conn, request.sql, request.params)
+                    _typed_rows(request, staging, _csv_batches(conn, staging / (
+                        f"{request.report_id}.csv"), types), state)
     except (DatabaseError, PostgresError) as exc:
         raise query_failure(request, exc) from None
     return state
@@ -215,6 +228,10 @@ def query_failure(request: ReportRequest, exc: DatabaseError | PostgresError
     if isinstance(exc, ReadOnlyRefused):
         return JobError(f"{name} tried to write and was refused by the read-only "
                         f"transaction: {exc.diag.message_primary}")
+    if isinstance(exc, Refused):
+        return JobError(f"{name} was refused: {exc.diag.message_primary} (reports connect as "
+                        "roles.reports: run marketops roles apply after changing what "
+                        "reports read)")
     if isinstance(exc, Cancelled):
         return JobError(f"{name} exceeded its statement timeout "
                         f"({format_duration(request.statement_timeout)}): "
@@ -224,6 +241,91 @@ def query_failure(request: ReportRequest, exc: DatabaseError | PostgresError
     if isinstance(exc, ConnectionFailed):
         return TransientError(f"{name}: connection to {mask_dsn(request.dsn)} lost: {exc}")
     return JobError(f"{name} failed: {exc.diag.message_primary or exc}")
+
+
+class _Records:
+    """The lines csv.reader consumes, kept until taken: each record's raw text."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.seen: list[str] = []
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> str:
+        line: str = next(self.handle)
+        self.seen.append(line)
+        return line
+
+    def take(self) -> str:
+        text = "".join(self.seen)
+        self.seen = []
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _quoted(record: str) -> list[bool]:
+    """Which fields of a CSV record are quoted (PostgreSQL quotes an empty string, never a
+    NULL: that is how the two differ)."""
+    flags: list[bool] = []
+    pos, end = 0, len(record)
+    while True:
+        if pos < end and record[pos] == '"':
+            match = _QUOTED.match(record, pos)
+            flags.append(True)
+            pos = match.end() if match else end
+        else:
+            comma = record.find(",", pos)
+            flags.append(False)
+            pos = end if comma < 0 else comma
+        if pos >= end:
+            return flags
+        pos += 1
+
+
+def _holds_empty_strings(path: Path) -> bool:
+    """Whether the CSV may hold a quoted empty string (or a doubled quote): only then must
+    a record's raw text be looked at to tell '' from NULL."""
+    tail = b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if b'""' in tail + block[:1] or b'""' in block:
+                return True
+            tail = block[-1:]
+    return False
+
+
+def _csv_batches(conn: Any, path: Path, types: list[int]) -> Iterator[list[tuple[Any, ...]]]:
+    """The CSV's rows as typed values (PostgreSQL's text input, as for a query's rows)."""
+    load = text_loader(conn, types)
+    exact = _holds_empty_strings(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        records = _Records(handle) if exact else None
+        reader = csv.reader(records if records is not None else handle)
+        next(reader, None)
+        if records is not None:
+            records.take()
+        batch: list[tuple[Any, ...]] = []
+        for values in reader:
+            if not values:
+                values = [""] * len(types)  # one column, NULL: an empty line
+            if records is None:  # no quoted empty string anywhere: every empty field is NULL
+                batch.append(load([v.encode() if v else None for v in values]))
+            else:
+                raw = records.take()
+                if "" not in values:
+                    batch.append(load([v.encode() for v in values]))
+                else:
+                    batch.append(load([None if v == "" and not q else v.encode()
+                                       for v, q in zip(values, _quoted(raw), strict=False)]))
+            if len(batch) >= FETCH_ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def _copy_csv(request: ReportRequest, staging: Path, conn: Any, state: _Streamed) -> None:
@@ -310,14 +412,15 @@ def _csv_records(path: Path) -> int:
     return records
 
 
-def _typed_rows(request: ReportRequest, staging: Path, cursor: Any, state: _Streamed) -> None:
+def _typed_rows(request: ReportRequest, staging: Path,
+                batches: Iterator[list[tuple[Any, ...]]], state: _Streamed) -> None:
     """Typed rows for the XLSX, the summary and the alerts."""
     checks = [(a, state.columns.index(a.column)) for a in request.alerts
               if a.column in state.columns]
     xlsx: XlsxWriter | None = None
     pending: list[tuple[Any, ...]] = []
     state.totals = FigureTotals(state.columns, request.shown(state.columns))
-    while batch := cursor.fetchmany(FETCH_ROWS):
+    for batch in batches:
         state.totals.add(batch)
         if len(state.head) < SAMPLE_ROWS:
             state.head.extend(batch[: SAMPLE_ROWS - len(state.head)])

@@ -15,20 +15,27 @@ from pathlib import Path
 
 import pytest
 
+from engine.app.roles import apply as apply_roles
 from engine.dbschema.ddl import create_all
 from engine.definitions.project import Project
-from engine.validation.validate import validate
+from engine.validation.validate import ValidationResult, validate
 from runners.demo.data import generate
 from runners.demo.mailbox import free_port
 from runners.postgres.connection import connect, execute_script, with_database
 
 
 @pytest.fixture(scope="session")
-def project(repo_root: Path) -> Project:
+def validated(repo_root: Path) -> ValidationResult:
     """This repository's definitions, validated once."""
     result = validate(repo_root)
     assert result.passed(), [str(f) for f in result.errors]
-    return result.project
+    return result
+
+
+@pytest.fixture(scope="session")
+def project(validated: ValidationResult) -> Project:
+    """This repository's definitions, validated once."""
+    return validated.project
 
 
 @pytest.fixture(scope="session")
@@ -42,21 +49,27 @@ def market_template(pg_admin_dsn: str, repo_root: Path) -> Iterator[str]:
     execute_script(dsn, create_all(s.model for s in project.schemas.values()))
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.002, seed=5, until=date(2026, 11, 1))
+    # As an operator would after `schema apply`: the roles the settings name, granted what
+    # they need (roles are the cluster's; the grants are cloned with the template).
+    apply_roles(validate(repo_root), dsn)
     yield name
     with connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"drop database if exists {name} with (force)".encode())
 
 
 @pytest.fixture(scope="session")
-def declared_schema(pg_admin_dsn: str, project: Project) -> Iterator[str]:
-    """Name of a database holding the declared schema and no rows, for tests to copy
-    (`new_database(declared_schema)`, CREATE DATABASE ... TEMPLATE) instead of building the
-    109 tables again each time. Nothing may connect to it but that copy."""
+def declared_schema(pg_admin_dsn: str, validated: ValidationResult) -> Iterator[str]:
+    """Name of a database holding the declared schema, its roles applied, and no rows, for
+    tests to copy (`new_database(declared_schema)`, CREATE DATABASE ... TEMPLATE) instead of
+    building the 109 tables again each time. Nothing may connect to it but that copy."""
     name = f"declared_{uuid.uuid4().hex[:8]}"
     with connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"create database {name}".encode())
-    execute_script(with_database(pg_admin_dsn, name),
-                   create_all(s.model for s in project.schemas.values()))
+    dsn = with_database(pg_admin_dsn, name)
+    execute_script(dsn, create_all(s.model for s in validated.project.schemas.values()))
+    # As an operator would after `schema apply` (reports connect as roles.reports); the
+    # grants are cloned with the template.
+    apply_roles(validated, dsn)
     yield name
     with connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"drop database if exists {name} with (force)".encode())

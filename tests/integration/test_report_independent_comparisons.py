@@ -176,7 +176,7 @@ class Engine:
         return Delivered(done.stdout, [m for _, m in self.mails[before:]])
 
     def archived(self, report: str) -> list[str]:
-        folder = self.root / "var" / "reports" / "reports" / report
+        folder = self.root / "var" / "reports" / report
         return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 

@@ -64,3 +64,11 @@ def test_missing_settings_file_means_defaults(tmp_path: Path) -> None:
     result = check(tmp_path, {"marketops.yaml": None})
     # Without settings, the destinations named by the definitions do not exist.
     assert by_rule(result, "backup-references")
+
+
+def test_reports_without_a_role_are_warned(tmp_path: Path) -> None:
+    settings = SETTINGS.replace("roles: {reports: marketops_reports}\n", "")
+    found = by_rule(check(tmp_path, {"marketops.yaml": settings}), "roles")
+    assert [(f.severity.value, f.message.split(",")[0]) for f in found] == [
+        ("warning", "reports would connect as the embedded server's superuser")]
+    assert by_rule(check(tmp_path), "roles") == []

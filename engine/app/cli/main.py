@@ -16,6 +16,7 @@ from engine.app.cli.backup import register
 from engine.app.cli.check import check
 from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.preview import register as register_preview
+from engine.app.cli.roles import register as register_roles
 from engine.app.cli.suspend import resume, suspend
 from engine.app.cli.types import INSTANT, complete_job, complete_target
 from engine.errors import MarketopsError, UsageError
@@ -939,6 +940,9 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
     click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
                f"({summary.applied_statements} DDL statements applied)")
     _print_rows(summary)
+    from engine.app.cli.roles import print_roles
+
+    print_roles(result, summary.dsn)
 
     from engine.app.demo import run_demo_reports
 
@@ -1016,6 +1020,7 @@ def main() -> None:
 
 
 register(cli)
+register_roles(cli)
 cli.add_command(suspend)
 cli.add_command(resume)
 cli.add_command(check)

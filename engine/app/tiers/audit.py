@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.app.context import database_dsn
+from engine.app.roles import backups_dsn
 from engine.app.tiers.backup import backup_key, sealing_for, tier_of, tier_store
 from engine.app.tiers.handler import TierHandler
 from engine.backups.auditchain import Head, sign_head, signature_problem
@@ -84,9 +85,10 @@ def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
     assert isinstance(tier, AuditVaultTier)
     started = time.monotonic()
     anchor = LedgerAnchor(_ledger(state_dsn(root, result, dsn)), tier_id, anchor_key(result))
-    done = export_batches(dsn, tier_store(root, result, tier), tier_id, list(tier.tables),
-                          sealing_for(result, tier), anchor, id_column=tier.id_column,
-                          batch_rows=tier.batch_rows)
+    # The rows are read as roles.backups; the ledger (which is written) stays the DSN's.
+    done = export_batches(backups_dsn(root, result, dsn), tier_store(root, result, tier),
+                          tier_id, list(tier.tables), sealing_for(result, tier), anchor,
+                          id_column=tier.id_column, batch_rows=tier.batch_rows)
     return {"batches": done.batches, "rows": sum(done.rows.values()),
             "stored_bytes": done.stored_bytes,
             "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}

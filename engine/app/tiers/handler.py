@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from engine.app import clock
+from engine.app.roles import backups_dsn
 from engine.app.tiers.backup import (
     CLUSTER_LOCK,
     BackupRun,
@@ -105,7 +106,8 @@ class CatalogHandler(TierHandler[S]):
         started = time.monotonic()
         with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
             with progress.step(f"backup {job.name}", unit="written"):
-                manifest = self.take(root, result, job, tier, primary_dsn, run_id=run_id,
+                manifest = self.take(root, result, job, tier,
+                                     backups_dsn(root, result, primary_dsn), run_id=run_id,
                                      now=clock.now())
             plan = apply_retention(root, result, job.name)
         return BackupRun(manifest, plan, time.monotonic() - started).outputs()

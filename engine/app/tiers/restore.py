@@ -58,6 +58,7 @@ from runners.postgres.connection import (
 )
 from runners.postgres.embedded import EmbeddedServer
 from runners.postgres.recovery import RecoveryFailed, create_restore_point, start_restored
+from runners.postgres.roles import ensure_roles_exist
 from runners.service import progress
 from runners.storage.verify import check_wal_file
 
@@ -113,6 +114,9 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
 
     def create() -> bool:
         nonlocal created
+        roles = result.project.settings.roles
+        # The dump grants to the roles jobs connect as; a cluster restored into may lack them.
+        ensure_roles_exist(admin, [r for r in (roles.reports, roles.backups) if r])
         created = ensure_database(admin, database)
         return created
 

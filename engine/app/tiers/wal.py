@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.app import clock
 from engine.app.context import store_for
+from engine.app.roles import backups_dsn
 from engine.app.tiers.backup import (
     archive_command,
     backup_infos,
@@ -274,7 +275,7 @@ class WalHandler(TierHandler[WalArchiveTier]):
     def run(self, root: Path, result: ValidationResult, job: Job, tier: WalArchiveTier,
             primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
-        return check_wal(root, result, job.name, primary_dsn)
+        return check_wal(root, result, job.name, backups_dsn(root, result, primary_dsn))
 
     def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: WalArchiveTier,
                *, every: bool = False, dsn: str | None = None, adopt: bool = False

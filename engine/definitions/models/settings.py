@@ -122,6 +122,19 @@ class EmbeddedServer(Model):
     database: str = Field("marketplace", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
+class Roles(Model):
+    """The least-privilege roles jobs connect as, created by `marketops roles apply`."""
+
+    reports: RoleName | None = Field(None, description="Reports connect as this role (the "
+                                     "reports DSN's user replaced): SELECT on exactly what the "
+                                     "declared reports read, read-only, no dblink.")
+    backups: RoleName | None = Field(None, description="The role for pg_dump and "
+                                     "pg_basebackup: REPLICATION and pg_read_all_data.")
+
+
 class Settings(Model):
     """marketops.yaml: databases, destinations, mail, webhooks and keys."""
 
@@ -135,6 +148,7 @@ class Settings(Model):
                                         "each an ${ENV_VAR} reference.")
     reports: ReportSettings = Field(default_factory=ReportSettings)
     alerts: Alerts = Field(default_factory=Alerts)
+    roles: Roles = Field(default_factory=Roles)
 
 
 class SettingsFile(Settings):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from engine.definitions.models.base import canonical_locale
 from engine.definitions.project import Project
-from engine.validation.findings import Finding
+from engine.validation.findings import Finding, Severity
 from engine.validation.rules import rule
 from engine.validation.rules.common import unknown_name
 
@@ -40,3 +40,24 @@ def settings_are_consistent(project: Project) -> Iterator[Finding]:
             yield Finding(project.settings_loc(("reports", "pii_allowed_domains", i)),
                           f"'{domain}' is not a domain name (write example.com, no @)",
                           "settings")
+
+
+@rule("roles")
+def reports_have_their_own_role(project: Project) -> Iterator[Finding]:
+    """Reports without `roles.reports` connect as the DSN's own user: on the embedded server
+    (and on many others) a superuser, who can write and reach outside the database."""
+    settings = project.settings
+    if settings.roles.reports is not None or not project.reports:
+        return
+    databases = settings.databases
+    dsn = (databases.reports or databases.primary).dsn
+    who = "the embedded server's superuser" if dsn == "embedded" else "the DSN's own user"
+    yield Finding(project.settings_loc(("roles",)) if "roles" in _keys(project)
+                  else project.settings_loc(),
+                  f"reports would connect as {who}, who can write and reach outside the "
+                  "database: set roles.reports (e.g. roles: {reports: marketops_reports}) and "
+                  "run marketops roles apply", "roles", Severity.WARNING)
+
+
+def _keys(project: Project) -> set[str]:
+    return set(project.settings.model_fields_set)
