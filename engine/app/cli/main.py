@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -383,123 +382,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     Example:
       marketops serve --port 8086 &  curl -s localhost:8086/status.json
     """
-    import logging
-    import signal
-    from contextlib import ExitStack
+    from engine.app.service import ServeOptions
+    from engine.app.service import serve as run_service
 
-    from engine.app.alerting import FailureAlerter
-    from engine.app.context import (
-        LiveDefinitions,
-        durations,
-        is_demo_project,
-        statuses,
-        worker_name,
-    )
-    from engine.app.demo import (
-        demo_mailbox,
-        enable_archiving,
-        ensure_demo_data,
-        ensure_demo_key,
-        into_mailbox,
-    )
-    from engine.app.executor import JobDispatcher
-    from engine.runs.logs import configure
-    from engine.runs.service import Service, ServiceConfig, loop_stalled
-    from engine.runs.status import as_dict, render_html
-    from runners.service.http import StatusServer, json_page
-
-    name = worker or worker_name()
-    configure(name)
-    say = logging.getLogger("marketops.serve").info  # every line of the service is JSON
-    root = app.root
-    result = app.defs
-    from engine.app.tiers.wal import compile_archive_config
-
-    compile_archive_config(root, result)  # what archive_command's fast path reads
-    stack = ExitStack()
-    box = None
-    if is_demo_project(result):
-        target = app.primary()
-        if ensure_demo_data(root, result, target.dsn):
-            say("the embedded marketplace was empty: filled it with demo data")
-        if ensure_demo_key(root):
-            say("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace are "
-                "encrypted with var/demo-backup.key")
-        enable_archiving(root, result, target)
-        box = stack.enter_context(demo_mailbox(root, result))
-        if box is not None:
-            say(f"the demo's project and no mail server: mail and unset webhooks go to "
-                f"{box.directory}, as in the demo")
-    live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
-                           (lambda r: into_mailbox(r, box)) if box else None)
-    ledger = app.ledger
-    from engine.app.executor import release_dead_runs
-    from engine.app.tiers.backup import clear_staging
-
-    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
-        say(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
-            "taken over now")
-    for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
-        say(f"removed staging/{leftover}: left by a run that died")
-    from engine.app.metrics import Measured, Metrics
-    from engine.runs.status import metric_families
-    from runners.service.gitinfo import head_commit
-
-    metrics = Metrics(lambda: metric_families(now_statuses(), ledger.counts(),
-                                              durations(ledger), ledger.delivery_failures()),
-                      lambda: head_commit(root))
-    executor = JobDispatcher(root, live, app.dsn("reports"), ledger,
-                             observe_delivery=metrics.delivered)
-    service = Service(live.load, ledger, Measured(executor, metrics),
-                      ServiceConfig(worker=name, tick_seconds=tick,
-                                    shutdown_grace=shutdown_grace,
-                                    lease=timedelta(seconds=lease),
-                                    limits={"report": max_reports, "backup": max_backups}),
-                      changed=live.changed, on_failure=FailureAlerter(live, ledger))
-
-    from engine.app.health import FreshnessCache
-
-    backup_freshness = FreshnessCache(root, live, app.dsn("primary"))
-
-    def now_statuses() -> list[Any]:
-        return statuses(live.result, ledger, executor.supports, clock.now(),
-                        backup_freshness())
-
-    def healthz() -> tuple[int, str, str]:
-        stalled = loop_stalled(service.last_tick, clock.now(), tick)
-        ledger.latest_by_job()  # raises when the state database is unreachable
-        return (503, "text/plain", "loop stalled\n") if stalled else (200, "text/plain", "ok\n")
-
-    pages = {
-        "/healthz": healthz,
-        "/metrics": metrics.render,
-        "/status": lambda: (200, "text/html", render_html(now_statuses(), name, clock.now())),
-        "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
-    }
-
-    def run_page(rest: str) -> tuple[int, str, str]:
-        from engine.runs.status import render_run
-        from engine.scheduling.jobs import jobs as all_jobs
-
-        record = ledger.run(int(rest)) if rest.isdigit() else None
-        if record is None:
-            return 404, "text/plain", f"no run {rest} in the ledger\n"
-        job = all_jobs(live.result.project).get(record.job)
-        zone = job.schedule.timezone if job is not None and job.schedule else "UTC"
-        return 200, "text/html", render_run(record, zone, clock.now())
-
-    http = StatusServer(host, port, pages, under={"/runs/": run_page})
-    http.start()
-    # Said without a URL path, which the log's masking would take for a webhook token.
-    say(f"serving: worker {name}; status page, /status.json, /metrics and /healthz on "
-        f"{host}:{http.port}")
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())
-    signal.signal(signal.SIGINT, lambda *_: service.stop())
-    try:
-        service.serve()
-    finally:
-        http.stop()
-        stack.close()
+    run_service(app, ServeOptions(host=host, port=port, tick=tick, worker=worker,
+                                  shutdown_grace=shutdown_grace, max_reports=max_reports,
+                                  max_backups=max_backups, lease=lease))
 
 
 @cli.command()
