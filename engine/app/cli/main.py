@@ -237,22 +237,6 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tu
                                         group_checks=not (every or job_ids))))
 
 
-def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
-    """`JOB slot TIME: STATUS: ERROR`, in the job's timezone; a retrying run says when its
-    next attempt is due and what takes it."""
-    tz = job.schedule.tz if job.schedule else None
-    line = f"{job.id} slot {slot.astimezone(tz).isoformat()}: {outcome.status}" + \
-        (f": {outcome.error}" if outcome.error else "")
-    if outcome.status == "retrying" and outcome.retry_in is not None:
-        from engine.definitions.models.base import format_duration
-
-        due = (now + outcome.retry_in).astimezone(tz)
-        line += (f"; next attempt at {due:%Y-%m-%d %H:%M:%S} {due.tzname()} (in "
-                 f"{format_duration(outcome.retry_in)}), taken by `marketops serve` or the "
-                 "next `marketops run` of this slot")
-    return line
-
-
 @cli.command("run")
 @click.argument("job_id", metavar="[JOB]", required=False, shell_complete=complete_job)
 @click.option("--at", type=INSTANT, default=None,
@@ -277,80 +261,10 @@ def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
       marketops run --select tag:finance
     """
 
-    from engine.app.context import ledger_for
-    from engine.scheduling.jobs import jobs as all_jobs
-    from runners.service.gitinfo import head_commit
+    from engine.app.running import run_now
 
-    if job_id is not None and not selectors:
-        app = app.for_job(job_id)  # checks what the job reads, not every report
-    result = app.defs
-    available = all_jobs(result.project, head_commit(app.root))
-    if job_id is None and not selectors:
-        raise UsageError("say which job: marketops run JOB (or --select tag:finance)")
-    chosen = []
-    if job_id is not None:
-        job = available.get(job_id)
-        if job is None:
-            everything = all_jobs(app.as_loaded().defs.project)  # name every job
-            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(everything))})")
-        if job.schedule is None:
-            raise UsageError(f"{job_id} runs continuously (archive_command); see "
-                             "`marketops wal-setup`")
-        chosen.append(job)
-    if selectors:
-        from engine.scheduling.selection import select
-
-        # Selected continuous jobs (WAL archiving) have no slot to run: left out, said so.
-        for job in select(available, selectors):
-            if job.schedule is None:
-                click.echo(f"{job.id}: runs continuously (archive_command), not run", err=True)
-            elif job not in chosen:
-                chosen.append(job)
-    # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
-    ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
-    ok = [_run_one(app, job, at or clock.now(), ledger, dsn, alone=len(chosen) == 1,
-                   keep_on_failure=keep_on_failure) for job in chosen]
-    sys.exit(0 if all(ok) else 1)
-
-
-def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool, *,
-             keep_on_failure: bool = False) -> bool:
-    """One job's slot at or before `at`, said as it ended; True when it succeeded."""
-    from contextlib import nullcontext
-
-    from engine.app.context import latest_slot
-    from engine.app.demo import demo_mailbox, into_mailbox
-    from engine.app.executor import JobDispatcher, run_slot
-
-    result = app.defs
-    slot = latest_slot(job, at)
-    with demo_mailbox(app.root, result) if job.kind == "report" else nullcontext() as box:
-        if box is not None:
-            click.echo(f"the demo's project and no mail server: mail and unset webhooks go to "
-                       f"{box.directory}, as in the demo", err=True)
-        executor = JobDispatcher(app.root, into_mailbox(result, box) if box else result,
-                                 app.dsn("reports", dsn), ledger,
-                                 primary_dsn=app.dsn("primary", dsn) if dsn else None,
-                                 keep_on_failure=keep_on_failure)
-        outcome = run_slot(ledger, executor, job, slot, "manual")
-    if outcome is None:
-        busy = f"{job.id} slot {slot.isoformat()} is running right now elsewhere"
-        if alone:
-            raise UsageError(busy)
-        click.echo(busy)
-        return False
-    click.echo(outcome_line(job, slot, outcome, clock.now()))
-    if outcome.outputs and job.kind == "backup":
-        for key, value in outcome.outputs.items():
-            click.echo(f"  {key}: {value}")
-    elif outcome.outputs:
-        click.echo(f"  rows: {outcome.outputs['rows']:,}  directory: "
-                   f"{outcome.outputs['directory']}")
-        for alert in outcome.outputs.get("alerts") or []:
-            click.echo(f"  alert: {alert}")
-        for recipient, state in (outcome.outputs.get("deliveries") or {}).items():
-            click.echo(f"  {recipient}: {state}")
-    return bool(outcome.status == "succeeded")
+    sys.exit(0 if run_now(app, job_id, selectors, at, dsn, click.echo,
+                          keep_on_failure=keep_on_failure) else 1)
 
 
 @cli.command()
@@ -448,72 +362,9 @@ def backfill(app: App, job_id: str | None, start: Any, end: Any,
       marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
       marketops backfill --select tag:finance --from 2026-01-01T00:00Z --until 2026-03-01T00:00Z
     """
+    from engine.app.running import backfill as run_backfill
 
-    from engine.app.executor import JobDispatcher
-    from engine.scheduling.jobs import jobs as all_jobs
-
-    if job_id is None and not selectors:
-        raise UsageError("say which job: marketops backfill JOB (or --select tag:finance)")
-    if end <= start:
-        raise UsageError("--until must be after --from")
-    if end > clock.now():
-        raise UsageError("--until is in the future; backfill runs past slots only")
-    if job_id is not None and not selectors:
-        app = app.for_job(job_id)  # checks what the job reads, not every report
-    result = app.defs
-    available = all_jobs(result.project)
-    chosen = []
-    if job_id is not None:
-        job = available.get(job_id)
-        if job is None or job.schedule is None:
-            raise UsageError(f"unknown or unscheduled job {job_id}")
-        if job.kind != "report":
-            raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot "
-                             f"be backfilled; run `marketops run {job_id}`")
-        chosen.append(job)
-    if selectors:
-        from engine.scheduling.selection import select
-
-        for job in select(available, selectors):
-            if job.kind != "report" or job.schedule is None:
-                # Said and left out, as `run --select` leaves out continuous jobs.
-                click.echo(f"{job.id}: a backup is of the database as it is now, not "
-                           "backfilled", err=True)
-            elif job not in chosen:
-                chosen.append(job)
-        if not chosen:
-            raise UsageError(f"--select {' '.join(selectors)} picks no report; backups cannot "
-                             "be backfilled")
-    ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger)
-    slots = failed = 0
-    for job in chosen:
-        ran, lost = _backfill_job(ledger, executor, job, start, end, named=len(chosen) > 1)
-        slots, failed = slots + ran, failed + lost
-    click.echo(f"{slots} slot(s), {failed} failed"
-               + (f", {len(chosen)} reports" if len(chosen) > 1 else ""))
-    sys.exit(1 if failed else 0)
-
-
-def _backfill_job(ledger: Any, executor: Any, job: Any, start: Any, end: Any, named: bool
-                  ) -> tuple[int, int]:
-    """Every slot of `job` in the range, oldest first, each said as it ended: (slots,
-    failed)."""
-    from engine.app.executor import run_slot
-
-    failed = 0
-    slots = job.schedule.between(start, end)
-    who = f"{job.id} " if named else ""
-    for slot in slots:
-        outcome = run_slot(ledger, executor, job, slot, "backfill")
-        if outcome is None:
-            click.echo(f"{who}{slot.isoformat()}: running elsewhere, left alone")
-            continue
-        failed += outcome.status != "succeeded"
-        rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
-        click.echo(f"{who}{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}"
-                   f"{rows}" + (f": {outcome.error}" if outcome.error else ""))
-    return len(slots), failed
+    sys.exit(0 if run_backfill(app, job_id, selectors, start, end, click.echo) else 1)
 
 
 @cli.group()
