@@ -26,6 +26,10 @@ class UsageError(MarketopsError):
     exit_code = 2
 
 
+class UnknownTarget(UsageError):
+    """The target asked for is not declared under `targets:` in marketops.yaml."""
+
+
 class DatabaseError(MarketopsError):
     """The database could not be reached or refused a statement."""
 

@@ -62,9 +62,11 @@ def smtp_server(smtp: Smtp) -> SmtpServer:
                       resolve_env(smtp.password, "smtp.password") if smtp.password else None)
 
 
-def valid_definitions(root: Path) -> ValidationResult:
-    """The definitions, refusing to go on when any is invalid (nothing is half-applied)."""
-    result = validate(root)
+def valid_definitions(root: Path, target: str | None = None,
+                      how: str = "--target") -> ValidationResult:
+    """The definitions with the settings of `target` (asked for by `how`), refusing to go
+    on when any is invalid (nothing is half-applied)."""
+    result = validate(root, target=target, how=how)
     if not result.passed():
         first = result.errors[0]
         raise DefinitionError(f"{len(result.errors)} definition error(s), first: {first.location}:"
@@ -252,8 +254,10 @@ class LiveDefinitions:
     """The definitions as they are on disk now: reloaded on change, kept only when valid."""
 
     def __init__(self, root: Path, result: ValidationResult,
-                 adjust: Callable[[ValidationResult], ValidationResult] | None = None) -> None:
+                 adjust: Callable[[ValidationResult], ValidationResult] | None = None,
+                 target: str | None = None) -> None:
         self.root = root
+        self.target = target
         self.result = result
         self.adjust = adjust  # applied to every reload (the demo's mailbox, say)
         self._signature = self.signature()
@@ -282,7 +286,7 @@ class LiveDefinitions:
 
     def load(self) -> dict[str, Job]:
         """Validate and take the current files; DefinitionError when they are invalid."""
-        result = valid_definitions(self.root)
+        result = valid_definitions(self.root, self.target)
         if self.adjust is not None:
             result = self.adjust(result)
         self.result = result
@@ -374,9 +378,12 @@ class App:
     stores, tools and keys. A CLI command makes one and calls on it."""
 
     def __init__(self, root: Path, defs: ValidationResult | None = None, *,
-                 debug: bool = False) -> None:
+                 debug: bool = False, target: str | None = None,
+                 target_from: str = "--target") -> None:
         self.root = root
         self.debug = debug
+        self.target = target  # asked for by --target or MARKETOPS_TARGET (`target_from`)
+        self.target_from = target_from
         if defs is not None:
             self.__dict__["defs"] = defs
         self._dsns: dict[str, str] = {}
@@ -387,21 +394,23 @@ class App:
     def as_loaded(self) -> App:
         """This repository with its definitions as loaded, valid or not: for the commands
         that must work while a repository is being adopted (db, schema pull)."""
-        project, _ = load_project(self.root)
-        return App(self.root, ValidationResult(project, []), debug=self.debug)
+        project, _ = load_project(self.root, self.target, self.target_from)
+        return App(self.root, ValidationResult(project, []), debug=self.debug,
+                   target=self.target, target_from=self.target_from)
 
     def for_job(self, job_id: str) -> App:
         """This repository with only what `job_id` reads checked (run, backfill): its own
         problems stop it, problems elsewhere are warned about on stderr."""
         from engine.app.jobdefs import job_definitions
 
-        return App(self.root, job_definitions(self.root, job_id, debug=self.debug),
-                   debug=self.debug)
+        return App(self.root, job_definitions(self.root, job_id, target=self.target,
+                                              how=self.target_from, debug=self.debug),
+                   debug=self.debug, target=self.target, target_from=self.target_from)
 
     @cached_property
     def defs(self) -> ValidationResult:
         """The definitions, validated once; DefinitionError when any is invalid."""
-        return valid_definitions(self.root)
+        return valid_definitions(self.root, self.target, self.target_from)
 
     def dsn(self, which: str, dsn_override: str | None = None) -> str:
         """DSN of `primary`, `reports` or `state` (the latter two fall back to primary)."""

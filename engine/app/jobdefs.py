@@ -12,11 +12,13 @@ from engine.validation.validate import ValidationResult
 from runners.cache.analyses import open_memo, save_memo
 
 
-def job_definitions(root: Path, job_id: str, *, debug: bool = False) -> ValidationResult:
-    """What `job_id` reads, validated; DefinitionError naming the first of its own problems.
-    A problem only elsewhere is one warning line on stderr, and the job goes on."""
+def job_definitions(root: Path, job_id: str, *, target: str | None = None,
+                    how: str = "--target", debug: bool = False) -> ValidationResult:
+    """What `job_id` reads with the settings of `target` (asked for by `how`), validated;
+    DefinitionError naming the first of its own problems. A problem only elsewhere is one
+    warning line on stderr, and the job goes on."""
     memo = open_memo(root)
-    checked = validate_job(root, job_id, memo=memo, debug=debug)
+    checked = validate_job(root, job_id, target=target, how=how, memo=memo, debug=debug)
     save_memo(root, memo, prune=False)  # the other reports' entries stay for validate
     result = checked.result
     if not result.passed():

@@ -105,8 +105,10 @@ def serve(app: App, options: ServeOptions) -> None:
         http.start()
         stack.callback(http.stop)
         # Said without a URL path, which the log's masking would take for a webhook token.
-        say(f"serving: worker {name}; status page, /status.json, /metrics and /healthz on "
-            f"{options.host}:{http.port}")
+        in_force = live.result.project.target  # asked for, or the file's default_target
+        target = f", target {in_force}" if in_force else ""
+        say(f"serving: worker {name}{target}; status page, /status.json, /metrics and "
+            f"/healthz on {options.host}:{http.port}")
         signal.signal(signal.SIGTERM, lambda *_: service.stop())
         signal.signal(signal.SIGINT, lambda *_: service.stop())
         service.serve()
@@ -119,7 +121,7 @@ def _live_definitions(app: App, stack: ExitStack, say: Callable[[str], None]
     defs: ValidationResult = app.defs
     compile_archive_config(app.root, defs)  # what archive_command's fast path reads
     if not is_demo_project(defs):
-        return LiveDefinitions(app.root, defs)
+        return LiveDefinitions(app.root, defs, target=app.target)
     target = app.primary()
     if ensure_demo_data(app.root, defs, target.dsn):
         say("the embedded marketplace was empty: filled it with demo data")
@@ -129,10 +131,11 @@ def _live_definitions(app: App, stack: ExitStack, say: Callable[[str], None]
     enable_archiving(app.root, defs, target)
     box = stack.enter_context(demo_mailbox(app.root, defs))
     if box is None:
-        return LiveDefinitions(app.root, defs)
+        return LiveDefinitions(app.root, defs, target=app.target)
     say(f"the demo's project and no mail server: mail and unset webhooks go to "
         f"{box.directory}, as in the demo")
-    return LiveDefinitions(app.root, into_mailbox(defs, box), lambda r: into_mailbox(r, box))
+    return LiveDefinitions(app.root, into_mailbox(defs, box), lambda r: into_mailbox(r, box),
+                           target=app.target)
 
 
 def _clean_up_after_the_dead(app: App, ledger: Ledger, say: Callable[[str], None]) -> None:

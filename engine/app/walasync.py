@@ -22,5 +22,7 @@ def push_async(root: Path, config: ArchiveConfig, path: Path) -> bool | None:
         return None
     spool = Spool(Path(config.spool) if config.spool else spool_dir(root, config.tier))
     args = ["--root", str(root), "--pg-wal", str(pg_wal), "--spool", str(spool.directory)]
+    if config.target is not None:
+        args += ["--target", config.target]  # the pusher reads the settings of the same one
     return await_stored(spool, path, config.archive, config.timeout,
                         lambda: spawn("engine.app.walpusher", args, spool.log_path))

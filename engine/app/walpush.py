@@ -1,4 +1,4 @@
-"""archive_command's fast path: `python -m engine.app.walpush --root R %p`.
+"""archive_command's fast path: `python -m engine.app.walpush --root R [--target T] %p`.
 
 PostgreSQL starts it once per WAL segment, one after the other, so its start-up bounds how
 fast WAL is archived. It reads the archive's compiled settings (runners.cache.archive) and
@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 
 
-def fast_push(root: Path, path: Path) -> bool | None:
-    """Push `path` with the compiled settings; None when there are none to trust."""
+def fast_push(root: Path, path: Path, target: str | None = None) -> bool | None:
+    """Push `path` with the settings compiled for `target`; None when there are none to
+    trust."""
     from runners.cache import archive
 
-    config = archive.read(root)
+    config = archive.read(root, target)
     if config is None:
         return None
     if config.process_max > 0:
@@ -46,15 +47,20 @@ def fast_push(root: Path, path: Path) -> bool | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    target = None
+    if len(args) == 5 and args[2] == "--target":
+        target = args[3]
+        del args[2:4]
     if len(args) != 3 or args[0] != "--root":
-        print("usage: python -m engine.app.walpush --root DIR WAL_PATH", file=sys.stderr)
+        print("usage: python -m engine.app.walpush --root DIR [--target NAME] WAL_PATH",
+              file=sys.stderr)
         return 2
     root, path = Path(args[1]).resolve(), Path(args[2])
     from engine.errors import MarketopsError
     from engine.masking import mask
 
     try:
-        pushed = fast_push(root, path)
+        pushed = fast_push(root, path, target)
     except MarketopsError as exc:
         print(mask(f"error: wal-push {path.name}: {exc}"), file=sys.stderr)
         return exc.exit_code
@@ -62,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from engine.app.cli.main import cli
 
-    cli.main(["--root", str(root), "wal-push", str(path)], prog_name="marketops")
+    chosen = ["--target", target] if target is not None else []
+    cli.main(["--root", str(root), *chosen, "wal-push", str(path)], prog_name="marketops")
     return 0  # not reached: click exits with the command's own code
 
 

@@ -1,6 +1,6 @@
 """The background WAL pusher of asynchronous archiving, started detached by archive_command
 (engine.app.walpush) when none runs:
-`python -m engine.app.walpusher --root R --pg-wal D --spool S`.
+`python -m engine.app.walpusher --root R --pg-wal D --spool S [--target T]`.
 
 It stores the ready WAL files of pg_wal D with the archive's compiled settings
 (runners.cache.archive), `process_max` at once, and stops when idle, after an error, or when
@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    target = None
+    if len(args) == 8 and args[6] == "--target":
+        target = args.pop(7)
+        args.pop(6)
     if len(args) != 6 or args[0::2] != ["--root", "--pg-wal", "--spool"]:
-        print("usage: python -m engine.app.walpusher --root DIR --pg-wal DIR --spool DIR",
-              file=sys.stderr)
+        print("usage: python -m engine.app.walpusher --root DIR --pg-wal DIR --spool DIR "
+              "[--target NAME]", file=sys.stderr)
         return 2
     root, pg_wal, spool_path = (Path(a).resolve() for a in args[1::2])
     from engine.errors import MarketopsError
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spool = Spool(spool_path)
     fingerprint = archive.fingerprint(root)
-    config = archive.read(root)
+    config = archive.read(root, target)
     if config is None or config.process_max <= 0 or spool_path != (
             Path(config.spool) if config.spool else spool_dir(root, config.tier)).resolve():
         # Changed since archive_command read them: its next call reads them again.

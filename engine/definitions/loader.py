@@ -21,8 +21,9 @@ from engine.definitions.models.base import Identifier
 from engine.definitions.models.glossary import Term
 from engine.definitions.models.report import Report
 from engine.definitions.models.schema import SchemaFile
-from engine.definitions.models.settings import Settings
+from engine.definitions.models.settings import Settings, SettingsFile
 from engine.definitions.project import Loaded, Project, ReportSql
+from engine.definitions.targets import apply, problems, select
 from engine.definitions.yamlsource import FileProblem, SourceDoc, load_yaml, read_bounded
 from engine.validation.findings import Finding, Location
 
@@ -279,17 +280,39 @@ def _load_kind(root: Path, folder: str, kind: Any, findings: list[Finding],
             failed.append((path.stem, doc, path))
 
 
-def _load_settings(root: Path, findings: list[Finding]) -> tuple[Settings, SourceDoc | None]:
+def settings_doc(root: Path, findings: list[Finding]) -> SourceDoc | None:
+    """marketops.yaml as parsed, None when absent; problems go to findings."""
     path = root / SETTINGS_FILE
     if not os.path.lexists(path):  # a broken link or a loop is reported, not taken as absent
-        return Settings(), None
-    doc, problems = load_yaml(path, SETTINGS_FILE)
-    findings.extend(problems)
-    if doc is None or problems:
-        return Settings(), doc
-    model, problems = build_model(doc, Settings)
-    findings.extend(problems)
-    return (model if model is not None else Settings()), doc
+        return None
+    doc, problems_ = load_yaml(path, SETTINGS_FILE)
+    findings.extend(problems_)
+    return doc
+
+
+def target_settings(doc: SourceDoc, target: str | None,
+                    findings: list[Finding]) -> tuple[Settings, SourceDoc]:
+    """The settings `target` makes (the file's own for None), each error at its line."""
+    merged = apply(doc, target)
+    model, found = build_model(merged, SettingsFile)
+    findings.extend(found)
+    if isinstance(merged.data, dict):
+        findings.extend(problems(merged))
+    return (model if model is not None else Settings()), merged
+
+
+def _load_settings(root: Path, target: str | None, how: str, findings: list[Finding]
+                   ) -> tuple[Settings, SourceDoc | None, str | None]:
+    parsed: list[Finding] = []
+    doc = settings_doc(root, parsed)
+    findings.extend(parsed)
+    if parsed:  # the targets cannot be read from a broken file: the findings say why
+        return Settings(), doc, None
+    name = select(doc, target, how)
+    if doc is None:
+        return Settings(), None, None
+    settings, merged = target_settings(doc, name, findings)
+    return settings, merged, name
 
 
 def _load_sql(root: Path, model: Report | Term | _SqlSource, doc: SourceDoc,
@@ -380,11 +403,14 @@ def _terms(loaded: Loaded[Report] | Loaded[Term], depends: dict[str, list[str]],
     return [(name, sources[name]) for name in names if name in sources and name != own]
 
 
-def load_project(root: Path) -> tuple[Project, list[Finding]]:
-    """Read every definition under `root`. Problems are returned, never raised."""
+def load_project(root: Path, target: str | None = None, how: str = "--target"
+                 ) -> tuple[Project, list[Finding]]:
+    """Read every definition under `root`, with the settings of `target` (asked for by
+    `how`), else of the file's default_target. Problems are returned, never raised; only an
+    unknown target asked for is an UnknownTarget."""
     findings: list[Finding] = []
-    settings, settings_doc = _load_settings(root, findings)
-    project = Project(root=root, settings=settings, settings_doc=settings_doc)
+    settings, doc, name = _load_settings(root, target, how, findings)
+    project = Project(root=root, settings=settings, settings_doc=doc, target=name)
     for stem, model, doc, _ in _load_kind(root, SCHEMA_DIR, SchemaFile, findings):
         if model.name != stem:
             findings.append(Finding(doc.loc(("name",)), f"schema name '{model.name}' differs "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -122,6 +122,7 @@ class Project:
     backups: dict[str, Loaded[BackupTier]] = field(default_factory=dict)
     # The SQL of reports whose YAML did not load, still checked so one run finds everything.
     unbuilt_sql: dict[str, tuple[ReportSql, SourceDoc]] = field(default_factory=dict)
+    target: str | None = None  # the target of marketops.yaml in force, None for none
     # Analyses remembered by content (validate's cache); None: always computed.
     sql_memo: SqlMemo | None = None
 
@@ -129,6 +130,19 @@ class Project:
         if self.settings_doc is None:
             return Location("marketops.yaml")
         return self.settings_doc.loc(path, key=key)
+
+    def with_settings(self, settings: Settings, doc: SourceDoc,
+                      target: str | None) -> Project:
+        """This project with another target's settings. The SQL analyses computed so far are
+        kept when the settings they depend on (search_path, safe_functions) are the same:
+        they are most of what checking a target costs."""
+        other = replace(self, settings=settings, settings_doc=doc, target=target)
+        mine, theirs = self.settings.reports, settings.reports
+        if (mine.search_path, mine.safe_functions) == (theirs.search_path, theirs.safe_functions):
+            for name in ("catalog", "view_analyses", "analyses", "term_analyses"):
+                if name in self.__dict__:
+                    other.__dict__[name] = self.__dict__[name]
+        return other
 
     @cached_property
     def catalog(self) -> DeclaredSchema:

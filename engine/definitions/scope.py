@@ -77,11 +77,12 @@ def job_files(project: Project, job_id: str) -> tuple[set[str], tuple[str, ...]]
     return files, prefixes
 
 
-def validate_job(root: Path, job_id: str, *, memo: SqlMemo | None = None,
-                 debug: bool = False) -> JobDefinitions:
-    """Load every definition (a job id must resolve) but run the SQL checks only of what
-    `job_id` reads; split the findings into those that stop it and the others."""
-    project, loaded = load_project(root)
+def validate_job(root: Path, job_id: str, *, target: str | None = None, how: str = "--target",
+                 memo: SqlMemo | None = None, debug: bool = False) -> JobDefinitions:
+    """Load every definition (a job id must resolve), with the settings of `target` (asked
+    for by `how`), but run the SQL checks only of what `job_id` reads; split the findings
+    into those that stop it and the others."""
+    project, loaded = load_project(root, target, how)
     project.sql_memo = memo
     scoped = scoped_project(project, job_id)
     findings = run_rules(scoped, loaded, debug=debug)

@@ -5,6 +5,10 @@ The file names the tier, the destination (its URL and options, secrets as `${VAR
 references, never their values), the compression and the key's variable, and carries the
 sha256 of the files it was compiled from: when marketops.yaml or a backup tier changes, the
 file no longer matches and the caller takes the full path (which compiles it again).
+
+Each target of marketops.yaml has its own file (archive.json without one, archive-NAME.json
+for target NAME), which also records the target it was compiled for: settings compiled for
+one target are never read for another.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from engine.errors import UsageError
 from runners.cache.directory import cache_dir, ignore_in_git
 
 FILE = "archive.json"
-FORMAT = 2
+FORMAT = 3
+# A target's name as marketops.yaml allows it (engine.definitions.models.base.Name): never a
+# path of its own, whatever archive_command's argv says.
+_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -61,11 +68,19 @@ class ArchiveConfig:
     process_max: int = 0  # > 0: asynchronous, through the spool, this many at once
     timeout: float = 60.0  # seconds an asynchronous archive_command waits for its file
     spool: str = ""  # absolute
+    target: str | None = None  # the target of marketops.yaml these settings are of
 
     @property
     def archive(self) -> str:
         """Names the archive a spool marker vouches for."""
         return f"{self.url}#{self.tier}"
+
+
+def file_name(target: str | None) -> str | None:
+    """The compiled file of `target`; None for a name no target can have."""
+    if target is None:
+        return FILE
+    return f"archive-{target}.json" if _TARGET.fullmatch(target) else None
 
 
 def write(root: Path, config: ArchiveConfig) -> bool:
@@ -76,11 +91,14 @@ def write(root: Path, config: ArchiveConfig) -> bool:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         ignore_in_git(root, directory)
-        current = directory / FILE
+        name = file_name(config.target)
+        if name is None:
+            return False
+        current = directory / name
         with contextlib.suppress(OSError, ValueError):
             if json.loads(current.read_text(encoding="utf-8")) == data:
                 return True
-        handle, temporary = tempfile.mkstemp(prefix=f".{FILE}.", dir=directory)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump(data, out, indent=1)
@@ -94,14 +112,19 @@ def write(root: Path, config: ArchiveConfig) -> bool:
     return True
 
 
-def read(root: Path) -> ArchiveConfig | None:
-    """The compiled settings, or None when missing, unreadable, corrupt or out of date."""
+def read(root: Path, target: str | None = None) -> ArchiveConfig | None:
+    """The settings compiled for `target`, or None when missing, unreadable, corrupt, out of
+    date or compiled for another target."""
+    name = file_name(target)
+    if name is None:
+        return None
     try:
-        data = json.loads((cache_dir(root) / FILE).read_text(encoding="utf-8"))
+        data = json.loads((cache_dir(root) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.pop("format", None) != FORMAT \
-            or data.pop("sources", None) != fingerprint(root):
+            or data.pop("sources", None) != fingerprint(root) \
+            or data.get("target") != target:
         return None
     try:
         config = ArchiveConfig(**data)

@@ -124,3 +124,19 @@ def test_a_file_the_server_does_not_wait_for_is_pushed_synchronously(
     assert code == 0, err
     assert len(stored(root, NAMES[0])) == 1
     assert not spool.log_path.exists()
+
+
+def test_the_pusher_stores_with_the_settings_of_archive_commands_target(
+        root: Path, spool: Spool, tmp_path: Path) -> None:
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text() + "targets:\n  prod:\n    destinations:\n"
+                        "      backups: {url: \"file://./var/prod-backups\"}\n")
+    directory = pg_wal(tmp_path, NAMES)
+    for name in NAMES:
+        code, err, _ = push(root, directory / name, target="prod")
+        assert code == 0, err
+        acknowledge(directory, name)
+    assert all(len(list((root / "var/prod-backups/wal_archive").rglob(f"{n}-*"))) == 1
+               for n in NAMES)
+    assert not any(stored(root, n) for n in NAMES)
+    assert f"{NAMES[-1]}: stored" in spool.log_path.read_text()

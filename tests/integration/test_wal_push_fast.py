@@ -39,15 +39,18 @@ def segment(directory: Path, name: str, seed: bytes) -> Path:
     return path
 
 
-def push(root: Path, path: Path, key: str | None = KEY) -> tuple[int, str, set[str]]:
-    """archive_command as PostgreSQL runs it; its exit code, stderr and the heavy modules it
-    imported (from -X importtime)."""
+def push(root: Path, path: Path, key: str | None = KEY, target: str | None = None
+         ) -> tuple[int, str, set[str]]:
+    """archive_command as PostgreSQL runs it (with `--target` when given); its exit code,
+    stderr and the heavy modules it imported (from -X importtime)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MARKETOPS_BACKUP_KEY", "MARKETOPS_CACHE_DIR")}
     if key is not None:
         env["MARKETOPS_BACKUP_KEY"] = key
+    chosen = ["--target", target] if target is not None else []
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "engine.app.walpush",
-                           "--root", str(root), str(path)], capture_output=True, text=True,
+                           "--root", str(root), *chosen, str(path)], capture_output=True,
+                          text=True,
                           env=env, cwd=path.parent, timeout=300)
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
@@ -66,6 +69,8 @@ def fetch(root: Path, name: str, target: Path) -> subprocess.CompletedProcess[st
 
 def test_the_archive_command_is_the_fast_entry_point(root: Path) -> None:
     assert "-m engine.app.walpush --root" in archive_command(root)
+    assert archive_command(root, "prod").endswith(' --target "prod" "%p"')
+    assert "-m engine.app.walpush --root" in archive_command(root, "prod")
 
 
 def test_compiled_once_then_pushed_without_the_definitions(root: Path, tmp_path: Path) -> None:
@@ -139,3 +144,49 @@ def test_a_corrupt_compiled_file_falls_back_to_the_full_path(root: Path,
     code, err, heavy = push(root, segment(tmp_path, "000000010000000000000009", b"g-------"))
     assert code == 0 and "pydantic" in heavy, err
     assert json.loads(config.read_text())["tier"] == "wal_archive"
+
+
+def _stored(root: Path, folder: str, name: str) -> int:
+    return len(list((root / "var" / folder / "wal_archive").rglob(f"{name}-*")))
+
+
+def test_each_target_has_its_own_compiled_settings(root: Path, tmp_path: Path) -> None:
+    settings = root / "marketops.yaml"
+    settings.write_text(settings.read_text() + "targets:\n  prod:\n    destinations:\n"
+                        "      backups: {url: \"file://./var/prod-backups\"}\n")
+    cache = root / ".marketops/cache"
+    first = segment(tmp_path, "000000010000000000000011", b"p1------")
+    code, err, heavy = push(root, first, target="prod")
+    assert code == 0 and "pydantic" in heavy, err  # compiled for prod by the full path
+    assert json.loads((cache / "archive-prod.json").read_text())["target"] == "prod"
+    assert not (cache / "archive.json").exists()
+    assert (_stored(root, "prod-backups", first.name), _stored(root, "backups", first.name)) \
+        == (1, 0)
+    second = segment(tmp_path, "000000010000000000000012", b"p2------")
+    code, err, heavy = push(root, second, target="prod")
+    assert code == 0 and heavy == set(), err
+    assert _stored(root, "prod-backups", second.name) == 1
+
+    # Without --target: prod's compiled settings are not the file's own, whatever their name.
+    third = segment(tmp_path, "000000010000000000000013", b"n3------")
+    code, err, heavy = push(root, third)
+    assert code == 0 and "pydantic" in heavy, err
+    assert (_stored(root, "backups", third.name), _stored(root, "prod-backups", third.name)) \
+        == (1, 0)
+    assert json.loads((cache / "archive.json").read_text())["target"] is None
+    shutil.copy(cache / "archive-prod.json", cache / "archive.json")
+    fourth = segment(tmp_path, "000000010000000000000014", b"n4------")
+    code, err, heavy = push(root, fourth)
+    assert code == 0 and "pydantic" in heavy, err  # recorded for prod: not trusted
+    assert (_stored(root, "backups", fourth.name), _stored(root, "prod-backups", fourth.name)) \
+        == (1, 0)
+    fifth = segment(tmp_path, "000000010000000000000015", b"n5------")
+    code, err, heavy = push(root, fifth)
+    assert code == 0 and heavy == set(), err
+    assert _stored(root, "backups", fifth.name) == 1
+
+    code, err, _ = push(root, segment(tmp_path, "000000010000000000000016", b"x6------"),
+                        target="../prod")
+    assert code == 2 and err.strip().startswith("error: unknown target '../prod' (from "
+                                                "--target): marketops.yaml:"), err
+    assert "Traceback" not in err

@@ -35,7 +35,7 @@ def wal_push(app: App, path: Path) -> None:
 
     if not path.is_absolute():
         path = Path.cwd() / path  # PostgreSQL runs it in the data directory
-    push(app.root, path)
+    push(app.root, path, app.target)
 
 
 @click.command("wal-fetch")
@@ -59,7 +59,7 @@ def wal_fetch(app: App, name: str, path: Path) -> None:
     if not path.is_absolute():
         path = Path.cwd() / path
     try:
-        fetch(app.root, name, path)
+        fetch(app.root, name, path, app.target)
     except WalNotFound:
         sys.exit(1)
     except MarketopsError as exc:

@@ -16,7 +16,7 @@ from engine.app.cli.check import check
 from engine.app.cli.diff import diff as diff_command
 from engine.app.cli.preview import register as register_preview
 from engine.app.cli.suspend import resume, suspend
-from engine.app.cli.types import INSTANT, complete_job
+from engine.app.cli.types import INSTANT, complete_job, complete_target
 from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
@@ -52,35 +52,45 @@ class _Group(click.Group):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, envvar="MARKETOPS_ROOT",
               help="The definitions repository (marketops.yaml, schema/, definitions/).")
+@click.option("--target", envvar="MARKETOPS_TARGET", default=None, metavar="NAME",
+              shell_complete=complete_target,
+              help="The target of marketops.yaml (dev, prod...) to use; default its "
+                   "default_target, else the settings alone.")
 @click.option("--debug", is_flag=True, envvar="MARKETOPS_DEBUG",
               help="Show tracebacks instead of one-line errors.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path, debug: bool) -> None:
+def cli(ctx: click.Context, root: Path, target: str | None, debug: bool) -> None:
     """marketops: declarative reports and backups for a PostgreSQL marketplace.
 
     \b
     Example:
       marketops validate            # check every definition, offline
       marketops impact users.accounts.email
+      marketops --target prod status
     """
     # Resolved once: tools we start (initdb, pg_dump) run in other working directories.
     # Imported here: the App pulls in every runner, and validate (before every commit) and
     # wal-push (once per WAL segment) must not pay for that.
+    how = ("MARKETOPS_TARGET" if ctx.get_parameter_source("target")
+           is click.core.ParameterSource.ENVIRONMENT else "--target")
     if ctx.invoked_subcommand in _LIGHT:
-        ctx.obj = Invocation(root.resolve(), debug)
+        ctx.obj = Invocation(root.resolve(), debug, target or None, how)
         return
     from engine.app.context import App
 
-    ctx.obj = App(root.resolve(), debug=debug)
+    ctx.obj = App(root.resolve(), debug=debug, target=target or None, target_from=how)
     ctx.call_on_close(ctx.obj.close)
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """What the commands that need no App get: the repository and --debug."""
+    """What the commands that need no App get: the repository, --debug and the target asked
+    for (by `target_from`: --target or MARKETOPS_TARGET)."""
 
     root: Path
     debug: bool
+    target: str | None = None
+    target_from: str = "--target"
 
 
 _LIGHT = frozenset({"validate"})
@@ -96,7 +106,8 @@ _LIGHT = frozenset({"validate"})
 def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     """Check every definition offline; all problems at once, as file:line:col.
 
-    Exits 0 when valid, 1 when not.
+    Exits 0 when valid, 1 when not. The settings are checked alone and as each target of
+    marketops.yaml makes them; a finding only one target has starts with its name.
 
     \b
     Example:
@@ -107,7 +118,8 @@ def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     from runners.cache.analyses import open_memo, save_memo
 
     memo = None if no_cache else open_memo(app.root)
-    result = run_validation(app.root, debug=app.debug, memo=memo)
+    result = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
+                            debug=app.debug, memo=memo)
     if memo is not None:
         save_memo(app.root, memo)
     click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
@@ -233,8 +245,15 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tu
     if fmt == "json":
         click.echo(json.dumps(plan_payload(window, preview if retention else None), indent=2))
     else:
+        _say_target(app)
         click.echo("\n".join(plan_text(window, preview, utc=utc,
                                         group_checks=not (every or job_ids))))
+
+
+def _say_target(app: App) -> None:
+    """The first line of a text view: which target's settings it shows (none without)."""
+    if app.defs.project.target:
+        click.echo(f"target: {app.defs.project.target} (marketops.yaml)")
 
 
 @cli.command("run")
@@ -339,6 +358,7 @@ def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
     else:
+        _say_target(app)
         click.echo(render_text(found, clock.now(), utc=utc), nl=False)
     sys.exit(0 if all(s.healthy for s in found) else 1)
 

@@ -48,3 +48,17 @@ def complete_job(ctx: click.Context, param: click.Parameter, incomplete: str
                                                           ("backup", "backups"))
              for path in sorted((root / "definitions" / folder).glob("*.yaml"))]
     return [CompletionItem(job) for job in found if job.startswith(incomplete)]
+
+
+def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str
+                    ) -> list[click.shell_completion.CompletionItem]:
+    """The targets marketops.yaml declares, for shell completion of --target."""
+    from pathlib import Path
+
+    from click.shell_completion import CompletionItem
+
+    from engine.definitions.loader import settings_doc
+    from engine.definitions.targets import declared
+
+    doc = settings_doc(Path(ctx.params.get("root") or "."), [])
+    return [CompletionItem(name) for name in sorted(declared(doc)) if name.startswith(incomplete)]

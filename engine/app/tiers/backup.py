@@ -96,14 +96,22 @@ def wal_tier_for(result: ValidationResult, base_tier: str | None = None
     return found[0]
 
 
-def archive_command(root: Path) -> str:
-    """archive_command for postgresql.conf: this interpreter, this repository, through the
-    fast path that reads the compiled archive settings (engine.app.walpush)."""
-    return f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}" "%p"'
+def _target_option(target: str | None) -> str:
+    # The target is part of the command: the server runs it with its own environment, in
+    # which MARKETOPS_TARGET is not set, and WAL must go on to the target's destination.
+    return f' --target "{target}"' if target else ""
 
 
-def restore_command(root: Path) -> str:
-    return f'"{sys.executable}" -m engine.cli --root "{root.resolve()}" wal-fetch "%f" "%p"'
+def archive_command(root: Path, target: str | None = None) -> str:
+    """archive_command for postgresql.conf: this interpreter, this repository, this target,
+    through the fast path that reads the compiled archive settings (engine.app.walpush)."""
+    return (f'"{sys.executable}" -m engine.app.walpush --root "{root.resolve()}"'
+            f'{_target_option(target)} "%p"')
+
+
+def restore_command(root: Path, target: str | None = None) -> str:
+    return (f'"{sys.executable}" -m engine.cli --root "{root.resolve()}"'
+            f'{_target_option(target)} wal-fetch "%f" "%p"')
 
 
 @dataclass(frozen=True)

@@ -351,11 +351,11 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
             raise
         raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
+    replaying = restore_command(root, result.project.target) if replay else None
     try:
         with progress.step(f"recovery of {tier_id} to {target.describe()}"):
             recovered = start_restored(into, port or free_port(), "postgres",
-                                       restore_command=restore_command(root) if replay
-                                       else None, targets=target.settings())
+                                       restore_command=replaying, targets=target.settings())
     except RecoveryFailed as exc:
         reason = str(exc)
         if replay and (exc.log.ended_early or exc.log.not_restored):

@@ -39,14 +39,15 @@ if TYPE_CHECKING:
     from runners.cache.archive import ArchiveConfig
 
 
-def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
+def wal_definitions(root: Path, target: str | None = None
+                    ) -> tuple[ValidationResult, str, WalArchiveTier]:
     """Settings and the WAL tier, loaded without the SQL checks: archive_command runs per
     segment and must start fast, and a broken report or schema file must not stop WAL
     archiving. Only errors in marketops.yaml, or a WAL tier that does not load, stop it."""
     from engine.definitions.loader import load_project
     from engine.errors import DefinitionError
 
-    project, findings = load_project(root)
+    project, findings = load_project(root, target)
     errors = [f for f in findings if f.severity == "error"]
     blocking = [f for f in errors if f.location.file == "marketops.yaml"]
     if blocking:
@@ -62,13 +63,14 @@ def wal_definitions(root: Path) -> tuple[ValidationResult, str, WalArchiveTier]:
     return result, wal_id, wal
 
 
-def wal_push(root: Path, path: Path) -> bool:
-    """archive_command: store one WAL file; False when it was archived already. Compiles
-    the archive's settings for the fast path (engine.app.walpush) on the way."""
+def wal_push(root: Path, path: Path, target: str | None = None) -> bool:
+    """archive_command: store one WAL file with the settings of `target`; False when it was
+    archived already. Compiles the archive's settings for the fast path
+    (engine.app.walpush) on the way."""
     from runners.backup.wal import push
     from runners.cache import archive
 
-    result, wal_id, wal = wal_definitions(root)
+    result, wal_id, wal = wal_definitions(root, target)
     store = store_for(root, result, wal.destination)
     sealing = sealing_for(result, wal)
     config = archive_config(root, result, wal_id, wal)
@@ -116,7 +118,7 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
                          compression.level, key_name, key_ref,
                          asynchronous.process_max if asynchronous else 0,
                          asynchronous.timeout.total_seconds() if asynchronous else 60.0,
-                         str(spool_dir(root, wal_id)))
+                         str(spool_dir(root, wal_id)), result.project.target)
 
 
 def compile_archive_config(root: Path, result: ValidationResult) -> bool:
@@ -130,20 +132,20 @@ def compile_archive_config(root: Path, result: ValidationResult) -> bool:
     return archive.write(root, archive_config(root, result, wal_id, wal))
 
 
-def wal_fetch(root: Path, name: str, target: Path) -> None:
+def wal_fetch(root: Path, name: str, into: Path, target: str | None = None) -> None:
     """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
     from runners.backup.wal import fetch
 
-    result, wal_id, wal = wal_definitions(root)
+    result, wal_id, wal = wal_definitions(root, target)
     key = backup_key(result, wal.encryption.key) if wal.encryption else None
-    fetch(store_for(root, result, wal.destination), wal_id, name, target, key)
+    fetch(store_for(root, result, wal.destination), wal_id, name, into, key)
 
 
 def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
     """The server settings WAL archiving and incremental base backups need."""
     _, wal = wal_tier_for(result)
     return {"wal_level": "replica", "archive_mode": "on",
-            "archive_command": archive_command(root),
+            "archive_command": archive_command(root, result.project.target),
             "archive_timeout": f"{int(wal.archive_timeout.total_seconds())}s",
             "summarize_wal": "on"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -135,3 +135,16 @@ class Settings(Model):
                                         "each an ${ENV_VAR} reference.")
     reports: ReportSettings = Field(default_factory=ReportSettings)
     alerts: Alerts = Field(default_factory=Alerts)
+
+
+class SettingsFile(Settings):
+    """marketops.yaml: the settings, and named targets that change some of them."""
+
+    # Each overlay is checked as the Settings it makes once merged (with its own positions),
+    # so here it is only a mapping; the JSON Schema describes it as partial Settings.
+    targets: dict[Name, dict[str, Any]] = Field(default_factory=dict, description=(
+        "Named targets (dev, prod): each a partial copy of these settings, deep-merged onto "
+        "them (mappings key by key, anything else replaces). Chosen with --target NAME or "
+        "MARKETOPS_TARGET, else default_target."))
+    default_target: Name | None = Field(None, description="The target in force when none "
+                                        "is asked for; default: these settings alone.")
