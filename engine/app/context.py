@@ -399,17 +399,22 @@ class App:
         """This repository with its definitions as loaded, valid or not: for the commands
         that must work while a repository is being adopted (db, schema pull)."""
         project, _ = load_project(self.root, self.target, self.target_from)
-        return App(self.root, ValidationResult(project, []), debug=self.debug,
-                   target=self.target, target_from=self.target_from)
+        return self._derived(ValidationResult(project, []))
 
     def for_job(self, job_id: str) -> App:
         """This repository with only what `job_id` reads checked (run, backfill): its own
         problems stop it, problems elsewhere are warned about on stderr."""
         from engine.app.jobdefs import job_definitions
 
-        return App(self.root, job_definitions(self.root, job_id, target=self.target,
-                                              how=self.target_from, debug=self.debug),
-                   debug=self.debug, target=self.target, target_from=self.target_from)
+        return self._derived(job_definitions(self.root, job_id, target=self.target,
+                                             how=self.target_from, debug=self.debug))
+
+    def _derived(self, defs: ValidationResult) -> App:
+        """An App over other definitions whose connections this one's close() closes too."""
+        child = App(self.root, defs, debug=self.debug, target=self.target,
+                    target_from=self.target_from)
+        child._pools = self._pools
+        return child
 
     @cached_property
     def defs(self) -> ValidationResult:
@@ -441,12 +446,18 @@ class App:
     @cached_property
     def ledger(self) -> Ledger:
         """The ledger in the state database, migrated."""
-        return ledger_for(self.dsn("state"), self._pools)
+        return self.ledger_at(self.dsn("state"))
+
+    def ledger_at(self, dsn: str) -> Ledger:
+        """The ledger in `dsn` (run --dsn), its connections closed with this App's."""
+        return ledger_for(dsn, self._pools)
 
     def close(self) -> None:
-        """Close the ledger's idle connections (a process that goes on, such as a test
-        invoking the CLI in-process, must not leave them to the garbage collector)."""
-        pools, self._pools = self._pools, []
+        """Close the ledgers' idle connections, also those of the Apps derived from this one
+        (a process that goes on, such as a test invoking the CLI in-process, must not leave
+        them to the garbage collector)."""
+        pools = list(self._pools)
+        self._pools.clear()
         for pool in pools:
             pool.close()
 

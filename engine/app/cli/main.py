@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,31 +251,10 @@ def plan(app: App, start: Any, end: Any, job_ids: tuple[str, ...], selectors: tu
                                         group_checks=not (every or job_ids))))
 
 
-def _target_note(result: Any) -> str:
-    """', target prod' when a target of marketops.yaml is in force, else nothing."""
-    return f", target {result.project.target}" if result.project.target else ""
-
-
 def _say_target(app: App) -> None:
     """The first line of a text view: which target's settings it shows (none without)."""
     if app.defs.project.target:
         click.echo(f"target: {app.defs.project.target} (marketops.yaml)")
-
-
-def outcome_line(job: Any, slot: Any, outcome: Any, now: Any) -> str:
-    """`JOB slot TIME: STATUS: ERROR`, in the job's timezone; a retrying run says when its
-    next attempt is due and what takes it."""
-    tz = job.schedule.tz if job.schedule else None
-    line = f"{job.id} slot {slot.astimezone(tz).isoformat()}: {outcome.status}" + \
-        (f": {outcome.error}" if outcome.error else "")
-    if outcome.status == "retrying" and outcome.retry_in is not None:
-        from engine.definitions.models.base import format_duration
-
-        due = (now + outcome.retry_in).astimezone(tz)
-        line += (f"; next attempt at {due:%Y-%m-%d %H:%M:%S} {due.tzname()} (in "
-                 f"{format_duration(outcome.retry_in)}), taken by `marketops serve` or the "
-                 "next `marketops run` of this slot")
-    return line
 
 
 @cli.command("run")
@@ -303,80 +281,10 @@ def run_job(app: App, job_id: str | None, at: Any, selectors: tuple[str, ...],
       marketops run --select tag:finance
     """
 
-    from engine.app.context import ledger_for
-    from engine.scheduling.jobs import jobs as all_jobs
-    from runners.service.gitinfo import head_commit
+    from engine.app.running import run_now
 
-    if job_id is not None and not selectors:
-        app = app.for_job(job_id)  # checks what the job reads, not every report
-    result = app.defs
-    available = all_jobs(result.project, head_commit(app.root))
-    if job_id is None and not selectors:
-        raise UsageError("say which job: marketops run JOB (or --select tag:finance)")
-    chosen = []
-    if job_id is not None:
-        job = available.get(job_id)
-        if job is None:
-            everything = all_jobs(app.as_loaded().defs.project)  # name every job
-            raise UsageError(f"unknown job {job_id} (jobs: {', '.join(sorted(everything))})")
-        if job.schedule is None:
-            raise UsageError(f"{job_id} runs continuously (archive_command); see "
-                             "`marketops wal-setup`")
-        chosen.append(job)
-    if selectors:
-        from engine.scheduling.selection import select
-
-        # Selected continuous jobs (WAL archiving) have no slot to run: left out, said so.
-        for job in select(available, selectors):
-            if job.schedule is None:
-                click.echo(f"{job.id}: runs continuously (archive_command), not run", err=True)
-            elif job not in chosen:
-                chosen.append(job)
-    # --dsn / MARKETOPS_DSN: the one database for the run, its ledger and its backups.
-    ledger = ledger_for(app.dsn("state", dsn)) if dsn else app.ledger
-    ok = [_run_one(app, job, at or clock.now(), ledger, dsn, alone=len(chosen) == 1,
-                   keep_on_failure=keep_on_failure) for job in chosen]
-    sys.exit(0 if all(ok) else 1)
-
-
-def _run_one(app: App, job: Any, at: Any, ledger: Any, dsn: str | None, alone: bool, *,
-             keep_on_failure: bool = False) -> bool:
-    """One job's slot at or before `at`, said as it ended; True when it succeeded."""
-    from contextlib import nullcontext
-
-    from engine.app.context import latest_slot
-    from engine.app.demo import demo_mailbox, into_mailbox
-    from engine.app.executor import JobDispatcher, run_slot
-
-    result = app.defs
-    slot = latest_slot(job, at)
-    with demo_mailbox(app.root, result) if job.kind == "report" else nullcontext() as box:
-        if box is not None:
-            click.echo(f"the demo's project and no mail server: mail and unset webhooks go to "
-                       f"{box.directory}, as in the demo", err=True)
-        executor = JobDispatcher(app.root, into_mailbox(result, box) if box else result,
-                                 app.dsn("reports", dsn), ledger,
-                                 primary_dsn=app.dsn("primary", dsn) if dsn else None,
-                                 keep_on_failure=keep_on_failure)
-        outcome = run_slot(ledger, executor, job, slot, "manual")
-    if outcome is None:
-        busy = f"{job.id} slot {slot.isoformat()} is running right now elsewhere"
-        if alone:
-            raise UsageError(busy)
-        click.echo(busy)
-        return False
-    click.echo(outcome_line(job, slot, outcome, clock.now()))
-    if outcome.outputs and job.kind == "backup":
-        for key, value in outcome.outputs.items():
-            click.echo(f"  {key}: {value}")
-    elif outcome.outputs:
-        click.echo(f"  rows: {outcome.outputs['rows']:,}  directory: "
-                   f"{outcome.outputs['directory']}")
-        for alert in outcome.outputs.get("alerts") or []:
-            click.echo(f"  alert: {alert}")
-        for recipient, state in (outcome.outputs.get("deliveries") or {}).items():
-            click.echo(f"  {recipient}: {state}")
-    return bool(outcome.status == "succeeded")
+    sys.exit(0 if run_now(app, job_id, selectors, at, dsn, click.echo,
+                          keep_on_failure=keep_on_failure) else 1)
 
 
 @cli.command()
@@ -408,124 +316,12 @@ def serve(app: App, host: str, port: int, tick: float, worker: str | None,
     Example:
       marketops serve --port 8086 &  curl -s localhost:8086/status.json
     """
-    import logging
-    import signal
-    from contextlib import ExitStack
+    from engine.app.service import ServeOptions
+    from engine.app.service import serve as run_service
 
-    from engine.app.alerting import FailureAlerter
-    from engine.app.context import (
-        LiveDefinitions,
-        durations,
-        is_demo_project,
-        statuses,
-        worker_name,
-    )
-    from engine.app.demo import (
-        demo_mailbox,
-        enable_archiving,
-        ensure_demo_data,
-        ensure_demo_key,
-        into_mailbox,
-    )
-    from engine.app.executor import JobDispatcher
-    from engine.runs.logs import configure
-    from engine.runs.service import Service, ServiceConfig, loop_stalled
-    from engine.runs.status import as_dict, render_html
-    from runners.service.http import StatusServer, json_page
-
-    name = worker or worker_name()
-    configure(name)
-    say = logging.getLogger("marketops.serve").info  # every line of the service is JSON
-    root = app.root
-    result = app.defs
-    from engine.app.tiers.wal import compile_archive_config
-
-    compile_archive_config(root, result)  # what archive_command's fast path reads
-    stack = ExitStack()
-    box = None
-    if is_demo_project(result):
-        target = app.primary()
-        if ensure_demo_data(root, result, target.dsn):
-            say("the embedded marketplace was empty: filled it with demo data")
-        if ensure_demo_key(root):
-            say("MARKETOPS_BACKUP_KEY is not set: backups of the embedded marketplace are "
-                "encrypted with var/demo-backup.key")
-        enable_archiving(root, result, target)
-        box = stack.enter_context(demo_mailbox(root, result))
-        if box is not None:
-            say(f"the demo's project and no mail server: mail and unset webhooks go to "
-                f"{box.directory}, as in the demo")
-    live = LiveDefinitions(root, into_mailbox(result, box) if box else result,
-                           (lambda r: into_mailbox(r, box)) if box else None,
-                           target=app.target)
-    ledger = app.ledger
-    from engine.app.executor import release_dead_runs
-    from engine.app.tiers.backup import clear_staging
-
-    for dead in release_dead_runs(ledger):  # not waiting out a lease nobody will renew
-        say(f"{dead.job} slot {dead.slot.isoformat()}: worker {dead.worker} died; "
-            "taken over now")
-    for leftover in clear_staging(root, ledger):  # a killed run's plaintext, before anything
-        say(f"removed staging/{leftover}: left by a run that died")
-    from engine.app.metrics import Measured, Metrics
-    from engine.runs.status import metric_families
-    from runners.service.gitinfo import head_commit
-
-    metrics = Metrics(lambda: metric_families(now_statuses(), ledger.counts(),
-                                              durations(ledger), ledger.delivery_failures()),
-                      lambda: head_commit(root))
-    executor = JobDispatcher(root, live, app.dsn("reports"), ledger,
-                             observe_delivery=metrics.delivered)
-    service = Service(live.load, ledger, Measured(executor, metrics),
-                      ServiceConfig(worker=name, tick_seconds=tick,
-                                    shutdown_grace=shutdown_grace,
-                                    lease=timedelta(seconds=lease),
-                                    limits={"report": max_reports, "backup": max_backups}),
-                      changed=live.changed, on_failure=FailureAlerter(live, ledger))
-
-    from engine.app.health import FreshnessCache
-
-    backup_freshness = FreshnessCache(root, live, app.dsn("primary"))
-
-    def now_statuses() -> list[Any]:
-        return statuses(live.result, ledger, executor.supports, clock.now(),
-                        backup_freshness())
-
-    def healthz() -> tuple[int, str, str]:
-        stalled = loop_stalled(service.last_tick, clock.now(), tick)
-        ledger.latest_by_job()  # raises when the state database is unreachable
-        return (503, "text/plain", "loop stalled\n") if stalled else (200, "text/plain", "ok\n")
-
-    pages = {
-        "/healthz": healthz,
-        "/metrics": metrics.render,
-        "/status": lambda: (200, "text/html", render_html(now_statuses(), name, clock.now())),
-        "/status.json": json_page(lambda: [as_dict(s) for s in now_statuses()]),
-    }
-
-    def run_page(rest: str) -> tuple[int, str, str]:
-        from engine.runs.status import render_run
-        from engine.scheduling.jobs import jobs as all_jobs
-
-        record = ledger.run(int(rest)) if rest.isdigit() else None
-        if record is None:
-            return 404, "text/plain", f"no run {rest} in the ledger\n"
-        job = all_jobs(live.result.project).get(record.job)
-        zone = job.schedule.timezone if job is not None and job.schedule else "UTC"
-        return 200, "text/html", render_run(record, zone, clock.now())
-
-    http = StatusServer(host, port, pages, under={"/runs/": run_page})
-    http.start()
-    # Said without a URL path, which the log's masking would take for a webhook token.
-    say(f"serving: worker {name}{_target_note(result)}; status page, /status.json, /metrics "
-        f"and /healthz on {host}:{http.port}")
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())
-    signal.signal(signal.SIGINT, lambda *_: service.stop())
-    try:
-        service.serve()
-    finally:
-        http.stop()
-        stack.close()
+    run_service(app, ServeOptions(host=host, port=port, tick=tick, worker=worker,
+                                  shutdown_grace=shutdown_grace, max_reports=max_reports,
+                                  max_backups=max_backups, lease=lease))
 
 
 @cli.command()
@@ -587,72 +383,9 @@ def backfill(app: App, job_id: str | None, start: Any, end: Any,
       marketops backfill report/pnl_monthly --from 2026-02-01T00:00Z --until 2026-03-01T00:00Z
       marketops backfill --select tag:finance --from 2026-01-01T00:00Z --until 2026-03-01T00:00Z
     """
+    from engine.app.running import backfill as run_backfill
 
-    from engine.app.executor import JobDispatcher
-    from engine.scheduling.jobs import jobs as all_jobs
-
-    if job_id is None and not selectors:
-        raise UsageError("say which job: marketops backfill JOB (or --select tag:finance)")
-    if end <= start:
-        raise UsageError("--until must be after --from")
-    if end > clock.now():
-        raise UsageError("--until is in the future; backfill runs past slots only")
-    if job_id is not None and not selectors:
-        app = app.for_job(job_id)  # checks what the job reads, not every report
-    result = app.defs
-    available = all_jobs(result.project)
-    chosen = []
-    if job_id is not None:
-        job = available.get(job_id)
-        if job is None or job.schedule is None:
-            raise UsageError(f"unknown or unscheduled job {job_id}")
-        if job.kind != "report":
-            raise UsageError(f"{job_id}: a backup is of the database as it is now and cannot "
-                             f"be backfilled; run `marketops run {job_id}`")
-        chosen.append(job)
-    if selectors:
-        from engine.scheduling.selection import select
-
-        for job in select(available, selectors):
-            if job.kind != "report" or job.schedule is None:
-                # Said and left out, as `run --select` leaves out continuous jobs.
-                click.echo(f"{job.id}: a backup is of the database as it is now, not "
-                           "backfilled", err=True)
-            elif job not in chosen:
-                chosen.append(job)
-        if not chosen:
-            raise UsageError(f"--select {' '.join(selectors)} picks no report; backups cannot "
-                             "be backfilled")
-    ledger = app.ledger
-    executor = JobDispatcher(app.root, result, app.dsn("reports"), ledger)
-    slots = failed = 0
-    for job in chosen:
-        ran, lost = _backfill_job(ledger, executor, job, start, end, named=len(chosen) > 1)
-        slots, failed = slots + ran, failed + lost
-    click.echo(f"{slots} slot(s), {failed} failed"
-               + (f", {len(chosen)} reports" if len(chosen) > 1 else ""))
-    sys.exit(1 if failed else 0)
-
-
-def _backfill_job(ledger: Any, executor: Any, job: Any, start: Any, end: Any, named: bool
-                  ) -> tuple[int, int]:
-    """Every slot of `job` in the range, oldest first, each said as it ended: (slots,
-    failed)."""
-    from engine.app.executor import run_slot
-
-    failed = 0
-    slots = job.schedule.between(start, end)
-    who = f"{job.id} " if named else ""
-    for slot in slots:
-        outcome = run_slot(ledger, executor, job, slot, "backfill")
-        if outcome is None:
-            click.echo(f"{who}{slot.isoformat()}: running elsewhere, left alone")
-            continue
-        failed += outcome.status != "succeeded"
-        rows = f" ({outcome.outputs['rows']:,} rows)" if outcome.outputs else ""
-        click.echo(f"{who}{slot.astimezone(job.schedule.tz).isoformat()}: {outcome.status}"
-                   f"{rows}" + (f": {outcome.error}" if outcome.error else ""))
-    return len(slots), failed
+    sys.exit(0 if run_backfill(app, job_id, selectors, start, end, click.echo) else 1)
 
 
 @cli.group()
