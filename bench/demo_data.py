@@ -34,8 +34,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    result = validate(ROOT)
-    schemas = {n: s.model for n, s in result.project.schemas.items()}
+    defs = validate(ROOT)
+    schemas = {n: s.model for n, s in defs.project.schemas.items()}
     order = TopologicalSorter({
         f"{s}.{t}": {fk.references.table for fk in table.foreign_keys
                      if fk.references.table != f"{s}.{t}"}

@@ -98,13 +98,13 @@ def archive_under_load(root: Path, data: Path, segments: int) -> tuple[float, fl
     from runners.postgres.connection import connect
     from runners.postgres.embedded import EmbeddedServer
 
-    result = validate(root)
+    defs = validate(root)
     server = EmbeddedServer(data, free_port(), "postgres")
     server.start()
     try:
-        compile_archive_config(root, result)
-        prepare_archive_access(root, result)
-        if configure_archiving(server.dsn(), wal_settings(root, result)):
+        compile_archive_config(root, defs)
+        prepare_archive_access(root, defs)
+        if configure_archiving(server.dsn(), wal_settings(root, defs)):
             server.stop()
             server.start()
         with connect(server.dsn(), autocommit=True) as conn:

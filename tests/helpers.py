@@ -104,9 +104,9 @@ def check(root: Path, overrides: dict[str, str | None] | None = None) -> Validat
     return validate(write_project(root, overrides), debug=True)
 
 
-def by_rule(result: ValidationResult, rule: str) -> list[Finding]:
+def by_rule(defs: ValidationResult, rule: str) -> list[Finding]:
     """The findings of one rule."""
-    return [f for f in result.findings if f.rule == rule]
+    return [f for f in defs.findings if f.rule == rule]
 
 
 def where(finding: Finding) -> str:

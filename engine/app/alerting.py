@@ -27,11 +27,11 @@ class FailureAlerter:
     ledger: Ledger
 
     @property
-    def result(self) -> ValidationResult:
+    def defs(self) -> ValidationResult:
         return current(self.definitions)
 
     def __call__(self, job: Job, run: Run, error: str) -> None:
-        settings = self.result.project.settings
+        settings = self.defs.project.settings
         kind = job.tier.kind if job.tier is not None else None
         before = self.ledger.previous_run(job.id, run.slot)
         if not alert_again(kind, before.status if before else None,
@@ -50,7 +50,7 @@ class FailureAlerter:
 
     def _sender(self, target: str, run: Run, subject: str, text: str, error: str
                 ) -> Callable[[datetime | None], None]:
-        settings = self.result.project.settings
+        settings = self.defs.project.settings
         kind, name = target.split(":", 1)
         if kind == "email":
             smtp = settings.smtp

@@ -66,12 +66,12 @@ def valid_definitions(root: Path, target: str | None = None,
                       how: str = "--target") -> ValidationResult:
     """The definitions with the settings of `target` (asked for by `how`), refusing to go
     on when any is invalid (nothing is half-applied)."""
-    result = validate(root, target=target, how=how)
-    if not result.passed():
-        first = result.errors[0]
-        raise DefinitionError(f"{len(result.errors)} definition error(s), first: {first.location}:"
+    defs = validate(root, target=target, how=how)
+    if not defs.passed():
+        first = defs.errors[0]
+        raise DefinitionError(f"{len(defs.errors)} definition error(s), first: {first.location}:"
                               f" {first.message}; run marketops validate")
-    return result
+    return defs
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ def chosen_port() -> int | None:
     return int(value)
 
 
-def embedded_server(root: Path, result: ValidationResult) -> EmbeddedServer:
+def embedded_server(root: Path, defs: ValidationResult) -> EmbeddedServer:
     """The embedded server of the settings, on the port it runs on (or was last started on),
     else the one asked for, else embedded.port."""
-    settings = result.project.settings.embedded
+    settings = defs.project.settings.embedded
     data_dir = Path(settings.data_dir)
     if not data_dir.is_absolute():
         data_dir = (root / data_dir).resolve()
@@ -107,14 +107,14 @@ def embedded_server(root: Path, result: ValidationResult) -> EmbeddedServer:
     return EmbeddedServer(data_dir, port, settings.database)
 
 
-def start_embedded(root: Path, result: ValidationResult) -> tuple[EmbeddedServer, bool]:
+def start_embedded(root: Path, defs: ValidationResult) -> tuple[EmbeddedServer, bool]:
     """Start the embedded server unless it runs; True when this call started it. When its
     port is taken by another program and none was asked for, a free one is chosen, said, and
     remembered for the next commands."""
     from runners.demo.mailbox import free_port
 
-    configured = result.project.settings.embedded.port
-    server = embedded_server(root, result)
+    configured = defs.project.settings.embedded.port
+    server = embedded_server(root, defs)
     if chosen_port() is None and not server.is_running() and not port_free(server.port):
         taken = server.port
         server = dataclasses.replace(server, port=free_port())
@@ -127,11 +127,11 @@ def start_embedded(root: Path, result: ValidationResult) -> tuple[EmbeddedServer
     return server, started
 
 
-def primary_target(root: Path, result: ValidationResult, dsn_override: str | None) -> Target:
+def primary_target(root: Path, defs: ValidationResult, dsn_override: str | None) -> Target:
     """The primary database: --dsn / MARKETOPS_DSN, else settings; `embedded` starts it."""
-    dsn = dsn_override or result.project.settings.databases.primary.dsn
+    dsn = dsn_override or defs.project.settings.databases.primary.dsn
     if dsn == "embedded":
-        server, _ = start_embedded(root, result)
+        server, _ = start_embedded(root, defs)
         ensure_database(server.dsn("postgres"), server.database)
         return Target(server.dsn(), server)
     return Target(resolve_env(dsn, "databases.primary.dsn"))
@@ -147,9 +147,9 @@ class DemoDataSummary:
     applied_statements: int
 
 
-def apply_schema(result: ValidationResult, dsn: str) -> int:
+def apply_schema(defs: ValidationResult, dsn: str) -> int:
     """Create whatever the declared schema lacks in `dsn`; the number of statements run."""
-    declared = {name: s.model for name, s in result.project.schemas.items()}
+    declared = {name: s.model for name, s in defs.project.schemas.items()}
     with connect(dsn) as conn:
         live = pull(conn, list(declared)).schemas
     statements = apply_statements(declared, live)
@@ -161,18 +161,18 @@ def apply_schema(result: ValidationResult, dsn: str) -> int:
 def demo_data(root: Path, dsn_override: str | None, *, scale: float, seed: int,
               until: date | None) -> DemoDataSummary:
     """Apply the schema where needed, then replace every declared table's rows."""
-    result = valid_definitions(root)
-    target = primary_target(root, result, dsn_override)
-    applied = apply_schema(result, target.dsn)
-    tables = [f"{s}.{t}" for s, loaded in result.project.schemas.items()
+    defs = valid_definitions(root)
+    target = primary_target(root, defs, dsn_override)
+    applied = apply_schema(defs, target.dsn)
+    tables = [f"{s}.{t}" for s, loaded in defs.project.schemas.items()
               for t in loaded.model.tables]
     generated = generate(target.dsn, tables, scale=scale, seed=seed, until=until)
     return DemoDataSummary(target.dsn, generated.rows, generated.seconds, applied)
 
 
-def local_destination(root: Path, result: ValidationResult, name: str) -> Path:
+def local_destination(root: Path, defs: ValidationResult, name: str) -> Path:
     """The directory of a file:// destination (relative URLs are relative to the root)."""
-    destination = result.project.settings.destinations.get(name)
+    destination = defs.project.settings.destinations.get(name)
     if destination is None:
         raise UsageError(f"unknown destination '{name}'")
     url = destination.url
@@ -183,13 +183,13 @@ def local_destination(root: Path, result: ValidationResult, name: str) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
 
 
-def store_for(root: Path, result: ValidationResult, name: str) -> Store:
+def store_for(root: Path, defs: ValidationResult, name: str) -> Store:
     """The destination `name` with its secrets read from the environment."""
-    destination = result.project.settings.destinations.get(name)
+    destination = defs.project.settings.destinations.get(name)
     if destination is None:
         raise UsageError(f"unknown destination '{name}'")
     if destination.url.startswith("file://"):
-        return Store(StoreSpec(name, f"file://{local_destination(root, result, name)}"))
+        return Store(StoreSpec(name, f"file://{local_destination(root, defs, name)}"))
     options: dict[str, object] = {}
     if destination.endpoint_url:
         options["endpoint_url"] = destination.endpoint_url
@@ -204,15 +204,15 @@ def store_for(root: Path, result: ValidationResult, name: str) -> Store:
     return Store(StoreSpec(name, destination.url, options))
 
 
-def database_dsn(root: Path, result: ValidationResult, which: str,
+def database_dsn(root: Path, defs: ValidationResult, which: str,
                  dsn_override: str | None = None) -> str:
     """DSN of `primary`, `reports` (falls back to primary) or `state` (falls back to primary)."""
-    databases = result.project.settings.databases
+    databases = defs.project.settings.databases
     chosen = getattr(databases, which) if which != "primary" else None
     if dsn_override or chosen is None:
-        return primary_target(root, result, dsn_override).dsn
+        return primary_target(root, defs, dsn_override).dsn
     if chosen.dsn == "embedded":
-        return primary_target(root, result, "embedded").dsn
+        return primary_target(root, defs, "embedded").dsn
     return resolve_env(chosen.dsn, f"databases.{which}.dsn")
 
 
@@ -232,9 +232,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def psql_binary(result: ValidationResult) -> Path | None:
+def psql_binary(defs: ValidationResult) -> Path | None:
     """psql from postgres.bin_dir, else the embedded PostgreSQL's; None if neither exists."""
-    configured = result.project.settings.postgres.bin_dir
+    configured = defs.project.settings.postgres.bin_dir
     directory = Path(configured) if configured else embedded_bin_dir()
     candidate = directory / "psql"
     return candidate if candidate.is_file() else None
@@ -253,12 +253,12 @@ def latest_slot(job: Job, at: datetime) -> datetime:
 class LiveDefinitions:
     """The definitions as they are on disk now: reloaded on change, kept only when valid."""
 
-    def __init__(self, root: Path, result: ValidationResult,
+    def __init__(self, root: Path, defs: ValidationResult,
                  adjust: Callable[[ValidationResult], ValidationResult] | None = None,
                  target: str | None = None) -> None:
         self.root = root
         self.target = target
-        self.result = result
+        self.defs = defs
         self.adjust = adjust  # applied to every reload (the demo's mailbox, say)
         self._signature = self.signature()
 
@@ -286,21 +286,21 @@ class LiveDefinitions:
 
     def load(self) -> dict[str, Job]:
         """Validate and take the current files; DefinitionError when they are invalid."""
-        result = valid_definitions(self.root, self.target)
+        defs = valid_definitions(self.root, self.target)
         if self.adjust is not None:
-            result = self.adjust(result)
-        self.result = result
-        return jobs(result.project, head_commit(self.root))
+            defs = self.adjust(defs)
+        self.defs = defs
+        return jobs(defs.project, head_commit(self.root))
 
 
 def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult:
     """The definitions in force: the latest valid set when they are live."""
     if isinstance(definitions, LiveDefinitions):
-        return definitions.result
+        return definitions.defs
     return definitions
 
 
-def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
+def statuses(defs: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
              now: datetime, fresh: dict[str, Freshness] | None = None) -> list[JobStatus]:
     """The status of every job of the project (with backup freshness when given)."""
     latest = ledger.latest_by_job()
@@ -311,7 +311,7 @@ def statuses(result: ValidationResult, ledger: Ledger, supports: Callable[[Job],
     return [job_status(job, supports(job), latest.get(job_id), success.get(job_id), now,
                        fresh.get(job.name) if job.kind == "backup" else None,
                        held.get(job_id))
-            for job_id, job in sorted(jobs(result.project).items())]
+            for job_id, job in sorted(jobs(defs.project).items())]
 
 
 def durations(ledger: Ledger) -> dict[str, float]:
@@ -323,9 +323,9 @@ def durations(ledger: Ledger) -> dict[str, float]:
     return found
 
 
-def toolset_for(result: ValidationResult) -> Toolset:
+def toolset_for(defs: ValidationResult) -> Toolset:
     """The PostgreSQL tools backups use: postgres.bin_dir, else the embedded ones."""
-    configured = result.project.settings.postgres.bin_dir
+    configured = defs.project.settings.postgres.bin_dir
     return discover(Path(configured) if configured else embedded_bin_dir())
 
 
@@ -338,25 +338,25 @@ def demo_key_file(root: Path) -> Path:
     return root / "var" / "demo-backup.key"
 
 
-def is_demo_project(result: ValidationResult) -> bool:
+def is_demo_project(defs: ValidationResult) -> bool:
     """Whether the primary is the embedded server: the demo's project, whose backups may be
     encrypted with the demo key."""
-    return result.project.settings.databases.primary.dsn == "embedded"
+    return defs.project.settings.databases.primary.dsn == "embedded"
 
 
-def backup_key(result: ValidationResult, name: str) -> str:
+def backup_key(defs: ValidationResult, name: str) -> str:
     """The value of a key named in settings (from its environment variable). In the demo's
     project, an unset MARKETOPS_BACKUP_KEY falls back to var/demo-backup.key, as `serve` and
     the demo themselves do, so every command reads what they wrote."""
-    ref = result.project.settings.keys.get(name)
+    ref = defs.project.settings.keys.get(name)
     if ref is None:
         raise UsageError(f"key '{name}' is not declared under keys: in marketops.yaml")
     try:
         return resolve_env(ref, f"keys.{name}")
     except UsageError:
-        if ref != f"${{{DEMO_KEY_VARIABLE}}}" or not is_demo_project(result):
+        if ref != f"${{{DEMO_KEY_VARIABLE}}}" or not is_demo_project(defs):
             raise
-        path = demo_key_file(result.project.root)
+        path = demo_key_file(defs.project.root)
         unset = f"keys.{name} refers to ${{{DEMO_KEY_VARIABLE}}}, which is not set in the " \
             "environment"
         if not path.is_file():

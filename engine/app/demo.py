@@ -66,23 +66,23 @@ class DemoTier:
     error: str | None = None
 
 
-def enable_archiving(root: Path, result: ValidationResult, target: Any) -> None:
+def enable_archiving(root: Path, defs: ValidationResult, target: Any) -> None:
     """WAL archiving on the embedded server (restarted if archive_mode was off; it inherits
     the key variable from this process)."""
-    prepare_archive_access(root, result)
-    if configure_archiving(target.dsn, wal_settings(root, result)) and target.server:
+    prepare_archive_access(root, defs)
+    if configure_archiving(target.dsn, wal_settings(root, defs)) and target.server:
         target.server.stop()
         target.server.start()
 
 
-def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: datetime
+def run_demo_backups(root: Path, defs: ValidationResult, target: Any, now: datetime
                      ) -> list[DemoTier]:
     """Configure WAL archiving on the embedded server, run every tier once, then the drill."""
     with progress.step("WAL archiving on the embedded server"):
-        enable_archiving(root, result, target)
+        enable_archiving(root, defs, target)
     ledger = ledger_for(target.dsn)
-    executor = JobDispatcher(root, result, target.dsn, ledger, primary_dsn=target.dsn)
-    backups = [j for j in _jobs(result).values() if j.kind == "backup" and j.tier is not None]
+    executor = JobDispatcher(root, defs, target.dsn, ledger, primary_dsn=target.dsn)
+    backups = [j for j in _jobs(defs).values() if j.kind == "backup" and j.tier is not None]
     order = sorted(backups, key=_demo_order)
     found: list[DemoTier] = []
     with progress.step("every backup tier once, then the drill", total=len(order),
@@ -90,7 +90,7 @@ def run_demo_backups(root: Path, result: ValidationResult, target: Any, now: dat
         for job in order:
             assert job.tier is not None and job.schedule is not None
             rows = _DEMO_ROWS.get(job.tier.kind, _backup_rows)
-            found += rows(root, result, target, ledger, executor, job, now)
+            found += rows(root, defs, target, ledger, executor, job, now)
             shown.advance()
     return found
 
@@ -100,21 +100,21 @@ def _demo_order(job: Job) -> tuple[int, str]:
     return handler_for(job.tier).demo_order, job.name
 
 
-def _wal_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+def _wal_rows(root: Path, defs: ValidationResult, target: Any, ledger: Ledger,
               executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     assert job.tier is not None and job.schedule is not None
     wait_for_archiver(target.dsn)
     # The WAL tier's slot is its health check, recorded in the ledger like any run.
     checked = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
                        "manual")
-    state = wal_state(root, result, job.name, target.dsn)
+    state = wal_state(root, defs, job.name, target.dsn)
     ok = checked is not None and checked.status == "succeeded"
     return [DemoTier(job.name, job.tier.kind, checked.status if checked else "-", 0, 0.0,
                      f"{len(state.stored)} segments, no gap" if ok else
                      str(checked.error if checked else "not checked"), "-")]
 
 
-def _drill_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+def _drill_rows(root: Path, defs: ValidationResult, target: Any, ledger: Ledger,
                 executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     assert job.tier is not None and job.schedule is not None
     outcome = run_slot(ledger, executor, job, job.schedule.latest_at_or_before(now) or now,
@@ -136,7 +136,7 @@ def _drill_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledge
     return found
 
 
-def _backup_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledger,
+def _backup_rows(root: Path, defs: ValidationResult, target: Any, ledger: Ledger,
                  executor: JobDispatcher, job: Job, now: datetime) -> list[DemoTier]:
     tier = job.tier
     assert tier is not None and job.schedule is not None
@@ -148,7 +148,7 @@ def _backup_rows(root: Path, result: ValidationResult, target: Any, ledger: Ledg
     verified = "-"
     if outcome.status == "succeeded":
         handler = handler_for(tier)
-        problems, _ = handler.verify(root, result, job.name, tier, dsn=target.dsn)
+        problems, _ = handler.verify(root, defs, job.name, tier, dsn=target.dsn)
         verified = handler.verified_words[1 if problems else 0]
     return [DemoTier(job.name, tier.kind, outcome.status, int(outputs.get("stored_bytes", 0)),
                      float(outputs.get("seconds", 0.0)), verified, "-", outcome.error)]
@@ -160,11 +160,11 @@ _DemoRows = Callable[[Path, ValidationResult, Any, Ledger, JobDispatcher, Job, d
 _DEMO_ROWS: dict[str, _DemoRows] = {"wal_archive": _wal_rows, "restore_drill": _drill_rows}
 
 
-def _jobs(result: ValidationResult) -> dict[str, Job]:
-    return jobs(result.project)
+def _jobs(defs: ValidationResult) -> dict[str, Job]:
+    return jobs(defs.project)
 
 
-def ensure_demo_data(root: Path, result: ValidationResult, dsn: str) -> bool:
+def ensure_demo_data(root: Path, defs: ValidationResult, dsn: str) -> bool:
     """On the embedded server, create and fill the marketplace when it is not there yet."""
     if has_orders(dsn):
         return False
@@ -192,13 +192,13 @@ def _period_words(job: Job, period: Any) -> str:
     return period_words(period_kind(job.report.period), period)
 
 
-def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Path,
+def run_demo_reports(root: Path, defs: ValidationResult, dsn: str, mailbox: Path,
                      now: datetime) -> list[DemoReport]:
     """Every report for its latest period, delivered to a local mailbox started for it."""
     ledger = ledger_for(dsn)
     found: list[DemoReport] = []
     with LocalMailbox(mailbox) as box:
-        demo = into_mailbox(result, box, every_webhook=True)
+        demo = into_mailbox(defs, box, every_webhook=True)
         executor = JobDispatcher(root, demo, dsn, ledger)
         reports = sorted((j for j in jobs(demo.project).values() if j.kind == "report"),
                          key=lambda j: j.id)
@@ -213,11 +213,11 @@ def run_demo_reports(root: Path, result: ValidationResult, dsn: str, mailbox: Pa
 _WEBHOOK_VARIABLE = "MARKETOPS_DEMO_WEBHOOK"
 
 
-def into_mailbox(result: ValidationResult, box: LocalMailbox,
+def into_mailbox(defs: ValidationResult, box: LocalMailbox,
                  every_webhook: bool = False) -> ValidationResult:
     """The definitions with mail, and the webhooks (every one, or those whose URL variable is
     unset), delivered to the local mailbox instead."""
-    settings = result.project.settings
+    settings = defs.project.settings
 
     def unset(url: str) -> bool:
         match = re.fullmatch(r"\$\{(\w+)\}", url)
@@ -230,16 +230,16 @@ def into_mailbox(result: ValidationResult, box: LocalMailbox,
                 sender=settings.smtp.sender if settings.smtp else "marketops@localhost")
     os.environ[_WEBHOOK_VARIABLE] = box.webhook_url
     changed = settings.model_copy(update={"smtp": smtp, "webhooks": webhooks})
-    return ValidationResult(dataclasses.replace(result.project, settings=changed),
-                            result.findings)
+    return ValidationResult(dataclasses.replace(defs.project, settings=changed),
+                            defs.findings)
 
 
 @contextmanager
-def demo_mailbox(root: Path, result: ValidationResult) -> Iterator[LocalMailbox | None]:
+def demo_mailbox(root: Path, defs: ValidationResult) -> Iterator[LocalMailbox | None]:
     """In the demo's project, when nothing answers at its SMTP server (the demo's mailbox
     stopped with it): the local mailbox again, for `run` and `serve`; None otherwise."""
-    smtp = result.project.settings.smtp
-    if not is_demo_project(result) or smtp is None or answers(smtp.host, smtp.port):
+    smtp = defs.project.settings.smtp
+    if not is_demo_project(defs) or smtp is None or answers(smtp.host, smtp.port):
         yield None
         return
     with LocalMailbox(root / "var" / "mailbox") as box:

@@ -101,7 +101,7 @@ class JobDispatcher:
     keep_on_failure: bool = False  # drills: keep a failed drill's restored copies
 
     @property
-    def result(self) -> ValidationResult:
+    def defs(self) -> ValidationResult:
         return current(self.definitions)
 
     def supports(self, job: Job) -> bool:
@@ -109,15 +109,15 @@ class JobDispatcher:
 
     def __call__(self, job: Job, run: Run) -> dict[str, object]:
         if job.kind == "backup":
-            return run_backup(self.root, self.result, job,
-                              self.primary_dsn or database_dsn(self.root, self.result,
+            return run_backup(self.root, self.defs, job,
+                              self.primary_dsn or database_dsn(self.root, self.defs,
                                                                "primary"),
                               run_id=run.id, ledger=self.ledger,
                               keep_on_failure=self.keep_on_failure)
-        result = self.result
+        defs = self.defs
         ledger = self.ledger
         fence = (lambda: ledger.fence(run.id, run.attempt)) if ledger is not None else None
-        done = run_report(report_request(self.root, result, job, run.slot, self.reports_dsn),
+        done = run_report(report_request(self.root, defs, job, run.slot, self.reports_dsn),
                           before_publish=fence)
         outputs: dict[str, object] = {
             "rows": done.rows, "columns": done.columns, "files": done.files,
@@ -128,13 +128,13 @@ class JobDispatcher:
             for warning in done.warnings:
                 log.warning("report/%s: %s", job.name, warning)
         if self.ledger is not None:
-            outputs["deliveries"] = ReportDelivery(self.root, result, self.ledger,
+            outputs["deliveries"] = ReportDelivery(self.root, defs, self.ledger,
                                                     self.observe_delivery).deliver(
                 job, run, done)
         return outputs
 
 
-def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
+def run_backup(root: Path, defs: ValidationResult, job: Job, primary_dsn: str,
                ledger_note: Any = None, *, run_id: int | None = None,
                ledger: Ledger | None = None, keep_on_failure: bool = False) -> dict[str, Any]:
     """Run one slot of a backup tier, then apply its retention. Any tier's run first clears
@@ -142,5 +142,5 @@ def run_backup(root: Path, result: ValidationResult, job: Job, primary_dsn: str,
     tier = job.tier
     assert tier is not None
     clear_staging(root, ledger)
-    return handler_for(tier).run(root, result, job, tier, primary_dsn, run_id=run_id,
+    return handler_for(tier).run(root, defs, job, tier, primary_dsn, run_id=run_id,
                                  ledger=ledger, keep_on_failure=keep_on_failure)

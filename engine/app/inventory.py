@@ -20,48 +20,48 @@ from engine.runs.ledger import Ledger
 from engine.validation.validate import ValidationResult
 
 
-def retention_preview(root: Path, result: ValidationResult, now: datetime | None = None,
+def retention_preview(root: Path, defs: ValidationResult, now: datetime | None = None,
                       only: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """For `marketops plan --retention`: per tier (or those of the jobs `only` names), what
     retention keeps and would delete now, including interrupted leftovers and, for base
     tiers, the WAL segments it would prune."""
     moment = now or clock.now()
     preview: dict[str, dict[str, Any]] = {}
-    for tier_id, loaded in sorted(result.project.backups.items()):
+    for tier_id, loaded in sorted(defs.project.backups.items()):
         if only and f"backup/{tier_id}" not in only:
             continue
-        entry = handler_for(loaded.model).retention_preview(root, result, tier_id,
+        entry = handler_for(loaded.model).retention_preview(root, defs, tier_id,
                                                             loaded.model, moment)
         if entry is not None:
             preview[tier_id] = entry
     return preview
 
 
-def backup_listing(root: Path, result: ValidationResult, tier_id: str | None = None,
+def backup_listing(root: Path, defs: ValidationResult, tier_id: str | None = None,
                    ledger: Ledger | None = None) -> list[TierListing]:
     """What `marketops backups` shows for every tier (or one), read from the destinations
     (and, given a ledger, which backups restore drills proved restorable)."""
     tiers = [tier_id] if tier_id else sorted(
-        t for t, loaded in result.project.backups.items() if stored(loaded.model) is not None)
-    drilled = _drilled(result, ledger) if ledger is not None else {}
+        t for t, loaded in defs.project.backups.items() if stored(loaded.model) is not None)
+    drilled = _drilled(defs, ledger) if ledger is not None else {}
     listings = []
     for tid in tiers:
-        tier = tier_of(result, tid)
+        tier = tier_of(defs, tid)
         storing = stored(tier)
         if storing is None:
             raise UsageError(f"{tid} is a restore drill: it stores no backups of its own")
         encryption = storing.encryption
         base = TierListing(tid, tier.kind, storing.destination,
                            encryption.key if encryption else None)
-        listings.append(handler_for(tier).listing(root, result, tid, tier, base,
+        listings.append(handler_for(tier).listing(root, defs, tid, tier, base,
                                                   drilled.get(tid, {})))
     return listings
 
 
-def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Verified]]:
+def _drilled(defs: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Verified]]:
     """tier -> backup id -> when the newest successful restore drill restored it."""
     found: dict[str, dict[str, Verified]] = {}
-    for tid, loaded in sorted(result.project.backups.items()):
+    for tid, loaded in sorted(defs.project.backups.items()):
         if loaded.model.kind != "restore_drill":
             continue
         for record in ledger.runs(f"backup/{tid}", limit=50):
@@ -75,13 +75,13 @@ def _drilled(result: ValidationResult, ledger: Ledger) -> dict[str, dict[str, Ve
     return found
 
 
-def verify_tier(root: Path, result: ValidationResult, what: str, *, every: bool = False,
+def verify_tier(root: Path, defs: ValidationResult, what: str, *, every: bool = False,
                 dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
     """(problems, checked): the newest backup (or every one) and each backup it builds on,
     re-read against their manifests; `audit` or an audit tier: the vault against the head
     the ledger recorded; a WAL tier: every stored file's contents, and gaps."""
     if what == "audit":
-        return verify_audit(root, result, dsn=dsn, adopt=adopt)
-    tier = tier_of(result, what)
-    return handler_for(tier).verify(root, result, what, tier, every=every, dsn=dsn,
+        return verify_audit(root, defs, dsn=dsn, adopt=adopt)
+    tier = tier_of(defs, what)
+    return handler_for(tier).verify(root, defs, what, tier, every=every, dsn=dsn,
                                     adopt=adopt)

@@ -20,10 +20,10 @@ def job_definitions(root: Path, job_id: str, *, target: str | None = None,
     memo = open_memo(root)
     checked = validate_job(root, job_id, target=target, how=how, memo=memo, debug=debug)
     save_memo(root, memo, prune=False)  # the other reports' entries stay for validate
-    result = checked.result
-    if not result.passed():
-        first = result.errors[0]
-        raise DefinitionError(f"{len(result.errors)} definition error(s) {job_id} depends on, "
+    defs = checked.defs
+    if not defs.passed():
+        first = defs.errors[0]
+        raise DefinitionError(f"{len(defs.errors)} definition error(s) {job_id} depends on, "
                               f"first: {first.location}: {first.message}; run marketops "
                               "validate")
     if checked.elsewhere:
@@ -31,4 +31,4 @@ def job_definitions(root: Path, job_id: str, *, target: str | None = None,
         print(mask(f"warning: {len(checked.elsewhere)} definition error(s) in what {job_id} "
                    f"does not read, first: {first.location}: {first.message}; run marketops "
                    "validate"), file=sys.stderr)
-    return result
+    return defs

@@ -52,10 +52,10 @@ from runners.report.query import ChartSpec, ReportRequest, ReportResult, run_rep
 from runners.storage.directories import copy_directory, upload_directory
 
 
-def report_locale(result: ValidationResult, job: Job) -> str:
+def report_locale(defs: ValidationResult, job: Job) -> str:
     """The locale a report's figures read in: its own, else reports.locale in settings."""
     assert job.report is not None
-    return job.report.locale or canonical_locale(result.project.settings.reports.locale)
+    return job.report.locale or canonical_locale(defs.project.settings.reports.locale)
 
 
 def declared_columns(job: Job, locale: str) -> dict[str, Display]:
@@ -70,7 +70,7 @@ def period_label(period: Period) -> str:
     return f"{_label(period.start)}_{_label(period.end)}"
 
 
-def report_request(root: Path, result: ValidationResult, job: Job, slot: datetime,
+def report_request(root: Path, defs: ValidationResult, job: Job, slot: datetime,
                    reports_dsn: str, *, out_dir: Path | None = None,
                    compare: bool = True) -> ReportRequest:
     """Everything a report run needs, resolved: SQL for the driver, parameters, paths, the
@@ -79,12 +79,12 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
     period = job.period(slot)
     assert period is not None
     params = job.parameters(slot)
-    archive = result.project.settings.reports.destination
+    archive = defs.project.settings.reports.destination
     if archive is None:
         raise UsageError("reports.destination is not set in marketops.yaml")
     report = job.report
     # The archive is a destination of its own: reports/ in its name already says what it holds.
-    archived = local_destination(root, result, archive) / job.name
+    archived = local_destination(root, defs, archive) / job.name
     out_dir = out_dir or archived / period_label(period)
     chart = ChartSpec(report.chart.type.value, report.chart.x, list(report.chart.y),
                       report.chart.title or report.title,
@@ -101,12 +101,12 @@ def report_request(root: Path, result: ValidationResult, job: Job, slot: datetim
              ("Period", heading),
              ("Slot", f"{local_slot.isoformat()} ({report.timezone})"),
              ("SQL sha256", hashlib.sha256(sql.encode()).hexdigest()))
-    request = ReportRequest(job.name, role_dsn(root, result, reports_dsn), sql, params,
+    request = ReportRequest(job.name, role_dsn(root, defs, reports_dsn), sql, params,
                             report.limits.statement_timeout, report.limits.max_rows, out_dir,
                             report.timezone, tuple(f.value for f in report.formats),
-                            report.title, heading, chart, alerts, psql_binary(result),
-                            declared_columns(job, report_locale(result, job)), about=about,
-                            locale=report_locale(result, job))
+                            report.title, heading, chart, alerts, psql_binary(defs),
+                            declared_columns(job, report_locale(defs, job)), about=about,
+                            locale=report_locale(defs, job))
     kinds = sorted({c.compare for c in report.columns.values() if c.compare} if compare
                    else set())
     references: dict[str, Reference] = {}
@@ -163,23 +163,23 @@ def subject(job: Job, slot: datetime, alerts: bool) -> str:
     return f"{'[ALERT] ' if alerts else ''}{job.report.title}: {words}"
 
 
-def public_link(result: ValidationResult, job: Job, done: ReportResult) -> str | None:
+def public_link(defs: ValidationResult, job: Job, done: ReportResult) -> str | None:
     """The run's archived summary over HTTP, when reports.public_url is set."""
-    base = result.project.settings.reports.public_url
+    base = defs.project.settings.reports.public_url
     if base is None:
         return None
     page = f"{job.name}.html" if f"{job.name}.html" in done.files else ""
     return f"{base.rstrip('/')}/reports/{job.name}/{done.directory.name}/{page}"
 
 
-def report_view(result: ValidationResult, job: Job, slot: datetime, done: ReportResult, *,
+def report_view(defs: ValidationResult, job: Job, slot: datetime, done: ReportResult, *,
                 chart_src: str | None, attached: bool, note: str = "") -> ReportView:
     """What the mail shows for a finished run (the compared figures from its manifest)."""
     assert job.report is not None
     period = job.period(slot)
     assert period is not None
     kind = period_kind(job.report.period)
-    locale = report_locale(result, job)
+    locale = report_locale(defs, job)
     declared = declared_columns(job, locale)
     shown = [declared.get(c) or Display(c, c, locale=locale) for c in done.columns]
     manifest = _manifest(done)
@@ -193,20 +193,20 @@ def report_view(result: ValidationResult, job: Job, slot: datetime, done: Report
     figures = key_figures(shown, done.figures or _dict(manifest.get("figures")), references)
     return ReportView(job.report.title, period_heading(kind, period, job.report.timezone),
                       shown, done.head, done.rows, figures, done.alerts, chart_src, attached,
-                      note, public_link(result, job, done), job.report.description, locale)
+                      note, public_link(defs, job, done), job.report.description, locale)
 
 
 def _dict(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def report_message(result: ValidationResult, job: Job, slot: datetime, done: ReportResult,
+def report_message(defs: ValidationResult, job: Job, slot: datetime, done: ReportResult,
                    to: list[str], *, message_id: str | None = None,
                    date: datetime | None = None) -> EmailMessage:
     """The mail of a finished run: summary and table in HTML and plain text, the chart
     inline, CSV/XLSX attached when they fit under smtp.max_message_bytes."""
     assert job.report is not None
-    smtp = result.project.settings.smtp
+    smtp = defs.project.settings.smtp
     sender = smtp.sender if smtp is not None else "marketops@localhost"
     limit = smtp.max_message_bytes if smtp is not None else 10_000_000
     chart_path = done.directory / f"{job.name}.png"
@@ -223,10 +223,10 @@ def report_message(result: ValidationResult, job: Job, slot: datetime, done: Rep
                    "csv" if p.suffix == ".csv" else
                    "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         for p in files) if attach else ()
-    bytes_text = fmt_number(Decimal(size), 0, report_locale(result, job))
+    bytes_text = fmt_number(Decimal(size), 0, report_locale(defs, job))
     where = "" if attach else (f"The files ({bytes_text} bytes) are too large to attach; they "
                                f"are archived at {done.directory}.")
-    view = report_view(result, job, slot, done, chart_src="cid:chart" if chart else None,
+    view = report_view(defs, job, slot, done, chart_src="cid:chart" if chart else None,
                        attached=attach and bool(files), note=where)
     return build_message(sender, to, subject(job, slot, bool(done.alerts)), render_text(view),
                          render_html(view), attachments, ("chart", chart) if chart else None,
@@ -239,10 +239,10 @@ class ReportDelivery:
     retry sends only what did not go out, a recipient refused for good is not tried again,
     and a worker that lost the run stops (LeaseLost) instead of sending."""
 
-    def __init__(self, root: Path, result: ValidationResult, ledger: Ledger,
+    def __init__(self, root: Path, defs: ValidationResult, ledger: Ledger,
                  observe: Callable[[Job, str, str], None] | None = None) -> None:
         self.root = root
-        self.result = result
+        self.defs = defs
         self.ledger = ledger
         self.observe = observe  # (job, recipient kind, outcome) of each attempt, for metrics
 
@@ -291,21 +291,21 @@ class ReportDelivery:
 
     def _mail(self, job: Job, run: Run, done: ReportResult, address: str,
               queued_at: datetime | None) -> None:
-        smtp = self.result.project.settings.smtp
+        smtp = self.defs.project.settings.smtp
         if smtp is None:
             raise UsageError("a report goes to an email address but marketops.yaml has no smtp")
         # The same Message-ID and Date on every send of this (run, recipient): a re-send
         # after a crash between DATA and the server's 250 is recognisably the same mail.
         date = queued_at.astimezone(job.schedule.tz) if queued_at and job.schedule else queued_at
-        message = report_message(self.result, job, run.slot, done, [address],
+        message = report_message(self.defs, job, run.slot, done, [address],
                                  message_id=message_id(run.id, f"email:{address}", smtp.sender),
                                  date=date)
         send_message(smtp_server(smtp), message, before_data=self._fence(run))
 
     def _post(self, job: Job, run: Run, done: ReportResult, name: str) -> None:
-        hook = self.result.project.settings.webhooks[name]
+        hook = self.defs.project.settings.webhooks[name]
         url = resolve_env(hook.url, f"webhooks.{name}.url")
-        view = report_view(self.result, job, run.slot, done, chart_src=None, attached=False)
+        view = report_view(self.defs, job, run.slot, done, chart_src=None, attached=False)
         rows = fmt_number(Decimal(done.rows), 0, view.locale)
         lines = [f"*{subject(job, run.slot, bool(done.alerts))}*: {rows} "
                  f"row{'' if done.rows == 1 else 's'}"]
@@ -317,15 +317,15 @@ class ReportDelivery:
 
     def _copy(self, job: Job, run: Run, done: ReportResult, destination: str,
               path: str | None) -> None:
-        spec = self.result.project.settings.destinations[destination]
+        spec = self.defs.project.settings.destinations[destination]
         if spec.url.startswith("s3://"):
-            store = store_for(self.root, self.result, destination)
+            store = store_for(self.root, self.defs, destination)
             prefix = f"{path or 'reports/' + job.name}/{done.directory.name}"
             upload_directory(done.directory, store, prefix, last="manifest.json",
                              before_each=self._fence(run))
             return
-        base = local_destination(self.root, self.result, destination)
-        archive = destination == self.result.project.settings.reports.destination
+        base = local_destination(self.root, self.defs, destination)
+        archive = destination == self.defs.project.settings.reports.destination
         folder = path or (job.name if archive else f"reports/{job.name}")
         copy_directory(done.directory, base / folder / done.directory.name,
                        before_publish=self._fence(run))
@@ -357,7 +357,7 @@ def archived_result(directory: Path) -> ReportResult:
                         figures=_dict(manifest.get("figures")))
 
 
-def preview(root: Path, result: ValidationResult, job: Job, slot: datetime, reports_dsn: str,
+def preview(root: Path, defs: ValidationResult, job: Job, slot: datetime, reports_dsn: str,
             folder: Path) -> list[Path]:
     """Every output of the slot and its mail (.eml, and .html with the chart embedded) in
     `folder`, delivering nothing and leaving the ledger alone."""
@@ -365,22 +365,22 @@ def preview(root: Path, result: ValidationResult, job: Job, slot: datetime, repo
     period = job.period(slot)
     assert period is not None
     out = folder / period_label(period)
-    done = run_report(report_request(root, result, job, slot, reports_dsn, out_dir=out))
+    done = run_report(report_request(root, defs, job, slot, reports_dsn, out_dir=out))
     to = [r.email for r in job.report.recipients if isinstance(r, EmailRecipient)]
-    message = report_message(result, job, slot, done, to or ["preview@localhost"])
+    message = report_message(defs, job, slot, done, to or ["preview@localhost"])
     eml = out / f"{job.name}.eml"
     eml.write_bytes(bytes(message))
     chart = out / f"{job.name}.png"
     src = ("data:image/png;base64," + base64.b64encode(chart.read_bytes()).decode()
            if chart.exists() else None)
     page = out / f"{job.name}.mail.html"
-    view = report_view(result, job, slot, done, chart_src=src,
+    view = report_view(defs, job, slot, done, chart_src=src,
                        attached=any(n.endswith((".csv", ".xlsx")) for n in done.files))
     page.write_text(render_html(view), encoding="utf-8")
     return sorted(out.iterdir())
 
 
-def resend(result: ValidationResult, ledger: Ledger, job: Job, slot: datetime,
+def resend(defs: ValidationResult, ledger: Ledger, job: Job, slot: datetime,
            addresses: list[str], asked_by: str, now: datetime) -> dict[str, str]:
     """Send a finished slot's archived outputs again, on purpose: each send is recorded on
     the slot's run as its own delivery, naming who asked and when."""
@@ -395,7 +395,7 @@ def resend(result: ValidationResult, ledger: Ledger, job: Job, slot: datetime,
     to = addresses or [r.email for r in job.report.recipients if isinstance(r, EmailRecipient)]
     if not to:
         raise UsageError(f"{job.id} has no email recipients; name one with --to")
-    smtp = result.project.settings.smtp
+    smtp = defs.project.settings.smtp
     if smtp is None:
         raise UsageError("resending a report needs smtp in marketops.yaml")
     server = smtp_server(smtp)
@@ -405,7 +405,7 @@ def resend(result: ValidationResult, ledger: Ledger, job: Job, slot: datetime,
         # is sent whatever was sent before.
         key = f"email:{address} (resent at {now.isoformat()} by {asked_by})"
         try:
-            send_message(server, report_message(result, job, slot, done, [address]))
+            send_message(server, report_message(defs, job, slot, done, [address]))
         except MarketopsError as exc:
             ledger.record_delivery(run.id, key, str(exc))
             statuses[key] = f"failed: {exc}"

@@ -84,7 +84,7 @@ def serve(app: App, options: ServeOptions) -> None:
         backup_freshness = FreshnessCache(app.root, live, app.dsn("primary"))
 
         def now_statuses() -> list[Any]:
-            return statuses(live.result, ledger, executor.supports, clock.now(),
+            return statuses(live.defs, ledger, executor.supports, clock.now(),
                             backup_freshness())
 
         def healthz() -> Page:
@@ -105,7 +105,7 @@ def serve(app: App, options: ServeOptions) -> None:
         http.start()
         stack.callback(http.stop)
         # Said without a URL path, which the log's masking would take for a webhook token.
-        in_force = live.result.project.target  # asked for, or the file's default_target
+        in_force = live.defs.project.target  # asked for, or the file's default_target
         target = f", target {in_force}" if in_force else ""
         say(f"serving: worker {name}{target}; status page, /status.json, /metrics and "
             f"/healthz on {options.host}:{http.port}")
@@ -152,6 +152,6 @@ def _run_page(live: LiveDefinitions, ledger: Ledger, rest: str) -> Page:
     record = ledger.run(int(rest)) if rest.isdigit() else None
     if record is None:
         return 404, "text/plain", f"no run {rest} in the ledger\n"
-    job = all_jobs(live.result.project).get(record.job)
+    job = all_jobs(live.defs.project).get(record.job)
     zone = job.schedule.timezone if job is not None and job.schedule else "UTC"
     return 200, "text/html", render_run(record, zone, clock.now())

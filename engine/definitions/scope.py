@@ -23,14 +23,14 @@ from engine.validation.validate import ValidationResult, run_rules
 
 @dataclass
 class JobDefinitions:
-    """The definitions narrowed to one job: `result` holds the problems that stop it (its
+    """The definitions narrowed to one job: `defs` holds the problems that stop it (its
     own files, the settings, the schema), `elsewhere` the others."""
 
-    result: ValidationResult
+    defs: ValidationResult
     elsewhere: list[Finding]
 
     def passed(self) -> bool:
-        return self.result.passed()
+        return self.defs.passed()
 
 
 def _kind_and_name(job_id: str) -> tuple[str, str]:

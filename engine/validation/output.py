@@ -9,17 +9,17 @@ from engine.validation.findings import Finding
 from engine.validation.validate import ValidationResult
 
 
-def summary(result: ValidationResult) -> dict[str, int]:
+def summary(defs: ValidationResult) -> dict[str, int]:
     """Counts of what was checked and found."""
-    project = result.project
+    project = defs.project
     return {
         "schemas": len(project.schemas),
         "tables": sum(len(s.model.tables) for s in project.schemas.values()),
         "glossary_terms": len(project.terms),
         "reports": len(project.reports),
         "backup_tiers": len(project.backups),
-        "errors": len(result.errors),
-        "warnings": len(result.warnings),
+        "errors": len(defs.errors),
+        "warnings": len(defs.warnings),
     }
 
 
@@ -27,26 +27,26 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def render_text(result: ValidationResult, *, strict: bool = False) -> str:
+def render_text(defs: ValidationResult, *, strict: bool = False) -> str:
     """Findings grouped by file, one `file:line:col: severity: message [rule]` line each."""
     blocks = []
-    for _, group in groupby(result.findings, key=lambda f: f.location.file):
+    for _, group in groupby(defs.findings, key=lambda f: f.location.file):
         blocks.append("\n".join(f"{f.location}: {f.severity.value}: {f.message} [{f.rule}]"
                                 for f in group))
-    counts = summary(result)
+    counts = summary(defs)
     terms = (f"{_plural(counts['glossary_terms'], 'glossary term')}, "
              if counts["glossary_terms"] else "")
     checked = (f"{_plural(counts['schemas'], 'schema')} ({_plural(counts['tables'], 'table')}), "
                f"{terms}{_plural(counts['reports'], 'report')}, "
                f"{_plural(counts['backup_tiers'], 'backup tier')}")
-    if result.passed(strict=strict):
+    if defs.passed(strict=strict):
         tail = f"valid: {checked}"
-        if result.warnings:
-            tail += f" ({_plural(len(result.warnings), 'warning')})"
+        if defs.warnings:
+            tail += f" ({_plural(len(defs.warnings), 'warning')})"
     else:
-        files = len({f.location.file for f in result.findings})
-        tail = (f"invalid: {_plural(len(result.errors), 'error')}, "
-                f"{_plural(len(result.warnings), 'warning')} in {_plural(files, 'file')} "
+        files = len({f.location.file for f in defs.findings})
+        tail = (f"invalid: {_plural(len(defs.errors), 'error')}, "
+                f"{_plural(len(defs.warnings), 'warning')} in {_plural(files, 'file')} "
                 f"(checked {checked})")
     return "\n\n".join([*blocks, tail]) + "\n"
 
@@ -57,10 +57,10 @@ def _as_dict(finding: Finding) -> dict[str, object]:
             "rule": finding.rule, "message": finding.message}
 
 
-def render_json(result: ValidationResult, *, strict: bool = False) -> str:
+def render_json(defs: ValidationResult, *, strict: bool = False) -> str:
     """A JSON document: valid, summary counts and every finding."""
-    return json.dumps({"valid": result.passed(strict=strict), "summary": summary(result),
-                       "findings": [_as_dict(f) for f in result.findings]}, indent=2) + "\n"
+    return json.dumps({"valid": defs.passed(strict=strict), "summary": summary(defs),
+                       "findings": [_as_dict(f) for f in defs.findings]}, indent=2) + "\n"
 
 
 def _escape_data(text: str) -> str:
@@ -71,14 +71,14 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(result: ValidationResult, *, strict: bool = False) -> str:
+def render_github(defs: ValidationResult, *, strict: bool = False) -> str:
     """GitHub Actions workflow commands: one ::error/::warning annotation per finding."""
     lines = []
-    for f in result.findings:
+    for f in defs.findings:
         lines.append(f"::{f.severity.value} file={_escape_property(f.location.file)},"
                      f"line={f.location.line},col={f.location.col},"
                      f"title={_escape_property('marketops ' + f.rule)}::{_escape_data(f.message)}")
-    lines.append(render_text(result, strict=strict).rstrip("\n").split("\n")[-1])
+    lines.append(render_text(defs, strict=strict).rstrip("\n").split("\n")[-1])
     return "\n".join(lines) + "\n"
 
 

@@ -27,9 +27,9 @@ from runners.postgres.connection import connect, execute_script, with_database
 @pytest.fixture(scope="session")
 def validated(repo_root: Path) -> ValidationResult:
     """This repository's definitions, validated once."""
-    result = validate(repo_root)
-    assert result.passed(), [str(f) for f in result.errors]
-    return result
+    defs = validate(repo_root)
+    assert defs.passed(), [str(f) for f in defs.errors]
+    return defs
 
 
 @pytest.fixture(scope="session")

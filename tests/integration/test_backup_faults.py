@@ -29,9 +29,9 @@ def repo(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
     # The primary (and the ledger in it) is the test's database, never the embedded default.
     root = copy_repository(repo_root, tmp_path / "repo", "TEST_PRIMARY_DSN")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", KEY)
-    result = validate(root)
-    assert result.passed()
-    yield root, result
+    defs = validate(root)
+    assert defs.passed()
+    yield root, defs
 
 
 

@@ -325,13 +325,13 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
         host="127.0.0.1", port=port, starttls=False, sender="marketops@corp.example")})
     from dataclasses import replace as dc_replace
 
-    result = ValidationResult(dc_replace(cluster.result.project, settings=settings), [])
+    defs = ValidationResult(dc_replace(cluster.result.project, settings=settings), [])
     ledger = Ledger(lambda: connect(cluster.dsn, autocommit=True))
     ledger.migrate()
-    executor = JobDispatcher(cluster.root, result, cluster.dsn, ledger, primary_dsn=cluster.dsn)
-    job = jobs(result.project)["backup/wal"]
+    executor = JobDispatcher(cluster.root, defs, cluster.dsn, ledger, primary_dsn=cluster.dsn)
+    job = jobs(defs.project)["backup/wal"]
     assert job.schedule is not None  # WAL slots are health checks
-    take_backup(cluster.root, result, job_for(result, "base"), cluster.dsn)
+    take_backup(cluster.root, defs, job_for(defs, "base"), cluster.dsn)
     last = cluster.switch_and_wait()
     cluster.sql("insert into marks values (888001, 'x')")
     cluster.switch_and_wait()
@@ -347,7 +347,7 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
                            None)
         assert run is not None
         return execute_run(ledger, executor, job, run, "w", timedelta(seconds=60),
-                           FailureAlerter(result, ledger)).status
+                           FailureAlerter(defs, ledger)).status
 
     with smtp_server(port) as mails:
         assert check(0) == "succeeded"
@@ -362,8 +362,8 @@ def test_wal_check_alerts_once_when_a_gap_appears(cluster: Cluster) -> None:
     assert last in mails[0][1].get_payload()
 
 
-def job_for(result: ValidationResult, name: str) -> Job:
-    return jobs(result.project)[f"backup/{name}"]
+def job_for(defs: ValidationResult, name: str) -> Job:
+    return jobs(defs.project)[f"backup/{name}"]
 
 
 def test_a_broken_report_does_not_stop_wal_archiving(cluster: Cluster, tmp_path: Path) -> None:

@@ -40,26 +40,26 @@ def test_logical_backup_and_wal_on_s3(tmp_path: Path, repo_root: Path, s3_endpoi
     monkeypatch.setenv("S3_KEY", "testing")
     monkeypatch.setenv("S3_SECRET", "testing")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", generate_key()[0])
-    result = validate(root)
-    assert result.passed(), [e.message for e in result.errors]
+    defs = validate(root)
+    assert defs.passed(), [e.message for e in defs.errors]
 
-    job = jobs(result.project)["backup/orders_payments"]
-    first = run_backup(root, result, job, market_dsn)
-    second = run_backup(root, result, job, market_dsn)
-    catalog = catalog_of(root, result, "orders_payments")
+    job = jobs(defs.project)["backup/orders_payments"]
+    first = run_backup(root, defs, job, market_dsn)
+    second = run_backup(root, defs, job, market_dsn)
+    catalog = catalog_of(root, defs, "orders_payments")
     assert [m.backup_id for m in catalog.complete] == [first["backup_id"], second["backup_id"]]
-    problems, checked = verify_tier(root, result, "orders_payments", every=True)
+    problems, checked = verify_tier(root, defs, "orders_payments", every=True)
     assert problems == [] and len(checked) == 2
-    done = restore_database(root, result, "orders_payments", "from_s3", server_dsn=market_dsn)
+    done = restore_database(root, defs, "orders_payments", "from_s3", server_dsn=market_dsn)
     assert table_fingerprints(done.dsn) == table_fingerprints(market_dsn, ["orders", "payments"])
 
     # An upload that fails half-way publishes nothing.
-    store: Store = store_for(root, result, "backups")
+    store: Store = store_for(root, defs, "backups")
     with pytest.raises(RuntimeError), store.writer("orders_payments/broken/file.bin") as sink:
         sink.write(os.urandom(6 << 20))
         raise RuntimeError("interrupted")
     assert not store.exists("orders_payments/broken/file.bin")
-    assert len(catalog_of(root, result, "orders_payments").complete) == 2
+    assert len(catalog_of(root, defs, "orders_payments").complete) == 2
 
     # WAL archiving through the same destination.
     segment = tmp_path / "000000010000000000000042"

@@ -31,15 +31,15 @@ def repo(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
     """A copy of this repository's definitions, writing under tmp_path/var."""
     root = copy_repository(repo_root, tmp_path / "repo")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", KEY)
-    result = validate(root)
-    assert result.passed()
-    yield root, result
+    defs = validate(root)
+    assert defs.passed()
+    yield root, defs
 
 
 
 
-def _job(result: ValidationResult, name: str) -> Job:
-    return jobs(result.project)[f"backup/{name}"]
+def _job(defs: ValidationResult, name: str) -> Job:
+    return jobs(defs.project)[f"backup/{name}"]
 
 
 def test_every_logical_tier_backs_up_and_restores_identically(

@@ -19,9 +19,9 @@ UNTIL = date(2026, 11, 1)
 
 @pytest.fixture(scope="module")
 def declared(repo_root: Path) -> dict[str, object]:
-    result = validate(repo_root)
-    assert result.passed()
-    return {name: loaded.model for name, loaded in result.project.schemas.items()}
+    defs = validate(repo_root)
+    assert defs.passed()
+    return {name: loaded.model for name, loaded in defs.project.schemas.items()}
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ UNTIL = date(2026, 11, 1)
 
 def test_all_fifteen_reports_return_rows(repo_root: Path, new_database: Callable[..., str],
                                          declared_schema: str, tmp_path: Path) -> None:
-    result = validate(repo_root)
-    assert result.passed()
-    project = result.project
+    defs = validate(repo_root)
+    assert defs.passed()
+    project = defs.project
     dsn = new_database(declared_schema)
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.005, seed=11, until=UNTIL)
@@ -94,9 +94,9 @@ def test_every_report_shows_real_figures_for_the_demos_latest_period(
     """As `marketops demo` runs them: data up to the anchor (the demo's --until is today), each
     report's latest slot in the morning after it. Fixed anchors (a Tuesday that starts a
     month, a Wednesday) keep the test the same on every day it runs."""
-    result = validate(repo_root)
-    assert result.passed()
-    project = result.project
+    defs = validate(repo_root)
+    assert defs.passed()
+    project = defs.project
     dsn = new_database(declared_schema)
     generate(dsn, [f"{s}.{t}" for s, loaded in project.schemas.items()
                    for t in loaded.model.tables], scale=0.01, seed=42, until=anchor)

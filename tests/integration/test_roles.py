@@ -28,9 +28,9 @@ MARKETOPS = str(Path(sys.executable).with_name("marketops"))
 
 @pytest.fixture(scope="module")
 def definitions(repo_root: Path) -> ValidationResult:
-    result = validate(repo_root)
-    assert result.project.settings.roles.reports == ROLE
-    return result
+    defs = validate(repo_root)
+    assert defs.project.settings.roles.reports == ROLE
+    return defs
 
 
 @pytest.fixture
@@ -196,14 +196,14 @@ def test_logical_backups_connect_as_the_backups_role(repo_root: Path, tmp_path: 
 
     root = copy_repository(repo_root, tmp_path / "repo")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", str(pyrage.x25519.Identity.generate()))
-    result = validate(root)
-    job = jobs(result.project)["backup/users_schema"]
-    assert run_backup(root, result, job, market_dsn)["rows"] > 0
+    defs = validate(root)
+    job = jobs(defs.project)["backup/users_schema"]
+    assert run_backup(root, defs, job, market_dsn)["rows"] > 0
     with connect(market_dsn, autocommit=True) as conn:
         conn.execute("alter role marketops_backups nologin")
     try:  # the same run fails once the role may not log in: it is the role that connects
         with pytest.raises(MarketopsError, match="marketops_backups"):
-            run_backup(root, result, job, market_dsn)
+            run_backup(root, defs, job, market_dsn)
     finally:
         with connect(market_dsn, autocommit=True) as conn:
             conn.execute("alter role marketops_backups login")
@@ -222,18 +222,18 @@ def test_audit_and_wal_runs_connect_as_the_backups_role(repo_root: Path, tmp_pat
 
     root = copy_repository(repo_root, tmp_path / "repo")
     monkeypatch.setenv("MARKETOPS_BACKUP_KEY", str(pyrage.x25519.Identity.generate()))
-    result = validate(root)
-    job = jobs(result.project)[name]
+    defs = validate(root)
+    job = jobs(defs.project)[name]
     with connect(market_dsn, autocommit=True) as conn:
         conn.execute("alter role marketops_backups nologin")
     try:  # refused at its login: it is the role that reads the rows and the archiver
         with pytest.raises(MarketopsError, match="marketops_backups"):
-            run_backup(root, result, job, market_dsn)
+            run_backup(root, defs, job, market_dsn)
     finally:
         with connect(market_dsn, autocommit=True) as conn:
             conn.execute("alter role marketops_backups login")
     if name == "backup/audit_vault":  # as the role, the export reads admin.audit_log
-        assert run_backup(root, result, job, market_dsn)["rows"] > 0
+        assert run_backup(root, defs, job, market_dsn)["rows"] > 0
 
 
 def test_a_report_reading_a_dblink_view(definitions: ValidationResult, armed: str,

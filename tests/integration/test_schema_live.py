@@ -17,9 +17,9 @@ from runners.postgres.introspect import pull
 
 
 def _declared(root: Path) -> dict[str, SchemaFile]:
-    result = validate(root)
-    assert result.passed(), result.findings
-    return {name: loaded.model for name, loaded in result.project.schemas.items()}
+    defs = validate(root)
+    assert defs.passed(), defs.findings
+    return {name: loaded.model for name, loaded in defs.project.schemas.items()}
 
 
 def _live(dsn: str, names: list[str] | None = None) -> dict[str, SchemaFile]:

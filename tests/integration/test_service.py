@@ -302,9 +302,9 @@ def test_replicas_run_backups_one_at_a_time_and_report_their_age(tmp_path: Path,
                                       ).read().decode()
     finally:
         logs = stop(replicas)
-    result = validate(root)
+    defs = validate(root)
     spans = sorted((m.started_at, m.finished_at) for tier in ("dump_a", "dump_b")
-                   for m in catalog_of(root, result, tier).complete)
+                   for m in catalog_of(root, defs, tier).complete)
     assert 2 <= len(spans) <= 6, logs  # retention keeps the newest 3 of each
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, spans  # the advisory lock: never two dumps of one cluster at once

@@ -40,9 +40,9 @@ def test_truncated_or_corrupted_files_give_findings(tmp_path_factory: object, in
     write_project(root)
     text = TEXTS[index].encode()
     (root / FILES[index]).write_bytes(text[: int(len(text) * cut)] + junk)
-    result = validate(root)
-    assert not [f for f in result.findings if f.rule == "internal"]
-    for finding in result.findings:
+    defs = validate(root)
+    assert not [f for f in defs.findings if f.rule == "internal"]
+    for finding in defs.findings:
         assert finding.location.line >= 1 and finding.message
 
 
@@ -60,5 +60,5 @@ def test_wrong_shapes_give_findings(tmp_path_factory: object, index: int, value:
     data = yaml.safe_load(TEXTS[index])
     data[key] = value
     (root / FILES[index]).write_text(yaml.safe_dump(data), encoding="utf-8")
-    result = validate(root)
-    assert not [f for f in result.findings if f.rule == "internal"], result.findings
+    defs = validate(root)
+    assert not [f for f in defs.findings if f.rule == "internal"], defs.findings

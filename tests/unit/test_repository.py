@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_repository_definitions_are_valid() -> None:
-    result = validate(ROOT, debug=True)
-    assert result.findings == []
+    defs = validate(ROOT, debug=True)
+    assert defs.findings == []
 
 
 def test_committed_json_schemas_are_current() -> None:

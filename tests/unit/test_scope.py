@@ -20,7 +20,7 @@ def test_a_broken_unrelated_report_does_not_stop_a_healthy_one(tmp_path: Path) -
     # The other report's SQL was not analysed at all: one analysis, the job's own.
     assert checked.elsewhere == []
     assert memo.misses == 1
-    assert list(checked.result.project.reports) == ["revenue"]
+    assert list(checked.defs.project.reports) == ["revenue"]
 
 
 def test_the_unrelated_reports_broken_yaml_is_a_warning(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_the_jobs_own_sql_stops_it(tmp_path: Path) -> None:
                                     OTHER: REVENUE})
     checked = validate_job(root, "report/revenue")
     assert not checked.passed()
-    assert [f.rule for f in checked.result.errors] == ["sql-unknown-column"]
+    assert [f.rule for f in checked.defs.errors] == ["sql-unknown-column"]
     assert validate_job(root, "report/other").passed()
 
 
@@ -44,7 +44,7 @@ def test_the_jobs_own_broken_yaml_stops_it(tmp_path: Path) -> None:
                                     REVENUE.replace("cron:", "cronn:")})
     checked = validate_job(root, "report/revenue")
     assert not checked.passed()
-    assert {f.location.file for f in checked.result.errors} == {
+    assert {f.location.file for f in checked.defs.errors} == {
         "definitions/reports/revenue.yaml"}
 
 
@@ -55,7 +55,7 @@ def test_settings_and_schema_problems_stop_every_job(tmp_path: Path) -> None:
     for job in ("report/revenue", "backup/nightly"):
         checked = validate_job(root, job)
         assert not checked.passed(), job
-        assert {f.location.file for f in checked.result.errors} == {"schema/shop.yaml"}
+        assert {f.location.file for f in checked.defs.errors} == {"schema/shop.yaml"}
 
 
 def test_a_backup_ignores_reports_and_a_report_ignores_backup_rules(tmp_path: Path) -> None:

@@ -28,13 +28,13 @@ def _own_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 def cached(root: Path) -> tuple[ValidationResult, SqlMemo]:
     """One validate run as the CLI does it: read the cache, validate, save."""
     memo = open_memo(root)
-    result = validate(root, debug=True, memo=memo)
+    defs = validate(root, debug=True, memo=memo)
     assert save_memo(root, memo)
-    return result, memo
+    return defs, memo
 
 
-def rendered(result: ValidationResult) -> str:
-    return RENDERERS["json"](result, strict=False) + RENDERERS["text"](result, strict=False)
+def rendered(defs: ValidationResult) -> str:
+    return RENDERERS["json"](defs, strict=False) + RENDERERS["text"](defs, strict=False)
 
 
 def repository_copy(target: Path) -> Path:

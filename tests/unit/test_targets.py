@@ -102,8 +102,8 @@ def test_validate_reports_a_mistake_of_one_target_at_its_line(tmp_path: Path) ->
     settings = TARGETS + "  staging:\n    smtp: {host: mail, port: 99999, sender: a@b.example}\n" \
         "    reports: {destination: archiv}\n"
     root = write_project(tmp_path, {"marketops.yaml": settings})
-    result = validate(root, every_target=True, debug=True)
-    found = {(where(f), f.message) for f in result.findings}
+    defs = validate(root, every_target=True, debug=True)
+    found = {(where(f), f.message) for f in defs.findings}
     assert found == {
         (f"marketops.yaml:{line_of(settings, 'port: 99999')}",
          "target staging: smtp.port: Input should be less than or equal to 65535"),
@@ -121,8 +121,8 @@ def test_validate_reports_a_mistake_of_one_target_at_its_line(tmp_path: Path) ->
 def test_a_mistake_of_the_file_itself_is_not_pinned_on_a_target(tmp_path: Path) -> None:
     settings = TARGETS.replace("destination: archive", "destination: archiv")
     root = write_project(tmp_path, {"marketops.yaml": settings})
-    result = validate(root, every_target=True, debug=True)
-    [finding] = result.findings
+    defs = validate(root, every_target=True, debug=True)
+    [finding] = defs.findings
     assert not finding.message.startswith("target ")
     assert where(finding) == f"marketops.yaml:{line_of(settings, 'destination: archiv')}"
 
@@ -177,8 +177,8 @@ def test_an_unknown_default_target_does_not_stop_the_targets_checks(tmp_path: Pa
     settings = TARGETS.replace("default_target: dev", "default_target: dve") + \
         "  qa:\n    reports: {destination: archiv}\n"
     root = write_project(tmp_path, {"marketops.yaml": settings})
-    result = validate(root, every_target=True)
-    found = {(where(f), f.message.split(";")[0]) for f in result.findings}
+    defs = validate(root, every_target=True)
+    found = {(where(f), f.message.split(";")[0]) for f in defs.findings}
     assert found == {
         (f"marketops.yaml:{line_of(settings, 'default_target: dve')}",
          "default_target: unknown target 'dve' (targets: dev, prod, qa)"),
@@ -219,8 +219,8 @@ def test_a_jobs_check_is_of_the_target_in_force(tmp_path: Path) -> None:
     save_memo(root, memo, prune=False)
     checked = validate_job(root, "report/revenue", target="qa", memo=open_memo(root))
     assert not checked.passed()
-    assert checked.result.project.target == "qa"
-    assert {f.location.file for f in checked.result.errors} == \
+    assert checked.defs.project.target == "qa"
+    assert {f.location.file for f in checked.defs.errors} == \
         {"definitions/reports/revenue.yaml"}
     with pytest.raises(UnknownTarget, match="from MARKETOPS_TARGET"):
         validate_job(root, "report/revenue", target="nope", how="MARKETOPS_TARGET")

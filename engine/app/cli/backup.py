@@ -80,9 +80,9 @@ def wal_setup(app: App, apply_: bool) -> None:
     """
     from engine.app.tiers.wal import compile_archive_config, configure_archiving, wal_settings
 
-    result = app.defs
-    settings = wal_settings(app.root, result)
-    compile_archive_config(app.root, result)
+    defs = app.defs
+    settings = wal_settings(app.root, defs)
+    compile_archive_config(app.root, defs)
     if not apply_:
         for name, value in settings.items():
             click.echo(f"{name} = '{value}'")
@@ -93,7 +93,7 @@ def wal_setup(app: App, apply_: bool) -> None:
 
         # Its archive_command runs as the server's user: the repository, the destination and
         # (archive_async) the spool must be open to it before the first segment.
-        prepare_archive_access(app.root, result)
+        prepare_archive_access(app.root, defs)
     restart = configure_archiving(target.dsn, settings)
     if restart and target.server is not None:
         target.server.stop()
@@ -126,8 +126,8 @@ def backups(app: App, tier: str | None, fmt: str) -> None:
     from engine.app.inventory import backup_listing
     from engine.backups.listing import as_dict, render_text
 
-    result = app.defs
-    listings = backup_listing(app.root, result, tier, _reachable_ledger(app))
+    defs = app.defs
+    listings = backup_listing(app.root, defs, tier, _reachable_ledger(app))
     if fmt == "json":
         click.echo(json.dumps({"tiers": [as_dict(t) for t in listings]}, indent=2))
         return
@@ -189,10 +189,10 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
     from engine.app.tiers.restore import restore_database, restore_point_in_time
     from engine.backups.pitr import target_from_options
 
-    result = app.defs
+    defs = app.defs
     if into_dir is not None:
         goal = target_from_options(target, target_time, target_lsn, target_name)
-        done = restore_point_in_time(app.root, result, tier, into_dir, backup_id=backup_id,
+        done = restore_point_in_time(app.root, defs, tier, into_dir, backup_id=backup_id,
                                      target=goal, port=port, keep_on_failure=keep_on_failure)
         click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
         if done.wal_checked:
@@ -209,7 +209,7 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
                                       ("--target-name", target_name)) if value is not None]
     if given:
         raise UsageError(f"{given[0]} needs a physical tier and --into DIR")
-    logical = restore_database(app.root, result, tier, into_database, backup_id=backup_id,
+    logical = restore_database(app.root, defs, tier, into_database, backup_id=backup_id,
                                dsn=dsn, keep_on_failure=keep_on_failure)
     click.echo(f"restored {tier}/{logical.backup_id} into database {into_database} in "
                f"{logical.seconds:.1f}s; {logical.tables} tables, row counts match the manifest")
@@ -267,8 +267,8 @@ def verify(app: App, what: str, every: bool, dsn: str | None, adopt: bool) -> No
     """
     from engine.app.inventory import verify_tier
 
-    result = app.defs
-    problems, checked = verify_tier(app.root, result, what, every=every, dsn=dsn,
+    defs = app.defs
+    problems, checked = verify_tier(app.root, defs, what, every=every, dsn=dsn,
                                     adopt=adopt)
     for line in checked:
         click.echo(f"ok      {line}")

@@ -37,9 +37,9 @@ def check(app: App, dsn: str | None, timeout: float) -> None:
     from runners.backup.physical import server_settings
     from runners.postgres.connection import connect, query
 
-    result = app.defs
-    wal_id, _ = wal_tier_for(result)
-    primary = primary_target(app.root, result, dsn).dsn
+    defs = app.defs
+    wal_id, _ = wal_tier_for(defs)
+    primary = primary_target(app.root, defs, dsn).dsn
     with connect(primary, autocommit=True) as conn:
         setup = server_problems(server_settings(conn), incremental=False, archiving=True)
         if setup:
@@ -68,7 +68,7 @@ def check(app: App, dsn: str | None, timeout: float) -> None:
                                   "in `marketops status`")
             time.sleep(0.2)
     took = time.monotonic() - began
-    if segment not in wal_state(app.root, result, wal_id, None).stored:
+    if segment not in wal_state(app.root, defs, wal_id, None).stored:
         raise BackupError(f"the server says {segment} was archived, but {wal_id}'s archive "
                           "does not hold it: is archive_command another tool's?")
     click.echo(f"WAL archiving works: {segment} (written at {lsn}) archived in {took:.1f}s "

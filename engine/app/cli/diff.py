@@ -83,7 +83,7 @@ def _rule_errors(project: Project) -> list[Finding]:
     return errors
 
 
-def _stored_backups(root: Path, result: ValidationResult
+def _stored_backups(root: Path, defs: ValidationResult
                     ) -> tuple[dict[str, list[BackupInfo]], dict[str, str]]:
     """The complete backups at each retained tier's destination, as the base defines it;
     a destination that cannot be read is named with why (the retention is then simulated)."""
@@ -94,19 +94,19 @@ def _stored_backups(root: Path, result: ValidationResult
 
     stored: dict[str, list[BackupInfo]] = {}
     unread: dict[str, str] = {}
-    for tier_id, loaded in sorted(result.project.backups.items()):
+    for tier_id, loaded in sorted(defs.project.backups.items()):
         tier = loaded.model
         if isinstance(tier, WalArchiveTier | RestoreDrillTier):
             continue
-        destination = result.project.settings.destinations.get(tier.destination)
+        destination = defs.project.settings.destinations.get(tier.destination)
         if destination is None:
             continue
         if destination.url.startswith("file://") and \
-                not local_destination(root, result, tier.destination).is_dir():
+                not local_destination(root, defs, tier.destination).is_dir():
             unread[tier_id] = f"destination {tier.destination} is not on this machine"
             continue
         try:
-            stored[tier_id] = list(backup_infos(catalog_of(root, result, tier_id)))
+            stored[tier_id] = list(backup_infos(catalog_of(root, defs, tier_id)))
         except (MarketopsError, OSError, ValueError) as exc:
             unread[tier_id] = f"destination {tier.destination} could not be read " \
                 f"({describe_error(exc)})"

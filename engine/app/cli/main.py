@@ -119,12 +119,12 @@ def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     from runners.cache.analyses import open_memo, save_memo
 
     memo = None if no_cache else open_memo(app.root)
-    result = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
+    defs = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
                             debug=app.debug, memo=memo)
     if memo is not None:
         save_memo(app.root, memo)
-    click.echo(RENDERERS[fmt](result, strict=strict), nl=False)
-    sys.exit(0 if result.passed(strict=strict) else 1)
+    click.echo(RENDERERS[fmt](defs, strict=strict), nl=False)
+    sys.exit(0 if defs.passed(strict=strict) else 1)
 
 
 @cli.command()
@@ -345,16 +345,16 @@ def status(app: App, fmt: str, utc: bool, selectors: tuple[str, ...]) -> None:
     from engine.app.health import freshness
     from engine.runs.status import as_dict, render_text
 
-    result = app.defs
+    defs = app.defs
     ledger = app.ledger
-    executor = JobDispatcher(app.root, result, "")
-    fresh = freshness(app.root, result, app.dsn("primary"))
-    found = statuses(result, ledger, executor.supports, clock.now(), fresh)
+    executor = JobDispatcher(app.root, defs, "")
+    fresh = freshness(app.root, defs, app.dsn("primary"))
+    found = statuses(defs, ledger, executor.supports, clock.now(), fresh)
     if selectors:
         from engine.scheduling.jobs import jobs as all_jobs
         from engine.scheduling.selection import select
 
-        chosen = {j.id for j in select(all_jobs(result.project), selectors)}
+        chosen = {j.id for j in select(all_jobs(defs.project), selectors)}
         found = [s for s in found if s.job in chosen]
     if fmt == "json":
         click.echo(json.dumps([as_dict(s) for s in found], indent=2))
@@ -481,8 +481,8 @@ def schema_ddl(app: App) -> None:
     """
     from engine.dbschema.ddl import create_all
 
-    result = app.defs
-    statements = create_all(s.model for s in result.project.schemas.values())
+    defs = app.defs
+    statements = create_all(s.model for s in defs.project.schemas.values())
     click.echo("\n\n".join(statements))
 
 
@@ -509,9 +509,9 @@ def schema_apply(app: App, dsn: str | None) -> None:
     from engine.dbschema.schemadiff import apply_statements, diff, left_alone, needs_migration
     from runners.postgres.connection import execute_script, mask_dsn
 
-    result = app.defs
+    defs = app.defs
     target = app.primary(dsn)
-    declared = {name: s.model for name, s in result.project.schemas.items()}
+    declared = {name: s.model for name, s in defs.project.schemas.items()}
     live = _live(target.dsn, list(declared))
     statements = apply_statements(declared, live.schemas)
     if statements:
@@ -577,9 +577,9 @@ def schema_diff(app: App, dsn: str | None, fmt: str) -> None:
     from engine.dbschema.schemadiff import diff
     from runners.postgres.connection import mask_dsn
 
-    result = app.defs
+    defs = app.defs
     target = app.primary(dsn)
-    declared = {name: s.model for name, s in result.project.schemas.items()}
+    declared = {name: s.model for name, s in defs.project.schemas.items()}
     drift = diff(declared, _live(target.dsn).schemas)
     if fmt == "json":
         click.echo(json.dumps({"database": mask_dsn(target.dsn), "drift": [
@@ -662,25 +662,25 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
         os.environ[PORT_VARIABLE] = str(port)  # for every step, and the tools it starts
     from runners.service import progress
 
-    result = app.defs
+    defs = app.defs
     with progress.step(f"embedded PostgreSQL 18 in {app.embedded().data_dir}") as shown:
         server = app.primary(None).server
         assert server is not None
         shown.summary = f"listening on 127.0.0.1:{server.port}"
     summary = run_demo_data(app.root, "embedded", scale=scale, seed=seed, until=None)
-    project = result.project
+    project = defs.project
     tables = sum(len(s.model.tables) for s in project.schemas.values())
     click.echo(f"schema: {len(project.schemas)} schemas, {tables} tables "
                f"({summary.applied_statements} DDL statements applied)")
     _print_rows(summary)
     from engine.app.cli.roles import print_roles
 
-    print_roles(result, summary.dsn)
+    print_roles(defs, summary.dsn)
 
     from engine.app.demo import run_demo_reports
 
     mailbox = (app.root / "var" / "mailbox").resolve()
-    reports = run_demo_reports(app.root, result, summary.dsn, mailbox, clock.now())
+    reports = run_demo_reports(app.root, defs, summary.dsn, mailbox, clock.now())
     click.echo(f"{'report':<29}{'period':<25}{'status':<10}{'rows':>7}  {'outputs':<18}"
                "delivered")
     for r in reports:
@@ -692,7 +692,7 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
     if ensure_demo_key(app.root):
         click.echo("MARKETOPS_BACKUP_KEY is not set: the demo encrypts with var/demo-backup.key")
-    tiers = run_demo_backups(app.root, result, app.primary(None),
+    tiers = run_demo_backups(app.root, defs, app.primary(None),
                              clock.now())
     # Drill results are long ("111 tables match, 2 smoke ok"; a PITR drill's replay point
     # runs to 150 characters): the column fits 40, longer ones go on a line of their own.
@@ -713,11 +713,11 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
             click.echo(f"  {t.verified}")
         if t.error:
             click.echo(f"  error: {t.error}")
-    archive = result.project.settings.reports.destination
+    archive = defs.project.settings.reports.destination
     if archive:
         from engine.app.context import local_destination
 
-        click.echo(f"report files:   {local_destination(app.root, result, archive)}")
+        click.echo(f"report files:   {local_destination(app.root, defs, archive)}")
     click.echo(f"mails (.eml):   {mailbox}")
     from engine.app.cli.backup import human_size
     from runners.storage.stores import tree_size

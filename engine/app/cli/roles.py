@@ -44,13 +44,13 @@ def roles_apply(app: App, dsn: str | None, dry_run: bool) -> None:
     from engine.app.roles import apply
     from runners.postgres.connection import mask_dsn
 
-    result = app.defs
-    if result.project.settings.roles.reports is None and \
-            result.project.settings.roles.backups is None:
+    defs = app.defs
+    if defs.project.settings.roles.reports is None and \
+            defs.project.settings.roles.backups is None:
         raise UsageError("marketops.yaml names no roles: set roles.reports (and "
                          "roles.backups), e.g. roles: {reports: marketops_reports}")
     target = app.primary(dsn)
-    done = apply(result, target.dsn, dry_run)
+    done = apply(defs, target.dsn, dry_run)
     verb = "would run" if dry_run else "applied"
     for name, statements in done:
         click.echo(f"role {name}: {verb} {len(statements)} statement(s) on "
@@ -59,16 +59,16 @@ def roles_apply(app: App, dsn: str | None, dry_run: bool) -> None:
             click.echo(f"  {statement};")
 
 
-def print_roles(result: ValidationResult, dsn: str) -> None:
+def print_roles(defs: ValidationResult, dsn: str) -> None:
     """For the demo: apply the roles and say what reports and backups connect as."""
     from engine.app.roles import apply
     from engine.dbschema.roles import report_reads
 
-    done = dict(apply(result, dsn))
-    roles = result.project.settings.roles
+    done = dict(apply(defs, dsn))
+    roles = defs.project.settings.roles
     if roles.reports:
         click.echo(f"role {roles.reports}: reports connect as it: SELECT on the "
-                   f"{len(report_reads(result.project))} tables and views they read, "
+                   f"{len(report_reads(defs.project))} tables and views they read, "
                    f"read-only, no dblink ({len(done.get(roles.reports, []))} statement(s))")
     if roles.backups:
         click.echo(f"role {roles.backups}: pg_dump and pg_basebackup connect as it: "

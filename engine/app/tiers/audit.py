@@ -41,11 +41,11 @@ def _ledger(dsn: str) -> Ledger:
     return ledger
 
 
-def anchor_key(result: ValidationResult) -> str | None:
+def anchor_key(defs: ValidationResult) -> str | None:
     """The key that signs chain heads, when settings declare one (its variable must be set)."""
-    if ANCHOR_KEY not in result.project.settings.keys:
+    if ANCHOR_KEY not in defs.project.settings.keys:
         return None
-    return backup_key(result, ANCHOR_KEY)
+    return backup_key(defs, ANCHOR_KEY)
 
 
 @dataclass(frozen=True)
@@ -70,47 +70,47 @@ class LedgerAnchor:
                                                              head.last_id, signature))
 
 
-def state_dsn(root: Path, result: ValidationResult, primary_dsn: str) -> str:
+def state_dsn(root: Path, defs: ValidationResult, primary_dsn: str) -> str:
     """The ledger's database: `databases.state`, else the primary this run reads."""
-    if result.project.settings.databases.state is None:
+    if defs.project.settings.databases.state is None:
         return primary_dsn
-    return database_dsn(root, result, "state")
+    return database_dsn(root, defs, "state")
 
 
-def export_audit(root: Path, result: ValidationResult, tier_id: str, dsn: str
+def export_audit(root: Path, defs: ValidationResult, tier_id: str, dsn: str
                  ) -> dict[str, Any]:
     """Append the settled audit rows above the last exported id to the vault, batch by
     batch, recording the chain head in the ledger after each."""
-    tier = tier_of(result, tier_id)
+    tier = tier_of(defs, tier_id)
     assert isinstance(tier, AuditVaultTier)
     started = time.monotonic()
-    anchor = LedgerAnchor(_ledger(state_dsn(root, result, dsn)), tier_id, anchor_key(result))
+    anchor = LedgerAnchor(_ledger(state_dsn(root, defs, dsn)), tier_id, anchor_key(defs))
     # The rows are read as roles.backups; the ledger (which is written) stays the DSN's.
-    done = export_batches(backups_dsn(root, result, dsn), tier_store(root, result, tier),
-                          tier_id, list(tier.tables), sealing_for(result, tier), anchor,
+    done = export_batches(backups_dsn(root, defs, dsn), tier_store(root, defs, tier),
+                          tier_id, list(tier.tables), sealing_for(defs, tier), anchor,
                           id_column=tier.id_column, batch_rows=tier.batch_rows)
     return {"batches": done.batches, "rows": sum(done.rows.values()),
             "stored_bytes": done.stored_bytes,
             "chain_head": done.head, "seconds": round(time.monotonic() - started, 3)}
 
 
-def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = None, *,
+def verify_audit(root: Path, defs: ValidationResult, tier_id: str | None = None, *,
                  dsn: str | None = None, adopt: bool = False) -> tuple[list[str], list[str]]:
     """(problems, checked): every audit vault chain walked (order, previous-hash links,
     manifests, stored rows) and held against the head the ledger recorded. With `adopt`, a
     chain the ledger has no head for (a vault older than the heads) is anchored as it stands,
     and an unsigned head signed once an anchor key is set, after the chain checks out: a
     deliberate act, since it vouches for the vault's newest batch."""
-    tiers = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
+    tiers = [(tid, t.model) for tid, t in sorted(defs.project.backups.items())
              if isinstance(t.model, AuditVaultTier) and tier_id in (None, tid)]
     if not tiers:
         raise UsageError("no audit_vault tier is declared")
     problems: list[str] = []
     checked: list[str] = []
-    ledger = _ledger(database_dsn(root, result, "state", dsn))
+    ledger = _ledger(database_dsn(root, defs, "state", dsn))
     sign: str | None = None
     try:
-        sign = anchor_key(result)
+        sign = anchor_key(defs)
     except UsageError:
         checked.append(f"key '{ANCHOR_KEY}' not available: the chain heads' signatures were "
                        "not checked")
@@ -118,11 +118,11 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
         key = None
         if tier.encryption:
             try:
-                key = backup_key(result, tier.encryption.key)
+                key = backup_key(defs, tier.encryption.key)
             except UsageError:
                 checked.append(f"{tid}: key '{tier.encryption.key}' not available: checked "
                                "the chain and stored checksums, not the decrypted rows")
-        store = tier_store(root, result, tier)
+        store = tier_store(root, defs, tier)
         for table in tier.tables:
             head = ledger.audit_head(tid, table)
             # Adopted: a chain without a head, or (once an anchor key is set) an unsigned one.
@@ -137,7 +137,7 @@ def verify_audit(root: Path, result: ValidationResult, tier_id: str | None = Non
             if found:
                 continue
             if adopted and head is not None:
-                LedgerAnchor(ledger, tid, anchor_key(result)).record(table, head)
+                LedgerAnchor(ledger, tid, anchor_key(defs)).record(table, head)
             anchored = "empty" if head is None else \
                 f"{'now ' if adopted else ''}anchored at #{head.batches}"
             checked.append(f"{tid}: {table}: {count} batch(es), chain intact, {anchored}")
@@ -150,19 +150,19 @@ class AuditHandler(TierHandler[AuditVaultTier]):
 
     verified_words = ("chain ok", "BROKEN")
 
-    def run(self, root: Path, result: ValidationResult, job: Job, tier: AuditVaultTier,
+    def run(self, root: Path, defs: ValidationResult, job: Job, tier: AuditVaultTier,
             primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
-        return export_audit(root, result, job.name, primary_dsn)
+        return export_audit(root, defs, job.name, primary_dsn)
 
-    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: AuditVaultTier,
+    def verify(self, root: Path, defs: ValidationResult, tier_id: str, tier: AuditVaultTier,
                *, every: bool = False, dsn: str | None = None, adopt: bool = False
                ) -> tuple[list[str], list[str]]:
-        return verify_audit(root, result, tier_id, dsn=dsn, adopt=adopt)
+        return verify_audit(root, defs, tier_id, dsn=dsn, adopt=adopt)
 
-    def freshness(self, root: Path, result: ValidationResult, tier_id: str,
+    def freshness(self, root: Path, defs: ValidationResult, tier_id: str,
                   tier: AuditVaultTier, dsn: str | None, now: datetime) -> Freshness | None:
-        store = tier_store(root, result, tier)
+        store = tier_store(root, defs, tier)
         newest: tuple[str | None, datetime | None] = (None, None)
         for table in tier.tables:
             latest = read_catalog(store, f"{tier_id}/{table}").latest()
@@ -170,15 +170,15 @@ class AuditHandler(TierHandler[AuditVaultTier]):
                 newest = (latest.backup_id, latest.finished_at)
         return backup_freshness(tier_id, tier.rpo, *newest, now)
 
-    def retention_preview(self, root: Path, result: ValidationResult, tier_id: str,
+    def retention_preview(self, root: Path, defs: ValidationResult, tier_id: str,
                           tier: AuditVaultTier, now: datetime) -> dict[str, Any] | None:
         return {"keep": {}, "delete": {}, "note": "the audit vault is append-only: batches "
                 "are never deleted by marketops"}
 
-    def listing(self, root: Path, result: ValidationResult, tier_id: str,
+    def listing(self, root: Path, defs: ValidationResult, tier_id: str,
                 tier: AuditVaultTier, base: TierListing, drilled: dict[str, Verified]
                 ) -> TierListing:
-        store = tier_store(root, result, tier)
+        store = tier_store(root, defs, tier)
         chains = []
         for table in tier.tables:
             catalog = read_catalog(store, f"{tier_id}/{table}")

@@ -57,37 +57,37 @@ def staging_for(root: Path) -> Path:
     return root / "var" / "staging"
 
 
-def sealing_for(result: ValidationResult, tier: Stored) -> Sealing:
+def sealing_for(defs: ValidationResult, tier: Stored) -> Sealing:
     """How a tier's files are compressed and encrypted."""
     encryption = tier.encryption
-    key = backup_key(result, encryption.key) if encryption else None
+    key = backup_key(defs, encryption.key) if encryption else None
     return Sealing(tier.compression.codec.value, tier.compression.level,
                    encryption.key if encryption else None, key)
 
 
-def tier_of(result: ValidationResult, tier_id: str) -> BackupTier:
-    tier = result.project.backups.get(tier_id)
+def tier_of(defs: ValidationResult, tier_id: str) -> BackupTier:
+    tier = defs.project.backups.get(tier_id)
     if tier is None:
-        known = ", ".join(sorted(result.project.backups))
+        known = ", ".join(sorted(defs.project.backups))
         raise UsageError(f"no backup tier '{tier_id}' (known: {known})")
     return tier.model
 
 
-def tier_store(root: Path, result: ValidationResult, tier: BackupTier) -> Store:
+def tier_store(root: Path, defs: ValidationResult, tier: BackupTier) -> Store:
     storing = stored(tier)
     if storing is None:
         raise UsageError("restore drills have no destination of their own")
-    return store_for(root, result, storing.destination)
+    return store_for(root, defs, storing.destination)
 
 
-def catalog_of(root: Path, result: ValidationResult, tier_id: str) -> BackupCatalog:
-    return read_catalog(tier_store(root, result, tier_of(result, tier_id)), tier_id)
+def catalog_of(root: Path, defs: ValidationResult, tier_id: str) -> BackupCatalog:
+    return read_catalog(tier_store(root, defs, tier_of(defs, tier_id)), tier_id)
 
 
-def wal_tier_for(result: ValidationResult, base_tier: str | None = None
+def wal_tier_for(defs: ValidationResult, base_tier: str | None = None
                  ) -> tuple[str, WalArchiveTier]:
     """The WAL archive tier (of `base_tier`, when given)."""
-    found = [(tid, t.model) for tid, t in sorted(result.project.backups.items())
+    found = [(tid, t.model) for tid, t in sorted(defs.project.backups.items())
              if isinstance(t.model, WalArchiveTier)
              and (base_tier is None or t.model.base_tier == base_tier)]
     if not found:
@@ -135,50 +135,50 @@ def backup_infos(catalog: BackupCatalog) -> list[BackupInfo]:
                        m.details.get("start_wal")) for m in catalog.complete]
 
 
-def retention_plan(root: Path, result: ValidationResult, tier_id: str,
+def retention_plan(root: Path, defs: ValidationResult, tier_id: str,
                    now: datetime | None = None) -> RetentionPlan:
     """What applying the tier's retention now would keep and delete."""
-    tier = tier_of(result, tier_id)
+    tier = tier_of(defs, tier_id)
     if tier.kind not in RETAINED_KINDS:
         raise UsageError(f"{tier_id} has no backups of its own to retain")
     storing = stored(tier)
     assert storing is not None
-    catalog = catalog_of(root, result, tier_id)
+    catalog = catalog_of(root, defs, tier_id)
     return plan_retention(backup_infos(catalog), storing.retention, now or clock.now())
 
 
-def apply_retention(root: Path, result: ValidationResult, tier_id: str,
+def apply_retention(root: Path, defs: ValidationResult, tier_id: str,
                     now: datetime | None = None) -> RetentionPlan:
     """Delete what the tier's retention does not keep; then WAL no kept base needs."""
     moment = now or clock.now()
-    plan = retention_plan(root, result, tier_id, moment)
-    store = tier_store(root, result, tier_of(result, tier_id))
+    plan = retention_plan(root, defs, tier_id, moment)
+    store = tier_store(root, defs, tier_of(defs, tier_id))
     # Called under the cluster lock, right after a successful backup: no other backup of
     # this tier can be in flight, so a folder without a manifest is an interrupted run's.
-    leftovers = catalog_of(root, result, tier_id).incomplete
+    leftovers = catalog_of(root, defs, tier_id).incomplete
     plan = RetentionPlan(plan.keep, {**plan.delete, **{b: "incomplete (interrupted run)"
                                                        for b in leftovers}})
     for backup_id in sorted(plan.delete):
         store.remove(f"{tier_id}/{backup_id}")
     # Only a physical tier is a WAL tier's base: for the others there is nothing to prune.
-    prune_wal(root, result, tier_id, plan, moment)
+    prune_wal(root, defs, tier_id, plan, moment)
     return plan
 
 
-def prune_wal(root: Path, result: ValidationResult, base_tier_id: str, plan: RetentionPlan,
+def prune_wal(root: Path, defs: ValidationResult, base_tier_id: str, plan: RetentionPlan,
               now: datetime, *, dry_run: bool = False) -> list[str]:
     """Remove archived segments older than the PITR window's base backup needs (or, with
     dry_run, only name them)."""
     try:
-        wal_id, wal = wal_tier_for(result, base_tier_id)
+        wal_id, wal = wal_tier_for(defs, base_tier_id)
     except UsageError:
         return []
-    catalog = catalog_of(root, result, base_tier_id)
+    catalog = catalog_of(root, defs, base_tier_id)
     cut = wal_cutoff(backup_infos(catalog), set(plan.keep), wal.pitr_window, now)
     if cut is None:
         return []
     first = parse_segment(cut)
-    store = store_for(root, result, wal.destination)
+    store = store_for(root, defs, wal.destination)
     removed = []
     for name, path in sorted(stored_entries(store, wal_id).items()):
         if SEGMENT.match(name) and parse_segment(name).number < first.number:
@@ -196,48 +196,48 @@ def clear_staging(root: Path, ledger: Ledger | None = None) -> list[str]:
                                 ledger.statuses_of if ledger is not None else None)
 
 
-def take_backup(root: Path, result: ValidationResult, job: Job, dsn: str, *,
+def take_backup(root: Path, defs: ValidationResult, job: Job, dsn: str, *,
                 run_id: int | None = None, now: datetime | None = None) -> Manifest:
     """One backup of a logical or physical tier (no retention, no lock)."""
     tier = job.tier
     assert tier is not None
     if isinstance(tier, LogicalFullTier | LogicalSchemasTier):
-        return take_logical(root, result, job, tier, dsn, run_id=run_id)
+        return take_logical(root, defs, job, tier, dsn, run_id=run_id)
     if isinstance(tier, PhysicalBaseTier):
-        return take_physical(root, result, job, tier, dsn, now or clock.now())
+        return take_physical(root, defs, job, tier, dsn, now or clock.now())
     raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
 
-def take_logical(root: Path, result: ValidationResult, job: Job,
+def take_logical(root: Path, defs: ValidationResult, job: Job,
                  tier: LogicalFullTier | LogicalSchemasTier, dsn: str, *,
                  run_id: int | None = None) -> Manifest:
     """One pg_dump of the tier's schemas (all, or the ones it names)."""
-    store = tier_store(root, result, tier)
+    store = tier_store(root, defs, tier)
     schemas = list(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
-    excluded = _excluded_data(result, schemas)
+    excluded = _excluded_data(defs, schemas)
     return backup_logical(LogicalRequest(
-        job.name, tier.kind, dsn, toolset_for(result), store, sealing_for(result, tier),
+        job.name, tier.kind, dsn, toolset_for(defs), store, sealing_for(defs, tier),
         staging_for(root), schemas=schemas,
         exclude_data=sorted(set(tier.exclude_tables) | set(excluded)),
         jobs=tier.parallel_jobs, definition_hash=job.definition_hash,
         git_commit=job.git_commit, run_id=run_id))
 
 
-def take_physical(root: Path, result: ValidationResult, job: Job, tier: PhysicalBaseTier,
+def take_physical(root: Path, defs: ValidationResult, job: Job, tier: PhysicalBaseTier,
                   dsn: str, now: datetime) -> Manifest:
     """One pg_basebackup, incremental on the newest backup unless a full one is due."""
-    store = tier_store(root, result, tier)
+    store = tier_store(root, defs, tier)
     parent = _incremental_parent(tier, read_catalog(store, job.name), now)
     return backup_physical(PhysicalRequest(
-        job.name, dsn, toolset_for(result), store, sealing_for(result, tier),
+        job.name, dsn, toolset_for(defs), store, sealing_for(defs, tier),
         staging_for(root), parent=parent, verify=tier.verify,
         definition_hash=job.definition_hash, git_commit=job.git_commit))
 
 
-def _excluded_data(result: ValidationResult, schemas: list[str] | None) -> list[str]:
+def _excluded_data(defs: ValidationResult, schemas: list[str] | None) -> list[str]:
     """Tables the schema marks as derived (backup_exclude_reason): their data is skipped."""
     out = []
-    for schema_name, loaded in result.project.schemas.items():
+    for schema_name, loaded in defs.project.schemas.items():
         if schemas is not None and schema_name not in schemas:
             continue
         for table_name, table in loaded.model.tables.items():

@@ -35,12 +35,12 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
     def __init__(self, handler_for: Callable[[BackupTier], TierHandler[Any]]) -> None:
         self.handler_for = handler_for
 
-    def drill_tier(self, root: Path, result: ValidationResult, tier_id: str,
+    def drill_tier(self, root: Path, defs: ValidationResult, tier_id: str,
                    queries: list[SmokeQuery], scratch: Path, database: str,
                    keep: bool = False) -> DrillResult:
         """Restore one tier's latest backup into scratch space and check it."""
-        tier = tier_of(result, tier_id)
-        outcome = self.handler_for(tier).restore(root, result, tier_id, tier, queries,
+        tier = tier_of(defs, tier_id)
+        outcome = self.handler_for(tier).restore(root, defs, tier_id, tier, queries,
                                                  scratch, database, keep=keep)
         late = rto_problem(outcome.seconds, outcome.rto_seconds)
         if late is not None:
@@ -55,7 +55,7 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
         drilled.problems = [in_zone(p, zone) for p in drilled.problems]
         return drilled
 
-    def run(self, root: Path, result: ValidationResult, job: Job, tier: RestoreDrillTier,
+    def run(self, root: Path, defs: ValidationResult, job: Job, tier: RestoreDrillTier,
             primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
         """Drill every tier the job names; fail (and alert the owner) if any check fails.
@@ -70,7 +70,7 @@ class DrillHandler(TierHandler[RestoreDrillTier]):
                                unit="tiers") as shown:
                 for tier_id in tier.tiers:
                     results.append(self._in_zone(self.drill_tier(
-                        root, result, tier_id, list(tier.smoke_queries), directory,
+                        root, defs, tier_id, list(tier.smoke_queries), directory,
                         database_name(primary_dsn), keep_on_failure), zone))
                     shown.advance()
                 shown.summary = (f"{sum(1 for r in results if not r.problems)}/"

@@ -51,13 +51,13 @@ class TierHandler(Generic[T]):
     # The order `marketops demo` runs the kinds in: bases first, WAL, then drills.
     demo_order = 1
 
-    def run(self, root: Path, result: ValidationResult, job: Job, tier: T, primary_dsn: str,
+    def run(self, root: Path, defs: ValidationResult, job: Job, tier: T, primary_dsn: str,
             *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
         """One scheduled run of the tier; its outputs for the ledger."""
         raise UsageError(f"{job.id}: {tier.kind} tiers are not run as scheduled backups")
 
-    def restore(self, root: Path, result: ValidationResult, tier_id: str, tier: T,
+    def restore(self, root: Path, defs: ValidationResult, tier_id: str, tier: T,
                 queries: list[SmokeQuery], scratch: Path, database: str, *,
                 keep: bool = False) -> DrillResult:
         """Restore the newest backup into scratch space and check it (a drill's step); with
@@ -66,23 +66,23 @@ class TierHandler(Generic[T]):
         outcome.problems.append(f"{tier.kind} tiers cannot be drilled")
         return outcome
 
-    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: T, *,
+    def verify(self, root: Path, defs: ValidationResult, tier_id: str, tier: T, *,
                every: bool = False, dsn: str | None = None, adopt: bool = False
                ) -> tuple[list[str], list[str]]:
         """(problems, checked): what is stored, re-read against what was recorded."""
         raise UsageError("restore drills have no destination of their own")
 
-    def freshness(self, root: Path, result: ValidationResult, tier_id: str, tier: T,
+    def freshness(self, root: Path, defs: ValidationResult, tier_id: str, tier: T,
                   dsn: str | None, now: datetime) -> Freshness | None:
         """The newest backup against the RPO; None for a kind that has no RPO."""
         return None
 
-    def retention_preview(self, root: Path, result: ValidationResult, tier_id: str, tier: T,
+    def retention_preview(self, root: Path, defs: ValidationResult, tier_id: str, tier: T,
                           now: datetime) -> dict[str, Any] | None:
         """What retention keeps and would delete now; None for a kind it does not apply to."""
         return None
 
-    def listing(self, root: Path, result: ValidationResult, tier_id: str, tier: T,
+    def listing(self, root: Path, defs: ValidationResult, tier_id: str, tier: T,
                 base: TierListing, drilled: dict[str, Verified]) -> TierListing:
         """What `marketops backups` shows for the tier."""
         raise UsageError(f"{tier_id} is a restore drill: it stores no backups of its own")
@@ -94,35 +94,35 @@ class CatalogHandler(TierHandler[S]):
     # Physical backups build on their parents: a restore needs the whole chain.
     chained = False
 
-    def take(self, root: Path, result: ValidationResult, job: Job, tier: S, dsn: str, *,
+    def take(self, root: Path, defs: ValidationResult, job: Job, tier: S, dsn: str, *,
              run_id: int | None, now: datetime) -> Manifest:
         """One backup of the tier (no retention, no lock)."""
         raise NotImplementedError
 
-    def run(self, root: Path, result: ValidationResult, job: Job, tier: S, primary_dsn: str,
+    def run(self, root: Path, defs: ValidationResult, job: Job, tier: S, primary_dsn: str,
             *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
         """A backup under the cluster lock, then the tier's retention."""
         started = time.monotonic()
         with advisory_lock(primary_dsn, CLUSTER_LOCK, job.id):
             with progress.step(f"backup {job.name}", unit="written"):
-                manifest = self.take(root, result, job, tier,
-                                     backups_dsn(root, result, primary_dsn), run_id=run_id,
+                manifest = self.take(root, defs, job, tier,
+                                     backups_dsn(root, defs, primary_dsn), run_id=run_id,
                                      now=clock.now())
-            plan = apply_retention(root, result, job.name)
+            plan = apply_retention(root, defs, job.name)
         return BackupRun(manifest, plan, time.monotonic() - started).outputs()
 
-    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: S, *,
+    def verify(self, root: Path, defs: ValidationResult, tier_id: str, tier: S, *,
                every: bool = False, dsn: str | None = None, adopt: bool = False
                ) -> tuple[list[str], list[str]]:
-        catalog = catalog_of(root, result, tier_id)
+        catalog = catalog_of(root, defs, tier_id)
         problems = [f"{tier_id}/{b}: incomplete (no manifest)" for b in catalog.incomplete]
         problems += [Damaged(f"{tier_id}/{b}: manifest damaged") for b in catalog.damaged]
         checked: list[str] = []
         chosen = catalog.complete if every else catalog.complete[-1:]
         if not chosen:
             problems.append(f"{tier_id}: no complete backup")
-        store = tier_store(root, result, tier)
+        store = tier_store(root, defs, tier)
         found: dict[str, list[str]] = {}  # backup id -> its problems, each backup read once
 
         def read(manifest: Manifest) -> list[str]:
@@ -149,25 +149,25 @@ class CatalogHandler(TierHandler[S]):
                                f"{sum(m.stored_bytes for m in chain):,} bytes{builds}")
         return problems, checked
 
-    def freshness(self, root: Path, result: ValidationResult, tier_id: str, tier: S,
+    def freshness(self, root: Path, defs: ValidationResult, tier_id: str, tier: S,
                   dsn: str | None, now: datetime) -> Freshness | None:
-        latest = catalog_of(root, result, tier_id).latest()
+        latest = catalog_of(root, defs, tier_id).latest()
         return backup_freshness(tier_id, tier.rpo, latest.backup_id if latest else None,
                                 latest.finished_at if latest else None, now)
 
-    def retention_preview(self, root: Path, result: ValidationResult, tier_id: str, tier: S,
+    def retention_preview(self, root: Path, defs: ValidationResult, tier_id: str, tier: S,
                           now: datetime) -> dict[str, Any] | None:
-        plan = retention_plan(root, result, tier_id, now)
-        leftovers = catalog_of(root, result, tier_id).incomplete
+        plan = retention_plan(root, defs, tier_id, now)
+        leftovers = catalog_of(root, defs, tier_id).incomplete
         entry: dict[str, Any] = {"keep": plan.keep, "delete": {
             **plan.delete, **{b: "incomplete (interrupted run)" for b in leftovers}}}
         if self.chained:
-            entry["wal_segments"] = prune_wal(root, result, tier_id, plan, now, dry_run=True)
+            entry["wal_segments"] = prune_wal(root, defs, tier_id, plan, now, dry_run=True)
         return entry
 
-    def listing(self, root: Path, result: ValidationResult, tier_id: str, tier: S,
+    def listing(self, root: Path, defs: ValidationResult, tier_id: str, tier: S,
                 base: TierListing, drilled: dict[str, Verified]) -> TierListing:
-        catalog = catalog_of(root, result, tier_id)
+        catalog = catalog_of(root, defs, tier_id)
         verified = dict(drilled)
         for m in catalog.complete:
             if m.details.get("verified") and m.backup_id not in verified:

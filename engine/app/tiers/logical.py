@@ -27,11 +27,11 @@ LogicalTier = LogicalFullTier | LogicalSchemasTier
 class LogicalHandler(CatalogHandler[LogicalTier]):
     """Dumps from one snapshot; restored (by a drill) into a scratch cluster of its own."""
 
-    def take(self, root: Path, result: ValidationResult, job: Job, tier: LogicalTier,
+    def take(self, root: Path, defs: ValidationResult, job: Job, tier: LogicalTier,
              dsn: str, *, run_id: int | None, now: datetime) -> Manifest:
-        return take_logical(root, result, job, tier, dsn, run_id=run_id)
+        return take_logical(root, defs, job, tier, dsn, run_id=run_id)
 
-    def restore(self, root: Path, result: ValidationResult, tier_id: str, tier: LogicalTier,
+    def restore(self, root: Path, defs: ValidationResult, tier_id: str, tier: LogicalTier,
                 queries: list[SmokeQuery], scratch: Path, database: str, *,
                 keep: bool = False) -> DrillResult:
         outcome = DrillResult(tier_id, rto_seconds=tier.rto.total_seconds())
@@ -39,13 +39,13 @@ class LogicalHandler(CatalogHandler[LogicalTier]):
         server.start()  # a scratch cluster: the drill never loads the production server
         try:
             started = time.monotonic()
-            done = restore_database(root, result, tier_id, "drill",
+            done = restore_database(root, defs, tier_id, "drill",
                                     server_dsn=server.dsn("postgres"))
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done.backup_id
             outcome.tables_checked = done.tables
             schemas = set(tier.schemas) if isinstance(tier, LogicalSchemasTier) else None
-            outcome.smoke, outcome.problems = smoke_check(done.dsn, queries, schemas, result)
+            outcome.smoke, outcome.problems = smoke_check(done.dsn, queries, schemas, defs)
             outcome.checked = f"{done.tables} tables match"
         except MarketopsError as exc:
             outcome.problems.append(str(exc))

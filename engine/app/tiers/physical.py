@@ -30,11 +30,11 @@ class PhysicalHandler(CatalogHandler[PhysicalBaseTier]):
     chained = True
     demo_order = 0
 
-    def take(self, root: Path, result: ValidationResult, job: Job, tier: PhysicalBaseTier,
+    def take(self, root: Path, defs: ValidationResult, job: Job, tier: PhysicalBaseTier,
              dsn: str, *, run_id: int | None, now: datetime) -> Manifest:
-        return take_physical(root, result, job, tier, dsn, now)
+        return take_physical(root, defs, job, tier, dsn, now)
 
-    def restore(self, root: Path, result: ValidationResult, tier_id: str,
+    def restore(self, root: Path, defs: ValidationResult, tier_id: str,
                 tier: PhysicalBaseTier, queries: list[SmokeQuery], scratch: Path,
                 database: str, *, keep: bool = False) -> DrillResult:
         outcome = DrillResult(tier_id, rto_seconds=tier.rto.total_seconds())
@@ -43,18 +43,18 @@ class PhysicalHandler(CatalogHandler[PhysicalBaseTier]):
             started = time.monotonic()
             has_wal = True
             try:
-                wal_id, _ = wal_tier_for(result, tier_id)
+                wal_id, _ = wal_tier_for(defs, tier_id)
             except UsageError:
                 has_wal = False
             if has_wal:
-                outcome.problems += verify_wal(root, result, wal_id)[0]
+                outcome.problems += verify_wal(root, defs, wal_id)[0]
             # With WAL: recover to the end of the archive, as a real disaster would.
-            done = restore_point_in_time(root, result, tier_id, directory,
+            done = restore_point_in_time(root, defs, tier_id, directory,
                                          keep_on_failure=True if keep else None)
             outcome.seconds = time.monotonic() - started
             outcome.backup_id = done.backup_id
             outcome.smoke, problems = smoke_check(with_database(done.dsn, database), queries,
-                                                  None, result)
+                                                  None, defs)
             outcome.problems += problems
             outcome.checked = ("WAL replayed to " + (done.recovered_to or "backup end")
                                if has_wal else "started")

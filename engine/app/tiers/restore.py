@@ -92,7 +92,7 @@ def count_mismatches(manifest: Manifest, counts: dict[str, int]) -> list[str]:
             for t, n in sorted(manifest.row_counts.items()) if counts.get(t) != n]
 
 
-def restore_database(root: Path, result: ValidationResult, tier_id: str, database: str, *,
+def restore_database(root: Path, defs: ValidationResult, tier_id: str, database: str, *,
                      backup_id: str | None = None, dsn: str | None = None,
                      server_dsn: str | None = None,
                      keep_on_failure: bool = False) -> DatabaseRestore:
@@ -100,21 +100,21 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
     created only once the key is right and every file decrypts, and dropped again when the
     restore fails (kept, and named, with keep_on_failure); an existing (empty) one is left
     as it was found."""
-    tier = tier_of(result, tier_id)
+    tier = tier_of(defs, tier_id)
     if not isinstance(tier, (LogicalFullTier, LogicalSchemasTier)):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into-database restores logical "
                          "tiers (use --into DIR for physical ones)")
-    store = tier_store(root, result, tier)
-    catalog = catalog_of(root, result, tier_id)
+    store = tier_store(root, defs, tier)
+    catalog = catalog_of(root, defs, tier_id)
     manifest = _pick(catalog, tier_id, backup_id)
-    key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
-    base = server_dsn or primary_target(root, result, dsn).dsn
+    key = backup_key(defs, manifest.encrypted_with) if manifest.encrypted_with else None
+    base = server_dsn or primary_target(root, defs, dsn).dsn
     admin, target = with_database(base, "postgres"), with_database(base, database)
     created = False
 
     def create() -> bool:
         nonlocal created
-        roles = result.project.settings.roles
+        roles = defs.project.settings.roles
         # The dump grants to the roles jobs connect as; a cluster restored into may lack them.
         ensure_roles_exist(admin, [r for r in (roles.reports, roles.backups) if r])
         created = ensure_database(admin, database)
@@ -122,7 +122,7 @@ def restore_database(root: Path, result: ValidationResult, tier_id: str, databas
 
     try:
         with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
-            done = restore_logical(store, manifest, key=key, toolset=toolset_for(result),
+            done = restore_logical(store, manifest, key=key, toolset=toolset_for(defs),
                                    target_dsn=target, staging=staging_for(root),
                                    jobs=tier.parallel_jobs, prepare=create)
         wrong = count_mismatches(manifest, count_rows(target, list(manifest.row_counts)))
@@ -161,13 +161,13 @@ class ClusterRestore:
 
 
 def smoke_check(dsn: str, queries: list[SmokeQuery], schemas: set[str] | None,
-                result: ValidationResult) -> tuple[dict[str, str], list[str]]:
+                defs: ValidationResult) -> tuple[dict[str, str], list[str]]:
     """Each smoke query the restore can answer (it holds every schema the query reads), run
     on it: (outcome per query, problems)."""
     outcome: dict[str, str] = {}
     problems: list[str] = []
     for smoke in queries:
-        reads = {t[0] for t in result.project.analyze(smoke.sql).tables}
+        reads = {t[0] for t in defs.project.analyze(smoke.sql).tables}
         if not smoke_applies(reads, schemas):
             continue  # this tier does not hold what the query reads
         try:
@@ -190,10 +190,10 @@ def _marks(wal_id: str) -> str:
     return f"{wal_id}.marks"
 
 
-def find_mark(root: Path, result: ValidationResult, wal_id: str, name: str) -> Mark | None:
+def find_mark(root: Path, defs: ValidationResult, wal_id: str, name: str) -> Mark | None:
     """The restore point `marketops mark` recorded under this name, if any."""
-    wal = tier_of(result, wal_id)
-    store = tier_store(root, result, wal)
+    wal = tier_of(defs, wal_id)
+    store = tier_store(root, defs, wal)
     if not store.exists(f"{_marks(wal_id)}/{name}.json"):
         return None
     try:
@@ -203,27 +203,27 @@ def find_mark(root: Path, result: ValidationResult, wal_id: str, name: str) -> M
             from None
 
 
-def mark_names(root: Path, result: ValidationResult, wal_id: str) -> list[str]:
-    store = tier_store(root, result, tier_of(result, wal_id))
+def mark_names(root: Path, defs: ValidationResult, wal_id: str) -> list[str]:
+    store = tier_store(root, defs, tier_of(defs, wal_id))
     return [n.removesuffix(".json") for n in store.list(_marks(wal_id)) if n.endswith(".json")]
 
 
-def create_mark(root: Path, result: ValidationResult, name: str, *, dsn: str | None = None,
+def create_mark(root: Path, defs: ValidationResult, name: str, *, dsn: str | None = None,
                 timeout: float = 300) -> Mark:
     """A named restore point on the primary, its segment switched out and archived, recorded
     next to the WAL archive so that restores can find the base backup that precedes it."""
     name = check_mark_name(name)
-    wal_id, wal = wal_tier_for(result)
-    if find_mark(root, result, wal_id, name) is not None:
+    wal_id, wal = wal_tier_for(defs)
+    if find_mark(root, defs, wal_id, name) is not None:
         raise UsageError(f"restore point '{name}' exists already in {wal_id}; recovery would "
                          "stop at the first one of that name: choose another name")
-    primary = primary_target(root, result, dsn).dsn
+    primary = primary_target(root, defs, dsn).dsn
     if probe(primary, "select current_setting('archive_mode')") == "off":
         raise BackupError("archive_mode is off on the primary: a restore point would never "
                           "reach the archive (marketops wal-setup --apply)")
     lsn, when, timeline, segment = create_restore_point(primary, name)
     mark = Mark(name, lsn, when, timeline, segment)
-    tier_store(root, result, wal).put_bytes(f"{_marks(wal_id)}/{name}.json", mark.to_json())
+    tier_store(root, defs, wal).put_bytes(f"{_marks(wal_id)}/{name}.json", mark.to_json())
     if not wait_for_archiver(primary, timeout):
         raise BackupError(f"restore point '{name}' is at {lsn} in {segment}, but the archiver "
                           f"did not store that segment within {timeout:.0f}s; check "
@@ -236,16 +236,16 @@ def _base_choices(catalog: BackupCatalog) -> list[BaseChoice]:
             for m in catalog.complete]
 
 
-def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: Manifest,
+def _check_archive(root: Path, defs: ValidationResult, wal_id: str, manifest: Manifest,
                    target: RecoveryTarget, mark: Mark | None) -> tuple[WalRange | None, str]:
     """Every segment recovery to `target` will read is stored and reads back intact; the
     range checked and how it was described. BackupError names the first one that is not."""
-    wal = tier_of(result, wal_id)
+    wal = tier_of(defs, wal_id)
     assert isinstance(wal, WalArchiveTier)
     start = manifest.details.get("start_wal")
     if not start:
         return None, "not checked (the manifest records no start segment)"
-    store = tier_store(root, result, wal)
+    store = tier_store(root, defs, wal)
     times = stored_times(store, wal_id)
     wal_range = needed_range(start, target, mark, times, DEFAULT_SEGMENT_SIZE)
     if wal_range is None:
@@ -258,7 +258,7 @@ def _check_archive(root: Path, result: ValidationResult, wal_id: str, manifest: 
         raise BackupError(f"cannot restore {manifest.tier}/{manifest.backup_id} to "
                           f"{target.describe()}: WAL segment {missing} is missing from "
                           f"{wal_id} (recovery needs {where}){before}; nothing was restored")
-    key = backup_key(result, wal.encryption.key) if wal.encryption else None
+    key = backup_key(defs, wal.encryption.key) if wal.encryption else None
     names = wal_range.names(times)
     paths = stored_entries(store, wal_id)
     for number in sorted(names):
@@ -295,7 +295,7 @@ def _discard(into: Path, existed: bool, keep: bool | None) -> str:
     return f"removed {into} (keep it with --keep-on-failure)"
 
 
-def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, into: Path, *,
+def restore_point_in_time(root: Path, defs: ValidationResult, tier_id: str, into: Path, *,
                           backup_id: str | None = None,
                           target: RecoveryTarget | None = None, port: int | None = None,
                           keep_on_failure: bool | None = False) -> ClusterRestore:
@@ -305,13 +305,13 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     caller offers no way to keep it, so the message suggests none)."""
     started = time.monotonic()
     target = target or RecoveryTarget()
-    tier = tier_of(result, tier_id)
+    tier = tier_of(defs, tier_id)
     if not isinstance(tier, PhysicalBaseTier):
         raise UsageError(f"{tier_id} is a {tier.kind} tier; --into DIR restores physical tiers")
     if into.exists() and (not into.is_dir() or any(into.iterdir())):
         raise UsageError(f"{into} is not an empty directory; restore into a new one")
     try:
-        wal_id: str | None = wal_tier_for(result, tier_id)[0]
+        wal_id: str | None = wal_tier_for(defs, tier_id)[0]
     except UsageError:
         if target.kind not in ("latest", "immediate"):
             raise UsageError(f"{target.describe()} needs a wal_archive tier for {tier_id}; "
@@ -322,13 +322,13 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     mark = None
     if target.kind == "name":
         assert wal_id is not None and target.name is not None
-        mark = find_mark(root, result, wal_id, target.name)
+        mark = find_mark(root, defs, wal_id, target.name)
         if mark is None and backup_id is None:
-            known = ", ".join(mark_names(root, result, wal_id)) or "none"
+            known = ", ".join(mark_names(root, defs, wal_id)) or "none"
             raise BackupError(f"no restore point '{target.name}' was recorded by `marketops "
                               f"mark` in {wal_id} (recorded: {known}); for one made another "
                               "way, name the base backup before it with --backup")
-    catalog = catalog_of(root, result, tier_id)
+    catalog = catalog_of(root, defs, tier_id)
     if backup_id is None:
         manifest = _pick(catalog, tier_id, choose_base(_base_choices(catalog), target, mark,
                                                        tier_id))
@@ -342,20 +342,20 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
     wal_range, checked = None, ""
     if replay:
         assert wal_id is not None
-        wal_range, checked = _check_archive(root, result, wal_id, manifest, target, mark)
-    key = backup_key(result, manifest.encrypted_with) if manifest.encrypted_with else None
+        wal_range, checked = _check_archive(root, defs, wal_id, manifest, target, mark)
+    key = backup_key(defs, manifest.encrypted_with) if manifest.encrypted_with else None
     existed = into.exists()
     try:
         with progress.step(f"restore {tier_id}/{manifest.backup_id}", unit="read"):
-            restore_chain(tier_store(root, result, tier), chain, into, key=key,
-                          toolset=toolset_for(result), staging=staging_for(root),
+            restore_chain(tier_store(root, defs, tier), chain, into, key=key,
+                          toolset=toolset_for(defs), staging=staging_for(root),
                           keep=True)  # removed (or kept) below, and said so
     except MarketopsError as exc:
         if not into.exists():  # refused before writing anything (a wrong key)
             raise
         raise type(exc)(f"{exc}; {_discard(into, existed, keep_on_failure)}") from None
     what = f"{tier_id}/{manifest.backup_id} to {target.describe()}"
-    replaying = restore_command(root, result.project.target) if replay else None
+    replaying = restore_command(root, defs.project.target) if replay else None
     try:
         with progress.step(f"recovery of {tier_id} to {target.describe()}"):
             recovered = start_restored(into, port or free_port(), "postgres",
@@ -364,7 +364,7 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
         reason = str(exc)
         if replay and (exc.log.ended_early or exc.log.not_restored):
             assert wal_id is not None
-            reason = explain_early_end(exc.log, target, _stored_names(root, result, wal_id),
+            reason = explain_early_end(exc.log, target, _stored_names(root, defs, wal_id),
                                        manifest.details.get("start_wal") or "",
                                        DEFAULT_SEGMENT_SIZE)
         else:
@@ -389,8 +389,8 @@ def restore_point_in_time(root: Path, result: ValidationResult, tier_id: str, in
                           recovered.server.stop_command(), checked)
 
 
-def _stored_names(root: Path, result: ValidationResult, wal_id: str) -> list[str]:
-    return stored_names(tier_store(root, result, tier_of(result, wal_id)), wal_id)
+def _stored_names(root: Path, defs: ValidationResult, wal_id: str) -> list[str]:
+    return stored_names(tier_store(root, defs, tier_of(defs, wal_id)), wal_id)
 
 
 def _short_of_archive(last_restored: str | None, wal_range: WalRange | None,

@@ -53,15 +53,15 @@ def wal_definitions(root: Path, target: str | None = None
     blocking = [f for f in errors if f.location.file == "marketops.yaml"]
     if blocking:
         raise DefinitionError(f"{blocking[0].location}: {blocking[0].message}")
-    result = ValidationResult(project, [])
+    defs = ValidationResult(project, [])
     try:
-        wal_id, wal = wal_tier_for(result)
+        wal_id, wal = wal_tier_for(defs)
     except UsageError:
         backups = [f for f in errors if f.location.file.startswith("definitions/backups/")]
         if backups:
             raise DefinitionError(f"{backups[0].location}: {backups[0].message}") from None
         raise
-    return result, wal_id, wal
+    return defs, wal_id, wal
 
 
 def wal_push(root: Path, path: Path, target: str | None = None) -> bool:
@@ -71,10 +71,10 @@ def wal_push(root: Path, path: Path, target: str | None = None) -> bool:
     from runners.backup.wal import push
     from runners.cache import archive
 
-    result, wal_id, wal = wal_definitions(root, target)
-    store = store_for(root, result, wal.destination)
-    sealing = sealing_for(result, wal)
-    config = archive_config(root, result, wal_id, wal)
+    defs, wal_id, wal = wal_definitions(root, target)
+    store = store_for(root, defs, wal.destination)
+    sealing = sealing_for(defs, wal)
+    config = archive_config(root, defs, wal_id, wal)
     # The pusher reads the compiled settings: without them, this segment is stored here.
     if archive.write(root, config) and config.process_max > 0:
         from engine.app.walasync import push_async
@@ -85,19 +85,19 @@ def wal_push(root: Path, path: Path, target: str | None = None) -> bool:
     return push(store, wal_id, path, sealing)
 
 
-def archive_config(root: Path, result: ValidationResult, wal_id: str,
+def archive_config(root: Path, defs: ValidationResult, wal_id: str,
                    wal: WalArchiveTier) -> ArchiveConfig:
     """The WAL tier's settings as the fast path reads them: references, not secrets."""
     from engine.app.context import local_destination
     from runners.cache.archive import ArchiveConfig
 
-    destination = result.project.settings.destinations.get(wal.destination)
+    destination = defs.project.settings.destinations.get(wal.destination)
     if destination is None:
         raise UsageError(f"unknown destination '{wal.destination}'")
     url = destination.url
     options: dict[str, object] = {}
     if url.startswith("file://"):
-        url = f"file://{local_destination(root, result, wal.destination)}"
+        url = f"file://{local_destination(root, defs, wal.destination)}"
     else:
         if destination.endpoint_url:
             options["endpoint_url"] = destination.endpoint_url
@@ -109,7 +109,7 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
             options["secret"] = destination.secret_access_key
     compression = wal.compression
     key_name = wal.encryption.key if wal.encryption else None
-    key_ref = result.project.settings.keys.get(key_name) if key_name else None
+    key_ref = defs.project.settings.keys.get(key_name) if key_name else None
     if key_name is not None and key_ref is None:
         raise UsageError(f"key '{key_name}' is not declared under keys: in marketops.yaml")
     from runners.backup.walspool import spool_dir
@@ -119,34 +119,34 @@ def archive_config(root: Path, result: ValidationResult, wal_id: str,
                          compression.level, key_name, key_ref,
                          asynchronous.process_max if asynchronous else 0,
                          asynchronous.timeout.total_seconds() if asynchronous else 60.0,
-                         str(spool_dir(root, wal_id)), result.project.target)
+                         str(spool_dir(root, wal_id)), defs.project.target)
 
 
-def compile_archive_config(root: Path, result: ValidationResult) -> bool:
+def compile_archive_config(root: Path, defs: ValidationResult) -> bool:
     """Write the fast path's settings now (wal-setup, serve); False when it cannot."""
     from runners.cache import archive
 
     try:
-        wal_id, wal = wal_tier_for(result)
+        wal_id, wal = wal_tier_for(defs)
     except UsageError:
         return False  # no WAL tier: nothing to archive
-    return archive.write(root, archive_config(root, result, wal_id, wal))
+    return archive.write(root, archive_config(root, defs, wal_id, wal))
 
 
 def wal_fetch(root: Path, name: str, into: Path, target: str | None = None) -> None:
     """restore_command: bring back one WAL file (WalNotFound when the archive lacks it)."""
     from runners.backup.wal import fetch
 
-    result, wal_id, wal = wal_definitions(root, target)
-    key = backup_key(result, wal.encryption.key) if wal.encryption else None
-    fetch(store_for(root, result, wal.destination), wal_id, name, into, key)
+    defs, wal_id, wal = wal_definitions(root, target)
+    key = backup_key(defs, wal.encryption.key) if wal.encryption else None
+    fetch(store_for(root, defs, wal.destination), wal_id, name, into, key)
 
 
-def wal_settings(root: Path, result: ValidationResult) -> dict[str, str]:
+def wal_settings(root: Path, defs: ValidationResult) -> dict[str, str]:
     """The server settings WAL archiving and incremental base backups need."""
-    _, wal = wal_tier_for(result)
+    _, wal = wal_tier_for(defs)
     return {"wal_level": "replica", "archive_mode": "on",
-            "archive_command": archive_command(root, result.project.target),
+            "archive_command": archive_command(root, defs.project.target),
             "archive_timeout": f"{int(wal.archive_timeout.total_seconds())}s",
             "summarize_wal": "on"}
 
@@ -160,29 +160,29 @@ def configure_archiving(dsn: str, settings: dict[str, str]) -> bool:
     return archiving_needs_restart(pending, live)
 
 
-def prepare_archive_access(root: Path, result: ValidationResult) -> None:
+def prepare_archive_access(root: Path, defs: ValidationResult) -> None:
     """Let the embedded server's own user (when we run as root) run archive_command: read
     this repository and write the WAL destination."""
     from runners.backup.walspool import spool_dir
     from runners.postgres.embedded import grant_server_access
 
-    wal_id, wal = wal_tier_for(result)
-    store = store_for(root, result, wal.destination)
+    wal_id, wal = wal_tier_for(defs)
+    store = store_for(root, defs, wal.destination)
     wal_dir = store.local_path(wal_id)
     spool = [spool_dir(root, wal_id)] if wal.archive_async else []
     grant_server_access(readable=[root.resolve(), Path(sys.executable).resolve().parent],
                         writable=([wal_dir] if wal_dir is not None else []) + spool)
 
 
-def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
+def wal_state(root: Path, defs: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
     """The archive's contents and (when reachable) the server's archiver."""
     from engine.backups.freshness import WalState
     from runners.backup.wal import archiver_state, stored_names
 
-    tier = tier_of(result, wal_id)
+    tier = tier_of(defs, wal_id)
     assert isinstance(tier, WalArchiveTier)
-    stored = stored_names(store_for(root, result, tier.destination), wal_id)
-    catalog = catalog_of(root, result, tier.base_tier)
+    stored = stored_names(store_for(root, defs, tier.destination), wal_id)
+    catalog = catalog_of(root, defs, tier.base_tier)
     infos = backup_infos(catalog)
     first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
                        clock.now()) or (infos[0].start_wal if infos else None)
@@ -206,36 +206,36 @@ def wal_state(root: Path, result: ValidationResult, wal_id: str, dsn: str | None
         archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE)
 
 
-def check_wal(root: Path, result: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
+def check_wal(root: Path, defs: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
     """The WAL tier's scheduled check: the server must be able to honour it, the archive must
     have no gap, the archiver must keep up; any problem fails the run (and alerts)."""
     from engine.backups.serverchecks import server_problems
     from runners.backup.physical import server_settings
     from runners.postgres.connection import connect
 
-    tier = tier_of(result, wal_id)
+    tier = tier_of(defs, wal_id)
     assert isinstance(tier, WalArchiveTier)
     with connect(dsn) as conn:
         setup = server_problems(server_settings(conn), incremental=False, archiving=True)
     if setup:
         raise BackupError(f"the server cannot archive WAL for {wal_id}: " + "; ".join(setup))
-    problems, checked = verify_wal(root, result, wal_id, dsn)
+    problems, checked = verify_wal(root, defs, wal_id, dsn)
     if problems:
         raise BackupError("; ".join(problems))
-    state = wal_state(root, result, wal_id, dsn)
+    state = wal_state(root, defs, wal_id, dsn)
     return {"stored": len(state.stored), "last_archived": state.last_archived,
             "checked": checked}
 
 
-def verify_wal(root: Path, result: ValidationResult, wal_id: str,
+def verify_wal(root: Path, defs: ValidationResult, wal_id: str,
                dsn: str | None = None) -> tuple[list[str], list[str]]:
     """Missing segments (by name) between the oldest needed base backup and the newest WAL,
     and the archiver's state when the server is reachable."""
     from engine.backups.freshness import wal_problems
 
-    tier = tier_of(result, wal_id)
+    tier = tier_of(defs, wal_id)
     assert isinstance(tier, WalArchiveTier)
-    state = wal_state(root, result, wal_id, dsn)
+    state = wal_state(root, defs, wal_id, dsn)
     problems, _ = wal_problems(state, tier.rpo)
     segments = sorted(name for name in state.stored if SEGMENT.match(name))
     start = state.first_needed or (segments[0] if segments else "the start")
@@ -244,20 +244,20 @@ def verify_wal(root: Path, result: ValidationResult, wal_id: str,
     return [f"{wal_id}: {p}" for p in problems], checked
 
 
-def verify_wal_archive(root: Path, result: ValidationResult, wal_id: str
+def verify_wal_archive(root: Path, defs: ValidationResult, wal_id: str
                        ) -> tuple[list[str], list[str]]:
     """Gaps by name (as the scheduled check finds them), then every stored file re-read:
     decrypted, decompressed, its sha256 against the one recorded in its stored name."""
-    tier = tier_of(result, wal_id)
+    tier = tier_of(defs, wal_id)
     assert isinstance(tier, WalArchiveTier)
-    problems, checked = verify_wal(root, result, wal_id)
+    problems, checked = verify_wal(root, defs, wal_id)
     key = None
     if tier.encryption is not None:
         try:
-            key = backup_key(result, tier.encryption.key)
+            key = backup_key(defs, tier.encryption.key)
         except UsageError as exc:
             return [*problems, f"{wal_id}: contents not checked: {exc}"], checked
-    found = verify_wal_files(store_for(root, result, tier.destination), wal_id, key)
+    found = verify_wal_files(store_for(root, defs, tier.destination), wal_id, key)
     problems += [p.within(wal_id) if isinstance(p, Damaged) else f"{wal_id}: {p}"
                  for p in found.problems]
     if not found.problems:
@@ -272,19 +272,19 @@ class WalHandler(TierHandler[WalArchiveTier]):
 
     demo_order = 2
 
-    def run(self, root: Path, result: ValidationResult, job: Job, tier: WalArchiveTier,
+    def run(self, root: Path, defs: ValidationResult, job: Job, tier: WalArchiveTier,
             primary_dsn: str, *, run_id: int | None, ledger: Ledger | None,
             keep_on_failure: bool = False) -> dict[str, Any]:
-        return check_wal(root, result, job.name, backups_dsn(root, result, primary_dsn))
+        return check_wal(root, defs, job.name, backups_dsn(root, defs, primary_dsn))
 
-    def verify(self, root: Path, result: ValidationResult, tier_id: str, tier: WalArchiveTier,
+    def verify(self, root: Path, defs: ValidationResult, tier_id: str, tier: WalArchiveTier,
                *, every: bool = False, dsn: str | None = None, adopt: bool = False
                ) -> tuple[list[str], list[str]]:
-        return verify_wal_archive(root, result, tier_id)
+        return verify_wal_archive(root, defs, tier_id)
 
-    def freshness(self, root: Path, result: ValidationResult, tier_id: str,
+    def freshness(self, root: Path, defs: ValidationResult, tier_id: str,
                   tier: WalArchiveTier, dsn: str | None, now: datetime) -> Freshness | None:
-        state = wal_state(root, result, tier_id, dsn)
+        state = wal_state(root, defs, tier_id, dsn)
         problems, _ = wal_problems(state, tier.rpo)
         queue = None
         if tier.archive_async is not None:
@@ -294,12 +294,12 @@ class WalHandler(TierHandler[WalArchiveTier]):
         return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
                          "; ".join(problems) or None, f"{len(state.stored)} WAL files", queue)
 
-    def listing(self, root: Path, result: ValidationResult, tier_id: str,
+    def listing(self, root: Path, defs: ValidationResult, tier_id: str,
                 tier: WalArchiveTier, base: TierListing, drilled: dict[str, Verified]
                 ) -> TierListing:
-        store = store_for(root, result, tier.destination)
+        store = store_for(root, defs, tier.destination)
         entries = stored_entries(store, tier_id)
-        bases = catalog_of(root, result, tier.base_tier).complete
+        bases = catalog_of(root, defs, tier.base_tier).complete
         size = int(bases[-1].details.get("segment_size", DEFAULT_SEGMENT_SIZE)) if bases \
             else DEFAULT_SEGMENT_SIZE
         wal = wal_range(bases, list(entries), size)
