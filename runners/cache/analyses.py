@@ -7,18 +7,15 @@ a directory that cannot be written (a read-only checkout in CI) only means no ca
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.validation.sqlmemo import FORMAT, SqlMemo
-from runners.cache.directory import cache_dir, ignore_in_git
+from runners.cache.directory import cache_dir, ignore_in_git, write_json
 
 FILE = "sql-analyses.json"
 # The modules whose code decides an analysis: a change to any of them is a new checker.
@@ -70,15 +67,8 @@ def save_memo(root: Path, memo: SqlMemo, *, prune: bool = True) -> bool:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         ignore_in_git(root, directory)
-        handle, temporary = tempfile.mkstemp(prefix=f".{FILE}.", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"tool": memo.tool, "entries": entries}, out,
-                          separators=(",", ":"))
-            os.replace(temporary, directory / FILE)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        write_json(directory / FILE, {"tool": memo.tool, "entries": entries},
+                   separators=(",", ":"))
     except OSError:
         return False
     return True

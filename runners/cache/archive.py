@@ -18,13 +18,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from runners.cache.directory import cache_dir, ignore_in_git
+from runners.cache.directory import cache_dir, ignore_in_git, write_json
 
 FILE = "archive.json"
 FORMAT = 3
@@ -98,15 +97,8 @@ def write(root: Path, config: ArchiveConfig) -> bool:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(current.read_text(encoding="utf-8")) == data:
                 return True
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(data, out, indent=1)
-            os.chmod(temporary, 0o644)  # the server's own user reads it; it holds no secret
-            os.replace(temporary, current)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        # The server's own user reads it; it holds no secret.
+        write_json(current, data, mode=0o644, indent=1)
     except OSError:
         return False
     return True

@@ -3,8 +3,12 @@ MARKETOPS_CACHE_DIR. What is kept there can always be rebuilt from the definitio
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 CACHE_DIR = Path(".marketops") / "cache"
 
@@ -21,3 +25,18 @@ def ignore_in_git(root: Path, directory: Path) -> None:
     ignore = directory.parent / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# marketops' cache: never commit it\n*\n")
+
+
+def write_json(path: Path, data: Any, *, mode: int | None = None, **dump: Any) -> None:
+    """Write `data` as JSON to `path` whole or not at all (a temporary file, then rename), so
+    a reader never sees half a file; OSError when it cannot."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, **dump)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)

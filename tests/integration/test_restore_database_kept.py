@@ -4,8 +4,6 @@ and named with --keep-on-failure, through the CLI as a DBA runs it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +11,10 @@ import pyrage
 import pytest
 
 from runners.demo.mailbox import free_port
-from runners.postgres.connection import connect, query
+from runners.postgres.connection import connect
 from runners.postgres.embedded import EmbeddedServer
 from tests.integration.conftest import copy_repository
+from tests.integration.test_backup_leftovers import _cli, _databases
 
 KEY = str(pyrage.x25519.Identity.generate())
 
@@ -42,16 +41,6 @@ def other_server(tmp_path: Path) -> Iterator[str]:
         yield server.dsn("postgres")
     finally:
         server.stop()
-
-
-def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "--root", str(root), *args],
-                          env=env, capture_output=True, text=True, timeout=300)
-
-
-def _databases(dsn: str) -> set[str]:
-    with connect(dsn) as conn:
-        return {str(r[0]) for r in query(conn, "select datname from pg_database")}
 
 
 def test_a_restore_failing_after_create_drops_its_database_or_keeps_it_when_asked(
