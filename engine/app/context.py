@@ -3,6 +3,7 @@ connections, stores and tools."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -121,10 +122,22 @@ def start_embedded(root: Path, defs: ValidationResult) -> tuple[EmbeddedServer, 
         note(f"port {taken} on 127.0.0.1 is taken by another program: the embedded server "
              f"uses port {server.port} (remembered in {port_file(server.data_dir)}; choose "
              f"with --port, {PORT_VARIABLE} or embedded.port)")
+    if not server.is_running():
+        _hand_demo_key_to_the_server(root, defs)
     started = server.start()
     if started:
         remember_port(server.data_dir, configured, server.port)
     return server, started
+
+
+def _hand_demo_key_to_the_server(root: Path, defs: ValidationResult) -> None:
+    """In the demo's project with MARKETOPS_BACKUP_KEY unset, a server this command starts
+    inherits the demo key: its archive_command (wal-push, run as the server's own user, who
+    cannot read the 0600 file) seals with it, as it does under `serve` and the demo."""
+    path = demo_key_file(root)
+    if is_demo_project(defs) and not os.environ.get(DEMO_KEY_VARIABLE) and path.is_file():
+        with contextlib.suppress(OSError):
+            os.environ[DEMO_KEY_VARIABLE] = path.read_text(encoding="utf-8").strip()
 
 
 def primary_target(root: Path, defs: ValidationResult, dsn_override: str | None) -> Target:

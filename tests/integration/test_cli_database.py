@@ -99,6 +99,16 @@ def test_after_the_demo_a_restore_to_the_end_of_the_archive_needs_no_key_exporte
     assert "Traceback" not in done.stderr
 
 
+def test_after_a_stop_the_demo_servers_archiving_still_seals_with_the_demo_key(
+        demo_root: Path) -> None:
+    # A server started again by any command (here `check`) archives as its own user, who
+    # cannot read var/demo-backup.key: it must inherit the key as under `serve` and the demo.
+    assert run("db", "stop", cwd=demo_root).returncode == 0
+    checked = run("check", cwd=demo_root)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "WAL archiving works" in checked.stdout
+
+
 def test_schema_diff_reports_drift_and_exits_1(demo_root: Path) -> None:
     dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
     run("db", "start", cwd=demo_root)
