@@ -67,7 +67,7 @@ def test_pnl_in_de_DE_reads_with_german_separators(repo_root: Path, market_dsn: 
     # Period words stay English; only numbers follow the locale.
     assert re.fullmatch(r"(\[ALERT\] )?Monthly P&L: October 2026", str(message["Subject"]))
 
-    archived = root / "var" / "reports" / "reports" / "pnl_monthly" / "2026-10-01_2026-11-01"
+    archived = root / "var" / "reports" / "pnl_monthly" / "2026-10-01_2026-11-01"
     manifest = json.loads((archived / "manifest.json").read_text())
     [row] = list(csv.DictReader(io.StringIO((archived / "pnl_monthly.csv").read_text())))
     # The CSV stays raw and machine-readable: a plain decimal point, no grouping.
