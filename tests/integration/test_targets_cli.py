@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.app.roles import apply as apply_roles
 from engine.dbschema.ddl import create_all
 from engine.validation.validate import validate
 from runners.demo.mailbox import free_port
@@ -81,8 +82,9 @@ def _cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 
 def _shop(dsn: str, root: Path, region: str, total: str) -> None:
-    project = validate(root).project
-    execute_script(dsn, create_all(s.model for s in project.schemas.values()))
+    defs = validate(root)
+    execute_script(dsn, create_all(s.model for s in defs.project.schemas.values()))
+    apply_roles(defs, dsn)  # as after `schema apply`: reports connect as roles.reports
     with connect(dsn, autocommit=True) as conn:
         conn.execute("insert into shop.customers values (1, 'a@corp.example', %s, now())",
                      (region,))
