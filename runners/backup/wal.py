@@ -206,12 +206,16 @@ def archiver_state(conn: object) -> ArchiverState:
 
 def ready_wal(dsn: str) -> list[str] | None:
     """The WAL files the server still waits to archive (archive_status/*.ready, read through
-    SQL so it works on a server elsewhere); None when this role may not list them."""
+    SQL so it works on a server elsewhere); None when this role may not list them (it
+    needs pg_monitor), rather than an error in the server's log at every look."""
     from engine.backups.walqueue import ready_names
     from engine.errors import MarketopsError
     from runners.postgres.connection import probe
 
     try:
+        if not probe(dsn, "select has_function_privilege('pg_ls_archive_statusdir()', "
+                          "'execute')"):
+            return None
         names = probe(dsn, "select coalesce(array_agg(name), '{}') "
                            "from pg_ls_archive_statusdir()")
     except MarketopsError:

@@ -109,6 +109,36 @@ def test_after_a_stop_the_demo_servers_archiving_still_seals_with_the_demo_key(
     assert "WAL archiving works" in checked.stdout
 
 
+def test_after_a_restart_a_stale_archiver_record_is_not_read_as_lag(demo_root: Path) -> None:
+    # A restart can bring pg_stat_archiver back older than the archive (the s10 demo's said
+    # ...0E with ...16 stored): here the statistics file of an earlier stop is what the
+    # server reads again, while ten segments archived since are in the archive and .done.
+    from runners.backup.wal import wait_for_archiver
+
+    assert run("db", "stop", cwd=demo_root).returncode == 0
+    stats = demo_root / "var" / "pg" / "pg_stat" / "pgstat.stat"
+    earlier = stats.read_bytes()
+    assert run("db", "start", cwd=demo_root).returncode == 0
+    dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    with connect(dsn, autocommit=True) as conn:
+        before = conn.execute("select last_archived_wal from pg_stat_archiver").fetchone()
+        conn.execute("create table if not exists restart_probe (id int)")
+        for i in range(10):  # the last switch is wait_for_archiver's
+            conn.execute("insert into restart_probe values (%s)", (i,))
+            if i < 9:
+                conn.execute("select pg_switch_wal()")
+    assert wait_for_archiver(dsn, timeout=100)
+    assert run("db", "stop", cwd=demo_root).returncode == 0
+    stats.write_bytes(earlier)  # in place: the file stays the server user's
+    assert run("db", "start", cwd=demo_root).returncode == 0
+    with connect(dsn, autocommit=True) as conn:
+        assert conn.execute("select last_archived_wal from pg_stat_archiver").fetchone() \
+            == before
+    status = run("status", cwd=demo_root)
+    wal = [line for line in status.stdout.splitlines() if line.startswith("backup/wal_archive")]
+    assert wal and wal[0].rstrip().endswith(" ok"), status.stdout + status.stderr
+
+
 def test_schema_diff_reports_drift_and_exits_1(demo_root: Path) -> None:
     dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
     run("db", "start", cwd=demo_root)
