@@ -7,6 +7,7 @@ import email.policy
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,10 +94,23 @@ def test_after_the_demo_a_restore_to_the_end_of_the_archive_needs_no_key_exporte
     # The demo encrypted with var/demo-backup.key (run() passes no MARKETOPS_ variable); the
     # restored server fetches WAL as its own user, who cannot read that file.
     into = tmp_path / "latest"
-    done = run("restore", "--tier", "base_weekly", "--into", str(into), cwd=demo_root)
+    # Where recovery stopped reads in the backup tier's own zone, named, not PostgreSQL's +00.
+    tier = demo_root / "definitions" / "backups" / "base_weekly.yaml"
+    declared = tier.read_text()
+    tier.write_text(declared.replace("timezone: UTC", "timezone: Europe/Berlin"))
+    try:
+        done = run("restore", "--tier", "base_weekly", "--into", str(into), cwd=demo_root)
+    finally:
+        tier.write_text(declared)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recovered to:   the end of the archive" in done.stdout, done.stdout
+    reached = [line for line in done.stdout.splitlines() if line.startswith("recovered to:")]
+    assert re.search(r"commit at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T;", reached[0]) \
+        and "+00" not in reached[0], done.stdout
     assert "Traceback" not in done.stderr
+    stop = re.search(r"^stop it with: +(.+)$", done.stdout, re.M)
+    assert stop is not None
+    subprocess.run(stop.group(1).split(), check=True, capture_output=True)
 
 
 def test_after_a_stop_the_demo_servers_archiving_still_seals_with_the_demo_key(
