@@ -231,7 +231,8 @@ def check_wal(root: Path, defs: ValidationResult, wal_id: str, dsn: str) -> dict
     if problems:
         raise BackupError("; ".join(problems))
     state = wal_state(root, defs, wal_id, dsn)
-    return {"stored": len(state.stored), "last_archived": state.last_archived,
+    return {"stored": len(state.stored),
+            "last_archived": newest_archived(state)[0] or state.last_archived,
             "checked": checked}
 
 
