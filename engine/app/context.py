@@ -134,10 +134,10 @@ def _hand_demo_key_to_the_server(root: Path, defs: ValidationResult) -> None:
     """In the demo's project with MARKETOPS_BACKUP_KEY unset, a server this command starts
     inherits the demo key: its archive_command (wal-push, run as the server's own user, who
     cannot read the 0600 file) seals with it, as it does under `serve` and the demo."""
-    path = demo_key_file(root)
-    if is_demo_project(defs) and not os.environ.get(DEMO_KEY_VARIABLE) and path.is_file():
+    if is_demo_project(defs) and not os.environ.get(DEMO_KEY_VARIABLE) \
+            and demo_key_file(root).is_file():
         with contextlib.suppress(OSError):
-            os.environ[DEMO_KEY_VARIABLE] = path.read_text(encoding="utf-8").strip()
+            hand_on_demo_key(root)
 
 
 def primary_target(root: Path, defs: ValidationResult, dsn_override: str | None) -> Target:
@@ -351,6 +351,17 @@ def demo_key_file(root: Path) -> Path:
     return root / "var" / "demo-backup.key"
 
 
+def hand_on_demo_key(root: Path, variable: str = DEMO_KEY_VARIABLE) -> str:
+    """The demo key (var/demo-backup.key), also put in `variable` for the programs this
+    process starts: a server's archive_command (`wal-push`) and a restored server's
+    restore_command (`wal-fetch`) run as the server's own user, who cannot read the file
+    (0600, ours). An empty file hands nothing on; OSError when it cannot be read."""
+    value = demo_key_file(root).read_text(encoding="utf-8").strip()
+    if value:
+        os.environ[variable] = value
+    return value
+
+
 def is_demo_project(defs: ValidationResult) -> bool:
     """Whether the primary is the embedded server: the demo's project, whose backups may be
     encrypted with the demo key."""
@@ -376,16 +387,12 @@ def backup_key(defs: ValidationResult, name: str) -> str:
             raise UsageError(f"{unset}, and there is no demo key ({path}, written by "
                              "`marketops demo`)") from None
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = hand_on_demo_key(defs.project.root)
         except OSError as exc:
             raise UsageError(f"{unset}, and the demo key {path} cannot be read "
                              f"({exc.strerror})") from None
         if not value:
             raise UsageError(f"{unset}, and the demo key {path} is empty") from None
-        # As ensure_demo_key does for serve and the demo: the programs this command starts
-        # inherit it — a restored server's restore_command runs `wal-fetch` as the server's
-        # own user, who cannot read the file (0600, ours).
-        os.environ[DEMO_KEY_VARIABLE] = value
         return remember(value)
 
 

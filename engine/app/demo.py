@@ -16,6 +16,7 @@ from engine.app.context import (
     DEMO_KEY_VARIABLE,
     demo_data,
     demo_key_file,
+    hand_on_demo_key,
     is_demo_project,
     latest_slot,
     ledger_for,
@@ -48,7 +49,7 @@ def ensure_demo_key(root: Path, variable: str = DEMO_KEY_VARIABLE) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(generate_key()[0] + "\n", encoding="utf-8")
-    os.environ[variable] = path.read_text(encoding="utf-8").strip()
+    hand_on_demo_key(root, variable)
     return True
 
 

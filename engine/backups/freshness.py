@@ -40,27 +40,56 @@ class WalState:
 
     stored: list[str]
     first_needed: str | None
-    last_archived: str | None
+    last_archived: str | None  # pg_stat_archiver's, which a restart can reset or leave stale
     last_archived_age: timedelta | None
     current_wal: str | None
     failing: bool
     failed_count: int
     last_failed: str | None
     segment_size: int = DEFAULT_SEGMENT_SIZE
+    newest_stored_age: timedelta | None = None  # since the newest stored segment was written
+    ready: list[str] | None = None  # archive_status/*.ready; None when it cannot be read
+
+
+def newest_archived(state: WalState) -> tuple[str | None, timedelta | None]:
+    """The newest segment known archived and how long ago: the later of the server's own
+    record and the newest segment actually in the archive (after a restart,
+    pg_stat_archiver may name an older segment, or none)."""
+    recorded = _as_segment(state.last_archived)
+    segments = _segments(state)
+    stored = segments[-1] if segments else None
+    if stored is not None and (recorded is None or _number(state, stored)
+                               > _number(state, recorded)):
+        return stored, state.newest_stored_age
+    return recorded, state.last_archived_age if recorded else None
+
+
+def waiting_segments(state: WalState) -> int:
+    """Completed segments not archived yet. Only when the archive really lags the current
+    segment; then the .ready files not stored yet, when they can be read (a .ready file of
+    a stored segment is only an acknowledgement still to come)."""
+    newest, _ = newest_archived(state)
+    if not (state.current_wal and newest and SEGMENT.match(state.current_wal)):
+        return 0
+    behind = _number(state, state.current_wal) - _number(state, newest) - 1
+    if behind <= 0:
+        return 0
+    if state.ready is None:
+        return behind
+    stored = set(state.stored)
+    return len([n for n in state.ready if SEGMENT.match(n) and n not in stored])
 
 
 def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]:
     """(problems, gaps): missing segments by name, a failing or stalled archiver, lag."""
     problems: list[str] = []
-    last_archived = _as_segment(state.last_archived)
-    segments = sorted((s for s in state.stored if SEGMENT.match(s)),
-                      key=lambda n: parse_segment(n, state.segment_size).number)
-    last = last_archived or (segments[-1] if segments else None)
+    segments = _segments(state)
+    last, last_age = newest_archived(state)
     gaps: list[str] = []
     # With no base backup yet, nothing older is needed: the archive starts at its oldest
     # stored segment, and a segment missing after it is still a gap.
     start = state.first_needed or (segments[0] if segments else None)
-    if start and last and SEGMENT.match(last):
+    if start and last:
         first = parse_segment(start, state.segment_size)
         end = parse_segment(last, state.segment_size)
         gaps = missing_segments(segments, first, end) if end.number >= first.number else []
@@ -71,19 +100,26 @@ def wal_problems(state: WalState, rpo: timedelta) -> tuple[list[str], list[str]]
     if state.failing:
         problems.append(f"archiver failing on {state.last_failed} ({state.failed_count} "
                         "failures): segments pile up in pg_wal until it succeeds")
-    waiting = 0
-    if state.current_wal and last_archived and SEGMENT.match(state.current_wal):
-        waiting = (parse_segment(state.current_wal, state.segment_size).number
-                   - parse_segment(last_archived, state.segment_size).number - 1)
+    waiting = waiting_segments(state)
     if waiting > LAG_SEGMENTS:
         problems.append(f"archive lag: {waiting} completed segments not archived yet")
     # An idle server switches no segment: an old last-archived time alone is not a stall.
-    if waiting > 0 and state.last_archived_age is not None and state.last_archived_age > rpo:
-        problems.append(f"archiver stalled: last segment archived {span(state.last_archived_age)}"
+    if waiting > 0 and last_age is not None and last_age > rpo:
+        problems.append(f"archiver stalled: last segment archived {span(last_age)}"
                         f" ago with {waiting} waiting, RPO is {span(rpo)}")
     if state.last_archived is None and not segments:
         problems.append("nothing archived yet: is archive_command set? (marketops wal-setup)")
     return problems, gaps
+
+
+def _segments(state: WalState) -> list[str]:
+    """The stored segments (no history or label files), oldest first."""
+    return sorted((s for s in state.stored if SEGMENT.match(s)),
+                  key=lambda n: _number(state, n))
+
+
+def _number(state: WalState, name: str) -> int:
+    return parse_segment(name, state.segment_size).number
 
 
 def _as_segment(name: str | None) -> str | None:

@@ -204,6 +204,25 @@ def archiver_state(conn: object) -> ArchiverState:
                          str(row[7]), int(row[8]), int(row[9]))
 
 
+def ready_wal(dsn: str) -> list[str] | None:
+    """The WAL files the server still waits to archive (archive_status/*.ready, read through
+    SQL so it works on a server elsewhere); None when this role may not list them (it
+    needs pg_monitor), rather than an error in the server's log at every look."""
+    from engine.backups.walqueue import ready_names
+    from engine.errors import MarketopsError
+    from runners.postgres.connection import probe
+
+    try:
+        if not probe(dsn, "select has_function_privilege('pg_ls_archive_statusdir()', "
+                          "'execute')"):
+            return None
+        names = probe(dsn, "select coalesce(array_agg(name), '{}') "
+                           "from pg_ls_archive_statusdir()")
+    except MarketopsError:
+        return None
+    return ready_names(str(n) for n in names or [])
+
+
 def wait_for_archiver(dsn: str, timeout: float = 300) -> bool:
     """Close the current WAL segment and wait until the archiver has stored it."""
     from runners.postgres.connection import (  # not on wal-push's path: psycopg is slow

@@ -7,6 +7,7 @@ import email.policy
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,10 +94,23 @@ def test_after_the_demo_a_restore_to_the_end_of_the_archive_needs_no_key_exporte
     # The demo encrypted with var/demo-backup.key (run() passes no MARKETOPS_ variable); the
     # restored server fetches WAL as its own user, who cannot read that file.
     into = tmp_path / "latest"
-    done = run("restore", "--tier", "base_weekly", "--into", str(into), cwd=demo_root)
+    # Where recovery stopped reads in the backup tier's own zone, named, not PostgreSQL's +00.
+    tier = demo_root / "definitions" / "backups" / "base_weekly.yaml"
+    declared = tier.read_text()
+    tier.write_text(declared.replace("timezone: UTC", "timezone: Europe/Berlin"))
+    try:
+        done = run("restore", "--tier", "base_weekly", "--into", str(into), cwd=demo_root)
+    finally:
+        tier.write_text(declared)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recovered to:   the end of the archive" in done.stdout, done.stdout
+    reached = [line for line in done.stdout.splitlines() if line.startswith("recovered to:")]
+    assert re.search(r"commit at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T;", reached[0]) \
+        and "+00" not in reached[0], done.stdout
     assert "Traceback" not in done.stderr
+    stop = re.search(r"^stop it with: +(.+)$", done.stdout, re.M)
+    assert stop is not None
+    subprocess.run(stop.group(1).split(), check=True, capture_output=True)
 
 
 def test_after_a_stop_the_demo_servers_archiving_still_seals_with_the_demo_key(
@@ -107,6 +121,36 @@ def test_after_a_stop_the_demo_servers_archiving_still_seals_with_the_demo_key(
     checked = run("check", cwd=demo_root)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "WAL archiving works" in checked.stdout
+
+
+def test_after_a_restart_a_stale_archiver_record_is_not_read_as_lag(demo_root: Path) -> None:
+    # A restart can bring pg_stat_archiver back older than the archive (the s10 demo's said
+    # ...0E with ...16 stored): here the statistics file of an earlier stop is what the
+    # server reads again, while ten segments archived since are in the archive and .done.
+    from runners.backup.wal import wait_for_archiver
+
+    assert run("db", "stop", cwd=demo_root).returncode == 0
+    stats = demo_root / "var" / "pg" / "pg_stat" / "pgstat.stat"
+    earlier = stats.read_bytes()
+    assert run("db", "start", cwd=demo_root).returncode == 0
+    dsn = run("db", "dsn", cwd=demo_root).stdout.strip()
+    with connect(dsn, autocommit=True) as conn:
+        before = conn.execute("select last_archived_wal from pg_stat_archiver").fetchone()
+        for i in range(10):  # the last switch is wait_for_archiver's
+            # WAL to switch out, and no table left for the schema tests to find.
+            conn.execute("select pg_logical_emit_message(false, 'marketops', %s)", (str(i),))
+            if i < 9:
+                conn.execute("select pg_switch_wal()")
+    assert wait_for_archiver(dsn, timeout=100)
+    assert run("db", "stop", cwd=demo_root).returncode == 0
+    stats.write_bytes(earlier)  # in place: the file stays the server user's
+    assert run("db", "start", cwd=demo_root).returncode == 0
+    with connect(dsn, autocommit=True) as conn:
+        assert conn.execute("select last_archived_wal from pg_stat_archiver").fetchone() \
+            == before
+    status = run("status", cwd=demo_root)
+    wal = [line for line in status.stdout.splitlines() if line.startswith("backup/wal_archive")]
+    assert wal and wal[0].rstrip().endswith(" ok"), status.stdout + status.stderr
 
 
 def test_schema_diff_reports_drift_and_exits_1(demo_root: Path) -> None:

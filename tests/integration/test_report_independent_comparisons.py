@@ -24,9 +24,9 @@ import shutil
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from engine.definitions.project import Project
 from runners.demo.mailbox import free_port
 from runners.postgres.connection import connect
 from tests.mailbox import http_sink, smtp_server
+from tests.support.generated import World, money, rnd
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PARIS = ZoneInfo("Europe/Paris")
@@ -56,34 +57,11 @@ def local(tz: ZoneInfo, y: int, m: int, d: int, h: int = 0, mi: int = 0) -> date
     return datetime(y, m, d, h, mi, tzinfo=tz).astimezone(UTC)
 
 
-def rnd(value: Decimal, places: int) -> Decimal:
-    """Half away from zero (decimal's ROUND_HALF_UP rounds away from zero)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def money(r: random.Random, low: int, high: int) -> Decimal:
-    return Decimal(r.randint(low * 100, high * 100)) / 100
-
-
 def between(r: random.Random, lo: datetime, hi: datetime) -> datetime:
     return lo + timedelta(seconds=r.randrange(int((hi - lo).total_seconds())))
 
 
 # ------------------------------------------------------------------ rows and the database
-
-@dataclass
-class World:
-    """Rows to insert, by table, as column -> value dicts."""
-
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, table: str, **values: Any) -> dict[str, Any]:
-        self.rows[table].append(values)
-        return values
-
-    def of(self, table: str) -> list[dict[str, Any]]:
-        return self.rows.get(table, [])
-
 
 def _table_order(project: Project) -> list[str]:
     """Every declared table, each after the tables its foreign keys reference."""

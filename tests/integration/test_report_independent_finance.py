@@ -17,9 +17,9 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ import pytest
 
 from engine.definitions.project import Project
 from runners.postgres.connection import connect, with_database
+from tests.support.generated import World, money, rnd
 from tests.support.reports import declared_rows
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -42,31 +43,11 @@ def local(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
     return datetime(y, m, d, h, mi, tzinfo=BERLIN).astimezone(UTC)
 
 
-def rnd(value: Decimal, places: int) -> Decimal:
-    """Half away from zero (ROUND_HALF_UP in decimal is away from zero)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def money(r: random.Random, low: int, high: int) -> Decimal:
-    return Decimal(r.randint(low * 100, high * 100)) / 100
-
-
 # Months (pnl, promo_roi, retention) and weeks (user_growth, returns), each across a DST change.
 MONTHS = {"march": (local(2026, 3, 1), local(2026, 4, 1)),
           "october": (local(2026, 10, 1), local(2026, 11, 1))}
 WEEKS = {"march": (local(2026, 3, 23), local(2026, 3, 30)),
          "october": (local(2026, 10, 19), local(2026, 10, 26))}
-
-
-@dataclass
-class World:
-    """The generated rows, by table, as dicts of column -> value."""
-
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, table: str, **values: Any) -> dict[str, Any]:
-        self.rows[table].append(values)
-        return values
 
 
 def _when(r: random.Random) -> datetime:

@@ -19,46 +19,11 @@ from runners.postgres.connection import connect, execute_script
 from runners.storage.sealing import generate_key
 from tests.helpers import SETTINGS, line_of, write_project
 from tests.mailbox import smtp_server
+from tests.support.definitions import all_time_revenue, base_tier, wal_tier
 
-REVENUE = """\
-title: Revenue by region
-description: Revenue per region, all time.
-owner: finance@corp.example
-cron: "0 6 * * *"
-timezone: Europe/Berlin
-period: previous_day
-sql: |
-  select c.region, sum(o.total) as revenue
-  from shop.orders o
-  join shop.customers c on c.id = o.customer_id
-  group by c.region
-recipients:
-  - email: finance@corp.example
-"""
-
-BASE_TIER = """\
-title: Physical base
-owner: dba@corp.example
-kind: physical_base
-cron: "30 2 * * *"
-destination: backups
-encryption: {key: k1}
-retention: {keep_last: 2}
-rpo: 25h
-rto: 2h
-"""
-
-WAL = """\
-title: WAL
-owner: dba@corp.example
-kind: wal_archive
-destination: backups
-base_tier: base
-encryption: {key: k1}
-pitr_window: 1d
-rpo: 5min
-rto: 2h
-"""
+REVENUE = all_time_revenue()
+BASE_TIER = base_tier("Physical base", "30 2 * * *", "25h")
+WAL = wal_tier("1d")
 
 
 def _settings(smtp_port: int) -> str:

@@ -14,23 +14,15 @@ import pyrage
 import pytest
 
 from engine.app.tiers.backup import archive_command
+from tests.support.repository import definitions_copy
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = str(pyrage.x25519.Identity.generate())
 HEAVY = ("pydantic", "sqlglot", "click", "engine.definitions.loader", "psycopg")
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    target = tmp_path / "repo"
-    target.mkdir()
-    for name in ("marketops.yaml", "schema", "definitions"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name)
-        else:
-            shutil.copy(source, target / name)
-    return target
+    return definitions_copy(tmp_path / "repo")
 
 
 def segment(directory: Path, name: str, seed: bytes) -> Path:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from engine.validation.findings import Severity
 from tests.helpers import NIGHTLY, SHOP, by_rule, check, line_of, where
+from tests.support.definitions import base_tier, wal_tier
 
 TIER = "definitions/backups/nightly.yaml"
 
@@ -26,30 +27,8 @@ rpo: 1d
 rto: 1h
 """
 
-BASE_TIER = """\
-title: Base backups
-owner: dba@corp.example
-kind: physical_base
-cron: "0 3 * * 0"
-destination: backups
-encryption: {key: k1}
-retention: {keep_last: 2}
-rpo: 8d
-rto: 2h
-"""
-
-WAL_TIER = """\
-title: WAL
-owner: dba@corp.example
-kind: wal_archive
-destination: backups
-base_tier: base
-encryption: {key: k1}
-pitr_window: 14d
-retention: {max_age: 15d}
-rpo: 5min
-rto: 2h
-"""
+BASE_TIER = base_tier("Base backups", "0 3 * * 0", "8d")
+WAL_TIER = wal_tier("14d", max_age="15d")
 
 VAULT_TIER = """\
 title: Vault

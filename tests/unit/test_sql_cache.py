@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from engine.validation.validate import ValidationResult, validate
 from runners.cache.analyses import FILE, open_memo, save_memo, tool_fingerprint
 from runners.cache.directory import cache_dir
 from tests.helpers import REVENUE, write_project
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repository import definitions_copy
 
 BROKEN = REVENUE.replace("sum(o.total) as revenue", "sum(o.totl) as revenue")
 
@@ -37,18 +35,8 @@ def rendered(defs: ValidationResult) -> str:
     return RENDERERS["json"](defs, strict=False) + RENDERERS["text"](defs, strict=False)
 
 
-def repository_copy(target: Path) -> Path:
-    for name in ("marketops.yaml", "schema", "definitions"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name)
-        else:
-            shutil.copy(source, target / name)
-    return target
-
-
 def test_cold_and_warm_runs_find_exactly_what_an_uncached_run_finds(tmp_path: Path) -> None:
-    root = repository_copy(tmp_path)
+    root = definitions_copy(tmp_path)
     report = root / "definitions/reports/pnl_monthly.sql"
     report.write_text(report.read_text().replace("p.net_revenue", "p.nosuch_revenue", 1))
     term = root / "definitions/glossary/active_customers.sql"
@@ -64,7 +52,7 @@ def test_cold_and_warm_runs_find_exactly_what_an_uncached_run_finds(tmp_path: Pa
 
 
 def test_only_the_changed_sql_is_analysed_again(tmp_path: Path) -> None:
-    root = repository_copy(tmp_path)
+    root = definitions_copy(tmp_path)
     _, first = cached(root)
     report = root / "definitions/reports/data_quality.sql"
     report.write_text(report.read_text() + "\n-- reviewed\n")

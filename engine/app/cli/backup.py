@@ -16,6 +16,7 @@ from engine.errors import MarketopsError, UsageError
 
 if TYPE_CHECKING:
     from engine.app.context import App
+    from engine.validation.validate import ValidationResult
 
 
 @click.command("wal-push")
@@ -147,6 +148,19 @@ def _reachable_ledger(app: App) -> Any:
         return None
 
 
+def recovered_in_zone(defs: ValidationResult, tier_id: str, reached: str | None
+                      ) -> str | None:
+    """Where recovery stopped, its times (PostgreSQL's log, +00) in the backup tier's own
+    zone and named; UTC, named "UTC", for a tier without one."""
+    from engine.app.tiers.backup import tier_of
+    from engine.backups.pitr import in_zone
+
+    if reached is None:
+        return None
+    zone = getattr(tier_of(defs, tier_id), "timezone", None) or "UTC"
+    return in_zone(reached, zone)
+
+
 @click.command("restore")
 @click.option("--tier", required=True, help="The tier to restore from.")
 @click.option("--backup", "backup_id", default=None,
@@ -197,7 +211,8 @@ def restore(app: App, tier: str, backup_id: str | None, target: str | None,
         click.echo(f"restored {tier}/{done.backup_id} into {into_dir} in {done.seconds:.1f}s")
         if done.wal_checked:
             click.echo(f"WAL checked:    {done.wal_checked}")
-        click.echo(f"recovered to:   {done.recovered_to or goal.describe()}")
+        reached = recovered_in_zone(defs, tier, done.recovered_to) or goal.describe()
+        click.echo(f"recovered to:   {reached}")
         click.echo(f"server running: {done.dsn}")
         click.echo(f"stop it with:   {done.stop_command}")
         return

@@ -22,7 +22,7 @@ from engine.app.tiers.backup import (
     wal_tier_for,
 )
 from engine.app.tiers.handler import TierHandler
-from engine.backups.freshness import Freshness, WalState, wal_problems
+from engine.backups.freshness import Freshness, WalState, newest_archived, wal_problems
 from engine.backups.listing import TierListing, Verified, archived_at, wal_range
 from engine.backups.retention import wal_cutoff
 from engine.backups.walnames import DEFAULT_SEGMENT_SIZE, SEGMENT
@@ -176,17 +176,22 @@ def prepare_archive_access(root: Path, defs: ValidationResult) -> None:
 
 def wal_state(root: Path, defs: ValidationResult, wal_id: str, dsn: str | None) -> WalState:
     """The archive's contents and (when reachable) the server's archiver."""
+    from datetime import timedelta
+
     from engine.backups.freshness import WalState
-    from runners.backup.wal import archiver_state, stored_names
+    from runners.backup.wal import archiver_state, ready_wal
 
     tier = tier_of(defs, wal_id)
     assert isinstance(tier, WalArchiveTier)
-    stored = stored_names(store_for(root, defs, tier.destination), wal_id)
+    store = store_for(root, defs, tier.destination)
+    entries = stored_entries(store, wal_id)
+    stored = sorted(entries)
     catalog = catalog_of(root, defs, tier.base_tier)
     infos = backup_infos(catalog)
+    now = clock.now()
     first = wal_cutoff(infos, {b.backup_id for b in infos}, tier.pitr_window,
-                       clock.now()) or (infos[0].start_wal if infos else None)
-    archiver = None
+                       now) or (infos[0].start_wal if infos else None)
+    archiver, ready = None, None
     if dsn is not None:
         from runners.postgres.connection import connect
 
@@ -195,15 +200,18 @@ def wal_state(root: Path, defs: ValidationResult, wal_id: str, dsn: str | None) 
                 archiver = archiver_state(conn)
         except MarketopsError:
             archiver = None
-    from datetime import timedelta
-
+        if archiver is not None:
+            ready = ready_wal(dsn)
+    newest = max((n for n in stored if SEGMENT.match(n)), key=lambda n: n[8:], default=None)
+    written = store.modified(entries[newest]) if newest else None
     return WalState(
         stored, first, archiver.last_archived_wal if archiver else None,
         timedelta(seconds=archiver.last_archived_age_s)
         if archiver and archiver.last_archived_age_s is not None else None,
         archiver.current_wal if archiver else None, archiver.failing if archiver else False,
         archiver.failed_count if archiver else 0, archiver.last_failed_wal if archiver else None,
-        archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE)
+        archiver.segment_size if archiver else DEFAULT_SEGMENT_SIZE,
+        max(now - written, timedelta(0)) if written else None, ready)
 
 
 def check_wal(root: Path, defs: ValidationResult, wal_id: str, dsn: str) -> dict[str, Any]:
@@ -223,7 +231,8 @@ def check_wal(root: Path, defs: ValidationResult, wal_id: str, dsn: str) -> dict
     if problems:
         raise BackupError("; ".join(problems))
     state = wal_state(root, defs, wal_id, dsn)
-    return {"stored": len(state.stored), "last_archived": state.last_archived,
+    return {"stored": len(state.stored),
+            "last_archived": newest_archived(state)[0] or state.last_archived,
             "checked": checked}
 
 
@@ -291,7 +300,8 @@ class WalHandler(TierHandler[WalArchiveTier]):
             from runners.backup.walspool import Spool, spool_dir
 
             queue = Spool(spool_dir(root, tier_id)).queue_state()
-        return Freshness(tier_id, tier.rpo, state.last_archived, state.last_archived_age,
+        newest, age = newest_archived(state)
+        return Freshness(tier_id, tier.rpo, newest or state.last_archived, age,
                          "; ".join(problems) or None, f"{len(state.stored)} WAL files", queue)
 
     def listing(self, root: Path, defs: ValidationResult, tier_id: str,
