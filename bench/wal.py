@@ -27,7 +27,9 @@ Run by hand:  python bench/wal.py [--segments 7] [--backlog 24] [--postgres N] [
    seconds and WAL bytes, the seconds from its start until pg_stat_archiver reports its last
    segment archived (throughput = WAL / that), the seconds of lag left once the load ended
    (the bulk-load goal), the .ready segments waiting when it ended, pg_wal's peak size
-   (sampled every 0.2 s) and the archive's size after.
+   (sampled every 0.2 s) and the archive's size after. While an archiver keeps up, its
+   throughput is the load's own speed, which it slows by the CPU it takes (2 cores here):
+   read the lag after the load and the load's seconds with it.
    On Debian's PostgreSQL 15 (--servers 15): marketops sync, marketops archive_async
    process_max=P, pgBackRest `archive-push` sync, pgBackRest `archive-async=y process-max=P`
    (spool-path in the mode's directory), with ratios between them. On the embedded
