@@ -303,7 +303,14 @@ class Staged:
         try:
             # flock on the directory: the choice and the rename are one step for every
             # writer of this folder, so two of them cannot both see it free.
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError as exc:
+                # NFS emulates flock with POSIX locks, which a directory cannot take: there
+                # the check stays one step before the rename, as on S3.
+                if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL,
+                                     errno.EOPNOTSUPP):
+                    raise
             names = [n for n in os.listdir(folder) if not (n.startswith(".") and ".partial" in n)]
             name = choose(sorted(names))
             if name is None:
