@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine import logger
 from engine.app.context import LiveDefinitions, current, resolve_env, smtp_server
 from engine.app.deliveries import deliver_once
 from engine.errors import LeaseLost
@@ -65,7 +65,7 @@ class FailureAlerter:
 
     def _send(self, job: Job, run: Run,
               sends: list[tuple[str, Callable[[datetime | None], None]]]) -> None:
-        log = logging.getLogger("marketops.alerts")
+        log = logger("marketops.alerts")
         extra = {"job": job.id, "run_id": run.id}
         for recipient, send in sends:
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine import logger
 from engine.app.context import LiveDefinitions, current, database_dsn, worker_name
 from engine.app.reporting import ReportDelivery, report_request
 from engine.app.tiers.audit import AuditHandler
@@ -28,7 +28,7 @@ from engine.validation.validate import ValidationResult
 from runners.report.query import run_report
 from runners.service.processes import host_name, process
 
-log = logging.getLogger("marketops.reports")
+log = logger("marketops.reports")
 
 
 def handler_for(tier: BackupTier) -> TierHandler[Any]:

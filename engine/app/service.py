@@ -3,7 +3,6 @@ scheduling loop and the status server, until SIGTERM."""
 
 from __future__ import annotations
 
-import logging
 import signal
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine import logger
 from engine.app import clock
 from engine.app.alerting import FailureAlerter
 from engine.app.context import (
@@ -63,7 +63,7 @@ def serve(app: App, options: ServeOptions) -> None:
     """Run the schedule and the status server until SIGTERM or SIGINT; every line is JSON."""
     name = options.worker or worker_name()
     configure(name)
-    say = logging.getLogger("marketops.serve").info
+    say = logger("marketops.serve").info
     with ExitStack() as stack:
         live = _live_definitions(app, stack, say)
         ledger = app.ledger

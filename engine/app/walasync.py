@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 def push_async(root: Path, config: ArchiveConfig, path: Path) -> bool | None:
     """Wait for the background pusher to store `path` (True when it was stored ahead of
-    this call); None when `path` is not a file the server waits to archive (no
-    archive_status/<name>.ready beside it), which only a synchronous push can store."""
+    this call); None when the caller must store it synchronously: `path` is not a file the
+    server waits to archive (no archive_status/<name>.ready beside it), or the pusher is
+    hung (alive, no progress: killed; the next call starts a new one)."""
     from runners.backup.walspool import Spool, await_stored, spawn, spool_dir
 
     pg_wal = path.resolve().parent

@@ -74,4 +74,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # What was stored is fsynced and nothing is left to clean up: skip the interpreter's
+    # teardown (tens of ms per segment, paid once per segment by PostgreSQL's archiver).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import os
+
+    os._exit(code)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _storer(config: ArchiveConfig) -> Callable[[Path], str]:
+def _storer(config: ArchiveConfig) -> Callable[[Path, Callable[[], None]], str]:
     """Store one WAL file as the synchronous path does; the sha256 of what was stored."""
     from engine.masking import remember
     from runners.backup.wal import archive_file
@@ -71,7 +71,7 @@ def _storer(config: ArchiveConfig) -> Callable[[Path], str]:
     # zstd in the storing thread: its own workers times process_max oversubscribe the cores.
     sealing = Sealing(config.codec, config.level, config.key_name, key,
                       threads=0 if config.process_max > 1 else 2)
-    return lambda path: archive_file(store, config.tier, path, sealing)[0]
+    return lambda path, tick: archive_file(store, config.tier, path, sealing, tick)[0]
 
 
 if __name__ == "__main__":

@@ -41,6 +41,19 @@ def spent(stored: Iterable[str], ready: Collection[str]) -> list[str]:
     return sorted(n for n in stored if n not in ready)
 
 
+# Seconds a running pusher may go without progress (a file read from, stored, or nothing
+# to do) before archive_command deems it hung: above what one 1 MiB read waits for a slow
+# destination's upload of the block before it.
+STALL_AFTER = 10.0
+
+
+def stalled(progress_age: float | None, stall_after: float = STALL_AFTER) -> bool:
+    """Whether a running pusher whose last progress is `progress_age` seconds old is hung
+    (alive, storing nothing); a pusher that records no progress (None) is never deemed
+    hung: archive_command then waits for it as long as its timeout."""
+    return progress_age is not None and progress_age > stall_after
+
+
 @dataclass(frozen=True)
 class Marker:
     """What the pusher stored for one WAL file: its content and the archive it went to."""
@@ -84,6 +97,7 @@ class QueueState:
     stored_ahead: int  # stored, waiting for PostgreSQL's call
     failed: list[str]  # errors the pusher left, one line each
     pusher_pid: int | None
+    progress_age: float | None = None  # seconds since the running pusher's last progress
 
 
 def describe(state: QueueState) -> str:
@@ -92,6 +106,9 @@ def describe(state: QueueState) -> str:
         else f"{state.ready} ready"
     pusher = f"pusher running (pid {state.pusher_pid})" if state.pusher_pid is not None \
         else "pusher not running (the next archive_command starts it)"
+    if state.pusher_pid is not None and stalled(state.progress_age):
+        pusher = (f"pusher HUNG (pid {state.pusher_pid}, no progress for "
+                  f"{state.progress_age:.0f}s; the next archive_command replaces it)")
     line = f"async queue: {ready}, {state.stored_ahead} stored ahead, {pusher}"
     if state.failed:
         line += f"; last error: {state.failed[0]}"

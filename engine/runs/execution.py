@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine import logger
 from engine.definitions.models.base import format_duration
 from engine.errors import LeaseLost, MarketopsError, TransientError
 from engine.masking import describe_error, mask
 from engine.runs.ledger import Ledger, Run
 from engine.scheduling.jobs import Job
 
-log = logging.getLogger("marketops.run")
+log = logger("marketops.run")
 
 Execute = Callable[[Job, Run], dict[str, Any]]
 OnFailure = Callable[[Job, Run, str], None]

@@ -7,7 +7,6 @@ ledger's unique (job, slot) lets exactly one of them run each.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from engine import logger
 from engine.errors import MarketopsError
 from engine.runs.execution import Execute, OnFailure, Outcome, execute_run
 from engine.runs.ledger import Ledger, Run
 from engine.scheduling.jobs import Job
 
-log = logging.getLogger("marketops.service")
+log = logger("marketops.service")
 
 
 class JobRunner(Protocol):

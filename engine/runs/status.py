@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from engine.backups.freshness import Freshness, span
-from engine.backups.walqueue import describe
+from engine.backups.walqueue import describe, stalled
 from engine.runs.ledger import RunRecord
 from engine.scheduling.jobs import Job
 
@@ -168,7 +168,9 @@ def _queue(freshness: Freshness) -> dict[str, object]:
     if queue is None:
         return {}
     return {"queue": {"ready": queue.ready, "stored_ahead": queue.stored_ahead,
-                      "pusher_pid": queue.pusher_pid, "errors": queue.failed}}
+                      "pusher_pid": queue.pusher_pid, "errors": queue.failed,
+                      "pusher_hung": queue.pusher_pid is not None
+                      and stalled(queue.progress_age)}}
 
 
 def metric_families(statuses: list[JobStatus], counts: Iterable[tuple[str, str, int]] = (),

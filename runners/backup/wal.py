@@ -7,12 +7,15 @@ the same file twice is a no-op, a different file under the same name is refused 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from engine.backups.walnames import HISTORY, SEGMENT, is_wal_name
 from engine.errors import BackupError, DamagedBackupError, WrongKeyError
@@ -92,32 +95,88 @@ def push(store: Store, tier: str, path: Path, sealing: Sealing) -> bool:
     return archive_file(store, tier, path, sealing)[1]
 
 
-def archive_file(store: Store, tier: str, path: Path, sealing: Sealing) -> tuple[str, bool]:
+def archive_file(store: Store, tier: str, path: Path, sealing: Sealing,
+                 tick: Callable[[], None] | None = None) -> tuple[str, bool]:
     """Archive one WAL file: the sha256 of its content, and False when the identical file
-    was archived already."""
+    was archived already. `tick` is called as the file's bytes are read (the async
+    pusher's proof of progress)."""
     name = path.name
     if not is_wal_name(name):
         raise BackupError(f"{name} is not a WAL file name; archive_command must pass %p")
+    folder = f"{tier}/{_folder(name)}"
+    suffix = EXTENSIONS[sealing.codec] + (".age" if sealing.key else "")
+    existing = _stored(store, tier, name)
+    if store.local and not existing:
+        # One pass over the segment (hash, compress, encrypt): its name, which carries the
+        # digest, is given once it is sealed; the check for a namesake is made again then,
+        # under the folder's lock, so two writers of one name cannot both store it.
+        if sealing.key:
+            record_key(store, tier, name, sealing.key)
+        with _source(path, tick) as source, store.staged(folder, name) as staged:
+            sealed = seal(source, staged.sink, codec=sealing.codec, level=sealing.level,
+                          key=sealing.key, threads=sealing.threads)
+            digest = sealed.raw_sha256
+            published = staged.publish(
+                lambda names: _publish_as(store, tier, name, digest, suffix, names))
+        return digest, published is not None
     try:
         digest = _digest(path)
     except OSError as exc:
         raise BackupError(f"cannot read {path}: {exc.strerror}") from None
-    for existing in _stored(store, tier, name):
-        if existing.split("-", 1)[1].split(".", 1)[0] == digest:
-            return digest, False
+    for stored in existing:
+        _check_namesake(store, tier, name, digest, stored)
+        return digest, False
+    if sealing.key:
+        record_key(store, tier, name, sealing.key)
+    with _source(path, tick) as source, store.writer(f"{folder}/{name}-{digest}{suffix}") \
+            as sink:
+        sealed = seal(source, sink, codec=sealing.codec, level=sealing.level, key=sealing.key,
+                      threads=sealing.threads)
+        if sealed.raw_sha256 != digest:
+            # Inside the block: what was written is discarded, never published.
+            raise BackupError(f"{name} changed while it was archived")
+    return digest, True
+
+
+def _check_namesake(store: Store, tier: str, name: str, digest: str, stored: str) -> None:
+    """Refuse to archive `name` when the archive holds a different file of that name."""
+    if stored.split("-", 1)[1].split(".", 1)[0] != digest:
         raise BackupError(f"refusing to archive {name}: a different file of that name is "
                           f"already archived in '{store.spec.name}' ({tier}); is another "
                           "cluster archiving to the same place?")
-    suffix = EXTENSIONS[sealing.codec] + (".age" if sealing.key else "")
-    if sealing.key:
-        record_key(store, tier, name, sealing.key)
-    with path.open("rb") as source, \
-            store.writer(f"{tier}/{_folder(name)}/{name}-{digest}{suffix}") as sink:
-        sealed = seal(source, sink, codec=sealing.codec, level=sealing.level, key=sealing.key,
-                      threads=sealing.threads)
-    if sealed.raw_sha256 != digest:
-        raise BackupError(f"{name} changed while it was archived")
-    return digest, True
+
+
+def _publish_as(store: Store, tier: str, name: str, digest: str, suffix: str,
+                names: list[str]) -> str | None:
+    """The name to publish a freshly sealed `name` under, None when the identical file is
+    there already; a BackupError for a different one."""
+    for stored in names:
+        if stored.split("-", 1)[0] == name:
+            _check_namesake(store, tier, name, digest, stored)
+            return None
+    return f"{name}-{digest}{suffix}"
+
+
+class _Ticking:
+    """A file whose every read calls `tick`."""
+
+    def __init__(self, handle: BinaryIO, tick: Callable[[], None]) -> None:
+        self.handle = handle
+        self.tick = tick
+
+    def read(self, size: int = -1) -> bytes:
+        self.tick()
+        return self.handle.read(size)
+
+
+@contextlib.contextmanager
+def _source(path: Path, tick: Callable[[], None] | None) -> Iterator[BinaryIO]:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise BackupError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        yield cast(BinaryIO, _Ticking(handle, tick)) if tick is not None else handle
 
 
 def fetch(store: Store, tier: str, name: str, target: Path, key: str | None) -> None:

@@ -11,12 +11,18 @@ Spool layout (one per WAL tier):
     out/global.error  why the pusher could not run at all
     pusher.lock       flock held by the running pusher: a dead pusher holds nothing
     pusher.pid        its pid, for `status`
+    pusher.beat       its mtime: when the pusher last made progress (a file read from or
+                      stored, or nothing to do); older than STALL_AFTER while the lock is
+                      held, the pusher is hung (SIGSTOP, a wedged thread): archive_command
+                      kills it and stores its own file itself
     pusher.log        what it stored and what failed
     state.json        the pg_wal directory it reads (for `status`, run elsewhere)
 
 Crash safety: a marker is written (fsynced, renamed) after the store confirmed the file; a
 pusher killed before that leaves no marker and the file is pushed again, which is a no-op
-for the same content and a refusal for a different one (runners.backup.wal.push).
+for the same content and a refusal for a different one (runners.backup.wal.push). So is a
+hung pusher that wakes up after archive_command stored its file itself: its copy is checked
+against what is archived before it is published.
 
 Light on purpose: archive_command imports this module on every call; the storage layer is
 loaded by the pusher only.
@@ -30,6 +36,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from engine.backups.walqueue import (
+    STALL_AFTER,
     Marker,
     QueueState,
     next_to_store,
@@ -45,6 +53,7 @@ from engine.backups.walqueue import (
     proves_stored,
     ready_names,
     spent,
+    stalled,
 )
 from engine.errors import BackupError
 from engine.masking import mask
@@ -73,6 +82,7 @@ class Spool:
         self.lock_path = directory / "pusher.lock"
         self.pid_path = directory / "pusher.pid"
         self.log_path = directory / "pusher.log"
+        self.beat_path = directory / "pusher.beat"
         self.state_path = directory / "state.json"
 
     def create(self) -> None:
@@ -177,6 +187,37 @@ class Spool:
         finally:
             handle.close()
 
+    def beat(self, when: float) -> None:
+        """Record that the pusher made progress at `when` (seconds since the epoch)."""
+        try:
+            os.utime(self.beat_path, (when, when))
+        except FileNotFoundError:
+            self.beat_path.touch()
+            os.utime(self.beat_path, (when, when))
+
+    def progress_age(self, now: float) -> float | None:
+        """Seconds since the pusher's last progress; None when it never recorded any."""
+        try:
+            return now - self.beat_path.stat().st_mtime
+        except OSError:
+            return None
+
+    def stop_hung(self, pid: int) -> bool:
+        """SIGKILL the hung pusher `pid` (SIGTERM waits for a stopped process; SIGKILL does
+        not) and wait a little for its lock to go; False when `pid` is not a WAL pusher."""
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            command = b""
+        if b"engine.app.walpusher" not in command:
+            return False  # not ours (gone, or its pid reused): nothing to kill
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.0
+        while self.pusher_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return True
+
     def write_state(self, pg_wal: Path) -> None:
         _write_durably(self.state_path, json.dumps({"pg_wal": str(pg_wal)}) + "\n",
                        sync=False)
@@ -199,7 +240,7 @@ class Spool:
                 ready = ready_names(os.listdir(pg_wal / "archive_status"))
         ahead = len(stored) if ready is None else len(stored & set(ready))
         return QueueState(None if ready is None else len(ready), ahead, self.errors(),
-                          self.pusher_pid())
+                          self.pusher_pid(), self.progress_age(time.time()))
 
 
 def _write_durably(path: Path, text: str, *, sync: bool = True) -> None:
@@ -244,10 +285,13 @@ def spawn(module: str, args: list[str], log_path: Path) -> subprocess.Popen[byte
 
 
 def await_stored(spool: Spool, path: Path, archive: str, timeout: float,
-                 start_pusher: Callable[[], subprocess.Popen[bytes]]) -> bool:
+                 start_pusher: Callable[[], subprocess.Popen[bytes]],
+                 stall_after: float = STALL_AFTER) -> bool | None:
     """archive_command in async mode: return once `path` is stored in `archive` (True when
     it was stored ahead, before this call). Starts the pusher when none runs (again if it
-    dies meanwhile); a BackupError for the pusher's error or after `timeout` seconds."""
+    dies meanwhile); a BackupError for the pusher's error or after `timeout` seconds. None
+    when the running pusher is hung (no progress for `stall_after` seconds): it is killed,
+    and the caller stores `path` itself (the next call starts a new pusher)."""
     name = path.name
     digest = sha256_of(path)
     marker = spool.read_marker(name)
@@ -273,6 +317,14 @@ def await_stored(spool: Spool, path: Path, archive: str, timeout: float,
         problem = spool.error_for(name)
         if problem is not None:
             raise BackupError(problem)
+        pid = spool.pusher_pid()
+        age = spool.progress_age(time.time()) if pid is not None and pid > 0 else None
+        if pid is not None and pid > 0 and stalled(age, stall_after):
+            killed = spool.stop_hung(pid)
+            _say(spool, f"{name}: the pusher (pid {pid}) made no progress for {age:.0f}s: "
+                 f"{'killed' if killed else 'not a WAL pusher, left alone'}; "
+                 "archive_command stores the file itself")
+            return None
         if time.monotonic() > deadline:
             raise BackupError(f"{name} was not stored by the WAL pusher within {timeout:g}s "
                               f"(see {spool.log_path}); PostgreSQL will call again")
@@ -280,14 +332,22 @@ def await_stored(spool: Spool, path: Path, archive: str, timeout: float,
         delay = min(delay * 2, 0.02)
 
 
-def run_pusher(spool: Spool, pg_wal: Path, store_one: Callable[[Path], str], archive: str,
+def _say(spool: Spool, line: str) -> None:
+    """A line in the pusher's log from archive_command (best effort: it is a log)."""
+    with contextlib.suppress(OSError), spool.log_path.open("a", encoding="utf-8") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {mask(line)}\n")
+
+
+def run_pusher(spool: Spool, pg_wal: Path,
+               store_one: Callable[[Path, Callable[[], None]], str], archive: str,
                process_max: int, still_valid: Callable[[], bool],
                log: IO[str] | None = None, idle_exit: float = IDLE_EXIT) -> None:
     """The background pusher: store ready files, `process_max` at once, oldest first,
     until nothing is left to store for `idle_exit` seconds, a file fails (as pgBackRest,
     it stops there; the next archive_command starts a new one), the settings change
-    (`still_valid` turns False) or pg_wal goes away. `store_one` returns the sha256 of
-    what it stored."""
+    (`still_valid` turns False) or pg_wal goes away. `store_one(path, tick)` returns the
+    sha256 of what it stored and calls `tick` as it reads the file: the progress
+    archive_command sees in pusher.beat."""
 
     # Here, not on top: archive_command imports this module and never runs a pool.
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -297,10 +357,19 @@ def run_pusher(spool: Spool, pg_wal: Path, store_one: Callable[[Path], str], arc
             log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {mask(line)}\n")
             log.flush()
 
+    progress = [time.time()]  # when the pusher last made progress, set by every thread
+
+    def tick() -> None:
+        progress[0] = time.time()
+
     spool.create()
+    # Before the lock: a call that sees this pusher's lock must not see the last one's beat.
+    spool.beat(progress[0])
     with spool.pusher_lock() as mine:
         if not mine:
             return  # another pusher runs
+        spool.beat(time.time())
+        beaten = time.monotonic()
         spool.write_state(pg_wal)
         busy: dict[Future[str], str] = {}
         failed = False
@@ -325,7 +394,12 @@ def run_pusher(spool: Spool, pg_wal: Path, store_one: Callable[[Path], str], arc
                 if not failed:
                     for name in next_to_store(ready, stored, set(busy.values()),
                                               process_max - len(busy)):
-                        busy[pool.submit(store_one, pg_wal / name)] = name
+                        busy[pool.submit(store_one, pg_wal / name, tick)] = name
+                if not busy:
+                    tick()  # nothing to do is progress too
+                if time.monotonic() - beaten > POLL * 5:
+                    spool.beat(progress[0])
+                    beaten = time.monotonic()
                 if busy:
                     done, _ = wait(busy, timeout=POLL, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -340,6 +414,7 @@ def run_pusher(spool: Spool, pg_wal: Path, store_one: Callable[[Path], str], arc
                             say(f"{name}: not stored: {message}")
                         else:
                             spool.write_marker(Marker(name, digest, archive))
+                            tick()
                             say(f"{name}: stored")
                     idle_since = time.monotonic()
                     continue

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ def ignore_in_git(root: Path, directory: Path) -> None:
 def write_json(path: Path, data: Any, *, mode: int | None = None, **dump: Any) -> None:
     """Write `data` as JSON to `path` whole or not at all (a temporary file, then rename), so
     a reader never sees half a file; OSError when it cannot."""
+    import tempfile  # here: archive_command reads the cache and never writes it
+
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

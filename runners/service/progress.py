@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from engine import logger
 from engine.backups.listing import human_size
 
-log = logging.getLogger("marketops.progress")
+log = logger("marketops.progress")
 
 LOG_EVERY = 10.0
 BYTES = ("read", "written")  # units counted in bytes

@@ -1,4 +1,5 @@
-"""Destinations (file://, s3://) through fsspec: write under a temporary name, publish last.
+"""Destinations (file:// straight on the OS, s3:// through fsspec): write under a temporary
+name, publish last.
 
 On file:// a file is written as `.<name>.partial` and renamed when complete; on s3:// an object
 only appears when its (multipart) upload completes. A backup is listed only once its
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,10 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import fsspec
-
 from engine.errors import BackupError, TransientError
-from runners.service import progress
+from runners.storage.localfs import LocalFiles
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ def _fail(spec: StoreSpec, action: str, exc: BaseException) -> BackupError:
     return BackupError(f"destination '{spec.name}' failed while {action}: {text}")
 
 
+def _advance(amount: int, unit: str) -> None:
+    progress = _progress()
+    if progress is not None:
+        progress.advance(amount, unit)
+
+
 class _Counting:
     """A file whose reads or writes count towards the open progress step (`read` or
     `written`); everything else is the file's own."""
@@ -54,17 +61,17 @@ class _Counting:
 
     def write(self, data: bytes) -> int:
         written = self._handle.write(data)
-        progress.advance(len(data), self._unit)
+        _advance(len(data), self._unit)
         return int(written) if written is not None else len(data)
 
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._handle.read(size)
-        progress.advance(len(data), self._unit)
+        _advance(len(data), self._unit)
         return data
 
     def readinto(self, buffer: Any) -> int:
         count = int(self._handle.readinto(buffer))
-        progress.advance(count, self._unit)
+        _advance(count, self._unit)
         return count
 
     def __getattr__(self, name: str) -> Any:
@@ -74,8 +81,16 @@ class _Counting:
         return iter(self._handle)
 
 
+def _progress() -> Any:
+    """runners.service.progress once anything imported it: no step is open before (so
+    archive_command, counting nothing, never loads it)."""
+    return sys.modules.get("runners.service.progress")
+
+
 def _counted(handle: Any, unit: str) -> Any:
-    return _Counting(handle, unit) if progress.counting(unit) else handle
+    progress = _progress()
+    return _Counting(handle, unit) if progress is not None and progress.counting(unit) \
+        else handle
 
 
 class Store:
@@ -85,10 +100,13 @@ class Store:
         self.spec = spec
         protocol, _, rest = spec.url.partition("://")
         self.local = protocol == "file"
+        self.fs: Any
         if self.local:
-            self.fs = fsspec.filesystem("file")
+            self.fs = LocalFiles()
             self.root = rest.rstrip("/") or "/"
         else:
+            import fsspec  # here: 75 ms that file:// destinations never need
+
             self.fs = fsspec.filesystem("s3", **spec.options)
             self.root = rest.strip("/")
 
@@ -134,6 +152,27 @@ class Store:
                 raise _fail(self.spec, f"writing {name}", exc) from None
             raise
 
+    @contextlib.contextmanager
+    def staged(self, folder: str, label: str) -> Iterator[Staged]:
+        """file:// only: a binary file written in `folder` whose name is chosen once it is
+        complete (`Staged.publish`), as writer() does it otherwise (fsync, rename, fsync of
+        the folder); nothing appears unless published before the block ends."""
+        if not self.local:
+            raise BackupError(f"destination '{self.spec.name}' cannot name a file after "
+                              "writing it")  # a programming error: S3 names up front
+        head = self.path(folder)
+        staging = f"{head}/.{label}.partial-{os.getpid()}-{threading.get_ident()}"
+        try:
+            created = _make_dirs(Path(head))
+            with open(staging, "wb") as handle:
+                staged = Staged(self, handle, Path(staging), created)
+                yield staged
+        except OSError as exc:
+            raise _fail(self.spec, f"writing {folder}/{label}", exc) from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+
     def place(self, path: Path, name: str) -> None:
         """Store a complete local file as it is: renamed into place when the destination is
         on the same file system, copied otherwise."""
@@ -144,7 +183,7 @@ class Store:
                 _sync_file(path)  # the tool that wrote it did not (--no-sync)
                 size = path.stat().st_size
                 os.replace(path, final)
-                progress.advance(size, "written")
+                _advance(size, "written")
                 _sync_entries(final, created)
                 return
             except OSError as exc:
@@ -239,6 +278,49 @@ class Store:
     def local_path(self, name: str) -> Path | None:
         """The file's path on disk for a file:// destination."""
         return Path(self.path(name)) if self.local else None
+
+
+class Staged:
+    """A file being written by Store.staged, not yet under its name."""
+
+    def __init__(self, store: Store, handle: BinaryIO, path: Path, created: list[Path]
+                 ) -> None:
+        self.store = store
+        self.handle = handle
+        self.sink: BinaryIO = _counted(handle, "written")
+        self.path = path
+        self.created = created
+
+    def publish(self, choose: Callable[[list[str]], str | None]) -> str | None:
+        """Make the file durable, then, holding the folder's lock (every Staged.publish in
+        that folder, of any process, waits for it), rename it to the name `choose` picks
+        from the folder's names (partial files left out); None: it is dropped. The name
+        published, or None."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        folder = self.path.parent
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            # flock on the directory: the choice and the rename are one step for every
+            # writer of this folder, so two of them cannot both see it free.
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError as exc:
+                # NFS emulates flock with POSIX locks, which a directory cannot take: there
+                # the check stays one step before the rename, as on S3.
+                if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL,
+                                     errno.EOPNOTSUPP):
+                    raise
+            names = [n for n in os.listdir(folder) if not (n.startswith(".") and ".partial" in n)]
+            name = choose(sorted(names))
+            if name is None:
+                return None
+            final = folder / name
+            os.replace(self.path, final)
+            _sync_entries(final, self.created)
+            return name
+        finally:
+            os.close(descriptor)  # releases the lock
 
 
 def _make_dirs(directory: Path) -> list[Path]:

@@ -4,13 +4,16 @@ marker, markers that prove nothing, refusals, and a manual push that stays synch
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from engine.backups.walqueue import Marker
+from engine.backups.walqueue import STALL_AFTER, Marker
 from runners.backup.walspool import Spool
 from tests.integration.test_wal_push_fast import push, root, segment
 
@@ -140,3 +143,54 @@ def test_the_pusher_stores_with_the_settings_of_archive_commands_target(
                for n in NAMES)
     assert not any(stored(root, n) for n in NAMES)
     assert f"{NAMES[-1]}: stored" in spool.log_path.read_text()
+
+
+def gone_or_zombie(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_hung_pusher_is_killed_and_the_call_stores_its_segment_itself(
+        root: Path, spool: Spool, tmp_path: Path) -> None:
+    directory = pg_wal(tmp_path, NAMES[:2])
+    assert push(root, directory / NAMES[0])[0] == 0
+    eventually(lambda: spool.stored() >= set(NAMES[:2]), "the pusher reads ahead")
+    acknowledge(directory, NAMES[0])
+    hung = spool.pusher_pid()
+    assert hung is not None and hung > 0
+    os.kill(hung, signal.SIGSTOP)  # alive, holding its lock, doing nothing
+    try:
+        # Stored ahead before the hang: acknowledged from its marker, at once.
+        code, err, _ = push(root, directory / NAMES[1])
+        assert code == 0, err
+        acknowledge(directory, NAMES[1])
+        segment(directory, NAMES[2], b"after-the-hang")
+        (directory / "archive_status" / f"{NAMES[2]}.ready").touch()
+        began = time.monotonic()
+        code, err, _ = push(root, directory / NAMES[2])
+        waited = time.monotonic() - began
+        assert code == 0, err
+        # Not the whole 60 s timeout: the hang is noticed from the pusher's stale progress.
+        assert waited < STALL_AFTER + 20, waited
+        assert len(stored(root, NAMES[2])) == 1
+        eventually(lambda: gone_or_zombie(hung), "the hung pusher is killed", timeout=10)
+        log = spool.log_path.read_text()
+        assert f"{NAMES[2]}: the pusher (pid {hung}) made no progress for" in log, log
+        assert f"[{hung}] {NAMES[2]}: stored" not in log
+        acknowledge(directory, NAMES[2])
+        # The next call starts a new pusher, which stores it.
+        segment(directory, NAMES[3], b"new-pusher")
+        (directory / "archive_status" / f"{NAMES[3]}.ready").touch()
+        code, err, _ = push(root, directory / NAMES[3])
+        assert code == 0, err
+        # The marker is written before the log line that says so.
+        eventually(lambda: f"{NAMES[3]}: stored" in spool.log_path.read_text(),
+                   "the new pusher logs what it stored", timeout=10)
+        assert f"[{hung}] {NAMES[3]}" not in spool.log_path.read_text()
+        assert all(len(stored(root, n)) == 1 for n in NAMES)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGKILL)

@@ -17,7 +17,8 @@ from engine.app.tiers.backup import archive_command
 from tests.support.repository import definitions_copy
 
 KEY = str(pyrage.x25519.Identity.generate())
-HEAVY = ("pydantic", "sqlglot", "click", "engine.definitions.loader", "psycopg")
+HEAVY = ("pydantic", "sqlglot", "click", "engine.definitions.loader", "psycopg", "fsspec",
+         "logging")
 
 
 @pytest.fixture

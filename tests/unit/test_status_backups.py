@@ -64,7 +64,12 @@ def test_asynchronous_archivings_queue_shows_in_text_and_json(tmp_path: Path) ->
     assert lines[2] == ("  async queue: 7 ready, 3 stored ahead, pusher running (pid 4242); "
                         "last error: X: refused")
     assert as_dict(queued)["backup"]["queue"] == {  # type: ignore[index]
-        "ready": 7, "stored_ahead": 3, "pusher_pid": 4242, "errors": ["X: refused"]}
+        "ready": 7, "stored_ahead": 3, "pusher_pid": 4242, "errors": ["X: refused"],
+        "pusher_hung": False}
+    hung = job_status(job, True, None, None, NOW,
+                      replace(fresh, queue=QueueState(7, 0, [], 4242, progress_age=30.0)))
+    assert as_dict(hung)["backup"]["queue"]["pusher_hung"] is True  # type: ignore[index]
+    assert "pusher HUNG (pid 4242, no progress for 30s" in render_text([hung])
     metrics = render_metrics([queued], [], {}, {})
     assert 'marketops_wal_async_ready{tier="nightly"} 7' in metrics
     assert 'marketops_wal_async_stored_ahead{tier="nightly"} 3' in metrics

@@ -4,6 +4,7 @@ spent, what a marker proves, and the status line."""
 from __future__ import annotations
 
 from engine.backups.walqueue import (
+    STALL_AFTER,
     Marker,
     QueueState,
     describe,
@@ -12,6 +13,7 @@ from engine.backups.walqueue import (
     proves_stored,
     ready_names,
     spent,
+    stalled,
 )
 
 A, B, C, D = (f"0000000100000000000000{n:02X}" for n in (1, 2, 3, 4))
@@ -63,3 +65,18 @@ def test_the_status_line_names_the_queue_and_the_pusher() -> None:
     assert line == ("async queue: ready: unknown (pg_wal not readable here), 0 stored ahead, "
                     "pusher not running (the next archive_command starts it); last error: "
                     f"{A}: refusing to archive")
+
+
+def test_a_pusher_is_hung_only_after_stall_after_seconds_without_progress() -> None:
+    assert not stalled(None)  # a pusher that records no progress is waited for
+    assert not stalled(STALL_AFTER - 0.5)
+    assert stalled(STALL_AFTER + 0.5)
+    assert stalled(3.0, stall_after=2.0) and not stalled(1.0, stall_after=2.0)
+
+
+def test_the_status_line_names_a_hung_pusher() -> None:
+    assert describe(QueueState(3, 0, [], 4242, progress_age=42.4)) == (
+        "async queue: 3 ready, 0 stored ahead, pusher HUNG (pid 4242, no progress for 42s; "
+        "the next archive_command replaces it)")
+    assert describe(QueueState(3, 0, [], 4242, progress_age=1.0)).endswith(
+        "pusher running (pid 4242)")
