@@ -60,13 +60,14 @@ def note_file(path: Path) -> None:
 def observe_dir(path: str) -> Observation:
     """The folder's sorted names, or what it is instead."""
     try:
-        return sorted(os.listdir(path))
+        names: list[object] = [*sorted(os.listdir(path))]
     except FileNotFoundError:
         return "absent"
     except NotADirectoryError:
         return "not a folder"
     except OSError as exc:
         return f"error {exc.errno}"
+    return names
 
 
 def observe_file(path: str) -> Observation:

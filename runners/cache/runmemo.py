@@ -88,7 +88,8 @@ def _read(root: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or not isinstance(data.get("runs"), dict):
         return {}
-    return data["runs"]
+    runs: dict[str, Any] = data["runs"]
+    return runs
 
 
 def replay(root: Path, key: str) -> tuple[str, int] | None:
