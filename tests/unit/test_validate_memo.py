@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.app.cli.main import cli
+from runners.cache import runmemo
 from runners.cache.directory import cache_dir
 from runners.cache.runmemo import FILE
 
@@ -243,3 +244,23 @@ def test_another_target_or_format_is_its_own_entry(tmp_path: Path) -> None:
     assert text != json_
     assert run(root) == text
     assert run(root, "--format", "json") == json_
+
+
+def test_the_fingerprint_names_the_libraries_that_decide_a_finding() -> None:
+    names = {Path(v).name.removesuffix(".dist-info").rsplit("-", 1)[0].lower()
+             for v in runmemo._versions()}
+    assert {"pydantic", "pydantic_core", "sqlglot", "croniter", "pyyaml", "tzdata"} <= names
+
+
+def test_an_edit_to_the_engine_code_is_a_fresh_run(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = repository_copy(tmp_path / "repo")
+    code = tmp_path / "engine"
+    shutil.copytree(ROOT / "engine/validation", code)
+    monkeypatch.setattr(runmemo, "_PACKAGES", (code,))
+    run(root)
+    plant(root)
+    assert run(root)[0].startswith(PLANTED)
+    rules = code / "rules/report_rules.py"
+    rules.write_text(rules.read_text() + "\n# an edit\n")
+    assert not run(root)[0].startswith(PLANTED)
