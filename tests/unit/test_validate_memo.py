@@ -12,8 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from engine.app.cli.main import cli
+from engine.validation.output import RENDERERS
+from engine.validation.sqlmemo import SqlMemo
+from engine.validation.validate import validate
 from runners.cache import runmemo
 from runners.cache.directory import cache_dir
+from runners.cache.parallel import prefetch
 from runners.cache.runmemo import FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,3 +268,20 @@ def test_an_edit_to_the_engine_code_is_a_fresh_run(tmp_path: Path,
     rules = code / "rules/report_rules.py"
     rules.write_text(rules.read_text() + "\n# an edit\n")
     assert not run(root)[0].startswith(PLANTED)
+
+
+@pytest.mark.parametrize("make", [repository_copy, broken_copy],
+                         ids=["repository", "broken"])
+def test_analyses_over_two_processes_find_what_one_at_a_time_finds(
+        tmp_path: Path, make: Callable[[Path], Path]) -> None:
+    root = make(tmp_path)
+    one_at_a_time = validate(root, every_target=True)
+    memo = SqlMemo({}, "")
+    counted: list[int] = []
+    both = validate(root, every_target=True, memo=memo,
+                    prepare=lambda project: counted.append(prefetch(project, memo)))
+    assert counted[0] > 0, "the analyses must have been shared out for this test to tell"
+    for render in RENDERERS.values():
+        assert render(both, strict=True) == render(one_at_a_time, strict=True)
+    assert run(root, "--no-cache", "--format", "json") == (
+        RENDERERS["json"](one_at_a_time), 0 if one_at_a_time.passed() else 1)

@@ -170,13 +170,18 @@ def _validate(app: Invocation, fmt: str, strict: bool, *, use_cache: bool) -> tu
     """The rendered findings and exit code of a fresh validate; with `use_cache`, the SQL
     analyses memo is read and written too."""
     from engine.validation.output import RENDERERS
+    from engine.validation.sqlmemo import SqlMemo
     from engine.validation.validate import validate as run_validation
     from runners.cache.analyses import open_memo, save_memo
+    from runners.cache.parallel import prefetch
 
-    memo = open_memo(app.root) if use_cache else None
+    # Without the cache the memo lives for this run only: it carries the analyses computed
+    # over both cores to the rules.
+    memo = open_memo(app.root) if use_cache else SqlMemo({}, "")
     defs = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
-                          debug=app.debug, memo=memo)
-    if memo is not None:
+                          debug=app.debug, memo=memo,
+                          prepare=lambda project: prefetch(project, memo))
+    if use_cache:
         save_memo(app.root, memo)
     return RENDERERS[fmt](defs, strict=strict), 0 if defs.passed(strict=strict) else 1
 
