@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from typing import Any
 
 from engine.definitions.project import Project
@@ -43,7 +44,10 @@ def prefetch(project: Project, memo: SqlMemo) -> int:
     catalog = project.catalog
     todo = [(memo.key("analyze", text, catalog), text) for text in _texts(project)]
     todo = [(key, text) for key, text in todo if key not in memo.entries]
-    if len(todo) < _MIN_TEXTS or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    # A fork copies no other thread, only what it held: with threads (a test runner's
+    # servers, an embedding program) a lock held elsewhere could hang the child.
+    if len(todo) < _MIN_TEXTS or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2 \
+            or threading.active_count() > 1:
         return 0
     import engine.validation.sqlcheck  # noqa: F401  imported once, before the fork
 
