@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from engine.dbschema.pgnames import check_name
 from engine.definitions.glossary import TermCycle, TermSource, closure, expand
+from engine.definitions.journal import note_dir, note_file
 from engine.definitions.models.backup import BackupTier
 from engine.definitions.models.base import Identifier
 from engine.definitions.models.glossary import Term
@@ -187,10 +188,12 @@ def _one_per_misspelt_key(findings: list[Finding]) -> list[Finding]:
 
 def _yaml_files(root: Path, folder: str, findings: list[Finding]) -> Iterator[Path]:
     directory = root / folder
+    note_dir(directory)
     if not directory.is_dir():
         parts = Path(folder).parts
         for depth in range(1, len(parts) + 1):  # `definitions` itself may be the file
             where = "/".join(parts[:depth])
+            note_file(root / where)
             if os.path.lexists(root / where) and not (root / where).is_dir():
                 # a file, a FIFO, a dangling link or a symlink loop: never "0 reports, valid"
                 what = ("a symlink loop or a broken link" if (root / where).is_symlink()
@@ -214,6 +217,8 @@ def _outside(root: Path, path: Path) -> str | None:
     """Where `path` really leads when that is a regular file outside the project, else None:
     a definition (or a link committed as one) must not make validate read, and quote, any
     file on the host (~/.pgpass, /etc/shadow). Other kinds are refused when read."""
+    note_file(path)
+    note_file(root)
     try:
         if not path.is_file():
             return None
@@ -283,6 +288,7 @@ def _load_kind(root: Path, folder: str, kind: Any, findings: list[Finding],
 def settings_doc(root: Path, findings: list[Finding]) -> SourceDoc | None:
     """marketops.yaml as parsed, None when absent; problems go to findings."""
     path = root / SETTINGS_FILE
+    note_file(path)
     if not os.path.lexists(path):  # a broken link or a loop is reported, not taken as absent
         return None
     doc, problems_ = load_yaml(path, SETTINGS_FILE)

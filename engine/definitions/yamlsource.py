@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from engine.definitions.journal import note_file
 from engine.validation.findings import Finding, Location
 
 Path_ = tuple[str | int, ...]
@@ -234,6 +235,7 @@ def read_bounded(path: Path, limit: int) -> bytes:
 
     FIFOs, devices and sockets are refused before opening (reading them could block for good
     or never end); a symlink loop is named as one. Raises FileProblem."""
+    note_file(path)
     try:
         info = path.stat()
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,14 +42,17 @@ class ValidationResult:
 
 
 def validate(root: Path, *, target: str | None = None, how: str = "--target",
-             every_target: bool = False, debug: bool = False, memo: SqlMemo | None = None
-             ) -> ValidationResult:
+             every_target: bool = False, debug: bool = False, memo: SqlMemo | None = None,
+             prepare: Callable[[Project], object] | None = None) -> ValidationResult:
     """Load `root` with the settings of `target` (else the default one) and run every rule.
     With `every_target` the findings are those of the file's own settings plus, named after
     it, what each target adds. With a memo, SQL analysed before (same text, same catalog,
-    same checker) is not analysed again. Problems are findings, never exceptions."""
+    same checker) is not analysed again; `prepare` gets the loaded project before the rules
+    run (to fill the memo faster). Problems are findings, never exceptions."""
     project, loaded = load_project(root, target, how)
     project.sql_memo = memo
+    if prepare is not None:
+        prepare(project)
     checked = _run_rules(project, debug)
     findings = loaded + checked
     read: list[Finding] = []

@@ -11,12 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.app import clock
-from engine.app.cli.backup import register
-from engine.app.cli.check import check
-from engine.app.cli.diff import diff as diff_command
-from engine.app.cli.preview import register as register_preview
-from engine.app.cli.roles import register as register_roles
-from engine.app.cli.suspend import resume, suspend
 from engine.app.cli.types import INSTANT, complete_job, complete_target
 from engine.errors import MarketopsError, UsageError
 
@@ -29,7 +23,42 @@ _DSN_OPTION = click.option(
 
 
 class _Group(click.Group):
-    """Renders marketops errors once, as one red line, unless --debug asks for the traceback."""
+    """Renders marketops errors once, as one red line, unless --debug asks for the traceback.
+
+    The commands of the other cli modules are added the first time one is looked up (or
+    all are listed): validate, run before every commit, does not import them."""
+
+    _complete = False
+
+    def _add_the_others(self) -> None:
+        if self._complete:
+            return
+        self._complete = True
+        from engine.app.cli.backup import register
+        from engine.app.cli.check import check
+        from engine.app.cli.diff import diff as diff_command
+        from engine.app.cli.preview import register as register_preview
+        from engine.app.cli.roles import register as register_roles
+        from engine.app.cli.suspend import resume, suspend
+
+        register(self)
+        register_roles(self)
+        self.add_command(suspend)
+        self.add_command(resume)
+        self.add_command(check)
+        self.add_command(diff_command)
+        register_preview(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not self._complete:
+            self._add_the_others()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_the_others()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         from engine.masking import mask
@@ -114,17 +143,47 @@ def validate(app: Invocation, fmt: str, strict: bool, no_cache: bool) -> None:
     Example:
       marketops validate --format github
     """
+    if no_cache:
+        output, code = _validate(app, fmt, strict, use_cache=False)
+    else:
+        # Looked up before the loader is imported: an unchanged repository is answered
+        # without pydantic, sqlglot or the definition models.
+        from runners.cache.runmemo import remember, replay, run_key, tool_fingerprint
+
+        key = run_key({"root": str(app.root), "target": app.target, "how": app.target_from,
+                       "format": fmt, "strict": strict, "debug": app.debug},
+                      tool_fingerprint())
+        saved = replay(app.root, key)
+        if saved is not None:
+            output, code = saved
+        else:
+            from engine.definitions.journal import recording
+
+            with recording() as journal:
+                output, code = _validate(app, fmt, strict, use_cache=True)
+            remember(app.root, key, dict(journal.entries), output, code)
+    click.echo(output, nl=False)
+    sys.exit(code)
+
+
+def _validate(app: Invocation, fmt: str, strict: bool, *, use_cache: bool) -> tuple[str, int]:
+    """The rendered findings and exit code of a fresh validate; with `use_cache`, the SQL
+    analyses memo is read and written too."""
     from engine.validation.output import RENDERERS
+    from engine.validation.sqlmemo import SqlMemo
     from engine.validation.validate import validate as run_validation
     from runners.cache.analyses import open_memo, save_memo
+    from runners.cache.parallel import prefetch
 
-    memo = None if no_cache else open_memo(app.root)
+    # Without the cache the memo lives for this run only: it carries the analyses computed
+    # over both cores to the rules.
+    memo = open_memo(app.root) if use_cache else SqlMemo({}, "")
     defs = run_validation(app.root, target=app.target, how=app.target_from, every_target=True,
-                            debug=app.debug, memo=memo)
-    if memo is not None:
+                          debug=app.debug, memo=memo,
+                          prepare=lambda project: prefetch(project, memo))
+    if use_cache:
         save_memo(app.root, memo)
-    click.echo(RENDERERS[fmt](defs, strict=strict), nl=False)
-    sys.exit(0 if defs.passed(strict=strict) else 1)
+    return RENDERERS[fmt](defs, strict=strict), 0 if defs.passed(strict=strict) else 1
 
 
 @cli.command()
@@ -751,11 +810,3 @@ def main() -> None:
     """Console-script entry point."""
     cli(prog_name="marketops")
 
-
-register(cli)
-register_roles(cli)
-cli.add_command(suspend)
-cli.add_command(resume)
-cli.add_command(check)
-cli.add_command(diff_command)
-register_preview(cli)
