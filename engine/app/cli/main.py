@@ -808,5 +808,14 @@ def demo(app: App, scale: float, seed: int, port: int | None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="marketops")
+    import gc
+
+    try:
+        cli(prog_name="marketops")
+    finally:
+        # The command is done (its App closed, files written, ledger committed): objects
+        # are still freed by reference counting and atexit still runs, but the shutdown's
+        # collections no longer walk every object the imports built (about 0.2 s a run).
+        gc.collect()
+        gc.freeze()
 
