@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from engine.app.cli.main import cli
 from engine.validation.output import RENDERERS
 from engine.validation.sqlmemo import SqlMemo
 from engine.validation.validate import validate
-from runners.cache import runmemo
+from runners.cache import parallel, runmemo
 from runners.cache.directory import cache_dir
 from runners.cache.parallel import prefetch
 from runners.cache.runmemo import FILE
@@ -273,7 +274,10 @@ def test_an_edit_to_the_engine_code_is_a_fresh_run(tmp_path: Path,
 @pytest.mark.parametrize("make", [repository_copy, broken_copy],
                          ids=["repository", "broken"])
 def test_analyses_over_two_processes_find_what_one_at_a_time_finds(
-        tmp_path: Path, make: Callable[[Path], Path]) -> None:
+        tmp_path: Path, make: Callable[[Path], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Threads left by earlier tests in the same run would make prefetch (rightly) not fork;
+    # this test is about what a fork finds, so it sees this process as single-threaded.
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
     root = make(tmp_path)
     one_at_a_time = validate(root, every_target=True)
     memo = SqlMemo({}, "")
@@ -285,3 +289,21 @@ def test_analyses_over_two_processes_find_what_one_at_a_time_finds(
         assert render(both, strict=True) == render(one_at_a_time, strict=True)
     assert run(root, "--no-cache", "--format", "json") == (
         RENDERERS["json"](one_at_a_time), 0 if one_at_a_time.passed() else 1)
+
+
+def test_no_fork_while_another_thread_runs(tmp_path: Path) -> None:
+    root = repository_copy(tmp_path)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        memo = SqlMemo({}, "")
+        counted: list[int] = []
+        found = validate(root, every_target=True, memo=memo,
+                         prepare=lambda project: counted.append(prefetch(project, memo)))
+    finally:
+        stop.set()
+        other.join()
+    assert counted == [0]
+    assert memo.misses > 0, "the rules computed every analysis in this process instead"
+    assert RENDERERS["json"](found) == RENDERERS["json"](validate(root, every_target=True))
