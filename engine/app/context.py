@@ -14,18 +14,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.dbschema.schemadiff import apply_statements
 from engine.definitions.loader import load_project
 from engine.definitions.models.base import env_reference
 from engine.definitions.models.settings import Smtp
 from engine.errors import DefinitionError, UsageError
 from engine.masking import remember
 from engine.runs.ledger import Ledger
-from engine.runs.status import job_status, local
 from engine.scheduling.jobs import Job, jobs
 from engine.validation.validate import ValidationResult, validate
-from runners.delivery.send import SmtpServer
-from runners.demo.data import generate
 from runners.postgres.connection import Pool, connect, ensure_database, execute_script
 from runners.postgres.embedded import (
     EmbeddedServer,
@@ -36,15 +32,17 @@ from runners.postgres.embedded import (
     remembered_port,
     running_port,
 )
-from runners.postgres.introspect import pull
 from runners.postgres.toolset import Toolset, discover
 from runners.service.gitinfo import head_commit
 from runners.service.progress import note
 from runners.storage.stores import Store, StoreSpec
 
+# What only some commands use is imported where it is used: `run`, `wal-push` and the
+# service's start pay for what they need, not for every command's libraries.
 if TYPE_CHECKING:
     from engine.backups.freshness import Freshness
     from engine.runs.status import JobStatus
+    from runners.delivery.send import SmtpServer
 
 def resolve_env(value: str, what: str) -> str:
     """`${VAR}` -> the variable's value; a clear error naming the variable when unset."""
@@ -59,6 +57,8 @@ def resolve_env(value: str, what: str) -> str:
 
 def smtp_server(smtp: Smtp) -> SmtpServer:
     """The SMTP server of the settings, its password resolved from the environment."""
+    from runners.delivery.send import SmtpServer
+
     return SmtpServer(smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.username,
                       resolve_env(smtp.password, "smtp.password") if smtp.password else None)
 
@@ -162,6 +162,9 @@ class DemoDataSummary:
 
 def apply_schema(defs: ValidationResult, dsn: str) -> int:
     """Create whatever the declared schema lacks in `dsn`; the number of statements run."""
+    from engine.dbschema.schemadiff import apply_statements
+    from runners.postgres.introspect import pull
+
     declared = {name: s.model for name, s in defs.project.schemas.items()}
     with connect(dsn) as conn:
         live = pull(conn, list(declared)).schemas
@@ -174,6 +177,8 @@ def apply_schema(defs: ValidationResult, dsn: str) -> int:
 def demo_data(root: Path, dsn_override: str | None, *, scale: float, seed: int,
               until: date | None) -> DemoDataSummary:
     """Apply the schema where needed, then replace every declared table's rows."""
+    from runners.demo.data import generate
+
     defs = valid_definitions(root)
     target = primary_target(root, defs, dsn_override)
     applied = apply_schema(defs, target.dsn)
@@ -316,6 +321,8 @@ def current(definitions: ValidationResult | LiveDefinitions) -> ValidationResult
 def statuses(defs: ValidationResult, ledger: Ledger, supports: Callable[[Job], bool],
              now: datetime, fresh: dict[str, Freshness] | None = None) -> list[JobStatus]:
     """The status of every job of the project (with backup freshness when given)."""
+    from engine.runs.status import job_status, local
+
     latest = ledger.latest_by_job()
     success = ledger.last_success()
     fresh = fresh or {}

@@ -6,19 +6,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from engine import logger
 from engine.app.context import LiveDefinitions, current, database_dsn, worker_name
 from engine.app.reporting import ReportDelivery, report_request
-from engine.app.tiers.audit import AuditHandler
-from engine.app.tiers.backup import clear_staging
-from engine.app.tiers.drill import DrillHandler
 from engine.app.tiers.handler import TierHandler
-from engine.app.tiers.logical import LogicalHandler
-from engine.app.tiers.physical import PhysicalHandler
-from engine.app.tiers.wal import WalHandler
 from engine.definitions.models.backup import BackupTier
 from engine.runs.execution import Outcome, execute_run
 from engine.runs.ledger import Ledger, Run, RunningRow
@@ -33,19 +28,34 @@ log = logger("marketops.reports")
 
 def handler_for(tier: BackupTier) -> TierHandler[Any]:
     """The handler of the tier's kind."""
-    return HANDLERS[tier.kind]
+    return _handler(tier.kind)
 
 
-_LOGICAL = LogicalHandler()
-# One handler per tier kind (barman's executor per backup method, chosen once).
-HANDLERS: dict[str, TierHandler[Any]] = {
-    "logical_full": _LOGICAL,
-    "logical_schemas": _LOGICAL,
-    "physical_base": PhysicalHandler(),
-    "wal_archive": WalHandler(),
-    "audit_vault": AuditHandler(),
-    "restore_drill": DrillHandler(handler_for),
-}
+@cache
+def _handler(kind: str) -> TierHandler[Any]:
+    # One handler per tier kind (barman's executor per backup method, chosen once), each
+    # imported when a job of its kind first needs it: a report run loads none of them.
+    if kind in ("logical_full", "logical_schemas"):
+        from engine.app.tiers.logical import LogicalHandler
+
+        return LogicalHandler()
+    if kind == "physical_base":
+        from engine.app.tiers.physical import PhysicalHandler
+
+        return PhysicalHandler()
+    if kind == "wal_archive":
+        from engine.app.tiers.wal import WalHandler
+
+        return WalHandler()
+    if kind == "audit_vault":
+        from engine.app.tiers.audit import AuditHandler
+
+        return AuditHandler()
+    if kind == "restore_drill":
+        from engine.app.tiers.drill import DrillHandler
+
+        return DrillHandler(handler_for)
+    raise KeyError(kind)
 
 
 def run_slot(ledger: Ledger, executor: JobDispatcher, job: Job, slot: datetime,
@@ -141,6 +151,8 @@ def run_backup(root: Path, defs: ValidationResult, job: Job, primary_dsn: str,
     the staging leftovers of dead runs."""
     tier = job.tier
     assert tier is not None
+    from engine.app.tiers.backup import clear_staging
+
     clear_staging(root, ledger)
     return handler_for(tier).run(root, defs, job, tier, primary_dsn, run_id=run_id,
                                  ledger=ledger, keep_on_failure=keep_on_failure)

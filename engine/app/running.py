@@ -10,7 +10,6 @@ from typing import Protocol
 
 from engine.app import clock
 from engine.app.context import App, latest_slot
-from engine.app.demo import demo_mailbox, into_mailbox
 from engine.app.executor import JobDispatcher, run_slot
 from engine.definitions.models.base import format_duration
 from engine.errors import UsageError
@@ -81,6 +80,8 @@ def _run_one(app: App, job: Job, at: datetime, ledger: Ledger, dsn: str | None, 
              echo: Echo, *, keep_on_failure: bool = False) -> bool:
     """One job's slot at or before `at`, said as it ended; True when it succeeded."""
 
+
+    from engine.app.demo import demo_mailbox, into_mailbox
 
     defs = app.defs
     slot = latest_slot(job, at)
