@@ -285,6 +285,7 @@ def test_analyses_over_two_processes_find_what_one_at_a_time_finds(
     both = validate(root, every_target=True, memo=memo,
                     prepare=lambda project: counted.append(prefetch(project, memo)))
     assert counted[0] > 0, "the analyses must have been shared out for this test to tell"
+    assert memo.misses == counted[0], "the rules had to compute some SQL the fork left out"
     for render in RENDERERS.values():
         assert render(both, strict=True) == render(one_at_a_time, strict=True)
     assert run(root, "--no-cache", "--format", "json") == (
